@@ -1,0 +1,124 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/sendguard/sendguard/validator"
+)
+
+var (
+	// ErrNotFound is returned by the Get methods that name a single optional record
+	// (GetLink, GetPolicy) when it does not exist.
+	ErrNotFound = errors.New("storage: not found")
+	// ErrDuplicate is returned by UpdateContact when its dedup key was already
+	// recorded: the event was applied before and nothing was changed.
+	ErrDuplicate = errors.New("storage: duplicate event")
+	// ErrUnavailable wraps every failure of the underlying engine (disk full, I/O
+	// error, closed store). The server maps it to codes.Unavailable.
+	ErrUnavailable = errors.New("storage: unavailable")
+	// ErrConflict is returned when an atomic update kept conflicting with concurrent
+	// writers after bounded retries. The server maps it to codes.Aborted.
+	ErrConflict = errors.New("storage: conflict after retries")
+)
+
+// DedupTTL is how long UpdateContact remembers a dedup key (Meta retries webhooks for
+// 7 days; DESIGN.md asks for at least 8).
+const DedupTTL = 8 * 24 * time.Hour
+
+// UserIDPrefix starts a ContactKey.ID that is a business-scoped user ID rather than a
+// number (a user whose number is not known).
+const UserIDPrefix = "u:"
+
+// ContactKey names one recipient of one business.
+type ContactKey struct {
+	Business string
+	// ID is the canonical E.164 number ("+5511987654321"), or UserIDPrefix + BSUID when
+	// no number is known for the user.
+	ID string
+}
+
+// Number returns the E.164 number of the key, or "" when the key is a BSUID.
+func (k ContactKey) Number() string {
+	if strings.HasPrefix(k.ID, UserIDPrefix) {
+		return ""
+	}
+	return k.ID
+}
+
+// Contact is the stored state of one recipient of one business.
+type Contact struct {
+	// Rel is the business's relationship with the recipient; zero when RelFound is false.
+	Rel      validator.Relationship
+	RelFound bool
+	// Facts are the number-wide facts shared by every business; zero when FactsFound
+	// is false, and always zero for a key that is not a number.
+	Facts      validator.NumberFacts
+	FactsFound bool
+}
+
+// Write tells UpdateContact what to write back. A TTL of zero means the record never
+// expires (opt-outs, consent); the caller computes TTLs from the state and policy.
+type Write struct {
+	Rel      bool
+	RelTTL   time.Duration
+	Facts    bool
+	FactsTTL time.Duration
+}
+
+// Store keeps sendguard's state. Every method is safe for concurrent use. Errors from
+// the engine wrap ErrUnavailable.
+type Store interface {
+	// GetContact reads one recipient with at most two point reads (relationship and
+	// number-wide facts). Missing records are returned as zero values with the Found
+	// flags false, not as an error.
+	GetContact(ctx context.Context, k ContactKey) (Contact, error)
+
+	// UpdateContact reads the recipient, calls fn and writes back what fn asks for,
+	// atomically per number: no concurrent UpdateContact on the same number (for any
+	// business) interleaves with it, so a check-and-reserve never loses an update.
+	// fn may be called more than once (on a retried conflict) and must not keep
+	// pointers into c. If dedupKey is not empty and was recorded before (within
+	// DedupTTL), UpdateContact returns ErrDuplicate without calling fn; otherwise the
+	// key is recorded in the same atomic write as fn's changes. An error from fn
+	// aborts the update (nothing is written, the dedup key is not recorded) and is
+	// returned as is.
+	UpdateContact(ctx context.Context, k ContactKey, dedupKey string, fn func(c *Contact) (Write, error)) error
+
+	// DeleteContact removes the business's relationship with the recipient, and the
+	// number-wide facts too when no other business holds a relationship for that
+	// number. It reports whether anything existed.
+	DeleteContact(ctx context.Context, k ContactKey) (bool, error)
+
+	// GetLink returns the number linked to a business-scoped user ID for a business,
+	// or ErrNotFound.
+	GetLink(ctx context.Context, business, userID string) (string, error)
+	// SetLink links a business-scoped user ID to a number for a business (no expiry).
+	SetLink(ctx context.Context, business, userID, number string) error
+	// DeleteLink removes a link; removing a missing link is not an error.
+	DeleteLink(ctx context.Context, business, userID string) error
+
+	// PutSuppression records a keyed hash of a forgotten, opted-out recipient (no
+	// expiry); HasSuppression tells whether one is recorded; DeleteSuppression
+	// removes it (missing is not an error).
+	PutSuppression(ctx context.Context, business, hash string) error
+	HasSuppression(ctx context.Context, business, hash string) (bool, error)
+	DeleteSuppression(ctx context.Context, business, hash string) error
+
+	// GetBusiness returns a business's business-level state (templates, messaging
+	// limit counters); the zero value when none is stored.
+	GetBusiness(ctx context.Context, business string) (validator.Business, error)
+	// UpdateBusiness atomically reads, changes (fn) and writes a business's state.
+	UpdateBusiness(ctx context.Context, business string, fn func(b *validator.Business) error) error
+
+	// GetPolicy returns a business's stored policy overrides (an encoded
+	// sendguard.v1.Policy), or ErrNotFound. PutPolicy stores them (no expiry).
+	GetPolicy(ctx context.Context, business string) ([]byte, error)
+	PutPolicy(ctx context.Context, business string, policy []byte) error
+
+	// Close stops background work and closes the store; later calls return
+	// ErrUnavailable.
+	Close() error
+}

@@ -1,0 +1,85 @@
+package validator
+
+import (
+	"time"
+
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+)
+
+// Cap allows at most Count marketing sends in any window of length Window.
+type Cap struct {
+	Count  int
+	Window time.Duration
+}
+
+// QuietHours is a daily period in the recipient's local time, as minutes after local
+// midnight. End before Start wraps past midnight.
+type QuietHours struct {
+	Start, End int
+}
+
+// Policy is one business's effective policy: the deployment defaults with the
+// business's overrides applied. A zero duration or count turns its rule off.
+type Policy struct {
+	FrequencyCaps        []Cap
+	EcosystemCooldown    time.Duration
+	EcosystemCooldownMax time.Duration
+	ExperimentTTL        time.Duration
+	ServiceWindow        time.Duration
+	UndeliverableBackoff []time.Duration
+	PairInterval         time.Duration
+	PairBurst            int
+	OptOutKeywords       []string
+	OptInKeywords        []string
+	QuietHours           *QuietHours // nil = off
+	TemplateRepeatWindow time.Duration
+	MessagingLimit       int // unique users reached outside the window per rolling 24 h; 0 = off
+	BlockedRegions       []string
+	RequireOptIn         bool
+	ShareNumberSignals   bool
+	Shadow               bool        // the whole business in shadow mode
+	ShadowRules          []sgv1.Rule // rules in shadow mode
+}
+
+const (
+	day  = 24 * time.Hour
+	week = 7 * day
+)
+
+// Defaults returns DESIGN.md's defaults.
+func Defaults() Policy {
+	return Policy{
+		FrequencyCaps:        []Cap{{Count: 1, Window: day}, {Count: 3, Window: week}},
+		EcosystemCooldown:    day,
+		EcosystemCooldownMax: week,
+		ExperimentTTL:        30 * day,
+		ServiceWindow:        day,
+		UndeliverableBackoff: []time.Duration{day, 72 * time.Hour, week},
+		PairInterval:         6 * time.Second,
+		PairBurst:            45,
+		OptOutKeywords: []string{
+			"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT",
+			"BAJA", "DETENER", "PARAR", "SALIR", "DESUSCRIBIR",
+			"SAIR", "CANCELAR", "REMOVER", "DESCADASTRAR",
+		},
+		OptInKeywords:      []string{"START", "UNSTOP", "ALTA", "INICIAR", "VOLVER", "VOLTAR"},
+		BlockedRegions:     []string{"US"},
+		ShareNumberSignals: true,
+	}
+}
+
+// Shadowed reports whether rule r is in shadow mode. RULE_OPTED_OUT never is.
+func (p *Policy) Shadowed(r sgv1.Rule) bool {
+	if r == sgv1.Rule_RULE_OPTED_OUT {
+		return false
+	}
+	if p.Shadow {
+		return true
+	}
+	for _, s := range p.ShadowRules {
+		if s == r {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,124 @@
+package validator
+
+import (
+	"time"
+
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+)
+
+// All times are UTC; the zero time means "never".
+
+// MaxSends bounds Relationship.Sends: only as many sends as the policy windows need
+// are kept, and never more than this.
+const MaxSends = 64
+
+// MaxEvents bounds Relationship.Events (the recent history shown by GetContact).
+const MaxEvents = 20
+
+// Send is one send to a recipient recorded by a reservation or a SENT report.
+type Send struct {
+	At         time.Time
+	Ref        string // the client's message_ref, "" if none
+	MessageID  string // Meta's wamid, once a report binds it
+	Category   sgv1.Category
+	Template   string
+	CampaignID string
+	// Failed is set by a FAILED report for this send: it no longer counts toward the
+	// business's own frequency caps (it still counted for pair rate: Meta saw it).
+	Failed bool
+	// Reached is set when this send reached the user outside the service window
+	// (counts toward the messaging limit).
+	Reached bool
+}
+
+// Event is one entry of a recipient's recent history, for humans (GetContact).
+type Event struct {
+	At   time.Time
+	Text string
+}
+
+// NumberFacts are the facts about a number that Meta holds across all businesses
+// (ECOSYSTEM_LIMIT, EXPERIMENT, UNDELIVERABLE). With share_number_signals they are
+// stored once per number; without it, per relationship (Relationship.Local).
+type NumberFacts struct {
+	// EcoAt is the time of the 131049 that started or last escalated the cooldown;
+	// EcoStreak counts consecutive escalations (0 = no cooldown). The cooldown is
+	// policy.EcosystemCooldown * 2^(EcoStreak-1), capped at EcosystemCooldownMax.
+	EcoAt     time.Time
+	EcoStreak int
+	// ExperimentAt is the last 130472; the flag lasts policy.ExperimentTTL.
+	ExperimentAt time.Time
+	// UndeliverableAt is the 131026 that started or last escalated the backoff;
+	// UndeliverableStreak counts consecutive escalations (0 = none). The backoff is
+	// policy.UndeliverableBackoff[min(streak, len)-1].
+	UndeliverableAt     time.Time
+	UndeliverableStreak int
+	// LastDeliveredAt is the latest delivered/read/played status of any message;
+	// LastMarketingDeliveredAt the latest of a marketing message.
+	LastDeliveredAt          time.Time
+	LastMarketingDeliveredAt time.Time
+	// WaID is the spelling Meta used for the number (recipient_id, wa_id, from) when
+	// it differs from the canonical E.164 digits.
+	WaID string
+}
+
+// Relationship is what one business knows about one recipient.
+type Relationship struct {
+	// Meta's opt-out record: 131050 or a user_preferences stop at MetaStopAt; lifted by
+	// a user_preferences resume or a delivered marketing message at MetaResumeAt.
+	// In force when MetaStopAt is after MetaResumeAt.
+	MetaStopAt   time.Time
+	MetaResumeAt time.Time
+	// The business's own opt-out (STOP keyword, SetOptOut(true)) and opt-in (START
+	// keyword, SetOptOut(false)). The opt-out is in force when OwnStopAt is after
+	// OwnStartAt; consent is recorded when OwnStartAt is after OwnStopAt.
+	OwnStopAt      time.Time
+	OwnStopReason  string
+	OwnStartAt     time.Time
+	OwnStartReason string
+	// The customer service window: opened by the last inbound message or call;
+	// closed early by a 131047 at WindowClosedAt (after LastInboundAt).
+	LastInboundAt  time.Time
+	WindowClosedAt time.Time
+	// Sends are the recent sends, oldest first, at most MaxSends.
+	Sends []Send
+	// Pair rate (GCRA): PairTAT is the theoretical arrival time of the next send.
+	PairTAT time.Time
+	// Pair rate after 131056: PairStreak consecutive 131056s, the last at PairLimitedAt;
+	// blocked until PairLimitedAt + 4^PairStreak seconds. Reset by a delivery.
+	PairStreak    int
+	PairLimitedAt time.Time
+	// UserID is the business-scoped user ID linked to this number; WaID the learned
+	// WhatsApp-ID spelling (also kept in NumberFacts when shared).
+	UserID string
+	WaID   string
+	// Local holds the number-wide facts when the business does not share them.
+	Local NumberFacts
+	// Events are the recent events, oldest first, at most MaxEvents.
+	Events []Event
+}
+
+// TemplateState is one template of one business.
+type TemplateState struct {
+	// PausedAt is the last 132015; Pauses counts them (the pause lasts 3 h the first
+	// time, 6 h after). DisabledAt is the last 132016. OKAt is the latest SENT or
+	// DELIVERED report of the template: it lifts a disable that came before it.
+	PausedAt   time.Time
+	Pauses     int
+	DisabledAt time.Time
+	OKAt       time.Time
+}
+
+// ReachBucket counts users first reached (outside the window) in one minute.
+type ReachBucket struct {
+	Minute int64 // Unix minutes
+	Count  int
+}
+
+// Business is the business-level state that rules read.
+type Business struct {
+	Templates map[string]TemplateState
+	// Reached counts, per minute, the unique users reached outside the service window
+	// in the last 24 h (the messaging limit); oldest first, trimmed to 24 h.
+	Reached []ReachBucket
+}
