@@ -1,0 +1,244 @@
+package badger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/sendguard/sendguard/storage"
+	"github.com/sendguard/sendguard/storage/codec"
+)
+
+// GetContact implements storage.Store: one read transaction, two point reads (one
+// for a BSUID key).
+func (s *Store) GetContact(ctx context.Context, k storage.ContactKey) (storage.Contact, error) {
+	rk, fk := contactKeys(k)
+	var c storage.Contact
+	err := s.read(ctx, "get contact", func(txn *badger.Txn) error {
+		var err error
+		c, err = readContact(txn, rk, fk)
+		return err
+	})
+	if err != nil {
+		return storage.Contact{}, err
+	}
+	return c, nil
+}
+
+// UpdateContact implements storage.Store. Updates of one number are serialised by
+// an in-process stripe lock taken before the transaction, so they do not conflict
+// in Badger; a conflict that still happens (a dedup key shared by two numbers'
+// events) is retried up to maxAttempts times, calling fn again, and then reported
+// as storage.ErrConflict. If ctx ends while waiting for the lock or between
+// attempts, ctx.Err() is returned.
+//
+// A negative TTL in w means the record has already expired: it is deleted. fn runs
+// while the number's stripe lock is held, so it must not call UpdateContact or
+// DeleteContact (any number may share the stripe).
+func (s *Store) UpdateContact(ctx context.Context, k storage.ContactKey, dedup string, fn func(c *storage.Contact) (storage.Write, error)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.inflight.Done()
+	lk, err := s.contacts.lock(ctx, s.seed, k.ID)
+	if err != nil {
+		return err
+	}
+	defer unlock(lk)
+
+	rk, fk := contactKeys(k)
+	var dk []byte
+	if dedup != "" {
+		dk = dedupKey(k.Business, dedup)
+	}
+	return s.update(ctx, "update contact", func(txn *badger.Txn) error {
+		if dk != nil {
+			seen, err := exists(txn, dk)
+			if err != nil {
+				return err
+			}
+			if seen {
+				return storage.ErrDuplicate
+			}
+		}
+		c, err := readContact(txn, rk, fk)
+		if err != nil {
+			return err
+		}
+		w, err := fn(&c)
+		if err != nil {
+			return err // as is: the caller's own error
+		}
+		if w.Rel {
+			if err := put(txn, rk, codec.AppendRelationship(nil, &c.Rel), w.RelTTL); err != nil {
+				return err
+			}
+		}
+		if w.Facts && fk != nil { // a BSUID key has no number-wide facts
+			if err := put(txn, fk, codec.AppendNumberFacts(nil, &c.Facts), w.FactsTTL); err != nil {
+				return err
+			}
+		}
+		if dk != nil {
+			return put(txn, dk, nil, storage.DedupTTL)
+		}
+		return nil
+	})
+}
+
+// DeleteContact implements storage.Store in one transaction: it deletes the
+// relationship, then scans the number's relationship prefix (keys only) and
+// deletes the facts if no other business remains. It reports true when it
+// deleted either.
+func (s *Store) DeleteContact(ctx context.Context, k storage.ContactKey) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if err := s.enter(); err != nil {
+		return false, err
+	}
+	defer s.inflight.Done()
+	lk, err := s.contacts.lock(ctx, s.seed, k.ID)
+	if err != nil {
+		return false, err
+	}
+	defer unlock(lk)
+
+	rk, fk := contactKeys(k)
+	var found bool
+	err = s.update(ctx, "delete contact", func(txn *badger.Txn) error {
+		found = false
+		ok, err := deleteIfExists(txn, rk)
+		if err != nil || fk == nil {
+			found = ok
+			return err
+		}
+		others, err := hasOtherRel(txn, relPrefix(k.ID), rk)
+		if err != nil || others {
+			found = ok
+			return err
+		}
+		factsFound, err := deleteIfExists(txn, fk)
+		found = ok || factsFound
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	return found, nil
+}
+
+// contactKeys returns the relationship and facts keys of k; the facts key is nil
+// for a BSUID key.
+func contactKeys(k storage.ContactKey) (rel, facts []byte) {
+	rel = relKey(k.ID, k.Business)
+	if n := k.Number(); n != "" {
+		facts = factsKey(n)
+	}
+	return rel, facts
+}
+
+func readContact(txn *badger.Txn, rk, fk []byte) (storage.Contact, error) {
+	var c storage.Contact
+	var err error
+	c.RelFound, err = get(txn, rk, "relationship", func(v []byte) error {
+		return codec.DecodeRelationship(v, &c.Rel)
+	})
+	if err != nil || fk == nil {
+		return c, err
+	}
+	c.FactsFound, err = get(txn, fk, "number facts", func(v []byte) error {
+		return codec.DecodeNumberFacts(v, &c.Facts)
+	})
+	return c, err
+}
+
+// hasOtherRel tells whether a key other than self starts with prefix.
+func hasOtherRel(txn *badger.Txn, prefix, self []byte) (bool, error) {
+	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	opts.Prefix = prefix
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+		if string(it.Item().Key()) != string(self) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// get reads key and passes its value to decode. A missing key is (false, nil).
+// Engine errors wrap storage.ErrUnavailable; a value that does not decode is
+// reported as corrupt data (what names the record; keys hold phone numbers and
+// stay out of errors).
+func get(txn *badger.Txn, key []byte, what string, decode func(v []byte) error) (bool, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, unavailable("get "+what, err)
+	}
+	var decodeErr error
+	err = item.Value(func(v []byte) error {
+		decodeErr = decode(v)
+		return decodeErr
+	})
+	if decodeErr != nil {
+		return true, fmt.Errorf("storage/badger: corrupt %s record: %w", what, decodeErr)
+	}
+	if err != nil {
+		return true, unavailable("read "+what, err)
+	}
+	return true, nil
+}
+
+// exists tells whether key is present (unexpired).
+func exists(txn *badger.Txn, key []byte) (bool, error) {
+	_, err := txn.Get(key)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return false, nil
+	default:
+		return false, unavailable("get", err)
+	}
+}
+
+func deleteIfExists(txn *badger.Txn, key []byte) (bool, error) {
+	ok, err := exists(txn, key)
+	if err != nil || !ok {
+		return false, err
+	}
+	if err := txn.Delete(key); err != nil {
+		return false, unavailable("delete", err)
+	}
+	return true, nil
+}
+
+// put writes key with a TTL: 0 means no expiry, a negative TTL deletes the key (it
+// has expired already). Badger keeps expiry in whole Unix seconds; the TTL is
+// rounded up so that a record never expires before its TTL has passed.
+func put(txn *badger.Txn, key, value []byte, ttl time.Duration) error {
+	var err error
+	switch {
+	case ttl < 0:
+		err = txn.Delete(key)
+	case ttl == 0:
+		err = txn.Set(key, value)
+	default:
+		err = txn.SetEntry(badger.NewEntry(key, value).WithTTL(ttl + time.Second - time.Nanosecond))
+	}
+	if err != nil {
+		return unavailable("write", err)
+	}
+	return nil
+}

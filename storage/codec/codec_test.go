@@ -1,0 +1,350 @@
+package codec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"testing"
+	"time"
+
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+	"github.com/sendguard/sendguard/validator"
+)
+
+// at builds a time the way the decoder does (UTC, no monotonic reading), so that
+// reflect.DeepEqual compares round-tripped values equal.
+func at(sec int64) time.Time { return time.Unix(sec, 123_456_789).UTC() }
+
+const base = 1_780_000_000 // 2026-05-28
+
+func fullFacts() validator.NumberFacts {
+	return validator.NumberFacts{
+		EcoAt:                    at(base + 1),
+		EcoStreak:                3,
+		ExperimentAt:             at(base + 2),
+		UndeliverableAt:          at(base + 3),
+		UndeliverableStreak:      -2, // not meaningful, but the codec must keep it
+		LastDeliveredAt:          at(base + 4),
+		LastMarketingDeliveredAt: at(base + 5),
+		WaID:                     "5215512345678",
+	}
+}
+
+// typicalRelationship is a marketing recipient with a few weeks of history.
+func typicalRelationship(sends int) validator.Relationship {
+	r := validator.Relationship{
+		MetaStopAt:     at(base - 900),
+		MetaResumeAt:   at(base - 800),
+		OwnStopAt:      at(base - 700),
+		OwnStopReason:  "STOP keyword",
+		OwnStartAt:     at(base - 600),
+		OwnStartReason: "SetOptOut(false): signed up on the web form",
+		LastInboundAt:  at(base - 500),
+		WindowClosedAt: at(base - 400),
+		PairTAT:        at(base + 6),
+		PairStreak:     2,
+		PairLimitedAt:  at(base - 300),
+		UserID:         "BR.1502576394655843",
+		WaID:           "5215512345678",
+		Local:          fullFacts(),
+	}
+	for i := range sends {
+		r.Sends = append(r.Sends, validator.Send{
+			At:         at(base + int64(i)*3600),
+			Ref:        fmt.Sprintf("ref-%08d", i),
+			MessageID:  fmt.Sprintf("wamid.HBgNNTUxMTk4NzY1NDMyMRUCABEYEjQ%04d", i),
+			Category:   sgv1.Category_CATEGORY_MARKETING,
+			Template:   "spring_sale_v2",
+			CampaignID: "cmp-2026-05",
+			Failed:     i%3 == 1,
+			Reached:    i%2 == 0,
+		})
+	}
+	for i := range 5 {
+		r.Events = append(r.Events, validator.Event{At: at(base + int64(i)), Text: "delivered spring_sale_v2"})
+	}
+	return r
+}
+
+func fullBusiness() validator.Business {
+	return validator.Business{
+		Templates: map[string]validator.TemplateState{
+			"spring_sale_v2": {PausedAt: at(base), Pauses: 1},
+			"otp":            {DisabledAt: at(base + 10), OKAt: at(base + 20)},
+			"welcome":        {},
+		},
+		Reached: []validator.ReachBucket{{Minute: base / 60, Count: 7}, {Minute: base/60 + 1, Count: 1}},
+	}
+}
+
+func TestRelationshipRoundTrip(t *testing.T) {
+	for name, r := range map[string]validator.Relationship{
+		"zero":    {},
+		"typical": typicalRelationship(10),
+		"full":    typicalRelationship(validator.MaxSends),
+		"unicode": {OwnStopReason: "¡Basta! 停止", Sends: []validator.Send{{Template: "ação"}}},
+		"negative times": {
+			MetaStopAt: time.Date(1900, 1, 1, 0, 0, 0, 1, time.UTC),
+			Sends:      []validator.Send{{At: at(-5), Category: sgv1.Category(math.MinInt32)}},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := AppendRelationship(nil, &r)
+			var got validator.Relationship
+			if err := DecodeRelationship(b, &got); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, r) {
+				t.Fatalf("round trip:\n got %+v\nwant %+v", got, r)
+			}
+		})
+	}
+}
+
+func TestDecodeReplacesEverything(t *testing.T) {
+	got := typicalRelationship(3)
+	if err := DecodeRelationship(AppendRelationship(nil, &validator.Relationship{}), &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, validator.Relationship{}) {
+		t.Fatalf("decoding the zero value left %+v", got)
+	}
+}
+
+func TestAppendKeepsPrefix(t *testing.T) {
+	r := typicalRelationship(2)
+	b := AppendRelationship([]byte("prefix"), &r)
+	if !bytes.HasPrefix(b, []byte("prefix")) {
+		t.Fatal("prefix overwritten")
+	}
+	var got validator.Relationship
+	if err := DecodeRelationship(b[len("prefix"):], &got); err != nil || !reflect.DeepEqual(got, r) {
+		t.Fatalf("decode after prefix: %v", err)
+	}
+}
+
+func TestNumberFactsRoundTrip(t *testing.T) {
+	for name, f := range map[string]validator.NumberFacts{"zero": {}, "full": fullFacts()} {
+		t.Run(name, func(t *testing.T) {
+			var got validator.NumberFacts
+			if err := DecodeNumberFacts(AppendNumberFacts(nil, &f), &got); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, f) {
+				t.Fatalf("round trip:\n got %+v\nwant %+v", got, f)
+			}
+		})
+	}
+}
+
+func TestBusinessRoundTrip(t *testing.T) {
+	for name, b := range map[string]validator.Business{"zero": {}, "full": fullBusiness()} {
+		t.Run(name, func(t *testing.T) {
+			var got validator.Business
+			if err := DecodeBusiness(AppendBusiness(nil, &b), &got); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, b) {
+				t.Fatalf("round trip:\n got %+v\nwant %+v", got, b)
+			}
+		})
+	}
+}
+
+func TestBusinessEncodingIsDeterministic(t *testing.T) {
+	b := fullBusiness()
+	first := AppendBusiness(nil, &b)
+	for range 20 { // map iteration order varies from run to run
+		if again := AppendBusiness(nil, &b); !bytes.Equal(again, first) {
+			t.Fatalf("two encodings of one value differ:\n%x\n%x", first, again)
+		}
+	}
+}
+
+func TestTimeEdges(t *testing.T) {
+	r := validator.Relationship{
+		MetaStopAt:   time.Unix(0, 0),                             // the epoch reads back as "never"
+		MetaResumeAt: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), // clamped
+		OwnStopAt:    time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC), // clamped
+		OwnStartAt:   time.Date(2026, 5, 1, 12, 0, 0, 5, time.FixedZone("BRT", -3*3600)),
+	}
+	var got validator.Relationship
+	if err := DecodeRelationship(AppendRelationship(nil, &r), &got); err != nil {
+		t.Fatal(err)
+	}
+	if !got.MetaStopAt.IsZero() {
+		t.Errorf("epoch decoded as %v, want the zero time", got.MetaStopAt)
+	}
+	if want := time.Unix(0, math.MaxInt64).UTC(); !got.MetaResumeAt.Equal(want) {
+		t.Errorf("year 9999 decoded as %v, want %v", got.MetaResumeAt, want)
+	}
+	if want := time.Unix(0, math.MinInt64).UTC(); !got.OwnStopAt.Equal(want) {
+		t.Errorf("year 1000 decoded as %v, want %v", got.OwnStopAt, want)
+	}
+	if !got.OwnStartAt.Equal(r.OwnStartAt) || got.OwnStartAt.Location() != time.UTC {
+		t.Errorf("zoned time decoded as %v, want %v in UTC", got.OwnStartAt, r.OwnStartAt)
+	}
+}
+
+func TestDecodeRejectsBadInput(t *testing.T) {
+	r := typicalRelationship(3)
+	good := AppendRelationship(nil, &r)
+
+	// Every strict prefix of a valid encoding is truncated.
+	for n := range len(good) {
+		var got validator.Relationship
+		if err := DecodeRelationship(good[:n], &got); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("prefix of %d/%d bytes: err = %v, want ErrInvalid", n, len(good), err)
+		}
+		if !reflect.DeepEqual(got, validator.Relationship{}) {
+			t.Fatalf("prefix of %d bytes: value not zeroed on error", n)
+		}
+	}
+
+	bad := map[string][]byte{
+		"trailing byte":   append(bytes.Clone(good), 0),
+		"unknown version": append([]byte{Version + 1}, good[1:]...),
+		// Version, 8 zero fields, then a list of 2^62 sends.
+		"huge send count": {Version, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40},
+		// One send with every field empty and an unknown flag bit.
+		"unknown flags": append([]byte{Version, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x80}, make([]byte, relTail)...),
+		// One send whose category does not fit an int32 (zig-zag 2^32).
+		"category range":  {Version, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x20, 0, 0, 0},
+		"varint overflow": {Version, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
+		// A string longer than the input.
+		"string length": {Version, 0, 0, 0, 0x7f, 'x'},
+	}
+	for name, b := range bad {
+		t.Run(name, func(t *testing.T) {
+			var got validator.Relationship
+			if err := DecodeRelationship(b, &got); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("err = %v, want ErrInvalid", err)
+			}
+		})
+	}
+
+	t.Run("duplicate template", func(t *testing.T) {
+		b := []byte{Version, 2, 1, 'a', 0, 0, 0, 0, 1, 'a', 0, 0, 0, 0, 0}
+		var got validator.Business
+		if err := DecodeBusiness(b, &got); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("err = %v, want ErrInvalid", err)
+		}
+	})
+	t.Run("wrong type", func(t *testing.T) {
+		var f validator.NumberFacts
+		if err := DecodeNumberFacts(good, &f); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("a relationship decoded as number facts: err = %v", err)
+		}
+	})
+}
+
+// The sanity checks above use hand-built bytes; make sure the ones meant to be
+// otherwise valid really are (so each exercises the check it names).
+func TestHandBuiltEncodingsAreOtherwiseValid(t *testing.T) {
+	oneSend := append([]byte{Version, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, sendFailed}, make([]byte, relTail)...)
+	var r validator.Relationship
+	if err := DecodeRelationship(oneSend, &r); err != nil || len(r.Sends) != 1 || !r.Sends[0].Failed {
+		t.Fatalf("one-send encoding: %v, %+v", err, r)
+	}
+	b := []byte{Version, 2, 1, 'a', 0, 0, 0, 0, 1, 'b', 0, 0, 0, 0, 0}
+	var biz validator.Business
+	if err := DecodeBusiness(b, &biz); err != nil || len(biz.Templates) != 2 {
+		t.Fatalf("two-template encoding: %v, %+v", err, biz)
+	}
+}
+
+func TestDecodedStringsDoNotAliasInput(t *testing.T) {
+	r := typicalRelationship(2)
+	b := AppendRelationship(nil, &r)
+	var got validator.Relationship
+	if err := DecodeRelationship(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	clear(b) // as Badger may reuse its value buffer after the transaction
+	if !reflect.DeepEqual(got, r) {
+		t.Fatal("decoded value changed when the input buffer was overwritten")
+	}
+}
+
+func FuzzDecodeRelationship(f *testing.F) {
+	for _, r := range []validator.Relationship{{}, typicalRelationship(1), typicalRelationship(4)} {
+		f.Add(AppendRelationship(nil, &r))
+	}
+	f.Add([]byte{})
+	f.Add([]byte{Version})
+	f.Add([]byte{Version, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var r1 validator.Relationship
+		if err := DecodeRelationship(b, &r1); err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error does not wrap ErrInvalid: %v", err)
+			}
+			return
+		}
+		enc1 := AppendRelationship(nil, &r1)
+		var r2 validator.Relationship
+		if err := DecodeRelationship(enc1, &r2); err != nil {
+			t.Fatalf("re-encoded value does not decode: %v", err)
+		}
+		if !reflect.DeepEqual(r1, r2) {
+			t.Fatalf("round trip changed the value:\n%+v\n%+v", r1, r2)
+		}
+		if enc2 := AppendRelationship(nil, &r2); !bytes.Equal(enc1, enc2) {
+			t.Fatalf("encoding is not stable:\n%x\n%x", enc1, enc2)
+		}
+	})
+}
+
+func FuzzDecodeBusiness(f *testing.F) {
+	for _, b := range []validator.Business{{}, fullBusiness()} {
+		f.Add(AppendBusiness(nil, &b))
+	}
+	f.Add([]byte{Version, 2, 1, 'a', 0, 0, 0, 0, 1, 'a', 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var b1 validator.Business
+		if err := DecodeBusiness(data, &b1); err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error does not wrap ErrInvalid: %v", err)
+			}
+			return
+		}
+		enc := AppendBusiness(nil, &b1)
+		var b2 validator.Business
+		if err := DecodeBusiness(enc, &b2); err != nil {
+			t.Fatalf("re-encoded value does not decode: %v", err)
+		}
+		if !reflect.DeepEqual(b1, b2) {
+			t.Fatalf("round trip changed the value:\n%+v\n%+v", b1, b2)
+		}
+	})
+}
+
+func BenchmarkAppendRelationship(b *testing.B) {
+	r := typicalRelationship(10)
+	buf := AppendRelationship(nil, &r)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendRelationship(buf[:0], &r)
+	}
+}
+
+func BenchmarkDecodeRelationship(b *testing.B) {
+	r := typicalRelationship(10)
+	buf := AppendRelationship(nil, &r)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	var got validator.Relationship
+	for b.Loop() {
+		if err := DecodeRelationship(buf, &got); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// relTail is the size of the zero-valued fields that follow Sends in a
+// relationship: PairTAT, PairStreak, PairLimitedAt, UserID, WaID, the 8 fields of
+// Local and the Events count.
+const relTail = 14
