@@ -60,7 +60,8 @@ type Contact struct {
 }
 
 // Write tells UpdateContact what to write back. A TTL of zero means the record never
-// expires (opt-outs, consent); the caller computes TTLs from the state and policy.
+// expires (opt-outs, consent); a positive TTL is rounded up to whole seconds; the
+// caller computes TTLs from the state and policy.
 type Write struct {
 	Rel      bool
 	RelTTL   time.Duration
@@ -69,7 +70,8 @@ type Write struct {
 }
 
 // Store keeps sendguard's state. Every method is safe for concurrent use. Errors from
-// the engine wrap ErrUnavailable.
+// the engine wrap ErrUnavailable; a canceled or expired context is returned as
+// ctx.Err(), unwrapped.
 type Store interface {
 	// GetContact reads one recipient with at most two point reads (relationship and
 	// number-wide facts). Missing records are returned as zero values with the Found
@@ -84,7 +86,10 @@ type Store interface {
 	// DedupTTL), UpdateContact returns ErrDuplicate without calling fn; otherwise the
 	// key is recorded in the same atomic write as fn's changes. An error from fn
 	// aborts the update (nothing is written, the dedup key is not recorded) and is
-	// returned as is.
+	// returned as is. Dedup keys are scoped to the business (one key space for all
+	// its numbers). fn may read the store but must not update it (a nested update
+	// can wait on the lock the outer one holds). Facts in the Write of a key that is
+	// not a number are ignored.
 	UpdateContact(ctx context.Context, k ContactKey, dedupKey string, fn func(c *Contact) (Write, error)) error
 
 	// DeleteContact removes the business's relationship with the recipient, and the
@@ -110,7 +115,9 @@ type Store interface {
 	// GetBusiness returns a business's business-level state (templates, messaging
 	// limit counters); the zero value when none is stored.
 	GetBusiness(ctx context.Context, business string) (validator.Business, error)
-	// UpdateBusiness atomically reads, changes (fn) and writes a business's state.
+	// UpdateBusiness atomically reads, changes (fn) and writes a business's state;
+	// like UpdateContact's, fn may be called more than once and must not update the
+	// store.
 	UpdateBusiness(ctx context.Context, business string, fn func(b *validator.Business) error) error
 
 	// GetPolicy returns a business's stored policy overrides (an encoded
