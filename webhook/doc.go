@@ -1,0 +1,9 @@
+// Package webhook authenticates and parses the bodies of Meta's WhatsApp Cloud
+// API webhooks: message statuses, inbound messages, user-initiated calls and
+// user_preferences (marketing stop/resume), flattened into [Event] values.
+//
+// It is pure: no I/O, no clock. [Verify] checks the X-Hub-Signature-256 header
+// before anything is parsed; [Parse] only fails on a body that is not a JSON
+// object, and counts everything inside it that it skips in [Stats], so the
+// server can answer 200 to Meta and still account for every skipped item.
+package webhook

@@ -1,0 +1,185 @@
+package webhook
+
+import (
+	"strconv"
+	"time"
+
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+)
+
+// Kind says what an [Event] reports. The zero value is not a kind.
+type Kind uint8
+
+const (
+	// KindStatus is a status update of a message the business sent.
+	KindStatus Kind = iota + 1
+	// KindMessage is a message the user sent to the business.
+	KindMessage
+	// KindCall is a call the user placed to the business (USER_INITIATED).
+	KindCall
+	// KindUserPreference is the user stopping or resuming marketing messages.
+	KindUserPreference
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindStatus:
+		return "status"
+	case KindMessage:
+		return "message"
+	case KindCall:
+		return "call"
+	case KindUserPreference:
+		return "user_preference"
+	}
+	return "Kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Size limits, in bytes. An event whose identifying field is longer is
+// skipped and counted as "field_too_long"; a longer descriptive field is
+// emptied and counted as "field_dropped:<name>". Nothing is truncated.
+const (
+	MaxPhoneLen         = 64   // Phone
+	MaxUserIDLen        = 140  // UserID, ParentUserID (a BSUID is at most 2+1+4+128 bytes)
+	MaxMessageIDLen     = 256  // MessageID (wamid or wacid)
+	MaxPhoneNumberIDLen = 128  // PhoneNumberID (it becomes the business_id)
+	MaxCallbackDataLen  = 512  // CallbackData (Meta's own limit on biz_opaque_callback_data)
+	MaxTextLen          = 4096 // Text
+	MaxShortLen         = 256  // Username, MessageType, PreferenceCategory
+	MaxErrorTextLen     = 1024 // ErrorTitle, ErrorDetails
+)
+
+// MaxEvents is the largest number of events Parse returns for one body. Meta
+// batches up to 1,000 statuses per POST; events beyond this are skipped and
+// counted as "too_many_events".
+const MaxEvents = 10_000
+
+// Event is one event of a webhook body, flattened.
+type Event struct {
+	Kind Kind
+	// PhoneNumberID is value.metadata.phone_number_id: the business number
+	// that sent the message or was written to or called. Never empty.
+	PhoneNumberID string
+	// Timestamp is when Meta says the event happened, in UTC. Zero when the
+	// body has none or an unparsable one (the server stamps it then).
+	Timestamp time.Time
+
+	// The user. Phone is the number as Meta sends it (digits, no "+"):
+	// recipient_id of a status, from of a message or call, wa_id of a
+	// preference. UserID is the business-scoped user ID (BSUID), ParentUserID
+	// the parent BSUID of linked portfolios, Username the user's WhatsApp
+	// username. Phone may be empty (a user with a username whose number Meta
+	// withholds); then UserID is set. At least one of the two is set.
+	Phone, UserID, ParentUserID, Username string
+
+	// MessageID is the wamid of a status or message, or the wacid of a call.
+	// Always set for statuses, messages and calls; empty for preferences.
+	MessageID string
+	// Status is set for KindStatus.
+	Status sgv1.MessageStatus
+	// ErrorCode, ErrorTitle and ErrorDetails come from the first entry of
+	// errors[] of a failed status (code, title, error_data.details).
+	// ErrorCode is 0 if Meta sent none.
+	ErrorCode    int32
+	ErrorTitle   string
+	ErrorDetails string
+	// Category is the pricing category of a status (marketing_lite counts as
+	// marketing, authentication_international as authentication,
+	// referral_conversion as service); unspecified when absent or unknown.
+	Category sgv1.Category
+	// CallbackData is the status's biz_opaque_callback_data, which senders
+	// set to their message_ref.
+	CallbackData string
+
+	// MessageType is messages[].type ("text", "image", "button",
+	// "interactive", "reaction", ...) for KindMessage, and the call event
+	// ("connect" or "terminate") for KindCall.
+	MessageType string
+	// Text is what the user wrote: text.body, the button.text of a "button"
+	// reply, the button_reply or list_reply title of an "interactive" reply;
+	// empty for every other type.
+	Text string
+
+	// PreferenceStop is true when the user stopped (value "stop") and false
+	// when the user resumed ("resume") the PreferenceCategory, e.g.
+	// "marketing_messages".
+	PreferenceStop     bool
+	PreferenceCategory string
+}
+
+// Stats counts what Parse skipped, by reason, so the server can count it in
+// its metrics: nothing is dropped silently. Reasons are short lower-case
+// tokens, some with a suffix taken from the body (e.g. "unknown_field:<field>");
+// such suffixes are limited in length and number, so the key set stays small.
+//
+// Reasons: unknown_object, missing_field, unknown_field:<field>,
+// message_echoes, value_errors, type_mismatch, missing_phone_number_id,
+// missing_id, missing_recipient, missing_status, unknown_status:<s>,
+// ignored_status:<s> (deleted, warning), call_status, group_status,
+// group_message, system_message, business_initiated_call,
+// unknown_call_direction:<d>, unknown_call_event:<e> (<d>, <e> "none" when
+// absent),
+// unknown_preference:<v>, bad_timestamp (the event is kept with a zero
+// time), bad_error_code (kept with code 0), field_too_long, bad_field
+// (control characters in an identifier), field_dropped:<name> (kept without
+// that field), too_many_events.
+type Stats struct {
+	// Skipped maps a reason to how many items it applied to. Nil when nothing
+	// was skipped.
+	Skipped map[string]int
+}
+
+// Total returns the number of skipped items over all reasons.
+func (s Stats) Total() int {
+	n := 0
+	for _, c := range s.Skipped {
+		n += c
+	}
+	return n
+}
+
+// maxDynamicReasons bounds how many distinct reasons with a suffix taken from
+// the body one Parse records; further ones are counted as "<prefix>other".
+const maxDynamicReasons = 32
+
+// maxReasonSuffix is the longest suffix taken from the body.
+const maxReasonSuffix = 40
+
+func (s *Stats) add(reason string) {
+	if s.Skipped == nil {
+		s.Skipped = make(map[string]int)
+	}
+	s.Skipped[reason]++
+}
+
+// addValue counts prefix+v, where v comes from the body: v is kept only if
+// it is a short token of [A-Za-z0-9_.-] and the number of such reasons is
+// small; an empty v is counted as prefix+"none".
+func (s *Stats) addValue(prefix, v string, dynamic *int) {
+	key := prefix + "other"
+	if v == "" {
+		key = prefix + "none"
+	} else if token(v) {
+		k := prefix + v
+		if _, seen := s.Skipped[k]; seen {
+			key = k
+		} else if *dynamic < maxDynamicReasons {
+			*dynamic++
+			key = k
+		}
+	}
+	s.add(key)
+}
+
+func token(v string) bool {
+	if v == "" || len(v) > maxReasonSuffix {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

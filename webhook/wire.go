@@ -1,0 +1,252 @@
+package webhook
+
+import (
+	"math"
+	"strconv"
+)
+
+// The JSON shapes of Meta's webhook bodies, reduced to the fields Parse reads.
+// Unknown keys are ignored by encoding/json; a value of the wrong JSON type
+// leaves its field empty (Parse then counts "type_mismatch").
+
+type wireBody struct {
+	Object string      `json:"object"`
+	Entry  []wireEntry `json:"entry"`
+}
+
+type wireEntry struct {
+	Changes []wireChange `json:"changes"`
+}
+
+type wireChange struct {
+	Field string    `json:"field"`
+	Value wireValue `json:"value"`
+}
+
+type wireValue struct {
+	Metadata struct {
+		PhoneNumberID string `json:"phone_number_id"`
+	} `json:"metadata"`
+	Contacts        []wireContact    `json:"contacts"`
+	Statuses        []wireStatus     `json:"statuses"`
+	Messages        []wireMessage    `json:"messages"`
+	Calls           []wireCall       `json:"calls"`
+	UserPreferences []wirePreference `json:"user_preferences"`
+	Errors          []anyValue       `json:"errors"`
+	MessageEchoes   []anyValue       `json:"message_echoes"`
+}
+
+// wireContact is an entry of value.contacts[]: who the user is.
+type wireContact struct {
+	WaID         string `json:"wa_id"`
+	UserID       string `json:"user_id"`
+	ParentUserID string `json:"parent_user_id"`
+	Profile      struct {
+		Username string `json:"username"`
+	} `json:"profile"`
+}
+
+type wireStatus struct {
+	ID                    string      `json:"id"`
+	Status                string      `json:"status"`
+	Timestamp             flexTime    `json:"timestamp"`
+	RecipientID           string      `json:"recipient_id"`
+	RecipientUserID       string      `json:"recipient_user_id"`
+	RecipientParentUserID string      `json:"recipient_parent_user_id"`
+	RecipientType         string      `json:"recipient_type"` // "individual" or "group"
+	Type                  string      `json:"type"`           // "call" for call statuses
+	CallbackData          string      `json:"biz_opaque_callback_data"`
+	Errors                []wireError `json:"errors"`
+	Pricing               struct {
+		Category string `json:"category"`
+	} `json:"pricing"`
+	Conversation struct {
+		Origin struct {
+			Type string `json:"type"`
+		} `json:"origin"`
+	} `json:"conversation"`
+}
+
+type wireError struct {
+	Code      flexInt `json:"code"`
+	Title     string  `json:"title"`
+	Message   string  `json:"message"`
+	ErrorData struct {
+		Details string `json:"details"`
+	} `json:"error_data"`
+}
+
+type wireMessage struct {
+	ID               string   `json:"id"`
+	From             string   `json:"from"`
+	FromUserID       string   `json:"from_user_id"`
+	FromParentUserID string   `json:"from_parent_user_id"`
+	GroupID          string   `json:"group_id"`
+	Timestamp        flexTime `json:"timestamp"`
+	Type             string   `json:"type"`
+	Text             struct {
+		Body string `json:"body"`
+	} `json:"text"`
+	Button struct {
+		Text string `json:"text"`
+	} `json:"button"`
+	Interactive struct {
+		ButtonReply struct {
+			Title string `json:"title"`
+		} `json:"button_reply"`
+		ListReply struct {
+			Title string `json:"title"`
+		} `json:"list_reply"`
+	} `json:"interactive"`
+}
+
+type wireCall struct {
+	ID               string   `json:"id"`
+	From             string   `json:"from"`
+	FromUserID       string   `json:"from_user_id"`
+	FromParentUserID string   `json:"from_parent_user_id"`
+	Event            string   `json:"event"`
+	Direction        string   `json:"direction"`
+	Timestamp        flexTime `json:"timestamp"`
+}
+
+type wirePreference struct {
+	WaID         string   `json:"wa_id"`
+	UserID       string   `json:"user_id"`
+	ParentUserID string   `json:"parent_user_id"`
+	Category     string   `json:"category"`
+	Value        string   `json:"value"`
+	Timestamp    flexTime `json:"timestamp"`
+}
+
+// anyValue accepts any JSON value and keeps nothing: it only counts items.
+type anyValue struct{}
+
+func (*anyValue) UnmarshalJSON([]byte) error { return nil }
+
+// Presence of a flexible field.
+const (
+	absent uint8 = iota
+	valid
+	invalid
+)
+
+// maxUnix is 9999-12-31T23:59:59Z, the last second a protobuf Timestamp holds.
+const maxUnix = 253402300799
+
+// flexTime is a Unix time in seconds sent as a JSON string ("1751142888",
+// statuses and messages) or a number (1731705721, user_preferences). It never
+// fails to decode: a value it cannot read is marked invalid.
+type flexTime struct {
+	sec   int64
+	state uint8
+}
+
+func (t *flexTime) UnmarshalJSON(b []byte) error {
+	t.sec, t.state = 0, absent
+	if n, ok := quotedDigits(b); ok { // the common case, without allocating
+		if n > 0 && n <= maxUnix {
+			t.sec, t.state = n, valid
+		} else {
+			t.state = invalid
+		}
+		return nil
+	}
+	s, ok := scalar(b)
+	if !ok {
+		t.state = invalid
+		return nil
+	}
+	if s == "" {
+		return nil
+	}
+	n, ok := parseInt(s)
+	if !ok || n <= 0 || n > maxUnix {
+		t.state = invalid
+		return nil
+	}
+	t.sec, t.state = n, valid
+	return nil
+}
+
+// flexInt is an integer sent as a JSON number or string (error codes).
+type flexInt struct {
+	n     int32
+	state uint8
+}
+
+func (v *flexInt) UnmarshalJSON(b []byte) error {
+	v.n, v.state = 0, absent
+	s, ok := scalar(b)
+	if !ok {
+		v.state = invalid
+		return nil
+	}
+	if s == "" {
+		return nil
+	}
+	n, ok := parseInt(s)
+	if !ok || n < math.MinInt32 || n > math.MaxInt32 {
+		v.state = invalid
+		return nil
+	}
+	v.n, v.state = int32(n), valid
+	return nil
+}
+
+// quotedDigits reads b as 1 to 18 decimal digits, in quotes or not.
+func quotedDigits(b []byte) (int64, bool) {
+	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' {
+		b = b[1 : len(b)-1]
+	}
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// scalar returns the text of a JSON number, or the contents of a JSON string
+// without escapes; "" for null. ok is false for anything else (objects,
+// arrays, booleans, strings with escapes).
+func scalar(b []byte) (string, bool) {
+	switch {
+	case len(b) == 0:
+		return "", false
+	case string(b) == "null":
+		return "", true
+	case b[0] == '"':
+		if len(b) < 2 || b[len(b)-1] != '"' {
+			return "", false
+		}
+		s := b[1 : len(b)-1]
+		for _, c := range s {
+			if c == '\\' {
+				return "", false
+			}
+		}
+		return string(s), true
+	case b[0] == '-' || b[0] >= '0' && b[0] <= '9':
+		return string(b), true
+	}
+	return "", false
+}
+
+// parseInt reads a decimal integer, also written as a number with a zero
+// fraction or an exponent (1.7e9), as JSON encoders sometimes do.
+func parseInt(s string) (int64, bool) {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return n, true
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f != math.Trunc(f) || f < math.MinInt64 || f >= math.MaxInt64 {
+		return 0, false
+	}
+	return int64(f), true
+}
