@@ -2,4 +2,13 @@
 // the stored state of one recipient, the request, the business's policy and the time
 // (the request's send_at). Events (results, inbound messages, reservations) are
 // applied to that state by pure functions too. Nothing here does I/O or reads a clock.
+//
+// Decide (decide.go) judges a check against every rule; each rule lives with the
+// state it reads: recipient.go (INVALID_NUMBER, REGION_BLOCKED, OPTED_OUT,
+// NO_CONSENT), number.go (the number-wide ECOSYSTEM_LIMIT, EXPERIMENT,
+// UNDELIVERABLE), frequency.go (FREQUENCY_CAP, TEMPLATE_REPEAT), window.go
+// (SERVICE_WINDOW), pair.go (PAIR_RATE), template.go (TEMPLATE_PAUSED),
+// messaging_limit.go and quiet_hours.go; detail.go writes the reasons' sentences.
+// apply.go applies results and inbound messages, reserve.go records sends, and
+// expiry.go says how long state matters.
 package validator

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/sendguard/sendguard/client"
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+)
+
+// buildBinary builds the sendguard binary once per test run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "sendguard")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	return bin
+}
+
+type proc struct {
+	cmd        *exec.Cmd
+	grpc, http string
+}
+
+var servingLine = regexp.MustCompile(`sendguard serving"? grpc=(\S+) http=(\S+)`)
+
+// startServer starts `sendguard serve` on loopback ports chosen by the kernel and
+// waits for it to say where it listens.
+func startServer(t *testing.T, bin, dataDir string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--data", dataDir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	found := make(chan []string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := servingLine.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+	}()
+	select {
+	case m := <-found:
+		return &proc{cmd: cmd, grpc: m[1], http: m[2]}
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not start within 30s")
+	}
+	return nil
+}
+
+func dial(t *testing.T, addr string) *client.Client {
+	t.Helper()
+	c, err := client.Dial(addr, client.Options{Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestEndToEnd builds the binary, serves on a temporary data directory, plays the
+// seed's four errors through ReportResult, checks each verdict over real gRPC, then
+// kills the process with SIGKILL, restarts it on the same data and finds the
+// opt-outs and reservations intact.
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	data := t.TempDir()
+	p := startServer(t, bin, data)
+	c := dial(t, p.grpc)
+	ctx := context.Background()
+
+	// Reflection lists the service (what `grpcurl -plaintext ... list` shows).
+	rc, err := grpc_reflection_v1.NewServerReflectionClient(c.Conn()).ServerReflectionInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Send(&grpc_reflection_v1.ServerReflectionRequest{MessageRequest: &grpc_reflection_v1.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	lr, err := rc.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var services []string
+	for _, s := range lr.GetListServicesResponse().GetService() {
+		services = append(services, s.GetName())
+	}
+	if !slices.Contains(services, "sendguard.v1.SendGuard") || !slices.Contains(services, "grpc.health.v1.Health") {
+		t.Fatalf("reflection lists %v", services)
+	}
+	rc.CloseSend()
+
+	now := time.Now().UTC().Truncate(time.Second)
+	phones := map[int32]string{131049: "+5511987650001", 131050: "+5511987650002", 130472: "+5511987650003", 131026: "+5511987650004"}
+	for code, phone := range phones {
+		_, err := c.Report(ctx, &sgv1.ReportResultRequest{BusinessId: "acme", Phone: phone, MessageId: fmt.Sprint("wamid.", code),
+			Status: sgv1.MessageStatus_MESSAGE_STATUS_FAILED, ErrorCode: code, Category: sgv1.Category_CATEGORY_MARKETING,
+			Timestamp: timestamppb.New(now.Add(-time.Minute))})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.SetOptOut(ctx, &sgv1.SetOptOutRequest{BusinessId: "acme", Phone: "+5511987650005", OptedOut: true, Reason: "support ticket"}); err != nil {
+		t.Fatal(err)
+	}
+	reserve := &sgv1.CheckSendRequest{BusinessId: "acme", Phone: "+5511987650006", Category: sgv1.Category_CATEGORY_MARKETING,
+		Template: "promo", Reserve: true, MessageRef: "send-1"}
+	if resp, err := c.Check(ctx, reserve); err != nil || resp.Verdict != sgv1.Verdict_VERDICT_ALLOW {
+		t.Fatalf("reserve: %v %v", resp, err)
+	}
+
+	want := map[string]struct {
+		verdict sgv1.Verdict
+		rule    sgv1.Rule
+	}{
+		phones[131049]:   {sgv1.Verdict_VERDICT_DEFER, sgv1.Rule_RULE_ECOSYSTEM_LIMIT},
+		phones[131050]:   {sgv1.Verdict_VERDICT_DENY, sgv1.Rule_RULE_OPTED_OUT},
+		phones[130472]:   {sgv1.Verdict_VERDICT_DEFER, sgv1.Rule_RULE_EXPERIMENT},
+		phones[131026]:   {sgv1.Verdict_VERDICT_DEFER, sgv1.Rule_RULE_UNDELIVERABLE},
+		"+5511987650005": {sgv1.Verdict_VERDICT_DENY, sgv1.Rule_RULE_OPTED_OUT},
+		"+5511987650006": {sgv1.Verdict_VERDICT_DEFER, sgv1.Rule_RULE_FREQUENCY_CAP},
+	}
+	verify := func(c *client.Client, when string) {
+		t.Helper()
+		for phone, w := range want {
+			resp, err := c.Check(ctx, &sgv1.CheckSendRequest{BusinessId: "acme", Phone: phone, Category: sgv1.Category_CATEGORY_MARKETING, Template: "other"})
+			if err != nil {
+				t.Fatalf("%s %s: %v", when, phone, err)
+			}
+			if resp.Verdict != w.verdict || len(resp.Reasons) == 0 || resp.Reasons[0].Rule != w.rule {
+				t.Errorf("%s %s: %v %v, want %v %v", when, phone, resp.Verdict, resp.Reasons, w.verdict, w.rule)
+			}
+		}
+		resp, err := c.Check(ctx, reserve)
+		if err != nil || !resp.Duplicate {
+			t.Errorf("%s: the reservation's message_ref is not remembered: %v %v", when, resp, err)
+		}
+	}
+	verify(c, "before kill")
+
+	// /healthz and /metrics answer on the HTTP address.
+	for _, path := range []string{"/healthz", "/metrics"} {
+		r, err := http.Get("http://" + p.http + path)
+		if err != nil || r.StatusCode != 200 {
+			t.Fatalf("GET %s: %v %v", path, r, err)
+		}
+		body, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if path == "/metrics" && !strings.Contains(string(body), `sendguard_decisions_total{shadow="false",verdict="deny"}`) {
+			t.Fatalf("/metrics lacks decision counters:\n%.2000s", body)
+		}
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.cmd.Wait()
+	p2 := startServer(t, bin, data)
+	verify(dial(t, p2.grpc), "after SIGKILL and restart")
+
+	// SIGTERM stops the server cleanly.
+	if err := p2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p2.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("server did not stop within 20s of SIGTERM")
+	}
+}

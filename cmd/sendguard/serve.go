@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sendguard/sendguard/server"
+)
+
+func serveCmd() *cobra.Command {
+	var (
+		dataDir, grpcAddr, httpAddr, configFile, logLevel string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the sendguard server on an embedded Badger store",
+		Long: `Run the sendguard server: gRPC (sendguard.v1.SendGuard, health, reflection) and
+HTTP (/metrics, /healthz), keeping state in an embedded Badger store.
+
+Flags override the config file; the config file overrides the defaults.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+			cfg := server.DefaultConfig()
+			cfg.Logger = log
+			if configFile != "" {
+				if err := server.LoadConfigFile(configFile, &cfg); err != nil {
+					return err
+				}
+			}
+			server.LoadEnv(&cfg, os.Getenv)
+			flags := cmd.Flags()
+			if flags.Changed("data") || cfg.DataDir == "" {
+				cfg.DataDir = dataDir
+			}
+			if flags.Changed("grpc-addr") {
+				cfg.GRPCAddr = grpcAddr
+			}
+			if flags.Changed("http-addr") {
+				cfg.HTTPAddr = httpAddr
+			}
+			if strings.TrimSpace(cfg.HTTPAddr) == "off" {
+				cfg.HTTPAddr = ""
+			}
+			srv, err := server.New(cfg)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return srv.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dataDir, "data", "./data", "Badger data directory")
+	f.StringVar(&grpcAddr, "grpc-addr", "127.0.0.1:50051", "gRPC listen address (host:port; port 0 picks one)")
+	f.StringVar(&httpAddr, "http-addr", "127.0.0.1:8080", `HTTP listen address for /metrics and /healthz ("off" disables)`)
+	f.StringVar(&configFile, "config", "", "YAML configuration file (see README)")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}

@@ -1,0 +1,72 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+)
+
+// BenchmarkCheckSend measures CheckSend over gRPC through bufconn (in-process, no
+// socket): a fresh number, a number with history, and a reserving check.
+func BenchmarkCheckSend(b *testing.B) {
+	h := newHarness(b)
+	ctx := context.Background()
+	const numbers = 1000
+	phone := func(i int) string { return fmt.Sprintf("+55119%08d", i%numbers) }
+	for i := range numbers {
+		if i%3 == 0 {
+			h.report(b, failed(phone(i), 131049, t0.Add(-48*time.Hour)))
+			h.inbound(b, &sgv1.ReportInboundRequest{BusinessId: "acme", Phone: phone(i), MessageId: fmt.Sprint("in", i),
+				Timestamp: timestamppb.New(t0.Add(-72 * time.Hour))})
+		}
+	}
+	b.Run("fresh", func(b *testing.B) {
+		req := marketing("+5521987654321")
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := h.api.CheckSend(ctx, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("history", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if _, err := h.api.CheckSend(ctx, marketing(phone(i))); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("reserve", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			req := marketing(fmt.Sprintf("+55219%08d", i))
+			req.Reserve, req.MessageRef = true, fmt.Sprint("r", i)
+			if _, err := h.api.CheckSend(ctx, req); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				if _, err := h.api.CheckSend(ctx, marketing(phone(i))); err != nil {
+					b.Error(err)
+					return
+				}
+				i++
+			}
+		})
+	})
+}

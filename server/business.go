@@ -1,0 +1,148 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"google.golang.org/protobuf/proto"
+
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+	"github.com/sendguard/sendguard/storage"
+	"github.com/sendguard/sendguard/validator"
+	"github.com/sendguard/sendguard/validator/keyword"
+)
+
+// business caches one business's policy and business-level state. Checks read an
+// immutable snapshot without locks; writers hold mu and publish a new snapshot.
+// The cache is the single writer of a business's state in one process (one replica
+// per store; the scale-out backend will need a shared invalidation).
+type business struct {
+	id   string
+	mu   sync.Mutex // serialises writes of policy and state, and messaging-limit reservations
+	snap atomic.Pointer[bizSnapshot]
+}
+
+type bizSnapshot struct {
+	policy    validator.Policy
+	overrides *sgv1.Policy
+	optOut    *keyword.Matcher
+	optIn     *keyword.Matcher
+	state     validator.Business // never mutated once published
+}
+
+func newSnapshot(defaults validator.Policy, overrides *sgv1.Policy, state validator.Business) (*bizSnapshot, error) {
+	p, err := mergePolicy(defaults, overrides)
+	if err != nil {
+		return nil, err
+	}
+	if overrides == nil {
+		overrides = &sgv1.Policy{}
+	}
+	return &bizSnapshot{
+		policy:    p,
+		overrides: overrides,
+		optOut:    keyword.NewMatcher(p.OptOutKeywords),
+		optIn:     keyword.NewMatcher(p.OptInKeywords),
+		state:     state,
+	}, nil
+}
+
+type businesses struct {
+	store    storage.Store
+	defaults validator.Policy
+	mu       sync.RWMutex
+	m        map[string]*business
+}
+
+// get returns the cached business, loading its policy and state on first use.
+func (bs *businesses) get(ctx context.Context, id string) (*business, error) {
+	bs.mu.RLock()
+	b := bs.m[id]
+	bs.mu.RUnlock()
+	if b != nil {
+		return b, nil
+	}
+	var overrides *sgv1.Policy
+	raw, err := bs.store.GetPolicy(ctx, id)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+	case err != nil:
+		return nil, err
+	default:
+		overrides = &sgv1.Policy{}
+		if err := proto.Unmarshal(raw, overrides); err != nil {
+			return nil, fmt.Errorf("stored policy of %q is corrupt: %w", id, err)
+		}
+	}
+	state, err := bs.store.GetBusiness(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := newSnapshot(bs.defaults, overrides, state)
+	if err != nil {
+		// A stored policy that no longer validates (e.g. stricter limits): fall back
+		// to the defaults rather than refusing every check of the business.
+		snap, _ = newSnapshot(bs.defaults, nil, state)
+	}
+	nb := &business{id: id}
+	nb.snap.Store(snap)
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	if b := bs.m[id]; b != nil {
+		return b, nil
+	}
+	bs.m[id] = nb
+	return nb, nil
+}
+
+// setPolicy computes new overrides from the current ones, stores them and publishes
+// them.
+func (b *business) setPolicy(ctx context.Context, store storage.Store, defaults validator.Policy, change func(cur *sgv1.Policy) (*sgv1.Policy, error)) (*bizSnapshot, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cur := b.snap.Load()
+	overrides, err := change(cur.overrides)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := newSnapshot(defaults, overrides, cur.state)
+	if err != nil {
+		return nil, invalidArg("policy.%v", err)
+	}
+	raw, err := proto.Marshal(overrides)
+	if err != nil {
+		return nil, err
+	}
+	if err := store.PutPolicy(ctx, b.id, raw); err != nil {
+		return nil, err
+	}
+	b.snap.Store(snap)
+	return snap, nil
+}
+
+// updateState changes the business-level state in the store and publishes it.
+func (b *business) updateState(ctx context.Context, store storage.Store, fn func(*validator.Business)) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.updateStateLocked(ctx, store, fn)
+}
+
+func (b *business) updateStateLocked(ctx context.Context, store storage.Store, fn func(*validator.Business)) error {
+	var next validator.Business
+	err := store.UpdateBusiness(ctx, b.id, func(st *validator.Business) error {
+		fn(st)
+		next = *st
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	cur := b.snap.Load()
+	ns := *cur
+	ns.state = next
+	b.snap.Store(&ns)
+	return nil
+}

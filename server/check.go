@@ -1,0 +1,264 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"slices"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/sendguard/sendguard/identity"
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+	"github.com/sendguard/sendguard/storage"
+	"github.com/sendguard/sendguard/validator"
+)
+
+// CheckSend judges one planned send, reserving it when asked and allowed.
+func (s *Server) CheckSend(ctx context.Context, req *sgv1.CheckSendRequest) (*sgv1.CheckSendResponse, error) {
+	if err := validateCheck(req); err != nil {
+		return nil, err
+	}
+	resp, err := s.check(ctx, req)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return resp, nil
+}
+
+// CheckSendStream judges a stream of planned sends, answering each in order. A row
+// that cannot be judged gets a response carrying error; the stream goes on.
+func (s *Server) CheckSendStream(stream sgv1.SendGuard_CheckSendStreamServer) error {
+	ctx := stream.Context()
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := stream.Send(s.checkRow(ctx, req)); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Server) checkRow(ctx context.Context, req *sgv1.CheckSendRequest) *sgv1.CheckSendResponse {
+	err := validateCheck(req)
+	if err == nil {
+		var resp *sgv1.CheckSendResponse
+		if resp, err = s.check(ctx, req); err == nil {
+			return resp
+		}
+		err = toStatus(ctx, s.log, err)
+	}
+	st := status.Convert(err)
+	s.metrics.rowErrors.WithLabelValues(st.Code().String()).Inc()
+	return &sgv1.CheckSendResponse{
+		RequestId: req.GetRequestId(),
+		Error:     &sgv1.RowError{Code: int32(st.Code()), Message: st.Message()},
+	}
+}
+
+// check is CheckSend after validation.
+func (s *Server) check(ctx context.Context, req *sgv1.CheckSendRequest) (*sgv1.CheckSendResponse, error) {
+	b, err := s.biz.get(ctx, req.GetBusinessId())
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.resolve(ctx, req.GetBusinessId(), req.GetPhone(), req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now()
+	sendAt := now
+	if req.SendAt != nil {
+		sendAt = req.SendAt.AsTime()
+	}
+	snap := b.snap.Load()
+	chk := s.checkInput(req, r, sendAt, snap)
+
+	if !req.GetReserve() || r.invalid {
+		c, err := s.store.GetContact(ctx, r.key)
+		if err != nil {
+			return nil, err
+		}
+		if chk.Suppressed, err = s.suppressed(ctx, r, &c); err != nil {
+			return nil, err
+		}
+		dec := decide(snap, &c, chk)
+		return s.response(req, r, &c, snap, &dec, false), nil
+	}
+
+	// A reservation. With a messaging limit the business's reach counters are part
+	// of the decision, so reservations of one business are serialised.
+	if snap.policy.MessagingLimit > 0 {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+	}
+	var (
+		dec     validator.Decision
+		dup     bool
+		final   storage.Contact
+		reached []validator.ReachBucket
+		used    *bizSnapshot
+	)
+	err = s.store.UpdateContact(ctx, r.key, "", func(c *storage.Contact) (storage.Write, error) {
+		used = b.snap.Load()
+		reached, dup = nil, false
+		var err error
+		if chk.Suppressed, err = s.suppressed(ctx, r, c); err != nil {
+			return storage.Write{}, err
+		}
+		if ref := req.GetMessageRef(); ref != "" && validator.FindSend(&c.Rel, ref, "") >= 0 {
+			dup = true
+			dec = validator.Decision{Verdict: sgv1.Verdict_VERDICT_ALLOW}
+			final = *c
+			return storage.Write{}, nil
+		}
+		dec = decide(used, c, chk)
+		if dec.Verdict != sgv1.Verdict_VERDICT_ALLOW {
+			final = *c
+			return storage.Write{}, nil
+		}
+		biz := used.state
+		biz.Reached = slices.Clone(biz.Reached)
+		if validator.Reserve(&c.Rel, &biz, &used.policy, validator.Send{
+			At:         sendAt,
+			Ref:        req.GetMessageRef(),
+			Category:   req.GetCategory(),
+			Template:   req.GetTemplate(),
+			CampaignID: req.GetCampaignId(),
+		}) {
+			reached = biz.Reached
+		}
+		if r.userID != "" && c.Rel.UserID == "" && r.hasNumber {
+			c.Rel.UserID = r.userID
+		}
+		final = *c
+		return storage.Write{Rel: true, RelTTL: ttl(c.Rel.ExpiresAt(&used.policy), now)}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if reached != nil {
+		if err := b.updateStateLocked(ctx, s.store, func(st *validator.Business) { st.Reached = reached }); err != nil {
+			return nil, err
+		}
+	}
+	if !dup && dec.Verdict == sgv1.Verdict_VERDICT_ALLOW {
+		s.metrics.reservations.Inc()
+	}
+	return s.response(req, r, &final, used, &dec, dup), nil
+}
+
+// checkInput resolves what the rules need to know about the request.
+func (s *Server) checkInput(req *sgv1.CheckSendRequest, r recipient, sendAt time.Time, snap *bizSnapshot) validator.Check {
+	chk := validator.Check{
+		Category:      req.GetCategory(),
+		Template:      req.GetTemplate(),
+		SendAt:        sendAt,
+		HasNumber:     r.hasNumber,
+		InvalidNumber: r.invalid,
+		InvalidDetail: r.detail,
+	}
+	if r.hasNumber {
+		chk.Region = r.number.Region
+		if snap.policy.QuietHours != nil && req.GetCategory() == sgv1.Category_CATEGORY_MARKETING {
+			chk.Zones = identity.Zones(r.number)
+		}
+	}
+	return chk
+}
+
+// suppressed reports whether a forgotten opt-out still suppresses the recipient: only
+// looked up when the business holds no relationship with it.
+func (s *Server) suppressed(ctx context.Context, r recipient, c *storage.Contact) (bool, error) {
+	if c.RelFound || r.key.ID == "" || r.invalid && !r.hasNumber && r.userID == "" {
+		return false, nil
+	}
+	return s.store.HasSuppression(ctx, r.key.Business, s.suppressionHash(r.key.ID))
+}
+
+// decide runs the rules on a stored contact.
+func decide(snap *bizSnapshot, c *storage.Contact, chk validator.Check) validator.Decision {
+	facts := &c.Facts
+	if !snap.policy.ShareNumberSignals {
+		facts = &c.Rel.Local
+	}
+	return validator.Decide(&validator.Input{
+		Check:    chk,
+		Rel:      &c.Rel,
+		Facts:    facts,
+		Business: &snap.state,
+		Policy:   &snap.policy,
+	})
+}
+
+func (s *Server) response(req *sgv1.CheckSendRequest, r recipient, c *storage.Contact, snap *bizSnapshot, dec *validator.Decision, dup bool) *sgv1.CheckSendResponse {
+	s.metrics.observe(dec)
+	resp := &sgv1.CheckSendResponse{
+		RequestId: req.GetRequestId(),
+		Verdict:   dec.Verdict,
+		Shadow:    dec.Shadow,
+		Duplicate: dup,
+		UserId:    c.Rel.UserID,
+		WaId:      c.Rel.WaID,
+	}
+	if r.hasNumber {
+		resp.PhoneE164 = r.number.E164
+	}
+	if resp.UserId == "" && !r.hasNumber {
+		resp.UserId = r.userID
+	}
+	if resp.WaId == "" && snap.policy.ShareNumberSignals {
+		resp.WaId = c.Facts.WaID
+	}
+	if !dec.RetryAt.IsZero() {
+		resp.RetryAt = timestamppb.New(dec.RetryAt)
+	}
+	if !dec.WindowUntil.IsZero() {
+		resp.ServiceWindowUntil = timestamppb.New(dec.WindowUntil)
+	}
+	if len(dec.Reasons) > 0 {
+		resp.Reasons = make([]*sgv1.Reason, len(dec.Reasons))
+		for i := range dec.Reasons {
+			resp.Reasons[i] = reasonProto(&dec.Reasons[i])
+		}
+	}
+	return resp
+}
+
+func reasonProto(r *validator.Reason) *sgv1.Reason {
+	out := &sgv1.Reason{
+		Rule:          r.Rule,
+		Verdict:       r.Verdict,
+		Detail:        r.Detail,
+		MetaErrorCode: r.MetaErrorCode,
+		Shadow:        r.Shadow,
+	}
+	if !r.Until.IsZero() {
+		out.Until = timestamppb.New(r.Until)
+	}
+	return out
+}
+
+// ttl turns the time a record stops mattering into a storage TTL: zero (keep
+// forever) stays zero; a time already past keeps the record an hour, so that a
+// backfill of old events does not write records that vanish at once.
+func ttl(expires, now time.Time) time.Duration {
+	if expires.IsZero() {
+		return 0
+	}
+	if d := expires.Sub(now); d > time.Hour {
+		return d
+	}
+	return time.Hour
+}
+
+// grpcCode is the code of an error that is already a status.
+func grpcCode(err error) codes.Code { return status.Code(err) }

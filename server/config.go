@@ -1,0 +1,310 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+	"github.com/sendguard/sendguard/storage"
+	"github.com/sendguard/sendguard/validator"
+)
+
+// Config configures a Server. Build it with defaults from DefaultConfig, adjust it,
+// and pass it to New, which validates it.
+type Config struct {
+	// GRPCAddr and HTTPAddr are the listen addresses ("127.0.0.1:0" picks a port).
+	GRPCAddr string
+	HTTPAddr string
+	// DataDir is the Badger directory (ignored when Store is set).
+	DataDir string
+	// Store, when set, is used instead of opening Badger in DataDir (tests).
+	Store storage.Store
+	// DefaultRegion lets phones be given in national format (e.g. "US"); "" means
+	// phones must carry their country code.
+	DefaultRegion string
+	// Defaults is the deployment's default policy (validator.Defaults() with the
+	// config file's overrides).
+	Defaults validator.Policy
+	// PhoneNumberIDs maps Meta phone_number_ids to business_ids.
+	PhoneNumberIDs map[string]string
+	// HashSecret keys the hashes of suppression entries (forgotten opt-outs). When
+	// empty, a random secret is created in DataDir/suppression.key on first start.
+	HashSecret []byte
+	// WebhookSecret is Meta's app secret: it keys the X-Hub-Signature-256 HMAC of
+	// webhook POSTs. Without it the webhook endpoint is off (404).
+	WebhookSecret []byte
+	// WebhookVerifyToken answers Meta's subscription check (GET).
+	WebhookVerifyToken string
+	// SkipUnmappedPhoneNumberIDs skips (and counts) webhook events whose
+	// phone_number_id has no mapping, instead of using the id as the business_id.
+	SkipUnmappedPhoneNumberIDs bool
+	// MaxWebhookBody bounds a webhook POST body (413 beyond).
+	MaxWebhookBody int64
+	// ShutdownGrace bounds how long a stop waits for streams to drain.
+	ShutdownGrace time.Duration
+	// Logger receives the server's logs.
+	Logger *slog.Logger
+	// Now is the clock (tests inject a fake one).
+	Now func() time.Time
+}
+
+// DefaultConfig returns the configuration `make run` uses.
+func DefaultConfig() Config {
+	return Config{
+		GRPCAddr:      "127.0.0.1:50051",
+		HTTPAddr:      "127.0.0.1:8080",
+		DataDir:       "./data",
+		Defaults:      validator.Defaults(),
+		ShutdownGrace: 10 * time.Second,
+		Logger:        slog.Default(),
+		Now:           time.Now,
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.GRPCAddr == "" {
+		errs = append(errs, errors.New("grpc address is empty"))
+	} else if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
+		errs = append(errs, fmt.Errorf("grpc address %q: %v", c.GRPCAddr, err))
+	}
+	if c.HTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			errs = append(errs, fmt.Errorf("http address %q: %v", c.HTTPAddr, err))
+		}
+	}
+	if c.Store == nil && c.DataDir == "" {
+		errs = append(errs, errors.New("data directory is empty"))
+	}
+	if c.DefaultRegion != "" && len(c.DefaultRegion) != 2 {
+		errs = append(errs, fmt.Errorf("default region %q is not a two-letter region code", c.DefaultRegion))
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.MaxWebhookBody <= 0 {
+		c.MaxWebhookBody = DefaultMaxWebhookBody
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = 10 * time.Second
+	}
+	return errors.Join(errs...)
+}
+
+// fileConfig is the YAML configuration file. Durations are Go durations ("24h",
+// "90m") or days ("7d").
+type fileConfig struct {
+	GRPCAddr       string            `yaml:"grpc_addr"`
+	HTTPAddr       string            `yaml:"http_addr"`
+	DataDir        string            `yaml:"data_dir"`
+	DefaultRegion  string            `yaml:"default_region"`
+	PhoneNumberIDs map[string]string `yaml:"phone_number_ids"`
+	HashSecret     string            `yaml:"hash_secret"`
+	// Webhook secrets may be kept in the file (mode 0600) or in the environment
+	// (SENDGUARD_WHATSAPP_APP_SECRET, SENDGUARD_WHATSAPP_VERIFY_TOKEN), never in flags.
+	WhatsAppAppSecret          string      `yaml:"whatsapp_app_secret"`
+	WhatsAppVerifyToken        string      `yaml:"whatsapp_verify_token"`
+	SkipUnmappedPhoneNumberIDs *bool       `yaml:"skip_unmapped_phone_number_ids"`
+	MaxWebhookBody             int64       `yaml:"max_webhook_body"`
+	Policy                     *filePolicy `yaml:"policy"`
+}
+
+type filePolicy struct {
+	FrequencyCaps []struct {
+		Count  int32  `yaml:"count"`
+		Window string `yaml:"window"`
+	} `yaml:"frequency_caps"`
+	EcosystemCooldown    *string  `yaml:"ecosystem_cooldown"`
+	EcosystemCooldownMax *string  `yaml:"ecosystem_cooldown_max"`
+	ExperimentTTL        *string  `yaml:"experiment_ttl"`
+	ServiceWindow        *string  `yaml:"service_window"`
+	UndeliverableBackoff []string `yaml:"undeliverable_backoff"`
+	PairInterval         *string  `yaml:"pair_interval"`
+	PairBurst            *int32   `yaml:"pair_burst"`
+	OptOutKeywords       []string `yaml:"opt_out_keywords"`
+	OptInKeywords        []string `yaml:"opt_in_keywords"`
+	QuietHours           *struct {
+		Start string `yaml:"start"`
+		End   string `yaml:"end"`
+	} `yaml:"quiet_hours"`
+	TemplateRepeatWindow *string  `yaml:"template_repeat_window"`
+	MessagingLimit       *int32   `yaml:"messaging_limit"`
+	BlockedRegions       []string `yaml:"blocked_regions"`
+	RequireOptIn         *bool    `yaml:"require_opt_in"`
+	ShareNumberSignals   *bool    `yaml:"share_number_signals"`
+	Shadow               *bool    `yaml:"shadow"`
+	ShadowRules          []string `yaml:"shadow_rules"`
+}
+
+// LoadConfigFile reads a YAML configuration file onto c. Fields absent from the file
+// keep c's values.
+func LoadConfigFile(path string, c *Config) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	var f fileConfig
+	dec := yaml.NewDecoder(strings.NewReader(string(raw)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if f.GRPCAddr != "" {
+		c.GRPCAddr = f.GRPCAddr
+	}
+	if f.HTTPAddr != "" {
+		c.HTTPAddr = f.HTTPAddr
+	}
+	if f.DataDir != "" {
+		c.DataDir = f.DataDir
+	}
+	if f.DefaultRegion != "" {
+		c.DefaultRegion = strings.ToUpper(f.DefaultRegion)
+	}
+	if f.PhoneNumberIDs != nil {
+		c.PhoneNumberIDs = f.PhoneNumberIDs
+	}
+	if f.HashSecret != "" {
+		c.HashSecret = []byte(f.HashSecret)
+	}
+	if f.WhatsAppAppSecret != "" {
+		c.WebhookSecret = []byte(f.WhatsAppAppSecret)
+	}
+	if f.WhatsAppVerifyToken != "" {
+		c.WebhookVerifyToken = f.WhatsAppVerifyToken
+	}
+	if f.SkipUnmappedPhoneNumberIDs != nil {
+		c.SkipUnmappedPhoneNumberIDs = *f.SkipUnmappedPhoneNumberIDs
+	}
+	if f.MaxWebhookBody > 0 {
+		c.MaxWebhookBody = f.MaxWebhookBody
+	}
+	if f.Policy != nil {
+		pb, err := f.Policy.proto()
+		if err != nil {
+			return fmt.Errorf("config %s: policy.%w", path, err)
+		}
+		eff, err := mergePolicy(validator.Defaults(), pb)
+		if err != nil {
+			return fmt.Errorf("config %s: policy.%w", path, err)
+		}
+		c.Defaults = eff
+	}
+	return nil
+}
+
+// LoadEnv reads the webhook secrets from the environment (they win over the file).
+func LoadEnv(c *Config, getenv func(string) string) {
+	if v := getenv("SENDGUARD_WHATSAPP_APP_SECRET"); v != "" {
+		c.WebhookSecret = []byte(v)
+	}
+	if v := getenv("SENDGUARD_WHATSAPP_VERIFY_TOKEN"); v != "" {
+		c.WebhookVerifyToken = v
+	}
+}
+
+// ParseDuration parses a Go duration, or a whole number of days ("7d").
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("invalid duration %q", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
+}
+
+func (f *filePolicy) proto() (*sgv1.Policy, error) {
+	p := &sgv1.Policy{}
+	dur := func(name string, s *string) (*durationpb.Duration, error) {
+		if s == nil {
+			return nil, nil
+		}
+		d, err := ParseDuration(*s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", name, err)
+		}
+		return durationpb.New(d), nil
+	}
+	var err error
+	for i, fc := range f.FrequencyCaps {
+		w := time.Duration(0)
+		if fc.Window != "" {
+			if w, err = ParseDuration(fc.Window); err != nil {
+				return nil, fmt.Errorf("frequency_caps[%d].window: %v", i, err)
+			}
+		}
+		p.FrequencyCaps = append(p.FrequencyCaps, &sgv1.FrequencyCap{Count: fc.Count, Window: durationpb.New(w)})
+	}
+	if p.EcosystemCooldown, err = dur("ecosystem_cooldown", f.EcosystemCooldown); err != nil {
+		return nil, err
+	}
+	if p.EcosystemCooldownMax, err = dur("ecosystem_cooldown_max", f.EcosystemCooldownMax); err != nil {
+		return nil, err
+	}
+	if p.ExperimentTtl, err = dur("experiment_ttl", f.ExperimentTTL); err != nil {
+		return nil, err
+	}
+	if p.ServiceWindow, err = dur("service_window", f.ServiceWindow); err != nil {
+		return nil, err
+	}
+	for i, s := range f.UndeliverableBackoff {
+		d, err := ParseDuration(s)
+		if err != nil {
+			return nil, fmt.Errorf("undeliverable_backoff[%d]: %v", i, err)
+		}
+		p.UndeliverableBackoff = append(p.UndeliverableBackoff, durationpb.New(d))
+	}
+	if p.PairInterval, err = dur("pair_interval", f.PairInterval); err != nil {
+		return nil, err
+	}
+	p.PairBurst = f.PairBurst
+	p.OptOutKeywords = f.OptOutKeywords
+	p.OptInKeywords = f.OptInKeywords
+	if f.QuietHours != nil {
+		p.QuietHours = &sgv1.QuietHours{Start: f.QuietHours.Start, End: f.QuietHours.End}
+	}
+	if p.TemplateRepeatWindow, err = dur("template_repeat_window", f.TemplateRepeatWindow); err != nil {
+		return nil, err
+	}
+	p.MessagingLimit = f.MessagingLimit
+	p.BlockedRegions = f.BlockedRegions
+	p.RequireOptIn = f.RequireOptIn
+	p.ShareNumberSignals = f.ShareNumberSignals
+	p.Shadow = f.Shadow
+	for i, name := range f.ShadowRules {
+		r, ok := parseRule(name)
+		if !ok {
+			return nil, fmt.Errorf("shadow_rules[%d]: unknown rule %q", i, name)
+		}
+		p.ShadowRules = append(p.ShadowRules, r)
+	}
+	return p, nil
+}
+
+// parseRule accepts "RULE_FREQUENCY_CAP", "FREQUENCY_CAP" or "frequency_cap".
+func parseRule(name string) (sgv1.Rule, bool) {
+	n := strings.ToUpper(strings.TrimSpace(name))
+	if !strings.HasPrefix(n, "RULE_") {
+		n = "RULE_" + n
+	}
+	v, ok := sgv1.Rule_value[n]
+	if !ok || v == 0 {
+		return 0, false
+	}
+	return sgv1.Rule(v), true
+}

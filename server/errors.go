@@ -1,0 +1,44 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/sendguard/sendguard/storage"
+)
+
+// invalidArg is a malformed request; the message names the field.
+func invalidArg(format string, args ...any) error {
+	return status.Error(codes.InvalidArgument, fmt.Sprintf(format, args...))
+}
+
+// toStatus is the one place where errors become gRPC statuses: errors that already
+// are statuses pass through; storage and context errors get their codes; anything
+// else is Internal with a generic message, and its cause is logged.
+func toStatus(ctx context.Context, log *slog.Logger, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "request canceled")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	case errors.Is(err, storage.ErrUnavailable):
+		log.ErrorContext(ctx, "storage unavailable", "err", err)
+		return status.Error(codes.Unavailable, "storage unavailable; retry with backoff")
+	case errors.Is(err, storage.ErrConflict):
+		return status.Error(codes.Aborted, "too many concurrent updates of this number; retry")
+	default:
+		log.ErrorContext(ctx, "internal error", "err", err)
+		return status.Error(codes.Internal, "internal error")
+	}
+}

@@ -1,0 +1,129 @@
+package server
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/sendguard/sendguard/client"
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+	"github.com/sendguard/sendguard/storage/badger"
+)
+
+// fakeClock is a clock that moves only when told.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// t0 is the tests' starting time: a Friday, 10:00 UTC.
+var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+
+type harness struct {
+	srv   *Server
+	clock *fakeClock
+	c     *client.Client
+	api   sgv1.SendGuardClient
+}
+
+// newHarness starts a server on an in-memory Badger store over bufconn.
+func newHarness(t testing.TB, mutate ...func(*Config)) *harness {
+	t.Helper()
+	st, err := badger.Open(badger.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{t: t0}
+	cfg := DefaultConfig()
+	cfg.Store = st
+	cfg.Now = clock.Now
+	cfg.Logger = discardLogger()
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	srv, err := NewService(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis := bufconn.Listen(1 << 20)
+	go func() { _ = srv.GRPCServer().Serve(lis) }()
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.New(conn, 10*time.Second)
+	t.Cleanup(func() {
+		c.Close()
+		srv.GRPCServer().Stop()
+		st.Close()
+	})
+	return &harness{srv: srv, clock: clock, c: c, api: c.API()}
+}
+
+func (h *harness) check(t testing.TB, req *sgv1.CheckSendRequest) *sgv1.CheckSendResponse {
+	t.Helper()
+	resp, err := h.c.Check(context.Background(), req)
+	if err != nil {
+		t.Fatalf("CheckSend(%v): %v", req, err)
+	}
+	return resp
+}
+
+func (h *harness) report(t testing.TB, req *sgv1.ReportResultRequest) *sgv1.ReportResultResponse {
+	t.Helper()
+	resp, err := h.c.Report(context.Background(), req)
+	if err != nil {
+		t.Fatalf("ReportResult(%v): %v", req, err)
+	}
+	return resp
+}
+
+func (h *harness) inbound(t testing.TB, req *sgv1.ReportInboundRequest) *sgv1.ReportInboundResponse {
+	t.Helper()
+	resp, err := h.c.Inbound(context.Background(), req)
+	if err != nil {
+		t.Fatalf("ReportInbound(%v): %v", req, err)
+	}
+	return resp
+}
+
+func marketing(phone string) *sgv1.CheckSendRequest {
+	return &sgv1.CheckSendRequest{BusinessId: "acme", Phone: phone, Category: sgv1.Category_CATEGORY_MARKETING, Template: "promo"}
+}
+
+func failed(phone string, code int32, at time.Time) *sgv1.ReportResultRequest {
+	return &sgv1.ReportResultRequest{
+		BusinessId: "acme", Phone: phone, MessageId: "wamid." + phone + at.String(),
+		Status: sgv1.MessageStatus_MESSAGE_STATUS_FAILED, ErrorCode: code,
+		Category: sgv1.Category_CATEGORY_MARKETING, Template: "promo", Timestamp: timestamppb.New(at),
+	}
+}
+
+func rules(resp *sgv1.CheckSendResponse) []sgv1.Rule {
+	var out []sgv1.Rule
+	for _, r := range resp.GetReasons() {
+		out = append(out, r.GetRule())
+	}
+	return out
+}

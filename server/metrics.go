@@ -1,0 +1,96 @@
+package server
+
+import (
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+	"github.com/sendguard/sendguard/validator"
+)
+
+// metrics are a server's Prometheus metrics, on a registry of its own (no globals,
+// so that tests can run servers side by side).
+type metrics struct {
+	registry     *prometheus.Registry
+	grpc         *grpcprom.ServerMetrics
+	decisions    *prometheus.CounterVec
+	reasons      *prometheus.CounterVec
+	rowErrors    *prometheus.CounterVec
+	events       *prometheus.CounterVec
+	reservations prometheus.Counter
+	panics       prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		grpc: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
+			grpcprom.WithHistogramBuckets([]float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .5, 1}),
+		)),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sendguard_decisions_total",
+			Help: "Check decisions by verdict (shadow=true: a shadowed rule would have blocked).",
+		}, []string{"verdict", "shadow"}),
+		reasons: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sendguard_decision_reasons_total",
+			Help: "Reasons given in check decisions, by rule and whether the rule was shadowed.",
+		}, []string{"rule", "shadow"}),
+		rowErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sendguard_stream_row_errors_total",
+			Help: "CheckSendStream rows answered with an error instead of a verdict, by gRPC code.",
+		}, []string{"code"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sendguard_events_total",
+			Help: "Reported events by source, type and outcome (applied, duplicate).",
+		}, []string{"source", "type", "outcome"}),
+		reservations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sendguard_reservations_total",
+			Help: "Sends reserved by allowed checks.",
+		}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sendguard_panics_recovered_total",
+			Help: "Panics recovered in handlers.",
+		}),
+	}
+	m.registry.MustRegister(m.grpc, m.decisions, m.reasons, m.rowErrors, m.events, m.reservations, m.panics,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// observe counts one decision.
+func (m *metrics) observe(d *validator.Decision) {
+	shadow := "false"
+	if d.Shadow {
+		shadow = "true"
+	}
+	m.decisions.WithLabelValues(verdictLabel(d.Verdict), shadow).Inc()
+	for i := range d.Reasons {
+		r := &d.Reasons[i]
+		s := "false"
+		if r.Shadow {
+			s = "true"
+		}
+		m.reasons.WithLabelValues(ruleLabel(r.Rule), s).Inc()
+	}
+}
+
+func verdictLabel(v sgv1.Verdict) string {
+	switch v {
+	case sgv1.Verdict_VERDICT_ALLOW:
+		return "allow"
+	case sgv1.Verdict_VERDICT_DEFER:
+		return "defer"
+	case sgv1.Verdict_VERDICT_DENY:
+		return "deny"
+	}
+	return "unspecified"
+}
+
+func ruleLabel(r sgv1.Rule) string {
+	n := r.String()
+	if len(n) > len("RULE_") {
+		return n[len("RULE_"):]
+	}
+	return n
+}

@@ -1,0 +1,218 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+	"github.com/sendguard/sendguard/storage"
+	"github.com/sendguard/sendguard/validator"
+)
+
+// ReportResult records what happened to a send.
+func (s *Server) ReportResult(ctx context.Context, req *sgv1.ReportResultRequest) (*sgv1.ReportResultResponse, error) {
+	if err := validateResult(req); err != nil {
+		return nil, err
+	}
+	resp, err := s.reportResult(ctx, req, "api")
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return resp, nil
+}
+
+// resultDedupKey is the idempotency key of a result: (message_id, status), or
+// (message_ref, status) when Meta assigned no message_id; "" when neither is known.
+func resultDedupKey(messageID, ref string, st sgv1.MessageStatus) string {
+	switch {
+	case messageID != "":
+		return "r\x00" + messageID + "\x00" + st.String()
+	case ref != "":
+		return "f\x00" + ref + "\x00" + st.String()
+	}
+	return ""
+}
+
+func (s *Server) reportResult(ctx context.Context, req *sgv1.ReportResultRequest, source string) (*sgv1.ReportResultResponse, error) {
+	b, err := s.biz.get(ctx, req.GetBusinessId())
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.resolveEvent(ctx, req.GetBusinessId(), req.GetPhone(), req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now()
+	at := now
+	if req.Timestamp != nil {
+		at = req.Timestamp.AsTime()
+	}
+	ev := validator.Result{
+		Status:     req.GetStatus(),
+		ErrorCode:  req.GetErrorCode(),
+		Category:   req.GetCategory(),
+		Template:   req.GetTemplate(),
+		CampaignID: req.GetCampaignId(),
+		MessageID:  req.GetMessageId(),
+		Ref:        req.GetMessageRef(),
+		At:         at,
+	}
+	var effect validator.TemplateEffect
+	dedup := resultDedupKey(req.GetMessageId(), req.GetMessageRef(), req.GetStatus())
+	err = s.store.UpdateContact(ctx, r.key, dedup, func(c *storage.Contact) (storage.Write, error) {
+		snap := b.snap.Load()
+		facts, w := factsFor(snap, c, r)
+		effect = validator.ApplyResult(&c.Rel, facts, &snap.policy, ev)
+		learn(c, r, snap)
+		w.Rel, w.RelTTL = true, ttl(c.Rel.ExpiresAt(&snap.policy), now)
+		if w.Facts {
+			w.FactsTTL = ttl(c.Facts.ExpiresAt(&snap.policy), now)
+		}
+		return w, nil
+	})
+	resp := &sgv1.ReportResultResponse{}
+	if r.hasNumber {
+		resp.PhoneE164 = r.number.E164
+	}
+	if errors.Is(err, storage.ErrDuplicate) {
+		s.metrics.events.WithLabelValues(source, req.GetStatus().String(), "duplicate").Inc()
+		resp.Duplicate = true
+		return resp, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.metrics.events.WithLabelValues(source, req.GetStatus().String(), "applied").Inc()
+	if effect.Kind != validator.TemplateNone && effect.Template != "" {
+		if err := b.updateState(ctx, s.store, func(st *validator.Business) { validator.ApplyTemplate(st, effect) }); err != nil {
+			return nil, err
+		}
+	}
+	return resp, nil
+}
+
+// ReportInbound records a message or call from the user.
+func (s *Server) ReportInbound(ctx context.Context, req *sgv1.ReportInboundRequest) (*sgv1.ReportInboundResponse, error) {
+	if err := validateInbound(req); err != nil {
+		return nil, err
+	}
+	resp, err := s.reportInbound(ctx, req, "api")
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return resp, nil
+}
+
+func (s *Server) reportInbound(ctx context.Context, req *sgv1.ReportInboundRequest, source string) (*sgv1.ReportInboundResponse, error) {
+	b, err := s.biz.get(ctx, req.GetBusinessId())
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.resolveEvent(ctx, req.GetBusinessId(), req.GetPhone(), req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now()
+	at := now
+	if req.Timestamp != nil {
+		at = req.Timestamp.AsTime()
+	}
+	snap := b.snap.Load()
+	ev := validator.Inbound{Kind: req.GetKind(), At: at, MessageID: req.GetMessageId(), Text: req.GetText()}
+	if ev.Kind != sgv1.InboundKind_INBOUND_KIND_CALL && req.GetText() != "" {
+		switch {
+		case snap.optOut.Match(req.GetText()):
+			ev.Keyword = validator.KeywordOptOut
+		case snap.optIn.Match(req.GetText()):
+			ev.Keyword = validator.KeywordOptIn
+		}
+	}
+	dedup := ""
+	if id := req.GetMessageId(); id != "" {
+		dedup = "i\x00" + id
+	}
+	resp := &sgv1.ReportInboundResponse{}
+	err = s.store.UpdateContact(ctx, r.key, dedup, func(c *storage.Contact) (storage.Write, error) {
+		snap := b.snap.Load()
+		facts, w := factsFor(snap, c, r)
+		validator.ApplyInbound(&c.Rel, facts, &snap.policy, ev)
+		learn(c, r, snap)
+		if until := windowUntil(&c.Rel, &snap.policy, now); !until.IsZero() {
+			resp.ServiceWindowUntil = timestamppb.New(until)
+		}
+		w.Rel, w.RelTTL = true, ttl(c.Rel.ExpiresAt(&snap.policy), now)
+		if w.Facts {
+			w.FactsTTL = ttl(c.Facts.ExpiresAt(&snap.policy), now)
+		}
+		return w, nil
+	})
+	if errors.Is(err, storage.ErrDuplicate) {
+		s.metrics.events.WithLabelValues(source, req.GetKind().String(), "duplicate").Inc()
+		return &sgv1.ReportInboundResponse{Duplicate: true}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.metrics.events.WithLabelValues(source, req.GetKind().String(), "applied").Inc()
+	resp.OptedOut = ev.Keyword == validator.KeywordOptOut
+	resp.OptedIn = ev.Keyword == validator.KeywordOptIn
+	return resp, nil
+}
+
+// resolveEvent resolves the recipient of an event: an unparsable phone is an
+// invalid argument here (there is nothing to record it against), and an event that
+// names both a number and a user ID links them.
+func (s *Server) resolveEvent(ctx context.Context, business, phone, userID string) (recipient, error) {
+	r, err := s.resolve(ctx, business, phone, userID)
+	if err != nil {
+		return r, err
+	}
+	if r.invalid {
+		return r, invalidArg("phone: %s", r.detail)
+	}
+	if err := s.link(ctx, r); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// factsFor returns the number-wide facts an event of this business contributes to:
+// the shared record (written back), or the relationship's own copy when the business
+// does not share number signals or the recipient has no known number.
+func factsFor(snap *bizSnapshot, c *storage.Contact, r recipient) (*validator.NumberFacts, storage.Write) {
+	if snap.policy.ShareNumberSignals && r.hasNumber {
+		return &c.Facts, storage.Write{Facts: true}
+	}
+	return &c.Rel.Local, storage.Write{}
+}
+
+// learn remembers the recipient's WhatsApp-ID spelling and user ID.
+func learn(c *storage.Contact, r recipient, snap *bizSnapshot) {
+	if r.hasNumber {
+		if wa := r.number.WaID(); wa != "" {
+			c.Rel.WaID = wa
+			if snap.policy.ShareNumberSignals {
+				c.Facts.WaID = wa
+			}
+		}
+		if r.userID != "" {
+			c.Rel.UserID = r.userID
+		}
+	}
+}
+
+// windowUntil is when the service window closes, if it is open at t.
+func windowUntil(rel *validator.Relationship, p *validator.Policy, t time.Time) time.Time {
+	if rel.LastInboundAt.IsZero() || p.ServiceWindow <= 0 {
+		return time.Time{}
+	}
+	until := rel.LastInboundAt.Add(p.ServiceWindow)
+	closed := rel.WindowClosedAt.After(rel.LastInboundAt) && !rel.WindowClosedAt.After(t)
+	if t.Before(rel.LastInboundAt) || !t.Before(until) || closed {
+		return time.Time{}
+	}
+	return until
+}

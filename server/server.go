@@ -1,0 +1,295 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+	"github.com/sendguard/sendguard/storage"
+	"github.com/sendguard/sendguard/storage/badger"
+	"github.com/sendguard/sendguard/validator"
+)
+
+// serviceName is the name the health service reports for SendGuard.
+const serviceName = "sendguard.v1.SendGuard"
+
+// Server is a sendguard server: the gRPC service, the HTTP endpoints and the store.
+type Server struct {
+	sgv1.UnimplementedSendGuardServer
+
+	cfg        Config
+	log        *slog.Logger
+	store      storage.Store
+	ownStore   bool
+	biz        *businesses
+	metrics    *metrics
+	webhook    *webhookMetrics
+	health     *health.Server
+	grpc       *grpc.Server
+	hashSecret []byte
+
+	grpcLis net.Listener
+	httpLis net.Listener
+	http    *http.Server
+}
+
+// New validates cfg, opens the store and binds the listeners. Call Run to serve.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), store: cfg.Store}
+	if s.store == nil {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("data directory: %w", err)
+		}
+		st, err := badger.Open(badger.Options{Dir: cfg.DataDir, Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
+		}
+		s.store, s.ownStore = st, true
+	}
+	secret, err := loadHashSecret(cfg)
+	if err != nil {
+		s.closeStore()
+		return nil, err
+	}
+	s.hashSecret = secret
+	s.biz = &businesses{store: s.store, defaults: cfg.Defaults, m: map[string]*business{}}
+	s.webhook = newWebhookMetrics(s.metrics.registry)
+	s.grpc = s.newGRPCServer()
+	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		s.closeStore()
+		return nil, fmt.Errorf("grpc listen: %w", err)
+	}
+	if cfg.HTTPAddr != "" {
+		if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			s.grpcLis.Close()
+			s.closeStore()
+			return nil, fmt.Errorf("http listen: %w", err)
+		}
+		s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+	}
+	return s, nil
+}
+
+// NewService builds the gRPC service on a store without listening: for in-process
+// use (bufconn tests, benchmarks). Register it with Register.
+func NewService(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("config: NewService needs a Store")
+	}
+	if cfg.GRPCAddr == "" {
+		cfg.GRPCAddr = "127.0.0.1:0"
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), store: cfg.Store}
+	s.hashSecret = cfg.HashSecret
+	if len(s.hashSecret) == 0 {
+		s.hashSecret = []byte("sendguard-test-secret")
+	}
+	s.biz = &businesses{store: s.store, defaults: cfg.Defaults, m: map[string]*business{}}
+	s.webhook = newWebhookMetrics(s.metrics.registry)
+	s.grpc = s.newGRPCServer()
+	return s, nil
+}
+
+// GRPCServer returns the gRPC server with every service registered.
+func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
+
+// GRPCAddr and HTTPAddr return the bound addresses.
+func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }
+
+// HTTPAddr returns the bound HTTP address, or "" when HTTP is off.
+func (s *Server) HTTPAddr() string {
+	if s.httpLis == nil {
+		return ""
+	}
+	return s.httpLis.Addr().String()
+}
+
+func (s *Server) newGRPCServer() *grpc.Server {
+	panicHandler := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		s.metrics.panics.Inc()
+		s.log.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
+		return status.Error(codes.Internal, "internal error")
+	})
+	logOpts := []logging.Option{
+		logging.WithLogOnEvents(logging.FinishCall),
+		logging.WithLevels(func(c codes.Code) logging.Level {
+			switch c {
+			case codes.OK, codes.Canceled, codes.InvalidArgument, codes.NotFound, codes.PermissionDenied, codes.Unauthenticated:
+				return logging.LevelDebug
+			case codes.Internal, codes.Unknown, codes.DataLoss:
+				return logging.LevelError
+			}
+			return logging.LevelWarn
+		}),
+	}
+	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		s.log.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+	g := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(
+			recovery.UnaryServerInterceptor(panicHandler),
+			s.metrics.grpc.UnaryServerInterceptor(),
+			logging.UnaryServerInterceptor(logger, logOpts...),
+		),
+		grpc.ChainStreamInterceptor(
+			recovery.StreamServerInterceptor(panicHandler),
+			s.metrics.grpc.StreamServerInterceptor(),
+			logging.StreamServerInterceptor(logger, logOpts...),
+		),
+		grpc.MaxRecvMsgSize(1<<20),
+	)
+	sgv1.RegisterSendGuardServer(g, s)
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(g, s.health)
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.health.SetServingStatus(serviceName, healthpb.HealthCheckResponse_SERVING)
+	reflection.Register(g)
+	s.metrics.grpc.InitializeMetrics(g)
+	return g
+}
+
+// HTTPHandler returns the HTTP endpoints: /metrics, /healthz and, when a webhook
+// secret is configured, the WhatsApp webhook.
+func (s *Server) HTTPHandler() http.Handler { return s.httpHandler() }
+
+func (s *Server) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	if len(s.cfg.WebhookSecret) > 0 {
+		mux.HandleFunc("GET "+WebhookPath, s.handleWebhookVerify)
+		mux.HandleFunc("POST "+WebhookPath, s.handleWebhook)
+	} else {
+		mux.HandleFunc(WebhookPath, func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "webhook not configured: set SENDGUARD_WHATSAPP_APP_SECRET (or whatsapp_app_secret in the config file)", http.StatusNotFound)
+		})
+	}
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		resp, err := s.health.Check(r.Context(), &healthpb.HealthCheckRequest{Service: serviceName})
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			http.Error(w, "not serving", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
+
+// Run serves until ctx ends, then stops: health goes NOT_SERVING, streams get
+// ShutdownGrace to drain (then are cut), and the store is closed last.
+func (s *Server) Run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := s.grpc.Serve(s.grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			errc <- fmt.Errorf("grpc: %w", err)
+		}
+	}()
+	if s.http != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.http.Serve(s.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("http: %w", err)
+			}
+		}()
+	}
+	s.log.Info("sendguard serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr())
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	s.stop()
+	wg.Wait()
+	return runErr
+}
+
+func (s *Server) stop() {
+	s.log.Info("sendguard stopping", "grace", s.cfg.ShutdownGrace)
+	s.health.Shutdown()
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.ShutdownGrace):
+		s.log.Warn("grace period over; cutting remaining streams")
+		s.grpc.Stop()
+		<-done
+	}
+	if s.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.http.Shutdown(ctx)
+	}
+	s.closeStore()
+	s.log.Info("sendguard stopped")
+}
+
+func (s *Server) closeStore() {
+	if s.ownStore {
+		if err := s.store.Close(); err != nil {
+			s.log.Error("closing store", "err", err)
+		}
+	}
+}
+
+// loadHashSecret returns the configured secret, or the one kept in the data
+// directory (created on first start).
+func loadHashSecret(cfg Config) ([]byte, error) {
+	if len(cfg.HashSecret) > 0 {
+		return cfg.HashSecret, nil
+	}
+	if cfg.Store != nil && cfg.DataDir == "" {
+		return []byte("sendguard-ephemeral-secret"), nil
+	}
+	path := filepath.Join(cfg.DataDir, "suppression.key")
+	b, err := os.ReadFile(path)
+	if err == nil && len(b) >= 32 {
+		return b, nil
+	}
+	if err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	b = make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	return b, nil
+}
+
+// Defaults returns the deployment's default policy.
+func (s *Server) Defaults() validator.Policy { return s.cfg.Defaults }

@@ -1,0 +1,204 @@
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+	"github.com/sendguard/sendguard/storage"
+	"github.com/sendguard/sendguard/validator"
+	"github.com/sendguard/sendguard/webhook"
+)
+
+// DefaultMaxWebhookBody bounds a webhook POST body. Meta batches up to 1,000
+// statuses per POST (about 350 KB); 8 MiB leaves room for verbose payloads.
+const DefaultMaxWebhookBody = 8 << 20
+
+// WebhookPath is where Meta's WhatsApp webhook is served.
+const WebhookPath = "/webhooks/whatsapp"
+
+type webhookMetrics struct {
+	requests *prometheus.CounterVec
+	skipped  *prometheus.CounterVec
+}
+
+func newWebhookMetrics(reg *prometheus.Registry) *webhookMetrics {
+	m := &webhookMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sendguard_webhook_requests_total",
+			Help: "Webhook HTTP requests by method and response code.",
+		}, []string{"method", "code"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sendguard_webhook_skipped_total",
+			Help: "Webhook items that were authenticated but not applied, by reason.",
+		}, []string{"reason"}),
+	}
+	reg.MustRegister(m.requests, m.skipped)
+	return m
+}
+
+// handleWebhookVerify answers Meta's subscription check.
+func (s *Server) handleWebhookVerify(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	token := []byte(q.Get("hub.verify_token"))
+	want := []byte(s.cfg.WebhookVerifyToken)
+	if q.Get("hub.mode") != "subscribe" || len(want) == 0 || subtle.ConstantTimeCompare(token, want) != 1 {
+		s.webhook.requests.WithLabelValues("GET", "403").Inc()
+		http.Error(w, "verification failed", http.StatusForbidden)
+		return
+	}
+	s.webhook.requests.WithLabelValues("GET", "200").Inc()
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = io.WriteString(w, q.Get("hub.challenge"))
+}
+
+// handleWebhook takes one signed webhook POST: 401 for a missing or wrong
+// signature, 413 for a body over the limit, 400 for a body that is not a webhook
+// JSON object (nothing applied), 503 when the store cannot take it (Meta retries),
+// and 200 for everything else, including events it skipped (counted).
+func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
+	code := s.serveWebhook(r)
+	s.webhook.requests.WithLabelValues("POST", strconv.Itoa(code)).Inc()
+	if code == http.StatusOK {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	http.Error(w, http.StatusText(code), code)
+}
+
+func (s *Server) serveWebhook(r *http.Request) int {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.cfg.MaxWebhookBody))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return http.StatusRequestEntityTooLarge
+	case err != nil:
+		return http.StatusBadRequest
+	}
+	if !webhook.Verify(body, r.Header.Get("X-Hub-Signature-256"), s.cfg.WebhookSecret) {
+		return http.StatusUnauthorized
+	}
+	events, stats, err := webhook.Parse(body)
+	if err != nil {
+		return http.StatusBadRequest
+	}
+	for reason, n := range stats.Skipped {
+		s.webhook.skipped.WithLabelValues(reason).Add(float64(n))
+	}
+	for i := range events {
+		if err := s.applyWebhookEvent(r.Context(), &events[i]); err != nil {
+			if errors.Is(err, storage.ErrUnavailable) || errors.Is(err, storage.ErrConflict) ||
+				errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				// Meta retries the whole POST; the events already applied are
+				// deduplicated then.
+				s.log.Warn("webhook: store unavailable; asking Meta to retry", "err", err)
+				return http.StatusServiceUnavailable
+			}
+			// A bad event is skipped, not a reason to make Meta retry forever.
+			s.webhook.skipped.WithLabelValues("invalid_event").Inc()
+			s.log.Debug("webhook: event skipped", "kind", events[i].Kind.String(), "err", err)
+		}
+	}
+	return http.StatusOK
+}
+
+// businessFor maps a phone_number_id to its business_id: the configured mapping, or
+// the id itself unless the deployment skips unmapped ids.
+func (s *Server) businessFor(phoneNumberID string) (string, bool) {
+	if b, ok := s.cfg.PhoneNumberIDs[phoneNumberID]; ok {
+		return b, true
+	}
+	if s.cfg.SkipUnmappedPhoneNumberIDs {
+		return "", false
+	}
+	return phoneNumberID, true
+}
+
+func (s *Server) applyWebhookEvent(ctx context.Context, ev *webhook.Event) error {
+	business, ok := s.businessFor(ev.PhoneNumberID)
+	if !ok {
+		s.webhook.skipped.WithLabelValues("unmapped_phone_number_id").Inc()
+		return nil
+	}
+	var ts *timestamppb.Timestamp
+	if !ev.Timestamp.IsZero() {
+		ts = timestamppb.New(ev.Timestamp)
+	}
+	switch ev.Kind {
+	case webhook.KindStatus:
+		req := &sgv1.ReportResultRequest{
+			BusinessId: business, Phone: ev.Phone, UserId: ev.UserID, MessageId: ev.MessageID,
+			MessageRef: ev.CallbackData, Status: ev.Status, ErrorCode: ev.ErrorCode, ErrorTitle: ev.ErrorTitle,
+			Category: ev.Category, Timestamp: ts,
+		}
+		if err := checkRecipient(business, req.Phone, req.UserId); err != nil {
+			return err
+		}
+		_, err := s.reportResult(ctx, req, "webhook")
+		return err
+	case webhook.KindMessage, webhook.KindCall:
+		req := &sgv1.ReportInboundRequest{
+			BusinessId: business, Phone: ev.Phone, UserId: ev.UserID, MessageId: ev.MessageID,
+			Kind: sgv1.InboundKind_INBOUND_KIND_MESSAGE, Text: ev.Text, Timestamp: ts,
+		}
+		if ev.Kind == webhook.KindCall {
+			req.Kind, req.Text = sgv1.InboundKind_INBOUND_KIND_CALL, ""
+		}
+		if err := checkRecipient(business, req.Phone, req.UserId); err != nil {
+			return err
+		}
+		_, err := s.reportInbound(ctx, req, "webhook")
+		return err
+	case webhook.KindUserPreference:
+		return s.applyPreference(ctx, business, ev)
+	}
+	s.webhook.skipped.WithLabelValues("unknown_kind").Inc()
+	return nil
+}
+
+// applyPreference applies a user_preferences stop or resume: Meta's own opt-out
+// record for marketing from this business.
+func (s *Server) applyPreference(ctx context.Context, business string, ev *webhook.Event) error {
+	if err := checkRecipient(business, ev.Phone, ev.UserID); err != nil {
+		return err
+	}
+	b, err := s.biz.get(ctx, business)
+	if err != nil {
+		return err
+	}
+	r, err := s.resolveEvent(ctx, business, ev.Phone, ev.UserID)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	at := ev.Timestamp
+	if at.IsZero() {
+		at = now
+	}
+	value := "resume"
+	if ev.PreferenceStop {
+		value = "stop"
+	}
+	dedup := "p\x00" + r.key.ID + "\x00" + value + "\x00" + strconv.FormatInt(at.Unix(), 10)
+	err = s.store.UpdateContact(ctx, r.key, dedup, func(c *storage.Contact) (storage.Write, error) {
+		snap := b.snap.Load()
+		validator.ApplyUserPreference(&c.Rel, ev.PreferenceStop, at)
+		learn(c, r, snap)
+		return storage.Write{Rel: true, RelTTL: ttl(c.Rel.ExpiresAt(&snap.policy), now)}, nil
+	})
+	outcome := "applied"
+	if errors.Is(err, storage.ErrDuplicate) {
+		outcome, err = "duplicate", nil
+	}
+	if err == nil {
+		s.metrics.events.WithLabelValues("webhook", "user_preference_"+value, outcome).Inc()
+	}
+	return err
+}

@@ -1,0 +1,374 @@
+package validator
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+)
+
+// Applying events. The server calls these inside one atomic storage update. Events
+// arrive more than once (the server drops repeats by key), late and out of order,
+// so every update is a max() or is guarded by timestamps: an older event never
+// overwrites newer state, and the state after a set of events does not depend on
+// their order, except where noted at the update (escalation streaks, which count
+// events in time order, and the few guards the stored state cannot support).
+
+// Result is a send's outcome: the send API's answer or a status webhook.
+type Result struct {
+	Status     sgv1.MessageStatus
+	ErrorCode  int32
+	Category   sgv1.Category // may be unspecified: then taken from the matching Send if any
+	Template   string        // may be empty: then taken from the matching Send (by Ref or MessageID)
+	CampaignID string
+	MessageID  string
+	Ref        string
+	At         time.Time
+}
+
+// ApplyResult applies a result to the relationship and to the number-wide facts
+// the reporting business contributes to (the shared record, or &rel.Local when it
+// does not share). It returns the template effect for the business state.
+//
+// The report is matched to a send by Ref, else by MessageID, and binds the ids,
+// category and template the send lacks. Every report carries the send's time or a
+// later one, so the send's time becomes the earliest reported (a reservation
+// planned later than it was sent moves back). A report that matches no send
+// records one (so SENT, DELIVERED and FAILED build the same history in any order):
+// a SENT or a delivery as Reserve would, a FAILED as a failed send; none of them
+// counts toward the business's messaging limit, which only reservations feed.
+func ApplyResult(rel *Relationship, facts *NumberFacts, p *Policy, r Result) TemplateEffect {
+	cat, tmpl := r.Category, r.Template
+	failed := r.Status == sgv1.MessageStatus_MESSAGE_STATUS_FAILED
+	if i := matchSend(rel, r.Ref, r.MessageID); i >= 0 {
+		s := &rel.Sends[i]
+		bind(&s.Category, &cat)
+		bindString(&s.Template, &tmpl)
+		bindString(&s.Ref, &r.Ref)
+		bindString(&s.MessageID, &r.MessageID)
+		bindString(&s.CampaignID, &r.CampaignID)
+		s.Failed = s.Failed || failed
+		if !r.At.IsZero() && r.At.Before(s.At) {
+			moveEarlier(rel, i, r.At)
+		}
+	} else if knownStatus(r.Status) && !r.At.IsZero() && (r.Status == sgv1.MessageStatus_MESSAGE_STATUS_SENT || r.Ref != "" || r.MessageID != "") {
+		s := Send{
+			At: r.At, Ref: r.Ref, MessageID: r.MessageID,
+			Category: cat, Template: tmpl, CampaignID: r.CampaignID, Failed: failed,
+		}
+		s.Reached = !failed && reaches(rel, p, &s)
+		recordSend(rel, p, s)
+	}
+
+	desc := describe(cat, tmpl)
+	effect := TemplateEffect{Template: tmpl, At: r.At}
+	switch r.Status {
+	case sgv1.MessageStatus_MESSAGE_STATUS_SENT:
+		effect.Kind = TemplateOK
+		AddEvent(rel, r.At, "sent"+desc)
+	case sgv1.MessageStatus_MESSAGE_STATUS_DELIVERED, sgv1.MessageStatus_MESSAGE_STATUS_READ, sgv1.MessageStatus_MESSAGE_STATUS_PLAYED:
+		// READ and PLAYED imply DELIVERED.
+		effect.Kind = TemplateOK
+		applyDelivered(rel, facts, p, cat == marketing, r.At)
+		AddEvent(rel, r.At, statusWord(r.Status)+desc)
+	case sgv1.MessageStatus_MESSAGE_STATUS_FAILED:
+		switch r.ErrorCode {
+		case 132015:
+			effect.Kind = TemplatePaused
+		case 132016:
+			effect.Kind = TemplateDisabled
+		}
+		applyFailure(rel, facts, p, r.ErrorCode, r.At)
+		AddEvent(rel, r.At, "failed "+strconv.FormatInt(int64(r.ErrorCode), 10)+desc)
+	}
+	if tmpl == "" {
+		effect.Kind = TemplateNone
+	}
+	return effect
+}
+
+// matchSend finds the send a report is about. When the report carries both a ref
+// and a message id that name two different sends (a status that only carried the
+// message id arrived before the report that binds it to the reservation, and was
+// recorded apart), they are one send: merged into the reservation.
+func matchSend(rel *Relationship, ref, messageID string) int {
+	i := FindSend(rel, ref, messageID)
+	if i < 0 || ref == "" || messageID == "" || rel.Sends[i].Ref != ref {
+		return i
+	}
+	j := -1
+	for k := len(rel.Sends) - 1; k >= 0; k-- {
+		if k != i && rel.Sends[k].MessageID == messageID && rel.Sends[k].Ref == "" {
+			j = k
+			break
+		}
+	}
+	if j < 0 {
+		return i
+	}
+	dup := rel.Sends[j]
+	rel.Sends = slices.Delete(rel.Sends, j, j+1)
+	if j < i {
+		i--
+	}
+	s := &rel.Sends[i]
+	bind(&s.Category, &dup.Category)
+	bindString(&s.Template, &dup.Template)
+	bindString(&s.MessageID, &dup.MessageID)
+	bindString(&s.CampaignID, &dup.CampaignID)
+	s.Failed = s.Failed || dup.Failed
+	s.Reached = s.Reached || dup.Reached
+	if dup.At.Before(s.At) {
+		moveEarlier(rel, i, dup.At)
+		i = FindSend(rel, ref, "")
+	}
+	return i
+}
+
+func knownStatus(s sgv1.MessageStatus) bool {
+	return s >= sgv1.MessageStatus_MESSAGE_STATUS_SENT && s <= sgv1.MessageStatus_MESSAGE_STATUS_FAILED
+}
+
+// bind fills whichever of the send's and the report's category is unspecified from
+// the other.
+func bind(send, report *sgv1.Category) {
+	if *report == sgv1.Category_CATEGORY_UNSPECIFIED {
+		*report = *send
+	} else if *send == sgv1.Category_CATEGORY_UNSPECIFIED {
+		*send = *report
+	}
+}
+
+func bindString(send, report *string) {
+	if *report == "" {
+		*report = *send
+	} else if *send == "" {
+		*send = *report
+	}
+}
+
+// applyDelivered applies a delivered, read or played status at t.
+//
+// Any delivery proves the number reachable (resets the 131026 streak after it) and
+// the pair no longer limited (resets the 131056 streak). A delivered marketing
+// message lifts Meta's opt-out (MetaResumeAt keeps the latest such evidence, so the
+// record is in force only when a stop is later than every delivery). Outside the
+// service window it also proves that Meta's per-user limit let it through (the
+// 131049 streak resets) and that the number has left the marketing experiment (the
+// flag is cleared: Meta refuses marketing outside the window to a number in the
+// experiment, so one that got through is out of it). Inside the window Meta lets
+// marketing through whatever the limit or the experiment, so such a delivery proves
+// neither and LastMarketingDeliveredAt, which later failures are compared with,
+// only records the deliveries outside the window.
+func applyDelivered(rel *Relationship, f *NumberFacts, p *Policy, mkt bool, t time.Time) {
+	f.LastDeliveredAt = maxTime(f.LastDeliveredAt, t)
+	if f.UndeliverableStreak > 0 && !t.Before(f.UndeliverableAt) {
+		f.UndeliverableStreak = 0
+	}
+	if rel.PairStreak > 0 && !t.Before(rel.PairLimitedAt) {
+		rel.PairStreak = 0
+	}
+	if !mkt {
+		return
+	}
+	rel.MetaResumeAt = maxTime(rel.MetaResumeAt, t)
+	if windowOpen(rel, p, t) {
+		return
+	}
+	f.LastMarketingDeliveredAt = maxTime(f.LastMarketingDeliveredAt, t)
+	if f.EcoStreak > 0 && !t.Before(f.EcoAt) {
+		f.EcoStreak = 0
+	}
+	if !f.ExperimentAt.IsZero() && !t.Before(f.ExperimentAt) {
+		f.ExperimentAt = time.Time{}
+	}
+}
+
+// applyFailure applies a FAILED status with Meta's error code at t. Codes that say
+// nothing about the recipient are only recorded as events (by the caller).
+func applyFailure(rel *Relationship, f *NumberFacts, p *Policy, code int32, t time.Time) {
+	switch code {
+	case 131049: // per-user marketing limit (or the US block)
+		if t.After(f.LastMarketingDeliveredAt) {
+			f.EcoStreak, f.EcoAt = escalate(f.EcoStreak, f.EcoAt, t, ecoCooldown(p, f.EcoStreak))
+		}
+	case 131050: // the user stopped marketing from this business
+		rel.MetaStopAt = maxTime(rel.MetaStopAt, t)
+	case 130472: // number in Meta's marketing experiment
+		if t.After(f.LastMarketingDeliveredAt) {
+			f.ExperimentAt = maxTime(f.ExperimentAt, t)
+		}
+	case 131026: // undeliverable
+		if t.After(f.LastDeliveredAt) {
+			f.UndeliverableStreak, f.UndeliverableAt = escalate(f.UndeliverableStreak, f.UndeliverableAt, t, undeliverableBackoff(p, f.UndeliverableStreak))
+		}
+	case 131047: // re-engagement: the window is closed. A close before the last
+		// inbound message has no effect (windowOpen compares them), so the latest is kept.
+		rel.WindowClosedAt = maxTime(rel.WindowClosedAt, t)
+	case 131056: // pair rate limit. Counted whatever its time: consecutive 131056s
+		// arrive close together, and the streak only sets a backoff of seconds.
+		rel.PairStreak = min(rel.PairStreak+1, maxPairStreak)
+		rel.PairLimitedAt = maxTime(rel.PairLimitedAt, t)
+	}
+}
+
+// escalate applies a failure at t to a backoff streak that started or last
+// escalated at `at` and lasts `backoff`. The caller has already dropped a failure
+// that a delivery after it answers. The first failure starts the streak; a later
+// one escalates it only when it happened once the current backoff was over
+// (failures of messages in flight during the backoff do not); an older one changes
+// nothing.
+//
+// A streak counts failures in time order, and the state keeps only the last one,
+// so reports that arrive out of order can escalate differently than in order (an
+// older failure reported after a newer one is dropped, where in order it would have
+// started the streak). Each way of redoing that from the stored times goes wrong
+// when a delivery between the two failures arrives later still, so the rule stays
+// the simple one.
+func escalate(streak int, at, t time.Time, backoff time.Duration) (int, time.Time) {
+	switch {
+	case streak <= 0:
+		return 1, t
+	case t.Before(at.Add(backoff)):
+		return streak, at // older, or in flight
+	}
+	return streak + 1, t
+}
+
+// InboundKeyword is what the server's keyword matcher made of an inbound text.
+type InboundKeyword uint8
+
+const (
+	KeywordNone InboundKeyword = iota
+	KeywordOptOut
+	KeywordOptIn
+)
+
+// Inbound is a message or call from the user.
+type Inbound struct {
+	Kind      sgv1.InboundKind // unspecified means a message
+	Keyword   InboundKeyword
+	At        time.Time
+	MessageID string
+	Text      string
+}
+
+// ApplyInbound applies a message or call from the user at in.At: it opens the
+// service window, a message (not a call) ends the undeliverable streak before it,
+// and an opt-out or opt-in keyword records the business's own opt-out or consent
+// with the keyword as its reason.
+func ApplyInbound(rel *Relationship, facts *NumberFacts, p *Policy, in Inbound) {
+	rel.LastInboundAt = maxTime(rel.LastInboundAt, in.At)
+	call := in.Kind == sgv1.InboundKind_INBOUND_KIND_CALL
+	if !call && facts.UndeliverableStreak > 0 && !in.At.Before(facts.UndeliverableAt) {
+		facts.UndeliverableStreak = 0
+	}
+	switch in.Keyword {
+	case KeywordOptOut:
+		reason := "keyword " + strconv.Quote(strings.TrimSpace(in.Text))
+		setOwn(rel, true, reason, in.At)
+		AddEvent(rel, in.At, "opted out: "+reason)
+	case KeywordOptIn:
+		reason := "keyword " + strconv.Quote(strings.TrimSpace(in.Text))
+		setOwn(rel, false, reason, in.At)
+		AddEvent(rel, in.At, "opted in: "+reason)
+	default:
+		if call {
+			AddEvent(rel, in.At, "inbound call")
+		} else {
+			AddEvent(rel, in.At, "inbound message")
+		}
+	}
+}
+
+// SetOptOut records the business's own opt-out (optedOut) or an opt-in, i.e.
+// consent, with its reason. It does not touch Meta's record.
+//
+// It is an operator's command, not a report that may arrive late, so it always
+// takes effect: when the opposite record is at the same time or later (a frozen
+// clock, a keyword stamped ahead by a skewed sender clock), it is recorded just
+// after that one.
+func SetOptOut(rel *Relationship, optedOut bool, reason string, at time.Time) {
+	if optedOut && !at.After(rel.OwnStartAt) && !rel.OwnStartAt.IsZero() {
+		at = rel.OwnStartAt.Add(time.Nanosecond)
+	}
+	if !optedOut && !at.After(rel.OwnStopAt) && !rel.OwnStopAt.IsZero() {
+		at = rel.OwnStopAt.Add(time.Nanosecond)
+	}
+	setOwn(rel, optedOut, reason, at)
+	if optedOut {
+		AddEvent(rel, at, "opted out: "+reason)
+	} else {
+		AddEvent(rel, at, "opted in: "+reason)
+	}
+}
+
+func setOwn(rel *Relationship, stop bool, reason string, at time.Time) {
+	if stop {
+		if !at.Before(rel.OwnStopAt) {
+			rel.OwnStopAt, rel.OwnStopReason = at, reason
+		}
+		return
+	}
+	if !at.Before(rel.OwnStartAt) {
+		rel.OwnStartAt, rel.OwnStartReason = at, reason
+	}
+}
+
+// ApplyUserPreference applies Meta's user_preferences webhook for marketing
+// messages: the user stopped (stop) or resumed marketing from this business.
+func ApplyUserPreference(rel *Relationship, stop bool, at time.Time) {
+	if stop {
+		rel.MetaStopAt = maxTime(rel.MetaStopAt, at)
+		AddEvent(rel, at, "Meta: user stopped marketing messages")
+		return
+	}
+	rel.MetaResumeAt = maxTime(rel.MetaResumeAt, at)
+	AddEvent(rel, at, "Meta: user resumed marketing messages")
+}
+
+// describe is the " (marketing, template promo)" part of an event text.
+func describe(c sgv1.Category, tmpl string) string {
+	name := categoryName(c)
+	switch {
+	case name == "" && tmpl == "":
+		return ""
+	case tmpl == "":
+		return " (" + name + ")"
+	case name == "":
+		return " (template " + tmpl + ")"
+	}
+	return " (" + name + ", template " + tmpl + ")"
+}
+
+func categoryName(c sgv1.Category) string {
+	switch c {
+	case sgv1.Category_CATEGORY_MARKETING:
+		return "marketing"
+	case sgv1.Category_CATEGORY_UTILITY:
+		return "utility"
+	case sgv1.Category_CATEGORY_AUTHENTICATION:
+		return "authentication"
+	case sgv1.Category_CATEGORY_SERVICE:
+		return "service"
+	}
+	return ""
+}
+
+func statusWord(s sgv1.MessageStatus) string {
+	switch s {
+	case sgv1.MessageStatus_MESSAGE_STATUS_SENT:
+		return "sent"
+	case sgv1.MessageStatus_MESSAGE_STATUS_DELIVERED:
+		return "delivered"
+	case sgv1.MessageStatus_MESSAGE_STATUS_READ:
+		return "read"
+	case sgv1.MessageStatus_MESSAGE_STATUS_PLAYED:
+		return "played"
+	case sgv1.MessageStatus_MESSAGE_STATUS_FAILED:
+		return "failed"
+	}
+	return "status"
+}

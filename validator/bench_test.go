@@ -1,0 +1,76 @@
+package validator
+
+import (
+	"testing"
+	"time"
+)
+
+// history is a contact with a realistic past: three marketing sends in the last
+// ten days (sent and delivered), a 131049 cooldown long over, and a window that
+// closed days ago.
+func history() *fixture {
+	f := newFixture()
+	f.chk.Zones = []*time.Location{brt}
+	f.chk.Template = "promo"
+	f.inbound(at(-4 * 24 * hour))
+	for i, d := range []time.Duration{-10 * 24 * hour, -6 * 24 * hour, -2 * 24 * hour} {
+		ref := string(rune('a' + i))
+		f.reserve(mkt, "promo", at(d), ref)
+		f.result(Result{Status: sent, Ref: ref, MessageID: "wamid." + ref, At: at(d + sec)})
+		f.result(Result{Status: delivered, MessageID: "wamid." + ref, Category: mkt, At: at(d + 5*sec)})
+	}
+	f.fail(mkt, 131049, at(-9*24*hour))
+	return f
+}
+
+func BenchmarkDecide(b *testing.B) {
+	b.Run("fresh", func(b *testing.B) {
+		f := newFixture()
+		in := f.input(mkt, t0)
+		in.Check.Template = "promo"
+		b.ReportAllocs()
+		for b.Loop() {
+			if Decide(in).Verdict != allow {
+				b.Fatal("not allowed")
+			}
+		}
+	})
+	b.Run("history", func(b *testing.B) {
+		f := history()
+		in := f.input(mkt, t0)
+		in.Check.Template = "promo"
+		b.ReportAllocs()
+		for b.Loop() {
+			if Decide(in).Verdict != allow {
+				b.Fatal(summary(Decide(in)))
+			}
+		}
+	})
+	b.Run("history-deferred", func(b *testing.B) {
+		// The same contact a day after a new send and a 131049: two reasons with
+		// sentences, and a retry_at search.
+		f := history()
+		f.reserve(mkt, "promo", at(-hour), "d")
+		f.fail(mkt, 131049, at(-30*time.Minute))
+		in := f.input(mkt, t0)
+		in.Check.Template = "promo"
+		b.ReportAllocs()
+		for b.Loop() {
+			if Decide(in).Verdict != deferVT {
+				b.Fatal(summary(Decide(in)))
+			}
+		}
+	})
+}
+
+func BenchmarkReserve(b *testing.B) {
+	f := history()
+	p := &f.pol
+	b.ReportAllocs()
+	for b.Loop() {
+		rel := f.rel
+		rel.Sends = append([]Send(nil), f.rel.Sends...)
+		rel.Events = append([]Event(nil), f.rel.Events...)
+		Reserve(&rel, &f.biz, p, Send{At: t0, Ref: "new", Category: mkt, Template: "promo"})
+	}
+}

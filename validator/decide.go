@@ -1,0 +1,270 @@
+package validator
+
+import (
+	"time"
+
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+)
+
+// Check is what the server knows about one planned send, resolved from the request.
+type Check struct {
+	Category      sgv1.Category
+	Template      string
+	SendAt        time.Time        // judge as of this time
+	HasNumber     bool             // a phone was given or linked (false: user_id only)
+	InvalidNumber bool             // a phone was given and is not a possible number
+	InvalidDetail string           // why, for the reason's sentence
+	Region        string           // ISO region of the number ("US", "CA"), "" if unknown
+	Zones         []*time.Location // the number's time zones (quiet hours); may be empty
+	Suppressed    bool             // a forgotten opt-out's suppression entry matches: treat as OPTED_OUT
+}
+
+// Input is everything Decide reads. Rel, Facts, Business and Policy are never nil
+// (zero values for unknown).
+type Input struct {
+	Check Check
+	Rel   *Relationship
+	// Facts are the number-wide facts this business reads: the shared record, or
+	// &Rel.Local when the policy does not share them.
+	Facts    *NumberFacts
+	Business *Business
+	Policy   *Policy
+}
+
+// Reason is one rule that applies to a check.
+type Reason struct {
+	Rule    sgv1.Rule
+	Verdict sgv1.Verdict // DEFER or DENY: the verdict this rule gives alone
+	// Detail is one sentence for humans. It never says which business's message
+	// taught a number-wide fact.
+	Detail string
+	// MetaErrorCode is the Meta error the rule predicts, 0 if none.
+	MetaErrorCode int32
+	// Until is when the rule stops applying (zero for rules with no known end).
+	Until  time.Time
+	Shadow bool
+}
+
+// Decision is the answer to a check.
+type Decision struct {
+	Verdict sgv1.Verdict
+	// Reasons: DENY reasons in Rule order, then DEFER reasons by Until (latest
+	// first, ties in Rule order), then shadowed reasons ordered the same way.
+	Reasons []Reason
+	// RetryAt (DEFER only) is the earliest T >= SendAt at which judging every rule
+	// that is not shadowed at T gives no DEFER.
+	RetryAt time.Time
+	// WindowUntil is when the service window closes, if it is open at SendAt.
+	WindowUntil time.Time
+	// Shadow is set when a shadowed rule would have blocked the send.
+	Shadow bool
+}
+
+// maxRetryRounds bounds the search for RetryAt. Each round jumps to the latest
+// Until of the rules still deferring, so a round is only needed when rules take
+// turns (a cooldown ending in quiet hours, a cap freed just before a planned send);
+// 32 rounds is far more than any real history needs. Past the bound RetryAt is the
+// time the last round reached: no earlier time is free, and a check at RetryAt
+// answers with the next one.
+const maxRetryRounds = 32
+
+// Decide judges one planned send against every rule, as of in.Check.SendAt.
+func Decide(in *Input) Decision {
+	var hs hits
+	t := in.Check.SendAt
+	judge(in, t, &hs)
+
+	d := Decision{Verdict: sgv1.Verdict_VERDICT_ALLOW}
+	for i := 0; i < hs.n; i++ {
+		h := &hs.h[i]
+		switch {
+		case h.shadow:
+			d.Shadow = true
+		case h.verdict == sgv1.Verdict_VERDICT_DENY:
+			d.Verdict = sgv1.Verdict_VERDICT_DENY
+		case d.Verdict != sgv1.Verdict_VERDICT_DENY:
+			d.Verdict = sgv1.Verdict_VERDICT_DEFER
+		}
+	}
+	if windowOpen(in.Rel, in.Policy, t) {
+		d.WindowUntil = windowEnd(in.Rel, in.Policy)
+	}
+	if d.Verdict == sgv1.Verdict_VERDICT_DEFER {
+		d.RetryAt = retryAt(in, &hs)
+	}
+	if hs.n == 0 {
+		return d
+	}
+	hs.sort()
+	d.Reasons = make([]Reason, hs.n)
+	for i := 0; i < hs.n; i++ {
+		h := &hs.h[i]
+		d.Reasons[i] = Reason{
+			Rule:          h.rule,
+			Verdict:       h.verdict,
+			Detail:        detail(in, t, h),
+			MetaErrorCode: h.code,
+			Until:         h.until,
+			Shadow:        h.shadow,
+		}
+	}
+	return d
+}
+
+// retryAt finds the earliest time from which no rule that is not shadowed defers.
+// Every rule's until is the earliest time it stops deferring, so no time before
+// the latest until of a round can be free: jumping there and judging again is
+// exact, not a guess.
+func retryAt(in *Input, first *hits) time.Time {
+	t, _ := first.latestDefer()
+	var hs hits
+	for range maxRetryRounds {
+		judge(in, t, &hs)
+		next, ok := hs.latestDefer()
+		if !ok || !next.After(t) {
+			// Free at t. (A rule whose until is not after t would be a bug; stopping
+			// here answers with t rather than looping.)
+			return t
+		}
+		t = next
+	}
+	return t
+}
+
+// numRules is the number of rules: at most one hit each.
+const numRules = 14
+
+// hit is one rule that applies at the judged time, before it becomes a Reason.
+// The sentence is built only for the hits Decide returns, from the fields below.
+type hit struct {
+	rule    sgv1.Rule
+	verdict sgv1.Verdict
+	code    int32
+	until   time.Time
+	shadow  bool
+	// What the sentence needs (meaning depends on the rule).
+	at time.Time
+	n  int
+	d  time.Duration
+}
+
+type hits struct {
+	n int
+	h [numRules]hit
+}
+
+func (hs *hits) add(p *Policy, h *hit) {
+	h.shadow = p.Shadowed(h.rule)
+	hs.h[hs.n] = *h
+	hs.n++
+}
+
+// latestDefer returns the latest until among the DEFER hits that are not shadowed.
+func (hs *hits) latestDefer() (time.Time, bool) {
+	var u time.Time
+	ok := false
+	for i := 0; i < hs.n; i++ {
+		h := &hs.h[i]
+		if h.shadow || h.verdict != sgv1.Verdict_VERDICT_DEFER {
+			continue
+		}
+		if !ok || h.until.After(u) {
+			u = h.until
+		}
+		ok = true
+	}
+	return u, ok
+}
+
+// sort orders the hits as Decision.Reasons are ordered (insertion sort: at most
+// 14 items, no allocation).
+func (hs *hits) sort() {
+	for i := 1; i < hs.n; i++ {
+		for j := i; j > 0 && hs.h[j].before(&hs.h[j-1]); j-- {
+			hs.h[j], hs.h[j-1] = hs.h[j-1], hs.h[j]
+		}
+	}
+}
+
+func (a *hit) before(b *hit) bool {
+	if a.shadow != b.shadow {
+		return !a.shadow
+	}
+	if a.verdict != b.verdict {
+		return a.verdict == sgv1.Verdict_VERDICT_DENY
+	}
+	if a.verdict == sgv1.Verdict_VERDICT_DEFER && !a.until.Equal(b.until) {
+		return a.until.After(b.until)
+	}
+	return a.rule < b.rule
+}
+
+// judge evaluates every rule at time t (which is in.Check.SendAt or a later time
+// tried for RetryAt; the rules read t, never in.Check.SendAt).
+func judge(in *Input, t time.Time, hs *hits) {
+	hs.n = 0
+	p := in.Policy
+	var h hit
+	if invalidNumber(in, &h) {
+		hs.add(p, &h)
+	}
+	if regionBlocked(in, &h) {
+		hs.add(p, &h)
+	}
+	if optedOut(in, &h) {
+		hs.add(p, &h)
+	}
+	if noConsent(in, &h) {
+		hs.add(p, &h)
+	}
+	if ecosystemLimit(in, t, &h) {
+		hs.add(p, &h)
+	}
+	if experiment(in, t, &h) {
+		hs.add(p, &h)
+	}
+	if frequencyCap(in, t, &h) {
+		hs.add(p, &h)
+	}
+	if serviceWindow(in, t, &h) {
+		hs.add(p, &h)
+	}
+	if undeliverable(in, t, &h) {
+		hs.add(p, &h)
+	}
+	if pairRate(in, t, &h) {
+		hs.add(p, &h)
+	}
+	if templatePaused(in, t, &h) {
+		hs.add(p, &h)
+	}
+	if messagingLimit(in, t, &h) {
+		hs.add(p, &h)
+	}
+	if quietHours(in, t, &h) {
+		hs.add(p, &h)
+	}
+	if templateRepeat(in, t, &h) {
+		hs.add(p, &h)
+	}
+}
+
+const (
+	marketing = sgv1.Category_CATEGORY_MARKETING
+	service   = sgv1.Category_CATEGORY_SERVICE
+	deny      = sgv1.Verdict_VERDICT_DENY
+	deferV    = sgv1.Verdict_VERDICT_DEFER
+)
+
+// isTemplate reports whether a category is a template category (marketing,
+// utility, authentication): what the messaging limit counts.
+func isTemplate(c sgv1.Category) bool {
+	return c == marketing || c == sgv1.Category_CATEGORY_UTILITY || c == sgv1.Category_CATEGORY_AUTHENTICATION
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}

@@ -1,0 +1,75 @@
+package validator
+
+import (
+	"strings"
+
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+)
+
+// The rules about who the recipient is and what they agreed to: INVALID_NUMBER,
+// REGION_BLOCKED, OPTED_OUT and NO_CONSENT. They have no end (DENY).
+
+// invalidNumber is INVALID_NUMBER: the phone given is not a possible number.
+func invalidNumber(in *Input, h *hit) bool {
+	if !in.Check.InvalidNumber {
+		return false
+	}
+	*h = hit{rule: sgv1.Rule_RULE_INVALID_NUMBER, verdict: deny}
+	return true
+}
+
+// regionBlocked is REGION_BLOCKED: Meta does not deliver marketing templates to
+// numbers of these regions (US numbers fail with 131049). A Canadian +1 number has
+// region CA and passes.
+func regionBlocked(in *Input, h *hit) bool {
+	c := &in.Check
+	if c.Category != marketing || c.Region == "" {
+		return false
+	}
+	for _, r := range in.Policy.BlockedRegions {
+		if strings.EqualFold(r, c.Region) {
+			*h = hit{rule: sgv1.Rule_RULE_REGION_BLOCKED, verdict: deny, code: 131049}
+			return true
+		}
+	}
+	return false
+}
+
+// metaOptedOut reports whether Meta's opt-out record (131050 or a user_preferences
+// stop) is in force.
+func (r *Relationship) metaOptedOut() bool { return r.MetaStopAt.After(r.MetaResumeAt) }
+
+// ownOptedOut reports whether the business's own opt-out is in force.
+func (r *Relationship) ownOptedOut() bool { return r.OwnStopAt.After(r.OwnStartAt) }
+
+// consented reports whether an opt-in is recorded and not withdrawn since.
+func (r *Relationship) consented() bool {
+	return !r.OwnStartAt.IsZero() && r.OwnStartAt.After(r.OwnStopAt)
+}
+
+// optedOut is OPTED_OUT, from Meta's record, the business's own, or the suppression
+// entry left by a forgotten opt-out. It predicts 131050 only when Meta's record is
+// in force: Meta delivers to a user who opted out only of this business's list.
+func optedOut(in *Input, h *hit) bool {
+	if in.Check.Category != marketing {
+		return false
+	}
+	meta := in.Rel.metaOptedOut()
+	if !meta && !in.Rel.ownOptedOut() && !in.Check.Suppressed {
+		return false
+	}
+	*h = hit{rule: sgv1.Rule_RULE_OPTED_OUT, verdict: deny}
+	if meta {
+		h.code = 131050
+	}
+	return true
+}
+
+// noConsent is NO_CONSENT: the policy requires a recorded opt-in for marketing.
+func noConsent(in *Input, h *hit) bool {
+	if in.Check.Category != marketing || !in.Policy.RequireOptIn || in.Rel.consented() {
+		return false
+	}
+	*h = hit{rule: sgv1.Rule_RULE_NO_CONSENT, verdict: deny}
+	return true
+}

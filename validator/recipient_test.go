@@ -1,0 +1,203 @@
+package validator
+
+import (
+	"strings"
+	"testing"
+
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+)
+
+func TestInvalidNumber(t *testing.T) {
+	for _, cat := range allCategories {
+		t.Run(cat.String(), func(t *testing.T) {
+			f := newFixture()
+			f.chk.InvalidNumber, f.chk.InvalidDetail, f.chk.Region = true, "too short for +55", ""
+			f.inbound(at(-hour)) // an open window does not help
+			d := f.decide(cat, t0)
+			checkDecision(t, d, denied("DENY INVALID_NUMBER -"))
+			if got := d.Reasons[0].Detail; got != "The phone number is not a possible number: too short for +55." {
+				t.Errorf("detail %q", got)
+			}
+		})
+	}
+}
+
+func TestRegionBlocked(t *testing.T) {
+	tests := []struct {
+		name    string
+		region  string
+		blocked []string
+		cat     sgv1.Category
+		want    want
+	}{
+		{"US marketing", "US", []string{"US"}, mkt, denied("DENY REGION_BLOCKED 131049 -")},
+		{"policy written in lower case", "US", []string{"us"}, mkt, denied("DENY REGION_BLOCKED 131049 -")},
+		{"Canadian +1 number", "CA", []string{"US"}, mkt, allowed()},
+		{"US utility", "US", []string{"US"}, util, allowed()},
+		{"US authentication", "US", []string{"US"}, auth, allowed()},
+		{"unknown region", "", []string{"US"}, mkt, allowed()},
+		{"rule off", "US", nil, mkt, allowed()},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture()
+			f.chk.Region, f.pol.BlockedRegions = tc.region, tc.blocked
+			checkDecision(t, f.decide(tc.cat, t0), tc.want)
+		})
+	}
+}
+
+func TestOptedOut(t *testing.T) {
+	tests := []struct {
+		name   string
+		setup  func(f *fixture)
+		cat    sgv1.Category
+		want   want
+		detail string // a part of the sentence
+	}{
+		{
+			name:   "Meta's record from 131050",
+			setup:  func(f *fixture) { f.fail(mkt, 131050, at(-hour)) },
+			want:   denied("DENY OPTED_OUT 131050 -"),
+			detail: "Meta recorded a stop (131050) on 2026-11-26 09:00 UTC",
+		},
+		{
+			name:  "Meta's record from user_preferences",
+			setup: func(f *fixture) { ApplyUserPreference(&f.rel, true, at(-hour)) },
+			want:  denied("DENY OPTED_OUT 131050 -"),
+		},
+		{
+			name: "lifted by a user_preferences resume",
+			setup: func(f *fixture) {
+				f.fail(mkt, 131050, at(-2*hour))
+				ApplyUserPreference(&f.rel, false, at(-hour))
+			},
+			want: allowed(),
+		},
+		{
+			name: "lifted by a later delivered marketing message",
+			setup: func(f *fixture) {
+				noCaps(f) // the delivery is a send of its own
+				f.fail(mkt, 131050, at(-2*hour))
+				f.deliver(mkt, at(-hour))
+			},
+			want: allowed(),
+		},
+		{
+			name: "not lifted by an earlier delivered marketing message",
+			setup: func(f *fixture) {
+				noCaps(f) // the delivery is a send of its own
+				f.fail(mkt, 131050, at(-hour))
+				f.deliver(mkt, at(-2*hour))
+			},
+			want: denied("DENY OPTED_OUT 131050 -"),
+		},
+		{
+			name: "not lifted by the business's opt-in",
+			setup: func(f *fixture) {
+				f.fail(mkt, 131050, at(-2*hour))
+				SetOptOut(&f.rel, false, "form", at(-hour))
+			},
+			want: denied("DENY OPTED_OUT 131050 -"),
+		},
+		{
+			name: "own opt-out by keyword",
+			setup: func(f *fixture) {
+				ApplyInbound(&f.rel, &f.facts, &f.pol, Inbound{Keyword: KeywordOptOut, Text: " STOP ", At: at(-hour)})
+			},
+			want:   denied("DENY OPTED_OUT -"),
+			detail: `opted out on 2026-11-26 09:00 UTC (keyword "STOP")`,
+		},
+		{
+			name: "own opt-out is not lifted by a delivery",
+			setup: func(f *fixture) {
+				noCaps(f) // the delivery is a send of its own
+				SetOptOut(&f.rel, true, "support ticket", at(-2*hour))
+				f.deliver(mkt, at(-hour))
+			},
+			want: denied("DENY OPTED_OUT -"),
+		},
+		{
+			name: "own opt-out lifted by START",
+			setup: func(f *fixture) {
+				ApplyInbound(&f.rel, &f.facts, &f.pol, Inbound{Keyword: KeywordOptOut, Text: "STOP", At: at(-2 * hour)})
+				ApplyInbound(&f.rel, &f.facts, &f.pol, Inbound{Keyword: KeywordOptIn, Text: "START", At: at(-hour)})
+			},
+			want: allowed(),
+		},
+		{
+			name: "an older START keyword reported late does not lift a newer opt-out",
+			setup: func(f *fixture) {
+				SetOptOut(&f.rel, true, "a", at(-hour))
+				ApplyInbound(&f.rel, &f.facts, &f.pol, Inbound{Keyword: KeywordOptIn, Text: "START", At: at(-2 * hour)})
+			},
+			want: denied("DENY OPTED_OUT -"),
+		},
+		{
+			name:   "suppression entry of a forgotten opt-out",
+			setup:  func(f *fixture) { f.chk.Suppressed = true },
+			want:   denied("DENY OPTED_OUT -"),
+			detail: "forgotten after opting out",
+		},
+		{
+			name:  "utility is not marketing",
+			setup: func(f *fixture) { f.fail(mkt, 131050, at(-hour)); SetOptOut(&f.rel, true, "x", at(-hour)) },
+			cat:   util,
+			want:  allowed(),
+		},
+		{
+			name: "never shadowed",
+			setup: func(f *fixture) {
+				f.pol.Shadow = true
+				f.pol.ShadowRules = []sgv1.Rule{sgv1.Rule_RULE_OPTED_OUT}
+				SetOptOut(&f.rel, true, "x", at(-hour))
+			},
+			want: denied("DENY OPTED_OUT -"),
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture()
+			tc.setup(f)
+			cat := tc.cat
+			if cat == 0 {
+				cat = mkt
+			}
+			d := f.decide(cat, t0)
+			checkDecision(t, d, tc.want)
+			if tc.detail != "" && !strings.Contains(d.Reasons[0].Detail, tc.detail) {
+				t.Errorf("detail %q does not contain %q", d.Reasons[0].Detail, tc.detail)
+			}
+		})
+	}
+}
+
+func TestNoConsent(t *testing.T) {
+	tests := []struct {
+		name    string
+		require bool
+		setup   func(f *fixture)
+		cat     sgv1.Category
+		want    want
+	}{
+		{"off by default", false, func(*fixture) {}, mkt, allowed()},
+		{"required, none recorded", true, func(*fixture) {}, mkt, denied("DENY NO_CONSENT -")},
+		{"required, SetOptOut(false)", true, func(f *fixture) { SetOptOut(&f.rel, false, "signup form", at(-hour)) }, mkt, allowed()},
+		{"required, START keyword", true, func(f *fixture) {
+			ApplyInbound(&f.rel, &f.facts, &f.pol, Inbound{Keyword: KeywordOptIn, Text: "START", At: at(-hour)})
+		}, mkt, allowed()},
+		{"required, consent withdrawn", true, func(f *fixture) {
+			SetOptOut(&f.rel, false, "signup form", at(-2*hour))
+			SetOptOut(&f.rel, true, "STOP", at(-hour))
+		}, mkt, denied("DENY OPTED_OUT -", "DENY NO_CONSENT -")},
+		{"required, utility", true, func(*fixture) {}, util, allowed()},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture()
+			f.pol.RequireOptIn = tc.require
+			tc.setup(f)
+			checkDecision(t, f.decide(tc.cat, t0), tc.want)
+		})
+	}
+}
