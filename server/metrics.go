@@ -1,6 +1,8 @@
 package server
 
 import (
+	"strings"
+
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -93,4 +95,17 @@ func ruleLabel(r sgv1.Rule) string {
 		return n[len("RULE_"):]
 	}
 	return n
+}
+
+// statusLabel is "sent", "delivered", "read", "played" or "failed".
+func statusLabel(s sgv1.MessageStatus) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "MESSAGE_STATUS_"))
+}
+
+// inboundLabel is "inbound_message" or "inbound_call".
+func inboundLabel(k sgv1.InboundKind) string {
+	if k == sgv1.InboundKind_INBOUND_KIND_CALL {
+		return "inbound_call"
+	}
+	return "inbound_message"
 }

@@ -78,14 +78,14 @@ func (s *Server) reportResult(ctx context.Context, req *sgv1.ReportResultRequest
 		resp.PhoneE164 = r.number.E164
 	}
 	if errors.Is(err, storage.ErrDuplicate) {
-		s.metrics.events.WithLabelValues(source, req.GetStatus().String(), "duplicate").Inc()
+		s.metrics.events.WithLabelValues(source, statusLabel(req.GetStatus()), "duplicate").Inc()
 		resp.Duplicate = true
 		return resp, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	s.metrics.events.WithLabelValues(source, req.GetStatus().String(), "applied").Inc()
+	s.metrics.events.WithLabelValues(source, statusLabel(req.GetStatus()), "applied").Inc()
 	if effect.Kind != validator.TemplateNone && effect.Template != "" {
 		if err := b.updateState(ctx, s.store, func(st *validator.Business) { validator.ApplyTemplate(st, effect) }); err != nil {
 			return nil, err
@@ -150,13 +150,13 @@ func (s *Server) reportInbound(ctx context.Context, req *sgv1.ReportInboundReque
 		return w, nil
 	})
 	if errors.Is(err, storage.ErrDuplicate) {
-		s.metrics.events.WithLabelValues(source, req.GetKind().String(), "duplicate").Inc()
+		s.metrics.events.WithLabelValues(source, inboundLabel(req.GetKind()), "duplicate").Inc()
 		return &sgv1.ReportInboundResponse{Duplicate: true}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	s.metrics.events.WithLabelValues(source, req.GetKind().String(), "applied").Inc()
+	s.metrics.events.WithLabelValues(source, inboundLabel(req.GetKind()), "applied").Inc()
 	resp.OptedOut = ev.Keyword == validator.KeywordOptOut
 	resp.OptedIn = ev.Keyword == validator.KeywordOptIn
 	return resp, nil
