@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
@@ -25,6 +26,18 @@ func BenchmarkCheckSend(b *testing.B) {
 				Timestamp: timestamppb.New(t0.Add(-72 * time.Hour))})
 		}
 	}
+	// The baseline: the gRPC health Check on the same server and connection, so that
+	// the figures below can be quoted as ratios measured in the same run.
+	b.Run("health-baseline", func(b *testing.B) {
+		hc := healthpb.NewHealthClient(h.c.Conn())
+		req := &healthpb.HealthCheckRequest{}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := hc.Check(ctx, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("fresh", func(b *testing.B) {
 		req := marketing("+5521987654321")
 		b.ReportAllocs()
