@@ -157,6 +157,10 @@ func (s *Server) applyWebhookEvent(ctx context.Context, ev *webhook.Event) error
 		_, err := s.reportInbound(ctx, req, "webhook")
 		return err
 	case webhook.KindUserPreference:
+		if c := ev.PreferenceCategory; c != "" && c != "marketing_messages" {
+			s.webhook.skipped.WithLabelValues("preference_category").Inc()
+			return nil
+		}
 		return s.applyPreference(ctx, business, ev)
 	}
 	s.webhook.skipped.WithLabelValues("unknown_kind").Inc()

@@ -42,6 +42,8 @@ type Result struct {
 func ApplyResult(rel *Relationship, facts *NumberFacts, p *Policy, r Result) TemplateEffect {
 	cat, tmpl := r.Category, r.Template
 	failed := r.Status == sgv1.MessageStatus_MESSAGE_STATUS_FAILED
+	delivered := r.Status == sgv1.MessageStatus_MESSAGE_STATUS_DELIVERED ||
+		r.Status == sgv1.MessageStatus_MESSAGE_STATUS_READ || r.Status == sgv1.MessageStatus_MESSAGE_STATUS_PLAYED
 	if i := matchSend(rel, r.Ref, r.MessageID); i >= 0 {
 		s := &rel.Sends[i]
 		bind(&s.Category, &cat)
@@ -49,14 +51,15 @@ func ApplyResult(rel *Relationship, facts *NumberFacts, p *Policy, r Result) Tem
 		bindString(&s.Ref, &r.Ref)
 		bindString(&s.MessageID, &r.MessageID)
 		bindString(&s.CampaignID, &r.CampaignID)
-		s.Failed = s.Failed || failed
+		s.Delivered = s.Delivered || delivered
+		s.Failed = (s.Failed || failed) && !s.Delivered
 		if !r.At.IsZero() && r.At.Before(s.At) {
 			moveEarlier(rel, i, r.At)
 		}
 	} else if knownStatus(r.Status) && !r.At.IsZero() && (r.Status == sgv1.MessageStatus_MESSAGE_STATUS_SENT || r.Ref != "" || r.MessageID != "") {
 		s := Send{
 			At: r.At, Ref: r.Ref, MessageID: r.MessageID,
-			Category: cat, Template: tmpl, CampaignID: r.CampaignID, Failed: failed,
+			Category: cat, Template: tmpl, CampaignID: r.CampaignID, Failed: failed, Delivered: delivered,
 		}
 		s.Reached = !failed && reaches(rel, p, &s)
 		recordSend(rel, p, s)
@@ -118,7 +121,8 @@ func matchSend(rel *Relationship, ref, messageID string) int {
 	bindString(&s.Template, &dup.Template)
 	bindString(&s.MessageID, &dup.MessageID)
 	bindString(&s.CampaignID, &dup.CampaignID)
-	s.Failed = s.Failed || dup.Failed
+	s.Delivered = s.Delivered || dup.Delivered
+	s.Failed = (s.Failed || dup.Failed) && !s.Delivered
 	s.Reached = s.Reached || dup.Reached
 	if dup.At.Before(s.At) {
 		moveEarlier(rel, i, dup.At)

@@ -57,7 +57,7 @@ func TestApplyResultMergesSplitSend(t *testing.T) {
 	}
 	// The SENT that binds them merges the two, at the earliest time reported.
 	f.result(Result{Status: sent, Ref: "r1", MessageID: "w1", At: at(sec)})
-	want := []Send{{At: at(sec), Ref: "r1", MessageID: "w1", Category: mkt, Template: "promo", Reached: true}}
+	want := []Send{{At: at(sec), Ref: "r1", MessageID: "w1", Category: mkt, Template: "promo", Reached: true, Delivered: true}}
 	if !reflect.DeepEqual(f.rel.Sends, want) {
 		t.Errorf("sends %+v\nwant %+v", f.rel.Sends, want)
 	}
@@ -305,7 +305,7 @@ func TestApplyResultOrderIndependent(t *testing.T) {
 	// The reference itself is what the events say.
 	if ref.facts.EcoStreak != 1 || !ref.facts.EcoAt.Equal(at(26*hour+sec)) || ref.facts.UndeliverableStreak != 0 ||
 		!ref.facts.ExperimentAt.IsZero() || !ref.rel.metaOptedOut() || ref.biz.Templates["promo"].Disabled() ||
-		len(ref.rel.Sends) != 12 || !ref.rel.Sends[0].Failed || ref.rel.PairStreak != 1 {
+		len(ref.rel.Sends) != 12 || ref.rel.Sends[0].Failed || !ref.rel.Sends[0].Delivered || ref.rel.PairStreak != 1 {
 		t.Fatalf("reference state: rel %+v\nfacts %+v\ntemplates %+v", ref.rel, ref.facts, ref.biz.Templates)
 	}
 

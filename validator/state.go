@@ -26,6 +26,9 @@ type Send struct {
 	// Failed is set by a FAILED report for this send: it no longer counts toward the
 	// business's own frequency caps (it still counted for pair rate: Meta saw it).
 	Failed bool
+	// Delivered is set by a delivered/read/played report. A delivered send always
+	// counts, even when another device reported it failed (multi-device).
+	Delivered bool
 	// Reached is set when this send reached the user outside the service window
 	// (counts toward the messaging limit).
 	Reached bool

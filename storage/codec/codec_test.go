@@ -60,6 +60,7 @@ func typicalRelationship(sends int) validator.Relationship {
 			CampaignID: "cmp-2026-05",
 			Failed:     i%3 == 1,
 			Reached:    i%2 == 0,
+			Delivered:  i%3 == 0,
 		})
 	}
 	for i := range 5 {

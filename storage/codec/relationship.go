@@ -5,11 +5,12 @@ import (
 	"github.com/sendguard/sendguard/validator"
 )
 
-// Send.Failed and Send.Reached are packed into one flags byte.
+// Send.Failed, Send.Reached and Send.Delivered are packed into one flags byte.
 const (
-	sendFailed  = 1 << 0
-	sendReached = 1 << 1
-	sendFlags   = sendFailed | sendReached
+	sendFailed    = 1 << 0
+	sendReached   = 1 << 1
+	sendDelivered = 1 << 2
+	sendFlags     = sendFailed | sendReached | sendDelivered
 )
 
 // Smallest encodings of a list element, used to bound list lengths on decode.
@@ -46,6 +47,9 @@ func AppendRelationship(dst []byte, r *validator.Relationship) []byte {
 		}
 		if s.Reached {
 			flags |= sendReached
+		}
+		if s.Delivered {
+			flags |= sendDelivered
 		}
 		dst = append(dst, flags)
 	}
@@ -97,6 +101,7 @@ func DecodeRelationship(b []byte, r *validator.Relationship) error {
 			}
 			s.Failed = flags&sendFailed != 0
 			s.Reached = flags&sendReached != 0
+			s.Delivered = flags&sendDelivered != 0
 		}
 	}
 
