@@ -83,3 +83,29 @@ func BenchmarkCheckSend(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkWebhook1000 measures webhook ingestion: signed 1,000-status bodies
+// (failed 131049 for distinct numbers) through the HTTP handler into Badger. The
+// events/s figure is b.N*1000 over the elapsed time (reported as events/s).
+func BenchmarkWebhook1000(b *testing.B) {
+	h, hd := webhookHarness(b)
+	n := 0
+	bodies := func() []byte {
+		var ss []wireStatus
+		for range 1000 {
+			ss = append(ss, newStatus(fmt.Sprint("wamid.", n), "failed", t0, fmt.Sprintf("55119%08d", n%1_000_000), 131049))
+			n++
+		}
+		return body(b, pnid, statuses(ss...))
+	}
+	_ = h
+	for b.Loop() {
+		b.StopTimer()
+		raw := bodies()
+		b.StartTimer()
+		if code := postSigned(b, hd, raw); code != 200 {
+			b.Fatal(code)
+		}
+	}
+	b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "events/s")
+}

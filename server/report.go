@@ -12,12 +12,29 @@ import (
 	"github.com/sendguard/sendguard/validator"
 )
 
+// event is a report prepared for storage: the update to apply, and what follows
+// once its result is known (nil, storage.ErrDuplicate, or an error). Single RPCs
+// apply one with UpdateContact; a webhook POST applies all of its events with one
+// UpdateContacts.
+type event struct {
+	update storage.ContactUpdate
+	done   func(ctx context.Context, err error) error
+}
+
+func (s *Server) apply(ctx context.Context, ev event) error {
+	u := ev.update
+	return ev.done(ctx, s.store.UpdateContact(ctx, u.Key, u.Dedup, u.Fn))
+}
+
 // ReportResult records what happened to a send.
 func (s *Server) ReportResult(ctx context.Context, req *sgv1.ReportResultRequest) (*sgv1.ReportResultResponse, error) {
 	if err := validateResult(req); err != nil {
 		return nil, err
 	}
-	resp, err := s.reportResult(ctx, req, "api")
+	ev, resp, err := s.prepareResult(ctx, req, "api")
+	if err == nil {
+		err = s.apply(ctx, ev)
+	}
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
@@ -36,21 +53,23 @@ func resultDedupKey(messageID, ref string, st sgv1.MessageStatus) string {
 	return ""
 }
 
-func (s *Server) reportResult(ctx context.Context, req *sgv1.ReportResultRequest, source string) (*sgv1.ReportResultResponse, error) {
+// prepareResult resolves a result's recipient and builds its update. resp is
+// filled in when the update is done.
+func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultRequest, source string) (event, *sgv1.ReportResultResponse, error) {
 	b, err := s.biz.get(ctx, req.GetBusinessId())
 	if err != nil {
-		return nil, err
+		return event{}, nil, err
 	}
 	r, err := s.resolveEvent(ctx, req.GetBusinessId(), req.GetPhone(), req.GetUserId())
 	if err != nil {
-		return nil, err
+		return event{}, nil, err
 	}
 	now := s.cfg.Now()
 	at := now
 	if req.Timestamp != nil {
 		at = req.Timestamp.AsTime()
 	}
-	ev := validator.Result{
+	res := validator.Result{
 		Status:     req.GetStatus(),
 		ErrorCode:  req.GetErrorCode(),
 		Category:   req.GetCategory(),
@@ -60,38 +79,41 @@ func (s *Server) reportResult(ctx context.Context, req *sgv1.ReportResultRequest
 		Ref:        req.GetMessageRef(),
 		At:         at,
 	}
+	resp := &sgv1.ReportResultResponse{}
+	if r.hasNumber {
+		resp.PhoneE164 = r.number.E164
+	}
 	var effect validator.TemplateEffect
-	dedup := resultDedupKey(req.GetMessageId(), req.GetMessageRef(), req.GetStatus())
-	err = s.store.UpdateContact(ctx, r.key, dedup, func(c *storage.Contact) (storage.Write, error) {
+	fn := func(c *storage.Contact) (storage.Write, error) {
 		snap := b.snap.Load()
 		facts, w := factsFor(snap, c, r)
-		effect = validator.ApplyResult(&c.Rel, facts, &snap.policy, ev)
+		effect = validator.ApplyResult(&c.Rel, facts, &snap.policy, res)
 		learn(c, r, snap)
 		w.Rel, w.RelTTL = true, ttl(c.Rel.ExpiresAt(&snap.policy), now)
 		if w.Facts {
 			w.FactsTTL = ttl(c.Facts.ExpiresAt(&snap.policy), now)
 		}
 		return w, nil
-	})
-	resp := &sgv1.ReportResultResponse{}
-	if r.hasNumber {
-		resp.PhoneE164 = r.number.E164
 	}
-	if errors.Is(err, storage.ErrDuplicate) {
-		s.metrics.events.WithLabelValues(source, statusLabel(req.GetStatus()), "duplicate").Inc()
-		resp.Duplicate = true
-		return resp, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	s.metrics.events.WithLabelValues(source, statusLabel(req.GetStatus()), "applied").Inc()
-	if effect.Kind != validator.TemplateNone && effect.Template != "" {
-		if err := b.updateState(ctx, s.store, func(st *validator.Business) { validator.ApplyTemplate(st, effect) }); err != nil {
-			return nil, err
+	done := func(ctx context.Context, err error) error {
+		label := statusLabel(req.GetStatus())
+		if errors.Is(err, storage.ErrDuplicate) {
+			s.metrics.events.WithLabelValues(source, label, "duplicate").Inc()
+			resp.Duplicate = true
+			return nil
 		}
+		if err != nil {
+			return err
+		}
+		s.metrics.events.WithLabelValues(source, label, "applied").Inc()
+		if effect.Kind != validator.TemplateNone && effect.Template != "" &&
+			validator.TemplateEffectChanges(&b.snap.Load().state, effect) {
+			return b.updateState(ctx, s.store, func(st *validator.Business) { validator.ApplyTemplate(st, effect) })
+		}
+		return nil
 	}
-	return resp, nil
+	dedup := resultDedupKey(req.GetMessageId(), req.GetMessageRef(), req.GetStatus())
+	return event{update: storage.ContactUpdate{Key: r.key, Dedup: dedup, Fn: fn}, done: done}, resp, nil
 }
 
 // ReportInbound records a message or call from the user.
@@ -99,21 +121,24 @@ func (s *Server) ReportInbound(ctx context.Context, req *sgv1.ReportInboundReque
 	if err := validateInbound(req); err != nil {
 		return nil, err
 	}
-	resp, err := s.reportInbound(ctx, req, "api")
+	ev, resp, err := s.prepareInbound(ctx, req, "api")
+	if err == nil {
+		err = s.apply(ctx, ev)
+	}
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
 	return resp, nil
 }
 
-func (s *Server) reportInbound(ctx context.Context, req *sgv1.ReportInboundRequest, source string) (*sgv1.ReportInboundResponse, error) {
+func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequest, source string) (event, *sgv1.ReportInboundResponse, error) {
 	b, err := s.biz.get(ctx, req.GetBusinessId())
 	if err != nil {
-		return nil, err
+		return event{}, nil, err
 	}
 	r, err := s.resolveEvent(ctx, req.GetBusinessId(), req.GetPhone(), req.GetUserId())
 	if err != nil {
-		return nil, err
+		return event{}, nil, err
 	}
 	now := s.cfg.Now()
 	at := now
@@ -121,13 +146,13 @@ func (s *Server) reportInbound(ctx context.Context, req *sgv1.ReportInboundReque
 		at = req.Timestamp.AsTime()
 	}
 	snap := b.snap.Load()
-	ev := validator.Inbound{Kind: req.GetKind(), At: at, MessageID: req.GetMessageId(), Text: req.GetText()}
-	if ev.Kind != sgv1.InboundKind_INBOUND_KIND_CALL && req.GetText() != "" {
+	in := validator.Inbound{Kind: req.GetKind(), At: at, MessageID: req.GetMessageId(), Text: req.GetText()}
+	if in.Kind != sgv1.InboundKind_INBOUND_KIND_CALL && req.GetText() != "" {
 		switch {
 		case snap.optOut.Match(req.GetText()):
-			ev.Keyword = validator.KeywordOptOut
+			in.Keyword = validator.KeywordOptOut
 		case snap.optIn.Match(req.GetText()):
-			ev.Keyword = validator.KeywordOptIn
+			in.Keyword = validator.KeywordOptIn
 		}
 	}
 	dedup := ""
@@ -135,11 +160,12 @@ func (s *Server) reportInbound(ctx context.Context, req *sgv1.ReportInboundReque
 		dedup = "i\x00" + id
 	}
 	resp := &sgv1.ReportInboundResponse{}
-	err = s.store.UpdateContact(ctx, r.key, dedup, func(c *storage.Contact) (storage.Write, error) {
+	fn := func(c *storage.Contact) (storage.Write, error) {
 		snap := b.snap.Load()
 		facts, w := factsFor(snap, c, r)
-		validator.ApplyInbound(&c.Rel, facts, &snap.policy, ev)
+		validator.ApplyInbound(&c.Rel, facts, &snap.policy, in)
 		learn(c, r, snap)
+		resp.ServiceWindowUntil = nil
 		if until := windowUntil(&c.Rel, &snap.policy, now); !until.IsZero() {
 			resp.ServiceWindowUntil = timestamppb.New(until)
 		}
@@ -148,18 +174,23 @@ func (s *Server) reportInbound(ctx context.Context, req *sgv1.ReportInboundReque
 			w.FactsTTL = ttl(c.Facts.ExpiresAt(&snap.policy), now)
 		}
 		return w, nil
-	})
-	if errors.Is(err, storage.ErrDuplicate) {
-		s.metrics.events.WithLabelValues(source, inboundLabel(req.GetKind()), "duplicate").Inc()
-		return &sgv1.ReportInboundResponse{Duplicate: true}, nil
 	}
-	if err != nil {
-		return nil, err
+	done := func(_ context.Context, err error) error {
+		label := inboundLabel(req.GetKind())
+		if errors.Is(err, storage.ErrDuplicate) {
+			s.metrics.events.WithLabelValues(source, label, "duplicate").Inc()
+			*resp = sgv1.ReportInboundResponse{Duplicate: true}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		s.metrics.events.WithLabelValues(source, label, "applied").Inc()
+		resp.OptedOut = in.Keyword == validator.KeywordOptOut
+		resp.OptedIn = in.Keyword == validator.KeywordOptIn
+		return nil
 	}
-	s.metrics.events.WithLabelValues(source, inboundLabel(req.GetKind()), "applied").Inc()
-	resp.OptedOut = ev.Keyword == validator.KeywordOptOut
-	resp.OptedIn = ev.Keyword == validator.KeywordOptIn
-	return resp, nil
+	return event{update: storage.ContactUpdate{Key: r.key, Dedup: dedup, Fn: fn}, done: done}, resp, nil
 }
 
 // resolveEvent resolves the recipient of an event: an unparsable phone is an

@@ -92,19 +92,11 @@ func (s *Server) serveWebhook(r *http.Request) int {
 	for reason, n := range stats.Skipped {
 		s.webhook.skipped.WithLabelValues(reason).Add(float64(n))
 	}
-	for i := range events {
-		if err := s.applyWebhookEvent(r.Context(), &events[i]); err != nil {
-			if errors.Is(err, storage.ErrUnavailable) || errors.Is(err, storage.ErrConflict) ||
-				errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-				// Meta retries the whole POST; the events already applied are
-				// deduplicated then.
-				s.log.Warn("webhook: store unavailable; asking Meta to retry", "err", err)
-				return http.StatusServiceUnavailable
-			}
-			// A bad event is skipped, not a reason to make Meta retry forever.
-			s.webhook.skipped.WithLabelValues("invalid_event").Inc()
-			s.log.Debug("webhook: event skipped", "kind", events[i].Kind.String(), "err", err)
-		}
+	if err := s.applyWebhookEvents(r.Context(), events); err != nil {
+		// Meta retries the whole POST; the events already applied are deduplicated
+		// then.
+		s.log.Warn("webhook: store unavailable; asking Meta to retry", "err", err)
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusOK
 }
@@ -121,28 +113,73 @@ func (s *Server) businessFor(phoneNumberID string) (string, bool) {
 	return phoneNumberID, true
 }
 
-func (s *Server) applyWebhookEvent(ctx context.Context, ev *webhook.Event) error {
+// applyWebhookEvents prepares every event, applies them with one UpdateContacts,
+// then finishes each. A bad event is skipped and counted; only a failing store fails
+// the whole POST.
+func (s *Server) applyWebhookEvents(ctx context.Context, events []webhook.Event) error {
+	prepared := make([]event, 0, len(events))
+	for i := range events {
+		ev, ok, err := s.prepareWebhookEvent(ctx, &events[i])
+		switch {
+		case err != nil && isStoreError(err):
+			return err
+		case err != nil:
+			s.webhook.skipped.WithLabelValues("invalid_event").Inc()
+			s.log.Debug("webhook: event skipped", "kind", events[i].Kind.String(), "err", err)
+		case ok:
+			prepared = append(prepared, ev)
+		}
+	}
+	updates := make([]storage.ContactUpdate, len(prepared))
+	for i, ev := range prepared {
+		updates[i] = ev.update
+	}
+	results, err := s.store.UpdateContacts(ctx, updates)
+	if err != nil {
+		return err
+	}
+	for i, ev := range prepared {
+		if err := ev.done(ctx, results[i]); err != nil {
+			if isStoreError(err) {
+				return err
+			}
+			s.webhook.skipped.WithLabelValues("invalid_event").Inc()
+		}
+	}
+	return nil
+}
+
+func isStoreError(err error) bool {
+	return errors.Is(err, storage.ErrUnavailable) || errors.Is(err, storage.ErrConflict) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// prepareWebhookEvent turns one webhook event into a prepared report; ok is false
+// when the event is skipped (counted).
+func (s *Server) prepareWebhookEvent(ctx context.Context, ev *webhook.Event) (event, bool, error) {
 	business, ok := s.businessFor(ev.PhoneNumberID)
 	if !ok {
 		s.webhook.skipped.WithLabelValues("unmapped_phone_number_id").Inc()
-		return nil
+		return event{}, false, nil
+	}
+	if err := checkRecipient(business, ev.Phone, ev.UserID); err != nil {
+		return event{}, false, err
 	}
 	var ts *timestamppb.Timestamp
 	if !ev.Timestamp.IsZero() {
 		ts = timestamppb.New(ev.Timestamp)
 	}
+	var (
+		prepared event
+		err      error
+	)
 	switch ev.Kind {
 	case webhook.KindStatus:
-		req := &sgv1.ReportResultRequest{
+		prepared, _, err = s.prepareResult(ctx, &sgv1.ReportResultRequest{
 			BusinessId: business, Phone: ev.Phone, UserId: ev.UserID, MessageId: ev.MessageID,
 			MessageRef: ev.CallbackData, Status: ev.Status, ErrorCode: ev.ErrorCode, ErrorTitle: ev.ErrorTitle,
 			Category: ev.Category, Timestamp: ts,
-		}
-		if err := checkRecipient(business, req.Phone, req.UserId); err != nil {
-			return err
-		}
-		_, err := s.reportResult(ctx, req, "webhook")
-		return err
+		}, "webhook")
 	case webhook.KindMessage, webhook.KindCall:
 		req := &sgv1.ReportInboundRequest{
 			BusinessId: business, Phone: ev.Phone, UserId: ev.UserID, MessageId: ev.MessageID,
@@ -151,58 +188,57 @@ func (s *Server) applyWebhookEvent(ctx context.Context, ev *webhook.Event) error
 		if ev.Kind == webhook.KindCall {
 			req.Kind, req.Text = sgv1.InboundKind_INBOUND_KIND_CALL, ""
 		}
-		if err := checkRecipient(business, req.Phone, req.UserId); err != nil {
-			return err
-		}
-		_, err := s.reportInbound(ctx, req, "webhook")
-		return err
+		prepared, _, err = s.prepareInbound(ctx, req, "webhook")
 	case webhook.KindUserPreference:
 		if c := ev.PreferenceCategory; c != "" && c != "marketing_messages" {
 			s.webhook.skipped.WithLabelValues("preference_category").Inc()
-			return nil
+			return event{}, false, nil
 		}
-		return s.applyPreference(ctx, business, ev)
+		prepared, err = s.preparePreference(ctx, business, ev)
+	default:
+		s.webhook.skipped.WithLabelValues("unknown_kind").Inc()
+		return event{}, false, nil
 	}
-	s.webhook.skipped.WithLabelValues("unknown_kind").Inc()
-	return nil
+	return prepared, err == nil, err
 }
 
-// applyPreference applies a user_preferences stop or resume: Meta's own opt-out
+// preparePreference prepares a user_preferences stop or resume: Meta's own opt-out
 // record for marketing from this business.
-func (s *Server) applyPreference(ctx context.Context, business string, ev *webhook.Event) error {
-	if err := checkRecipient(business, ev.Phone, ev.UserID); err != nil {
-		return err
-	}
+func (s *Server) preparePreference(ctx context.Context, business string, ev *webhook.Event) (event, error) {
 	b, err := s.biz.get(ctx, business)
 	if err != nil {
-		return err
+		return event{}, err
 	}
 	r, err := s.resolveEvent(ctx, business, ev.Phone, ev.UserID)
 	if err != nil {
-		return err
+		return event{}, err
 	}
 	now := s.cfg.Now()
 	at := ev.Timestamp
 	if at.IsZero() {
 		at = now
 	}
+	stop := ev.PreferenceStop
 	value := "resume"
-	if ev.PreferenceStop {
+	if stop {
 		value = "stop"
 	}
-	dedup := "p\x00" + r.key.ID + "\x00" + value + "\x00" + strconv.FormatInt(at.Unix(), 10)
-	err = s.store.UpdateContact(ctx, r.key, dedup, func(c *storage.Contact) (storage.Write, error) {
+	fn := func(c *storage.Contact) (storage.Write, error) {
 		snap := b.snap.Load()
-		validator.ApplyUserPreference(&c.Rel, ev.PreferenceStop, at)
+		validator.ApplyUserPreference(&c.Rel, stop, at)
 		learn(c, r, snap)
 		return storage.Write{Rel: true, RelTTL: ttl(c.Rel.ExpiresAt(&snap.policy), now)}, nil
-	})
-	outcome := "applied"
-	if errors.Is(err, storage.ErrDuplicate) {
-		outcome, err = "duplicate", nil
 	}
-	if err == nil {
-		s.metrics.events.WithLabelValues("webhook", "user_preference_"+value, outcome).Inc()
+	done := func(_ context.Context, err error) error {
+		outcome := "applied"
+		if errors.Is(err, storage.ErrDuplicate) {
+			outcome, err = "duplicate", nil
+		}
+		if err == nil {
+			s.metrics.events.WithLabelValues("webhook", "user_preference_"+value, outcome).Inc()
+		}
+		return err
 	}
-	return err
+	dedup := "p\x00" + r.key.ID + "\x00" + value + "\x00" + strconv.FormatInt(at.Unix(), 10)
+	return event{update: storage.ContactUpdate{Key: r.key, Dedup: dedup, Fn: fn}, done: done}, nil
 }

@@ -69,6 +69,13 @@ type Write struct {
 	FactsTTL time.Duration
 }
 
+// ContactUpdate is one update of UpdateContacts: UpdateContact's arguments.
+type ContactUpdate struct {
+	Key   ContactKey
+	Dedup string
+	Fn    func(c *Contact) (Write, error)
+}
+
 // Store keeps sendguard's state. Every method is safe for concurrent use. Errors from
 // the engine wrap ErrUnavailable; a canceled or expired context is returned as
 // ctx.Err(), unwrapped.
@@ -91,6 +98,17 @@ type Store interface {
 	// can wait on the lock the outer one holds). Facts in the Write of a key that is
 	// not a number are ignored.
 	UpdateContact(ctx context.Context, k ContactKey, dedupKey string, fn func(c *Contact) (Write, error)) error
+
+	// UpdateContacts applies several updates as UpdateContact would, in order (an
+	// update sees the writes of the updates before it, on the same number too), and
+	// commits them in as few atomic writes as the engine allows: a webhook POST of
+	// 1,000 events is a handful of writes, not 1,000. It returns one result per
+	// update: nil, ErrDuplicate (its dedup key was recorded before, in this batch
+	// or earlier), or fn's own error (that update alone is skipped). An engine
+	// error fails the call: the chunk that failed is not applied, chunks committed
+	// before it are; applying the batch again is safe when every update carries a
+	// dedup key.
+	UpdateContacts(ctx context.Context, updates []ContactUpdate) ([]error, error)
 
 	// DeleteContact removes the business's relationship with the recipient, and the
 	// number-wide facts too when no other business holds a relationship for that

@@ -52,44 +52,8 @@ func (s *Store) UpdateContact(ctx context.Context, k storage.ContactKey, dedup s
 	}
 	defer unlock(lk)
 
-	rk, fk := contactKeys(k)
-	var dk []byte
-	if dedup != "" {
-		dk = dedupKey(k.Business, dedup)
-	}
-	return s.update(ctx, "update contact", func(txn *badger.Txn) error {
-		if dk != nil {
-			seen, err := exists(txn, dk)
-			if err != nil {
-				return err
-			}
-			if seen {
-				return storage.ErrDuplicate
-			}
-		}
-		c, err := readContact(txn, rk, fk)
-		if err != nil {
-			return err
-		}
-		w, err := fn(&c)
-		if err != nil {
-			return err // as is: the caller's own error
-		}
-		if w.Rel {
-			if err := put(txn, rk, codec.AppendRelationship(nil, &c.Rel), w.RelTTL); err != nil {
-				return err
-			}
-		}
-		if w.Facts && fk != nil { // a BSUID key has no number-wide facts
-			if err := put(txn, fk, codec.AppendNumberFacts(nil, &c.Facts), w.FactsTTL); err != nil {
-				return err
-			}
-		}
-		if dk != nil {
-			return put(txn, dk, nil, storage.DedupTTL)
-		}
-		return nil
-	})
+	u := storage.ContactUpdate{Key: k, Dedup: dedup, Fn: fn}
+	return s.update(ctx, "update contact", func(txn *badger.Txn) error { return applyUpdate(txn, u) })
 }
 
 // DeleteContact implements storage.Store in one transaction: it deletes the

@@ -288,10 +288,25 @@ func newStripes(n int) stripes {
 	return s
 }
 
+// index is the stripe of name.
+func (st stripes) index(seed maphash.Seed, name string) int {
+	return int(maphash.String(seed, name) & uint64(len(st)-1))
+}
+
+// lockIndex takes stripe i, or gives up when ctx ends.
+func (st stripes) lockIndex(ctx context.Context, i int) error {
+	select {
+	case st[i] <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // lock takes the stripe of name, or gives up when ctx ends. Unlock it with
 // unlock(c).
 func (st stripes) lock(ctx context.Context, seed maphash.Seed, name string) (chan struct{}, error) {
-	c := st[maphash.String(seed, name)&uint64(len(st)-1)]
+	c := st[st.index(seed, name)]
 	select {
 	case c <- struct{}{}:
 		return c, nil

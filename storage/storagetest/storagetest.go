@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -41,6 +42,8 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"FnErrorAborts", testFnErrorAborts},
 		{"ConcurrentReserveAllowsOne", testConcurrentReserve},
 		{"ConcurrentIncrementsLoseNothing", testConcurrentIncrements},
+		{"BatchUpdates", testBatch},
+		{"BatchConcurrentWithSingles", testBatchConcurrent},
 		{"DeleteContact", testDeleteContact},
 		{"Links", testLinks},
 		{"Suppressions", testSuppressions},
@@ -658,5 +661,117 @@ func testAfterClose(t *testing.T, s storage.Store) {
 	}
 	if called {
 		t.Error("a callback ran after Close")
+	}
+}
+
+// appendSend is an fn that appends one send to the relationship.
+func appendSend(ref string) func(*storage.Contact) (storage.Write, error) {
+	return func(c *storage.Contact) (storage.Write, error) {
+		c.Rel.Sends = append(c.Rel.Sends, validator.Send{At: at(int64(len(c.Rel.Sends) + 1)), Ref: ref})
+		return storage.Write{Rel: true}, nil
+	}
+}
+
+func testBatch(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	pre := storage.ContactKey{Business: "acme", ID: "+5511900000000"}
+	mustUpdate(t, s, pre, "seen-before", appendSend("pre"))
+	boom := errors.New("boom")
+	var updates []storage.ContactUpdate
+	for i := range 450 { // several chunks for a chunking backend
+		updates = append(updates, storage.ContactUpdate{
+			Key: storage.ContactKey{Business: "acme", ID: fmt.Sprintf("+55119%08d", i+1)}, Dedup: fmt.Sprint("d", i), Fn: appendSend("a"),
+		})
+	}
+	same := storage.ContactKey{Business: "acme", ID: "+5511999999999"}
+	updates = append(updates,
+		storage.ContactUpdate{Key: same, Dedup: "s1", Fn: appendSend("first")},
+		storage.ContactUpdate{Key: same, Dedup: "s2", Fn: appendSend("second")},             // sees the first
+		storage.ContactUpdate{Key: same, Dedup: "s1", Fn: appendSend("dup-in-batch")},       // duplicate of an earlier update
+		storage.ContactUpdate{Key: pre, Dedup: "seen-before", Fn: appendSend("dup-before")}, // duplicate of an earlier call
+		storage.ContactUpdate{Key: same, Dedup: "s3", Fn: func(*storage.Contact) (storage.Write, error) { return storage.Write{}, boom }},
+		storage.ContactUpdate{Key: same, Dedup: "s4", Fn: appendSend("after-error")},
+	)
+	results, err := s.UpdateContacts(ctx, updates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != len(updates) {
+		t.Fatalf("%d results for %d updates", len(results), len(updates))
+	}
+	for i := range 450 {
+		if results[i] != nil {
+			t.Fatalf("update %d: %v", i, results[i])
+		}
+		if c := mustGet(t, s, updates[i].Key); len(c.Rel.Sends) != 1 {
+			t.Fatalf("number %d: %d sends", i, len(c.Rel.Sends))
+		}
+	}
+	tail := results[450:]
+	if tail[0] != nil || tail[1] != nil || !errors.Is(tail[2], storage.ErrDuplicate) || !errors.Is(tail[3], storage.ErrDuplicate) ||
+		!errors.Is(tail[4], boom) || tail[5] != nil {
+		t.Fatalf("results %v", tail)
+	}
+	var refs []string
+	for _, snd := range mustGet(t, s, same).Rel.Sends {
+		refs = append(refs, snd.Ref)
+	}
+	if fmt.Sprint(refs) != "[first second after-error]" {
+		t.Fatalf("sends of one number in a batch: %v", refs)
+	}
+	// The dedup keys of a failed update are not recorded; the others are.
+	again, err := s.UpdateContacts(ctx, []storage.ContactUpdate{
+		{Key: same, Dedup: "s3", Fn: appendSend("retry")},
+		{Key: same, Dedup: "s2", Fn: appendSend("again")},
+	})
+	if err != nil || again[0] != nil || !errors.Is(again[1], storage.ErrDuplicate) {
+		t.Fatalf("second batch: %v %v", again, err)
+	}
+	if res, err := s.UpdateContacts(ctx, nil); err != nil || len(res) != 0 {
+		t.Fatalf("empty batch: %v %v", res, err)
+	}
+}
+
+// testBatchConcurrent: batches and single updates of the same numbers at once lose
+// no update.
+func testBatchConcurrent(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	keys := make([]storage.ContactKey, 20)
+	for i := range keys {
+		keys[i] = storage.ContactKey{Business: "acme", ID: fmt.Sprintf("+55118%08d", i)}
+	}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for r := range 10 {
+				var ups []storage.ContactUpdate
+				for _, k := range slices.Backward(keys) { // reverse order: locks must not deadlock
+					ups = append(ups, storage.ContactUpdate{Key: k, Fn: appendSend(fmt.Sprint("b", w, r))})
+				}
+				if _, err := s.UpdateContacts(ctx, ups); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for r := range 10 {
+				for _, k := range keys {
+					if err := s.UpdateContact(ctx, k, "", appendSend(fmt.Sprint("s", w, r))); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, k := range keys {
+		if n := len(mustGet(t, s, k).Rel.Sends); n != 80 {
+			t.Fatalf("%s: %d sends, want 80", k.ID, n)
+		}
 	}
 }

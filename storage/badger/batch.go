@@ -1,0 +1,130 @@
+package badger
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/sendguard/sendguard/storage"
+	"github.com/sendguard/sendguard/storage/codec"
+)
+
+// batchChunk is how many updates one transaction of UpdateContacts takes. A
+// relationship is at most a few KB, so a chunk stays far below Badger's
+// transaction size limit (15% of the 16 MB memtable).
+const batchChunk = 200
+
+// UpdateContacts implements storage.Store: chunks of up to batchChunk updates,
+// each chunk one transaction under the stripe locks of all its numbers (taken in
+// stripe order, so two batches cannot deadlock).
+func (s *Store) UpdateContacts(ctx context.Context, updates []storage.ContactUpdate) ([]error, error) {
+	results := make([]error, len(updates))
+	for start := 0; start < len(updates); start += batchChunk {
+		end := min(start+batchChunk, len(updates))
+		if err := s.updateChunk(ctx, updates[start:end], results[start:end]); err != nil {
+			return results, err
+		}
+	}
+	return results, nil
+}
+
+func (s *Store) updateChunk(ctx context.Context, updates []storage.ContactUpdate, results []error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.inflight.Done()
+	idx := make([]int, 0, len(updates))
+	for _, u := range updates {
+		idx = append(idx, s.contacts.index(s.seed, u.Key.ID))
+	}
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	for n, i := range idx {
+		if err := s.contacts.lockIndex(ctx, i); err != nil {
+			for _, j := range idx[:n] {
+				unlock(s.contacts[j])
+			}
+			return err
+		}
+	}
+	defer func() {
+		for _, i := range idx {
+			unlock(s.contacts[i])
+		}
+	}()
+
+	err := s.update(ctx, "update contacts", func(txn *badger.Txn) error {
+		clear(results)
+		for i, u := range updates {
+			err := applyUpdate(txn, u)
+			if err != nil && !errors.Is(err, storage.ErrDuplicate) && isEngineError(err) {
+				return err
+			}
+			results[i] = err
+		}
+		return nil
+	})
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		// Unusually large records: fall back to one transaction per update.
+		for i, u := range updates {
+			err := s.update(ctx, "update contact", func(txn *badger.Txn) error { return applyUpdate(txn, u) })
+			if err != nil && isEngineError(err) {
+				return err
+			}
+			results[i] = err
+		}
+		return nil
+	}
+	return err
+}
+
+// applyUpdate is one update inside a transaction; it returns ErrDuplicate, fn's
+// error or an engine error (wrapping storage.ErrUnavailable or ErrTxnTooBig).
+func applyUpdate(txn *badger.Txn, u storage.ContactUpdate) error {
+	rk, fk := contactKeys(u.Key)
+	var dk []byte
+	if u.Dedup != "" {
+		dk = dedupKey(u.Key.Business, u.Dedup)
+		seen, err := exists(txn, dk)
+		if err != nil {
+			return err
+		}
+		if seen {
+			return storage.ErrDuplicate
+		}
+	}
+	c, err := readContact(txn, rk, fk)
+	if err != nil {
+		return err
+	}
+	w, err := u.Fn(&c)
+	if err != nil {
+		return err
+	}
+	if w.Rel {
+		if err := put(txn, rk, codec.AppendRelationship(nil, &c.Rel), w.RelTTL); err != nil {
+			return err
+		}
+	}
+	if w.Facts && fk != nil {
+		if err := put(txn, fk, codec.AppendNumberFacts(nil, &c.Facts), w.FactsTTL); err != nil {
+			return err
+		}
+	}
+	if dk != nil {
+		return put(txn, dk, nil, storage.DedupTTL)
+	}
+	return nil
+}
+
+// isEngineError tells an engine failure (which fails the whole chunk) from a
+// caller's fn error (which skips one update).
+func isEngineError(err error) bool {
+	return errors.Is(err, storage.ErrUnavailable) || errors.Is(err, badger.ErrTxnTooBig) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
