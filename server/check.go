@@ -90,15 +90,29 @@ func (s *Server) check(ctx context.Context, req *sgv1.CheckSendRequest) (*sgv1.C
 		if chk.Suppressed, err = s.suppressed(ctx, r, &c); err != nil {
 			return nil, err
 		}
-		dec := decide(snap, &c, chk)
+		dec := decide(snap, &c, chk, r)
 		return s.response(req, r, &c, snap, &dec, false), nil
 	}
+	return s.reserve(ctx, req, b, r, chk, now)
+}
 
-	// A reservation. With a messaging limit the business's reach counters are part
-	// of the decision, so reservations of one business are serialised.
-	if snap.policy.MessagingLimit > 0 {
+// errNeedLock restarts a reservation that found a messaging limit it did not lock
+// for (the policy changed between the two snapshots).
+var errNeedLock = errors.New("messaging limit needs the business lock")
+
+// reserve judges and, when allowed, records a send, atomically per number. With a
+// messaging limit the business's reach counters are part of the decision, so the
+// reservations of that business are serialised on its lock.
+func (s *Server) reserve(ctx context.Context, req *sgv1.CheckSendRequest, b *business, r recipient, chk validator.Check, now time.Time) (*sgv1.CheckSendResponse, error) {
+	locked := false
+	defer func() {
+		if locked {
+			b.mu.Unlock()
+		}
+	}()
+	if b.snap.Load().policy.MessagingLimit > 0 {
 		b.mu.Lock()
-		defer b.mu.Unlock()
+		locked = true
 	}
 	var (
 		dec     validator.Decision
@@ -107,28 +121,41 @@ func (s *Server) check(ctx context.Context, req *sgv1.CheckSendRequest) (*sgv1.C
 		reached []validator.ReachBucket
 		used    *bizSnapshot
 	)
-	err = s.store.UpdateContact(ctx, r.key, "", func(c *storage.Contact) (storage.Write, error) {
+	fn := func(c *storage.Contact) (storage.Write, error) {
 		used = b.snap.Load()
 		reached, dup = nil, false
-		var err error
-		if chk.Suppressed, err = s.suppressed(ctx, r, c); err != nil {
+		if used.policy.MessagingLimit > 0 && !locked {
+			return storage.Write{}, errNeedLock
+		}
+		folded, err := s.foldSuppression(ctx, r, c)
+		if err != nil {
 			return storage.Write{}, err
 		}
-		if ref := req.GetMessageRef(); ref != "" && validator.FindSend(&c.Rel, ref, "") >= 0 {
-			dup = true
-			dec = validator.Decision{Verdict: sgv1.Verdict_VERDICT_ALLOW}
-			final = *c
-			return storage.Write{}, nil
+		if ref := req.GetMessageRef(); ref != "" {
+			if i := validator.FindSend(&c.Rel, ref, ""); i >= 0 && c.Rel.Sends[i].Ref == ref {
+				// Already reserved: nothing new is counted, but the answer is
+				// judged again without that send, so that what happened since (an
+				// opt-out, a failure) is not hidden behind the old ALLOW.
+				dup = true
+				without := *c
+				without.Rel.Sends = slices.Delete(slices.Clone(c.Rel.Sends), i, i+1)
+				dec = decide(used, &without, chk, r)
+				final = *c
+				return storage.Write{}, nil
+			}
 		}
-		dec = decide(used, c, chk)
+		dec = decide(used, c, chk, r)
+		final = *c
 		if dec.Verdict != sgv1.Verdict_VERDICT_ALLOW {
-			final = *c
+			if folded {
+				return storage.Write{Rel: true}, nil
+			}
 			return storage.Write{}, nil
 		}
 		biz := used.state
 		biz.Reached = slices.Clone(biz.Reached)
 		if validator.Reserve(&c.Rel, &biz, &used.policy, validator.Send{
-			At:         sendAt,
+			At:         chk.SendAt,
 			Ref:        req.GetMessageRef(),
 			Category:   req.GetCategory(),
 			Template:   req.GetTemplate(),
@@ -141,7 +168,13 @@ func (s *Server) check(ctx context.Context, req *sgv1.CheckSendRequest) (*sgv1.C
 		}
 		final = *c
 		return storage.Write{Rel: true, RelTTL: ttl(c.Rel.ExpiresAt(&used.policy), now)}, nil
-	})
+	}
+	err := s.store.UpdateContact(ctx, r.key, "", fn)
+	if errors.Is(err, errNeedLock) {
+		b.mu.Lock()
+		locked = true
+		err = s.store.UpdateContact(ctx, r.key, "", fn)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +208,34 @@ func (s *Server) checkInput(req *sgv1.CheckSendRequest, r recipient, sendAt time
 	return chk
 }
 
+// readFacts returns the number-wide facts a business reads: the shared record, or
+// the relationship's own copy when the business does not share number signals or
+// the recipient has no known number (then nothing is shared: see factsFor).
+func readFacts(snap *bizSnapshot, c *storage.Contact, r recipient) *validator.NumberFacts {
+	if snap.policy.ShareNumberSignals && r.key.Number() != "" {
+		return &c.Facts
+	}
+	return &c.Rel.Local
+}
+
+// suppressedReason is the reason of an opt-out folded in from a suppression entry.
+const suppressedReason = "opted out before the contact was forgotten (suppression entry)"
+
+// foldSuppression starts a new relationship opted out when the recipient's opt-out
+// was forgotten: every write path calls it first, so that no new event hides the
+// suppression entry. It reports whether it folded one.
+func (s *Server) foldSuppression(ctx context.Context, r recipient, c *storage.Contact) (bool, error) {
+	if c.RelFound || r.key.ID == "" {
+		return false, nil
+	}
+	ok, err := s.store.HasSuppression(ctx, r.key.Business, s.suppressionHash(r.key.ID))
+	if err != nil || !ok {
+		return false, err
+	}
+	c.Rel.OwnStopAt, c.Rel.OwnStopReason = s.cfg.Now(), suppressedReason
+	return true, nil
+}
+
 // suppressed reports whether a forgotten opt-out still suppresses the recipient: only
 // looked up when the business holds no relationship with it.
 func (s *Server) suppressed(ctx context.Context, r recipient, c *storage.Contact) (bool, error) {
@@ -185,11 +246,8 @@ func (s *Server) suppressed(ctx context.Context, r recipient, c *storage.Contact
 }
 
 // decide runs the rules on a stored contact.
-func decide(snap *bizSnapshot, c *storage.Contact, chk validator.Check) validator.Decision {
-	facts := &c.Facts
-	if !snap.policy.ShareNumberSignals {
-		facts = &c.Rel.Local
-	}
+func decide(snap *bizSnapshot, c *storage.Contact, chk validator.Check, r recipient) validator.Decision {
+	facts := readFacts(snap, c, r)
 	return validator.Decide(&validator.Input{
 		Check:    chk,
 		Rel:      &c.Rel,

@@ -59,15 +59,12 @@ func (s *Server) getContact(ctx context.Context, req *sgv1.GetContactRequest) (*
 		return nil, err
 	}
 	rel := &c.Rel
-	facts := &c.Facts
-	if !snap.policy.ShareNumberSignals {
-		facts = &rel.Local
-	}
+	facts := readFacts(snap, &c, r)
 	out := &sgv1.Contact{
 		WaId:          rel.WaID,
 		UserId:        rel.UserID,
-		MetaOptedOut:  rel.MetaStopAt.After(rel.MetaResumeAt),
-		OptedOut:      rel.OwnStopAt.After(rel.OwnStartAt),
+		MetaOptedOut:  rel.MetaOptedOut(),
+		OptedOut:      rel.OwnOptedOut(),
 		OptOutReason:  rel.OwnStopReason,
 		LastInboundAt: ts(rel.LastInboundAt),
 		Suppressed:    supp,
@@ -88,11 +85,11 @@ func (s *Server) getContact(ctx context.Context, req *sgv1.GetContactRequest) (*
 	case out.MetaOptedOut:
 		out.OptedOutAt = ts(rel.MetaStopAt)
 	}
-	if rel.OwnStartAt.After(rel.OwnStopAt) {
+	if rel.Consented() {
 		out.ConsentAt = ts(rel.OwnStartAt)
 		out.ConsentReason = rel.OwnStartReason
 	}
-	if until := windowUntil(rel, &snap.policy, now); !until.IsZero() {
+	if until := validator.WindowUntil(rel, &snap.policy, now); !until.IsZero() {
 		out.ServiceWindowUntil = timestamppb.New(until)
 	}
 	for _, snd := range rel.Sends {
@@ -108,7 +105,7 @@ func (s *Server) getContact(ctx context.Context, req *sgv1.GetContactRequest) (*
 		req := &sgv1.CheckSendRequest{BusinessId: req.GetBusinessId(), Category: cat}
 		chk := s.checkInput(req, r, now, snap)
 		chk.Suppressed = supp
-		dec := decide(snap, &c, chk)
+		dec := decide(snap, &c, chk, r)
 		resp := s.response(req, r, &c, snap, &dec, false)
 		out.Decisions = append(out.Decisions, &sgv1.CategoryDecision{Category: cat, Decision: resp})
 	}
@@ -173,21 +170,28 @@ func (s *Server) setOptOut(ctx context.Context, req *sgv1.SetOptOutRequest) (*sg
 		reason = "SetOptOut"
 	}
 	resp := &sgv1.SetOptOutResponse{}
+	var userID string
 	err = s.store.UpdateContact(ctx, r.key, "", func(c *storage.Contact) (storage.Write, error) {
 		snap := b.snap.Load()
+		if _, err := s.foldSuppression(ctx, r, c); err != nil {
+			return storage.Write{}, err
+		}
 		validator.SetOptOut(&c.Rel, req.GetOptedOut(), reason, now)
 		learn(c, r, snap)
-		resp.OptedOut = c.Rel.OwnStopAt.After(c.Rel.OwnStartAt)
-		resp.MetaOptedOut = c.Rel.MetaStopAt.After(c.Rel.MetaResumeAt)
+		resp.OptedOut = c.Rel.OwnOptedOut()
+		resp.MetaOptedOut = c.Rel.MetaOptedOut()
+		userID = c.Rel.UserID
 		return storage.Write{Rel: true, RelTTL: ttl(c.Rel.ExpiresAt(&snap.policy), now)}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	if !req.GetOptedOut() {
-		// Consent given again lifts a forgotten opt-out's suppression.
-		if err := s.store.DeleteSuppression(ctx, r.key.Business, s.suppressionHash(r.key.ID)); err != nil {
-			return nil, err
+		// Consent given again lifts every suppression entry a forget left.
+		for _, h := range s.suppressionHashes(r, userID) {
+			if err := s.store.DeleteSuppression(ctx, r.key.Business, h); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return resp, nil
@@ -213,37 +217,74 @@ func (s *Server) forget(ctx context.Context, req *sgv1.ForgetContactRequest) (*s
 	if r.invalid && !r.hasNumber && r.userID == "" {
 		return nil, invalidArg("phone: %s", r.detail)
 	}
+	business := r.key.Business
+	keep := !req.GetForgetOptOut()
 	c, err := s.store.GetContact(ctx, r.key)
 	if err != nil {
 		return nil, err
 	}
-	resp := &sgv1.ForgetContactResponse{}
-	rel := &c.Rel
-	optedOut := rel.OwnStopAt.After(rel.OwnStartAt) || rel.MetaStopAt.After(rel.MetaResumeAt)
-	hashes := []string{s.suppressionHash(r.key.ID)}
-	if rel.UserID != "" && r.hasNumber {
-		hashes = append(hashes, s.suppressionHash(storage.UserIDPrefix+rel.UserID))
-	}
-	for _, h := range hashes {
-		if optedOut && !req.GetForgetOptOut() {
-			err = s.store.PutSuppression(ctx, r.key.Business, h)
-			resp.Suppressed = true
-		} else if req.GetForgetOptOut() {
-			err = s.store.DeleteSuppression(ctx, r.key.Business, h)
+	optedOut := func(rel *validator.Relationship) bool { return rel.MetaOptedOut() || rel.OwnOptedOut() }
+	suppress := func(on bool, userID string) error {
+		for _, h := range s.suppressionHashes(r, userID) {
+			var err error
+			if on {
+				err = s.store.PutSuppression(ctx, business, h)
+			} else {
+				err = s.store.DeleteSuppression(ctx, business, h)
+			}
+			if err != nil {
+				return err
+			}
 		}
-		if err != nil {
+		return nil
+	}
+	// The suppression entry goes in before the contact goes, so that no check
+	// between the two finds neither.
+	wasOut := keep && optedOut(&c.Rel)
+	if wasOut {
+		if err := suppress(true, c.Rel.UserID); err != nil {
 			return nil, err
 		}
 	}
-	if resp.Found, err = s.store.DeleteContact(ctx, r.key); err != nil {
+	prev, found, err := s.store.DeleteContact(ctx, r.key)
+	if err != nil {
 		return nil, err
 	}
-	for _, uid := range []string{rel.UserID, r.userID} {
-		if uid != "" {
-			if err := s.store.DeleteLink(ctx, r.key.Business, uid); err != nil {
+	// DeleteContact returns what it erased: an opt-out or opt-in that arrived
+	// between the read and the delete is honoured.
+	isOut := keep && optedOut(&prev.Rel)
+	if isOut != wasOut || !keep {
+		if err := suppress(isOut, prev.Rel.UserID); err != nil {
+			return nil, err
+		}
+	}
+	resp := &sgv1.ForgetContactResponse{Found: found, Suppressed: isOut}
+	// The user ID's own keys: its link and any history kept under it.
+	for _, uid := range []string{prev.Rel.UserID, r.userID} {
+		if uid == "" {
+			continue
+		}
+		if err := s.store.DeleteLink(ctx, business, uid); err != nil {
+			return nil, err
+		}
+		k := storage.ContactKey{Business: business, ID: storage.UserIDPrefix + uid}
+		if k != r.key {
+			if _, _, err := s.store.DeleteContact(ctx, k); err != nil {
 				return nil, err
 			}
 		}
 	}
 	return resp, nil
+}
+
+// suppressionHashes are the keyed hashes a forgotten opt-out is kept under: the
+// recipient's key, and its user ID when it has one.
+func (s *Server) suppressionHashes(r recipient, userID string) []string {
+	hs := []string{s.suppressionHash(r.key.ID)}
+	for _, uid := range []string{userID, r.userID} {
+		if id := storage.UserIDPrefix + uid; uid != "" && id != r.key.ID {
+			hs = append(hs, s.suppressionHash(id))
+		}
+	}
+	return hs
 }

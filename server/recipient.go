@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/sendguard/sendguard/identity"
 	"github.com/sendguard/sendguard/storage"
@@ -58,75 +59,122 @@ func (s *Server) resolve(ctx context.Context, business, phone, userID string) (r
 }
 
 // link records that userID is the recipient's number for the business, when an
-// event names both, and folds a history kept under the bare user ID into the
-// number's.
+// event names both, after folding a history kept under the bare user ID into the
+// number's. The link is written last, so a failure part-way leaves the user ID's
+// history in place to be folded by the next event; the fold is idempotent.
 func (s *Server) link(ctx context.Context, r recipient) error {
 	if !r.hasNumber || r.userID == "" {
 		return nil
 	}
 	cur, err := s.store.GetLink(ctx, r.key.Business, r.userID)
-	if err == nil && cur == r.number.E164 {
-		return nil
-	}
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return err
-	}
-	if err := s.store.SetLink(ctx, r.key.Business, r.userID, r.number.E164); err != nil {
 		return err
 	}
 	old := storage.ContactKey{Business: r.key.Business, ID: storage.UserIDPrefix + r.userID}
 	prev, err := s.store.GetContact(ctx, old)
-	if err != nil || !prev.RelFound {
-		return err
-	}
-	now := s.cfg.Now()
-	err = s.store.UpdateContact(ctx, r.key, "", func(c *storage.Contact) (storage.Write, error) {
-		mergeRelationship(&c.Rel, &prev.Rel)
-		return storage.Write{Rel: true, RelTTL: ttl(c.Rel.ExpiresAt(&s.cfg.Defaults), now)}, nil
-	})
 	if err != nil {
 		return err
 	}
-	_, err = s.store.DeleteContact(ctx, old)
-	return err
+	if prev.RelFound {
+		b, err := s.biz.get(ctx, r.key.Business)
+		if err != nil {
+			return err
+		}
+		now := s.cfg.Now()
+		err = s.store.UpdateContact(ctx, r.key, "", func(c *storage.Contact) (storage.Write, error) {
+			snap := b.snap.Load()
+			before := c.Facts
+			mergeRelationship(&c.Rel, &prev.Rel)
+			// What was learned about the user before their number was known
+			// becomes number-wide knowledge (when the business shares it).
+			mergeFacts(factsFor(snap, c, r), &prev.Rel.Local)
+			if c.Rel.UserID == "" {
+				c.Rel.UserID = r.userID
+			}
+			return s.writeBack(snap, c, before, now), nil
+		})
+		if err != nil {
+			return err
+		}
+		if _, _, err := s.store.DeleteContact(ctx, old); err != nil {
+			return err
+		}
+	}
+	if cur == r.number.E164 {
+		return nil
+	}
+	return s.store.SetLink(ctx, r.key.Business, r.userID, r.number.E164)
 }
 
-// mergeRelationship folds src (a history kept under a bare user ID) into dst.
+// mergeRelationship folds src (a history kept under a bare user ID) into dst. It
+// is idempotent: folding the same src twice gives the same dst.
 func mergeRelationship(dst, src *validator.Relationship) {
-	if src.MetaStopAt.After(dst.MetaStopAt) {
-		dst.MetaStopAt = src.MetaStopAt
+	later := func(d *time.Time, s time.Time) {
+		if s.After(*d) {
+			*d = s
+		}
 	}
-	if src.MetaResumeAt.After(dst.MetaResumeAt) {
-		dst.MetaResumeAt = src.MetaResumeAt
-	}
+	later(&dst.MetaStopAt, src.MetaStopAt)
+	later(&dst.MetaResumeAt, src.MetaResumeAt)
 	if src.OwnStopAt.After(dst.OwnStopAt) {
 		dst.OwnStopAt, dst.OwnStopReason = src.OwnStopAt, src.OwnStopReason
 	}
 	if src.OwnStartAt.After(dst.OwnStartAt) {
 		dst.OwnStartAt, dst.OwnStartReason = src.OwnStartAt, src.OwnStartReason
 	}
-	if src.LastInboundAt.After(dst.LastInboundAt) {
-		dst.LastInboundAt = src.LastInboundAt
+	later(&dst.LastInboundAt, src.LastInboundAt)
+	later(&dst.WindowClosedAt, src.WindowClosedAt)
+	later(&dst.PairTAT, src.PairTAT)
+	if src.PairLimitedAt.After(dst.PairLimitedAt) {
+		dst.PairLimitedAt, dst.PairStreak = src.PairLimitedAt, src.PairStreak
 	}
-	if src.WindowClosedAt.After(dst.WindowClosedAt) {
-		dst.WindowClosedAt = src.WindowClosedAt
+	if dst.WaID == "" {
+		dst.WaID = src.WaID
 	}
 	for _, snd := range src.Sends {
-		if validator.FindSend(dst, snd.Ref, snd.MessageID) < 0 || (snd.Ref == "" && snd.MessageID == "") {
-			dst.Sends = append(dst.Sends, snd)
+		if snd.Ref != "" || snd.MessageID != "" {
+			if validator.FindSend(dst, snd.Ref, snd.MessageID) >= 0 {
+				continue
+			}
+		} else if slices.Contains(dst.Sends, snd) {
+			continue
 		}
+		dst.Sends = append(dst.Sends, snd)
 	}
 	slices.SortStableFunc(dst.Sends, func(a, b validator.Send) int { return a.At.Compare(b.At) })
 	if len(dst.Sends) > validator.MaxSends {
 		dst.Sends = dst.Sends[len(dst.Sends)-validator.MaxSends:]
 	}
-	if src.PairTAT.After(dst.PairTAT) {
-		dst.PairTAT = src.PairTAT
+	for _, e := range src.Events {
+		if !slices.Contains(dst.Events, e) {
+			dst.Events = append(dst.Events, e)
+		}
 	}
-	dst.Events = append(dst.Events, src.Events...)
 	slices.SortStableFunc(dst.Events, func(a, b validator.Event) int { return a.At.Compare(b.At) })
 	if len(dst.Events) > validator.MaxEvents {
 		dst.Events = dst.Events[len(dst.Events)-validator.MaxEvents:]
+	}
+}
+
+// mergeFacts folds src into dst, keeping for each fact the later record.
+func mergeFacts(dst, src *validator.NumberFacts) {
+	if src.EcoAt.After(dst.EcoAt) {
+		dst.EcoAt, dst.EcoStreak = src.EcoAt, src.EcoStreak
+	}
+	if src.ExperimentAt.After(dst.ExperimentAt) {
+		dst.ExperimentAt = src.ExperimentAt
+	}
+	if src.UndeliverableAt.After(dst.UndeliverableAt) {
+		dst.UndeliverableAt, dst.UndeliverableStreak = src.UndeliverableAt, src.UndeliverableStreak
+	}
+	if src.LastDeliveredAt.After(dst.LastDeliveredAt) {
+		dst.LastDeliveredAt = src.LastDeliveredAt
+	}
+	if src.LastMarketingDeliveredAt.After(dst.LastMarketingDeliveredAt) {
+		dst.LastMarketingDeliveredAt = src.LastMarketingDeliveredAt
+	}
+	if dst.WaID == "" {
+		dst.WaID = src.WaID
 	}
 }
 

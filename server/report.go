@@ -86,26 +86,37 @@ func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultReques
 	var effect validator.TemplateEffect
 	fn := func(c *storage.Contact) (storage.Write, error) {
 		snap := b.snap.Load()
-		facts, w := factsFor(snap, c, r)
+		if _, err := s.foldSuppression(ctx, r, c); err != nil {
+			return storage.Write{}, err
+		}
+		before := c.Facts
+		facts := factsFor(snap, c, r)
 		effect = validator.ApplyResult(&c.Rel, facts, &snap.policy, res)
 		learn(c, r, snap)
-		w.Rel, w.RelTTL = true, ttl(c.Rel.ExpiresAt(&snap.policy), now)
-		if w.Facts {
-			w.FactsTTL = ttl(c.Facts.ExpiresAt(&snap.policy), now)
-		}
-		return w, nil
+		return s.writeBack(snap, c, before, now), nil
 	}
 	done := func(ctx context.Context, err error) error {
 		label := statusLabel(req.GetStatus())
 		if errors.Is(err, storage.ErrDuplicate) {
 			s.metrics.events.WithLabelValues(source, label, "duplicate").Inc()
 			resp.Duplicate = true
-			return nil
-		}
-		if err != nil {
+			// A retry of a report whose template change was lost (the business
+			// write failed after the contact write): recompute it from the stored
+			// contact; applying it again is harmless.
+			if !mayChangeTemplate(req, &b.snap.Load().state) {
+				return nil
+			}
+			c, err := s.store.GetContact(ctx, r.key)
+			if err != nil {
+				return err
+			}
+			snap := b.snap.Load()
+			effect = validator.ApplyResult(&c.Rel, factsFor(snap, &c, r), &snap.policy, res)
+		} else if err != nil {
 			return err
+		} else {
+			s.metrics.events.WithLabelValues(source, label, "applied").Inc()
 		}
-		s.metrics.events.WithLabelValues(source, label, "applied").Inc()
 		if effect.Kind != validator.TemplateNone && effect.Template != "" &&
 			validator.TemplateEffectChanges(&b.snap.Load().state, effect) {
 			return b.updateState(ctx, s.store, func(st *validator.Business) { validator.ApplyTemplate(st, effect) })
@@ -162,18 +173,17 @@ func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequ
 	resp := &sgv1.ReportInboundResponse{}
 	fn := func(c *storage.Contact) (storage.Write, error) {
 		snap := b.snap.Load()
-		facts, w := factsFor(snap, c, r)
-		validator.ApplyInbound(&c.Rel, facts, &snap.policy, in)
+		if _, err := s.foldSuppression(ctx, r, c); err != nil {
+			return storage.Write{}, err
+		}
+		before := c.Facts
+		validator.ApplyInbound(&c.Rel, factsFor(snap, c, r), &snap.policy, in)
 		learn(c, r, snap)
 		resp.ServiceWindowUntil = nil
-		if until := windowUntil(&c.Rel, &snap.policy, now); !until.IsZero() {
+		if until := validator.WindowUntil(&c.Rel, &snap.policy, now); !until.IsZero() {
 			resp.ServiceWindowUntil = timestamppb.New(until)
 		}
-		w.Rel, w.RelTTL = true, ttl(c.Rel.ExpiresAt(&snap.policy), now)
-		if w.Facts {
-			w.FactsTTL = ttl(c.Facts.ExpiresAt(&snap.policy), now)
-		}
-		return w, nil
+		return s.writeBack(snap, c, before, now), nil
 	}
 	done := func(_ context.Context, err error) error {
 		label := inboundLabel(req.GetKind())
@@ -211,13 +221,36 @@ func (s *Server) resolveEvent(ctx context.Context, business, phone, userID strin
 }
 
 // factsFor returns the number-wide facts an event of this business contributes to:
-// the shared record (written back), or the relationship's own copy when the business
-// does not share number signals or the recipient has no known number.
-func factsFor(snap *bizSnapshot, c *storage.Contact, r recipient) (*validator.NumberFacts, storage.Write) {
-	if snap.policy.ShareNumberSignals && r.hasNumber {
-		return &c.Facts, storage.Write{Facts: true}
+// the shared record, or the relationship's own copy when the business does not
+// share number signals or the recipient has no known number.
+func factsFor(snap *bizSnapshot, c *storage.Contact, r recipient) *validator.NumberFacts {
+	return readFacts(snap, c, r)
+}
+
+// writeBack says what an event's update writes: the relationship always, the
+// shared facts when they changed. The facts' TTL is never shortened by a business
+// whose policy keeps them less long than the deployment's (another business may
+// still need them): it is the longer of the two policies' expiries.
+func (s *Server) writeBack(snap *bizSnapshot, c *storage.Contact, factsBefore validator.NumberFacts, now time.Time) storage.Write {
+	w := storage.Write{Rel: true, RelTTL: ttl(c.Rel.ExpiresAt(&snap.policy), now)}
+	if c.Facts != factsBefore {
+		w.Facts = true
+		exp := c.Facts.ExpiresAt(&snap.policy)
+		if d := c.Facts.ExpiresAt(&s.cfg.Defaults); d.After(exp) {
+			exp = d
+		}
+		w.FactsTTL = ttl(exp, now)
 	}
-	return &c.Rel.Local, storage.Write{}
+	return w
+}
+
+// mayChangeTemplate tells whether a (duplicate) report could change a template's
+// state: a pause or disable, or a success of a template the business has state for.
+func mayChangeTemplate(req *sgv1.ReportResultRequest, st *validator.Business) bool {
+	if req.GetStatus() == sgv1.MessageStatus_MESSAGE_STATUS_FAILED {
+		return req.GetErrorCode() == 132015 || req.GetErrorCode() == 132016
+	}
+	return len(st.Templates) > 0
 }
 
 // learn remembers the recipient's WhatsApp-ID spelling and user ID.
@@ -233,17 +266,4 @@ func learn(c *storage.Contact, r recipient, snap *bizSnapshot) {
 			c.Rel.UserID = r.userID
 		}
 	}
-}
-
-// windowUntil is when the service window closes, if it is open at t.
-func windowUntil(rel *validator.Relationship, p *validator.Policy, t time.Time) time.Time {
-	if rel.LastInboundAt.IsZero() || p.ServiceWindow <= 0 {
-		return time.Time{}
-	}
-	until := rel.LastInboundAt.Add(p.ServiceWindow)
-	closed := rel.WindowClosedAt.After(rel.LastInboundAt) && !rel.WindowClosedAt.After(t)
-	if t.Before(rel.LastInboundAt) || !t.Before(until) || closed {
-		return time.Time{}
-	}
-	return until
 }

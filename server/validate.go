@@ -57,10 +57,9 @@ func checkRecipient(business, phone, userID string) error {
 	if phone == "" && userID == "" {
 		return invalidArg("phone or user_id is required")
 	}
-	if len(phone) > maxPhone {
-		return invalidArg("phone is %d bytes; at most %d", len(phone), maxPhone)
-	}
-	if err := checkID("phone", phone, maxPhone, false); err != nil {
+	// A phone that does not parse is a fact about the recipient (INVALID_NUMBER),
+	// not a malformed request: only its size and encoding are checked here.
+	if err := checkText("phone", phone, maxPhone); err != nil {
 		return err
 	}
 	return checkID("user_id", userID, maxUserID, false)
@@ -114,6 +113,9 @@ func validateResult(r *sgv1.ReportResultRequest) error {
 	}
 	if _, ok := sgv1.MessageStatus_name[int32(r.GetStatus())]; !ok {
 		return invalidArg("status: unknown status %d", r.GetStatus())
+	}
+	if r.GetMessageId() == "" && r.GetMessageRef() == "" {
+		return invalidArg("message_id or message_ref is required (the report's idempotency key)")
 	}
 	if r.GetStatus() == sgv1.MessageStatus_MESSAGE_STATUS_FAILED && r.GetErrorCode() == 0 {
 		return invalidArg("error_code is required when status is MESSAGE_STATUS_FAILED")

@@ -112,8 +112,10 @@ type Store interface {
 
 	// DeleteContact removes the business's relationship with the recipient, and the
 	// number-wide facts too when no other business holds a relationship for that
-	// number. It reports whether anything existed.
-	DeleteContact(ctx context.Context, k ContactKey) (bool, error)
+	// number, atomically per number. It returns the contact as it was just before
+	// (read in the same atomic step, so nothing written concurrently is lost
+	// unseen) and whether anything existed.
+	DeleteContact(ctx context.Context, k ContactKey) (Contact, bool, error)
 
 	// GetLink returns the number linked to a business-scoped user ID for a business,
 	// or ErrNotFound.

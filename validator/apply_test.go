@@ -156,7 +156,7 @@ func TestApplyInbound(t *testing.T) {
 	if !f.rel.OwnStopAt.Equal(t0) || f.rel.OwnStopReason != `keyword "Parar"` {
 		t.Errorf("stop %s %q", fmtT(f.rel.OwnStopAt), f.rel.OwnStopReason)
 	}
-	if !f.rel.OwnStartAt.Equal(at(2*hour)) || f.rel.OwnStartReason != `keyword "VOLTAR"` || !f.rel.consented() || f.rel.ownOptedOut() {
+	if !f.rel.OwnStartAt.Equal(at(2*hour)) || f.rel.OwnStartReason != `keyword "VOLTAR"` || !f.rel.Consented() || f.rel.OwnOptedOut() {
 		t.Errorf("start %s %q", fmtT(f.rel.OwnStartAt), f.rel.OwnStartReason)
 	}
 	if !f.rel.LastInboundAt.Equal(at(2 * hour)) {
@@ -172,11 +172,11 @@ func TestSetOptOut(t *testing.T) {
 	var rel Relationship
 	rel.MetaStopAt = at(-hour)
 	SetOptOut(&rel, false, "signup form", t0)
-	if !rel.consented() || !rel.metaOptedOut() || rel.OwnStartReason != "signup form" {
+	if !rel.Consented() || !rel.MetaOptedOut() || rel.OwnStartReason != "signup form" {
 		t.Errorf("after opt-in: %+v", rel)
 	}
 	SetOptOut(&rel, true, "support", at(hour))
-	if rel.consented() || !rel.ownOptedOut() || rel.OwnStopReason != "support" {
+	if rel.Consented() || !rel.OwnOptedOut() || rel.OwnStopReason != "support" {
 		t.Errorf("after opt-out: %+v", rel)
 	}
 	if got := eventTexts(&rel); !slices.Equal(got, []string{"opted in: signup form", "opted out: support"}) {
@@ -185,12 +185,12 @@ func TestSetOptOut(t *testing.T) {
 	// The operator's command wins at the same instant (a frozen clock) and over a
 	// keyword stamped later.
 	SetOptOut(&rel, false, "again", at(hour))
-	if !rel.consented() {
+	if !rel.Consented() {
 		t.Errorf("same-instant opt-in lost: %+v", rel)
 	}
 	ApplyInbound(&rel, &NumberFacts{}, &Policy{}, Inbound{Keyword: KeywordOptIn, Text: "START", At: at(3 * hour)})
 	SetOptOut(&rel, true, "support", at(2*hour))
-	if !rel.ownOptedOut() || rel.OwnStopReason != "support" {
+	if !rel.OwnOptedOut() || rel.OwnStopReason != "support" {
 		t.Errorf("opt-out lost: %+v", rel)
 	}
 }
@@ -304,7 +304,7 @@ func TestApplyResultOrderIndependent(t *testing.T) {
 
 	// The reference itself is what the events say.
 	if ref.facts.EcoStreak != 1 || !ref.facts.EcoAt.Equal(at(26*hour+sec)) || ref.facts.UndeliverableStreak != 0 ||
-		!ref.facts.ExperimentAt.IsZero() || !ref.rel.metaOptedOut() || ref.biz.Templates["promo"].Disabled() ||
+		!ref.facts.ExperimentAt.IsZero() || !ref.rel.MetaOptedOut() || ref.biz.Templates["promo"].Disabled() ||
 		len(ref.rel.Sends) != 12 || ref.rel.Sends[0].Failed || !ref.rel.Sends[0].Delivered || ref.rel.PairStreak != 1 {
 		t.Fatalf("reference state: rel %+v\nfacts %+v\ntemplates %+v", ref.rel, ref.facts, ref.biz.Templates)
 	}

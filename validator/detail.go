@@ -135,12 +135,12 @@ func optedOutDetail(b []byte, in *Input) []byte {
 	rel := in.Rel
 	b = append(b, "The user opted out of marketing from this business: "...)
 	sep := false
-	if rel.metaOptedOut() {
+	if rel.MetaOptedOut() {
 		b = append(b, "Meta recorded a stop (131050) on "...)
 		b = appendTime(b, rel.MetaStopAt)
 		sep = true
 	}
-	if rel.ownOptedOut() {
+	if rel.OwnOptedOut() {
 		if sep {
 			b = append(b, "; "...)
 		}

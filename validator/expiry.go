@@ -20,7 +20,7 @@ func epoch() time.Time { return time.Unix(0, 0).UTC() }
 // or the business's own) or a consent in force. A relationship that holds nothing
 // returns the Unix epoch.
 func (r *Relationship) ExpiresAt(p *Policy) time.Time {
-	if r.metaOptedOut() || r.ownOptedOut() || r.consented() {
+	if r.MetaOptedOut() || r.OwnOptedOut() || r.Consented() {
 		return time.Time{}
 	}
 	e := epoch()

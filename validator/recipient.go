@@ -35,15 +35,15 @@ func regionBlocked(in *Input, h *hit) bool {
 	return false
 }
 
-// metaOptedOut reports whether Meta's opt-out record (131050 or a user_preferences
+// MetaOptedOut reports whether Meta's opt-out record (131050 or a user_preferences
 // stop) is in force.
-func (r *Relationship) metaOptedOut() bool { return r.MetaStopAt.After(r.MetaResumeAt) }
+func (r *Relationship) MetaOptedOut() bool { return r.MetaStopAt.After(r.MetaResumeAt) }
 
-// ownOptedOut reports whether the business's own opt-out is in force.
-func (r *Relationship) ownOptedOut() bool { return r.OwnStopAt.After(r.OwnStartAt) }
+// OwnOptedOut reports whether the business's own opt-out is in force.
+func (r *Relationship) OwnOptedOut() bool { return r.OwnStopAt.After(r.OwnStartAt) }
 
-// consented reports whether an opt-in is recorded and not withdrawn since.
-func (r *Relationship) consented() bool {
+// Consented reports whether an opt-in is recorded and not withdrawn since.
+func (r *Relationship) Consented() bool {
 	return !r.OwnStartAt.IsZero() && r.OwnStartAt.After(r.OwnStopAt)
 }
 
@@ -54,8 +54,8 @@ func optedOut(in *Input, h *hit) bool {
 	if in.Check.Category != marketing {
 		return false
 	}
-	meta := in.Rel.metaOptedOut()
-	if !meta && !in.Rel.ownOptedOut() && !in.Check.Suppressed {
+	meta := in.Rel.MetaOptedOut()
+	if !meta && !in.Rel.OwnOptedOut() && !in.Check.Suppressed {
 		return false
 	}
 	*h = hit{rule: sgv1.Rule_RULE_OPTED_OUT, verdict: deny}
@@ -67,7 +67,7 @@ func optedOut(in *Input, h *hit) bool {
 
 // noConsent is NO_CONSENT: the policy requires a recorded opt-in for marketing.
 func noConsent(in *Input, h *hit) bool {
-	if in.Check.Category != marketing || !in.Policy.RequireOptIn || in.Rel.consented() {
+	if in.Check.Category != marketing || !in.Policy.RequireOptIn || in.Rel.Consented() {
 		return false
 	}
 	*h = hit{rule: sgv1.Rule_RULE_NO_CONSENT, verdict: deny}

@@ -21,6 +21,15 @@ func windowOpen(rel *Relationship, p *Policy, t time.Time) bool {
 	return !(c.After(l) && !c.After(t))
 }
 
+// WindowUntil is when the service window closes, if it is open at t; else the zero
+// time.
+func WindowUntil(rel *Relationship, p *Policy, t time.Time) time.Time {
+	if !windowOpen(rel, p, t) {
+		return time.Time{}
+	}
+	return windowEnd(rel, p)
+}
+
 // windowEnd is when a window open now closes: LastInboundAt + ServiceWindow, or
 // earlier when a 131047 already reported for a later time closes it.
 func windowEnd(rel *Relationship, p *Policy) time.Time {

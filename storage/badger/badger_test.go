@@ -155,7 +155,7 @@ func TestForgetLeavesNothing(t *testing.T) {
 	}
 
 	for _, b := range []string{"a", "b"} {
-		if _, err := s.DeleteContact(ctx, storage.ContactKey{Business: b, ID: number}); err != nil {
+		if _, _, err := s.DeleteContact(ctx, storage.ContactKey{Business: b, ID: number}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.DeleteLink(ctx, b, "BR.1"); err != nil {

@@ -60,24 +60,31 @@ func (s *Store) UpdateContact(ctx context.Context, k storage.ContactKey, dedup s
 // relationship, then scans the number's relationship prefix (keys only) and
 // deletes the facts if no other business remains. It reports true when it
 // deleted either.
-func (s *Store) DeleteContact(ctx context.Context, k storage.ContactKey) (bool, error) {
+func (s *Store) DeleteContact(ctx context.Context, k storage.ContactKey) (storage.Contact, bool, error) {
 	if err := ctx.Err(); err != nil {
-		return false, err
+		return storage.Contact{}, false, err
 	}
 	if err := s.enter(); err != nil {
-		return false, err
+		return storage.Contact{}, false, err
 	}
 	defer s.inflight.Done()
 	lk, err := s.contacts.lock(ctx, s.seed, k.ID)
 	if err != nil {
-		return false, err
+		return storage.Contact{}, false, err
 	}
 	defer unlock(lk)
 
 	rk, fk := contactKeys(k)
-	var found bool
+	var (
+		found bool
+		prev  storage.Contact
+	)
 	err = s.update(ctx, "delete contact", func(txn *badger.Txn) error {
 		found = false
+		var err error
+		if prev, err = readContact(txn, rk, fk); err != nil {
+			return err
+		}
 		ok, err := deleteIfExists(txn, rk)
 		if err != nil || fk == nil {
 			found = ok
@@ -93,9 +100,9 @@ func (s *Store) DeleteContact(ctx context.Context, k storage.ContactKey) (bool, 
 		return err
 	})
 	if err != nil {
-		return false, err
+		return storage.Contact{}, false, err
 	}
-	return found, nil
+	return prev, found, nil
 }
 
 // contactKeys returns the relationship and facts keys of k; the facts key is nil

@@ -422,19 +422,21 @@ func testDeleteContact(t *testing.T, s storage.Store) {
 	longer := storage.ContactKey{Business: bizA, ID: number + "0"}
 	mustUpdate(t, s, longer, "", set(relationship(), facts(), both))
 
-	del := func(k storage.ContactKey, want bool) {
+	del := func(k storage.ContactKey, want bool) storage.Contact {
 		t.Helper()
-		found, err := s.DeleteContact(ctx, k)
+		prev, found, err := s.DeleteContact(ctx, k)
 		if err != nil {
 			t.Fatalf("DeleteContact(%v): %v", k, err)
 		}
 		if found != want {
 			t.Fatalf("DeleteContact(%v) found = %v, want %v", k, found, want)
 		}
+		return prev
 	}
 
-	// A goes; B still holds the number, so its facts stay.
-	del(a, true)
+	// A goes, and DeleteContact returns what it held; B still holds the number, so
+	// its facts stay.
+	wantContact(t, del(a, true), storage.Contact{Rel: relationship(), RelFound: true, Facts: facts(), FactsFound: true})
 	wantContact(t, mustGet(t, s, a), storage.Contact{Facts: facts(), FactsFound: true})
 	wantContact(t, mustGet(t, s, b), storage.Contact{Rel: relationship(), RelFound: true, Facts: facts(), FactsFound: true})
 	del(a, false) // nothing left for A, and B still holds the facts
@@ -640,7 +642,7 @@ func testAfterClose(t *testing.T, s storage.Store) {
 				return storage.Write{}, nil
 			})
 		},
-		"DeleteContact":     func() error { _, err := s.DeleteContact(ctx, k); return err },
+		"DeleteContact":     func() error { _, _, err := s.DeleteContact(ctx, k); return err },
 		"GetLink":           func() error { _, err := s.GetLink(ctx, bizA, "BR.1"); return err },
 		"SetLink":           func() error { return s.SetLink(ctx, bizA, "BR.1", k.ID) },
 		"DeleteLink":        func() error { return s.DeleteLink(ctx, bizA, "BR.1") },
