@@ -17,10 +17,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sendguard/sendguard/client"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+	"github.com/sendguard/sendguard/webhook"
 )
 
 // buildBinary builds the sendguard binary once per test run.
@@ -44,9 +46,10 @@ var servingLine = regexp.MustCompile(`sendguard serving"? grpc=(\S+) http=(\S+)`
 
 // startServer starts `sendguard serve` on loopback ports chosen by the kernel and
 // waits for it to say where it listens.
-func startServer(t *testing.T, bin, dataDir string) *proc {
+func startServer(t *testing.T, bin, dataDir string, env ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", "--data", dataDir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -201,5 +204,85 @@ func TestEndToEnd(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("server did not stop within 20s of SIGTERM")
+	}
+}
+
+func signedStatus(t *testing.T, phoneNumberID, wamid, recipient string, code int, at time.Time) []byte {
+	t.Helper()
+	return []byte(strings.ReplaceAll(fmt.Sprintf(`{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{
+ "messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":%q},
+ "statuses":[{"id":%q,"status":"failed","timestamp":"%d","recipient_id":%q,
+  "errors":[{"code":%d,"title":"error"}],"pricing":{"category":"marketing"}}]}}]}]}`, phoneNumberID, wamid, at.Unix(), recipient, code), "\n", ""))
+}
+
+// TestWebhookEndToEnd: a signed webhook POSTed to a running server changes the
+// CheckSend verdict of its number exactly as the equivalent ReportResult changes
+// another's; `sendguard replay` backfills saved bodies into the running server.
+func TestWebhookEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	const secret, pnid = "e2e-app-secret", "106540352242922"
+	bin := buildBinary(t)
+	p := startServer(t, bin, t.TempDir(), "SENDGUARD_WHATSAPP_APP_SECRET="+secret)
+	c := dial(t, p.grpc)
+	ctx := context.Background()
+	at := time.Now().UTC().Truncate(time.Second)
+
+	body := signedStatus(t, pnid, "wamid.E2E1", "5511987650101", 131049, at)
+	req, _ := http.NewRequest(http.MethodPost, "http://"+p.http+"/webhooks/whatsapp", strings.NewReader(string(body)))
+	req.Header.Set("X-Hub-Signature-256", webhook.Sign(body, []byte(secret)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("webhook POST: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if _, err := c.Report(ctx, &sgv1.ReportResultRequest{BusinessId: pnid, Phone: "5511987650102", MessageId: "wamid.E2E2",
+		Status: sgv1.MessageStatus_MESSAGE_STATUS_FAILED, ErrorCode: 131049, Category: sgv1.Category_CATEGORY_MARKETING,
+		Timestamp: timestamppb.New(at)}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(phone string) *sgv1.CheckSendResponse {
+		t.Helper()
+		r, err := c.Check(ctx, &sgv1.CheckSendRequest{BusinessId: pnid, Phone: phone, Category: sgv1.Category_CATEGORY_MARKETING})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	viaWebhook, viaReport := check("+5511987650101"), check("+5511987650102")
+	viaWebhook.PhoneE164, viaReport.PhoneE164 = "", ""
+	if viaWebhook.Verdict != sgv1.Verdict_VERDICT_DEFER || !proto.Equal(viaWebhook, viaReport) {
+		t.Fatalf("webhook %v\nreport  %v", viaWebhook, viaReport)
+	}
+
+	// replay: a saved 131050, a line that is not JSON, a user_preferences stop.
+	lines := []string{
+		string(signedStatus(t, pnid, "wamid.R1", "5511987650103", 131050, at)),
+		"{not json",
+		fmt.Sprintf(`{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"user_preferences","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"1","phone_number_id":%q},"user_preferences":[{"wa_id":"5511987650104","detail":"stop","category":"marketing_messages","value":"stop","timestamp":%d}]}}]}]}`, pnid, at.Unix()),
+	}
+	file := filepath.Join(t.TempDir(), "saved.jsonl")
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	replay := exec.Command(bin, "replay", file, "--http-addr", p.http)
+	replay.Env = append(os.Environ(), "SENDGUARD_WHATSAPP_APP_SECRET="+secret)
+	out, err := replay.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "3 bodies") || !strings.Contains(string(out), "2 accepted, 1 rejected, 0 failed") ||
+		!strings.Contains(string(out), "rejected lines (first 1): [2]") {
+		t.Fatalf("replay: %v\n%s", err, out)
+	}
+	for _, phone := range []string{"+5511987650103", "+5511987650104"} {
+		if r := check(phone); r.Verdict != sgv1.Verdict_VERDICT_DENY {
+			t.Fatalf("%s after replay: %v", phone, r)
+		}
+	}
+	// A wrong secret stops the replay with a message that says why.
+	replay = exec.Command(bin, "replay", file, "--http-addr", p.http)
+	replay.Env = append(os.Environ(), "SENDGUARD_WHATSAPP_APP_SECRET=wrong")
+	out, err = replay.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "401") {
+		t.Fatalf("replay with a wrong secret: %v\n%s", err, out)
 	}
 }
