@@ -25,6 +25,8 @@ type Options struct {
 	Insecure bool
 	// TLS dials with this TLS configuration.
 	TLS *tls.Config
+	// APIKey, when set, is sent with every call as "authorization: Bearer <key>".
+	APIKey string
 	// Timeout is the deadline of unary calls whose context has none (default
 	// DefaultTimeout). Streams take their deadline from their context only.
 	Timeout time.Duration
@@ -53,7 +55,11 @@ func Dial(addr string, o Options) (*Client, error) {
 	default:
 		return nil, errors.New("client: no transport security configured; set TLS, or Insecure for plaintext")
 	}
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, o.DialOptions...)
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if o.APIKey != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer{key: o.APIKey, secure: o.TLS != nil}))
+	}
+	opts = append(opts, o.DialOptions...)
 	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, err
@@ -150,3 +156,16 @@ func (c *Client) SetPolicy(ctx context.Context, req *sgv1.SetPolicyRequest) (*sg
 	defer cancel()
 	return c.api.SetPolicy(ctx, req)
 }
+
+// bearer sends an API key as "authorization: Bearer <key>". Over plaintext it is
+// only what the caller asked for (Insecure: a loopback or trusted network).
+type bearer struct {
+	key    string
+	secure bool
+}
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + b.key}, nil
+}
+
+func (b bearer) RequireTransportSecurity() bool { return b.secure }
