@@ -24,7 +24,7 @@ func (s *Server) CheckSend(ctx context.Context, req *sgv1.CheckSendRequest) (*sg
 	}
 	resp, err := s.check(ctx, req)
 	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, s.toStatus(ctx, err)
 	}
 	return resp, nil
 }
@@ -48,13 +48,16 @@ func (s *Server) CheckSendStream(stream sgv1.SendGuard_CheckSendStreamServer) er
 }
 
 func (s *Server) checkRow(ctx context.Context, req *sgv1.CheckSendRequest) *sgv1.CheckSendResponse {
-	err := validateCheck(req)
+	err := s.authorize(ctx, req.GetBusinessId(), false)
+	if err == nil {
+		err = validateCheck(req)
+	}
 	if err == nil {
 		var resp *sgv1.CheckSendResponse
 		if resp, err = s.check(ctx, req); err == nil {
 			return resp
 		}
-		err = toStatus(ctx, s.log, err)
+		err = s.toStatus(ctx, err)
 	}
 	st := status.Convert(err)
 	s.metrics.rowErrors.WithLabelValues(st.Code().String()).Inc()

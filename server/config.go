@@ -49,6 +49,19 @@ type Config struct {
 	SkipUnmappedPhoneNumberIDs bool
 	// MaxWebhookBody bounds a webhook POST body (413 beyond).
 	MaxWebhookBody int64
+	// APIKeys authenticate callers (authorization: Bearer <key>) and bind each to
+	// businesses. Without keys the server listens on loopback only.
+	APIKeys []APIKey
+	// TLS serves gRPC over TLS from certificate files; with ClientCAFile, clients
+	// must present a certificate signed by that CA (mutual TLS).
+	TLS TLSConfig
+	// Durability is "default" (every acknowledged write survives a crash of the
+	// process) or "strict" (it survives power loss too: every write is synced).
+	Durability string
+	// MaxConcurrentStreams bounds the streams of one connection.
+	MaxConcurrentStreams uint32
+	// DefaultDeadline bounds a unary call whose client set no deadline.
+	DefaultDeadline time.Duration
 	// ShutdownGrace bounds how long a stop waits for streams to drain.
 	ShutdownGrace time.Duration
 	// Logger receives the server's logs.
@@ -56,6 +69,18 @@ type Config struct {
 	// Now is the clock (tests inject a fake one).
 	Now func() time.Time
 }
+
+// TLSConfig names certificate files.
+type TLSConfig struct {
+	CertFile, KeyFile string
+	ClientCAFile      string
+}
+
+// Durability modes.
+const (
+	DurabilityDefault = "default"
+	DurabilityStrict  = "strict"
+)
 
 // DefaultConfig returns the configuration `make run` uses.
 func DefaultConfig() Config {
@@ -65,6 +90,7 @@ func DefaultConfig() Config {
 		DataDir:       "./data",
 		Defaults:      validator.Defaults(),
 		ShutdownGrace: 10 * time.Second,
+		Durability:    DurabilityDefault,
 		Logger:        slog.Default(),
 		Now:           time.Now,
 	}
@@ -94,6 +120,25 @@ func (c *Config) validate() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	switch c.Durability {
+	case "":
+		c.Durability = DurabilityDefault
+	case DurabilityDefault, DurabilityStrict:
+	default:
+		errs = append(errs, fmt.Errorf("durability %q: want %q or %q", c.Durability, DurabilityDefault, DurabilityStrict))
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("tls: cert_file and key_file go together"))
+	}
+	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
+		errs = append(errs, errors.New("tls: client_ca_file (mutual TLS) needs cert_file and key_file"))
+	}
+	if c.MaxConcurrentStreams == 0 {
+		c.MaxConcurrentStreams = 64
+	}
+	if c.DefaultDeadline <= 0 {
+		c.DefaultDeadline = 30 * time.Second
+	}
 	if c.MaxWebhookBody <= 0 {
 		c.MaxWebhookBody = DefaultMaxWebhookBody
 	}
@@ -119,6 +164,18 @@ type fileConfig struct {
 	SkipUnmappedPhoneNumberIDs *bool       `yaml:"skip_unmapped_phone_number_ids"`
 	MaxWebhookBody             int64       `yaml:"max_webhook_body"`
 	Policy                     *filePolicy `yaml:"policy"`
+	APIKeys                    []struct {
+		Name       string   `yaml:"name"`
+		SHA256     string   `yaml:"sha256"`
+		Businesses []string `yaml:"businesses"`
+		Admin      bool     `yaml:"admin"`
+	} `yaml:"api_keys"`
+	TLS *struct {
+		CertFile     string `yaml:"cert_file"`
+		KeyFile      string `yaml:"key_file"`
+		ClientCAFile string `yaml:"client_ca_file"`
+	} `yaml:"tls"`
+	Durability string `yaml:"durability"`
 }
 
 type filePolicy struct {
@@ -190,6 +247,15 @@ func LoadConfigFile(path string, c *Config) error {
 	}
 	if f.MaxWebhookBody > 0 {
 		c.MaxWebhookBody = f.MaxWebhookBody
+	}
+	for _, k := range f.APIKeys {
+		c.APIKeys = append(c.APIKeys, APIKey{Name: k.Name, SHA256: k.SHA256, Businesses: k.Businesses, Admin: k.Admin})
+	}
+	if f.TLS != nil {
+		c.TLS = TLSConfig{CertFile: f.TLS.CertFile, KeyFile: f.TLS.KeyFile, ClientCAFile: f.TLS.ClientCAFile}
+	}
+	if f.Durability != "" {
+		c.Durability = f.Durability
 	}
 	if f.Policy != nil {
 		pb, err := f.Policy.proto()

@@ -31,7 +31,7 @@ func (s *Server) GetContact(ctx context.Context, req *sgv1.GetContactRequest) (*
 	}
 	resp, err := s.getContact(ctx, req)
 	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, s.toStatus(ctx, err)
 	}
 	return resp, nil
 }
@@ -150,7 +150,7 @@ func (s *Server) SetOptOut(ctx context.Context, req *sgv1.SetOptOutRequest) (*sg
 	}
 	resp, err := s.setOptOut(ctx, req)
 	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, s.toStatus(ctx, err)
 	}
 	return resp, nil
 }
@@ -204,7 +204,7 @@ func (s *Server) ForgetContact(ctx context.Context, req *sgv1.ForgetContactReque
 	}
 	resp, err := s.forget(ctx, req)
 	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, s.toStatus(ctx, err)
 	}
 	return resp, nil
 }

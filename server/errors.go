@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -18,9 +17,11 @@ func invalidArg(format string, args ...any) error {
 }
 
 // toStatus is the one place where errors become gRPC statuses: errors that already
-// are statuses pass through; storage and context errors get their codes; anything
-// else is Internal with a generic message, and its cause is logged.
-func toStatus(ctx context.Context, log *slog.Logger, err error) error {
+// are statuses pass through; storage and context errors get their codes (a failing
+// store also turns health NOT_SERVING); anything else is Internal with a generic
+// message, and its cause is logged.
+func (s *Server) toStatus(ctx context.Context, err error) error {
+	log := s.log
 	if err == nil {
 		return nil
 	}
@@ -34,7 +35,8 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	case errors.Is(err, storage.ErrUnavailable):
 		log.ErrorContext(ctx, "storage unavailable", "err", err)
-		return status.Error(codes.Unavailable, "storage unavailable; retry with backoff")
+		s.storeFailed(err)
+		return status.Error(codes.Unavailable, unavailableMessage(err))
 	case errors.Is(err, storage.ErrConflict):
 		return status.Error(codes.Aborted, "too many concurrent updates of this number; retry")
 	default:

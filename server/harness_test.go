@@ -39,6 +39,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 
 type harness struct {
+	lis   *bufconn.Listener
 	srv   *Server
 	clock *fakeClock
 	c     *client.Client
@@ -76,10 +77,37 @@ func newHarness(t testing.TB, mutate ...func(*Config)) *harness {
 	t.Cleanup(func() {
 		c.Close()
 		srv.GRPCServer().Stop()
+		srv.Close()
 		st.Close()
 	})
-	return &harness{srv: srv, clock: clock, c: c, api: c.API()}
+	return &harness{lis: lis, srv: srv, clock: clock, c: c, api: c.API()}
 }
+
+// dialKey opens another connection to the harness's server that sends an API key.
+func (h *harness) dialKey(t testing.TB, key string) *client.Client {
+	t.Helper()
+	opts := []grpc.DialOption{
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return h.lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	}
+	if key != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearerCreds(key)))
+	}
+	conn, err := grpc.NewClient("passthrough:///bufnet", opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.New(conn, 10*time.Second)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+type bearerCreds string
+
+func (b bearerCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+func (bearerCreds) RequireTransportSecurity() bool { return false }
 
 func (h *harness) check(t testing.TB, req *sgv1.CheckSendRequest) *sgv1.CheckSendResponse {
 	t.Helper()

@@ -14,14 +14,15 @@ import (
 // metrics are a server's Prometheus metrics, on a registry of its own (no globals,
 // so that tests can run servers side by side).
 type metrics struct {
-	registry     *prometheus.Registry
-	grpc         *grpcprom.ServerMetrics
-	decisions    *prometheus.CounterVec
-	reasons      *prometheus.CounterVec
-	rowErrors    *prometheus.CounterVec
-	events       *prometheus.CounterVec
-	reservations prometheus.Counter
-	panics       prometheus.Counter
+	registry      *prometheus.Registry
+	grpc          *grpcprom.ServerMetrics
+	decisions     *prometheus.CounterVec
+	reasons       *prometheus.CounterVec
+	rowErrors     *prometheus.CounterVec
+	events        *prometheus.CounterVec
+	reservations  prometheus.Counter
+	panics        prometheus.Counter
+	storeFailures prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -54,8 +55,12 @@ func newMetrics() *metrics {
 			Name: "sendguard_panics_recovered_total",
 			Help: "Panics recovered in handlers.",
 		}),
+		storeFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sendguard_store_failures_total",
+			Help: "Times the store started failing (health went NOT_SERVING).",
+		}),
 	}
-	m.registry.MustRegister(m.grpc, m.decisions, m.reasons, m.rowErrors, m.events, m.reservations, m.panics,
+	m.registry.MustRegister(m.grpc, m.decisions, m.reasons, m.rowErrors, m.events, m.reservations, m.panics, m.storeFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -13,7 +13,7 @@ func (s *Server) GetPolicy(ctx context.Context, req *sgv1.GetPolicyRequest) (*sg
 	}
 	b, err := s.biz.get(ctx, req.GetBusinessId())
 	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, s.toStatus(ctx, err)
 	}
 	snap := b.snap.Load()
 	return &sgv1.GetPolicyResponse{Effective: policyProto(snap.policy), Overrides: snap.overrides}, nil
@@ -27,7 +27,7 @@ func (s *Server) SetPolicy(ctx context.Context, req *sgv1.SetPolicyRequest) (*sg
 	}
 	b, err := s.biz.get(ctx, req.GetBusinessId())
 	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, s.toStatus(ctx, err)
 	}
 	snap, err := b.setPolicy(ctx, s.store, s.cfg.Defaults, func(cur *sgv1.Policy) (*sgv1.Policy, error) {
 		next, err := applyMask(cur, req.GetPolicy(), req.GetUpdateMask().GetPaths())
@@ -37,7 +37,7 @@ func (s *Server) SetPolicy(ctx context.Context, req *sgv1.SetPolicyRequest) (*sg
 		return next, nil
 	})
 	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, s.toStatus(ctx, err)
 	}
 	s.log.InfoContext(ctx, "policy changed", "business_id", b.id)
 	return &sgv1.SetPolicyResponse{Effective: policyProto(snap.policy), Overrides: snap.overrides}, nil

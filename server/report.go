@@ -36,7 +36,7 @@ func (s *Server) ReportResult(ctx context.Context, req *sgv1.ReportResultRequest
 		err = s.apply(ctx, ev)
 	}
 	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, s.toStatus(ctx, err)
 	}
 	return resp, nil
 }
@@ -137,7 +137,7 @@ func (s *Server) ReportInbound(ctx context.Context, req *sgv1.ReportInboundReque
 		err = s.apply(ctx, ev)
 	}
 	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, s.toStatus(ctx, err)
 	}
 	return resp, nil
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
@@ -47,6 +48,10 @@ type Server struct {
 	health     *health.Server
 	grpc       *grpc.Server
 	hashSecret []byte
+	keys       keyIndex
+	unhealthy  atomic.Bool   // the store failed; a probe is watching it
+	done       chan struct{} // closed when the server stops
+	closeOnce  sync.Once
 
 	grpcLis net.Listener
 	httpLis net.Listener
@@ -58,12 +63,26 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), store: cfg.Store}
+	keys, err := newKeyIndex(cfg.APIKeys)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if len(keys) == 0 {
+		for what, addr := range map[string]string{"grpc": cfg.GRPCAddr, "http": cfg.HTTPAddr} {
+			if addr == "" {
+				continue
+			}
+			if err := requireLoopback(what, addr); err != nil {
+				return nil, fmt.Errorf("refusing to start: %w", err)
+			}
+		}
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), store: cfg.Store, keys: keys, done: make(chan struct{})}
 	if s.store == nil {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("data directory: %w", err)
 		}
-		st, err := badger.Open(badger.Options{Dir: cfg.DataDir, Logger: cfg.Logger})
+		st, err := badger.Open(badger.Options{Dir: cfg.DataDir, Logger: cfg.Logger, SyncWrites: cfg.Durability == DurabilityStrict})
 		if err != nil {
 			return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
 		}
@@ -77,7 +96,10 @@ func New(cfg Config) (*Server, error) {
 	s.hashSecret = secret
 	s.biz = &businesses{store: s.store, defaults: cfg.Defaults, m: map[string]*business{}}
 	s.webhook = newWebhookMetrics(s.metrics.registry)
-	s.grpc = s.newGRPCServer()
+	if s.grpc, err = s.newGRPCServer(); err != nil {
+		s.closeStore()
+		return nil, err
+	}
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		s.closeStore()
 		return nil, fmt.Errorf("grpc listen: %w", err)
@@ -105,14 +127,20 @@ func NewService(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), store: cfg.Store}
+	keys, err := newKeyIndex(cfg.APIKeys)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), store: cfg.Store, keys: keys, done: make(chan struct{})}
 	s.hashSecret = cfg.HashSecret
 	if len(s.hashSecret) == 0 {
 		s.hashSecret = []byte("sendguard-test-secret")
 	}
 	s.biz = &businesses{store: s.store, defaults: cfg.Defaults, m: map[string]*business{}}
 	s.webhook = newWebhookMetrics(s.metrics.registry)
-	s.grpc = s.newGRPCServer()
+	if s.grpc, err = s.newGRPCServer(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -130,7 +158,7 @@ func (s *Server) HTTPAddr() string {
 	return s.httpLis.Addr().String()
 }
 
-func (s *Server) newGRPCServer() *grpc.Server {
+func (s *Server) newGRPCServer() (*grpc.Server, error) {
 	panicHandler := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		s.metrics.panics.Inc()
 		s.log.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
@@ -151,19 +179,30 @@ func (s *Server) newGRPCServer() *grpc.Server {
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
 		s.log.Log(ctx, slog.Level(lvl), msg, fields...)
 	})
-	g := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(
 			recovery.UnaryServerInterceptor(panicHandler),
 			s.metrics.grpc.UnaryServerInterceptor(),
 			logging.UnaryServerInterceptor(logger, logOpts...),
+			s.unaryAuth,
+			s.unaryDeadline,
 		),
 		grpc.ChainStreamInterceptor(
 			recovery.StreamServerInterceptor(panicHandler),
 			s.metrics.grpc.StreamServerInterceptor(),
 			logging.StreamServerInterceptor(logger, logOpts...),
+			s.streamAuth,
 		),
-		grpc.MaxRecvMsgSize(1<<20),
-	)
+	}
+	opts = append(opts, limitOptions(s.cfg)...)
+	if s.cfg.TLS.CertFile != "" {
+		creds, err := tlsCredentials(s.cfg.TLS)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, grpc.Creds(creds))
+	}
+	g := grpc.NewServer(opts...)
 	sgv1.RegisterSendGuardServer(g, s)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(g, s.health)
@@ -171,7 +210,7 @@ func (s *Server) newGRPCServer() *grpc.Server {
 	s.health.SetServingStatus(serviceName, healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(g)
 	s.metrics.grpc.InitializeMetrics(g)
-	return g
+	return g, nil
 }
 
 // HTTPHandler returns the HTTP endpoints: /metrics, /healthz and, when a webhook
@@ -232,8 +271,13 @@ func (s *Server) Run(ctx context.Context) error {
 	return runErr
 }
 
+// Close stops background work of a server built by NewService (Run's stop does it
+// for New's).
+func (s *Server) Close() { s.closeOnce.Do(func() { close(s.done) }) }
+
 func (s *Server) stop() {
 	s.log.Info("sendguard stopping", "grace", s.cfg.ShutdownGrace)
+	s.Close()
 	s.health.Shutdown()
 	done := make(chan struct{})
 	go func() {

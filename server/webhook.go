@@ -96,6 +96,9 @@ func (s *Server) serveWebhook(r *http.Request) int {
 		// Meta retries the whole POST; the events already applied are deduplicated
 		// then.
 		s.log.Warn("webhook: store unavailable; asking Meta to retry", "err", err)
+		if errors.Is(err, storage.ErrUnavailable) {
+			s.storeFailed(err)
+		}
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusOK
@@ -107,7 +110,9 @@ func (s *Server) businessFor(phoneNumberID string) (string, bool) {
 	if b, ok := s.cfg.PhoneNumberIDs[phoneNumberID]; ok {
 		return b, true
 	}
-	if s.cfg.SkipUnmappedPhoneNumberIDs {
+	// With API keys configured the deployment is multi-tenant: a webhook must not
+	// create or write to a business that no mapping names.
+	if s.cfg.SkipUnmappedPhoneNumberIDs || len(s.keys) > 0 {
 		return "", false
 	}
 	return phoneNumberID, true
