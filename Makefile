@@ -22,6 +22,10 @@ build: ## Build bin/sendguard
 test: ## Run every test with the race detector
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
+.PHONY: soak
+soak: ## Crash test: 20 rounds of kill -9 under load, every acknowledged write checked
+	SENDGUARD_CRASH_ROUNDS=20 $(GO) test -count=1 -timeout 30m -run 'TestCrashLosesNothing' -v ./cmd/sendguard/ | grep -E 'round|rounds|ok|FAIL|panic'
+
 .PHONY: bench
 bench: ## Run the Go benchmarks (validator, storage, CheckSend over bufconn)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./validator/ ./storage/... ./server/ ./identity/ ./validator/keyword/

@@ -48,7 +48,13 @@ var servingLine = regexp.MustCompile(`sendguard serving"? grpc=(\S+) http=(\S+)`
 // waits for it to say where it listens.
 func startServer(t *testing.T, bin, dataDir string, env ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data", dataDir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+	return startServerArgs(t, bin, dataDir, env)
+}
+
+// startServerArgs is startServer with extra serve flags.
+func startServerArgs(t *testing.T, bin, dataDir string, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve", "--data", dataDir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

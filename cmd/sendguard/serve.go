@@ -16,7 +16,7 @@ import (
 
 func serveCmd() *cobra.Command {
 	var (
-		dataDir, grpcAddr, httpAddr, configFile, logLevel string
+		dataDir, grpcAddr, httpAddr, configFile, logLevel, durability string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -50,6 +50,9 @@ Flags override the config file; the config file overrides the defaults.`,
 			if flags.Changed("http-addr") {
 				cfg.HTTPAddr = httpAddr
 			}
+			if flags.Changed("durability") {
+				cfg.Durability = durability
+			}
 			if strings.TrimSpace(cfg.HTTPAddr) == "off" {
 				cfg.HTTPAddr = ""
 			}
@@ -68,5 +71,6 @@ Flags override the config file; the config file overrides the defaults.`,
 	f.StringVar(&httpAddr, "http-addr", "127.0.0.1:8080", `HTTP listen address for /metrics and /healthz ("off" disables)`)
 	f.StringVar(&configFile, "config", "", "YAML configuration file (see README)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&durability, "durability", "default", `"default": acknowledged writes survive a crash of the process; "strict": they survive power loss too (synced writes, slower)`)
 	return cmd
 }
