@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+	"github.com/sendguard/sendguard/storage/badger"
 )
 
 // BenchmarkCheckSend measures CheckSend over gRPC through bufconn (in-process, no
@@ -108,4 +109,32 @@ func BenchmarkWebhook1000(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkReportDurability measures ReportResult over bufconn on an on-disk Badger
+// store in the default mode (survives a process crash) and in strict mode (synced
+// writes: survives power loss), in the same run.
+func BenchmarkReportDurability(b *testing.B) {
+	for _, mode := range []string{DurabilityDefault, DurabilityStrict} {
+		b.Run(mode, func(b *testing.B) {
+			st, err := badger.Open(badger.Options{Dir: b.TempDir(), SyncWrites: mode == DurabilityStrict})
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := newHarness(b, func(c *Config) { c.Store = st })
+			b.Cleanup(func() { st.Close() })
+			ctx := context.Background()
+			i := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				req := failed(fmt.Sprintf("+55119%08d", i), 131049, t0)
+				req.MessageId = fmt.Sprint("w", i)
+				if _, err := h.api.ReportResult(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reports/s")
+		})
+	}
 }
