@@ -268,7 +268,7 @@ func (s *Server) response(req *sgv1.CheckSendRequest, r recipient, c *storage.Co
 		Shadow:    dec.Shadow,
 		Duplicate: dup,
 		UserId:    c.Rel.UserID,
-		WaId:      c.Rel.WaID,
+		WaId:      waID(c.Rel.WaID, r),
 	}
 	if r.hasNumber {
 		resp.PhoneE164 = r.number.E164
@@ -277,7 +277,7 @@ func (s *Server) response(req *sgv1.CheckSendRequest, r recipient, c *storage.Co
 		resp.UserId = r.userID
 	}
 	if resp.WaId == "" && snap.policy.ShareNumberSignals {
-		resp.WaId = c.Facts.WaID
+		resp.WaId = waID(c.Facts.WaID, r)
 	}
 	if !dec.RetryAt.IsZero() {
 		resp.RetryAt = timestamppb.New(dec.RetryAt)

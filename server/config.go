@@ -39,6 +39,10 @@ type Config struct {
 	// HashSecret keys the hashes of suppression entries (forgotten opt-outs). When
 	// empty, a random secret is created in DataDir/suppression.key on first start.
 	HashSecret []byte
+	// HashNumbers stores keyed hashes (HMAC with HashSecret) instead of phone
+	// numbers and message ids, so that a copied data directory does not reveal
+	// them. It needs HashSecret set outside the data directory.
+	HashNumbers bool
 	// WebhookSecret is Meta's app secret: it keys the X-Hub-Signature-256 HMAC of
 	// webhook POSTs. Without it the webhook endpoint is off (404).
 	WebhookSecret []byte
@@ -133,6 +137,9 @@ func (c *Config) validate() error {
 	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
 		errs = append(errs, errors.New("tls: client_ca_file (mutual TLS) needs cert_file and key_file"))
 	}
+	if c.HashNumbers && len(c.HashSecret) < 16 {
+		errs = append(errs, errors.New("privacy.hash_numbers needs hash_secret (or SENDGUARD_HASH_SECRET) of at least 16 bytes, kept outside the data directory"))
+	}
 	if c.MaxConcurrentStreams == 0 {
 		c.MaxConcurrentStreams = 64
 	}
@@ -176,6 +183,9 @@ type fileConfig struct {
 		ClientCAFile string `yaml:"client_ca_file"`
 	} `yaml:"tls"`
 	Durability string `yaml:"durability"`
+	Privacy    *struct {
+		HashNumbers bool `yaml:"hash_numbers"`
+	} `yaml:"privacy"`
 }
 
 type filePolicy struct {
@@ -257,6 +267,9 @@ func LoadConfigFile(path string, c *Config) error {
 	if f.Durability != "" {
 		c.Durability = f.Durability
 	}
+	if f.Privacy != nil {
+		c.HashNumbers = f.Privacy.HashNumbers
+	}
 	if f.Policy != nil {
 		pb, err := f.Policy.proto()
 		if err != nil {
@@ -278,6 +291,9 @@ func LoadEnv(c *Config, getenv func(string) string) {
 	}
 	if v := getenv("SENDGUARD_WHATSAPP_VERIFY_TOKEN"); v != "" {
 		c.WebhookVerifyToken = v
+	}
+	if v := getenv("SENDGUARD_HASH_SECRET"); v != "" {
+		c.HashSecret = []byte(v)
 	}
 }
 

@@ -61,7 +61,7 @@ func (s *Server) getContact(ctx context.Context, req *sgv1.GetContactRequest) (*
 	rel := &c.Rel
 	facts := readFacts(snap, &c, r)
 	out := &sgv1.Contact{
-		WaId:          rel.WaID,
+		WaId:          waID(rel.WaID, r),
 		UserId:        rel.UserID,
 		MetaOptedOut:  rel.MetaOptedOut(),
 		OptedOut:      rel.OwnOptedOut(),
@@ -77,7 +77,7 @@ func (s *Server) getContact(ctx context.Context, req *sgv1.GetContactRequest) (*
 		out.UserId = r.userID
 	}
 	if out.WaId == "" {
-		out.WaId = facts.WaID
+		out.WaId = waID(facts.WaID, r)
 	}
 	switch {
 	case out.OptedOut:
@@ -177,7 +177,7 @@ func (s *Server) setOptOut(ctx context.Context, req *sgv1.SetOptOutRequest) (*sg
 			return storage.Write{}, err
 		}
 		validator.SetOptOut(&c.Rel, req.GetOptedOut(), reason, now)
-		learn(c, r, snap)
+		s.learn(c, r, snap)
 		resp.OptedOut = c.Rel.OwnOptedOut()
 		resp.MetaOptedOut = c.Rel.MetaOptedOut()
 		userID = c.Rel.UserID

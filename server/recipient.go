@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sendguard/sendguard/identity"
@@ -32,7 +34,7 @@ func (s *Server) resolve(ctx context.Context, business, phone, userID string) (r
 		n, err := identity.Parse(phone, s.cfg.DefaultRegion)
 		if err == nil {
 			r.number, r.hasNumber = n, true
-			r.key.ID = n.E164
+			r.key.ID = s.numberKey(n.E164)
 			return r, nil
 		}
 		r.invalid, r.detail = true, err.Error()
@@ -46,6 +48,10 @@ func (s *Server) resolve(ctx context.Context, business, phone, userID string) (r
 		r.key.ID = storage.UserIDPrefix + userID
 	case err != nil:
 		return r, err
+	case strings.HasPrefix(num, hashedPrefix):
+		// A keyed-hash deployment links to the hashed key: the number itself is
+		// not known, its history is.
+		r.key.ID = num
 	default:
 		n, perr := identity.Parse(num, "")
 		if perr != nil {
@@ -53,9 +59,43 @@ func (s *Server) resolve(ctx context.Context, business, phone, userID string) (r
 			break
 		}
 		r.number, r.hasNumber = n, true
-		r.key.ID = n.E164
+		r.key.ID = s.numberKey(n.E164)
 	}
 	return r, nil
+}
+
+// hashedPrefix starts a key that is a keyed hash of a number (privacy option).
+const hashedPrefix = "h:"
+
+// numberKey is the storage key of a number: the E.164 itself, or its keyed hash
+// when the deployment stores no numbers (hash_numbers).
+func (s *Server) numberKey(e164 string) string {
+	if !s.cfg.HashNumbers {
+		return e164
+	}
+	return hashedPrefix + s.opaque("n", e164)
+}
+
+// opaque is a keyed hash of v (22 characters), for identifiers that must not be
+// readable from a copied data directory: dedup keys (Meta's wamids encode the
+// recipient's number) always, message ids when numbers are hashed.
+func (s *Server) opaque(kind, v string) string {
+	if v == "" {
+		return ""
+	}
+	m := hmac.New(sha256.New, s.hashSecret)
+	m.Write([]byte(kind))
+	m.Write([]byte{0})
+	m.Write([]byte(v))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
+// storedMessageID is the message id as the state keeps it.
+func (s *Server) storedMessageID(id string) string {
+	if !s.cfg.HashNumbers {
+		return id
+	}
+	return s.opaque("m", id)
 }
 
 // link records that userID is the recipient's number for the business, when an
@@ -100,10 +140,10 @@ func (s *Server) link(ctx context.Context, r recipient) error {
 			return err
 		}
 	}
-	if cur == r.number.E164 {
+	if cur == r.key.ID {
 		return nil
 	}
-	return s.store.SetLink(ctx, r.key.Business, r.userID, r.number.E164)
+	return s.store.SetLink(ctx, r.key.Business, r.userID, r.key.ID)
 }
 
 // mergeRelationship folds src (a history kept under a bare user ID) into dst. It

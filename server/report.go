@@ -3,10 +3,12 @@ package server
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sendguard/sendguard/identity"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 	"github.com/sendguard/sendguard/storage"
 	"github.com/sendguard/sendguard/validator"
@@ -75,7 +77,7 @@ func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultReques
 		Category:   req.GetCategory(),
 		Template:   req.GetTemplate(),
 		CampaignID: req.GetCampaignId(),
-		MessageID:  req.GetMessageId(),
+		MessageID:  s.storedMessageID(req.GetMessageId()),
 		Ref:        req.GetMessageRef(),
 		At:         at,
 	}
@@ -92,7 +94,7 @@ func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultReques
 		before := c.Facts
 		facts := factsFor(snap, c, r)
 		effect = validator.ApplyResult(&c.Rel, facts, &snap.policy, res)
-		learn(c, r, snap)
+		s.learn(c, r, snap)
 		return s.writeBack(snap, c, before, now), nil
 	}
 	done := func(ctx context.Context, err error) error {
@@ -123,7 +125,7 @@ func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultReques
 		}
 		return nil
 	}
-	dedup := resultDedupKey(req.GetMessageId(), req.GetMessageRef(), req.GetStatus())
+	dedup := s.opaque("d", resultDedupKey(req.GetMessageId(), req.GetMessageRef(), req.GetStatus()))
 	return event{update: storage.ContactUpdate{Key: r.key, Dedup: dedup, Fn: fn}, done: done}, resp, nil
 }
 
@@ -157,7 +159,7 @@ func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequ
 		at = req.Timestamp.AsTime()
 	}
 	snap := b.snap.Load()
-	in := validator.Inbound{Kind: req.GetKind(), At: at, MessageID: req.GetMessageId(), Text: req.GetText()}
+	in := validator.Inbound{Kind: req.GetKind(), At: at, MessageID: s.storedMessageID(req.GetMessageId()), Text: req.GetText()}
 	if in.Kind != sgv1.InboundKind_INBOUND_KIND_CALL && req.GetText() != "" {
 		switch {
 		case snap.optOut.Match(req.GetText()):
@@ -168,7 +170,7 @@ func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequ
 	}
 	dedup := ""
 	if id := req.GetMessageId(); id != "" {
-		dedup = "i\x00" + id
+		dedup = s.opaque("d", "i\x00"+id)
 	}
 	resp := &sgv1.ReportInboundResponse{}
 	fn := func(c *storage.Contact) (storage.Write, error) {
@@ -178,7 +180,7 @@ func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequ
 		}
 		before := c.Facts
 		validator.ApplyInbound(&c.Rel, factsFor(snap, c, r), &snap.policy, in)
-		learn(c, r, snap)
+		s.learn(c, r, snap)
 		resp.ServiceWindowUntil = nil
 		if until := validator.WindowUntil(&c.Rel, &snap.policy, now); !until.IsZero() {
 			resp.ServiceWindowUntil = timestamppb.New(until)
@@ -253,10 +255,15 @@ func mayChangeTemplate(req *sgv1.ReportResultRequest, st *validator.Business) bo
 	return len(st.Templates) > 0
 }
 
-// learn remembers the recipient's WhatsApp-ID spelling and user ID.
-func learn(c *storage.Contact, r recipient, snap *bizSnapshot) {
+// learn remembers the recipient's WhatsApp-ID spelling and user ID. A deployment
+// that hashes numbers keeps only which folding applied (e.g. "fold:mexico"), from
+// which the spelling is rebuilt for the response.
+func (s *Server) learn(c *storage.Contact, r recipient, snap *bizSnapshot) {
 	if r.hasNumber {
 		if wa := r.number.WaID(); wa != "" {
+			if s.cfg.HashNumbers {
+				wa = foldPrefix + r.number.Fold.String()
+			}
 			c.Rel.WaID = wa
 			if snap.policy.ShareNumberSignals {
 				c.Facts.WaID = wa
@@ -266,4 +273,24 @@ func learn(c *storage.Contact, r recipient, snap *bizSnapshot) {
 			c.Rel.UserID = r.userID
 		}
 	}
+}
+
+// foldPrefix marks a stored WhatsApp ID that is only the name of a folding.
+const foldPrefix = "fold:"
+
+// waID is the WhatsApp-ID spelling to answer with, from what is stored.
+func waID(stored string, r recipient) string {
+	f, ok := strings.CutPrefix(stored, foldPrefix)
+	if !ok {
+		return stored
+	}
+	if !r.hasNumber {
+		return ""
+	}
+	for fold := identity.FoldNone; fold <= identity.FoldArgentina; fold++ {
+		if fold.String() == f {
+			return identity.Unfold(r.number.E164, fold)
+		}
+	}
+	return ""
 }

@@ -228,6 +228,7 @@ func (s *Server) httpHandler() http.Handler {
 		})
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /admin/backup", s.handleBackup)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		resp, err := s.health.Check(r.Context(), &healthpb.HealthCheckRequest{Service: serviceName})
 		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {

@@ -231,7 +231,7 @@ func (s *Server) preparePreference(ctx context.Context, business string, ev *web
 	fn := func(c *storage.Contact) (storage.Write, error) {
 		snap := b.snap.Load()
 		validator.ApplyUserPreference(&c.Rel, stop, at)
-		learn(c, r, snap)
+		s.learn(c, r, snap)
 		return storage.Write{Rel: true, RelTTL: ttl(c.Rel.ExpiresAt(&snap.policy), now)}, nil
 	}
 	done := func(_ context.Context, err error) error {
@@ -244,6 +244,6 @@ func (s *Server) preparePreference(ctx context.Context, business string, ev *web
 		}
 		return err
 	}
-	dedup := "p\x00" + r.key.ID + "\x00" + value + "\x00" + strconv.FormatInt(at.Unix(), 10)
+	dedup := s.opaque("d", "p\x00"+r.key.ID+"\x00"+value+"\x00"+strconv.FormatInt(at.Unix(), 10))
 	return event{update: storage.ContactUpdate{Key: r.key, Dedup: dedup, Fn: fn}, done: done}, nil
 }
