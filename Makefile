@@ -30,9 +30,9 @@ soak: ## Crash test: 20 rounds of kill -9 under load, every acknowledged write c
 bench: ## Run the Go benchmarks (validator, storage, CheckSend over bufconn)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./validator/ ./storage/... ./server/ ./identity/ ./validator/keyword/
 
-FUZZTIME ?= 30s
+FUZZTIME ?= 60s
 .PHONY: fuzz
-fuzz: ## Run every fuzz target for FUZZTIME each (default 30s)
+fuzz: ## Run every fuzz target for FUZZTIME each (default 60s)
 	@set -e; for t in $$(grep -rlE '^func Fuzz' --include='*_test.go' . | xargs -n1 dirname | sort -u); do \
 	  for f in $$(grep -hoE '^func Fuzz[A-Za-z0-9_]+' $$t/*_test.go | cut -d' ' -f2); do \
 	    echo "== $$t $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$t; \
