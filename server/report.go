@@ -58,18 +58,9 @@ func resultDedupKey(messageID, ref string, st sgv1.MessageStatus) string {
 // prepareResult resolves a result's recipient and builds its update. resp is
 // filled in when the update is done.
 func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultRequest, source string) (event, *sgv1.ReportResultResponse, error) {
-	b, err := s.biz.get(ctx, req.GetBusinessId())
+	b, r, now, at, err := s.eventTarget(ctx, req.GetBusinessId(), req.GetPhone(), req.GetUserId(), req.GetTimestamp())
 	if err != nil {
 		return event{}, nil, err
-	}
-	r, err := s.resolveEvent(ctx, req.GetBusinessId(), req.GetPhone(), req.GetUserId())
-	if err != nil {
-		return event{}, nil, err
-	}
-	now := s.cfg.Now()
-	at := now
-	if req.Timestamp != nil {
-		at = req.Timestamp.AsTime()
 	}
 	res := validator.Result{
 		Status:     req.GetStatus(),
@@ -145,18 +136,9 @@ func (s *Server) ReportInbound(ctx context.Context, req *sgv1.ReportInboundReque
 }
 
 func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequest, source string) (event, *sgv1.ReportInboundResponse, error) {
-	b, err := s.biz.get(ctx, req.GetBusinessId())
+	b, r, now, at, err := s.eventTarget(ctx, req.GetBusinessId(), req.GetPhone(), req.GetUserId(), req.GetTimestamp())
 	if err != nil {
 		return event{}, nil, err
-	}
-	r, err := s.resolveEvent(ctx, req.GetBusinessId(), req.GetPhone(), req.GetUserId())
-	if err != nil {
-		return event{}, nil, err
-	}
-	now := s.cfg.Now()
-	at := now
-	if req.Timestamp != nil {
-		at = req.Timestamp.AsTime()
 	}
 	snap := b.snap.Load()
 	in := validator.Inbound{Kind: req.GetKind(), At: at, MessageID: s.storedMessageID(req.GetMessageId()), Text: req.GetText()}
@@ -203,6 +185,25 @@ func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequ
 		return nil
 	}
 	return event{update: storage.ContactUpdate{Key: r.key, Dedup: dedup, Fn: fn}, done: done}, resp, nil
+}
+
+// eventTarget resolves what every event needs: its business, its recipient (see
+// resolveEvent), the server's time and the event's time (now when it has none).
+func (s *Server) eventTarget(ctx context.Context, business, phone, userID string, ts *timestamppb.Timestamp) (*business, recipient, time.Time, time.Time, error) {
+	b, err := s.biz.get(ctx, business)
+	if err != nil {
+		return nil, recipient{}, time.Time{}, time.Time{}, err
+	}
+	r, err := s.resolveEvent(ctx, business, phone, userID)
+	if err != nil {
+		return nil, recipient{}, time.Time{}, time.Time{}, err
+	}
+	now := s.cfg.Now()
+	at := now
+	if ts != nil {
+		at = ts.AsTime()
+	}
+	return b, r, now, at, nil
 }
 
 // resolveEvent resolves the recipient of an event: an unparsable phone is an
