@@ -29,12 +29,17 @@ type backupStore interface {
 	Backup(ctx context.Context, w io.Writer, since uint64) (uint64, error)
 }
 
+// backupWriteTimeout cuts a backup whose client stops reading for this long.
+const backupWriteTimeout = time.Minute
+
 // handleBackup streams a full backup of the store (Badger's backup format; restore
 // it with `sendguard restore`) while the server keeps serving. It answers 403 to
 // a caller adminHTTP refuses and 501 when the store cannot back itself up. A
 // failure before the first byte is a 503 (storage unavailable) or 500; after it,
 // the response is aborted, so the client sees a broken transfer and no
-// BackupVersionTrailer rather than a short file that looks whole.
+// BackupVersionTrailer rather than a short file that looks whole. A client that
+// stops reading for backupWriteTimeout is cut off, and the server's stop ends a
+// backup in progress (the store is closed only after it).
 func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
 	if !s.adminHTTP(r) {
 		http.Error(w, "forbidden: "+BackupPath+" answers admin callers only (from a loopback address)", http.StatusForbidden)
@@ -45,21 +50,28 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "backup is not supported by this store (it needs the embedded Badger store)", http.StatusNotImplemented)
 		return
 	}
-	// A backup takes as long as the client takes to read it: lift any write
-	// deadline the server sets for ordinary responses (an error means there is
-	// none to lift).
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	rc := http.NewResponseController(w)
+	go func() {
+		select {
+		case <-s.done:
+			cancel()
+			_ = rc.SetWriteDeadline(time.Now()) // unblock a write in progress
+		case <-ctx.Done():
+		}
+	}()
 
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Disposition", `attachment; filename="sendguard.backup"`)
 	h.Set("Trailer", BackupVersionTrailer)
 	start := time.Now()
-	cw := &countingWriter{w: w}
-	version, err := st.Backup(r.Context(), cw, 0)
+	bw := &backupResponse{ctx: ctx, w: w, rc: rc}
+	version, err := st.Backup(ctx, bw, 0)
 	if err != nil {
-		s.log.Warn("backup failed", "remote", r.RemoteAddr, "bytes", cw.n, "err", err)
-		if cw.n > 0 {
+		s.log.Warn("backup failed", "remote", r.RemoteAddr, "bytes", bw.n, "err", err)
+		if bw.n > 0 {
 			panic(http.ErrAbortHandler) // the status is sent: only a broken transfer tells the client
 		}
 		h.Del("Trailer")
@@ -72,7 +84,7 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.Set(BackupVersionTrailer, strconv.FormatUint(version, 10))
-	s.log.Info("backup sent", "remote", r.RemoteAddr, "bytes", cw.n, "version", version,
+	s.log.Info("backup sent", "remote", r.RemoteAddr, "bytes", bw.n, "version", version,
 		"elapsed", time.Since(start).Round(time.Millisecond))
 }
 
@@ -89,14 +101,25 @@ func (s *Server) adminHTTP(r *http.Request) bool {
 	return err == nil && addr.Unmap().IsLoopback()
 }
 
-// countingWriter counts the bytes written through it.
-type countingWriter struct {
-	w io.Writer
-	n int64
+// backupResponse writes a backup to the client, counting the bytes and giving
+// each write backupWriteTimeout (a backup takes as long as the client takes to
+// read it, so no deadline covers the whole response).
+type backupResponse struct {
+	ctx context.Context
+	w   io.Writer
+	rc  *http.ResponseController
+	n   int64
 }
 
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
+func (b *backupResponse) Write(p []byte) (int, error) {
+	// An error means the writer has no deadlines to set (a test's recorder).
+	_ = b.rc.SetWriteDeadline(time.Now().Add(backupWriteTimeout))
+	// Checked after setting the deadline, so that a stop that set its own
+	// (immediate) deadline before is not undone unseen.
+	if err := b.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := b.w.Write(p)
+	b.n += int64(n)
 	return n, err
 }
