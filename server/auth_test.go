@@ -12,6 +12,8 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -280,5 +282,25 @@ func TestMutualTLS(t *testing.T) {
 	}
 	if _, err := client.Dial(srv.GRPCAddr(), client.Options{}); err == nil {
 		t.Fatal("client.Dial without TLS or Insecure must refuse")
+	}
+}
+
+func TestBackupNeedsAnAdminKeyForAll(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.APIKeys = []APIKey{
+			{Name: "acme-admin", SHA256: HashAPIKey(keyAdmin), Businesses: []string{"acme"}, Admin: true},
+			{Name: "root", SHA256: HashAPIKey(keyGlobex), Businesses: []string{"*"}, Admin: true},
+		}
+	})
+	for key, want := range map[string]int{"": 403, keyAdmin: 403, keyGlobex: 200} {
+		req := httptest.NewRequest(http.MethodGet, "/admin/backup", nil)
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		rec := httptest.NewRecorder()
+		h.srv.HTTPHandler().ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("key %q: %d, want %d", key, rec.Code, want)
+		}
 	}
 }

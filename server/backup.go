@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sendguard/sendguard/storage"
@@ -88,11 +90,19 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
 		"elapsed", time.Since(start).Round(time.Millisecond))
 }
 
-// adminHTTP reports whether r may use the admin HTTP endpoints: for now, whether
-// it comes from a loopback address (127.0.0.0/8 or ::1). Note that a reverse
-// proxy on the same host makes every request look local; do not route /admin/
-// through one.
+// adminHTTP reports whether r may use the admin HTTP endpoints: with API keys
+// configured, whether it carries an admin key for all businesses
+// ("Authorization: Bearer <key>"); without keys, whether it comes from a loopback
+// address (127.0.0.0/8 or ::1). Note that a reverse proxy on the same host makes
+// every request look local; do not route /admin/ through one.
 func (s *Server) adminHTTP(r *http.Request) bool {
+	if len(s.keys) > 0 {
+		// A backup holds every business's data: with keys configured it takes an
+		// admin key for all businesses, from wherever it comes.
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		k := s.keys[HashAPIKey(strings.TrimSpace(token))]
+		return ok && k != nil && k.Admin && slices.Contains(k.Businesses, "*")
+	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return false

@@ -22,6 +22,8 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), replayCmd())
+	root.AddCommand(serveCmd(), replayCmd(), keygenCmd())
+	root.AddCommand(backupCmd(), restoreCmd())
+	root.AddCommand(clientCmds()...)
 	return root
 }

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+)
+
+// seedHistory gives the golden tests' numbers a history, as of goldenT0.
+func seedHistory(t *testing.T, s *inproc) {
+	t.Helper()
+	ctx := context.Background()
+	at := func(d time.Duration) *timestamppb.Timestamp { return timestamppb.New(goldenT0.Add(d)) }
+	marketing := sgv1.Category_CATEGORY_MARKETING
+	reports := []*sgv1.ReportResultRequest{
+		// 131049: the per-user marketing limit.
+		{BusinessId: "acme", Phone: "5511987650001", MessageId: "wamid.1", Status: sgv1.MessageStatus_MESSAGE_STATUS_FAILED,
+			ErrorCode: 131049, Category: marketing, Template: "black_friday", Timestamp: at(-time.Hour)},
+		// 131050: Meta's opt-out record.
+		{BusinessId: "acme", Phone: "5511987650003", MessageId: "wamid.3", Status: sgv1.MessageStatus_MESSAGE_STATUS_FAILED,
+			ErrorCode: 131050, Category: marketing, Template: "black_friday", Timestamp: at(-2 * time.Hour)},
+		// 130472 (experiment), after a delivered marketing message.
+		{BusinessId: "acme", Phone: "5511987650004", MessageId: "wamid.4a", Status: sgv1.MessageStatus_MESSAGE_STATUS_DELIVERED,
+			Category: marketing, Template: "welcome", Timestamp: at(-3 * time.Hour)},
+		{BusinessId: "acme", Phone: "5511987650004", MessageId: "wamid.4b", Status: sgv1.MessageStatus_MESSAGE_STATUS_FAILED,
+			ErrorCode: 130472, Category: marketing, Template: "black_friday", Timestamp: at(-90 * time.Minute)},
+	}
+	for _, r := range reports {
+		if _, err := s.c.Report(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.c.SetOptOut(ctx, &sgv1.SetOptOutRequest{BusinessId: "acme", Phone: "+5511987650002", OptedOut: true, Reason: "support ticket 42"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.c.SetOptOut(ctx, &sgv1.SetOptOutRequest{BusinessId: "acme", Phone: "+5511987650005", OptedOut: false, Reason: "web form"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.c.Inbound(ctx, &sgv1.ReportInboundRequest{BusinessId: "acme", Phone: "5511987650005", MessageId: "wamid.in5", Text: "hi, where is my order?", Timestamp: at(-30 * time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	// A marketing send reserved three hours ago: the frequency cap (1 per 24 h).
+	for _, phone := range []string{"+5511987650004", "+5511987650006"} {
+		if _, err := s.c.Check(ctx, &sgv1.CheckSendRequest{BusinessId: "acme", Phone: phone, Category: marketing, Template: "welcome",
+			Reserve: true, MessageRef: "ref-" + phone[len(phone)-4:], CampaignId: "autumn", SendAt: at(-3 * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Business "beta" runs the frequency cap in shadow mode.
+	if _, err := s.c.SetPolicy(ctx, &sgv1.SetPolicyRequest{BusinessId: "beta", Policy: &sgv1.Policy{ShadowRules: []sgv1.Rule{sgv1.Rule_RULE_FREQUENCY_CAP}},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"shadow_rules"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.c.Check(ctx, &sgv1.CheckSendRequest{BusinessId: "beta", Phone: "+5511987650007", Category: marketing, Template: "welcome",
+		Reserve: true, MessageRef: "beta-1", SendAt: at(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCheckGolden: what `sendguard check` prints for a person, one scenario per
+// rule family, in the São Paulo time zone.
+func TestCheckGolden(t *testing.T) {
+	t.Setenv(envAPIKey, "")
+	s := startInProcess(t, goldenT0)
+	seedHistory(t, s)
+	common := []string{"--addr", s.addr, "--time-zone", goldenZone, "--send-at", "2026-11-27T10:00:00Z"}
+	var out strings.Builder
+	for _, args := range [][]string{
+		{"--business", "acme", "--phone", "+55 11 98765-0009", "--category", "utility", "--template", "order_shipped"},
+		{"--business", "acme", "--phone", "5511987650001", "--template", "cyber_monday"},
+		{"--business", "acme", "--phone", "+5511987650002", "--template", "cyber_monday"},
+		{"--business", "acme", "--phone", "+5511987650003", "--template", "cyber_monday"},
+		{"--business", "acme", "--phone", "+5511987650004", "--template", "cyber_monday"},
+		{"--business", "acme", "--phone", "+1 201 555 0123", "--template", "cyber_monday"},
+		{"--business", "acme", "--phone", "12345", "--template", "cyber_monday"},
+		{"--business", "acme", "--phone", "+5511987650009", "--category", "service"},
+		{"--business", "acme", "--phone", "+5511987650005", "--category", "service"},
+		{"--business", "acme", "--phone", "+5511987650010", "--template", "cyber_monday", "--reserve", "--message-ref", "cm-10"},
+		{"--business", "acme", "--phone", "+5511987650010", "--template", "cyber_monday", "--reserve", "--message-ref", "cm-10"},
+		{"--business", "acme", "--phone", "+5511987650001", "--template", "cyber_monday", "--reserve", "--message-ref", "cm-1"},
+		{"--business", "beta", "--phone", "+5511987650007", "--template", "welcome"},
+		{"--business", "acme", "--user-id", "BR.1502576394655843", "--template", "cyber_monday"},
+	} {
+		stdout, stderr, err := runCmd(t, checkCmd(), append(args, common...)...)
+		if err != nil || stderr != "" {
+			t.Fatalf("check %v: %v\n%s", args, err, stderr)
+		}
+		out.WriteString("$ sendguard check " + shellJoin(args) + "\n" + stdout + "\n")
+	}
+	golden(t, "check.golden", []byte(out.String()))
+}
+
+// TestCheckJSON: --json prints the response as protojson.
+func TestCheckJSON(t *testing.T) {
+	s := startInProcess(t, goldenT0)
+	seedHistory(t, s)
+	stdout, _, err := runCmd(t, checkCmd(), "--addr", s.addr, "--business", "acme", "--phone", "5511987650001", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"verdict":`, `"VERDICT_DEFER"`, `"RULE_ECOSYSTEM_LIMIT"`, `"meta_error_code":`, `"retry_at":`, `"2026-11-28T09:00:00Z"`} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("--json lacks %s:\n%s", want, stdout)
+		}
+	}
+}
+
+// TestCheckFlags: mistakes are caught before any call.
+func TestCheckFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--phone", "+5511987650001"},
+		{"--business", "acme"},
+		{"--business", "acme", "--phone", "1", "--category", "promo"},
+		{"--business", "acme", "--phone", "1", "--reserve"},
+		{"--business", "acme", "--phone", "1", "--message-ref", "x"},
+		{"--business", "acme", "--phone", "1", "--send-at", "tomorrow"},
+		{"--business", "acme", "--phone", "1", "--addr", "nohostport"},
+	} {
+		if _, _, err := runCmd(t, checkCmd(), args...); err == nil {
+			t.Errorf("check %v: no error", args)
+		}
+	}
+}

@@ -1,0 +1,1072 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unicode"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+	"golang.org/x/text/unicode/norm"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/sendguard/sendguard/client"
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+)
+
+// Exit status of a validate run that was interrupted (128 + SIGINT, as shells do).
+const exitInterrupted = 130
+
+// drainTimeout is how long an interrupted run waits for the answers to rows it
+// already sent (with --reserve they may be reserved: their answers belong in the
+// output). A second Ctrl-C stops at once.
+const drainTimeout = 5 * time.Second
+
+// errInterrupted ends a run stopped by SIGINT or SIGTERM.
+var errInterrupted = errors.New("interrupted")
+
+func validateCmd() *cobra.Command { return newValidateCmd(validateEnv{exit: os.Exit, now: time.Now}) }
+
+// validateEnv is what a validate run takes from the process: exit ends it with the
+// interrupted status once everything is written, now is the clock of the summary's
+// timing (tests pass their own).
+type validateEnv struct {
+	exit func(int)
+	now  func() time.Time
+}
+
+func newValidateCmd(env validateEnv) *cobra.Command {
+	var (
+		o                                  auditOptions
+		category, sendAt, in, out, price   string
+		phoneColumn, userIDColumn, refFlag string
+	)
+	cmd := &cobra.Command{
+		Use:   "validate --business B --in audience.csv --out verdicts.csv [flags]",
+		Short: "Check a whole audience file before a campaign: a verdict per row, in order, and a summary",
+		Long: `Stream every row of a CSV audience through CheckSendStream and write one output row
+per input row, in input order: the input columns plus verdict, rules, retry_at
+(RFC 3339, UTC, rounded up to the second), phone_e164 and message. A summary follows:
+verdict counts, counts per rule, and the sends the campaign avoids.
+
+The phone column is found by its header (phone, phone_number, msisdn, mobile,
+whatsapp, wa_id, number, telefone, celular… in any case and spelling) or named with
+--phone-column (a header name or a 1-based column number); a user ID column (user_id,
+bsuid) is picked up too, or named with --user-id-column. With --no-header the file
+has no header row and --phone-column is a column number (default 1).
+
+A row that cannot be judged gets verdict ERROR and a message, and the run goes on:
+a row with the wrong number of fields, one with neither phone nor user ID, one the
+server refuses. An unparsable phone is not an error: it is DENY (INVALID_NUMBER).
+
+Avoided sends are the DEFER and DENY rows, in two kinds:
+  doomed    Meta would refuse them: a rule that predicts a Meta error
+            (REGION_BLOCKED 131049, OPTED_OUT by Meta's record 131050, ECOSYSTEM_LIMIT
+            131049, EXPERIMENT 130472, UNDELIVERABLE 131026, SERVICE_WINDOW 131047,
+            PAIR_RATE 131056, TEMPLATE_PAUSED 132015/132016) or INVALID_NUMBER.
+            Meta does not charge them, but each one lowers your quality rating.
+  unwanted  Meta would deliver them, and charge for them, but your own rules say no:
+            OPTED_OUT by your own opt-out, NO_CONSENT, FREQUENCY_CAP, QUIET_HOURS,
+            TEMPLATE_REPEAT, MESSAGING_LIMIT. --price-per-message prices them.
+A row with both kinds counts as doomed. DEFER rows may be sent after their retry_at.
+
+--reserve is for the sending step: every ALLOW is recorded at once, atomically per
+number, with message_ref = CAMPAIGN/DIGITS, where CAMPAIGN is --campaign (default:
+--template) and DIGITS the digits of the row's phone (u:USER_ID without one; a
+SHA-256 when longer than 256 bytes). The ref is written in a message_ref column: pass
+it to Meta as biz_opaque_callback_data so that status webhooks find the send. Two
+workers sharing one audience, or a phone listed twice, cannot send twice: the later
+reservation answers DUPLICATE (do not send), counted apart in the summary.
+--ref-key row uses the row number instead of the phone (CAMPAIGN/row-N).
+
+The exit status is 0 when the run completed, whatever the verdicts; 1 when it could
+not run (or the stream broke: the output then holds the rows answered so far);
+130 on Ctrl-C (SIGINT or SIGTERM): reading stops, the rows already read (at most
+--window) are still judged (up to 5 s; a second Ctrl-C stops at once), and the output
+holds every row answered, in order, as a valid CSV, followed by the partial summary.
+Memory is bounded by --window whatever the file's size. A progress bar (rows/s, ETA)
+shows when stderr is a terminal.
+` + connHelp,
+		Args: cobra.NoArgs,
+	}
+	cf := addClientFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		loc, err := cf.location()
+		if err != nil {
+			return err
+		}
+		if o.category, err = parseCategory(category); err != nil {
+			return fmt.Errorf("--category: %w", err)
+		}
+		if sendAt != "" {
+			t, err := parseTime(sendAt, time.Now(), loc)
+			if err != nil {
+				return fmt.Errorf("--send-at: %w", err)
+			}
+			o.sendAt = timestamppb.New(t)
+		}
+		if price != "" {
+			if o.price, err = strconv.ParseFloat(price, 64); err != nil || o.price < 0 {
+				return fmt.Errorf("--price-per-message %q: want a number like 0.025", price)
+			}
+			o.priced = true
+		}
+		switch refFlag {
+		case "phone":
+		case "row":
+			o.refByRow = true
+		default:
+			return fmt.Errorf("--ref-key %q: want phone or row", refFlag)
+		}
+		if o.reserve && o.campaign == "" && o.template == "" {
+			return errors.New("--reserve needs --campaign or --template (the message_ref of each row starts with it)")
+		}
+		if o.workers < 1 || o.workers > 16 {
+			return errors.New("--workers must be between 1 and 16")
+		}
+		if o.window < o.workers || o.window > 100_000 {
+			return fmt.Errorf("--window must be between --workers and 100000")
+		}
+		if in == "" || out == "" {
+			return errors.New("--in and --out are required (- for standard input or output)")
+		}
+		return runValidate(cmd, cf, &o, in, out, phoneColumn, userIDColumn, env)
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.business, "business", "", "the sender's business_id (required)")
+	f.StringVar(&category, "category", "marketing", "marketing, utility, authentication or service")
+	f.StringVar(&o.template, "template", "", "the template name")
+	f.StringVar(&o.campaign, "campaign", "", "the campaign id (recorded with reservations; default with --reserve: --template)")
+	f.StringVar(&sendAt, "send-at", "", "judge the campaign at a planned time instead of now (RFC 3339, local \"2026-11-27 10:00\", or +2h)")
+	f.StringVar(&in, "in", "", "the audience CSV (- for standard input)")
+	f.StringVar(&out, "out", "", "where to write the verdicts CSV (- for standard output; the summary then goes to stderr)")
+	f.StringVar(&phoneColumn, "phone-column", "", "the phone column: a header name or a 1-based number (default: found by header)")
+	f.StringVar(&userIDColumn, "user-id-column", "", "the user ID (BSUID) column: a header name or a 1-based number (default: found by header)")
+	f.BoolVar(&o.noHeader, "no-header", false, "the file has no header row (columns are named column1, column2, …)")
+	f.BoolVar(&o.reserve, "reserve", false, "reserve every allowed send (the sending step; see above)")
+	f.StringVar(&refFlag, "ref-key", "phone", "with --reserve: what identifies a row in its message_ref, phone or row")
+	f.StringVar(&price, "price-per-message", "", "price of one delivered template, to value the unwanted sends avoided (e.g. 0.025)")
+	f.IntVar(&o.workers, "workers", 2, "concurrent streams (the server judges each stream's rows one after another)")
+	f.IntVar(&o.window, "window", 1000, "rows in flight at most (bounds memory)")
+	_ = cmd.MarkFlagRequired("business")
+	return cmd
+}
+
+// auditOptions are what a validate run asks.
+type auditOptions struct {
+	business, template, campaign string
+	category                     sgv1.Category
+	sendAt                       *timestamppb.Timestamp
+	noHeader, reserve, refByRow  bool
+	price                        float64
+	priced                       bool
+	workers, window              int
+}
+
+func runValidate(cmd *cobra.Command, cf *clientFlags, o *auditOptions, inPath, outPath, phoneCol, userCol string, env validateEnv) error {
+	stderr := cmd.ErrOrStderr()
+	var (
+		in   io.Reader
+		size int64 = -1
+	)
+	if inPath == "-" {
+		in = cmd.InOrStdin()
+	} else {
+		f, err := os.Open(inPath)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			size = st.Size()
+		}
+	}
+	rd := csv.NewReader(bufio.NewReaderSize(in, 1<<20))
+	rd.FieldsPerRecord = -1 // a row with the wrong number of fields is an ERROR row, not the end
+	rd.ReuseRecord = false
+	header, err := rd.Read()
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s is empty", inPath)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: header: %w", inPath, err)
+	}
+	cols, err := detectColumns(header, phoneCol, userCol, o.noHeader)
+	if err != nil {
+		return fmt.Errorf("%s: %w", inPath, err)
+	}
+
+	c, err := cf.dial(cmd)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := probe(cmd.Context(), c, cf); err != nil {
+		return err
+	}
+
+	var (
+		out     io.Writer
+		outFile *os.File
+		sumOut  = cmd.OutOrStdout()
+	)
+	if outPath == "-" {
+		out, sumOut = cmd.OutOrStdout(), stderr
+	} else {
+		if inSt, err := os.Stat(inPath); err == nil {
+			if outSt, err := os.Stat(outPath); err == nil && os.SameFile(inSt, outSt) {
+				return fmt.Errorf("--out %s is the input file", outPath)
+			}
+		}
+		// 0600: the verdicts name people, like the audience does.
+		if outFile, err = os.OpenFile(outPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
+			return err
+		}
+		defer outFile.Close()
+		out = outFile
+	}
+	bw := bufio.NewWriterSize(out, 1<<20)
+	w := csv.NewWriter(bw)
+
+	// Ctrl-C: the first signal stops the reading, the second (or drainTimeout)
+	// stops waiting for the answers to the rows already read.
+	stop, stopNow := context.WithCancel(cmd.Context())
+	defer stopNow()
+	kill := make(chan struct{})
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-sigs:
+		case <-finished:
+			return
+		}
+		stopNow()
+		t := time.NewTimer(drainTimeout)
+		defer t.Stop()
+		select {
+		case <-sigs:
+		case <-t.C:
+		case <-finished:
+			return
+		}
+		close(kill)
+	}()
+
+	a := &audit{opts: o, cols: cols, now: env.now, kill: kill}
+	if o.noHeader {
+		a.first = header
+	}
+	var bar *progressbar.ProgressBar
+	if fd, ok := stderr.(*os.File); ok && term.IsTerminal(int(fd.Fd())) {
+		bar = newRowBar(stderr, inPath, size, o.noHeader)
+		a.progress = func(n int) { _ = bar.Add(n) }
+	}
+	sum, runErr := a.run(stop, c, rd, w)
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	w.Flush()
+	flushErr := errors.Join(w.Error(), bw.Flush())
+	if outFile != nil {
+		flushErr = errors.Join(flushErr, outFile.Close())
+	}
+	sum.out = outPath
+	if outPath == "-" {
+		sum.out = "standard output"
+	}
+	if sum.rows > 0 || runErr == nil || errors.Is(runErr, errInterrupted) {
+		writeSummary(sumOut, sum)
+	}
+	switch {
+	case flushErr != nil:
+		return fmt.Errorf("write %s: %w", outPath, flushErr)
+	case errors.Is(runErr, errInterrupted):
+		fmt.Fprintf(stderr, "sendguard: interrupted: %s holds the first %d rows, in order\n", outPath, sum.rows)
+		env.exit(exitInterrupted)
+		return runErr
+	case runErr != nil:
+		return runErr
+	}
+	return nil
+}
+
+// probe asks the server's health service whether it serves sendguard before a run
+// creates its output: an unreachable server, a TLS mismatch or a server whose store
+// is down stop the run with a clear message and no output file.
+func probe(ctx context.Context, c *client.Client, cf *clientFlags) error {
+	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(c.Conn()).Check(ctx, &healthpb.HealthCheckRequest{Service: "sendguard.v1.SendGuard"})
+	switch {
+	case status.Code(err) == codes.Unimplemented || status.Code(err) == codes.NotFound:
+		return nil // no health service: the stream will tell
+	case err != nil:
+		return callError("health check", cf.addr, err)
+	case resp.GetStatus() != healthpb.HealthCheckResponse_SERVING:
+		return fmt.Errorf("the server at %s is %s (its store may be unavailable); try again later", cf.addr, resp.GetStatus())
+	}
+	return nil
+}
+
+// newRowBar is the progress bar of a run on a terminal: rows, rows/s and the time
+// left. The total is the file's line count (a row with a quoted newline spans two
+// lines, so it is an upper bound); standard input gets a spinner.
+func newRowBar(w io.Writer, path string, size int64, noHeader bool) *progressbar.ProgressBar {
+	total := int64(-1)
+	if size >= 0 {
+		if n, err := countLines(path); err == nil {
+			total = n
+			if !noHeader && total > 0 {
+				total--
+			}
+		}
+	}
+	return progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription("validate"),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("rows"),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)
+}
+
+func countLines(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	var n int64
+	last := byte('\n')
+	for {
+		k, err := f.Read(buf)
+		if k > 0 {
+			n += int64(bytes.Count(buf[:k], []byte{'\n'}))
+			last = buf[k-1]
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	if last != '\n' {
+		n++
+	}
+	return n, nil
+}
+
+// columns says where the recipient is in each row and what the output header is.
+type columns struct {
+	width  int      // fields per row (the header's)
+	phone  int      // index of the phone column, -1 if none
+	userID int      // index of the user ID column, -1 if none
+	out    []string // the output header: the input's, then the verdict columns
+}
+
+// Header names that hold a phone number or a user ID, most specific first, as
+// normalized by normalizeHeader.
+var (
+	phoneHeaders = []string{
+		"phone", "phonenumber", "phonee164", "e164", "msisdn", "whatsapp", "whatsappnumber",
+		"whatsappphone", "waid", "mobile", "mobilenumber", "mobilephone", "cellphone", "cell",
+		"telefone", "telefono", "celular", "movil", "telephone", "tel", "number", "numero",
+		"to", "recipient",
+	}
+	userIDHeaders = []string{"userid", "bsuid", "wauserid", "whatsappuserid", "businessscopeduserid"}
+)
+
+// normalizeHeader folds a header for matching: lower case, accents and everything
+// but letters and digits removed ("Phone Number" and "phone_number" → "phonenumber",
+// "Número" → "numero"); a UTF-8 byte order mark goes too.
+func normalizeHeader(s string) string {
+	var b strings.Builder
+	for _, r := range norm.NFD.String(s) {
+		switch {
+		case unicode.Is(unicode.Mn, r):
+		case unicode.IsLetter(r) || unicode.IsDigit(r):
+			b.WriteRune(unicode.ToLower(r))
+		}
+	}
+	return b.String()
+}
+
+// detectColumns finds the phone and user ID columns. flag values name a column
+// (header name, exact or normalized) or number it (1-based); empty means: find it
+// by the header names above. At least one of the two must be found.
+func detectColumns(header []string, phoneFlag, userFlag string, noHeader bool) (columns, error) {
+	c := columns{width: len(header), phone: -1, userID: -1}
+	names := make([]string, len(header))
+	for i, h := range header {
+		if noHeader {
+			names[i] = "column" + strconv.Itoa(i+1)
+		} else {
+			names[i] = strings.TrimPrefix(h, "\ufeff")
+		}
+	}
+	find := func(flag, what string, candidates []string) (int, error) {
+		if flag != "" {
+			for i, n := range names {
+				if n == flag {
+					return i, nil
+				}
+			}
+			if !noHeader {
+				for i, n := range names {
+					if normalizeHeader(n) == normalizeHeader(flag) && normalizeHeader(flag) != "" {
+						return i, nil
+					}
+				}
+			}
+			if k, err := strconv.Atoi(flag); err == nil {
+				if k < 1 || k > len(names) {
+					return -1, fmt.Errorf("%s column %d: the file has %d columns", what, k, len(names))
+				}
+				return k - 1, nil
+			}
+			return -1, fmt.Errorf("%s column %q is not in the header (%s)", what, flag, strings.Join(names, ", "))
+		}
+		if noHeader {
+			return -1, nil
+		}
+		norms := make([]string, len(names))
+		for i, n := range names {
+			norms[i] = normalizeHeader(n)
+		}
+		for _, cand := range candidates {
+			for i, n := range norms {
+				if n == cand {
+					return i, nil
+				}
+			}
+		}
+		return -1, nil
+	}
+	var err error
+	if c.phone, err = find(phoneFlag, "phone", phoneHeaders); err != nil {
+		return c, err
+	}
+	if noHeader && phoneFlag == "" && userFlag == "" {
+		c.phone = 0
+	}
+	if c.userID, err = find(userFlag, "user ID", userIDHeaders); err != nil {
+		return c, err
+	}
+	if c.phone >= 0 && c.phone == c.userID {
+		return c, fmt.Errorf("the phone and user ID columns are both %q", names[c.phone])
+	}
+	if c.phone < 0 && c.userID < 0 {
+		return c, fmt.Errorf("no phone column in the header (%s): name it with --phone-column", strings.Join(names, ", "))
+	}
+	taken := map[string]bool{}
+	for _, n := range names {
+		taken[strings.ToLower(n)] = true
+	}
+	c.out = append(c.out, names...)
+	for _, n := range outColumns {
+		if taken[n] {
+			n = "sendguard_" + n
+		}
+		c.out = append(c.out, n)
+	}
+	return c, nil
+}
+
+// outColumns are appended to every row; message_ref follows them with --reserve.
+var outColumns = []string{"verdict", "rules", "retry_at", "phone_e164", "message", "message_ref"}
+
+// audit is one validate run.
+type audit struct {
+	opts     *auditOptions
+	cols     columns
+	first    []string // with --no-header: the first row, read as the header
+	now      func() time.Time
+	kill     <-chan struct{} // closed: stop waiting for answers in flight
+	progress func(int)       // rows written (batched); nil: no progress shown
+}
+
+// auditRow is one input row on its way through the pipeline.
+type auditRow struct {
+	n      int      // data row number, from 1: the request_id
+	fields []string // the input fields, padded or cut to the header's width
+	ref    string   // message_ref (with --reserve)
+	errMsg string   // why the row was not sent (ERROR)
+	req    *sgv1.CheckSendRequest
+	resp   *sgv1.CheckSendResponse
+	// done is closed once the row has its answer or never will (lost); nil for a
+	// row that is not sent.
+	done chan struct{}
+	lost bool
+}
+
+// run streams the rows of rd through CheckSendStream and writes them to w, in
+// order. When stop ends, reading stops; the rows already read (at most a window)
+// are still sent and their answers awaited, until a.kill is closed, so that the
+// output holds every row read, and no row is reserved without being written. The
+// pipeline:
+//
+//	reader ──order──────────────────────────────────────▶ writer (this goroutine)
+//	   └──sendq[i]──▶ sender i ──recvq[i]──▶ receiver i ──(row.done)──┘
+//
+// The reader deals the rows to the streams in turn; each stream is answered in
+// order, so each receiver matches answers to its own queue, and the writer takes
+// the rows in input order from order, waiting for each row's answer. Every channel
+// is bounded, so at most about three windows of rows are in memory.
+func (a *audit) run(stop context.Context, c *client.Client, rd *csv.Reader, w *csv.Writer) (*auditSummary, error) {
+	start := a.now()
+	sum := newSummary(a.opts)
+	streamCtx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	var (
+		failMu  sync.Mutex
+		failErr error
+	)
+	fail := func(err error) {
+		failMu.Lock()
+		if failErr == nil {
+			failErr = err
+		}
+		failMu.Unlock()
+		cancel(err)
+	}
+	go func() {
+		select {
+		case <-a.kill:
+			cancel(errInterrupted)
+		case <-streamCtx.Done():
+		}
+	}()
+
+	n := a.opts.workers
+	streams := make([]sgv1.SendGuard_CheckSendStreamClient, n)
+	for i := range streams {
+		s, err := c.CheckStream(streamCtx)
+		if err != nil {
+			return sum, fmt.Errorf("open CheckSendStream: %w", err)
+		}
+		streams[i] = s
+	}
+	if err := w.Write(a.header()); err != nil {
+		return sum, err
+	}
+
+	per := max(a.opts.window/n, 1)
+	order := make(chan *auditRow, a.opts.window)
+	sendq := make([]chan *auditRow, n)
+	recvq := make([]chan *auditRow, n)
+	for i := range n {
+		sendq[i] = make(chan *auditRow, per)
+		recvq[i] = make(chan *auditRow, per)
+	}
+	stopped := func() bool { return stop.Err() != nil || streamCtx.Err() != nil }
+
+	var wg sync.WaitGroup
+	var readErr error
+	readAll := false
+	wg.Go(func() {
+		defer func() {
+			close(order)
+			for _, q := range sendq {
+				close(q)
+			}
+		}()
+		next := 0
+		rows := 0
+		if a.first != nil {
+			// --no-header: the row read as the header is the first row.
+			rows++
+			r := a.row(rows, a.first, nil)
+			order <- r
+			if r.done != nil {
+				sendq[next] <- r
+				next = (next + 1) % n
+			}
+		}
+		// The CSV is read in a goroutine of its own, so that a stop is not held up
+		// by a read that blocks (standard input from a pipe): the reader then stops
+		// at once and leaves that goroutine to end with its read.
+		type record struct {
+			rec []string
+			err error
+		}
+		records := make(chan record, 64)
+		quit := make(chan struct{})
+		defer close(quit)
+		go func() {
+			for {
+				rec, err := rd.Read()
+				select {
+				case records <- record{rec, err}:
+				case <-quit:
+					return
+				}
+				var pe *csv.ParseError
+				if err != nil && !errors.As(err, &pe) {
+					return // io.EOF or a read error: the reader has it
+				}
+			}
+		}()
+		for !stopped() {
+			var got record
+			select {
+			case got = <-records:
+			case <-stop.Done():
+				return
+			case <-streamCtx.Done():
+				return
+			}
+			rec, err := got.rec, got.err
+			if errors.Is(err, io.EOF) {
+				readAll = true
+				return
+			}
+			var pe *csv.ParseError
+			if err != nil && !errors.As(err, &pe) {
+				readErr = err
+				fail(err)
+				return
+			}
+			rows++
+			r := a.row(rows, rec, pe)
+			select {
+			case order <- r:
+			case <-streamCtx.Done():
+				return
+			}
+			if r.done == nil {
+				continue
+			}
+			select {
+			case sendq[next] <- r:
+				next = (next + 1) % n
+			case <-streamCtx.Done():
+				r.lost = true
+				close(r.done)
+				return
+			}
+		}
+	})
+	for i := range n {
+		st := streams[i]
+		wg.Go(func() {
+			defer func() {
+				_ = st.CloseSend()
+				close(recvq[i])
+			}()
+			for r := range sendq[i] {
+				// A stop (Ctrl-C) ends the reading; the rows already dealt are
+				// still sent, so that the output ends exactly where the reading
+				// did. Only a kill or a failure drops them.
+				if streamCtx.Err() != nil {
+					r.lost = true
+					close(r.done)
+					continue
+				}
+				err := st.Send(r.req)
+				if err != nil {
+					// io.EOF: the stream ended; its receiver learns why.
+					if !errors.Is(err, io.EOF) && streamCtx.Err() == nil {
+						fail(streamError(err))
+					}
+					r.lost = true
+					close(r.done)
+					continue
+				}
+				r.req = nil
+				recvq[i] <- r
+			}
+		})
+		wg.Go(func() {
+			broken := false
+			for r := range recvq[i] {
+				if !broken {
+					resp, err := st.Recv()
+					switch {
+					case err != nil:
+						broken = true
+						if context.Cause(streamCtx) == nil {
+							if errors.Is(err, io.EOF) {
+								err = errors.New("the server ended the stream early")
+							}
+							fail(streamError(err))
+						}
+					case resp.GetRequestId() != strconv.Itoa(r.n):
+						broken = true
+						fail(fmt.Errorf("the server answered row %s where row %d was expected", resp.GetRequestId(), r.n))
+					default:
+						r.resp = resp
+					}
+				}
+				r.lost = r.resp == nil
+				close(r.done)
+			}
+		})
+	}
+
+	// The writer: rows in input order, up to the first one that has no answer.
+	var (
+		writeErr error
+		pending  int
+		cut      bool
+	)
+	for r := range order {
+		if r.done != nil {
+			<-r.done
+		}
+		if cut || writeErr != nil {
+			continue
+		}
+		if r.lost {
+			cut = true
+			continue
+		}
+		rec := a.record(r)
+		if err := w.Write(rec); err != nil {
+			writeErr = err
+			fail(err)
+			continue
+		}
+		sum.add(r)
+		if a.progress != nil {
+			if pending++; pending == 256 {
+				a.progress(pending)
+				pending = 0
+			}
+		}
+		if sum.rows%4096 == 0 {
+			if err := w.Error(); err != nil {
+				writeErr = err
+				fail(err)
+			}
+		}
+	}
+	wg.Wait()
+	if a.progress != nil && pending > 0 {
+		a.progress(pending)
+	}
+	sum.elapsed = a.now().Sub(start)
+	sum.complete = readAll && !cut && failErr == nil && writeErr == nil
+	switch {
+	case writeErr != nil:
+		return sum, writeErr
+	case readErr != nil:
+		return sum, fmt.Errorf("read: %w", readErr)
+	case failErr != nil && !errors.Is(failErr, errInterrupted):
+		return sum, failErr
+	case !sum.complete:
+		sum.interrupted = true
+		return sum, errInterrupted
+	}
+	return sum, nil
+}
+
+// streamError says what a broken stream means for the user.
+func streamError(err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	switch st.Code() {
+	case codes.Unavailable:
+		return fmt.Errorf("CheckSendStream: the server is unavailable: %s", st.Message())
+	case codes.Unauthenticated, codes.PermissionDenied:
+		return fmt.Errorf("CheckSendStream: %s: %s (set SENDGUARD_API_KEY to a key for this business)", codeName(st.Code()), st.Message())
+	}
+	return fmt.Errorf("CheckSendStream: %s: %s", codeName(st.Code()), st.Message())
+}
+
+func (a *audit) header() []string {
+	if a.opts.reserve {
+		return a.cols.out
+	}
+	return a.cols.out[:len(a.cols.out)-1]
+}
+
+// row turns one CSV record into a row: a request, or an ERROR.
+func (a *audit) row(n int, rec []string, pe *csv.ParseError) *auditRow {
+	r := &auditRow{n: n, fields: rec}
+	width := a.cols.width
+	switch {
+	case pe != nil:
+		r.errMsg = fmt.Sprintf("line %d: %v", pe.StartLine, pe.Err)
+	case len(rec) != width:
+		r.errMsg = fmt.Sprintf("the row has %d fields; the header has %d", len(rec), width)
+		if len(rec) > width {
+			r.errMsg += " (the extra fields are not copied)"
+		}
+	}
+	if len(r.fields) != width {
+		fields := make([]string, width)
+		copy(fields, rec)
+		r.fields = fields
+	}
+	if r.errMsg != "" {
+		return r
+	}
+	var phone, userID string
+	if a.cols.phone >= 0 {
+		phone = strings.TrimSpace(rec[a.cols.phone])
+	}
+	if a.cols.userID >= 0 {
+		userID = strings.TrimSpace(rec[a.cols.userID])
+	}
+	if phone == "" && userID == "" {
+		r.errMsg = "no phone number and no user ID"
+		return r
+	}
+	o := a.opts
+	r.req = &sgv1.CheckSendRequest{
+		BusinessId: o.business, Phone: phone, UserId: userID, Category: o.category,
+		Template: o.template, CampaignId: o.campaign, RequestId: strconv.Itoa(n), SendAt: o.sendAt,
+	}
+	if o.reserve {
+		r.ref = messageRef(o, n, phone, userID)
+		r.req.Reserve, r.req.MessageRef = true, r.ref
+	}
+	r.done = make(chan struct{})
+	return r
+}
+
+// maxRefLen is the server's limit on message_ref.
+const maxRefLen = 256
+
+// messageRef is the stable id of a row's send: CAMPAIGN/DIGITS of the phone,
+// CAMPAIGN/u:USER_ID without one, or CAMPAIGN/row-N with --ref-key row; a SHA-256
+// of that when it is longer than the server takes.
+func messageRef(o *auditOptions, n int, phone, userID string) string {
+	campaign := o.campaign
+	if campaign == "" {
+		campaign = o.template
+	}
+	var key string
+	switch {
+	case o.refByRow:
+		key = "row-" + strconv.Itoa(n)
+	case phone != "":
+		key = strings.Map(func(r rune) rune {
+			if r >= '0' && r <= '9' {
+				return r
+			}
+			return -1
+		}, phone)
+		if key == "" {
+			key = "p:" + phone
+		}
+	default:
+		key = "u:" + userID
+	}
+	ref := campaign + "/" + key
+	if len(ref) > maxRefLen || strings.IndexFunc(ref, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+		sum := sha256.Sum256([]byte(ref))
+		ref = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	return ref
+}
+
+// Verdict words of the output beyond the API's.
+const (
+	verdictError     = "ERROR"
+	verdictDuplicate = "DUPLICATE"
+)
+
+// record is a row's output: its fields, then verdict, rules, retry_at, phone_e164,
+// message (and message_ref with --reserve).
+func (a *audit) record(r *auditRow) []string {
+	rec := make([]string, 0, len(a.cols.out))
+	rec = append(rec, r.fields...)
+	var verdict, rules, retry, e164, msg string
+	resp := r.resp
+	switch {
+	case r.errMsg != "":
+		verdict, msg = verdictError, r.errMsg
+	case resp.GetError() != nil:
+		verdict = verdictError
+		msg = codeName(codes.Code(resp.GetError().GetCode())) + ": " + resp.GetError().GetMessage()
+	default:
+		verdict = verdictWord(resp.GetVerdict())
+		if resp.GetDuplicate() {
+			verdict = verdictDuplicate
+			msg = "already reserved (by another worker, an earlier run, or an earlier row with the same recipient): do not send; the verdict now would be " + verdictWord(resp.GetVerdict())
+		}
+		rules = rulesCell(resp.GetReasons())
+		if t := resp.GetRetryAt(); t != nil {
+			retry = ceilSecond(t.AsTime()).Format(time.RFC3339)
+		}
+		e164 = resp.GetPhoneE164()
+	}
+	rec = append(rec, verdict, rules, retry, e164, msg)
+	if a.opts.reserve {
+		rec = append(rec, r.ref)
+	}
+	return rec
+}
+
+// rulesCell lists a decision's rules, ";"-separated; shadowed ones are marked.
+func rulesCell(rs []*sgv1.Reason) string {
+	var b strings.Builder
+	for i, r := range rs {
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		if r.GetShadow() {
+			b.WriteString("shadow:")
+		}
+		b.WriteString(ruleWord(r.GetRule()))
+	}
+	return b.String()
+}
+
+// ceilSecond rounds up to the second: a retry at the printed time is never early.
+func ceilSecond(t time.Time) time.Time {
+	t = t.UTC()
+	if t.Nanosecond() == 0 {
+		return t
+	}
+	return t.Truncate(time.Second).Add(time.Second)
+}
+
+// rowClass sorts the sends a campaign avoids.
+type rowClass int
+
+const (
+	classNone     rowClass = iota // ALLOW, ERROR, DUPLICATE: not an avoided send
+	classDoomed                   // Meta would refuse it
+	classUnwanted                 // Meta would deliver it, against the sender's own rules
+)
+
+// classify sorts a decision: DEFER and DENY are avoided sends, doomed when any
+// blocking reason predicts a Meta error (or the number is not a number at all),
+// unwanted otherwise.
+func classify(resp *sgv1.CheckSendResponse) rowClass {
+	v := resp.GetVerdict()
+	if resp.GetError() != nil || resp.GetDuplicate() || (v != sgv1.Verdict_VERDICT_DEFER && v != sgv1.Verdict_VERDICT_DENY) {
+		return classNone
+	}
+	for _, r := range resp.GetReasons() {
+		if !r.GetShadow() && reasonDoomed(r) {
+			return classDoomed
+		}
+	}
+	return classUnwanted
+}
+
+// reasonDoomed reports whether a reason means Meta would refuse the send.
+func reasonDoomed(r *sgv1.Reason) bool {
+	return r.GetMetaErrorCode() != 0 || r.GetRule() == sgv1.Rule_RULE_INVALID_NUMBER
+}
+
+// auditSummary counts what a run found.
+type auditSummary struct {
+	opts                  *auditOptions
+	out                   string
+	rows                  int // rows written
+	verdicts              map[string]int
+	rules                 map[sgv1.Rule]*ruleCount
+	codes                 map[int32]int // Meta errors predicted, per doomed row's reasons
+	invalid               int           // doomed rows whose phone is not a number
+	doomed, unwanted      int
+	shadowed              int // ALLOW rows that a shadowed rule would have blocked
+	reserved              int // new reservations (ALLOW with --reserve)
+	elapsed               time.Duration
+	complete, interrupted bool
+}
+
+// ruleCount is one rule's rows: blocking ones that predict a Meta error (doomed),
+// blocking ones that do not, and shadowed ones.
+type ruleCount struct{ doomed, unwanted, shadow int }
+
+func newSummary(o *auditOptions) *auditSummary {
+	return &auditSummary{opts: o, verdicts: map[string]int{}, rules: map[sgv1.Rule]*ruleCount{}, codes: map[int32]int{}}
+}
+
+func (s *auditSummary) add(r *auditRow) {
+	s.rows++
+	resp := r.resp
+	switch {
+	case r.errMsg != "" || resp.GetError() != nil:
+		s.verdicts[verdictError]++
+		return
+	case resp.GetDuplicate():
+		s.verdicts[verdictDuplicate]++
+		return
+	}
+	s.verdicts[verdictWord(resp.GetVerdict())]++
+	if resp.GetVerdict() == sgv1.Verdict_VERDICT_ALLOW {
+		if resp.GetShadow() {
+			s.shadowed++
+		}
+		if s.opts.reserve {
+			s.reserved++
+		}
+	}
+	for _, reason := range resp.GetReasons() {
+		rc := s.rules[reason.GetRule()]
+		if rc == nil {
+			rc = &ruleCount{}
+			s.rules[reason.GetRule()] = rc
+		}
+		switch {
+		case reason.GetShadow():
+			rc.shadow++
+		case reasonDoomed(reason):
+			rc.doomed++
+		default:
+			rc.unwanted++
+		}
+	}
+	switch classify(resp) {
+	case classDoomed:
+		s.doomed++
+		for _, reason := range resp.GetReasons() {
+			switch {
+			case reason.GetShadow():
+			case reason.GetMetaErrorCode() != 0:
+				s.codes[reason.GetMetaErrorCode()]++
+			case reason.GetRule() == sgv1.Rule_RULE_INVALID_NUMBER:
+				s.invalid++
+			}
+		}
+	case classUnwanted:
+		s.unwanted++
+	}
+}
+
+// codeName spells a gRPC code as the API documents it: INVALID_ARGUMENT.
+func codeName(c codes.Code) string {
+	var b strings.Builder
+	for i, r := range c.String() {
+		if i > 0 && unicode.IsUpper(r) {
+			b.WriteByte('_')
+		}
+		b.WriteRune(unicode.ToUpper(r))
+	}
+	return b.String()
+}

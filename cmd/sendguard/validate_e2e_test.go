@@ -1,0 +1,365 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+)
+
+// The rows of the end-to-end audience, by kind. Row i's kind is e2eKind(i).
+type e2eRowKind int
+
+const (
+	kindNormal      e2eRowKind = iota
+	kindExtraField             // a field too many: ERROR
+	kindMissing                // fields missing: ERROR
+	kindNoRecipient            // neither phone nor user ID: ERROR
+	kindUserOnly               // a BSUID and no phone: judged by user ID
+	kindLongPhone              // a phone over the server's 64 bytes: ERROR from the server
+	kindUS                     // DENY REGION_BLOCKED (131049)
+	kindInvalid                // DENY INVALID_NUMBER
+	kindOwnOptOut              // SetOptOut(true) before the run: DENY OPTED_OUT (unwanted)
+	kindMetaOptOut             // a 131050 before the run: DENY OPTED_OUT (doomed)
+	kindCooldown               // a 131049 before the run: DEFER ECOSYSTEM_LIMIT
+)
+
+func e2eKind(i int) e2eRowKind {
+	switch {
+	case i%1000 == 500:
+		return kindExtraField
+	case i%1000 == 501:
+		return kindMissing
+	case i%991 == 0:
+		return kindNoRecipient
+	case i%997 == 0:
+		return kindUserOnly
+	case i%2003 == 0:
+		return kindLongPhone
+	case i%113 == 0:
+		return kindUS
+	case i%127 == 0:
+		return kindInvalid
+	case i%97 == 5:
+		return kindOwnOptOut
+	case i%89 == 3:
+		return kindMetaOptOut
+	case i%83 == 7:
+		return kindCooldown
+	}
+	return kindNormal
+}
+
+// e2eE164 is row i's number; e2eSpelling spells it one of three ways.
+func e2eE164(i int) string { return fmt.Sprintf("+55119%08d", i) }
+
+func e2eSpelling(i int) string {
+	d := fmt.Sprintf("%08d", i)
+	switch i % 3 {
+	case 0:
+		return "+55 11 9" + d[:4] + "-" + d[4:]
+	case 1:
+		return "55119" + d
+	}
+	return "+55 (11) 9" + d[:4] + "-" + d[4:]
+}
+
+// e2eFields are row i's input fields: id, name, phone, city, user_id.
+func e2eFields(i int) []string {
+	name := "name " + strconv.Itoa(i)
+	if i%501 == 0 {
+		name = "Ana, \"Bia\"\nCosta " + strconv.Itoa(i) // quotes, a comma and a newline
+	}
+	f := []string{strconv.Itoa(i), name, e2eSpelling(i), "SP", ""}
+	switch e2eKind(i) {
+	case kindExtraField:
+		f = append(f, "extra")
+	case kindMissing:
+		f = f[:3]
+	case kindNoRecipient:
+		f[2] = ""
+	case kindUserOnly:
+		f[2], f[4] = "", "BR."+strconv.Itoa(1_000_000+i)
+	case kindLongPhone:
+		f[2] = "+55" + strings.Repeat("9", 70)
+	case kindUS:
+		f[2] = fmt.Sprintf("+1 (650) 253-%04d", i%10000)
+	case kindInvalid:
+		f[2] = "12345"
+	}
+	return f
+}
+
+// e2eAudience writes rows rows to path.
+func e2eAudience(t *testing.T, path string, rows int) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	w := csv.NewWriter(bw)
+	_ = w.Write([]string{"id", "name", "Phone", "city", "user_id"})
+	for i := 1; i <= rows; i++ {
+		_ = w.Write(e2eFields(i))
+	}
+	w.Flush()
+	if err := errors.Join(w.Error(), bw.Flush(), f.Close()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestValidateEndToEnd runs the built binary's `validate` on a 100,000-row audience
+// (10,000 with -short) with malformed rows, invalid, US and long numbers, BSUIDs,
+// opted-out numbers (the business's own and Meta's) and 131049 cooldowns mixed in,
+// against a real `serve`, and checks every output row and the summary.
+func TestValidateEndToEnd(t *testing.T) {
+	rows := 100_000
+	if testing.Short() {
+		rows = 10_000
+	}
+	bin := buildBinary(t)
+	p := startServer(t, bin, t.TempDir())
+	c := dial(t, p.grpc)
+	ctx := context.Background()
+
+	// The history the verdicts come from: 8 workers of unary calls.
+	failedAt := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	var (
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		setup error
+	)
+	work := make(chan int)
+	for range 8 {
+		wg.Go(func() {
+			for i := range work {
+				var err error
+				switch e2eKind(i) {
+				case kindOwnOptOut:
+					_, err = c.SetOptOut(ctx, &sgv1.SetOptOutRequest{BusinessId: "acme", Phone: e2eE164(i), OptedOut: true, Reason: "e2e"})
+				case kindMetaOptOut, kindCooldown:
+					code := int32(131050)
+					if e2eKind(i) == kindCooldown {
+						code = 131049
+					}
+					_, err = c.Report(ctx, &sgv1.ReportResultRequest{BusinessId: "acme", Phone: e2eE164(i), MessageId: "wamid.e2e." + strconv.Itoa(i),
+						Status: sgv1.MessageStatus_MESSAGE_STATUS_FAILED, ErrorCode: code, Category: sgv1.Category_CATEGORY_MARKETING,
+						Template: "earlier", Timestamp: timestamppb.New(failedAt)})
+				}
+				if err != nil {
+					errMu.Lock()
+					setup = err
+					errMu.Unlock()
+				}
+			}
+		})
+	}
+	for i := 1; i <= rows; i++ {
+		if k := e2eKind(i); k == kindOwnOptOut || k == kindMetaOptOut || k == kindCooldown {
+			work <- i
+		}
+	}
+	close(work)
+	wg.Wait()
+	if setup != nil {
+		t.Fatal(setup)
+	}
+
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "audience.csv"), filepath.Join(dir, "verdicts.csv")
+	e2eAudience(t, in, rows)
+	cmd := exec.Command(bin, "validate", "--addr", p.grpc, "--business", "acme", "--template", "promo",
+		"--in", in, "--out", out, "--price-per-message", "0.02")
+	cmd.Env = append(os.Environ(), "SENDGUARD_API_KEY=")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("validate: %v\n%s%s", err, stdout.String(), stderr.String())
+	}
+	t.Logf("validate: %d rows in %v\n%s", rows, time.Since(start).Round(time.Millisecond), stdout.String())
+	if stderr.Len() != 0 {
+		t.Errorf("stderr (not a terminal: no progress bar expected): %s", stderr.String())
+	}
+
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rd := csv.NewReader(bufio.NewReaderSize(f, 1<<20))
+	rd.ReuseRecord = true
+	header, err := rd.Read()
+	if err != nil || strings.Join(header, ",") != "id,name,Phone,city,user_id,verdict,rules,retry_at,phone_e164,message" {
+		t.Fatalf("header %v %v", header, err)
+	}
+	retry := failedAt.Add(24 * time.Hour).Format(time.RFC3339)
+	counts := map[string]int{}
+	doomed, unwanted := 0, 0
+	for i := 1; i <= rows; i++ {
+		rec, err := rd.Read()
+		if err != nil {
+			t.Fatalf("row %d: %v", i, err)
+		}
+		in := e2eFields(i)
+		wantIn := make([]string, 5)
+		copy(wantIn, in)
+		if strings.Join(rec[:5], "\x00") != strings.Join(wantIn, "\x00") {
+			t.Fatalf("row %d: input fields %q, want %q", i, rec[:5], wantIn)
+		}
+		verdict, rules, retryAt, e164, msg := rec[5], rec[6], rec[7], rec[8], rec[9]
+		want := struct{ verdict, rules, retryAt, e164, msg string }{"ALLOW", "", "", e2eE164(i), ""}
+		switch e2eKind(i) {
+		case kindExtraField:
+			want.verdict, want.e164, want.msg = "ERROR", "", "the row has 6 fields; the header has 5 (the extra fields are not copied)"
+		case kindMissing:
+			want.verdict, want.e164, want.msg = "ERROR", "", "the row has 3 fields; the header has 5"
+		case kindNoRecipient:
+			want.verdict, want.e164, want.msg = "ERROR", "", "no phone number and no user ID"
+		case kindUserOnly:
+			want.e164 = ""
+		case kindLongPhone:
+			want.verdict, want.e164, want.msg = "ERROR", "", "INVALID_ARGUMENT: phone is 73 bytes; at most 64"
+		case kindUS:
+			want.verdict, want.rules, want.e164 = "DENY", "REGION_BLOCKED", fmt.Sprintf("+1650253%04d", i%10000)
+			doomed++
+		case kindInvalid:
+			want.verdict, want.rules, want.e164 = "DENY", "INVALID_NUMBER", ""
+			doomed++
+		case kindOwnOptOut:
+			want.verdict, want.rules = "DENY", "OPTED_OUT"
+			unwanted++
+		case kindMetaOptOut:
+			want.verdict, want.rules = "DENY", "OPTED_OUT"
+			doomed++
+		case kindCooldown:
+			want.verdict, want.rules, want.retryAt = "DEFER", "ECOSYSTEM_LIMIT", retry
+			doomed++
+		}
+		if verdict != want.verdict || rules != want.rules || retryAt != want.retryAt || e164 != want.e164 || msg != want.msg {
+			t.Fatalf("row %d (%q): got %q %q %q %q %q\nwant %q %q %q %q %q", i, in[2], verdict, rules, retryAt, e164, msg,
+				want.verdict, want.rules, want.retryAt, want.e164, want.msg)
+		}
+		counts[verdict]++
+	}
+	if _, err := rd.Read(); !errors.Is(err, io.EOF) {
+		t.Fatalf("rows after the last: %v", err)
+	}
+
+	sum := stdout.String()
+	for _, v := range []string{"ALLOW", "DEFER", "DENY", "ERROR"} {
+		m := regexp.MustCompile(`(?m)^` + v + `\s+(\d+)\s`).FindStringSubmatch(sum)
+		if m == nil || m[1] != strconv.Itoa(counts[v]) {
+			t.Errorf("summary %s: %v, want %d", v, m, counts[v])
+		}
+	}
+	for _, want := range []string{
+		fmt.Sprintf("validated %d rows in ", rows),
+		fmt.Sprintf("avoided sends: %d of %d rows", doomed+unwanted, rows),
+		fmt.Sprintf("  doomed   %10d  ", doomed),
+		fmt.Sprintf("  unwanted %10d  ", unwanted),
+		fmt.Sprintf("would have cost %.2f", float64(unwanted)*0.02),
+	} {
+		if !strings.Contains(sum, want) {
+			t.Errorf("summary lacks %q:\n%s", want, sum)
+		}
+	}
+}
+
+// TestValidateSIGINT interrupts the binary's `validate` with SIGINT mid-run: it
+// exits 130 and leaves a valid CSV holding the first rows of the input, in order.
+func TestValidateSIGINT(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	const rows = 500_000
+	bin := buildBinary(t)
+	p := startServer(t, bin, t.TempDir())
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "audience.csv"), filepath.Join(dir, "verdicts.csv")
+	var b bytes.Buffer
+	b.WriteString("id,phone\n")
+	for i := 1; i <= rows; i++ {
+		fmt.Fprintf(&b, "%d,+55119%08d\n", i, i)
+	}
+	if err := os.WriteFile(in, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "validate", "--addr", p.grpc, "--business", "acme", "--category", "utility", "--in", in, "--out", out)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	// Wait until the first rows are on disk (the output is flushed in 1 MiB blocks).
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if st, err := os.Stat(out); err == nil && st.Size() > 0 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("validate ended before it could be interrupted: %v\n%s", err, stdout.String())
+		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no output within 60s")
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("validate did not stop within 30s of SIGINT")
+	}
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != exitInterrupted {
+		t.Fatalf("exit: %v, want status %d\n%s%s", err, exitInterrupted, stdout.String(), stderr.String())
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+	if err != nil {
+		t.Fatalf("the partial output does not parse as CSV: %v", err)
+	}
+	n := len(recs) - 1
+	if n <= 0 || n >= rows || strings.Join(recs[0], ",") != "id,phone,verdict,rules,retry_at,phone_e164,message" {
+		t.Fatalf("%d rows, header %v", n, recs[0])
+	}
+	for i, rec := range recs[1:] {
+		if rec[0] != strconv.Itoa(i+1) || rec[1] != fmt.Sprintf("+55119%08d", i+1) || rec[2] != "ALLOW" || rec[5] != rec[1] {
+			t.Fatalf("row %d: %v", i+1, rec)
+		}
+	}
+	if !strings.Contains(stdout.String(), fmt.Sprintf("validated %d rows", n)) || !strings.Contains(stdout.String(), "stopped early") ||
+		!strings.Contains(stderr.String(), "interrupted") {
+		t.Fatalf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}
+	t.Logf("interrupted after %d of %d rows", n, rows)
+}
