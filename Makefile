@@ -27,8 +27,13 @@ soak: ## Crash test: 20 rounds of kill -9 under load, every acknowledged write c
 	SENDGUARD_CRASH_ROUNDS=20 $(GO) test -count=1 -timeout 30m -run 'TestCrashLosesNothing' -v ./cmd/sendguard/ | grep -E 'round|rounds|ok|FAIL|panic'
 
 .PHONY: bench
-bench: ## Run the Go benchmarks (validator, storage, CheckSend over bufconn)
+bench: ## Run the Go benchmarks and a short load run (100k numbers, 4 s per workload; docs/performance.md)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./validator/ ./storage/... ./server/ ./identity/ ./validator/keyword/
+	$(GO) run ./cmd/sendguard bench --numbers 100000 --duration 4s --rounds 4 --scale-base 10000
+
+.PHONY: bench-full
+bench-full: ## The load run behind docs/performance.md: 10M numbers, every target (about 15 minutes)
+	$(GO) run ./cmd/sendguard bench --numbers 10000000 --duration 10s --rounds 5 --scale-base 10000 --markdown
 
 FUZZTIME ?= 60s
 .PHONY: fuzz

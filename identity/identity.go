@@ -249,10 +249,10 @@ func libError(err error) error {
 // spelling to record in Number.Input; givenNat is the part of the digits as
 // given that follows the country code (all digits for a national reading).
 func resolve(pn *phonenumbers.PhoneNumber, input, givenNat string) (Number, quality, error) {
-	region := phonenumbers.GetRegionCodeForNumber(pn)
 	// GetRegionCodeForNumber + IsValidNumberForRegion is what IsValidNumber
-	// does; calling them apart avoids computing the region twice.
-	if region != "" && phonenumbers.IsValidNumberForRegion(pn, region) {
+	// does; regionAndValidity answers both from precompiled patterns.
+	region, valid := regionAndValidity(pn)
+	if valid {
 		return number(pn, region, input, argentinaFold(pn, givenNat)), qGood, nil
 	}
 	if fpn, fregion, f, ok := fold(pn); ok {
@@ -287,7 +287,7 @@ func number(pn *phonenumbers.PhoneNumber, region, input string, f Fold) Number {
 		region = ""
 	}
 	return Number{
-		E164:   phonenumbers.Format(pn, phonenumbers.E164),
+		E164:   e164(pn),
 		Region: region,
 		Fold:   f,
 		Input:  input,

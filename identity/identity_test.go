@@ -371,6 +371,7 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw, region string) {
 		if d := digitsOnly(raw); d != "" {
 			checkSplit(t, d)
+			checkValidity(t, d, region)
 		}
 		n, err := Parse(raw, region)
 		if err != nil {

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"io"
 	"slices"
 	"time"
 
@@ -27,44 +26,6 @@ func (s *Server) CheckSend(ctx context.Context, req *sgv1.CheckSendRequest) (*sg
 		return nil, s.toStatus(ctx, err)
 	}
 	return resp, nil
-}
-
-// CheckSendStream judges a stream of planned sends, answering each in order. A row
-// that cannot be judged gets a response carrying error; the stream goes on.
-func (s *Server) CheckSendStream(stream sgv1.SendGuard_CheckSendStreamServer) error {
-	ctx := stream.Context()
-	for {
-		req, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := stream.Send(s.checkRow(ctx, req)); err != nil {
-			return err
-		}
-	}
-}
-
-func (s *Server) checkRow(ctx context.Context, req *sgv1.CheckSendRequest) *sgv1.CheckSendResponse {
-	err := s.authorize(ctx, req.GetBusinessId(), false)
-	if err == nil {
-		err = validateCheck(req)
-	}
-	if err == nil {
-		var resp *sgv1.CheckSendResponse
-		if resp, err = s.check(ctx, req); err == nil {
-			return resp
-		}
-		err = s.toStatus(ctx, err)
-	}
-	st := status.Convert(err)
-	s.metrics.rowErrors.WithLabelValues(st.Code().String()).Inc()
-	return &sgv1.CheckSendResponse{
-		RequestId: req.GetRequestId(),
-		Error:     &sgv1.RowError{Code: int32(st.Code()), Message: st.Message()},
-	}
 }
 
 // check is CheckSend after validation.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"strings"
+	"sync/atomic"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,36 @@ type metrics struct {
 	reservations  prometheus.Counter
 	panics        prometheus.Counter
 	storeFailures prometheus.Counter
+
+	// Children of decisions and reasons by verdict or rule and shadow, looked up
+	// once: a label lookup hashes the label values on every call, and every
+	// decision counts one verdict and each of its reasons.
+	decisionsBy [4][2]cachedCounter
+	reasonsBy   [32][2]cachedCounter
+}
+
+// cachedCounter holds a CounterVec child once it has been looked up (created on
+// first use, as WithLabelValues would, so /metrics shows the same series).
+type cachedCounter struct {
+	p atomic.Pointer[prometheus.Counter]
+}
+
+// get returns the child, looking it up with the labels of labels the first time.
+func (c *cachedCounter) get(vec *prometheus.CounterVec, labels func() (string, string)) prometheus.Counter {
+	if p := c.p.Load(); p != nil {
+		return *p
+	}
+	a, b := labels()
+	ctr := vec.WithLabelValues(a, b)
+	c.p.Store(&ctr)
+	return ctr
+}
+
+func boolIndex(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func newMetrics() *metrics {
@@ -67,19 +98,30 @@ func newMetrics() *metrics {
 
 // observe counts one decision.
 func (m *metrics) observe(d *validator.Decision) {
-	shadow := "false"
-	if d.Shadow {
-		shadow = "true"
+	if v := int(d.Verdict); v >= 0 && v < len(m.decisionsBy) {
+		m.decisionsBy[v][boolIndex(d.Shadow)].get(m.decisions, func() (string, string) {
+			return verdictLabel(d.Verdict), shadowLabel(d.Shadow)
+		}).Inc()
+	} else {
+		m.decisions.WithLabelValues(verdictLabel(d.Verdict), shadowLabel(d.Shadow)).Inc()
 	}
-	m.decisions.WithLabelValues(verdictLabel(d.Verdict), shadow).Inc()
 	for i := range d.Reasons {
 		r := &d.Reasons[i]
-		s := "false"
-		if r.Shadow {
-			s = "true"
+		if k := int(r.Rule); k >= 0 && k < len(m.reasonsBy) {
+			m.reasonsBy[k][boolIndex(r.Shadow)].get(m.reasons, func() (string, string) {
+				return ruleLabel(r.Rule), shadowLabel(r.Shadow)
+			}).Inc()
+		} else {
+			m.reasons.WithLabelValues(ruleLabel(r.Rule), shadowLabel(r.Shadow)).Inc()
 		}
-		m.reasons.WithLabelValues(ruleLabel(r.Rule), s).Inc()
 	}
+}
+
+func shadowLabel(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
 }
 
 func verdictLabel(v sgv1.Verdict) string {

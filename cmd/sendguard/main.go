@@ -24,6 +24,7 @@ func rootCmd() *cobra.Command {
 	}
 	root.AddCommand(serveCmd(), replayCmd(), keygenCmd())
 	root.AddCommand(backupCmd(), restoreCmd())
+	root.AddCommand(benchCmd())
 	root.AddCommand(clientCmds()...)
 	return root
 }

@@ -133,9 +133,17 @@ func badgerOptions(opts Options, log *slog.Logger) badger.Options {
 		// The value log then only holds the rare oversized value; 64 MB files
 		// (default 1 GB) let GC reclaim space in small steps.
 		WithValueLogFileSize(64 << 20).
-		// A 32 MB block cache (default 256 MB) for decompressed blocks of the hot
-		// numbers; Snappy compression (the default) needs one.
+		// Snappy compression (the default) with a 32 MB block cache (default 256
+		// MB; compression needs one) for decompressed blocks of the hot numbers.
+		// Measured with `sendguard bench` (docs/performance.md): records compress
+		// about 3.4 times (96 instead of 318 bytes per stored number at 10 M), so
+		// the tables the kernel must keep in its page cache for reads to stay
+		// off the disk are a third as large; turning compression off would decide
+		// at most a few tenths faster at 1 M numbers, hardly at all at 10 M.
 		WithBlockCacheSize(32 << 20).
+		// Badger's own expvar counters (gets, bloom hits per level) take a lock
+		// on every read; sendguard exports its own metrics and reads none of them.
+		WithMetricsEnabled(false).
 		// Two compactors for two cores (default 4; Badger needs at least 2).
 		WithNumCompactors(2).
 		// Goroutines used by Stream (backups): one per core (default 8).

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sendguard/sendguard/internal/loadgen"
+)
+
+func benchCmd() *cobra.Command {
+	cfg := loadgen.DefaultConfig()
+	var serveOnly bool
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Load test: seed numbers, run every workload and its no-op baseline, print the table",
+		Long: `Measure sendguard against the performance targets (docs/performance.md).
+
+Without --addr, bench starts a server in this process on 127.0.0.1 in bench mode
+(with a no-op echo stream, the baseline of the stream workloads), seeds --numbers
+numbers straight into its store (--history of them with opt-outs, failures and
+recent sends), and runs each workload for --duration:
+
+  stream   CheckSendStream over distinct numbers   vs the no-op echo stream
+  unary    CheckSend at --concurrency callers      vs gRPC health Check, same callers
+  unary1   CheckSend at 1 caller (p99 < 1 ms)      vs health Check at 1 caller
+  reserve  a stream where every row reserves       vs the no-op echo stream
+  report   ReportResult, default and strict durability
+  webhook  webhook POSTs of 1,000 statuses, default and strict durability
+  scale    CheckSend p99 at --scale-base numbers   vs at --numbers
+
+Baselines run in the same process, on the same connection, in the same run, so
+the ratios cancel the machine's noise. With --addr, bench targets a running
+server (seeding it through ReportResult unless --skip-seed); its stream ratios
+need a server started by "sendguard bench --serve-only".`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			cfg.Out, cfg.Log = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if cfg.Addr != "" {
+				cfg.APIKey = os.Getenv("SENDGUARD_API_KEY")
+				cfg.WebhookSecret = []byte(os.Getenv("SENDGUARD_WHATSAPP_APP_SECRET"))
+			}
+			if serveOnly {
+				return loadgen.ServeOnly(ctx, cfg)
+			}
+			return loadgen.Run(ctx, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Addr, "addr", "", "target a running server's gRPC address instead of starting one (API key from SENDGUARD_API_KEY)")
+	f.StringVar(&cfg.HTTPAddr, "http-addr", "", "the target's HTTP address, for the webhook workload (secret from SENDGUARD_WHATSAPP_APP_SECRET) and its memory")
+	f.StringVar(&cfg.PhoneNumberID, "phone-number-id", cfg.PhoneNumberID, "phone_number_id of the webhook bodies (the target must map it to business \"bench\")")
+	f.StringVar(&cfg.DataDir, "data", "", "data directory of the in-process server (default: a temporary directory, removed at the end)")
+	f.IntVar(&cfg.Numbers, "numbers", cfg.Numbers, "distinct numbers to seed and stream over")
+	f.Float64Var(&cfg.History, "history", cfg.History, "fraction of the numbers seeded with history (opt-outs, failures, recent sends)")
+	f.BoolVar(&cfg.SkipSeed, "skip-seed", false, "the target already holds --numbers numbers")
+	f.IntVar(&cfg.SeedWorkers, "seed-workers", cfg.SeedWorkers, "seeding batches in flight (in process)")
+	f.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long each workload runs (and, apart, its baseline)")
+	f.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "rounds per workload, alternating with its baseline (they share --duration)")
+	f.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "concurrent unary callers")
+	f.IntVar(&cfg.Streams, "streams", cfg.Streams, "concurrent streams of the stream workloads")
+	f.IntVar(&cfg.Window, "window", cfg.Window, "rows in flight per stream (sent, not yet answered)")
+	f.IntVar(&cfg.Conns, "conns", cfg.Conns, "connections shared by the callers and streams")
+	f.IntVar(&cfg.WebhookBatch, "webhook-batch", cfg.WebhookBatch, "statuses per webhook POST")
+	f.IntVar(&cfg.WebhookPosters, "webhook-posters", cfg.WebhookPosters, "webhook POSTs in flight")
+	f.IntVar(&cfg.ScaleBase, "scale-base", cfg.ScaleBase, "numbers stored when the scale workload's first p99 is taken (0: off)")
+	f.StringSliceVar(&cfg.Workloads, "workloads", nil, "workloads to run (default all): stream, unary, unary1, reserve, report, webhook, scale")
+	f.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the measured part (client and in-process server) to this file")
+	f.StringVar(&cfg.MemProfile, "memprofile", "", "write an allocation profile to this file at the end")
+	f.BoolVar(&cfg.Markdown, "markdown", false, "print the table as Markdown")
+	f.BoolVar(&serveOnly, "serve-only", false, "start a seeded bench-mode server (with the echo baseline) on 127.0.0.1 and serve until interrupted")
+	return cmd
+}

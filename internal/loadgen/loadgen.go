@@ -1,0 +1,798 @@
+package loadgen
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/sendguard/sendguard/client"
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+	"github.com/sendguard/sendguard/server"
+	"github.com/sendguard/sendguard/storage/badger"
+)
+
+// Workloads, in the order they run. Each names what it measures and the baseline
+// it is compared with in the same run.
+const (
+	WStream  = "stream"  // CheckSendStream over distinct numbers vs the no-op echo stream
+	WUnary   = "unary"   // CheckSend at Concurrency callers vs health Check at the same
+	WUnary1  = "unary1"  // CheckSend at 1 caller vs health Check at 1 caller (p99 < 1 ms)
+	WReserve = "reserve" // a stream where every row reserves vs the echo stream
+	WReport  = "report"  // ReportResult at Concurrency callers, default and strict durability
+	WWebhook = "webhook" // webhook POSTs of WebhookBatch statuses, default and strict durability
+	WScale   = "scale"   // CheckSend p99 (1 caller) at ScaleBase numbers vs at Numbers
+)
+
+// AllWorkloads lists every workload.
+var AllWorkloads = []string{WStream, WUnary, WUnary1, WReserve, WReport, WWebhook, WScale}
+
+// Config configures a load run. Zero values take the defaults of DefaultConfig.
+type Config struct {
+	// Addr targets a running server (host:port); empty starts one in this process
+	// on 127.0.0.1 with a temporary data directory, in bench mode (with the echo
+	// service), and seeds it through the store.
+	Addr string
+	// HTTPAddr is the target's HTTP address (webhooks, /metrics); empty skips the
+	// webhook workload and the server's memory figure.
+	HTTPAddr string
+	// APIKey is sent to a target that requires keys.
+	APIKey string
+	// WebhookSecret signs webhook POSTs to a target (its app secret).
+	WebhookSecret []byte
+	// PhoneNumberID is the phone_number_id of the webhook bodies; the target must
+	// map it to Business (an unmapped id is taken as the business_id itself).
+	PhoneNumberID string
+	// DataDir is the in-process server's data directory; empty means a temporary
+	// one, removed at the end.
+	DataDir string
+	// Numbers is how many distinct numbers are seeded (and streamed over).
+	Numbers int
+	// History is the fraction of numbers seeded with history (opt-outs, failures,
+	// recent sends); the others carry one delivered utility message.
+	History float64
+	// SkipSeed assumes the target already holds the numbers (a second run).
+	SkipSeed bool
+	// SeedWorkers is how many seeding batches run at once.
+	SeedWorkers int
+	// Duration bounds each workload (and, separately, its baseline).
+	Duration time.Duration
+	// Rounds splits Duration into rounds that alternate a workload with its
+	// baseline.
+	Rounds int
+	// Concurrency is the number of concurrent unary callers.
+	Concurrency int
+	// Streams is the number of concurrent streams of the stream workloads.
+	Streams int
+	// Window bounds a stream's rows in flight (sent, not yet answered).
+	Window int
+	// Conns is how many connections the callers and streams share, round-robin.
+	Conns int
+	// WebhookBatch is the number of statuses per webhook POST (Meta sends up to
+	// 1,000); WebhookPosters the POSTs in flight.
+	WebhookBatch, WebhookPosters int
+	// ScaleBase is the smaller store of the scale workload: CheckSend's p99 is
+	// measured once ScaleBase numbers are seeded and again at Numbers.
+	ScaleBase int
+	// Workloads selects workloads by name; empty runs all.
+	Workloads []string
+	// CPUProfile and MemProfile, when set, are written for the measured part of
+	// the run (not the seeding).
+	CPUProfile, MemProfile string
+	// Out receives the table; Log receives progress lines.
+	Out, Log io.Writer
+	// Markdown prints the table as Markdown.
+	Markdown bool
+}
+
+// DefaultConfig returns the defaults of `sendguard bench`.
+func DefaultConfig() Config {
+	return Config{
+		PhoneNumberID:  Business,
+		Numbers:        1_000_000,
+		History:        0.3,
+		SeedWorkers:    2,
+		Duration:       10 * time.Second,
+		Rounds:         5,
+		Concurrency:    64,
+		Streams:        2,
+		Window:         256,
+		Conns:          1,
+		WebhookBatch:   1000,
+		WebhookPosters: 2,
+		ScaleBase:      10_000,
+	}
+}
+
+func (c *Config) validate() error {
+	d := DefaultConfig()
+	def := func(v *int, dv int) {
+		if *v <= 0 {
+			*v = dv
+		}
+	}
+	def(&c.Numbers, d.Numbers)
+	def(&c.SeedWorkers, d.SeedWorkers)
+	def(&c.Concurrency, d.Concurrency)
+	def(&c.Streams, d.Streams)
+	def(&c.Window, d.Window)
+	def(&c.Conns, d.Conns)
+	def(&c.Rounds, d.Rounds)
+	def(&c.WebhookBatch, d.WebhookBatch)
+	def(&c.WebhookPosters, d.WebhookPosters)
+	if c.Duration <= 0 {
+		c.Duration = d.Duration
+	}
+	if c.PhoneNumberID == "" {
+		c.PhoneNumberID = d.PhoneNumberID
+	}
+	if c.History < 0 || c.History > 1 {
+		return fmt.Errorf("history %v: want a fraction between 0 and 1", c.History)
+	}
+	if c.Numbers > MaxNumbers {
+		return fmt.Errorf("numbers %d: at most %d", c.Numbers, MaxNumbers)
+	}
+	for _, w := range c.Workloads {
+		if !slices.Contains(AllWorkloads, w) {
+			return fmt.Errorf("unknown workload %q (have %s)", w, strings.Join(AllWorkloads, ", "))
+		}
+	}
+	if c.Out == nil {
+		c.Out = io.Discard
+	}
+	if c.Log == nil {
+		c.Log = io.Discard
+	}
+	return nil
+}
+
+func (c *Config) wants(w string) bool {
+	return len(c.Workloads) == 0 || slices.Contains(c.Workloads, w)
+}
+
+// target is a server under load: its connections and, in process, the server.
+type target struct {
+	conns    []*client.Client
+	httpAddr string
+	secret   []byte
+	store    *badger.Store // in process only
+	dir      string
+	stop     func()
+	rr       atomic.Uint64
+}
+
+func (t *target) conn() *client.Client { return t.conns[t.rr.Add(1)%uint64(len(t.conns))] }
+
+func (t *target) close() {
+	for _, c := range t.conns {
+		c.Close()
+	}
+	if t.stop != nil {
+		t.stop()
+	}
+}
+
+// startLocal starts a bench-mode server in this process on 127.0.0.1 with the
+// store in dir (created if missing).
+func startLocal(ctx context.Context, dir, durability string, conns int, logw io.Writer) (*target, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	st, err := badger.Open(badger.Options{Dir: dir, Logger: log, SyncWrites: durability == server.DurabilityStrict})
+	if err != nil {
+		return nil, err
+	}
+	secret := make([]byte, 16)
+	_, _ = crand.Read(secret)
+	cfg := server.DefaultConfig()
+	cfg.DataDir, cfg.Store = dir, st
+	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Logger = log
+	cfg.Durability = durability
+	cfg.WebhookSecret = []byte(hex.EncodeToString(secret))
+	srv, err := server.New(cfg)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	srv.EnableBenchEcho()
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(rctx) }()
+	t := &target{httpAddr: srv.HTTPAddr(), secret: cfg.WebhookSecret, store: st, dir: dir}
+	t.stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			fmt.Fprintln(logw, "bench server:", err)
+		}
+		st.Close()
+	}
+	if err := t.dial(srv.GRPCAddr(), "", conns); err != nil {
+		t.close()
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *target) dial(addr, apiKey string, conns int) error {
+	for range conns {
+		c, err := client.Dial(addr, client.Options{Insecure: true, APIKey: apiKey, Timeout: 30 * time.Second})
+		if err != nil {
+			return err
+		}
+		t.conns = append(t.conns, c)
+	}
+	return nil
+}
+
+// row is one line of the table.
+type row struct {
+	workload string
+	rate     string
+	p50      string
+	p99      string
+	p999     string
+	ratio    string
+	target   string
+	met      string
+}
+
+// report collects the table.
+type report struct {
+	rows  []row
+	notes []string
+}
+
+func latency(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "—"
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+	case d < time.Second:
+		return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.2f s", d.Seconds())
+}
+
+func rate(r float64) string {
+	switch {
+	case r >= 1e6:
+		return fmt.Sprintf("%.2f M/s", r/1e6)
+	case r >= 1e3:
+		return fmt.Sprintf("%.1f k/s", r/1e3)
+	}
+	return fmt.Sprintf("%.0f /s", r)
+}
+
+func (rp *report) add(name string, r *result, ratio, target, met string) {
+	rr := row{workload: name, rate: rate(r.rate()), p50: latency(r.lat.quantile(0.5)),
+		p99: latency(r.lat.quantile(0.99)), p999: latency(r.lat.quantile(0.999)), ratio: ratio, target: target, met: met}
+	if r.errs > 0 {
+		rr.workload += fmt.Sprintf(" (%d errors)", r.errs)
+	}
+	if r.note != "" {
+		rr.workload += " " + r.note
+	}
+	rp.rows = append(rp.rows, rr)
+}
+
+func yes(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "**no**"
+}
+
+func (rp *report) print(w io.Writer, markdown bool) {
+	head := row{"workload", "ops/s", "p50", "p99", "p99.9", "ratio", "target", "met"}
+	all := append([]row{head}, rp.rows...)
+	cols := func(r row) []string {
+		return []string{r.workload, r.rate, r.p50, r.p99, r.p999, r.ratio, r.target, r.met}
+	}
+	if markdown {
+		for i, r := range all {
+			fmt.Fprintf(w, "| %s |\n", strings.Join(cols(r), " | "))
+			if i == 0 {
+				fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|---|---|")
+			}
+		}
+	} else {
+		width := make([]int, 8)
+		for _, r := range all {
+			for i, c := range cols(r) {
+				width[i] = max(width[i], len([]rune(c)))
+			}
+		}
+		for _, r := range all {
+			for i, c := range cols(r) {
+				pad := width[i] - len([]rune(c))
+				if i == 0 || i >= 6 {
+					fmt.Fprint(w, c+strings.Repeat(" ", pad))
+				} else {
+					fmt.Fprint(w, strings.Repeat(" ", pad)+c)
+				}
+				fmt.Fprint(w, "  ")
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	for _, n := range rp.notes {
+		fmt.Fprintln(w, n)
+	}
+}
+
+// Run runs the load: start or reach the server, seed, run the selected workloads
+// and print the table.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(cfg.Log, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+	}
+	var (
+		t   *target
+		err error
+		rp  = &report{}
+	)
+	local := cfg.Addr == ""
+	if local {
+		dir := cfg.DataDir
+		if dir == "" {
+			if dir, err = os.MkdirTemp("", "sendguard-bench-"); err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+		}
+		if t, err = startLocal(ctx, dir, server.DurabilityDefault, cfg.Conns, cfg.Log); err != nil {
+			return err
+		}
+		logf("bench server on %s (data %s), %d cores, GOMAXPROCS %d", t.conns[0].Conn().Target(), dir, runtime.NumCPU(), runtime.GOMAXPROCS(0))
+	} else {
+		t = &target{httpAddr: cfg.HTTPAddr, secret: cfg.WebhookSecret}
+		if err := t.dial(cfg.Addr, cfg.APIKey, cfg.Conns); err != nil {
+			return err
+		}
+		logf("target %s, %d cores here", cfg.Addr, runtime.NumCPU())
+	}
+	defer t.close()
+
+	seed := func(from, to int) error {
+		if cfg.SkipSeed || from >= to {
+			return nil
+		}
+		start := time.Now()
+		last := start
+		progress := func(done int) {
+			if time.Since(last) > 5*time.Second {
+				last = time.Now()
+				logf("  seeded %d of %d", from+done, to)
+			}
+		}
+		logf("seeding numbers %d..%d (%.0f %% with history)", from, to, cfg.History*100)
+		var err error
+		if t.store != nil {
+			err = seedStore(ctx, t.store, from, to, cfg.History, cfg.SeedWorkers, progress)
+		} else {
+			err = seedAPI(ctx, t.conn().API(), from, to, cfg.History, cfg.Concurrency, progress)
+		}
+		if err != nil {
+			return err
+		}
+		el := time.Since(start)
+		rp.notes = append(rp.notes, fmt.Sprintf("seeded %d numbers in %s (%s)", to-from, el.Round(time.Second), rate(float64(to-from)/el.Seconds())))
+		logf("seeded in %s", el.Round(time.Millisecond))
+		if t.store != nil {
+			settle(ctx, t.store.DB(), 5*time.Minute, logf)
+		}
+		return nil
+	}
+
+	w := &workloads{cfg: &cfg, t: t, run: strconv.FormatInt(time.Now().UnixNano(), 36), logf: logf, rp: rp}
+
+	// Scale, first half: CheckSend's p99 with only ScaleBase numbers stored.
+	scale := cfg.wants(WScale) && cfg.ScaleBase > 0 && cfg.ScaleBase < cfg.Numbers && !cfg.SkipSeed
+	var small *result
+	if scale {
+		if err := seed(0, cfg.ScaleBase); err != nil {
+			return err
+		}
+		logf("CheckSend ×1 at %d numbers: %s", cfg.ScaleBase, cfg.Duration)
+		small = w.unary(ctx, 1, cfg.ScaleBase, false, cfg.Duration)
+		if err := seed(cfg.ScaleBase, cfg.Numbers); err != nil {
+			return err
+		}
+	} else if err := seed(0, cfg.Numbers); err != nil {
+		return err
+	}
+	perNumber := ""
+	if t.dir != "" {
+		used, apparent, err := diskUsage(t.dir)
+		if err == nil {
+			perNumber = fmt.Sprintf("%.0f B", float64(used)/float64(cfg.Numbers))
+			rp.notes = append(rp.notes, fmt.Sprintf("data directory after seeding %d numbers: %s on disk (%s apparent: preallocated memtable and value-log files), %s per stored number",
+				cfg.Numbers, mib(used), mib(apparent), perNumber))
+		}
+	}
+
+	stopProfile, err := startProfiles(cfg.CPUProfile)
+	if err != nil {
+		return err
+	}
+	runErr := w.all(ctx, small)
+	stopProfile()
+	if cfg.MemProfile != "" {
+		if err := writeHeapProfile(cfg.MemProfile); err != nil {
+			return err
+		}
+	}
+
+	if local {
+		m := w.serving
+		if m.RSS == 0 {
+			m = readMem()
+		}
+		rp.notes = append(rp.notes, fmt.Sprintf("memory of this process (server and load generator) serving checks at %d numbers: VmRSS %s = anonymous %s + file-backed %s (Badger's memory-mapped tables); peak VmHWM %s (seeding included)",
+			cfg.Numbers, mib(m.RSS), mib(m.Anon), mib(m.File), mib(readMem().HWM)))
+		if scale {
+			rp.rows = append(rp.rows, row{workload: fmt.Sprintf("resident memory at %d numbers (VmRSS; anonymous)", cfg.Numbers),
+				rate: mib(m.RSS) + "; " + mib(m.Anon), p50: "—", p99: "—", p999: "—", ratio: "—", target: "< 1 GiB",
+				met: yes(m.RSS < 1<<30) + "; " + yes(m.Anon < 1<<30)})
+		}
+		if perNumber != "" {
+			rp.rows = append(rp.rows, row{workload: "bytes on disk per stored number", rate: perNumber,
+				p50: "—", p99: "—", p999: "—", ratio: "—", target: "reported", met: "—"})
+		}
+	} else if t.httpAddr != "" {
+		if rss, err := remoteRSS(ctx, t.httpAddr); err == nil {
+			rp.notes = append(rp.notes, fmt.Sprintf("server resident memory (its /metrics): %s", mib(rss)))
+		}
+	}
+	rp.notes = append(rp.notes, fmt.Sprintf("machine: %d cores (GOMAXPROCS %d), %s/%s, %s; each workload %s, %d unary callers, %d streams of window %d over %d connection(s)",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version(), cfg.Duration, cfg.Concurrency, cfg.Streams, cfg.Window, cfg.Conns))
+	rp.print(cfg.Out, cfg.Markdown)
+	return runErr
+}
+
+// workloads runs the measured part.
+type workloads struct {
+	cfg  *Config
+	t    *target
+	run  string // unique per run: message ids and refs never repeat across runs
+	logf func(string, ...any)
+	rp   *report
+	seq  atomic.Int64
+	// serving is this process's memory once the read workloads have run.
+	serving memInfo
+}
+
+// round is the length of one round: a workload and its baseline alternate in
+// Rounds rounds that share Duration, so that noise from outside (another
+// process, a compaction) falls on both.
+func (w *workloads) round() time.Duration { return w.cfg.Duration / time.Duration(w.cfg.Rounds) }
+
+// checkRequest is the request of row or call seq over number i: marketing four
+// times in five, utility otherwise, with a message_ref as a sending worker sets it.
+func (w *workloads) checkRequest(seq int64, i int, reserve bool) *sgv1.CheckSendRequest {
+	req := &sgv1.CheckSendRequest{
+		BusinessId: Business,
+		Phone:      Number(i),
+		Category:   sgv1.Category_CATEGORY_MARKETING,
+		Template:   "black_friday_2026",
+		CampaignId: "cmp-2026-11",
+		RequestId:  itoa(seq),
+		MessageRef: "ref." + w.run + "." + itoa(w.seq.Add(1)),
+		Reserve:    reserve,
+	}
+	if seq%5 == 4 {
+		req.Category, req.Template = sgv1.Category_CATEGORY_UTILITY, "order_shipped"
+	}
+	return req
+}
+
+// gc collects before each round, so that one round's garbage is not collected
+// on the next one's time.
+func gc() { runtime.GC() }
+
+// unary measures CheckSend (or, with health, the health Check) at callers callers
+// over numbers [0, n) for d.
+func (w *workloads) unary(ctx context.Context, callers, n int, health bool, d time.Duration) *result {
+	gc()
+	var call func(ctx context.Context, seq int64) error
+	if health {
+		call = func(ctx context.Context, _ int64) error {
+			_, err := healthpb.NewHealthClient(w.t.conn().Conn()).Check(ctx, &healthpb.HealthCheckRequest{})
+			return err
+		}
+	} else {
+		call = func(ctx context.Context, seq int64) error {
+			_, err := w.t.conn().API().CheckSend(ctx, w.checkRequest(seq, rand.IntN(n), false))
+			return err
+		}
+	}
+	return runUnary(ctx, callers, limits{duration: d}, call)
+}
+
+// stream measures a stream workload for d: the echo, CheckSendStream, or a
+// stream where every row reserves; rows walk the numbers in a scattered order,
+// numbered by seq (shared by the rounds of a workload, so rows stay distinct).
+func (w *workloads) stream(ctx context.Context, echo, reserve bool, d time.Duration, seq *atomic.Int64) (*result, error) {
+	gc()
+	perm := newPermute(w.cfg.Numbers)
+	open := func(ctx context.Context) (grpc.ClientStream, error) {
+		c := w.t.conn()
+		if echo {
+			return c.Conn().NewStream(ctx, &server.BenchEchoStreamDesc, server.BenchEchoMethod)
+		}
+		return c.API().CheckSendStream(ctx)
+	}
+	return runStreams(ctx, open, w.cfg.Streams, w.cfg.Window, limits{duration: d, seq: seq}, func(seq int64) *sgv1.CheckSendRequest {
+		return w.checkRequest(seq, perm.at(uint64(seq)), reserve)
+	})
+}
+
+// pair runs a baseline and a workload in alternating rounds and returns both,
+// summed over the rounds.
+func (w *workloads) pair(name string, base, work func(d time.Duration) (*result, error)) (b, r *result, err error) {
+	b, r = &result{}, &result{}
+	d := w.round()
+	w.logf("%s: %d rounds of %s, alternating with its baseline", name, w.cfg.Rounds, d)
+	for i := range w.cfg.Rounds {
+		x, err := base(d)
+		if err != nil {
+			return b, r, err
+		}
+		b.add(x)
+		y, err := work(d)
+		if err != nil {
+			return b, r, err
+		}
+		r.add(y)
+		w.logf("  round %d: baseline %s, workload %s (%.2f×)", i+1, rate(x.rate()), rate(y.rate()), y.rate()/x.rate())
+	}
+	return b, r, nil
+}
+
+func ratio(a, b *result) (float64, string) {
+	if a == nil || b == nil || b.rate() == 0 {
+		return 0, "—"
+	}
+	x := a.rate() / b.rate()
+	return x, fmt.Sprintf("%.2f×", x)
+}
+
+// all runs the selected workloads and fills the table.
+func (w *workloads) all(ctx context.Context, small *result) error {
+	cfg, rp := w.cfg, w.rp
+	echoAvailable := true
+	if cfg.wants(WStream) || cfg.wants(WReserve) {
+		// Probe: an empty echo stream ends with io.EOF, a server not in bench mode
+		// answers Unimplemented.
+		st, err := w.t.conn().Conn().NewStream(ctx, &server.BenchEchoStreamDesc, server.BenchEchoMethod)
+		if err == nil {
+			_ = st.CloseSend()
+			err = st.RecvMsg(new(sgv1.CheckSendResponse))
+		}
+		if status.Code(err) == codes.Unimplemented {
+			echoAvailable = false
+			rp.notes = append(rp.notes, "the echo baseline needs a server in bench mode (`sendguard bench --serve-only`); stream ratios are not available")
+		}
+	}
+	streamPair := func(name string, reserve bool) error {
+		var rows atomic.Int64
+		work := func(d time.Duration) (*result, error) { return w.stream(ctx, false, reserve, d, &rows) }
+		if !echoAvailable {
+			r, err := work(cfg.Duration)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			rp.add(name, r, "—", "", "n/a")
+			return nil
+		}
+		var echoRows atomic.Int64
+		echo := func(d time.Duration) (*result, error) { return w.stream(ctx, true, false, d, &echoRows) }
+		b, r, err := w.pair(name, echo, work)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if r.ops > int64(cfg.Numbers) {
+			r.note = fmt.Sprintf("(%d rows over %d numbers: not all distinct)", r.ops, cfg.Numbers)
+		}
+		target := 0.6
+		if reserve {
+			target = 0.3
+		}
+		x, s := ratio(r, b)
+		rp.add("no-op echo stream (baseline)", b, "1.00×", "—", "—")
+		rp.add(name, r, s, fmt.Sprintf("≥ %.1f× echo", target), yes(x >= target))
+		return nil
+	}
+	unaryPair := func(callers int) *result {
+		b, r, _ := w.pair(fmt.Sprintf("CheckSend ×%d", callers),
+			func(d time.Duration) (*result, error) { return w.unary(ctx, callers, cfg.Numbers, true, d), nil },
+			func(d time.Duration) (*result, error) { return w.unary(ctx, callers, cfg.Numbers, false, d), nil })
+		x, s := ratio(r, b)
+		rp.add(fmt.Sprintf("health Check ×%d (baseline)", callers), b, "1.00×", "—", "—")
+		if callers == 1 {
+			rp.add("CheckSend ×1", r, s, "p99 < 1 ms", yes(r.lat.quantile(0.99) < time.Millisecond))
+		} else {
+			rp.add(fmt.Sprintf("CheckSend ×%d", callers), r, s, "≥ 0.75× health", yes(x >= 0.75))
+		}
+		return r
+	}
+
+	if cfg.wants(WStream) {
+		if err := streamPair("CheckSendStream", false); err != nil {
+			return err
+		}
+	}
+	if cfg.wants(WUnary) {
+		unaryPair(cfg.Concurrency)
+	}
+	var one *result
+	if cfg.wants(WUnary1) || (cfg.wants(WScale) && small != nil) {
+		one = unaryPair(1)
+	}
+	w.serving = readMem() // after the read workloads, before the writing ones
+	if small != nil && one != nil {
+		a, b := small.lat.quantile(0.99), one.lat.quantile(0.99)
+		x := float64(b) / float64(a)
+		rp.add(fmt.Sprintf("CheckSend ×1 at %d numbers", cfg.ScaleBase), small, "—", "—", "—")
+		rp.rows = append(rp.rows, row{workload: fmt.Sprintf("scale: p99 at %d / p99 at %d numbers", cfg.Numbers, cfg.ScaleBase),
+			rate: "—", p50: "—", p99: fmt.Sprintf("%s / %s", latency(b), latency(a)), p999: "—",
+			ratio: fmt.Sprintf("%.2f×", x), target: "≤ 1.5×", met: yes(x <= 1.5)})
+	}
+	if cfg.wants(WReserve) {
+		if err := streamPair("reserving stream (every row reserves)", true); err != nil {
+			return err
+		}
+	}
+	if cfg.wants(WReport) || cfg.wants(WWebhook) {
+		if err := w.reports(ctx, w.t, "default"); err != nil {
+			return err
+		}
+		if w.t.store != nil {
+			dir := filepath.Join(w.t.dir, "strict")
+			strict, err := startLocal(ctx, dir, server.DurabilityStrict, cfg.Conns, cfg.Log)
+			if err != nil {
+				return err
+			}
+			err = w.reports(ctx, strict, "strict")
+			strict.close()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func metIf(measured, ok bool) string {
+	if !measured {
+		return "n/a"
+	}
+	return yes(ok)
+}
+
+// reports measures ReportResult and the webhook on t, whose durability mode is
+// mode.
+func (w *workloads) reports(ctx context.Context, t *target, mode string) error {
+	cfg, rp := w.cfg, w.rp
+	statuses := []sgv1.MessageStatus{sgv1.MessageStatus_MESSAGE_STATUS_SENT, sgv1.MessageStatus_MESSAGE_STATUS_DELIVERED,
+		sgv1.MessageStatus_MESSAGE_STATUS_DELIVERED, sgv1.MessageStatus_MESSAGE_STATUS_READ, sgv1.MessageStatus_MESSAGE_STATUS_FAILED}
+	if cfg.wants(WReport) {
+		gc()
+		w.logf("ReportResult (%s durability): %d callers, %s", mode, cfg.Concurrency, cfg.Duration)
+		r := runUnary(ctx, cfg.Concurrency, limits{duration: cfg.Duration}, func(ctx context.Context, seq int64) error {
+			st := statuses[seq%int64(len(statuses))]
+			req := &sgv1.ReportResultRequest{
+				BusinessId: Business, Phone: Number(rand.IntN(cfg.Numbers)),
+				MessageId: "wamid.rr." + w.run + "." + mode + "." + itoa(seq), Status: st,
+				Category: sgv1.Category_CATEGORY_MARKETING, Template: "black_friday_2026", Timestamp: timestamppb.Now(),
+			}
+			if st == sgv1.MessageStatus_MESSAGE_STATUS_FAILED {
+				req.ErrorCode = 131049
+			}
+			_, err := t.conn().API().ReportResult(ctx, req)
+			return err
+		})
+		rp.add(fmt.Sprintf("ReportResult ×%d, %s durability", cfg.Concurrency, mode), r, "—", "reported", "—")
+	}
+	if cfg.wants(WWebhook) {
+		if t.httpAddr == "" || len(t.secret) == 0 {
+			rp.notes = append(rp.notes, "webhook workload skipped: give the target's --http-addr and its app secret (SENDGUARD_WHATSAPP_APP_SECRET)")
+			return nil
+		}
+		gc()
+		w.logf("webhook (%s durability): %d posters of %d statuses, %s", mode, cfg.WebhookPosters, cfg.WebhookBatch, cfg.Duration)
+		p := &poster{url: "http://" + t.httpAddr + server.WebhookPath, secret: t.secret,
+			client: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.WebhookPosters}}}
+		r := runUnary(ctx, cfg.WebhookPosters, limits{duration: cfg.Duration}, func(ctx context.Context, seq int64) error {
+			prefix := "hook." + w.run + "." + mode + "." + itoa(seq)
+			body := webhookBody(make([]byte, 0, cfg.WebhookBatch*260), cfg.PhoneNumberID, prefix, cfg.WebhookBatch,
+				func(int) int { return rand.IntN(cfg.Numbers) }, time.Now())
+			return p.post(ctx, body)
+		})
+		// The table counts events, not POSTs; latency stays per POST.
+		r.ops *= int64(cfg.WebhookBatch)
+		rp.add(fmt.Sprintf("webhook events (POSTs of %d), %s durability", cfg.WebhookBatch, mode), r, "—", "reported", "—")
+	}
+	return nil
+}
+
+func startProfiles(cpu string) (stop func(), err error) {
+	if cpu == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(cpu)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return errors.Join(pprof.Lookup("allocs").WriteTo(f, 0))
+}
+
+// ServeOnly starts a bench-mode server (with the echo baseline) on 127.0.0.1,
+// seeds it, prints where it listens and its webhook secret, and serves until ctx
+// ends: for running the load from another process with --addr.
+func ServeOnly(ctx context.Context, cfg Config) error {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	dir := cfg.DataDir
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "sendguard-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	}
+	t, err := startLocal(ctx, dir, server.DurabilityDefault, 1, cfg.Log)
+	if err != nil {
+		return err
+	}
+	defer t.close()
+	if !cfg.SkipSeed {
+		if err := seedStore(ctx, t.store, 0, cfg.Numbers, cfg.History, cfg.SeedWorkers, nil); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(cfg.Out, "bench server ready grpc=%s http=%s numbers=%d data=%s\nSENDGUARD_WHATSAPP_APP_SECRET=%s\n",
+		t.conns[0].Conn().Target(), t.httpAddr, cfg.Numbers, dir, t.secret)
+	<-ctx.Done()
+	return nil
+}

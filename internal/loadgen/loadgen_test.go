@@ -1,0 +1,112 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sendguard/sendguard/identity"
+	"github.com/sendguard/sendguard/webhook"
+)
+
+// TestNumbers: the audience's numbers are distinct, canonical and valid.
+func TestNumbers(t *testing.T) {
+	const n = 200_000
+	seen := make(map[string]bool, n)
+	for i := range n {
+		s := Number(i)
+		if seen[s] {
+			t.Fatalf("Number(%d) = %s repeats", i, s)
+		}
+		seen[s] = true
+		if i%97 == 0 {
+			p, err := identity.Parse(s, "")
+			if err != nil || p.E164 != s {
+				t.Fatalf("Number(%d) = %s parses as %+v, %v", i, s, p, err)
+			}
+			if Digits(i) != s[1:] {
+				t.Fatalf("Digits(%d) = %s", i, Digits(i))
+			}
+		}
+	}
+	for _, i := range []int{MaxNumbers - 1, MaxNumbers - len(slots)} {
+		if _, err := identity.Parse(Number(i), ""); err != nil {
+			t.Fatalf("Number(%d) = %s: %v", i, Number(i), err)
+		}
+	}
+	p := newPermute(1000)
+	hit := make([]bool, 1000)
+	for k := range uint64(1000) {
+		hit[p.at(k)] = true
+	}
+	for i, h := range hit {
+		if !h {
+			t.Fatalf("permutation misses %d", i)
+		}
+	}
+}
+
+func TestHistogram(t *testing.T) {
+	var h hist
+	for i := 1; i <= 10_000; i++ {
+		h.record(time.Duration(i) * time.Microsecond)
+	}
+	for _, c := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 5 * time.Millisecond}, {0.99, 9900 * time.Microsecond}, {0.999, 9990 * time.Microsecond}} {
+		got := h.quantile(c.q)
+		if d := got - c.want; d < -c.want/100 || d > c.want/100 {
+			t.Errorf("quantile(%v) = %v, want %v ± 1 %%", c.q, got, c.want)
+		}
+	}
+}
+
+// TestWebhookBody: the generated bodies are webhooks Meta could send.
+func TestWebhookBody(t *testing.T) {
+	body := webhookBody(nil, "bench", "x", 20, func(k int) int { return k }, time.Unix(1_780_000_000, 0))
+	events, stats, err := webhook.Parse(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 20 || len(stats.Skipped) != 0 {
+		t.Fatalf("%d events, skipped %v:\n%s", len(events), stats.Skipped, body)
+	}
+	if events[3].Phone != Digits(3) || events[19].ErrorCode != 131049 {
+		t.Fatalf("events: %+v", events)
+	}
+}
+
+// TestRun is a miniature `sendguard bench`: every workload runs against an
+// in-process server and the table has a row for each.
+func TestRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every workload")
+	}
+	cfg := DefaultConfig()
+	cfg.Numbers, cfg.ScaleBase = 3000, 1000
+	cfg.Duration, cfg.Rounds = 400*time.Millisecond, 2
+	cfg.Concurrency, cfg.WebhookBatch = 8, 50
+	var out bytes.Buffer
+	cfg.Out = &out
+	if err := Run(context.Background(), cfg); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	table := out.String()
+	for _, want := range []string{
+		"no-op echo stream (baseline)", "CheckSendStream", "health Check ×8 (baseline)", "CheckSend ×8",
+		"CheckSend ×1", "scale: p99 at 3000 / p99 at 1000 numbers", "reserving stream",
+		"ReportResult ×8, default durability", "ReportResult ×8, strict durability",
+		"webhook events (POSTs of 50), default durability", "webhook events (POSTs of 50), strict durability",
+		"bytes on disk per stored number",
+	} {
+		if !strings.Contains(table, want) {
+			t.Errorf("no %q row:\n%s", want, table)
+		}
+	}
+	if strings.Contains(table, "errors)") {
+		t.Errorf("errors in the run:\n%s", table)
+	}
+}

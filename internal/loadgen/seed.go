@@ -1,0 +1,272 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+	"github.com/sendguard/sendguard/storage"
+	"github.com/sendguard/sendguard/validator"
+)
+
+// Business is the business_id every workload acts for.
+const Business = "bench"
+
+// seedEvent is one report or inbound message of a number's seeded history.
+type seedEvent struct {
+	inbound   bool
+	status    sgv1.MessageStatus
+	code      int32
+	category  sgv1.Category
+	template  string
+	text      string
+	messageID string
+	at        time.Time
+}
+
+// mix64 is splitmix64: a well-spread hash of a number's index.
+func mix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+// History kinds, by share of the numbers with history.
+const (
+	histMetaOptOut    = iota // 131050: DENY marketing (OPTED_OUT)
+	histOwnOptOut            // a STOP keyword: DENY marketing (OPTED_OUT)
+	histEcosystem            // 131049 two hours ago: DEFER marketing (ECOSYSTEM_LIMIT)
+	histUndeliverable        // 131026 a day ago: DEFER everything (UNDELIVERABLE)
+	histExperiment           // 130472 three days ago: DEFER marketing (EXPERIMENT)
+	histRecentSend           // a marketing send three hours ago and a reply: DEFER marketing (FREQUENCY_CAP)
+)
+
+func historyKind(h uint64) int {
+	switch p := h >> 40 % 100; {
+	case p < 17:
+		return histMetaOptOut
+	case p < 34:
+		return histOwnOptOut
+	case p < 51:
+		return histEcosystem
+	case p < 61:
+		return histUndeliverable
+	case p < 68:
+		return histExperiment
+	default:
+		return histRecentSend
+	}
+}
+
+// seedEvents is number i's history as of now: a fraction history of the numbers
+// (chosen by a hash of i) get a few weeks' worth of sends and one of the histories
+// above; the others one delivered utility message two days ago.
+func seedEvents(i int, history float64, now time.Time) []seedEvent {
+	h := mix64(uint64(i))
+	id := func(k int) string { return fmt.Sprintf("wamid.bench.%d.%d", i, k) }
+	sent := func(k int, cat sgv1.Category, tmpl string, ago time.Duration, st sgv1.MessageStatus) seedEvent {
+		return seedEvent{status: st, category: cat, template: tmpl, messageID: id(k), at: now.Add(-ago)}
+	}
+	const (
+		mkt  = sgv1.Category_CATEGORY_MARKETING
+		util = sgv1.Category_CATEGORY_UTILITY
+		dlv  = sgv1.MessageStatus_MESSAGE_STATUS_DELIVERED
+		fail = sgv1.MessageStatus_MESSAGE_STATUS_FAILED
+	)
+	if float64(h%1000) >= history*1000 {
+		return []seedEvent{sent(0, util, "order_shipped", 48*time.Hour, dlv)}
+	}
+	evs := []seedEvent{
+		sent(0, mkt, "autumn_sale", 6*24*time.Hour, dlv),
+		sent(1, util, "order_shipped", 5*24*time.Hour, dlv),
+		sent(2, util, "delivery_update", 4*24*time.Hour, sgv1.MessageStatus_MESSAGE_STATUS_READ),
+	}
+	failure := func(code int32, ago time.Duration) seedEvent {
+		e := sent(3, mkt, "black_friday", ago, fail)
+		e.code = code
+		return e
+	}
+	switch historyKind(h) {
+	case histMetaOptOut:
+		evs = append(evs, failure(131050, 24*time.Hour))
+	case histOwnOptOut:
+		evs = append(evs, seedEvent{inbound: true, text: "STOP", messageID: id(3), at: now.Add(-30 * time.Hour)})
+	case histEcosystem:
+		evs = append(evs, failure(131049, 2*time.Hour))
+	case histUndeliverable:
+		evs = append(evs, failure(131026, 24*time.Hour))
+	case histExperiment:
+		evs = append(evs, failure(130472, 3*24*time.Hour))
+	case histRecentSend:
+		evs = append(evs, sent(3, mkt, "black_friday", 3*time.Hour, dlv),
+			seedEvent{inbound: true, text: "thanks, when does it end?", messageID: id(4), at: now.Add(-time.Hour)})
+	}
+	return evs
+}
+
+// applySeed applies number i's history to a stored contact, as the server's
+// ReportResult and ReportInbound would.
+func applySeed(c *storage.Contact, evs []seedEvent, p *validator.Policy, optOut func(string) bool) {
+	for _, e := range evs {
+		if e.inbound {
+			in := validator.Inbound{At: e.at, MessageID: e.messageID, Text: e.text}
+			if optOut(e.text) {
+				in.Keyword = validator.KeywordOptOut
+			}
+			validator.ApplyInbound(&c.Rel, &c.Facts, p, in)
+			continue
+		}
+		validator.ApplyResult(&c.Rel, &c.Facts, p, validator.Result{
+			Status: e.status, ErrorCode: e.code, Category: e.category, Template: e.template,
+			MessageID: e.messageID, At: e.at,
+		})
+	}
+}
+
+// ttl is the server's storage TTL for a record that matters until expires.
+func ttl(expires, now time.Time) time.Duration {
+	if expires.IsZero() {
+		return 0
+	}
+	if d := expires.Sub(now); d > time.Hour {
+		return d
+	}
+	return time.Hour
+}
+
+// seedBatch is how many numbers one UpdateContacts call seeds.
+const seedBatch = 1000
+
+// seedStore writes the history of numbers [from, to) straight into the store of an
+// in-process server (the same records ReportResult would write, much faster),
+// with workers concurrent batches. progress is called now and then with the
+// number of numbers done.
+func seedStore(ctx context.Context, st storage.Store, from, to int, history float64, workers int, progress func(done int)) error {
+	p := validator.Defaults()
+	keywords := map[string]bool{}
+	for _, k := range p.OptOutKeywords {
+		keywords[k] = true
+	}
+	optOut := func(s string) bool { return keywords[s] }
+	now := time.Now()
+	var (
+		next atomic.Int64
+		done atomic.Int64
+		wg   sync.WaitGroup
+		errc = make(chan error, workers)
+	)
+	next.Store(int64(from))
+	for range max(workers, 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			updates := make([]storage.ContactUpdate, 0, seedBatch)
+			for ctx.Err() == nil {
+				start := int(next.Add(seedBatch)) - seedBatch
+				if start >= to {
+					return
+				}
+				end := min(start+seedBatch, to)
+				updates = updates[:0]
+				for i := start; i < end; i++ {
+					evs := seedEvents(i, history, now)
+					updates = append(updates, storage.ContactUpdate{
+						Key: storage.ContactKey{Business: Business, ID: Number(i)},
+						Fn: func(c *storage.Contact) (storage.Write, error) {
+							before := c.Facts
+							applySeed(c, evs, &p, optOut)
+							w := storage.Write{Rel: true, RelTTL: ttl(c.Rel.ExpiresAt(&p), now)}
+							if c.Facts != before {
+								w.Facts, w.FactsTTL = true, ttl(c.Facts.ExpiresAt(&p), now)
+							}
+							return w, nil
+						},
+					})
+				}
+				results, err := st.UpdateContacts(ctx, updates)
+				if err == nil {
+					for _, r := range results {
+						if r != nil {
+							err = r
+							break
+						}
+					}
+				}
+				if err != nil {
+					errc <- fmt.Errorf("seed: %w", err)
+					return
+				}
+				if n := done.Add(int64(end - start)); progress != nil {
+					progress(int(n))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	if err := <-errc; err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// seedAPI plays the history of numbers [from, to) to a server through ReportResult
+// and ReportInbound (for a server this process cannot reach into), with callers
+// concurrent callers.
+func seedAPI(ctx context.Context, api sgv1.SendGuardClient, from, to int, history float64, callers int, progress func(done int)) error {
+	now := time.Now()
+	var (
+		next atomic.Int64
+		done atomic.Int64
+		wg   sync.WaitGroup
+		errc = make(chan error, callers)
+	)
+	next.Store(int64(from))
+	for range max(callers, 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= to {
+					return
+				}
+				for _, e := range seedEvents(i, history, now) {
+					var err error
+					cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+					if e.inbound {
+						_, err = api.ReportInbound(cctx, &sgv1.ReportInboundRequest{
+							BusinessId: Business, Phone: Number(i), MessageId: e.messageID, Text: e.text,
+							Timestamp: timestamppb.New(e.at),
+						})
+					} else {
+						_, err = api.ReportResult(cctx, &sgv1.ReportResultRequest{
+							BusinessId: Business, Phone: Number(i), MessageId: e.messageID, Status: e.status,
+							ErrorCode: e.code, Category: e.category, Template: e.template, Timestamp: timestamppb.New(e.at),
+						})
+					}
+					cancel()
+					if err != nil {
+						errc <- fmt.Errorf("seed number %d: %w", i, err)
+						return
+					}
+				}
+				if n := done.Add(1); progress != nil && n%10_000 == 0 {
+					progress(int(n))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	if err := <-errc; err != nil {
+		return err
+	}
+	return ctx.Err()
+}

@@ -1,0 +1,61 @@
+package server
+
+import (
+	"errors"
+	"io"
+
+	"google.golang.org/grpc"
+
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+)
+
+// The bench-only echo service: the no-op baseline that `sendguard bench` measures
+// CheckSendStream against in the same run. It speaks CheckSendStream's messages
+// through the same interceptors, connection and limits, and does nothing else, so
+// the ratio of the two is what deciding costs on top of the transport. It is
+// registered only by EnableBenchEcho, which `sendguard serve` never calls.
+
+// BenchEchoMethod is the full method name of the echo stream.
+const BenchEchoMethod = "/sendguard.bench.Echo/Stream"
+
+// BenchEchoStreamDesc describes the echo stream for ClientConn.NewStream.
+var BenchEchoStreamDesc = grpc.StreamDesc{StreamName: "Stream", ServerStreams: true, ClientStreams: true}
+
+var benchEchoService = grpc.ServiceDesc{
+	ServiceName: "sendguard.bench.Echo",
+	HandlerType: (*any)(nil),
+	Streams: []grpc.StreamDesc{{
+		StreamName:    BenchEchoStreamDesc.StreamName,
+		Handler:       benchEcho,
+		ServerStreams: true,
+		ClientStreams: true,
+	}},
+	Metadata: "bench-only (no .proto)",
+}
+
+// EnableBenchEcho registers the echo service. Call it after New or NewService and
+// before Run or Serve (gRPC refuses registrations once serving). For the load
+// command's bench mode only.
+func (s *Server) EnableBenchEcho() { s.grpc.RegisterService(&benchEchoService, nil) }
+
+// benchEcho answers each CheckSendRequest with a CheckSendResponse carrying its
+// request_id, an ALLOW and the phone as given: the size of an ALLOW answer.
+func benchEcho(_ any, stream grpc.ServerStream) error {
+	for {
+		req := new(sgv1.CheckSendRequest)
+		if err := stream.RecvMsg(req); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		resp := &sgv1.CheckSendResponse{
+			RequestId: req.GetRequestId(),
+			Verdict:   sgv1.Verdict_VERDICT_ALLOW,
+			PhoneE164: req.GetPhone(),
+		}
+		if err := stream.SendMsg(resp); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,214 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"runtime"
+	"sync/atomic"
+
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+)
+
+// CheckSendStream is a pipeline, so that one stream keeps every core busy: a
+// reader takes rows off the wire, a few lanes decide them concurrently, and the
+// handler sends the answers strictly in request order. What is in flight (read,
+// not yet answered) is bounded by rows and by bytes, so a client that sends
+// without reading is held by gRPC's flow control, never buffered without limit:
+// the reader stops reading once the window is full, and the window drains only as
+// answers go out.
+//
+// Rows are decided in the order they arrive wherever the order can matter:
+//   - rows for the same number go to the same lane (routed by the last six
+//     digits of the phone, which every spelling of a number shares: the
+//     WhatsApp-ID folds and national prefixes change only the digits before
+//     them), and a lane decides its rows one after another;
+//   - a row that names a user_id (whose number is known only after a lookup),
+//     and the first row of a business this server has not loaded yet, wait for
+//     every earlier row to be answered and are decided before any later row is
+//     read;
+//   - the rows of a business with a messaging limit (reservations there count
+//     against one business-wide budget) all go to the first lane.
+//
+// So a stream answers as if its rows were decided one by one, in order (a
+// policy changed while it runs takes effect from some row on, as it would then).
+const (
+	// streamWindow bounds the rows of one stream in flight.
+	streamWindow = 256
+	// streamWindowBytes bounds their encoded size: the reader takes no new row
+	// while the rows in flight hold this much.
+	streamWindowBytes = 2 << 20
+)
+
+// streamLanes is how many rows of one stream are decided at once.
+func streamLanes() int { return min(max(runtime.GOMAXPROCS(0), 2), 8) }
+
+// streamRow is one row of a stream on its way through the pipeline; the handler
+// recycles it once its answer is sent.
+type streamRow struct {
+	req    *sgv1.CheckSendRequest
+	resp   *sgv1.CheckSendResponse
+	size   int64
+	inline bool          // decided by the sender once every earlier row is answered
+	done   chan struct{} // a lane decided it; for an inline row, its answer was sent
+}
+
+// CheckSendStream judges a stream of planned sends, answering each in order. A row
+// that cannot be judged gets a response carrying error; the stream goes on.
+func (s *Server) CheckSendStream(stream sgv1.SendGuard_CheckSendStreamServer) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+
+	free := make(chan *streamRow, streamWindow) // rows answered, to be reused
+	order := make(chan *streamRow, streamWindow)
+	lanes := make([]chan *streamRow, streamLanes())
+	for i := range lanes {
+		lanes[i] = make(chan *streamRow, streamWindow)
+		go func(lane <-chan *streamRow) {
+			for r := range lane {
+				r.resp = s.checkRow(ctx, r.req)
+				r.done <- struct{}{}
+			}
+		}(lanes[i])
+	}
+	var (
+		inFlight atomic.Int64             // bytes of the rows in flight
+		drained  = make(chan struct{}, 1) // the sender released bytes
+		recvErr  error                    // why the reader stopped, if not io.EOF; read after order is closed
+	)
+
+	// The reader.
+	go func() {
+		defer func() {
+			close(order)
+			for _, l := range lanes {
+				close(l)
+			}
+		}()
+		for rows := 0; ; {
+			// A row to read into: a recycled one, a new one while fewer than
+			// streamWindow exist, else wait for the sender to free one.
+			var r *streamRow
+			select {
+			case r = <-free:
+			default:
+				if rows < streamWindow {
+					r = &streamRow{req: new(sgv1.CheckSendRequest), done: make(chan struct{}, 1)}
+					rows++
+					break
+				}
+				select {
+				case r = <-free:
+				case <-ctx.Done():
+					return
+				}
+			}
+			for inFlight.Load() >= streamWindowBytes {
+				select {
+				case <-drained:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if err := stream.RecvMsg(r.req); err != nil {
+				if !errors.Is(err, io.EOF) {
+					recvErr = err
+				}
+				return
+			}
+			r.size = int64(proto.Size(r.req))
+			inFlight.Add(r.size)
+			lane, inline := s.route(r.req, len(lanes))
+			r.inline = inline
+			order <- r // never blocks: at most streamWindow rows exist
+			if inline {
+				select {
+				case <-r.done:
+				case <-ctx.Done():
+					return
+				}
+				continue
+			}
+			lanes[lane] <- r // never blocks either
+		}
+	}()
+
+	// The sender: answers in request order.
+	for r := range order {
+		if r.inline {
+			r.resp = s.checkRow(ctx, r.req)
+		} else {
+			select {
+			case <-r.done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		err := stream.Send(r.resp)
+		r.resp = nil
+		inFlight.Add(-r.size)
+		select {
+		case drained <- struct{}{}:
+		default:
+		}
+		if r.inline {
+			r.done <- struct{}{}
+		}
+		if err != nil {
+			return err
+		}
+		free <- r
+	}
+	return recvErr
+}
+
+// route picks the lane of a row, or inline for a row that must be decided alone
+// (see CheckSendStream).
+func (s *Server) route(req *sgv1.CheckSendRequest, lanes int) (lane int, inline bool) {
+	if req.GetUserId() != "" {
+		return 0, true
+	}
+	s.biz.mu.RLock()
+	b := s.biz.m[req.GetBusinessId()]
+	s.biz.mu.RUnlock()
+	if b == nil {
+		return 0, true
+	}
+	if b.snap.Load().policy.MessagingLimit > 0 {
+		return 0, false
+	}
+	// FNV-1a over the last six digits of the phone.
+	phone := req.GetPhone()
+	h := uint32(2166136261)
+	for i, n := len(phone)-1, 0; i >= 0 && n < 6; i-- {
+		if c := phone[i]; c >= '0' && c <= '9' {
+			h = (h ^ uint32(c)) * 16777619
+			n++
+		}
+	}
+	return int(h % uint32(lanes)), false
+}
+
+// checkRow answers one row of a stream: a verdict, or the row's error.
+func (s *Server) checkRow(ctx context.Context, req *sgv1.CheckSendRequest) *sgv1.CheckSendResponse {
+	err := s.authorize(ctx, req.GetBusinessId(), false)
+	if err == nil {
+		err = validateCheck(req)
+	}
+	if err == nil {
+		var resp *sgv1.CheckSendResponse
+		if resp, err = s.check(ctx, req); err == nil {
+			return resp
+		}
+		err = s.toStatus(ctx, err)
+	}
+	st := status.Convert(err)
+	s.metrics.rowErrors.WithLabelValues(st.Code().String()).Inc()
+	return &sgv1.CheckSendResponse{
+		RequestId: req.GetRequestId(),
+		Error:     &sgv1.RowError{Code: int32(st.Code()), Message: st.Message()},
+	}
+}
