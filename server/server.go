@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -203,7 +202,9 @@ func (s *Server) newGRPCServer() (*grpc.Server, error) {
 	// Handlers run on long-lived goroutines whose stacks have already grown to
 	// what a check needs, instead of a new goroutine per call that grows its
 	// stack (copying it) several times: that was an eighth of CheckSend's CPU.
-	opts = append(opts, grpc.NumStreamWorkers(uint32(4*runtime.GOMAXPROCS(0))))
+	// As many as one connection may have calls at once (beyond that, gRPC starts
+	// a goroutine per call as before).
+	opts = append(opts, grpc.NumStreamWorkers(s.cfg.MaxConcurrentStreams))
 	if s.cfg.TLS.CertFile != "" {
 		creds, err := tlsCredentials(s.cfg.TLS)
 		if err != nil {

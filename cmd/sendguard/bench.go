@@ -29,7 +29,7 @@ recent sends), and runs each workload for --duration:
   reserve  a stream where every row reserves       vs the no-op echo stream
   report   ReportResult, default and strict durability
   webhook  webhook POSTs of 1,000 statuses, default and strict durability
-  scale    CheckSend p99 at --scale-base numbers   vs at --numbers
+  scale    CheckSend p99 (1 caller) at --numbers   vs a second server holding --scale-base
 
 Baselines run in the same process, on the same connection, in the same run, so
 the ratios cancel the machine's noise. With --addr, bench targets a running

@@ -41,7 +41,7 @@ const (
 	WReserve = "reserve" // a stream where every row reserves vs the echo stream
 	WReport  = "report"  // ReportResult at Concurrency callers, default and strict durability
 	WWebhook = "webhook" // webhook POSTs of WebhookBatch statuses, default and strict durability
-	WScale   = "scale"   // CheckSend p99 (1 caller) at ScaleBase numbers vs at Numbers
+	WScale   = "scale"   // CheckSend p99 (1 caller) at Numbers vs a second server holding ScaleBase
 )
 
 // AllWorkloads lists every workload.
@@ -91,8 +91,9 @@ type Config struct {
 	// WebhookBatch is the number of statuses per webhook POST (Meta sends up to
 	// 1,000); WebhookPosters the POSTs in flight.
 	WebhookBatch, WebhookPosters int
-	// ScaleBase is the smaller store of the scale workload: CheckSend's p99 is
-	// measured once ScaleBase numbers are seeded and again at Numbers.
+	// ScaleBase is the smaller store of the scale workload: CheckSend's p99 on
+	// a second in-process server that holds only ScaleBase numbers, in rounds
+	// alternating with the p99 on the full store.
 	ScaleBase int
 	// Workloads selects workloads by name; empty runs all.
 	Workloads []string
@@ -379,7 +380,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer t.close()
 
-	seed := func(from, to int) error {
+	seed := func(t *target, from, to int) error {
 		if cfg.SkipSeed || from >= to {
 			return nil
 		}
@@ -412,24 +413,29 @@ func Run(ctx context.Context, cfg Config) error {
 
 	w := &workloads{cfg: &cfg, t: t, run: strconv.FormatInt(time.Now().UnixNano(), 36), logf: logf, rp: rp}
 
-	// Scale, first half: CheckSend's p99 with only ScaleBase numbers stored.
-	scale := cfg.wants(WScale) && cfg.ScaleBase > 0 && cfg.ScaleBase < cfg.Numbers && !cfg.SkipSeed
-	var small *result
-	if scale {
-		if err := seed(0, cfg.ScaleBase); err != nil {
-			return err
+	// Scale: a second server in this process holds only ScaleBase numbers, so
+	// that CheckSend's p99 against it and against the full store can be taken
+	// in alternating rounds, like every other ratio.
+	var small *target
+	if cfg.wants(WScale) && cfg.ScaleBase > 0 && cfg.ScaleBase < cfg.Numbers {
+		if !local {
+			rp.notes = append(rp.notes, "scale workload skipped: it needs the in-process server (a second, small one runs beside it)")
+		} else {
+			if small, err = startLocal(ctx, filepath.Join(t.dir, "small"), server.DurabilityDefault, cfg.Conns, cfg.Log); err != nil {
+				return err
+			}
+			defer small.close()
+			if err := seed(small, 0, cfg.ScaleBase); err != nil {
+				return err
+			}
 		}
-		logf("CheckSend ×1 at %d numbers: %s", cfg.ScaleBase, cfg.Duration)
-		small = w.unary(ctx, 1, cfg.ScaleBase, false, cfg.Duration)
-		if err := seed(cfg.ScaleBase, cfg.Numbers); err != nil {
-			return err
-		}
-	} else if err := seed(0, cfg.Numbers); err != nil {
+	}
+	if err := seed(t, 0, cfg.Numbers); err != nil {
 		return err
 	}
 	perNumber := ""
 	if t.dir != "" {
-		used, apparent, err := diskUsage(t.dir)
+		used, apparent, err := diskUsage(t.dir, "small", "strict")
 		if err == nil {
 			perNumber = fmt.Sprintf("%.0f B", float64(used)/float64(cfg.Numbers))
 			rp.notes = append(rp.notes, fmt.Sprintf("data directory after seeding %d numbers: %s on disk (%s apparent: preallocated memtable and value-log files), %s per stored number",
@@ -456,7 +462,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		rp.notes = append(rp.notes, fmt.Sprintf("memory of this process (server and load generator) serving checks at %d numbers: VmRSS %s = anonymous %s + file-backed %s (Badger's memory-mapped tables); peak VmHWM %s (seeding included)",
 			cfg.Numbers, mib(m.RSS), mib(m.Anon), mib(m.File), mib(readMem().HWM)))
-		if scale {
+		if small != nil {
 			rp.rows = append(rp.rows, row{workload: fmt.Sprintf("resident memory at %d numbers (VmRSS; anonymous)", cfg.Numbers),
 				rate: mib(m.RSS) + "; " + mib(m.Anon), p50: "—", p99: "—", p999: "—", ratio: "—", target: "< 1 GiB",
 				met: yes(m.RSS < 1<<30) + "; " + yes(m.Anon < 1<<30)})
@@ -516,19 +522,19 @@ func (w *workloads) checkRequest(seq int64, i int, reserve bool) *sgv1.CheckSend
 // on the next one's time.
 func gc() { runtime.GC() }
 
-// unary measures CheckSend (or, with health, the health Check) at callers callers
-// over numbers [0, n) for d.
-func (w *workloads) unary(ctx context.Context, callers, n int, health bool, d time.Duration) *result {
+// unary measures CheckSend (or, with health, the health Check) on t at callers
+// callers over numbers [0, n) for d.
+func (w *workloads) unary(ctx context.Context, t *target, callers, n int, health bool, d time.Duration) *result {
 	gc()
 	var call func(ctx context.Context, seq int64) error
 	if health {
 		call = func(ctx context.Context, _ int64) error {
-			_, err := healthpb.NewHealthClient(w.t.conn().Conn()).Check(ctx, &healthpb.HealthCheckRequest{})
+			_, err := healthpb.NewHealthClient(t.conn().Conn()).Check(ctx, &healthpb.HealthCheckRequest{})
 			return err
 		}
 	} else {
 		call = func(ctx context.Context, seq int64) error {
-			_, err := w.t.conn().API().CheckSend(ctx, w.checkRequest(seq, rand.IntN(n), false))
+			_, err := t.conn().API().CheckSend(ctx, w.checkRequest(seq, rand.IntN(n), false))
 			return err
 		}
 	}
@@ -584,7 +590,7 @@ func ratio(a, b *result) (float64, string) {
 }
 
 // all runs the selected workloads and fills the table.
-func (w *workloads) all(ctx context.Context, small *result) error {
+func (w *workloads) all(ctx context.Context, small *target) error {
 	cfg, rp := w.cfg, w.rp
 	echoAvailable := true
 	if cfg.wants(WStream) || cfg.wants(WReserve) {
@@ -631,8 +637,8 @@ func (w *workloads) all(ctx context.Context, small *result) error {
 	}
 	unaryPair := func(callers int) *result {
 		b, r, _ := w.pair(fmt.Sprintf("CheckSend ×%d", callers),
-			func(d time.Duration) (*result, error) { return w.unary(ctx, callers, cfg.Numbers, true, d), nil },
-			func(d time.Duration) (*result, error) { return w.unary(ctx, callers, cfg.Numbers, false, d), nil })
+			func(d time.Duration) (*result, error) { return w.unary(ctx, w.t, callers, cfg.Numbers, true, d), nil },
+			func(d time.Duration) (*result, error) { return w.unary(ctx, w.t, callers, cfg.Numbers, false, d), nil })
 		x, s := ratio(r, b)
 		rp.add(fmt.Sprintf("health Check ×%d (baseline)", callers), b, "1.00×", "—", "—")
 		if callers == 1 {
@@ -651,19 +657,22 @@ func (w *workloads) all(ctx context.Context, small *result) error {
 	if cfg.wants(WUnary) {
 		unaryPair(cfg.Concurrency)
 	}
-	var one *result
-	if cfg.wants(WUnary1) || (cfg.wants(WScale) && small != nil) {
-		one = unaryPair(1)
+	if cfg.wants(WUnary1) {
+		unaryPair(1)
 	}
-	w.serving = readMem() // after the read workloads, before the writing ones
-	if small != nil && one != nil {
-		a, b := small.lat.quantile(0.99), one.lat.quantile(0.99)
-		x := float64(b) / float64(a)
-		rp.add(fmt.Sprintf("CheckSend ×1 at %d numbers", cfg.ScaleBase), small, "—", "—", "—")
+	if small != nil {
+		a, b, _ := w.pair(fmt.Sprintf("CheckSend ×1 at %d vs %d numbers", cfg.Numbers, cfg.ScaleBase),
+			func(d time.Duration) (*result, error) { return w.unary(ctx, small, 1, cfg.ScaleBase, false, d), nil },
+			func(d time.Duration) (*result, error) { return w.unary(ctx, w.t, 1, cfg.Numbers, false, d), nil })
+		pa, pb := a.lat.quantile(0.99), b.lat.quantile(0.99)
+		x := float64(pb) / float64(pa)
+		rp.add(fmt.Sprintf("CheckSend ×1, %d numbers stored", cfg.ScaleBase), a, "—", "—", "—")
+		rp.add(fmt.Sprintf("CheckSend ×1, %d numbers stored", cfg.Numbers), b, "—", "—", "—")
 		rp.rows = append(rp.rows, row{workload: fmt.Sprintf("scale: p99 at %d / p99 at %d numbers", cfg.Numbers, cfg.ScaleBase),
-			rate: "—", p50: "—", p99: fmt.Sprintf("%s / %s", latency(b), latency(a)), p999: "—",
+			rate: "—", p50: "—", p99: fmt.Sprintf("%s / %s", latency(pb), latency(pa)), p999: "—",
 			ratio: fmt.Sprintf("%.2f×", x), target: "≤ 1.5×", met: yes(x <= 1.5)})
 	}
+	w.serving = readMem() // after the read workloads, before the writing ones
 	if cfg.wants(WReserve) {
 		if err := streamPair("reserving stream (every row reserves)", true); err != nil {
 			return err

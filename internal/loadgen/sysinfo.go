@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -84,13 +85,17 @@ func remoteRSS(ctx context.Context, httpAddr string) (int64, error) {
 }
 
 // diskUsage is the space a directory tree takes on disk (allocated blocks, so
-// that preallocated, sparse files count for what they use) and its files' sizes.
-func diskUsage(dir string) (used, apparent int64, err error) {
-	err = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+// that preallocated, sparse files count for what they use) and its files' sizes,
+// leaving out the subdirectories named in skip.
+func diskUsage(dir string, skip ...string) (used, apparent int64, err error) {
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if d.IsDir() {
+			if path != dir && slices.Contains(skip, d.Name()) {
+				return filepath.SkipDir
+			}
 			return nil
 		}
 		info, err := d.Info()
