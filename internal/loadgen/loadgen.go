@@ -435,7 +435,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	perNumber := ""
 	if t.dir != "" {
-		used, apparent, err := diskUsage(t.dir, "small", "strict")
+		used, apparent, err := diskUsage(t.dir, "small", "default", "strict")
 		if err == nil {
 			perNumber = fmt.Sprintf("%.0f B", float64(used)/float64(cfg.Numbers))
 			rp.notes = append(rp.notes, fmt.Sprintf("data directory after seeding %d numbers: %s on disk (%s apparent: preallocated memtable and value-log files), %s per stored number",
@@ -679,19 +679,22 @@ func (w *workloads) all(ctx context.Context, small *target) error {
 		}
 	}
 	if cfg.wants(WReport) || cfg.wants(WWebhook) {
-		if err := w.reports(ctx, w.t, "default"); err != nil {
+		if err := w.reports(ctx, w.t, "default", "the seeded store"); err != nil {
 			return err
 		}
 		if w.t.store != nil {
-			dir := filepath.Join(w.t.dir, "strict")
-			strict, err := startLocal(ctx, dir, server.DurabilityStrict, cfg.Conns, cfg.Log)
-			if err != nil {
-				return err
-			}
-			err = w.reports(ctx, strict, "strict")
-			strict.close()
-			if err != nil {
-				return err
+			// The durability modes compared on equal terms: two fresh servers,
+			// one per mode, each starting from an empty store.
+			for _, mode := range []string{server.DurabilityDefault, server.DurabilityStrict} {
+				fresh, err := startLocal(ctx, filepath.Join(w.t.dir, mode), mode, cfg.Conns, cfg.Log)
+				if err != nil {
+					return err
+				}
+				err = w.reports(ctx, fresh, mode, "an empty store")
+				fresh.close()
+				if err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -707,13 +710,13 @@ func metIf(measured, ok bool) string {
 
 // reports measures ReportResult and the webhook on t, whose durability mode is
 // mode.
-func (w *workloads) reports(ctx context.Context, t *target, mode string) error {
+func (w *workloads) reports(ctx context.Context, t *target, mode, store string) error {
 	cfg, rp := w.cfg, w.rp
 	statuses := []sgv1.MessageStatus{sgv1.MessageStatus_MESSAGE_STATUS_SENT, sgv1.MessageStatus_MESSAGE_STATUS_DELIVERED,
 		sgv1.MessageStatus_MESSAGE_STATUS_DELIVERED, sgv1.MessageStatus_MESSAGE_STATUS_READ, sgv1.MessageStatus_MESSAGE_STATUS_FAILED}
 	if cfg.wants(WReport) {
 		gc()
-		w.logf("ReportResult (%s durability): %d callers, %s", mode, cfg.Concurrency, cfg.Duration)
+		w.logf("ReportResult (%s durability, %s): %d callers, %s", mode, store, cfg.Concurrency, cfg.Duration)
 		r := runUnary(ctx, cfg.Concurrency, limits{duration: cfg.Duration}, func(ctx context.Context, seq int64) error {
 			st := statuses[seq%int64(len(statuses))]
 			req := &sgv1.ReportResultRequest{
@@ -727,7 +730,7 @@ func (w *workloads) reports(ctx context.Context, t *target, mode string) error {
 			_, err := t.conn().API().ReportResult(ctx, req)
 			return err
 		})
-		rp.add(fmt.Sprintf("ReportResult ×%d, %s durability", cfg.Concurrency, mode), r, "—", "reported", "—")
+		rp.add(fmt.Sprintf("ReportResult ×%d, %s durability, %s", cfg.Concurrency, mode, store), r, "—", "reported", "—")
 	}
 	if cfg.wants(WWebhook) {
 		if t.httpAddr == "" || len(t.secret) == 0 {
@@ -735,7 +738,7 @@ func (w *workloads) reports(ctx context.Context, t *target, mode string) error {
 			return nil
 		}
 		gc()
-		w.logf("webhook (%s durability): %d posters of %d statuses, %s", mode, cfg.WebhookPosters, cfg.WebhookBatch, cfg.Duration)
+		w.logf("webhook (%s durability, %s): %d posters of %d statuses, %s", mode, store, cfg.WebhookPosters, cfg.WebhookBatch, cfg.Duration)
 		p := &poster{url: "http://" + t.httpAddr + server.WebhookPath, secret: t.secret,
 			client: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.WebhookPosters}}}
 		r := runUnary(ctx, cfg.WebhookPosters, limits{duration: cfg.Duration}, func(ctx context.Context, seq int64) error {
@@ -746,7 +749,7 @@ func (w *workloads) reports(ctx context.Context, t *target, mode string) error {
 		})
 		// The table counts events, not POSTs; latency stays per POST.
 		r.ops *= int64(cfg.WebhookBatch)
-		rp.add(fmt.Sprintf("webhook events (POSTs of %d), %s durability", cfg.WebhookBatch, mode), r, "—", "reported", "—")
+		rp.add(fmt.Sprintf("webhook events (POSTs of %d), %s durability, %s", cfg.WebhookBatch, mode, store), r, "—", "reported", "—")
 	}
 	return nil
 }
