@@ -17,8 +17,8 @@ import (
 
 // business caches one business's policy and business-level state. Checks read an
 // immutable snapshot without locks; writers hold mu and publish a new snapshot.
-// The cache is the single writer of a business's state in one process (one replica
-// per store; the scale-out backend will need a shared invalidation).
+// In one process the cache is the only writer of a business's state; on a store
+// shared by replicas, refresh reads back what the others wrote.
 type business struct {
 	id   string
 	mu   sync.Mutex // serialises writes of policy and state, and messaging-limit reservations
@@ -65,6 +65,23 @@ func (bs *businesses) get(ctx context.Context, id string) (*business, error) {
 	if b != nil {
 		return b, nil
 	}
+	snap, err := bs.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	nb := &business{id: id}
+	nb.snap.Store(snap)
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	if b := bs.m[id]; b != nil {
+		return b, nil
+	}
+	bs.m[id] = nb
+	return nb, nil
+}
+
+// load reads a business's policy and state from the store.
+func (bs *businesses) load(ctx context.Context, id string) (*bizSnapshot, error) {
 	var overrides *sgv1.Policy
 	raw, err := bs.store.GetPolicy(ctx, id)
 	switch {
@@ -87,15 +104,31 @@ func (bs *businesses) get(ctx context.Context, id string) (*business, error) {
 		// to the defaults rather than refusing every check of the business.
 		snap, _ = newSnapshot(bs.defaults, nil, state)
 	}
-	nb := &business{id: id}
-	nb.snap.Store(snap)
-	bs.mu.Lock()
-	defer bs.mu.Unlock()
-	if b := bs.m[id]; b != nil {
-		return b, nil
+	return snap, nil
+}
+
+// refresh reloads every cached business from the store and publishes what it
+// read. A business whose reload fails keeps its snapshot; the first error is
+// returned after the others were tried.
+func (bs *businesses) refresh(ctx context.Context) error {
+	bs.mu.RLock()
+	all := make([]*business, 0, len(bs.m))
+	for _, b := range bs.m {
+		all = append(all, b)
 	}
-	bs.m[id] = nb
-	return nb, nil
+	bs.mu.RUnlock()
+	var first error
+	for _, b := range all {
+		b.mu.Lock() // not between a write to the store and its publication
+		snap, err := bs.load(ctx, b.id)
+		if err == nil {
+			b.snap.Store(snap)
+		} else if first == nil {
+			first = err
+		}
+		b.mu.Unlock()
+	}
+	return first
 }
 
 // setPolicy computes new overrides from the current ones, stores them and publishes

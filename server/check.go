@@ -82,12 +82,12 @@ func (s *Server) reserve(ctx context.Context, req *sgv1.CheckSendRequest, b *bus
 		dec     validator.Decision
 		dup     bool
 		final   storage.Contact
-		reached []validator.ReachBucket
+		reached bool // the send took a messaging-limit slot
 		used    *bizSnapshot
 	)
 	fn := func(c *storage.Contact) (storage.Write, error) {
 		used = b.snap.Load()
-		reached, dup = nil, false
+		reached, dup = false, false
 		if used.policy.MessagingLimit > 0 && !locked {
 			return storage.Write{}, errNeedLock
 		}
@@ -118,15 +118,13 @@ func (s *Server) reserve(ctx context.Context, req *sgv1.CheckSendRequest, b *bus
 		}
 		biz := used.state
 		biz.Reached = slices.Clone(biz.Reached)
-		if validator.Reserve(&c.Rel, &biz, &used.policy, validator.Send{
+		reached = validator.Reserve(&c.Rel, &biz, &used.policy, validator.Send{
 			At:         chk.SendAt,
 			Ref:        req.GetMessageRef(),
 			Category:   req.GetCategory(),
 			Template:   req.GetTemplate(),
 			CampaignID: req.GetCampaignId(),
-		}) {
-			reached = biz.Reached
-		}
+		})
 		if r.userID != "" && c.Rel.UserID == "" && r.hasNumber {
 			c.Rel.UserID = r.userID
 		}
@@ -142,8 +140,10 @@ func (s *Server) reserve(ctx context.Context, req *sgv1.CheckSendRequest, b *bus
 	if err != nil {
 		return nil, err
 	}
-	if reached != nil {
-		if err := b.updateStateLocked(ctx, s.store, func(st *validator.Business) { st.Reached = reached }); err != nil {
+	if reached {
+		// Added to the stored state rather than written over it: replicas that
+		// share a store count each other's reaches.
+		if err := b.updateStateLocked(ctx, s.store, func(st *validator.Business) { validator.AddReach(st, chk.SendAt) }); err != nil {
 			return nil, err
 		}
 	}

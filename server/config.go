@@ -24,10 +24,23 @@ type Config struct {
 	// GRPCAddr and HTTPAddr are the listen addresses ("127.0.0.1:0" picks a port).
 	GRPCAddr string
 	HTTPAddr string
-	// DataDir is the Badger directory (ignored when Store is set).
+	// DataDir is the Badger directory (ignored when Store or StoreURL is set).
 	DataDir string
-	// Store, when set, is used instead of opening Badger in DataDir (tests).
+	// StoreURL selects the store: "" for the embedded Badger store in DataDir, or
+	// "redis://host:port[,host:port…]" for Redis Cluster (or one Redis server)
+	// shared by several replicas (see storage/redis.ParseURL).
+	StoreURL string
+	// RedisPassword, when set, overrides the password of a redis:// StoreURL
+	// (SENDGUARD_REDIS_PASSWORD), so that it stays out of flags and files.
+	RedisPassword string
+	// Store, when set, is used instead of opening one (tests).
 	Store storage.Store
+	// BusinessRefresh is how often each business's cached policy and state
+	// (template pauses, messaging-limit counts) is read again from the store, so
+	// that what another replica changed is seen: 0 means every second on a store
+	// shared by replicas (Redis) and never on Badger, which one process owns; a
+	// negative value turns it off.
+	BusinessRefresh time.Duration
 	// DefaultRegion lets phones be given in national format (e.g. "US"); "" means
 	// phones must carry their country code.
 	DefaultRegion string
@@ -112,8 +125,18 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("http address %q: %v", c.HTTPAddr, err))
 		}
 	}
-	if c.Store == nil && c.DataDir == "" {
-		errs = append(errs, errors.New("data directory is empty"))
+	switch {
+	case c.Store != nil:
+	case c.StoreURL == "":
+		if c.DataDir == "" {
+			errs = append(errs, errors.New("data directory is empty"))
+		}
+	case strings.HasPrefix(c.StoreURL, "redis://"):
+		if c.Durability == DurabilityStrict {
+			errs = append(errs, errors.New(`durability "strict" is Badger's; on Redis, durability is set in Redis (appendonly yes, appendfsync always, replicas): see docs/scale-out.md`))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("store %q: want redis://host:port[,host:port…], or no store for Badger in the data directory", redactStore(c.StoreURL)))
 	}
 	if c.DefaultRegion != "" && len(c.DefaultRegion) != 2 {
 		errs = append(errs, fmt.Errorf("default region %q is not a two-letter region code", c.DefaultRegion))
@@ -158,12 +181,15 @@ func (c *Config) validate() error {
 // fileConfig is the YAML configuration file. Durations are Go durations ("24h",
 // "90m") or days ("7d").
 type fileConfig struct {
-	GRPCAddr       string            `yaml:"grpc_addr"`
-	HTTPAddr       string            `yaml:"http_addr"`
-	DataDir        string            `yaml:"data_dir"`
-	DefaultRegion  string            `yaml:"default_region"`
-	PhoneNumberIDs map[string]string `yaml:"phone_number_ids"`
-	HashSecret     string            `yaml:"hash_secret"`
+	GRPCAddr string `yaml:"grpc_addr"`
+	HTTPAddr string `yaml:"http_addr"`
+	DataDir  string `yaml:"data_dir"`
+	Store    string `yaml:"store"`
+	// BusinessRefresh is a Go duration ("1s"); see Config.BusinessRefresh.
+	BusinessRefresh string            `yaml:"business_refresh"`
+	DefaultRegion   string            `yaml:"default_region"`
+	PhoneNumberIDs  map[string]string `yaml:"phone_number_ids"`
+	HashSecret      string            `yaml:"hash_secret"`
 	// Webhook secrets may be kept in the file (mode 0600) or in the environment
 	// (SENDGUARD_WHATSAPP_APP_SECRET, SENDGUARD_WHATSAPP_VERIFY_TOKEN), never in flags.
 	WhatsAppAppSecret          string      `yaml:"whatsapp_app_secret"`
@@ -237,6 +263,16 @@ func LoadConfigFile(path string, c *Config) error {
 	if f.DataDir != "" {
 		c.DataDir = f.DataDir
 	}
+	if f.Store != "" {
+		c.StoreURL = f.Store
+	}
+	if f.BusinessRefresh != "" {
+		d, err := time.ParseDuration(f.BusinessRefresh)
+		if err != nil {
+			return fmt.Errorf("config %s: business_refresh: %w", path, err)
+		}
+		c.BusinessRefresh = d
+	}
 	if f.DefaultRegion != "" {
 		c.DefaultRegion = strings.ToUpper(f.DefaultRegion)
 	}
@@ -284,7 +320,9 @@ func LoadConfigFile(path string, c *Config) error {
 	return nil
 }
 
-// LoadEnv reads the webhook secrets from the environment (they win over the file).
+// LoadEnv reads the secrets from the environment (they win over the file):
+// SENDGUARD_WHATSAPP_APP_SECRET, SENDGUARD_WHATSAPP_VERIFY_TOKEN,
+// SENDGUARD_HASH_SECRET and SENDGUARD_REDIS_PASSWORD.
 func LoadEnv(c *Config, getenv func(string) string) {
 	if v := getenv("SENDGUARD_WHATSAPP_APP_SECRET"); v != "" {
 		c.WebhookSecret = []byte(v)
@@ -294,6 +332,9 @@ func LoadEnv(c *Config, getenv func(string) string) {
 	}
 	if v := getenv("SENDGUARD_HASH_SECRET"); v != "" {
 		c.HashSecret = []byte(v)
+	}
+	if v := getenv("SENDGUARD_REDIS_PASSWORD"); v != "" {
+		c.RedisPassword = v
 	}
 }
 

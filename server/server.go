@@ -27,7 +27,6 @@ import (
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 	"github.com/sendguard/sendguard/storage"
-	"github.com/sendguard/sendguard/storage/badger"
 	"github.com/sendguard/sendguard/validator"
 )
 
@@ -80,16 +79,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), store: cfg.Store, keys: keys, done: make(chan struct{})}
 	if s.store == nil {
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-			return nil, fmt.Errorf("data directory: %w", err)
-		}
-		st, err := badger.Open(badger.Options{Dir: cfg.DataDir, Logger: cfg.Logger, SyncWrites: cfg.Durability == DurabilityStrict})
+		st, err := openStore(cfg)
 		if err != nil {
-			return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
+			return nil, err
 		}
 		s.store, s.ownStore = st, true
 	}
-	secret, err := loadHashSecret(cfg)
+	secret, err := loadHashSecret(cfg, s.store)
 	if err != nil {
 		s.closeStore()
 		return nil, err
@@ -100,6 +96,9 @@ func New(cfg Config) (*Server, error) {
 	if s.grpc, err = s.newGRPCServer(); err != nil {
 		s.closeStore()
 		return nil, err
+	}
+	if d := businessRefresh(cfg, s.store); d > 0 {
+		go s.refreshBusinesses(d)
 	}
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		s.grpc.Stop() // ends its stream workers
@@ -136,6 +135,11 @@ func NewService(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), store: cfg.Store, keys: keys, done: make(chan struct{}), service: true}
 	s.hashSecret = cfg.HashSecret
+	if len(s.hashSecret) == 0 && sharedStore(s.store) {
+		if s.hashSecret, err = loadHashSecret(cfg, s.store); err != nil {
+			return nil, err
+		}
+	}
 	if len(s.hashSecret) == 0 {
 		s.hashSecret = []byte("sendguard-test-secret")
 	}
@@ -143,6 +147,9 @@ func NewService(cfg Config) (*Server, error) {
 	s.webhook = newWebhookMetrics(s.metrics.registry)
 	if s.grpc, err = s.newGRPCServer(); err != nil {
 		return nil, err
+	}
+	if d := businessRefresh(cfg, s.store); d > 0 {
+		go s.refreshBusinesses(d)
 	}
 	return s, nil
 }
@@ -324,11 +331,21 @@ func (s *Server) closeStore() {
 	}
 }
 
-// loadHashSecret returns the configured secret, or the one kept in the data
-// directory (created on first start).
-func loadHashSecret(cfg Config) ([]byte, error) {
+// loadHashSecret returns the configured secret; or, on a store shared by
+// replicas, the one kept in the store (the first replica creates it); or the one
+// kept in the data directory (created on first start).
+func loadHashSecret(cfg Config, st storage.Store) ([]byte, error) {
 	if len(cfg.HashSecret) > 0 {
 		return cfg.HashSecret, nil
+	}
+	if keeper, ok := st.(storage.SecretKeeper); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		b, err := keeper.SharedSecret(ctx, "hash")
+		if err != nil {
+			return nil, fmt.Errorf("shared hash secret: %w", err)
+		}
+		return b, nil
 	}
 	if cfg.Store != nil && cfg.DataDir == "" {
 		return []byte("sendguard-ephemeral-secret"), nil

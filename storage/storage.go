@@ -76,6 +76,14 @@ type ContactUpdate struct {
 	Fn    func(c *Contact) (Write, error)
 }
 
+// SecretKeeper is implemented by stores that several server replicas share. The
+// secret that keys the hashes a server stores (dedup keys, suppressions) must be
+// the same in every replica, so it is kept in the store: the first caller creates
+// a random one (at least 32 bytes), every later caller gets the same.
+type SecretKeeper interface {
+	SharedSecret(ctx context.Context, name string) ([]byte, error)
+}
+
 // Store keeps sendguard's state. Every method is safe for concurrent use. Errors from
 // the engine wrap ErrUnavailable; a canceled or expired context is returned as
 // ctx.Err(), unwrapped.

@@ -118,9 +118,11 @@ func reaches(rel *Relationship, p *Policy, s *Send) bool {
 	return isTemplate(s.Category) && !windowOpen(rel, p, s.At) && !reachedWithin(rel, s.At)
 }
 
-// addReach counts one user reached at `at` in b.Reached, dropping the buckets that
-// no longer count at `at`.
-func addReach(b *Business, at time.Time) {
+// AddReach counts one user reached at `at` in b.Reached, dropping the buckets that
+// no longer count at `at`. Reserve calls it; a server applies it again to the
+// stored business state, so that replicas sharing a store add to each other's
+// counts rather than overwrite them.
+func AddReach(b *Business, at time.Time) {
 	ts := at.Unix()
 	m := ts / 60
 	if ts < 0 && ts%60 != 0 {

@@ -17,7 +17,7 @@ func Reserve(rel *Relationship, b *Business, p *Policy, s Send) (businessChanged
 	recordSend(rel, p, s)
 	AddEvent(rel, s.At, "reserved"+describe(s.Category, s.Template))
 	if s.Reached && p.MessagingLimit > 0 && b != nil {
-		addReach(b, s.At)
+		AddReach(b, s.At)
 		return true
 	}
 	return false

@@ -16,13 +16,16 @@ import (
 
 func serveCmd() *cobra.Command {
 	var (
-		dataDir, grpcAddr, httpAddr, configFile, logLevel, durability string
+		dataDir, storeURL, grpcAddr, httpAddr, configFile, logLevel, durability string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the sendguard server on an embedded Badger store",
+		Short: "Run the sendguard server (embedded Badger store, or Redis Cluster with --store)",
 		Long: `Run the sendguard server: gRPC (sendguard.v1.SendGuard, health, reflection) and
-HTTP (/metrics, /healthz), keeping state in an embedded Badger store.
+HTTP (/metrics, /healthz), keeping state in an embedded Badger store in --data, or,
+with --store redis://host:port[,host:port…], in Redis Cluster (or one Redis server)
+shared by any number of sendguard replicas. The Redis password may be given in
+SENDGUARD_REDIS_PASSWORD instead of the address.
 
 Flags override the config file; the config file overrides the defaults.`,
 		Args: cobra.NoArgs,
@@ -43,6 +46,9 @@ Flags override the config file; the config file overrides the defaults.`,
 			flags := cmd.Flags()
 			if flags.Changed("data") || cfg.DataDir == "" {
 				cfg.DataDir = dataDir
+			}
+			if flags.Changed("store") {
+				cfg.StoreURL = storeURL
 			}
 			if flags.Changed("grpc-addr") {
 				cfg.GRPCAddr = grpcAddr
@@ -67,6 +73,7 @@ Flags override the config file; the config file overrides the defaults.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&dataDir, "data", "./data", "Badger data directory")
+	f.StringVar(&storeURL, "store", "", "shared store instead of Badger: redis://host:port[,host:port…][?mode=cluster|single] (see docs/scale-out.md)")
 	f.StringVar(&grpcAddr, "grpc-addr", "127.0.0.1:50051", "gRPC listen address (host:port; port 0 picks one)")
 	f.StringVar(&httpAddr, "http-addr", "127.0.0.1:8080", `HTTP listen address for /metrics and /healthz ("off" disables)`)
 	f.StringVar(&configFile, "config", "", "YAML configuration file (see README)")

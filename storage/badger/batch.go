@@ -9,6 +9,7 @@ import (
 
 	"github.com/sendguard/sendguard/storage"
 	"github.com/sendguard/sendguard/storage/codec"
+	"github.com/sendguard/sendguard/storage/internal/stripe"
 )
 
 // batchChunk is how many updates one transaction of UpdateContacts takes. A
@@ -40,21 +41,21 @@ func (s *Store) updateChunk(ctx context.Context, updates []storage.ContactUpdate
 	defer s.inflight.Done()
 	idx := make([]int, 0, len(updates))
 	for _, u := range updates {
-		idx = append(idx, s.contacts.index(s.seed, u.Key.ID))
+		idx = append(idx, s.contacts.Index(s.seed, u.Key.ID))
 	}
 	slices.Sort(idx)
 	idx = slices.Compact(idx)
 	for n, i := range idx {
-		if err := s.contacts.lockIndex(ctx, i); err != nil {
+		if err := s.contacts.LockIndex(ctx, i); err != nil {
 			for _, j := range idx[:n] {
-				unlock(s.contacts[j])
+				stripe.Unlock(s.contacts[j])
 			}
 			return err
 		}
 	}
 	defer func() {
 		for _, i := range idx {
-			unlock(s.contacts[i])
+			stripe.Unlock(s.contacts[i])
 		}
 	}()
 

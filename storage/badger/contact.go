@@ -10,6 +10,7 @@ import (
 
 	"github.com/sendguard/sendguard/storage"
 	"github.com/sendguard/sendguard/storage/codec"
+	"github.com/sendguard/sendguard/storage/internal/stripe"
 )
 
 // GetContact implements storage.Store: one read transaction, two point reads (one
@@ -46,11 +47,11 @@ func (s *Store) UpdateContact(ctx context.Context, k storage.ContactKey, dedup s
 		return err
 	}
 	defer s.inflight.Done()
-	lk, err := s.contacts.lock(ctx, s.seed, k.ID)
+	lk, err := s.contacts.Lock(ctx, s.seed, k.ID)
 	if err != nil {
 		return err
 	}
-	defer unlock(lk)
+	defer stripe.Unlock(lk)
 
 	u := storage.ContactUpdate{Key: k, Dedup: dedup, Fn: fn}
 	return s.update(ctx, "update contact", func(txn *badger.Txn) error { return applyUpdate(txn, u) })
@@ -68,11 +69,11 @@ func (s *Store) DeleteContact(ctx context.Context, k storage.ContactKey) (storag
 		return storage.Contact{}, false, err
 	}
 	defer s.inflight.Done()
-	lk, err := s.contacts.lock(ctx, s.seed, k.ID)
+	lk, err := s.contacts.Lock(ctx, s.seed, k.ID)
 	if err != nil {
 		return storage.Contact{}, false, err
 	}
-	defer unlock(lk)
+	defer stripe.Unlock(lk)
 
 	rk, fk := contactKeys(k)
 	var (

@@ -7,6 +7,7 @@ import (
 
 	"github.com/sendguard/sendguard/storage"
 	"github.com/sendguard/sendguard/storage/codec"
+	"github.com/sendguard/sendguard/storage/internal/stripe"
 	"github.com/sendguard/sendguard/validator"
 )
 
@@ -92,11 +93,11 @@ func (s *Store) UpdateBusiness(ctx context.Context, business string, fn func(b *
 		return err
 	}
 	defer s.inflight.Done()
-	lk, err := s.business.lock(ctx, s.seed, business)
+	lk, err := s.business.Lock(ctx, s.seed, business)
 	if err != nil {
 		return err
 	}
-	defer unlock(lk)
+	defer stripe.Unlock(lk)
 
 	bk := businessKey(business)
 	return s.update(ctx, "update business", func(txn *badger.Txn) error {

@@ -13,6 +13,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/sendguard/sendguard/storage"
+	"github.com/sendguard/sendguard/storage/internal/stripe"
 )
 
 var _ storage.Store = (*Store)(nil)
@@ -57,8 +58,8 @@ type Store struct {
 	log *slog.Logger
 
 	seed     maphash.Seed
-	contacts stripes
-	business stripes
+	contacts stripe.Locks
+	business stripe.Locks
 
 	// mu guards closed. Every method registers in inflight under mu.RLock (only for
 	// that instant, so a method may be called from inside another's callback);
@@ -88,8 +89,8 @@ func Open(opts Options) (*Store, error) {
 		db:       db,
 		log:      log,
 		seed:     maphash.MakeSeed(),
-		contacts: newStripes(contactStripes),
-		business: newStripes(businessStripes),
+		contacts: stripe.New(contactStripes),
+		business: stripe.New(businessStripes),
 		stopGC:   func() {},
 	}
 	every := opts.GCInterval
@@ -285,43 +286,3 @@ func (s *Store) update(ctx context.Context, op string, f func(txn *badger.Txn) e
 		}
 	}
 }
-
-// stripes are in-process locks that can be given up when a context ends.
-type stripes []chan struct{}
-
-func newStripes(n int) stripes {
-	s := make(stripes, n)
-	for i := range s {
-		s[i] = make(chan struct{}, 1)
-	}
-	return s
-}
-
-// index is the stripe of name.
-func (st stripes) index(seed maphash.Seed, name string) int {
-	return int(maphash.String(seed, name) & uint64(len(st)-1))
-}
-
-// lockIndex takes stripe i, or gives up when ctx ends.
-func (st stripes) lockIndex(ctx context.Context, i int) error {
-	select {
-	case st[i] <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// lock takes the stripe of name, or gives up when ctx ends. Unlock it with
-// unlock(c).
-func (st stripes) lock(ctx context.Context, seed maphash.Seed, name string) (chan struct{}, error) {
-	c := st[st.index(seed, name)]
-	select {
-	case c <- struct{}{}:
-		return c, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-func unlock(c chan struct{}) { <-c }

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/sendguard/sendguard/client"
+	"github.com/sendguard/sendguard/internal/redistest"
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+)
+
+func storeURL(c *redistest.Cluster) string { return "redis://" + strings.Join(c.Addrs(), ",") }
+
+// TestScaleOutEndToEnd runs two sendguard replicas (the binary) on one Redis
+// Cluster (3 masters, 3 replicas) and shows that they share one history: a
+// reservation made through one blocks a second through the other, 20 concurrent
+// reserves of one number spread over both allow exactly one, an opt-out reported
+// to one is honoured by the other, a report sent to both counts once, and a
+// policy set through one reaches the other within its business refresh.
+func TestScaleOutEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	cluster := redistest.StartCluster(t, redistest.Options{})
+	bin := buildBinary(t)
+	p1 := startServerArgs(t, bin, t.TempDir(), nil, "--store", storeURL(cluster))
+	p2 := startServerArgs(t, bin, t.TempDir(), nil, "--store", storeURL(cluster))
+	a, b := dial(t, p1.grpc), dial(t, p2.grpc)
+	ctx := t.Context()
+	marketing := func(phone, ref string) *sgv1.CheckSendRequest {
+		return &sgv1.CheckSendRequest{BusinessId: "acme", Phone: phone, Category: sgv1.Category_CATEGORY_MARKETING,
+			Template: "promo", Reserve: ref != "", MessageRef: ref}
+	}
+	check := func(c *client.Client, req *sgv1.CheckSendRequest) *sgv1.CheckSendResponse {
+		t.Helper()
+		resp, err := c.Check(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	firstRule := func(r *sgv1.CheckSendResponse) sgv1.Rule {
+		if len(r.Reasons) == 0 {
+			return sgv1.Rule_RULE_UNSPECIFIED
+		}
+		return r.Reasons[0].Rule
+	}
+
+	// A reservation through one replica blocks a second through the other (the
+	// default marketing cap is one per 24 h), and its message_ref is known there.
+	if r := check(a, marketing("+5511987650101", "send-1")); r.Verdict != sgv1.Verdict_VERDICT_ALLOW {
+		t.Fatalf("first reserve through replica 1: %v", r)
+	}
+	if r := check(b, marketing("+5511987650101", "send-2")); r.Verdict != sgv1.Verdict_VERDICT_DEFER || firstRule(r) != sgv1.Rule_RULE_FREQUENCY_CAP {
+		t.Fatalf("second reserve through replica 2: %v %v, want DEFER FREQUENCY_CAP", r.Verdict, r.Reasons)
+	}
+	if r := check(b, marketing("+5511987650101", "send-1")); !r.Duplicate {
+		t.Fatalf("replica 2 does not know replica 1's message_ref: %v", r)
+	}
+
+	// Concurrent reserves of one fresh number, spread over both replicas.
+	var allowed atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 20 {
+		c := []*client.Client{a, b}[i%2]
+		wg.Go(func() {
+			resp, err := c.Check(ctx, marketing("+5511987650102", fmt.Sprint("race-", i)))
+			if err != nil {
+				t.Errorf("concurrent reserve: %v", err)
+				return
+			}
+			if resp.Verdict == sgv1.Verdict_VERDICT_ALLOW {
+				allowed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if allowed.Load() != 1 {
+		t.Fatalf("%d of 20 concurrent reserves through two replicas were allowed, want 1", allowed.Load())
+	}
+
+	// An opt-out reported to replica 1 is honoured by replica 2.
+	if _, err := a.Inbound(ctx, &sgv1.ReportInboundRequest{BusinessId: "acme", Phone: "+5511987650103", MessageId: "wamid.in1",
+		Kind: sgv1.InboundKind_INBOUND_KIND_MESSAGE, Text: "STOP", Timestamp: timestamppb.New(time.Now().Add(-time.Minute))}); err != nil {
+		t.Fatal(err)
+	}
+	if r := check(b, marketing("+5511987650103", "")); r.Verdict != sgv1.Verdict_VERDICT_DENY || firstRule(r) != sgv1.Rule_RULE_OPTED_OUT {
+		t.Fatalf("replica 2 after STOP to replica 1: %v %v, want DENY OPTED_OUT", r.Verdict, r.Reasons)
+	}
+
+	// The same report through both replicas is applied once.
+	report := &sgv1.ReportResultRequest{BusinessId: "acme", Phone: "+5511987650104", MessageId: "wamid.r1",
+		Status: sgv1.MessageStatus_MESSAGE_STATUS_FAILED, ErrorCode: 131049, Category: sgv1.Category_CATEGORY_MARKETING,
+		Timestamp: timestamppb.New(time.Now().Add(-time.Minute))}
+	r1, err := a.Report(ctx, report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := b.Report(ctx, report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r1.Duplicate || !r2.Duplicate {
+		t.Fatalf("one report through two replicas: duplicate %v then %v, want false then true", r1.Duplicate, r2.Duplicate)
+	}
+	if r := check(b, marketing("+5511987650104", "")); r.Verdict != sgv1.Verdict_VERDICT_DEFER || firstRule(r) != sgv1.Rule_RULE_ECOSYSTEM_LIMIT {
+		t.Fatalf("after 131049: %v %v", r.Verdict, r.Reasons)
+	}
+
+	// A policy set through replica 1 reaches replica 2 (which has the business
+	// cached) within its refresh interval, 1 s by default on Redis.
+	if _, err := a.SetPolicy(ctx, &sgv1.SetPolicyRequest{BusinessId: "acme", Policy: &sgv1.Policy{BlockedRegions: []string{"BR"}},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"blocked_regions"}}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := check(b, marketing("+5511987650105", ""))
+		if r.Verdict == sgv1.Verdict_VERDICT_DENY && firstRule(r) == sgv1.Rule_RULE_REGION_BLOCKED {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica 2 still answers %v %v 10 s after the policy change on replica 1", r.Verdict, r.Reasons)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestScaleOutFailover kills the Redis master that holds one number while a
+// replica of sendguard serves checks: that number's checks fail with UNAVAILABLE
+// (the caller retries), a number on another master keeps working, and once
+// Redis's replica has taken over, the number is served again. The sendguard
+// process never dies.
+func TestScaleOutFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	cluster := redistest.StartCluster(t, redistest.Options{})
+	bin := buildBinary(t)
+	p := startServerArgs(t, bin, t.TempDir(), nil, "--store", storeURL(cluster))
+	c := dial(t, p.grpc)
+	ctx := t.Context()
+
+	// A number's keys carry the number as their hash tag.
+	victim := "+5511987650201"
+	dead := cluster.MasterOf(t, "{"+victim+"}")
+	other := ""
+	for i := 202; other == ""; i++ {
+		if n := fmt.Sprintf("+5511987650%d", i); cluster.MasterOf(t, "{"+n+"}") != dead {
+			other = n
+		}
+	}
+	checkOnce := func(phone string) error {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_, err := c.Check(cctx, &sgv1.CheckSendRequest{BusinessId: "acme", Phone: phone, Category: sgv1.Category_CATEGORY_UTILITY})
+		return err
+	}
+	// A reservation gives each number a relationship, so that a check reads
+	// only the number's own slot (a number the business has never seen is also
+	// looked up in the suppression list, whose keys live elsewhere).
+	for _, n := range []string{victim, other} {
+		if _, err := c.Check(ctx, &sgv1.CheckSendRequest{BusinessId: "acme", Phone: n, Category: sgv1.Category_CATEGORY_UTILITY,
+			Reserve: true, MessageRef: "first-" + n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	cluster.Kill(t, dead)
+	sawUnavailable := false
+	for range 50 { // bounded: the first check after the kill normally fails
+		err := checkOnce(victim)
+		if err != nil {
+			if status.Code(err) != codes.Unavailable {
+				t.Fatalf("check on the dead master's slot: %v, want UNAVAILABLE", err)
+			}
+			sawUnavailable = true
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !sawUnavailable {
+		t.Fatal("checks on the killed master's slot kept succeeding")
+	}
+	if err := checkOnce(other); err != nil {
+		t.Fatalf("a number on a live master failed while another master was down: %v", err)
+	}
+
+	cluster.WaitFailover(t, dead, 30*time.Second)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := checkOnce(victim)
+		if err == nil {
+			break
+		}
+		if status.Code(err) != codes.Unavailable {
+			t.Fatalf("check during the failover: %v, want UNAVAILABLE", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still failing 20 s after the failover: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Still the same process: no panic, no exit.
+	if err := p.cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("the sendguard process is gone: %v", err)
+	}
+}

@@ -1,0 +1,364 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/sendguard/sendguard/storage"
+	"github.com/sendguard/sendguard/storage/codec"
+	"github.com/sendguard/sendguard/storage/internal/stripe"
+	"github.com/sendguard/sendguard/validator"
+)
+
+// Key layout of everything that is not a recipient. A business's records are
+// spread over several slots so that no single slot carries a busy business:
+//
+//	<p>l:{<len>:<business>:<userID>}   BSUID → number link, no TTL
+//	<p>s:{<len>:<business>:<hash>}     suppression, "1", no TTL
+//	<p>p:{<business>}                  policy overrides, no TTL
+//	<p>t:{<business>}                  hash: template name → codec-encoded state, no TTL
+//	<p>t:{<business>}:v                version of the templates hash (compare-and-set)
+//	<p>m:{<len>:<business>:<hour>}     hash: Unix minute → users first reached; one key per
+//	                                   hour, so increments move to a new slot every hour;
+//	                                   TTL 26 h past the end of the hour
+//	<p>mi:{<business>}                 hash: hour → "1", the hours that may hold counts
+//
+// Checks read business state from the server's per-business cache, not from
+// here, so the business's own slots see writes (pauses, first reaches) and a
+// refresh per replica per second, not a read per check.
+func (s *Store) scoped(kind, business, name string) string {
+	return s.pre + kind + ":{" + strconv.Itoa(len(business)) + ":" + business + ":" + name + "}"
+}
+func (s *Store) linkKey(business, userID string) string { return s.scoped("l", business, userID) }
+func (s *Store) suppressionKey(business, h string) string {
+	return s.scoped("s", business, h)
+}
+func (s *Store) policyKey(business string) string    { return s.pre + "p:{" + business + "}" }
+func (s *Store) templatesKey(business string) string { return s.pre + "t:{" + business + "}" }
+func (s *Store) hourIndexKey(business string) string { return s.pre + "mi:{" + business + "}" }
+func (s *Store) hourKey(business string, h int64) string {
+	return s.scoped("m", business, strconv.FormatInt(h, 10))
+}
+
+// GetLink implements storage.Store.
+func (s *Store) GetLink(ctx context.Context, business, userID string) (string, error) {
+	if err := s.enter(ctx); err != nil {
+		return "", err
+	}
+	v, err := s.c.Get(ctx, s.linkKey(business, userID)).Result()
+	if errors.Is(err, goredis.Nil) {
+		return "", storage.ErrNotFound
+	}
+	return v, s.fail(ctx, "get link", err)
+}
+
+// SetLink implements storage.Store.
+func (s *Store) SetLink(ctx context.Context, business, userID, number string) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	return s.fail(ctx, "set link", s.c.Set(ctx, s.linkKey(business, userID), number, 0).Err())
+}
+
+// DeleteLink implements storage.Store.
+func (s *Store) DeleteLink(ctx context.Context, business, userID string) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	return s.fail(ctx, "delete link", s.c.Del(ctx, s.linkKey(business, userID)).Err())
+}
+
+// PutSuppression implements storage.Store.
+func (s *Store) PutSuppression(ctx context.Context, business, hash string) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	return s.fail(ctx, "put suppression", s.c.Set(ctx, s.suppressionKey(business, hash), "1", 0).Err())
+}
+
+// HasSuppression implements storage.Store.
+func (s *Store) HasSuppression(ctx context.Context, business, hash string) (bool, error) {
+	if err := s.enter(ctx); err != nil {
+		return false, err
+	}
+	n, err := s.c.Exists(ctx, s.suppressionKey(business, hash)).Result()
+	return n == 1, s.fail(ctx, "get suppression", err)
+}
+
+// DeleteSuppression implements storage.Store.
+func (s *Store) DeleteSuppression(ctx context.Context, business, hash string) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	return s.fail(ctx, "delete suppression", s.c.Del(ctx, s.suppressionKey(business, hash)).Err())
+}
+
+// GetPolicy implements storage.Store.
+func (s *Store) GetPolicy(ctx context.Context, business string) ([]byte, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, err
+	}
+	v, err := s.c.Get(ctx, s.policyKey(business)).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return nil, storage.ErrNotFound
+	}
+	if err != nil {
+		return nil, s.fail(ctx, "get policy", err)
+	}
+	return v, nil
+}
+
+// PutPolicy implements storage.Store.
+func (s *Store) PutPolicy(ctx context.Context, business string, policy []byte) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	return s.fail(ctx, "put policy", s.c.Set(ctx, s.policyKey(business), policy, 0).Err())
+}
+
+// templatesScript writes template changes if the templates' version is still the
+// one read, and bumps it. KEYS: 1 templates hash, 2 version. ARGV: 1 version read
+// ("" for none), then triples: op ("s" set, "d" delete), name, value.
+var templatesScript = goredis.NewScript(`
+local v = redis.call('GET', KEYS[2])
+if not v then v = '' end
+if v ~= ARGV[1] then return 1 end
+for i = 2, #ARGV, 3 do
+  if ARGV[i] == 's' then redis.call('HSET', KEYS[1], ARGV[i+1], ARGV[i+2]) else redis.call('HDEL', KEYS[1], ARGV[i+1]) end
+end
+redis.call('INCR', KEYS[2])
+return 0
+`)
+
+// reachScript adds counts to one hour's hash. KEYS: 1 hour hash. ARGV: 1 TTL ms,
+// then pairs: minute, delta. A count that falls to zero is removed.
+var reachScript = goredis.NewScript(`
+for i = 2, #ARGV, 2 do
+  if redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i+1]) <= 0 then redis.call('HDEL', KEYS[1], ARGV[i]) end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return 0
+`)
+
+// GetBusiness implements storage.Store.
+func (s *Store) GetBusiness(ctx context.Context, business string) (validator.Business, error) {
+	if err := s.enter(ctx); err != nil {
+		return validator.Business{}, err
+	}
+	b, _, err := s.readBusiness(ctx, business)
+	return b, err
+}
+
+// readBusiness reads the templates (with their version, atomically) and the
+// reach counts of every indexed hour.
+func (s *Store) readBusiness(ctx context.Context, business string) (validator.Business, string, error) {
+	var b validator.Business
+	tk := s.templatesKey(business)
+	tx := s.c.TxPipeline()
+	ver := tx.Get(ctx, tk+":v")
+	all := tx.HGetAll(ctx, tk)
+	if _, err := tx.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return b, "", s.fail(ctx, "read templates", err)
+	}
+	version := ver.Val()
+	for name, v := range all.Val() {
+		var one validator.Business
+		if err := codec.DecodeBusiness([]byte(v), &one); err != nil || len(one.Templates) != 1 {
+			return b, "", fmt.Errorf("storage/redis: corrupt template record: %v", err)
+		}
+		if b.Templates == nil {
+			b.Templates = map[string]validator.TemplateState{}
+		}
+		for _, st := range one.Templates {
+			b.Templates[name] = st
+		}
+	}
+
+	hours, err := s.c.HKeys(ctx, s.hourIndexKey(business)).Result()
+	if err != nil {
+		return b, "", s.fail(ctx, "read reach index", err)
+	}
+	if len(hours) == 0 {
+		return b, version, nil
+	}
+	pipe := s.c.Pipeline()
+	cmds := make([]*goredis.MapStringStringCmd, len(hours))
+	for i, h := range hours {
+		n, err := strconv.ParseInt(h, 10, 64)
+		if err != nil {
+			return b, "", fmt.Errorf("storage/redis: corrupt reach index entry %q", h)
+		}
+		cmds[i] = pipe.HGetAll(ctx, s.hourKey(business, n))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return b, "", s.fail(ctx, "read reach", err)
+	}
+	// An hour that is empty long after it could count leaves the index. A recent
+	// empty hour stays: another replica may have indexed it and be about to count.
+	var gone []string
+	oldest := time.Now().Add(-27*time.Hour).Unix() / 3600
+	for i, c := range cmds {
+		m := c.Val()
+		if len(m) == 0 {
+			if n, _ := strconv.ParseInt(hours[i], 10, 64); n < oldest {
+				gone = append(gone, hours[i])
+			}
+			continue
+		}
+		for minute, count := range m {
+			mi, err1 := strconv.ParseInt(minute, 10, 64)
+			n, err2 := strconv.Atoi(count)
+			if err1 != nil || err2 != nil {
+				return b, "", errors.New("storage/redis: corrupt reach record")
+			}
+			if n > 0 {
+				b.Reached = append(b.Reached, validator.ReachBucket{Minute: mi, Count: n})
+			}
+		}
+	}
+	slices.SortFunc(b.Reached, func(x, y validator.ReachBucket) int { return int(x.Minute - y.Minute) })
+	if len(gone) > 0 {
+		// Expired hours leave the index (best effort: a later read retries).
+		if err := s.c.HDel(ctx, s.hourIndexKey(business), gone...).Err(); err == nil {
+			s.hoursMu.Lock()
+			for _, h := range gone {
+				delete(s.hours, business+"\x00"+h)
+			}
+			s.hoursMu.Unlock()
+		}
+	}
+	return b, version, nil
+}
+
+// UpdateBusiness implements storage.Store. Template changes are a
+// compare-and-set on the templates' version (fn runs again when another replica
+// changed them in between); reach counts are added as increments, which commute,
+// so concurrent replicas never lose one.
+func (s *Store) UpdateBusiness(ctx context.Context, business string, fn func(b *validator.Business) error) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	lk, err := s.contacts.Lock(ctx, s.seed, "\x00business\x00"+business)
+	if err != nil {
+		return err
+	}
+	defer stripe.Unlock(lk)
+	for attempt := range maxAttempts {
+		if attempt > 0 {
+			if err := backoff(ctx, attempt); err != nil {
+				return err
+			}
+		}
+		old, version, err := s.readBusiness(ctx, business)
+		if err != nil {
+			return err
+		}
+		next := validator.Business{Templates: maps.Clone(old.Templates), Reached: slices.Clone(old.Reached)}
+		if err := fn(&next); err != nil {
+			return err
+		}
+		if args := templateChanges(old.Templates, next.Templates); len(args) > 0 {
+			res, err := templatesScript.Run(ctx, s.c, []string{s.templatesKey(business), s.templatesKey(business) + ":v"},
+				append([]any{version}, args...)...).Int64()
+			if err != nil {
+				return s.fail(ctx, "write templates", err)
+			}
+			if res != 0 {
+				continue
+			}
+		}
+		return s.addReach(ctx, business, reachDeltas(old.Reached, next.Reached))
+	}
+	return storage.ErrConflict
+}
+
+func templateChanges(old, next map[string]validator.TemplateState) []any {
+	var args []any
+	for _, name := range slices.Sorted(maps.Keys(old)) {
+		if _, ok := next[name]; !ok {
+			args = append(args, "d", name, "")
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(next)) {
+		st := next[name]
+		if o, ok := old[name]; ok && o == st {
+			continue
+		}
+		one := validator.Business{Templates: map[string]validator.TemplateState{name: st}}
+		args = append(args, "s", name, string(codec.AppendBusiness(nil, &one)))
+	}
+	return args
+}
+
+// reachDeltas is what fn changed in the reach counts, per minute of a bucket fn
+// kept or added. A bucket fn dropped is left to expire: the validator drops the
+// buckets that no longer count at the time of the send it adds.
+func reachDeltas(old, next []validator.ReachBucket) map[int64]int {
+	before := map[int64]int{}
+	for _, b := range old {
+		before[b.Minute] += b.Count
+	}
+	d := map[int64]int{}
+	for _, b := range next { // one bucket per minute, as the validator keeps them
+		if v := b.Count - before[b.Minute]; v != 0 {
+			d[b.Minute] = v
+		}
+	}
+	return d
+}
+
+// reachTTL keeps an hour's counts for 26 h past the end of the hour, and at least
+// 26 h from now (a count written for a past hour still lives a day).
+func reachTTL(hour int64, now time.Time) time.Duration {
+	end := time.Unix((hour+1)*3600, 0)
+	return max(26*time.Hour, end.Add(26*time.Hour).Sub(now))
+}
+
+func (s *Store) addReach(ctx context.Context, business string, deltas map[int64]int) error {
+	if len(deltas) == 0 {
+		return nil
+	}
+	now := time.Now()
+	byHour := map[int64][]any{}
+	for m, v := range deltas {
+		h := m / 60
+		byHour[h] = append(byHour[h], m, v)
+	}
+	var index []any
+	s.hoursMu.Lock()
+	for h := range byHour {
+		k := business + "\x00" + strconv.FormatInt(h, 10)
+		if _, ok := s.hours[k]; !ok {
+			index = append(index, strconv.FormatInt(h, 10), "1")
+		}
+	}
+	s.hoursMu.Unlock()
+	if len(index) > 0 {
+		if err := s.c.HSet(ctx, s.hourIndexKey(business), index...).Err(); err != nil {
+			return s.fail(ctx, "index reach", err)
+		}
+	}
+	// One script per hour touched (usually one). Script.Run loads the script on a
+	// node that lacks it, such as a replica promoted by a failover.
+	for _, h := range slices.Sorted(maps.Keys(byHour)) {
+		args := append([]any{reachTTL(h, now).Milliseconds()}, byHour[h]...)
+		if err := reachScript.Run(ctx, s.c, []string{s.hourKey(business, h)}, args...).Err(); err != nil {
+			return s.fail(ctx, "add reach", err)
+		}
+	}
+	s.hoursMu.Lock()
+	for i := 0; i < len(index); i += 2 {
+		s.hours[business+"\x00"+index[i].(string)] = struct{}{}
+	}
+	s.hoursMu.Unlock()
+	return nil
+}

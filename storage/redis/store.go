@@ -1,0 +1,369 @@
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/sendguard/sendguard/storage"
+	"github.com/sendguard/sendguard/storage/internal/stripe"
+)
+
+var (
+	_ storage.Store        = (*Store)(nil)
+	_ storage.SecretKeeper = (*Store)(nil)
+)
+
+// Modes of Options.Mode.
+const (
+	// ModeAuto asks the first reachable address whether cluster mode is enabled.
+	ModeAuto = "auto"
+	// ModeCluster uses the cluster client (addresses are seeds).
+	ModeCluster = "cluster"
+	// ModeSingle uses one standalone server (exactly one address).
+	ModeSingle = "single"
+)
+
+// DefaultPrefix starts every key the store writes.
+const DefaultPrefix = "sg:"
+
+// Options configure Open.
+type Options struct {
+	// Addrs are host:port addresses: the cluster's seed nodes, or the one server.
+	Addrs []string
+	// Mode is ModeAuto (the default when empty), ModeCluster or ModeSingle.
+	Mode string
+	// Username and Password authenticate (ACL user or requirepass); empty for none.
+	Username, Password string
+	// DB selects the database of a single server (a cluster has only 0).
+	DB int
+	// Prefix starts every key; DefaultPrefix when empty. It must not contain '{'
+	// or '}', which would change the hash slots.
+	Prefix string
+	// Timeout bounds dialling, reading and writing one command; 2 s when zero.
+	Timeout time.Duration
+	// PoolSize is the connection pool size per node; go-redis's default (10 per
+	// CPU) when zero.
+	PoolSize int
+	// Logger receives the store's own messages; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// ParseURL parses a store address:
+//
+//	redis://[user:password@]host:port[,host:port…][/db][?mode=auto|cluster|single&prefix=sg:&timeout=2s&pool=N]
+//
+// Several host:port pairs are seeds of one cluster. The password may also come
+// from the environment (see the server's configuration), so that it stays out of
+// process listings.
+func ParseURL(raw string) (Options, error) {
+	var o Options
+	rest, ok := strings.CutPrefix(raw, "redis://")
+	if !ok {
+		return o, fmt.Errorf("redis store address %q: want redis://host:port[,host:port…]", redact(raw))
+	}
+	// url.Parse rejects a comma-separated host list, so the hosts are cut out
+	// first and the rest is parsed with a placeholder host.
+	hostEnd := strings.IndexAny(rest, "/?")
+	if hostEnd < 0 {
+		hostEnd = len(rest)
+	}
+	authority, tail := rest[:hostEnd], rest[hostEnd:]
+	if at := strings.LastIndexByte(authority, '@'); at >= 0 {
+		info, err := url.Parse("redis://" + authority[:at+1] + "x" + tail)
+		if err != nil {
+			return o, fmt.Errorf("redis store address: %v", redactErr(err))
+		}
+		o.Username = info.User.Username()
+		o.Password, _ = info.User.Password()
+		authority = authority[at+1:]
+	}
+	for _, h := range strings.Split(authority, ",") {
+		host, port, err := net.SplitHostPort(h)
+		if err != nil || host == "" {
+			return o, fmt.Errorf("redis store address: %q is not host:port", h)
+		}
+		if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
+			return o, fmt.Errorf("redis store address: bad port in %q", h)
+		}
+		o.Addrs = append(o.Addrs, h)
+	}
+	u, err := url.Parse("redis://x" + tail)
+	if err != nil {
+		return o, fmt.Errorf("redis store address: %v", redactErr(err))
+	}
+	if db := strings.Trim(u.Path, "/"); db != "" {
+		if o.DB, err = strconv.Atoi(db); err != nil || o.DB < 0 {
+			return o, fmt.Errorf("redis store address: database %q is not a number", db)
+		}
+	}
+	q := u.Query()
+	for k := range q {
+		switch k {
+		case "mode", "prefix", "timeout", "pool":
+		default:
+			return o, fmt.Errorf("redis store address: unknown parameter %q (known: mode, prefix, timeout, pool)", k)
+		}
+	}
+	o.Mode = q.Get("mode")
+	o.Prefix = q.Get("prefix")
+	if v := q.Get("timeout"); v != "" {
+		if o.Timeout, err = time.ParseDuration(v); err != nil || o.Timeout <= 0 {
+			return o, fmt.Errorf("redis store address: timeout %q is not a positive duration", v)
+		}
+	}
+	if v := q.Get("pool"); v != "" {
+		if o.PoolSize, err = strconv.Atoi(v); err != nil || o.PoolSize <= 0 {
+			return o, fmt.Errorf("redis store address: pool %q is not a positive number", v)
+		}
+	}
+	return o, o.check()
+}
+
+// redact hides a password in an address for error messages.
+func redact(raw string) string {
+	if at := strings.LastIndexByte(raw, '@'); at >= 0 {
+		return "redis://…@" + raw[at+1:]
+	}
+	return raw
+}
+
+func redactErr(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return err.Error()
+}
+
+func (o *Options) check() error {
+	if len(o.Addrs) == 0 {
+		return errors.New("redis store: no address")
+	}
+	switch o.Mode {
+	case "":
+		o.Mode = ModeAuto
+	case ModeAuto, ModeCluster:
+	case ModeSingle:
+		if len(o.Addrs) != 1 {
+			return fmt.Errorf("redis store: mode=single takes one address, got %d", len(o.Addrs))
+		}
+	default:
+		return fmt.Errorf("redis store: mode %q: want auto, cluster or single", o.Mode)
+	}
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(o.Prefix, "{}") {
+		return fmt.Errorf("redis store: prefix %q must not contain { or }", o.Prefix)
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 2 * time.Second
+	}
+	if o.DB != 0 && o.Mode == ModeCluster {
+		return errors.New("redis store: a cluster has only database 0")
+	}
+	return nil
+}
+
+const (
+	// contactStripes are in-process locks that serialise one replica's updates of
+	// a number, so that its own goroutines do not fail each other's
+	// compare-and-set; other replicas are caught by the compare-and-set itself.
+	contactStripes = 1024
+	// maxAttempts bounds the compare-and-set retries of one update.
+	maxAttempts = 50
+)
+
+// Store is a storage.Store on Redis Cluster or a standalone Redis server. Create
+// it with Open; it is safe for concurrent use, and any number of processes may
+// use one Redis deployment at once.
+type Store struct {
+	c       goredis.UniversalClient
+	cluster bool
+	pre     string
+	log     *slog.Logger
+
+	seed     maphash.Seed
+	contacts stripe.Locks
+	closed   atomic.Bool
+
+	// hours remembers which reach-hour keys this process has indexed already.
+	hoursMu sync.Mutex
+	hours   map[string]struct{}
+}
+
+// goredisLog sends go-redis's own messages (a refused dial while a master is
+// down, for example) to slog at debug level: the store reports each failure to
+// its caller, which logs it.
+type goredisLog struct{}
+
+func (goredisLog) Printf(ctx context.Context, format string, v ...any) {
+	slog.Default().DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
+}
+
+var setLogger sync.Once
+
+// Open connects and checks that the deployment answers (and, in ModeAuto,
+// whether it is a cluster). It does not create anything.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	setLogger.Do(func() { goredis.SetLogger(goredisLog{}) })
+	cluster := o.Mode == ModeCluster || len(o.Addrs) > 1
+	if o.Mode == ModeAuto && !cluster {
+		probe := goredis.NewClient(simpleOptions(o))
+		info, err := probe.Info(ctx, "cluster").Result()
+		probe.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%w: redis at %s: %v", storage.ErrUnavailable, o.Addrs[0], err)
+		}
+		cluster = strings.Contains(info, "cluster_enabled:1")
+	}
+	var c goredis.UniversalClient
+	if cluster {
+		c = goredis.NewClusterClient(&goredis.ClusterOptions{
+			Addrs:                    o.Addrs,
+			Username:                 o.Username,
+			Password:                 o.Password,
+			DialTimeout:              o.Timeout,
+			ReadTimeout:              o.Timeout,
+			WriteTimeout:             o.Timeout,
+			DialerRetries:            2,
+			DialerRetryTimeout:       50 * time.Millisecond,
+			ContextTimeoutEnabled:    true,
+			PoolSize:                 o.PoolSize,
+			MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+			// go-redis re-reads the slot map on MOVED, but not when a master stops
+			// answering; the store asks for a reload on every failure (fail), and
+			// the map is re-read at least this often while in use.
+			ClusterStateReloadInterval: 2 * time.Second,
+		})
+	} else {
+		c = goredis.NewClient(simpleOptions(o))
+	}
+	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("%w: redis at %s: %v", storage.ErrUnavailable, strings.Join(o.Addrs, ","), err)
+	}
+	return &Store{
+		c:        c,
+		cluster:  cluster,
+		pre:      o.Prefix,
+		log:      log,
+		seed:     maphash.MakeSeed(),
+		contacts: stripe.New(contactStripes),
+		hours:    map[string]struct{}{},
+	}, nil
+}
+
+func simpleOptions(o Options) *goredis.Options {
+	return &goredis.Options{
+		Addr:                     o.Addrs[0],
+		Username:                 o.Username,
+		Password:                 o.Password,
+		DB:                       o.DB,
+		DialTimeout:              o.Timeout,
+		ReadTimeout:              o.Timeout,
+		WriteTimeout:             o.Timeout,
+		DialerRetries:            2,
+		DialerRetryTimeout:       50 * time.Millisecond,
+		ContextTimeoutEnabled:    true,
+		PoolSize:                 o.PoolSize,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	}
+}
+
+// Cluster reports whether the store talks to a Redis Cluster.
+func (s *Store) Cluster() bool { return s.cluster }
+
+// Close closes the connections; later calls return storage.ErrUnavailable.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return fmt.Errorf("%w: redis store closed", storage.ErrUnavailable)
+	}
+	if err := s.c.Close(); err != nil {
+		return fmt.Errorf("%w: redis close: %v", storage.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// enter refuses work after Close.
+func (s *Store) enter(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.closed.Load() {
+		return fmt.Errorf("%w: redis store closed", storage.ErrUnavailable)
+	}
+	return nil
+}
+
+// fail turns an engine error into the storage contract's: the context's own
+// error as is, anything else wrapping storage.ErrUnavailable. Redis errors name
+// slots and nodes, never keys, so no phone number reaches a message.
+func (s *Store) fail(ctx context.Context, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if cc, ok := s.c.(*goredis.ClusterClient); ok && !s.closed.Load() {
+		// A master may have died and a replica taken its slots: read the slot
+		// map again (in the background, at most every 200 ms).
+		cc.ReloadState(context.Background())
+	}
+	return fmt.Errorf("%w: redis %s: %v", storage.ErrUnavailable, op, err)
+}
+
+// SharedSecret implements storage.SecretKeeper: the first replica to ask stores
+// a new random secret (SET NX); every replica then reads the same one.
+func (s *Store) SharedSecret(ctx context.Context, name string) ([]byte, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, err
+	}
+	k := s.pre + "secret:{" + name + "}"
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, err
+	}
+	if err := s.c.SetNX(ctx, k, fresh, 0).Err(); err != nil {
+		return nil, s.fail(ctx, "set secret", err)
+	}
+	v, err := s.c.Get(ctx, k).Bytes()
+	if err != nil {
+		return nil, s.fail(ctx, "get secret", err)
+	}
+	if len(v) < 32 {
+		return nil, fmt.Errorf("redis store: the shared secret %q is shorter than 32 bytes", name)
+	}
+	return v, nil
+}
+
+// ttlMillis converts a Write TTL: whole seconds, rounded up, as Badger keeps them.
+func ttlMillis(d time.Duration) int64 {
+	secs := (d + time.Second - 1) / time.Second
+	return int64(secs) * 1000
+}
