@@ -86,11 +86,21 @@ func TestPortTaken(t *testing.T) {
 	server, _ := binaries(t)
 	t.Parallel()
 	for _, offset := range []int{0, busPortOffset} {
-		port, err := pickPort(true)
-		if err != nil {
-			t.Fatal(err)
+		// Other test packages pick ports at the same time: a port may be taken
+		// between pickPort and Listen, so try a few.
+		var (
+			port int
+			l    net.Listener
+			err  error
+		)
+		for range 10 {
+			if port, err = pickPort(true); err != nil {
+				t.Fatal(err)
+			}
+			if l, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+offset))); err == nil {
+				break
+			}
 		}
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+offset)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -15,140 +16,207 @@ import (
 	"github.com/sendguard/sendguard/storage/internal/stripe"
 )
 
-// commitScript is the compare-and-set of UpdateContact. The caller read the
-// relationship and facts, ran the rules, and sends back what it read (ARGV 1, 2;
-// "" for a missing record: an encoding is never empty) and what to write. If
-// either record changed since, nothing is written and the answer is 1 (read
-// again, retry). A dedup key is recorded with SET NX PX in the same atomic step;
-// if it exists the answer is 2 (a duplicate) and nothing is written.
+// A recipient is one hash, <p>{<id>}, so that a check is one HMGET on one key:
 //
-//	KEYS: 1 relationship, 2 facts, 3 holders (businesses with a relationship), 4 dedup
-//	ARGV: 1 old rel, 2 old facts,
-//	      3 rel op ("" none, "s" set, "d" delete), 4 new rel, 5 rel TTL ms (0 = none),
-//	      6 facts op, 7 new facts, 8 facts TTL ms,
-//	      9 dedup TTL ms ("" when there is no dedup key), 10 business
+//	field "r:<business>"  a business's relationship (codec)
+//	field "n"             the number-wide facts (codec); never for a BSUID id
+//
+// Each value starts with its expiry as 13 decimal digits of Unix milliseconds
+// (all zeros: none), since Redis 7.0 has no per-field TTL. A field past its
+// expiry reads as missing; the key itself expires with its longest-lived field
+// (PEXPIREAT, kept by the commit script, which also drops expired fields), so
+// TTLs mirror Badger's per-record ones. The holders of a number (for
+// DeleteContact) are the hash's own "r:" fields: no index to keep.
+//
+//	<p>{<id>}:d:<len>:<business>:<dedup>   a dedup key, "1", TTL storage.DedupTTL
+//
+// <id> is a storage.ContactKey.ID; every key of a recipient carries it as the
+// hash tag, so they share one slot. A business name is written with its length
+// before it, so no business name or dedup key can make two keys collide.
+func (s *Store) contactKey(id string) string { return s.pre + "{" + id + "}" }
+func relField(business string) string        { return "r:" + business }
+func (s *Store) dedupKey(k storage.ContactKey, dedup string) string {
+	return s.pre + "{" + k.ID + "}:d:" + strconv.Itoa(len(k.Business)) + ":" + k.Business + ":" + dedup
+}
+
+// factsField is the facts' field of a recipient hash.
+const factsField = "n"
+
+// expWidth is the width of a value's expiry prefix.
+const expWidth = 13
+
+// entry is a field value: the expiry (Unix ms, 0 for none) and the record.
+func entry(rec []byte, expMs int64) string {
+	digits := strconv.FormatInt(expMs, 10)
+	var b strings.Builder
+	b.Grow(expWidth + len(rec))
+	for range expWidth - len(digits) {
+		b.WriteByte('0')
+	}
+	b.WriteString(digits)
+	b.Write(rec)
+	return b.String()
+}
+
+// liveRecord returns the record of a field value, or false when the value is
+// missing ("") or expired at nowMs.
+func liveRecord(raw string, nowMs int64) ([]byte, bool, error) {
+	if raw == "" {
+		return nil, false, nil
+	}
+	if len(raw) < expWidth {
+		return nil, false, errors.New("short value")
+	}
+	exp, err := strconv.ParseInt(raw[:expWidth], 10, 64)
+	if err != nil || exp < 0 {
+		return nil, false, errors.New("bad expiry")
+	}
+	if exp != 0 && exp <= nowMs {
+		return nil, false, nil
+	}
+	return []byte(raw[expWidth:]), true, nil
+}
+
+// commitScript is the compare-and-set of UpdateContact. The caller read the two
+// fields, ran the rules, and sends back what it read ("" for a missing field; a
+// value is never empty) and what to write. If either field changed since,
+// nothing is written and the answer is 1 (read again, retry). A dedup key is
+// recorded with SET NX PX in the same atomic step; if it exists the answer is 2
+// (a duplicate) and nothing is written. After a write, expired fields go and the
+// key is set to expire with its longest-lived field.
+//
+//	KEYS: 1 recipient hash, 2 dedup key (when ARGV 8 is not "")
+//	ARGV: 1 relationship field, 2 old relationship, 3 old facts,
+//	      4 relationship op ("" none, "s" set, "d" delete), 5 new relationship,
+//	      6 facts op, 7 new facts, 8 dedup TTL ms or "", 9 now (Unix ms)
 var commitScript = goredis.NewScript(`
-local function cur(k)
-  local v = redis.call('GET', k)
+local function cur(f)
+  local v = redis.call('HGET', KEYS[1], f)
   if not v then return '' end
   return v
 end
-if cur(KEYS[1]) ~= ARGV[1] or cur(KEYS[2]) ~= ARGV[2] then return 1 end
-if ARGV[9] ~= '' then
-  if not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[9]) then return 2 end
+if cur(ARGV[1]) ~= ARGV[2] or cur('n') ~= ARGV[3] then return 1 end
+if ARGV[8] ~= '' then
+  if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[8]) then return 2 end
 end
-local function put(k, op, v, ttl)
-  if op == 's' then
-    if ttl == '0' then redis.call('SET', k, v) else redis.call('SET', k, v, 'PX', ttl) end
-  elseif op == 'd' then
-    redis.call('DEL', k)
-  end
+local function put(f, op, v)
+  if op == 's' then redis.call('HSET', KEYS[1], f, v) elseif op == 'd' then redis.call('HDEL', KEYS[1], f) end
 end
-put(KEYS[1], ARGV[3], ARGV[4], ARGV[5])
-put(KEYS[2], ARGV[6], ARGV[7], ARGV[8])
-if ARGV[3] == 's' then
-  local existed = redis.call('EXISTS', KEYS[3])
-  redis.call('SADD', KEYS[3], ARGV[10])
-  if ARGV[5] == '0' then
-    redis.call('PERSIST', KEYS[3])
-  else
-    local pt = redis.call('PTTL', KEYS[3])
-    if existed == 0 or (pt >= 0 and pt < tonumber(ARGV[5])) then redis.call('PEXPIRE', KEYS[3], ARGV[5]) end
+put(ARGV[1], ARGV[4], ARGV[5])
+put('n', ARGV[6], ARGV[7])
+if ARGV[4] ~= '' or ARGV[6] ~= '' then
+  local now = tonumber(ARGV[9])
+  local kv = redis.call('HGETALL', KEYS[1])
+  local forever, maxExp, maxStr = false, 0, nil
+  for i = 1, #kv, 2 do
+    local es = string.sub(kv[i+1], 1, 13)
+    local e = tonumber(es)
+    if e == 0 then
+      forever = true
+    elseif e <= now then
+      redis.call('HDEL', KEYS[1], kv[i])
+    elseif e > maxExp then
+      maxExp, maxStr = e, es
+    end
   end
-elseif ARGV[3] == 'd' then
-  redis.call('SREM', KEYS[3], ARGV[10])
+  if forever then
+    redis.call('PERSIST', KEYS[1])
+  elseif maxStr then
+    redis.call('PEXPIREAT', KEYS[1], maxStr)
+  end
 end
 return 0
 `)
 
-// deleteScript is DeleteContact: it returns the relationship and facts as they
-// were ("" when missing) and 1 when it deleted anything. The facts go when no
-// other business's relationship remains; holders whose relationship expired are
-// dropped from the set on the way.
+// deleteScript is DeleteContact: it returns the two fields as they were ("" when
+// missing) and 1 when it deleted a live one. The facts go when no other
+// business's relationship is live.
 //
-//	KEYS: 1 relationship, 2 facts, 3 holders
-//	ARGV: 1 business, 2 prefix of the number's relationship keys, 3 "1" for a number
+//	KEYS: 1 recipient hash
+//	ARGV: 1 relationship field, 2 now (Unix ms), 3 "1" for a number
 var deleteScript = goredis.NewScript(`
-local rel = redis.call('GET', KEYS[1])
-local facts = redis.call('GET', KEYS[2])
+local now = tonumber(ARGV[2])
+local function live(v)
+  if not v then return false end
+  local e = tonumber(string.sub(v, 1, 13))
+  return e == 0 or e > now
+end
+local rel = redis.call('HGET', KEYS[1], ARGV[1])
+local facts = redis.call('HGET', KEYS[1], 'n')
 local found = 0
-if rel then redis.call('DEL', KEYS[1]); found = 1 end
-redis.call('SREM', KEYS[3], ARGV[1])
-if ARGV[3] == '1' then
-  local others = 0
-  for _, m in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-    if redis.call('EXISTS', ARGV[2] .. m) == 1 then others = 1 else redis.call('SREM', KEYS[3], m) end
+if rel then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  if live(rel) then found = 1 end
+end
+if ARGV[3] == '1' and facts then
+  local others = false
+  for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if string.sub(f, 1, 2) == 'r:' and live(redis.call('HGET', KEYS[1], f)) then
+      others = true
+      break
+    end
   end
-  if others == 0 then
-    if facts then redis.call('DEL', KEYS[2]); found = 1 end
-    redis.call('DEL', KEYS[3])
+  if not others then
+    redis.call('HDEL', KEYS[1], 'n')
+    if live(facts) then found = 1 end
   end
 end
 return {rel or '', facts or '', found}
 `)
 
-// Key layout. Every key of one recipient carries the recipient's id as its hash
-// tag, so one check or update touches one slot (and one node) of a cluster:
-//
-//	<p>{<id>}:r:<business>          relationship (codec), TTL from Write.RelTTL
-//	<p>{<id>}:n                     number-wide facts (codec), TTL from Write.FactsTTL
-//	<p>{<id>}:h                     set of businesses holding a relationship (for DeleteContact)
-//	<p>{<id>}:d:<len>:<business>:<dedup>   dedup key, "1", TTL storage.DedupTTL
-//
-// <id> is a storage.ContactKey.ID. A business name is stored with its length
-// before it so that no business name or dedup key can make two keys collide.
-func (s *Store) relPrefix(id string) string { return s.pre + "{" + id + "}:r:" }
-func (s *Store) relKey(k storage.ContactKey) string {
-	return s.relPrefix(k.ID) + k.Business
-}
-func (s *Store) factsKey(id string) string   { return s.pre + "{" + id + "}:n" }
-func (s *Store) holdersKey(id string) string { return s.pre + "{" + id + "}:h" }
-func (s *Store) dedupKey(k storage.ContactKey, dedup string) string {
-	return s.pre + "{" + k.ID + "}:d:" + strconv.Itoa(len(k.Business)) + ":" + k.Business + ":" + dedup
-}
-
-// GetContact implements storage.Store: one MGET on the number's slot.
+// GetContact implements storage.Store: one HMGET of one key.
 func (s *Store) GetContact(ctx context.Context, k storage.ContactKey) (storage.Contact, error) {
 	if err := s.enter(ctx); err != nil {
 		return storage.Contact{}, err
 	}
-	vals, err := s.c.MGet(ctx, s.relKey(k), s.factsKey(k.ID)).Result()
+	vals, err := s.c.HMGet(ctx, s.contactKey(k.ID), relField(k.Business), factsField).Result()
 	if err != nil {
 		return storage.Contact{}, s.fail(ctx, "get contact", err)
 	}
 	var c storage.Contact
-	if err := decodeContact(k, str(vals[0]), str(vals[1]), &c); err != nil {
+	if err := decodeContact(k, str(vals[0]), str(vals[1]), time.Now().UnixMilli(), &c); err != nil {
 		return storage.Contact{}, err
 	}
 	return c, nil
 }
 
-// str is an MGET element as a string ("" for a missing key).
+// str is an HMGET element as a string ("" for a missing field).
 func str(v any) string {
 	s, _ := v.(string)
 	return s
 }
 
-func decodeContact(k storage.ContactKey, rel, facts string, c *storage.Contact) error {
+// decodeContact decodes the raw field values of k, as of nowMs.
+func decodeContact(k storage.ContactKey, rel, facts string, nowMs int64, c *storage.Contact) error {
 	*c = storage.Contact{}
-	if rel != "" {
-		if err := codec.DecodeRelationship([]byte(rel), &c.Rel); err != nil {
-			return fmt.Errorf("storage/redis: corrupt relationship record: %w", err)
-		}
+	rec, ok, err := liveRecord(rel, nowMs)
+	if err == nil && ok {
+		err = codec.DecodeRelationship(rec, &c.Rel)
 		c.RelFound = true
 	}
-	if facts != "" && k.Number() != "" {
-		if err := codec.DecodeNumberFacts([]byte(facts), &c.Facts); err != nil {
-			return fmt.Errorf("storage/redis: corrupt number facts record: %w", err)
-		}
+	if err != nil {
+		*c = storage.Contact{}
+		return fmt.Errorf("storage/redis: corrupt relationship record: %w", err)
+	}
+	if k.Number() == "" {
+		return nil
+	}
+	rec, ok, err = liveRecord(facts, nowMs)
+	if err == nil && ok {
+		err = codec.DecodeNumberFacts(rec, &c.Facts)
 		c.FactsFound = true
+	}
+	if err != nil {
+		*c = storage.Contact{}
+		return fmt.Errorf("storage/redis: corrupt number facts record: %w", err)
 	}
 	return nil
 }
 
 // UpdateContact implements storage.Store by optimistic compare-and-set: read the
-// records (one MGET), run fn, and commit with commitScript, which writes only if
-// neither record changed in between — atomic across every replica sharing the
+// fields (one HMGET, with an EXISTS of the dedup key in the same round trip),
+// run fn, and commit with commitScript, which writes only if neither field
+// changed in between — atomic across every replica sharing the
 // deployment. A lost race reads again and calls fn again (up to maxAttempts, with
 // a short random backoff), then gives up with storage.ErrConflict. Within one
 // process, updates of one number are serialised by a stripe lock first, so that
@@ -202,8 +270,8 @@ func backoff(ctx context.Context, attempt int) error {
 type pending struct {
 	keys []string
 	args []any
-	// after is the state the commit leaves (for the next update of the same
-	// number in a batch).
+	// afterRel and afterFacts are the raw fields the commit leaves (for the
+	// next update of the same number in a batch).
 	afterRel, afterFacts string
 }
 
@@ -213,63 +281,84 @@ const (
 	resDuplicate = 2
 )
 
-// prepare reads k's records (and dedup key), runs fn and builds the commit.
+// read queues the reads of an update of k on pipe: the two fields, and whether
+// the dedup key was recorded.
+func (s *Store) read(ctx context.Context, pipe goredis.Pipeliner, k storage.ContactKey, dedup string) (*goredis.SliceCmd, *goredis.IntCmd) {
+	fields := pipe.HMGet(ctx, s.contactKey(k.ID), relField(k.Business), factsField)
+	var seen *goredis.IntCmd
+	if dedup != "" {
+		seen = pipe.Exists(ctx, s.dedupKey(k, dedup))
+	}
+	return fields, seen
+}
+
+// prepare reads k's fields (and dedup key) in one round trip, runs fn and builds
+// the commit.
 func (s *Store) prepare(ctx context.Context, k storage.ContactKey, dedup string, fn func(c *storage.Contact) (storage.Write, error)) (*pending, error) {
-	keys := s.contactKeys(k, dedup)
-	vals, err := s.c.MGet(ctx, keys...).Result()
+	var (
+		fields *goredis.SliceCmd
+		seen   *goredis.IntCmd
+		err    error
+	)
+	if dedup == "" {
+		fields = s.c.HMGet(ctx, s.contactKey(k.ID), relField(k.Business), factsField)
+		err = fields.Err()
+	} else {
+		pipe := s.c.Pipeline()
+		fields, seen = s.read(ctx, pipe, k, dedup)
+		_, err = pipe.Exec(ctx)
+	}
 	if err != nil {
 		return nil, s.fail(ctx, "read contact", err)
 	}
-	if dedup != "" && vals[3] != nil {
+	if seen != nil && seen.Val() > 0 {
 		return nil, storage.ErrDuplicate
 	}
-	return s.build(k, dedup, keys, str(vals[0]), str(vals[1]), fn)
+	vals := fields.Val()
+	return s.build(k, dedup, str(vals[0]), str(vals[1]), fn)
 }
 
-func (s *Store) contactKeys(k storage.ContactKey, dedup string) []string {
-	keys := []string{s.relKey(k), s.factsKey(k.ID), s.holdersKey(k.ID)}
-	if dedup != "" {
-		keys = append(keys, s.dedupKey(k, dedup))
-	}
-	return keys
-}
-
-// build runs fn on the decoded records and encodes its writes.
-func (s *Store) build(k storage.ContactKey, dedup string, keys []string, rel, facts string, fn func(c *storage.Contact) (storage.Write, error)) (*pending, error) {
+// build runs fn on the decoded fields and encodes its writes.
+func (s *Store) build(k storage.ContactKey, dedup string, rel, facts string, fn func(c *storage.Contact) (storage.Write, error)) (*pending, error) {
+	now := time.Now().UnixMilli()
 	var c storage.Contact
-	if err := decodeContact(k, rel, facts, &c); err != nil {
+	if err := decodeContact(k, rel, facts, now, &c); err != nil {
 		return nil, err
 	}
 	w, err := fn(&c)
 	if err != nil {
 		return nil, err
 	}
-	p := &pending{keys: keys, afterRel: rel, afterFacts: facts}
-	relOp, relVal, relTTL := "", "", int64(0)
+	p := &pending{keys: []string{s.contactKey(k.ID)}, afterRel: rel, afterFacts: facts}
+	relOp, relVal := "", ""
 	if w.Rel {
-		relOp, relVal, relTTL = op(string(codec.AppendRelationship(nil, &c.Rel)), w.RelTTL)
+		relOp, relVal = op(codec.AppendRelationship(nil, &c.Rel), w.RelTTL, now)
 		p.afterRel = relVal
 	}
-	factsOp, factsVal, factsTTL := "", "", int64(0)
+	factsOp, factsVal := "", ""
 	if w.Facts && k.Number() != "" {
-		factsOp, factsVal, factsTTL = op(string(codec.AppendNumberFacts(nil, &c.Facts)), w.FactsTTL)
+		factsOp, factsVal = op(codec.AppendNumberFacts(nil, &c.Facts), w.FactsTTL, now)
 		p.afterFacts = factsVal
 	}
 	dedupTTL := ""
 	if dedup != "" {
 		dedupTTL = strconv.FormatInt(ttlMillis(storage.DedupTTL), 10)
+		p.keys = append(p.keys, s.dedupKey(k, dedup))
 	}
-	p.args = []any{rel, facts, relOp, relVal, relTTL, factsOp, factsVal, factsTTL, dedupTTL, k.Business}
+	p.args = []any{relField(k.Business), rel, facts, relOp, relVal, factsOp, factsVal, dedupTTL, now}
 	return p, nil
 }
 
-// op is the script operation for a record written with ttl: a negative TTL has
-// expired already and deletes it.
-func op(v string, ttl time.Duration) (string, string, int64) {
-	if ttl < 0 {
-		return "d", "", 0
+// op is the script operation and field value for a record written with ttl at
+// nowMs: a negative TTL has expired already and deletes the field.
+func op(rec []byte, ttl time.Duration, nowMs int64) (string, string) {
+	switch {
+	case ttl < 0:
+		return "d", ""
+	case ttl == 0:
+		return "s", entry(rec, 0)
 	}
-	return "s", v, ttlMillis(ttl)
+	return "s", entry(rec, nowMs+ttlMillis(ttl))
 }
 
 func (s *Store) commit(ctx context.Context, p *pending) (int64, error) {
@@ -280,7 +369,7 @@ func (s *Store) commit(ctx context.Context, p *pending) (int64, error) {
 	return res, nil
 }
 
-// DeleteContact implements storage.Store in one script on the number's slot.
+// DeleteContact implements storage.Store in one script on the recipient's key.
 func (s *Store) DeleteContact(ctx context.Context, k storage.ContactKey) (storage.Contact, bool, error) {
 	if err := s.enter(ctx); err != nil {
 		return storage.Contact{}, false, err
@@ -294,8 +383,8 @@ func (s *Store) DeleteContact(ctx context.Context, k storage.ContactKey) (storag
 	if k.Number() != "" {
 		isNumber = "1"
 	}
-	res, err := deleteScript.Run(ctx, s.c, []string{s.relKey(k), s.factsKey(k.ID), s.holdersKey(k.ID)},
-		k.Business, s.relPrefix(k.ID), isNumber).Slice()
+	now := time.Now().UnixMilli()
+	res, err := deleteScript.Run(ctx, s.c, []string{s.contactKey(k.ID)}, relField(k.Business), now, isNumber).Slice()
 	if err != nil {
 		return storage.Contact{}, false, s.fail(ctx, "delete contact", err)
 	}
@@ -303,7 +392,7 @@ func (s *Store) DeleteContact(ctx context.Context, k storage.ContactKey) (storag
 		return storage.Contact{}, false, fmt.Errorf("%w: redis delete contact: %d results", storage.ErrUnavailable, len(res))
 	}
 	var prev storage.Contact
-	if err := decodeContact(k, str(res[0]), str(res[1]), &prev); err != nil {
+	if err := decodeContact(k, str(res[0]), str(res[1]), now, &prev); err != nil {
 		return storage.Contact{}, false, err
 	}
 	found, _ := res[2].(int64)
@@ -340,50 +429,48 @@ func (s *Store) updateChunk(ctx context.Context, updates []storage.ContactUpdate
 	}
 	// Read every record of the chunk in one pipeline.
 	pipe := s.c.Pipeline()
-	reads := make([]*goredis.SliceCmd, len(updates))
+	fields := make([]*goredis.SliceCmd, len(updates))
+	seen := make([]*goredis.IntCmd, len(updates))
 	for i, u := range updates {
-		reads[i] = pipe.MGet(ctx, s.contactKeys(u.Key, u.Dedup)...)
+		fields[i], seen[i] = s.read(ctx, pipe, u.Key, u.Dedup)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return s.fail(ctx, "read batch", err)
 	}
 	// Run the updates in order on what was read, chaining updates of one number.
-	type state struct{ rel, facts string }
 	type dedupID struct {
 		id, business, dedup string
 	}
-	latest := map[string]state{} // by relationship key for rel, by id for facts
-	factsOf := map[string]string{}
-	seen := map[dedupID]bool{}
+	latest := map[string]string{}  // raw relationship by id and business
+	factsOf := map[string]string{} // raw facts by id
+	done := map[dedupID]bool{}
 	preps := make([]*pending, len(updates))
 	for i, u := range updates {
-		vals := reads[i].Val()
+		vals := fields[i].Val()
 		if u.Dedup != "" {
-			d := dedupID{u.Key.ID, u.Key.Business, u.Dedup}
-			if vals[3] != nil || seen[d] {
+			if seen[i].Val() > 0 || done[dedupID{u.Key.ID, u.Key.Business, u.Dedup}] {
 				results[i] = storage.ErrDuplicate
 				continue
 			}
 		}
-		rk := s.relKey(u.Key)
-		st, ok := latest[rk]
+		rk := u.Key.ID + "\x00" + u.Key.Business
+		rel, ok := latest[rk]
 		if !ok {
-			st.rel = str(vals[0])
+			rel = str(vals[0])
 		}
 		facts, ok := factsOf[u.Key.ID]
 		if !ok {
 			facts = str(vals[1])
 		}
-		st.facts = facts
-		p, err := s.build(u.Key, u.Dedup, s.contactKeys(u.Key, u.Dedup), st.rel, st.facts, u.Fn)
+		p, err := s.build(u.Key, u.Dedup, rel, facts, u.Fn)
 		if err != nil {
 			results[i] = err // fn's error (or a corrupt record): this update alone is skipped
 			continue
 		}
 		if u.Dedup != "" {
-			seen[dedupID{u.Key.ID, u.Key.Business, u.Dedup}] = true
+			done[dedupID{u.Key.ID, u.Key.Business, u.Dedup}] = true
 		}
-		latest[rk] = state{rel: p.afterRel}
+		latest[rk] = p.afterRel
 		factsOf[u.Key.ID] = p.afterFacts
 		preps[i] = p
 	}
