@@ -362,7 +362,7 @@ func op(rec []byte, ttl time.Duration, nowMs int64) (string, string) {
 }
 
 func (s *Store) commit(ctx context.Context, p *pending) (int64, error) {
-	res, err := commitScript.Run(ctx, s.c, p.keys, p.args...).Int64()
+	res, err := s.runReplicated(ctx, commitScript, p.keys, p.args...).Int64()
 	if err != nil {
 		return 0, s.fail(ctx, "commit contact", err)
 	}
@@ -384,7 +384,7 @@ func (s *Store) DeleteContact(ctx context.Context, k storage.ContactKey) (storag
 		isNumber = "1"
 	}
 	now := time.Now().UnixMilli()
-	res, err := deleteScript.Run(ctx, s.c, []string{s.contactKey(k.ID)}, relField(k.Business), now, isNumber).Slice()
+	res, err := s.runReplicated(ctx, deleteScript, []string{s.contactKey(k.ID)}, relField(k.Business), now, isNumber).Slice()
 	if err != nil {
 		return storage.Contact{}, false, s.fail(ctx, "delete contact", err)
 	}
@@ -426,6 +426,19 @@ const batchChunk = 500
 func (s *Store) updateChunk(ctx context.Context, updates []storage.ContactUpdate, results []error) error {
 	if err := s.enter(ctx); err != nil {
 		return err
+	}
+	if s.waitReplicas > 0 {
+		// Each update waits for its replicas on its own connection: one by one.
+		for i, u := range updates {
+			results[i] = s.UpdateContact(ctx, u.Key, u.Dedup, u.Fn)
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if errors.Is(results[i], storage.ErrUnavailable) {
+				return results[i]
+			}
+		}
+		return nil
 	}
 	// Read every record of the chunk in one pipeline.
 	pipe := s.c.Pipeline()

@@ -63,11 +63,48 @@ func TestCluster(t *testing.T) {
 			return s
 		})
 	})
+	t.Run("ConformanceWaitingForReplicas", func(t *testing.T) {
+		storagetest.Run(t, func(t *testing.T) storage.Store {
+			s, err := redis.Open(t.Context(), redis.Options{Addrs: c.Addrs(), Prefix: fmt.Sprintf("t%d:", prefixes.Add(1)), WaitReplicas: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		})
+	})
+	t.Run("WaitTimesOut", func(t *testing.T) { testWaitTimesOut(t, c.Addrs()) })
 	t.Run("ReplicasReserveOnce", func(t *testing.T) { testReplicasReserveOnce(t, sharing(t, 2, c.Addrs()...)) })
 	t.Run("ReplicasLoseNoUpdate", func(t *testing.T) { testReplicasLoseNoUpdate(t, sharing(t, 2, c.Addrs()...)) })
 	t.Run("ReplicasBusiness", func(t *testing.T) { testReplicasBusiness(t, sharing(t, 2, c.Addrs()...)) })
 	t.Run("ReplicasBatch", func(t *testing.T) { testReplicasBatch(t, sharing(t, 2, c.Addrs()...)) })
 	t.Run("SharedSecret", func(t *testing.T) { testSharedSecret(t, sharing(t, 2, c.Addrs()...)) })
+}
+
+// testWaitTimesOut: a store that waits for more replicas than a master has
+// reports the write as unavailable (it was applied on the master only), and a
+// retry with the same dedup key is then a duplicate.
+func testWaitTimesOut(t *testing.T, addrs []string) {
+	s, err := redis.Open(t.Context(), redis.Options{Addrs: addrs, Prefix: fmt.Sprintf("t%d:", prefixes.Add(1)),
+		WaitReplicas: 2, WaitTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	k := storage.ContactKey{Business: "acme", ID: "+5511900000009"}
+	inc := func(c *storage.Contact) (storage.Write, error) {
+		c.Rel.PairStreak++
+		return storage.Write{Rel: true}, nil
+	}
+	err = s.UpdateContact(t.Context(), k, "ev-1", inc)
+	if !errors.Is(err, storage.ErrUnavailable) || !strings.Contains(err.Error(), "1 of 2 replicas") {
+		t.Fatalf("write waiting for 2 replicas of a master that has 1: %v", err)
+	}
+	if err := s.UpdateContact(t.Context(), k, "ev-1", inc); !errors.Is(err, storage.ErrDuplicate) {
+		t.Fatalf("retry of a write applied on the master: %v, want ErrDuplicate", err)
+	}
+	if c, err := s.GetContact(t.Context(), k); err != nil || c.Rel.PairStreak != 1 {
+		t.Fatalf("after the timed-out wait: %+v, %v", c.Rel.PairStreak, err)
+	}
 }
 
 // TestSingle runs the conformance suite on one standalone server.
@@ -366,6 +403,9 @@ func TestParseURL(t *testing.T) {
 			want: redis.Options{Addrs: []string{"a:1", "b:2", "c:3"}, Mode: "cluster", Prefix: "x:", Timeout: 500 * time.Millisecond, PoolSize: 4}},
 		{in: "redis://user:s%40cret@h:1/2?mode=single",
 			want: redis.Options{Addrs: []string{"h:1"}, Mode: "single", Username: "user", Password: "s@cret", DB: 2, Prefix: "sg:", Timeout: 2 * time.Second}},
+		{in: "redis://h:1?wait=1&wait_timeout=3s",
+			want: redis.Options{Addrs: []string{"h:1"}, Mode: "auto", Prefix: "sg:", Timeout: 4 * time.Second, WaitReplicas: 1, WaitTimeout: 3 * time.Second}},
+		{in: "redis://h:1?wait=x", err: "wait"},
 		{in: "redis://:pw@h:1", want: redis.Options{Addrs: []string{"h:1"}, Mode: "auto", Password: "pw", Prefix: "sg:", Timeout: 2 * time.Second}},
 		{in: "http://h:1", err: "want redis://"},
 		{in: "redis://h", err: "not host:port"},

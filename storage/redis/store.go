@@ -58,13 +58,22 @@ type Options struct {
 	// PoolSize is the connection pool size per node; go-redis's default (10 per
 	// CPU) when zero.
 	PoolSize int
+	// WaitReplicas, when positive, makes every write of a recipient (a
+	// reservation, a report, an opt-out, a forget) wait until that many
+	// replicas of its master have it (WAIT), at most WaitTimeout (1 s when
+	// zero), before it is acknowledged; a write not replicated in time fails
+	// with storage.ErrUnavailable (it is applied on the master; retrying is
+	// safe). Redis replication is asynchronous: without it, a failover can lose
+	// the writes of the last moments before the master died.
+	WaitReplicas int
+	WaitTimeout  time.Duration
 	// Logger receives the store's own messages; nil means slog.Default().
 	Logger *slog.Logger
 }
 
 // ParseURL parses a store address:
 //
-//	redis://[user:password@]host:port[,host:port…][/db][?mode=auto|cluster|single&prefix=sg:&timeout=2s&pool=N]
+//	redis://[user:password@]host:port[,host:port…][/db][?mode=auto|cluster|single&prefix=sg:&timeout=2s&pool=N&wait=N&wait_timeout=1s]
 //
 // Several host:port pairs are seeds of one cluster. The password may also come
 // from the environment (see the server's configuration), so that it stays out of
@@ -113,9 +122,9 @@ func ParseURL(raw string) (Options, error) {
 	q := u.Query()
 	for k := range q {
 		switch k {
-		case "mode", "prefix", "timeout", "pool":
+		case "mode", "prefix", "timeout", "pool", "wait", "wait_timeout":
 		default:
-			return o, fmt.Errorf("redis store address: unknown parameter %q (known: mode, prefix, timeout, pool)", k)
+			return o, fmt.Errorf("redis store address: unknown parameter %q (known: mode, prefix, timeout, pool, wait, wait_timeout)", k)
 		}
 	}
 	o.Mode = q.Get("mode")
@@ -128,6 +137,16 @@ func ParseURL(raw string) (Options, error) {
 	if v := q.Get("pool"); v != "" {
 		if o.PoolSize, err = strconv.Atoi(v); err != nil || o.PoolSize <= 0 {
 			return o, fmt.Errorf("redis store address: pool %q is not a positive number", v)
+		}
+	}
+	if v := q.Get("wait"); v != "" {
+		if o.WaitReplicas, err = strconv.Atoi(v); err != nil || o.WaitReplicas < 0 {
+			return o, fmt.Errorf("redis store address: wait %q is not a number of replicas", v)
+		}
+	}
+	if v := q.Get("wait_timeout"); v != "" {
+		if o.WaitTimeout, err = time.ParseDuration(v); err != nil || o.WaitTimeout <= 0 {
+			return o, fmt.Errorf("redis store address: wait_timeout %q is not a positive duration", v)
 		}
 	}
 	return o, o.check()
@@ -173,6 +192,14 @@ func (o *Options) check() error {
 	if o.Timeout == 0 {
 		o.Timeout = 2 * time.Second
 	}
+	if o.WaitReplicas > 0 && o.WaitTimeout == 0 {
+		o.WaitTimeout = time.Second
+	}
+	// A WAIT holds its connection up to WaitTimeout: the read timeout must be
+	// longer.
+	if o.WaitReplicas > 0 {
+		o.Timeout = max(o.Timeout, o.WaitTimeout+time.Second)
+	}
 	if o.DB != 0 && o.Mode == ModeCluster {
 		return errors.New("redis store: a cluster has only database 0")
 	}
@@ -196,6 +223,9 @@ type Store struct {
 	cluster bool
 	pre     string
 	log     *slog.Logger
+	// waitReplicas and waitTimeout are Options.WaitReplicas and WaitTimeout.
+	waitReplicas int
+	waitTimeout  time.Duration
 
 	seed     maphash.Seed
 	contacts stripe.Locks
@@ -265,13 +295,15 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, fmt.Errorf("%w: redis at %s: %v", storage.ErrUnavailable, strings.Join(o.Addrs, ","), err)
 	}
 	return &Store{
-		c:        c,
-		cluster:  cluster,
-		pre:      o.Prefix,
-		log:      log,
-		seed:     maphash.MakeSeed(),
-		contacts: stripe.New(contactStripes),
-		hours:    map[string]struct{}{},
+		c:            c,
+		cluster:      cluster,
+		waitReplicas: o.WaitReplicas,
+		waitTimeout:  o.WaitTimeout,
+		pre:          o.Prefix,
+		log:          log,
+		seed:         maphash.MakeSeed(),
+		contacts:     stripe.New(contactStripes),
+		hours:        map[string]struct{}{},
 	}, nil
 }
 
@@ -366,4 +398,46 @@ func (s *Store) SharedSecret(ctx context.Context, name string) ([]byte, error) {
 func ttlMillis(d time.Duration) int64 {
 	secs := (d + time.Second - 1) / time.Second
 	return int64(secs) * 1000
+}
+
+// runReplicated runs a script on the master of keys[0] and, when the store waits
+// for replicas, WAIT on the same connection right after it (WAIT counts only
+// what its own connection wrote): one round trip either way.
+func (s *Store) runReplicated(ctx context.Context, script *goredis.Script, keys []string, args ...any) *goredis.Cmd {
+	if s.waitReplicas <= 0 {
+		return script.Run(ctx, s.c, keys, args...)
+	}
+	var node *goredis.Client
+	switch c := s.c.(type) {
+	case *goredis.ClusterClient:
+		n, err := c.MasterForKey(ctx, keys[0])
+		if err != nil {
+			cmd := goredis.NewCmd(ctx)
+			cmd.SetErr(err)
+			return cmd
+		}
+		node = n
+	case *goredis.Client:
+		node = c
+	}
+	for attempt := 0; ; attempt++ {
+		pipe := node.Pipeline()
+		cmd := script.EvalSha(ctx, pipe, keys, args...)
+		acked := goredis.NewIntCmd(ctx, "wait", s.waitReplicas, s.waitTimeout.Milliseconds())
+		_ = pipe.Process(ctx, acked)
+		_, _ = pipe.Exec(ctx)
+		if isNoScript(cmd.Err()) && attempt == 0 {
+			if err := script.Load(ctx, node).Err(); err != nil {
+				cmd.SetErr(err)
+				return cmd
+			}
+			continue
+		}
+		if cmd.Err() == nil && acked.Err() != nil {
+			cmd.SetErr(acked.Err())
+		} else if cmd.Err() == nil && acked.Val() < int64(s.waitReplicas) {
+			cmd.SetErr(fmt.Errorf("written on the master but acknowledged by %d of %d replicas within %v", acked.Val(), s.waitReplicas, s.waitTimeout))
+		}
+		return cmd
+	}
 }
