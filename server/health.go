@@ -17,14 +17,53 @@ const probeInterval = time.Second
 // storeFailed is called when the store failed a call: health goes NOT_SERVING
 // (load balancers stop sending traffic) and a probe watches for the store to come
 // back, then health goes SERVING again. Only one probe runs at a time.
+//
+// A store shared over the network (storage.Pinger) can fail in part: one Redis
+// master down fails the checks of its slots while the others are served, and
+// every replica sees the same. There the failure is first confirmed with a ping
+// of the store; while the store answers, health stays SERVING (taking every
+// replica out of its load balancer would turn a partial outage into a full one)
+// and the next failure is looked at after probeInterval.
 func (s *Server) storeFailed(err error) {
 	if !s.unhealthy.CompareAndSwap(false, true) {
 		return
 	}
+	s.metrics.storeFailures.Inc()
+	if p, ok := s.store.(storage.Pinger); ok {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			pingErr := p.Ping(ctx)
+			cancel()
+			if pingErr == nil {
+				s.log.Warn("storage failed a call but answers: health stays SERVING", "err", err)
+				select {
+				case <-s.done:
+				case <-time.After(probeInterval):
+				}
+				s.unhealthy.Store(false)
+				return
+			}
+			s.log.Error("storage failing: health NOT_SERVING until it answers again", "err", err)
+			s.setServing(false)
+			s.probeStore()
+		}()
+		return
+	}
 	s.log.Error("storage failing: health NOT_SERVING until it answers again", "err", err)
 	s.setServing(false)
-	s.metrics.storeFailures.Inc()
 	go s.probeStore()
+}
+
+// probe asks the store whether it answers.
+func (s *Server) probe(ctx context.Context) error {
+	if p, ok := s.store.(storage.Pinger); ok {
+		return p.Ping(ctx)
+	}
+	_, err := s.store.GetPolicy(ctx, "")
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	return err
 }
 
 func (s *Server) probeStore() {
@@ -37,9 +76,9 @@ func (s *Server) probeStore() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := s.store.GetPolicy(ctx, "")
+		err := s.probe(ctx)
 		cancel()
-		if err == nil || errors.Is(err, storage.ErrNotFound) {
+		if err == nil {
 			s.log.Info("storage answers again: health SERVING")
 			s.unhealthy.Store(false)
 			s.setServing(true)

@@ -84,6 +84,12 @@ type SecretKeeper interface {
 	SharedSecret(ctx context.Context, name string) ([]byte, error)
 }
 
+// Pinger is implemented by stores reached over a network that can fail in part
+// (one Redis master of several): Ping tells whether the store answers at all.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
 // Store keeps sendguard's state. Every method is safe for concurrent use. Errors from
 // the engine wrap ErrUnavailable; a canceled or expired context is returned as
 // ctx.Err(), unwrapped.

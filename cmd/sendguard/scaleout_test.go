@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -195,6 +196,18 @@ func TestScaleOutFailover(t *testing.T) {
 	}
 	if err := checkOnce(other); err != nil {
 		t.Fatalf("a number on a live master failed while another master was down: %v", err)
+	}
+	// The replica stays in its load balancer: Redis answers, in part.
+	for range 3 {
+		time.Sleep(300 * time.Millisecond)
+		r, err := http.Get("http://" + p.http + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode != http.StatusOK {
+			t.Fatalf("/healthz answers %d while two of three masters serve", r.StatusCode)
+		}
 	}
 
 	cluster.WaitFailover(t, dead, 30*time.Second)

@@ -25,6 +25,7 @@ import (
 var (
 	_ storage.Store        = (*Store)(nil)
 	_ storage.SecretKeeper = (*Store)(nil)
+	_ storage.Pinger       = (*Store)(nil)
 )
 
 // Modes of Options.Mode.
@@ -392,6 +393,30 @@ func (s *Store) SharedSecret(ctx context.Context, name string) ([]byte, error) {
 		return nil, fmt.Errorf("redis store: the shared secret %q is shorter than 32 bytes", name)
 	}
 	return v, nil
+}
+
+// Ping implements storage.Pinger: the deployment answers a PING (on a cluster,
+// any node: a master that is down fails only its own slots).
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	cc, ok := s.c.(*goredis.ClusterClient)
+	if !ok {
+		return s.fail(ctx, "ping", s.c.Ping(ctx).Err())
+	}
+	var answered atomic.Int32
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, m *goredis.Client) error {
+		if err := m.Ping(ctx).Err(); err != nil {
+			return err
+		}
+		answered.Add(1)
+		return nil
+	})
+	if answered.Load() > 0 {
+		return nil
+	}
+	return s.fail(ctx, "ping", err)
 }
 
 // ttlMillis converts a Write TTL: whole seconds, rounded up, as Badger keeps them.
