@@ -23,6 +23,9 @@ type business struct {
 	id   string
 	mu   sync.Mutex // serialises writes of policy and state, and messaging-limit reservations
 	snap atomic.Pointer[bizSnapshot]
+	// gen counts the snapshots published by writers, so that a refresh read
+	// while one wrote does not publish over it.
+	gen atomic.Uint64
 }
 
 type bizSnapshot struct {
@@ -82,17 +85,9 @@ func (bs *businesses) get(ctx context.Context, id string) (*business, error) {
 
 // load reads a business's policy and state from the store.
 func (bs *businesses) load(ctx context.Context, id string) (*bizSnapshot, error) {
-	var overrides *sgv1.Policy
-	raw, err := bs.store.GetPolicy(ctx, id)
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-	case err != nil:
+	overrides, err := storedOverrides(ctx, bs.store, id)
+	if err != nil {
 		return nil, err
-	default:
-		overrides = &sgv1.Policy{}
-		if err := proto.Unmarshal(raw, overrides); err != nil {
-			return nil, fmt.Errorf("stored policy of %q is corrupt: %w", id, err)
-		}
 	}
 	state, err := bs.store.GetBusiness(ctx, id)
 	if err != nil {
@@ -108,8 +103,10 @@ func (bs *businesses) load(ctx context.Context, id string) (*bizSnapshot, error)
 }
 
 // refresh reloads every cached business from the store and publishes what it
-// read. A business whose reload fails keeps its snapshot; the first error is
-// returned after the others were tried.
+// read, unless a writer of this process published in the meantime (its snapshot
+// is at least as new). The store is read without holding the business's lock, so
+// a slow store does not hold up reservations. A business whose reload fails
+// keeps its snapshot; the first error is returned after the others were tried.
 func (bs *businesses) refresh(ctx context.Context) error {
 	bs.mu.RLock()
 	all := make([]*business, 0, len(bs.m))
@@ -119,12 +116,17 @@ func (bs *businesses) refresh(ctx context.Context) error {
 	bs.mu.RUnlock()
 	var first error
 	for _, b := range all {
-		b.mu.Lock() // not between a write to the store and its publication
+		gen := b.gen.Load()
 		snap, err := bs.load(ctx, b.id)
-		if err == nil {
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		b.mu.Lock()
+		if b.gen.Load() == gen {
 			b.snap.Store(snap)
-		} else if first == nil {
-			first = err
 		}
 		b.mu.Unlock()
 	}
@@ -137,7 +139,17 @@ func (b *business) setPolicy(ctx context.Context, store storage.Store, defaults 
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	cur := b.snap.Load()
-	overrides, err := change(cur.overrides)
+	base := cur.overrides
+	if sharedStore(store) {
+		// Another replica may have changed the policy since this one cached it:
+		// start from the stored overrides, not the cached ones.
+		stored, err := storedOverrides(ctx, store, b.id)
+		if err != nil {
+			return nil, err
+		}
+		base = stored
+	}
+	overrides, err := change(base)
 	if err != nil {
 		return nil, err
 	}
@@ -153,6 +165,7 @@ func (b *business) setPolicy(ctx context.Context, store storage.Store, defaults 
 		return nil, err
 	}
 	b.snap.Store(snap)
+	b.gen.Add(1)
 	return snap, nil
 }
 
@@ -177,5 +190,23 @@ func (b *business) updateStateLocked(ctx context.Context, store storage.Store, f
 	ns := *cur
 	ns.state = next
 	b.snap.Store(&ns)
+	b.gen.Add(1)
 	return nil
+}
+
+// storedOverrides reads a business's policy overrides from the store (empty when
+// none are stored).
+func storedOverrides(ctx context.Context, store storage.Store, id string) (*sgv1.Policy, error) {
+	raw, err := store.GetPolicy(ctx, id)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return &sgv1.Policy{}, nil
+	case err != nil:
+		return nil, err
+	}
+	overrides := &sgv1.Policy{}
+	if err := proto.Unmarshal(raw, overrides); err != nil {
+		return nil, fmt.Errorf("stored policy of %q is corrupt: %w", id, err)
+	}
+	return overrides, nil
 }

@@ -97,9 +97,6 @@ func New(cfg Config) (*Server, error) {
 		s.closeStore()
 		return nil, err
 	}
-	if d := businessRefresh(cfg, s.store); d > 0 {
-		go s.refreshBusinesses(d)
-	}
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		s.grpc.Stop() // ends its stream workers
 		s.closeStore()
@@ -113,6 +110,9 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("http listen: %w", err)
 		}
 		s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+	}
+	if d := businessRefresh(cfg, s.store); d > 0 {
+		go s.refreshBusinesses(d) // ends when the server stops (s.done)
 	}
 	return s, nil
 }

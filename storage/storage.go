@@ -107,8 +107,10 @@ type Store interface {
 	// DedupTTL), UpdateContact returns ErrDuplicate without calling fn; otherwise the
 	// key is recorded in the same atomic write as fn's changes. An error from fn
 	// aborts the update (nothing is written, the dedup key is not recorded) and is
-	// returned as is. Dedup keys are scoped to the business (one key space for all
-	// its numbers). fn may read the store but must not update it (a nested update
+	// returned as is. A dedup key is recognised when it comes again for the same
+	// ContactKey (Badger's key space is the whole business, which is wider; Redis
+	// keeps a dedup key in its recipient's slot so that it is written atomically
+	// with the update). fn may read the store but must not update it (a nested update
 	// can wait on the lock the outer one holds). Facts in the Write of a key that is
 	// not a number are ignored.
 	UpdateContact(ctx context.Context, k ContactKey, dedupKey string, fn func(c *Contact) (Write, error)) error
@@ -119,9 +121,10 @@ type Store interface {
 	// 1,000 events is a handful of writes, not 1,000. It returns one result per
 	// update: nil, ErrDuplicate (its dedup key was recorded before, in this batch
 	// or earlier), or fn's own error (that update alone is skipped). An engine
-	// error fails the call: the chunk that failed is not applied, chunks committed
-	// before it are; applying the batch again is safe when every update carries a
-	// dedup key.
+	// error fails the call: what was committed before it stays applied (Badger
+	// commits a chunk in one transaction, so the failed chunk is not applied at
+	// all; Redis commits each update on its own, so part of it may be); applying
+	// the batch again is safe when every update carries a dedup key.
 	UpdateContacts(ctx context.Context, updates []ContactUpdate) ([]error, error)
 
 	// DeleteContact removes the business's relationship with the recipient, and the

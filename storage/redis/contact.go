@@ -2,6 +2,8 @@ package redis
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -77,27 +79,72 @@ func liveRecord(raw string, nowMs int64) ([]byte, bool, error) {
 	return []byte(raw[expWidth:]), true, nil
 }
 
+// Replays. go-redis sends a command again when its connection fails before the
+// answer arrives (a read timeout, a reset), even if Redis had run it. Every
+// script that changes state therefore carries a token of its attempt and
+// recognises its own earlier run: a replayed commit answers 0 (done) instead of
+// failing its compare-and-set and having fn run a second time on its own result.
+
+// prune is the Lua that, after a write, drops expired fields of KEYS[1] and sets
+// the key to expire with its longest-lived field (ARGV[now] is the time); the
+// token field "t" lives as long as the key; a key left with no record goes.
+const prune = `
+local function prune(now)
+  local kv = redis.call('HGETALL', KEYS[1])
+  local forever, maxExp, maxStr, live = false, 0, nil, 0
+  for i = 1, #kv, 2 do
+    if kv[i] ~= 't' then
+      local es = string.sub(kv[i+1], 1, 13)
+      local e = tonumber(es)
+      if e == 0 then
+        forever, live = true, live + 1
+      elseif e <= now then
+        redis.call('HDEL', KEYS[1], kv[i])
+      else
+        live = live + 1
+        if e > maxExp then maxExp, maxStr = e, es end
+      end
+    end
+  end
+  if live == 0 then
+    redis.call('DEL', KEYS[1])
+  elseif forever then
+    redis.call('PERSIST', KEYS[1])
+  elseif maxStr then
+    redis.call('PEXPIREAT', KEYS[1], maxStr)
+  end
+end
+`
+
 // commitScript is the compare-and-set of UpdateContact. The caller read the two
 // fields, ran the rules, and sends back what it read ("" for a missing field; a
 // value is never empty) and what to write. If either field changed since,
 // nothing is written and the answer is 1 (read again, retry). A dedup key is
 // recorded with SET NX PX in the same atomic step; if it exists the answer is 2
-// (a duplicate) and nothing is written. After a write, expired fields go and the
-// key is set to expire with its longest-lived field.
+// (a duplicate) and nothing is written. A write leaves its token in field "t"
+// (and as the dedup key's value), by which a replay of it answers 0.
 //
 //	KEYS: 1 recipient hash, 2 dedup key (when ARGV 8 is not "")
 //	ARGV: 1 relationship field, 2 old relationship, 3 old facts,
 //	      4 relationship op ("" none, "s" set, "d" delete), 5 new relationship,
-//	      6 facts op, 7 new facts, 8 dedup TTL ms or "", 9 now (Unix ms)
-var commitScript = goredis.NewScript(`
+//	      6 facts op, 7 new facts, 8 dedup TTL ms or "", 9 now (Unix ms), 10 token
+var commitScript = goredis.NewScript(prune + `
+local tok = ARGV[10]
 local function cur(f)
   local v = redis.call('HGET', KEYS[1], f)
   if not v then return '' end
   return v
 end
-if cur(ARGV[1]) ~= ARGV[2] or cur('n') ~= ARGV[3] then return 1 end
+if redis.call('HGET', KEYS[1], 't') == tok then return 0 end
+if cur(ARGV[1]) ~= ARGV[2] or cur('n') ~= ARGV[3] then
+  if ARGV[8] ~= '' and redis.call('GET', KEYS[2]) == tok then return 0 end
+  return 1
+end
 if ARGV[8] ~= '' then
-  if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[8]) then return 2 end
+  if not redis.call('SET', KEYS[2], tok, 'NX', 'PX', ARGV[8]) then
+    if redis.call('GET', KEYS[2]) == tok then return 0 end
+    return 2
+  end
 end
 local function put(f, op, v)
   if op == 's' then redis.call('HSET', KEYS[1], f, v) elseif op == 'd' then redis.call('HDEL', KEYS[1], f) end
@@ -105,36 +152,22 @@ end
 put(ARGV[1], ARGV[4], ARGV[5])
 put('n', ARGV[6], ARGV[7])
 if ARGV[4] ~= '' or ARGV[6] ~= '' then
-  local now = tonumber(ARGV[9])
-  local kv = redis.call('HGETALL', KEYS[1])
-  local forever, maxExp, maxStr = false, 0, nil
-  for i = 1, #kv, 2 do
-    local es = string.sub(kv[i+1], 1, 13)
-    local e = tonumber(es)
-    if e == 0 then
-      forever = true
-    elseif e <= now then
-      redis.call('HDEL', KEYS[1], kv[i])
-    elseif e > maxExp then
-      maxExp, maxStr = e, es
-    end
-  end
-  if forever then
-    redis.call('PERSIST', KEYS[1])
-  elseif maxStr then
-    redis.call('PEXPIREAT', KEYS[1], maxStr)
-  end
+  redis.call('HSET', KEYS[1], 't', tok)
+  prune(tonumber(ARGV[9]))
 end
 return 0
 `)
 
 // deleteScript is DeleteContact: it returns the two fields as they were ("" when
 // missing) and 1 when it deleted a live one. The facts go when no other
-// business's relationship is live.
+// business's relationship is live. Its answer is kept for a minute under a
+// receipt key, which a replay answers from.
 //
-//	KEYS: 1 recipient hash
+//	KEYS: 1 recipient hash, 2 receipt key
 //	ARGV: 1 relationship field, 2 now (Unix ms), 3 "1" for a number
-var deleteScript = goredis.NewScript(`
+var deleteScript = goredis.NewScript(prune + `
+local saved = redis.call('HMGET', KEYS[2], 'rel', 'facts', 'found')
+if saved[3] then return {saved[1], saved[2], tonumber(saved[3])} end
 local now = tonumber(ARGV[2])
 local function live(v)
   if not v then return false end
@@ -161,8 +194,18 @@ if ARGV[3] == '1' and facts then
     if live(facts) then found = 1 end
   end
 end
+if redis.call('EXISTS', KEYS[1]) == 1 then prune(now) end
+redis.call('HSET', KEYS[2], 'rel', rel or '', 'facts', facts or '', 'found', found)
+redis.call('PEXPIRE', KEYS[2], 60000)
 return {rel or '', facts or '', found}
 `)
+
+// token returns a random token for one attempt of a script.
+func token() string {
+	var b [9]byte
+	_, _ = crand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
 
 // GetContact implements storage.Store: one HMGET of one key.
 func (s *Store) GetContact(ctx context.Context, k storage.ContactKey) (storage.Contact, error) {
@@ -345,7 +388,7 @@ func (s *Store) build(k storage.ContactKey, dedup string, rel, facts string, fn 
 		dedupTTL = strconv.FormatInt(ttlMillis(storage.DedupTTL), 10)
 		p.keys = append(p.keys, s.dedupKey(k, dedup))
 	}
-	p.args = []any{relField(k.Business), rel, facts, relOp, relVal, factsOp, factsVal, dedupTTL, now}
+	p.args = []any{relField(k.Business), rel, facts, relOp, relVal, factsOp, factsVal, dedupTTL, now, token()}
 	return p, nil
 }
 
@@ -384,7 +427,8 @@ func (s *Store) DeleteContact(ctx context.Context, k storage.ContactKey) (storag
 		isNumber = "1"
 	}
 	now := time.Now().UnixMilli()
-	res, err := s.runReplicated(ctx, deleteScript, []string{s.contactKey(k.ID)}, relField(k.Business), now, isNumber).Slice()
+	keys := []string{s.contactKey(k.ID), s.pre + "{" + k.ID + "}:x:" + token()}
+	res, err := s.runReplicated(ctx, deleteScript, keys, relField(k.Business), now, isNumber).Slice()
 	if err != nil {
 		return storage.Contact{}, false, s.fail(ctx, "delete contact", err)
 	}
@@ -456,13 +500,19 @@ func (s *Store) updateChunk(ctx context.Context, updates []storage.ContactUpdate
 	}
 	latest := map[string]string{}  // raw relationship by id and business
 	factsOf := map[string]string{} // raw facts by id
-	done := map[dedupID]bool{}
+	done := map[dedupID]int{}      // the update that carried a dedup key first
+	dupOf := map[int]int{}         // an update that repeats an earlier one's dedup key
 	preps := make([]*pending, len(updates))
 	for i, u := range updates {
 		vals := fields[i].Val()
 		if u.Dedup != "" {
-			if seen[i].Val() > 0 || done[dedupID{u.Key.ID, u.Key.Business, u.Dedup}] {
+			if seen[i].Val() > 0 {
 				results[i] = storage.ErrDuplicate
+				continue
+			}
+			if j, ok := done[dedupID{u.Key.ID, u.Key.Business, u.Dedup}]; ok {
+				results[i] = storage.ErrDuplicate
+				dupOf[i] = j
 				continue
 			}
 		}
@@ -481,7 +531,7 @@ func (s *Store) updateChunk(ctx context.Context, updates []storage.ContactUpdate
 			continue
 		}
 		if u.Dedup != "" {
-			done[dedupID{u.Key.ID, u.Key.Business, u.Dedup}] = true
+			done[dedupID{u.Key.ID, u.Key.Business, u.Dedup}] = i
 		}
 		latest[rk] = p.afterRel
 		factsOf[u.Key.ID] = p.afterFacts
@@ -522,6 +572,19 @@ func (s *Store) updateChunk(ctx context.Context, updates []storage.ContactUpdate
 			return err
 		}
 		if errors.Is(results[i], storage.ErrUnavailable) {
+			return results[i]
+		}
+	}
+	// A repeat of a dedup key within the chunk was answered as a duplicate of
+	// the earlier update; if that one was not applied after all (its redo failed),
+	// the repeat gets its own chance, as it would have one by one.
+	for i := range updates {
+		j, ok := dupOf[i]
+		if !ok || results[j] == nil || errors.Is(results[j], storage.ErrDuplicate) {
+			continue
+		}
+		u := updates[i]
+		if results[i] = s.UpdateContact(ctx, u.Key, u.Dedup, u.Fn); errors.Is(results[i], storage.ErrUnavailable) {
 			return results[i]
 		}
 	}

@@ -124,22 +124,29 @@ func (s *Store) PutPolicy(ctx context.Context, business string, policy []byte) e
 }
 
 // templatesScript writes template changes if the templates' version is still the
-// one read, and bumps it. KEYS: 1 templates hash, 2 version. ARGV: 1 version read
-// ("" for none), then triples: op ("s" set, "d" delete), name, value.
+// one read, and sets a new version. The version is a random token rather than a
+// counter, so that a replay of this very call (go-redis resends a command whose
+// answer was lost) finds its own new version and answers 0. KEYS: 1 templates
+// hash, 2 version. ARGV: 1 version read ("" for none), 2 new version, then
+// triples: op ("s" set, "d" delete), name, value.
 var templatesScript = goredis.NewScript(`
 local v = redis.call('GET', KEYS[2])
 if not v then v = '' end
+if v == ARGV[2] then return 0 end
 if v ~= ARGV[1] then return 1 end
-for i = 2, #ARGV, 3 do
+for i = 3, #ARGV, 3 do
   if ARGV[i] == 's' then redis.call('HSET', KEYS[1], ARGV[i+1], ARGV[i+2]) else redis.call('HDEL', KEYS[1], ARGV[i+1]) end
 end
-redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[2], ARGV[2])
 return 0
 `)
 
-// reachScript adds counts to one hour's hash. KEYS: 1 hour hash. ARGV: 1 TTL ms,
-// then pairs: minute, delta. A count that falls to zero is removed.
+// reachScript adds counts to one hour's hash, once per token: a replay of the
+// same call finds its token key and adds nothing. KEYS: 1 hour hash, 2 token key
+// (same slot). ARGV: 1 TTL ms, then pairs: minute, delta. A count that falls to
+// zero is removed.
 var reachScript = goredis.NewScript(`
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', 60000) then return 0 end
 for i = 2, #ARGV, 2 do
   if redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i+1]) <= 0 then redis.call('HDEL', KEYS[1], ARGV[i]) end
 end
@@ -268,7 +275,7 @@ func (s *Store) UpdateBusiness(ctx context.Context, business string, fn func(b *
 		}
 		if args := templateChanges(old.Templates, next.Templates); len(args) > 0 {
 			res, err := templatesScript.Run(ctx, s.c, []string{s.templatesKey(business), s.templatesKey(business) + ":v"},
-				append([]any{version}, args...)...).Int64()
+				append([]any{version, token()}, args...)...).Int64()
 			if err != nil {
 				return s.fail(ctx, "write templates", err)
 			}
@@ -351,7 +358,8 @@ func (s *Store) addReach(ctx context.Context, business string, deltas map[int64]
 	// node that lacks it, such as a replica promoted by a failover.
 	for _, h := range slices.Sorted(maps.Keys(byHour)) {
 		args := append([]any{reachTTL(h, now).Milliseconds()}, byHour[h]...)
-		if err := reachScript.Run(ctx, s.c, []string{s.hourKey(business, h)}, args...).Err(); err != nil {
+		hk := s.hourKey(business, h)
+		if err := reachScript.Run(ctx, s.c, []string{hk, hk + ":t:" + token()}, args...).Err(); err != nil {
 			return s.fail(ctx, "add reach", err)
 		}
 	}

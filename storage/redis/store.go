@@ -2,7 +2,7 @@ package redis
 
 import (
 	"context"
-	"crypto/rand"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -76,9 +76,10 @@ type Options struct {
 //
 //	redis://[user:password@]host:port[,host:port…][/db][?mode=auto|cluster|single&prefix=sg:&timeout=2s&pool=N&wait=N&wait_timeout=1s]
 //
-// Several host:port pairs are seeds of one cluster. The password may also come
-// from the environment (see the server's configuration), so that it stays out of
-// process listings.
+// Several host:port pairs are seeds of one cluster. A password holding '/', '?',
+// ',', '@' or '%' must be percent-encoded; better, give it in the environment
+// (SENDGUARD_REDIS_PASSWORD, see the server's configuration), so that it stays
+// out of process listings.
 func ParseURL(raw string) (Options, error) {
 	var o Options
 	rest, ok := strings.CutPrefix(raw, "redis://")
@@ -351,7 +352,8 @@ func (s *Store) enter(ctx context.Context) error {
 }
 
 // fail turns an engine error into the storage contract's: the context's own
-// error as is, anything else wrapping storage.ErrUnavailable. Redis errors name
+// error as is when the context has ended, anything else (a dial or read timeout
+// included) wrapping storage.ErrUnavailable. Redis errors name
 // slots and nodes, never keys, so no phone number reaches a message.
 func (s *Store) fail(ctx context.Context, op string, err error) error {
 	if err == nil {
@@ -359,9 +361,6 @@ func (s *Store) fail(ctx context.Context, op string, err error) error {
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
 	}
 	if cc, ok := s.c.(*goredis.ClusterClient); ok && !s.closed.Load() {
 		// A master may have died and a replica taken its slots: read the slot
@@ -372,31 +371,66 @@ func (s *Store) fail(ctx context.Context, op string, err error) error {
 }
 
 // SharedSecret implements storage.SecretKeeper: the first replica to ask stores
-// a new random secret (SET NX); every replica then reads the same one.
+// a new random secret (SET NX); every replica then reads the same one. Losing it
+// in a failover would make replicas disagree on every stored hash, so when the
+// master has replicas, the secret is written again and WAITed for until one of
+// them has it; a replica that cannot confirm that does not start.
 func (s *Store) SharedSecret(ctx context.Context, name string) ([]byte, error) {
 	if err := s.enter(ctx); err != nil {
 		return nil, err
 	}
 	k := s.pre + "secret:{" + name + "}"
 	fresh := make([]byte, 32)
-	if _, err := rand.Read(fresh); err != nil {
+	if _, err := crand.Read(fresh); err != nil {
 		return nil, err
 	}
-	if err := s.c.SetNX(ctx, k, fresh, 0).Err(); err != nil {
+	node, err := s.master(ctx, k)
+	if err != nil {
+		return nil, s.fail(ctx, "find secret's master", err)
+	}
+	if err := node.SetNX(ctx, k, fresh, 0).Err(); err != nil {
 		return nil, s.fail(ctx, "set secret", err)
 	}
-	v, err := s.c.Get(ctx, k).Bytes()
+	v, err := node.Get(ctx, k).Bytes()
 	if err != nil {
 		return nil, s.fail(ctx, "get secret", err)
 	}
 	if len(v) < 32 {
 		return nil, fmt.Errorf("redis store: the shared secret %q is shorter than 32 bytes", name)
 	}
+	info, err := node.Info(ctx, "replication").Result()
+	if err != nil {
+		return nil, s.fail(ctx, "replication info", err)
+	}
+	if strings.Contains(info, "connected_slaves:0") {
+		return v, nil
+	}
+	pipe := node.Pipeline()
+	pipe.Set(ctx, k, v, 0) // the same bytes: a write of this connection for WAIT to wait on
+	acked := goredis.NewIntCmd(ctx, "wait", 1, 5000)
+	_ = pipe.Process(ctx, acked)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, s.fail(ctx, "replicate secret", err)
+	}
+	if acked.Val() < 1 {
+		return nil, fmt.Errorf("%w: redis: the shared secret %q is not on any replica after 5 s", storage.ErrUnavailable, name)
+	}
 	return v, nil
 }
 
-// Ping implements storage.Pinger: the deployment answers a PING (on a cluster,
-// any node: a master that is down fails only its own slots).
+// master returns the client of the master that serves key.
+func (s *Store) master(ctx context.Context, key string) (*goredis.Client, error) {
+	switch c := s.c.(type) {
+	case *goredis.ClusterClient:
+		return c.MasterForKey(ctx, key)
+	case *goredis.Client:
+		return c, nil
+	}
+	return nil, errors.New("unknown client")
+}
+
+// Ping implements storage.Pinger: the deployment answers (on a cluster, at
+// least one master does: a master that is down fails only its own slots).
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.enter(ctx); err != nil {
 		return err
@@ -432,18 +466,11 @@ func (s *Store) runReplicated(ctx context.Context, script *goredis.Script, keys 
 	if s.waitReplicas <= 0 {
 		return script.Run(ctx, s.c, keys, args...)
 	}
-	var node *goredis.Client
-	switch c := s.c.(type) {
-	case *goredis.ClusterClient:
-		n, err := c.MasterForKey(ctx, keys[0])
-		if err != nil {
-			cmd := goredis.NewCmd(ctx)
-			cmd.SetErr(err)
-			return cmd
-		}
-		node = n
-	case *goredis.Client:
-		node = c
+	node, err := s.master(ctx, keys[0])
+	if err != nil {
+		cmd := goredis.NewCmd(ctx)
+		cmd.SetErr(err)
+		return cmd
 	}
 	for attempt := 0; ; attempt++ {
 		pipe := node.Pipeline()
