@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -447,4 +448,68 @@ func FuzzParseURL(f *testing.F) {
 			t.Fatalf("ParseURL(%q) accepted no address", s)
 		}
 	})
+}
+
+// TestTimeoutIsUnavailable: a Redis that stops answering (a network that drops
+// packets, not one that refuses) makes calls fail with storage.ErrUnavailable
+// after the configured timeout, not with the context's deadline error: the
+// caller's context is still live, so the server must answer UNAVAILABLE.
+func TestTimeoutIsUnavailable(t *testing.T) {
+	srv := redistest.StartServer(t)
+	var frozen atomic.Bool
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() { // a proxy to the server that can be frozen
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", srv.Addr())
+			if err != nil {
+				c.Close()
+				return
+			}
+			pipe := func(dst, src net.Conn) {
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := src.Read(buf)
+					if err != nil {
+						dst.Close()
+						return
+					}
+					if frozen.Load() {
+						continue // dropped
+					}
+					if _, err := dst.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}
+			go pipe(u, c)
+			go pipe(c, u)
+		}
+	}()
+	s, err := redis.Open(t.Context(), redis.Options{Addrs: []string{l.Addr().String()}, Mode: redis.ModeSingle, Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	k := storage.ContactKey{Business: "acme", ID: "+5511900000001"}
+	if _, err := s.GetContact(t.Context(), k); err != nil {
+		t.Fatal(err)
+	}
+	frozen.Store(true)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	_, err = s.GetContact(ctx, k)
+	if !errors.Is(err, storage.ErrUnavailable) || ctx.Err() != nil {
+		t.Fatalf("GetContact through a frozen network: %v (context: %v), want ErrUnavailable before the context ends", err, ctx.Err())
+	}
+	if err := s.Ping(ctx); !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("Ping through a frozen network: %v, want ErrUnavailable", err)
+	}
 }

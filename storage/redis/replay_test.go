@@ -2,7 +2,10 @@ package redis
 
 import (
 	"context"
+	"errors"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/sendguard/sendguard/internal/redistest"
 	"github.com/sendguard/sendguard/storage"
@@ -85,5 +88,24 @@ func TestReplayedScriptsApplyOnce(t *testing.T) {
 	}
 	if n, err := s.c.HGet(context.Background(), hk, "61").Int(); err != nil || n != 1 {
 		t.Fatalf("a replayed reach increment counted %d, %v; want 1", n, err)
+	}
+}
+
+// TestFailMapsTimeouts: a dial that timed out is a failing store (UNAVAILABLE),
+// not the caller's deadline, while the caller's context is live; once the
+// context has ended, its own error is returned.
+func TestFailMapsTimeouts(t *testing.T) {
+	_, dialErr := net.DialTimeout("tcp", "127.0.0.1:1", time.Nanosecond)
+	if !errors.Is(dialErr, context.DeadlineExceeded) {
+		t.Skipf("this platform's dial timeout (%v) is not a deadline error", dialErr)
+	}
+	s := &Store{}
+	if err := s.fail(t.Context(), "dial", dialErr); !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("dial timeout with a live context: %v, want ErrUnavailable", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := s.fail(ctx, "dial", dialErr); err != context.Canceled {
+		t.Fatalf("with an ended context: %v, want context.Canceled", err)
 	}
 }
