@@ -245,8 +245,9 @@ func testReplicasBusiness(t *testing.T, stores []*redis.Store) {
 	}
 }
 
-// testReplicasBatch: a webhook batch on one replica and single updates of the
-// same numbers on another lose nothing.
+// testReplicasBatch: a webhook batch on one replica (with two updates of each
+// number, chained) and single updates of the same numbers on another lose
+// nothing and apply nothing twice.
 func testReplicasBatch(t *testing.T, stores []*redis.Store) {
 	keys := make([]storage.ContactKey, 10)
 	for i := range keys {
@@ -261,8 +262,10 @@ func testReplicasBatch(t *testing.T, stores []*redis.Store) {
 	wg.Go(func() {
 		for r := range rounds {
 			var ups []storage.ContactUpdate
-			for i, k := range keys {
-				ups = append(ups, storage.ContactUpdate{Key: k, Dedup: fmt.Sprintf("b-%d-%d", r, i), Fn: inc})
+			for i, k := range keys { // each number twice: chained updates in one batch
+				ups = append(ups,
+					storage.ContactUpdate{Key: k, Dedup: fmt.Sprintf("b-%d-%d", r, i), Fn: inc},
+					storage.ContactUpdate{Key: k, Dedup: fmt.Sprintf("c-%d-%d", r, i), Fn: inc})
 			}
 			res, err := stores[0].UpdateContacts(t.Context(), ups)
 			if err != nil {
@@ -292,8 +295,8 @@ func testReplicasBatch(t *testing.T, stores []*redis.Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.Rel.PairStreak != 2*rounds {
-			t.Fatalf("%s: counter %d, want %d", k.ID, c.Rel.PairStreak, 2*rounds)
+		if c.Rel.PairStreak != 3*rounds {
+			t.Fatalf("%s: counter %d, want %d", k.ID, c.Rel.PairStreak, 3*rounds)
 		}
 	}
 }
