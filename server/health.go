@@ -67,7 +67,23 @@ func (s *Server) probe(ctx context.Context) error {
 }
 
 func (s *Server) probeStore() {
-	t := time.NewTicker(probeInterval)
+	s.every(probeInterval, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := s.probe(ctx)
+		cancel()
+		if err != nil {
+			return true
+		}
+		s.log.Info("storage answers again: health SERVING")
+		s.unhealthy.Store(false)
+		s.setServing(true)
+		return false
+	})
+}
+
+// every calls f every interval until it returns false or the server stops.
+func (s *Server) every(interval time.Duration, f func() (again bool)) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -75,13 +91,7 @@ func (s *Server) probeStore() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := s.probe(ctx)
-		cancel()
-		if err == nil {
-			s.log.Info("storage answers again: health SERVING")
-			s.unhealthy.Store(false)
-			s.setServing(true)
+		if !f() {
 			return
 		}
 	}

@@ -75,18 +75,12 @@ func businessRefresh(cfg Config, st storage.Store) time.Duration {
 // stops, so that policies, template pauses and messaging-limit counts written by
 // other replicas are seen within an interval.
 func (s *Server) refreshBusinesses(interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.done:
-			return
-		case <-t.C:
-		}
+	s.every(interval, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), interval+5*time.Second)
+		defer cancel()
 		if err := s.biz.refresh(ctx); err != nil {
 			s.log.Warn("refreshing business state", "err", err)
 		}
-		cancel()
-	}
+		return true
+	})
 }

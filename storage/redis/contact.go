@@ -265,34 +265,20 @@ func decodeContact(k storage.ContactKey, rel, facts string, nowMs int64, c *stor
 // process, updates of one number are serialised by a stripe lock first, so that
 // the process's own goroutines do not race each other.
 func (s *Store) UpdateContact(ctx context.Context, k storage.ContactKey, dedup string, fn func(c *storage.Contact) (storage.Write, error)) error {
-	if err := s.enter(ctx); err != nil {
-		return err
-	}
-	lk, err := s.contacts.Lock(ctx, s.seed, k.ID)
-	if err != nil {
-		return err
-	}
-	defer stripe.Unlock(lk)
-	for attempt := range maxAttempts {
-		if attempt > 0 {
-			if err := backoff(ctx, attempt); err != nil {
-				return err
-			}
-		}
+	return s.locked(ctx, k.ID, func() (bool, error) {
 		p, err := s.prepare(ctx, k, dedup, fn)
 		if err != nil {
-			return err
+			return false, err
 		}
-		switch res, err := s.commit(ctx, p); {
+		res, err := s.commit(ctx, p)
+		switch {
 		case err != nil:
-			return err
+			return false, err
 		case res == resDuplicate:
-			return storage.ErrDuplicate
-		case res == resOK:
-			return nil
+			return false, storage.ErrDuplicate
 		}
-	}
-	return storage.ErrConflict
+		return res == resOK, nil
+	})
 }
 
 // backoff sleeps a random 0.2–2 ms, longer as attempts grow, or returns when ctx

@@ -13,7 +13,6 @@ import (
 
 	"github.com/sendguard/sendguard/storage"
 	"github.com/sendguard/sendguard/storage/codec"
-	"github.com/sendguard/sendguard/storage/internal/stripe"
 	"github.com/sendguard/sendguard/validator"
 )
 
@@ -251,41 +250,27 @@ func (s *Store) readBusiness(ctx context.Context, business string) (validator.Bu
 // changed them in between); reach counts are added as increments, which commute,
 // so concurrent replicas never lose one.
 func (s *Store) UpdateBusiness(ctx context.Context, business string, fn func(b *validator.Business) error) error {
-	if err := s.enter(ctx); err != nil {
-		return err
-	}
-	lk, err := s.contacts.Lock(ctx, s.seed, "\x00business\x00"+business)
-	if err != nil {
-		return err
-	}
-	defer stripe.Unlock(lk)
-	for attempt := range maxAttempts {
-		if attempt > 0 {
-			if err := backoff(ctx, attempt); err != nil {
-				return err
-			}
-		}
+	return s.locked(ctx, "\x00business\x00"+business, func() (bool, error) {
 		old, version, err := s.readBusiness(ctx, business)
 		if err != nil {
-			return err
+			return false, err
 		}
 		next := validator.Business{Templates: maps.Clone(old.Templates), Reached: slices.Clone(old.Reached)}
 		if err := fn(&next); err != nil {
-			return err
+			return false, err
 		}
 		if args := templateChanges(old.Templates, next.Templates); len(args) > 0 {
 			res, err := templatesScript.Run(ctx, s.c, []string{s.templatesKey(business), s.templatesKey(business) + ":v"},
 				append([]any{version, token()}, args...)...).Int64()
 			if err != nil {
-				return s.fail(ctx, "write templates", err)
+				return false, s.fail(ctx, "write templates", err)
 			}
 			if res != 0 {
-				continue
+				return false, nil // another replica changed the templates: read again
 			}
 		}
-		return s.addReach(ctx, business, reachDeltas(old.Reached, next.Reached))
-	}
-	return storage.ErrConflict
+		return true, s.addReach(ctx, business, reachDeltas(old.Reached, next.Reached))
+	})
 }
 
 func templateChanges(old, next map[string]validator.TemplateState) []any {

@@ -262,7 +262,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	setLogger.Do(func() { goredis.SetLogger(goredisLog{}) })
 	cluster := o.Mode == ModeCluster || len(o.Addrs) > 1
 	if o.Mode == ModeAuto && !cluster {
-		probe := goredis.NewClient(simpleOptions(o))
+		probe := goredis.NewClient(universalOptions(o).Simple())
 		info, err := probe.Info(ctx, "cluster").Result()
 		probe.Close()
 		if err != nil {
@@ -272,25 +272,14 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	var c goredis.UniversalClient
 	if cluster {
-		c = goredis.NewClusterClient(&goredis.ClusterOptions{
-			Addrs:                    o.Addrs,
-			Username:                 o.Username,
-			Password:                 o.Password,
-			DialTimeout:              o.Timeout,
-			ReadTimeout:              o.Timeout,
-			WriteTimeout:             o.Timeout,
-			DialerRetries:            2,
-			DialerRetryTimeout:       50 * time.Millisecond,
-			ContextTimeoutEnabled:    true,
-			PoolSize:                 o.PoolSize,
-			MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-			// go-redis re-reads the slot map on MOVED, but not when a master stops
-			// answering; the store asks for a reload on every failure (fail), and
-			// the map is re-read at least this often while in use.
-			ClusterStateReloadInterval: 2 * time.Second,
-		})
+		co := universalOptions(o).Cluster()
+		// go-redis re-reads the slot map on MOVED, but not when a master stops
+		// answering; the store asks for a reload on every failure (fail), and the
+		// map is re-read at least this often while in use.
+		co.ClusterStateReloadInterval = 2 * time.Second
+		c = goredis.NewClusterClient(co)
 	} else {
-		c = goredis.NewClient(simpleOptions(o))
+		c = goredis.NewClient(universalOptions(o).Simple())
 	}
 	if err := c.Ping(ctx).Err(); err != nil {
 		c.Close()
@@ -309,9 +298,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}, nil
 }
 
-func simpleOptions(o Options) *goredis.Options {
-	return &goredis.Options{
-		Addr:                     o.Addrs[0],
+// universalOptions are the client options of o, for a cluster or one server.
+func universalOptions(o Options) *goredis.UniversalOptions {
+	return &goredis.UniversalOptions{
+		Addrs:                    o.Addrs,
 		Username:                 o.Username,
 		Password:                 o.Password,
 		DB:                       o.DB,
@@ -338,6 +328,31 @@ func (s *Store) Close() error {
 		return fmt.Errorf("%w: redis close: %v", storage.ErrUnavailable, err)
 	}
 	return nil
+}
+
+// locked runs attempt under the in-process lock of name, again after a short
+// backoff while it reports a lost race (done false), up to maxAttempts times;
+// then it gives up with storage.ErrConflict.
+func (s *Store) locked(ctx context.Context, name string, attempt func() (done bool, err error)) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	lk, err := s.contacts.Lock(ctx, s.seed, name)
+	if err != nil {
+		return err
+	}
+	defer stripe.Unlock(lk)
+	for n := range maxAttempts {
+		if n > 0 {
+			if err := backoff(ctx, n); err != nil {
+				return err
+			}
+		}
+		if done, err := attempt(); done || err != nil {
+			return err
+		}
+	}
+	return storage.ErrConflict
 }
 
 // enter refuses work after Close.
