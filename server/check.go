@@ -47,11 +47,8 @@ func (s *Server) check(ctx context.Context, req *sgv1.CheckSendRequest) (*sgv1.C
 	chk := s.checkInput(req, r, sendAt, snap)
 
 	if !req.GetReserve() || r.invalid {
-		c, err := s.store.GetContact(ctx, r.key)
+		c, err := s.readForCheck(ctx, r, &chk)
 		if err != nil {
-			return nil, err
-		}
-		if chk.Suppressed, err = s.suppressed(ctx, r, &c); err != nil {
 			return nil, err
 		}
 		dec := decide(snap, &c, chk, r)
@@ -198,6 +195,22 @@ func (s *Server) foldSuppression(ctx context.Context, r recipient, c *storage.Co
 	}
 	c.Rel.OwnStopAt, c.Rel.OwnStopReason = s.cfg.Now(), suppressedReason
 	return true, nil
+}
+
+// readForCheck reads the recipient and whether a forgotten opt-out suppresses it
+// (into chk.Suppressed): in one round trip on a store that offers it.
+func (s *Server) readForCheck(ctx context.Context, r recipient, chk *validator.Check) (storage.Contact, error) {
+	if sr, ok := s.store.(storage.SuppressionReader); ok && r.key.ID != "" && !(r.invalid && !r.hasNumber && r.userID == "") {
+		c, supp, err := sr.GetContactAndSuppression(ctx, r.key, s.suppressionHash(r.key.ID))
+		chk.Suppressed = supp && !c.RelFound
+		return c, err
+	}
+	c, err := s.store.GetContact(ctx, r.key)
+	if err != nil {
+		return c, err
+	}
+	chk.Suppressed, err = s.suppressed(ctx, r, &c)
+	return c, err
 }
 
 // suppressed reports whether a forgotten opt-out still suppresses the recipient: only

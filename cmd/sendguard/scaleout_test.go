@@ -27,8 +27,9 @@ func storeURL(c *redistest.Cluster) string { return "redis://" + strings.Join(c.
 // Cluster (3 masters, 3 replicas) and shows that they share one history: a
 // reservation made through one blocks a second through the other, 20 concurrent
 // reserves of one number spread over both allow exactly one, an opt-out reported
-// to one is honoured by the other, a report sent to both counts once, and a
-// policy set through one reaches the other within its business refresh.
+// to one is honoured by the other (and still after it is forgotten on the
+// other), a report sent to both counts once, and a policy set through one
+// reaches the other within its business refresh.
 func TestScaleOutEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -98,6 +99,15 @@ func TestScaleOutEndToEnd(t *testing.T) {
 	}
 	if r := check(b, marketing("+5511987650103", "")); r.Verdict != sgv1.Verdict_VERDICT_DENY || firstRule(r) != sgv1.Rule_RULE_OPTED_OUT {
 		t.Fatalf("replica 2 after STOP to replica 1: %v %v, want DENY OPTED_OUT", r.Verdict, r.Reasons)
+	}
+
+	// Forgotten through replica 2, the opted-out number stays suppressed on
+	// replica 1 (a keyed hash, with the secret both replicas share in Redis).
+	if _, err := b.Forget(ctx, &sgv1.ForgetContactRequest{BusinessId: "acme", Phone: "+5511987650103"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := check(a, marketing("+5511987650103", "")); r.Verdict != sgv1.Verdict_VERDICT_DENY || firstRule(r) != sgv1.Rule_RULE_OPTED_OUT {
+		t.Fatalf("replica 1 after the opted-out number was forgotten on replica 2: %v %v, want DENY OPTED_OUT", r.Verdict, r.Reasons)
 	}
 
 	// The same report through both replicas is applied once.
