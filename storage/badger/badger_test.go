@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"go.uber.org/goleak"
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
@@ -230,7 +229,8 @@ func TestCorruptRecordIsNotUnavailable(t *testing.T) {
 	ctx := t.Context()
 	s := openMem(t)
 	k := storage.ContactKey{Business: "a", ID: "+5511987654321"}
-	if err := s.DB().Update(func(txn *badger.Txn) error { return txn.Set(relKey(k.ID, k.Business), []byte{0xff}) }); err != nil {
+	// Through the store's own write path, so that the key filter holds the key.
+	if err := s.write(ctx, "test", func(t txn) error { return t.put(relKey(k.ID, k.Business), []byte{0xff}, 0) }); err != nil {
 		t.Fatal(err)
 	}
 	_, err := s.GetContact(ctx, k)

@@ -59,10 +59,10 @@ func (s *Store) updateChunk(ctx context.Context, updates []storage.ContactUpdate
 		}
 	}()
 
-	err := s.update(ctx, "update contacts", func(txn *badger.Txn) error {
+	err := s.update(ctx, "update contacts", func(t txn) error {
 		clear(results)
 		for i, u := range updates {
-			err := applyUpdate(txn, u)
+			err := applyUpdate(t, u)
 			if err != nil && !errors.Is(err, storage.ErrDuplicate) && isEngineError(err) {
 				return err
 			}
@@ -73,7 +73,7 @@ func (s *Store) updateChunk(ctx context.Context, updates []storage.ContactUpdate
 	if errors.Is(err, badger.ErrTxnTooBig) {
 		// Unusually large records: fall back to one transaction per update.
 		for i, u := range updates {
-			err := s.update(ctx, "update contact", func(txn *badger.Txn) error { return applyUpdate(txn, u) })
+			err := s.update(ctx, "update contact", func(t txn) error { return applyUpdate(t, u) })
 			if err != nil && isEngineError(err) {
 				return err
 			}
@@ -86,12 +86,16 @@ func (s *Store) updateChunk(ctx context.Context, updates []storage.ContactUpdate
 
 // applyUpdate is one update inside a transaction; it returns ErrDuplicate, fn's
 // error or an engine error (wrapping storage.ErrUnavailable or ErrTxnTooBig).
-func applyUpdate(txn *badger.Txn, u storage.ContactUpdate) error {
+func applyUpdate(t txn, u storage.ContactUpdate) error {
 	rk, fk := contactKeys(u.Key)
 	var dk []byte
 	if u.Dedup != "" {
 		dk = dedupKey(u.Key.Business, u.Dedup)
-		seen, err := exists(txn, dk)
+		// Read from the engine even when the filter rules the key out: the read
+		// is what makes Badger fail the commit of this transaction when another
+		// one records the same key first, and two numbers' events may share a
+		// dedup key without sharing a stripe lock.
+		seen, err := exists(t.Txn, dk)
 		if err != nil {
 			return err
 		}
@@ -99,7 +103,7 @@ func applyUpdate(txn *badger.Txn, u storage.ContactUpdate) error {
 			return storage.ErrDuplicate
 		}
 	}
-	c, err := readContact(txn, rk, fk)
+	c, err := readContact(t, rk, fk)
 	if err != nil {
 		return err
 	}
@@ -108,17 +112,17 @@ func applyUpdate(txn *badger.Txn, u storage.ContactUpdate) error {
 		return err
 	}
 	if w.Rel {
-		if err := put(txn, rk, codec.AppendRelationship(nil, &c.Rel), w.RelTTL); err != nil {
+		if err := t.put(rk, codec.AppendRelationship(nil, &c.Rel), w.RelTTL); err != nil {
 			return err
 		}
 	}
 	if w.Facts && fk != nil {
-		if err := put(txn, fk, codec.AppendNumberFacts(nil, &c.Facts), w.FactsTTL); err != nil {
+		if err := t.put(fk, codec.AppendNumberFacts(nil, &c.Facts), w.FactsTTL); err != nil {
 			return err
 		}
 	}
 	if dk != nil {
-		return put(txn, dk, nil, storage.DedupTTL)
+		return t.put(dk, nil, storage.DedupTTL)
 	}
 	return nil
 }

@@ -86,6 +86,28 @@ func BenchmarkGetContact(b *testing.B) {
 	}
 }
 
+// BenchmarkGetContactMissing reads numbers the store holds nothing for (most
+// of a campaign's), in a store that holds benchNumbers others.
+func BenchmarkGetContactMissing(b *testing.B) {
+	for _, be := range benchBackends {
+		s := be.open(b)
+		populate(b, s)
+		b.Run(be.name, func(b *testing.B) {
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					k := storage.ContactKey{Business: "biz-1", ID: fmt.Sprintf("+55118%08d", next.Add(1))}
+					c, err := s.GetContact(b.Context(), k)
+					if err != nil || c.RelFound || c.FactsFound {
+						b.Fatalf("GetContact: %v (found %v, %v)", err, c.RelFound, c.FactsFound)
+					}
+				}
+			})
+		})
+	}
+}
+
 // BenchmarkUpdateContactReserve runs check-and-reserves from GOMAXPROCS
 // goroutines, spread over benchNumbers numbers or all on one hot number.
 func BenchmarkUpdateContactReserve(b *testing.B) {

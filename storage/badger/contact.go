@@ -14,13 +14,14 @@ import (
 )
 
 // GetContact implements storage.Store: one read transaction, two point reads (one
-// for a BSUID key).
+// for a BSUID key), each skipped when the key filter rules its key out (and the
+// transaction too when it rules out both).
 func (s *Store) GetContact(ctx context.Context, k storage.ContactKey) (storage.Contact, error) {
 	rk, fk := contactKeys(k)
 	var c storage.Contact
-	err := s.read(ctx, "get contact", func(txn *badger.Txn) error {
+	err := s.read(ctx, "get contact", [][]byte{rk, fk}, func(t txn) error {
 		var err error
-		c, err = readContact(txn, rk, fk)
+		c, err = readContact(t, rk, fk)
 		return err
 	})
 	if err != nil {
@@ -54,7 +55,7 @@ func (s *Store) UpdateContact(ctx context.Context, k storage.ContactKey, dedup s
 	defer stripe.Unlock(lk)
 
 	u := storage.ContactUpdate{Key: k, Dedup: dedup, Fn: fn}
-	return s.update(ctx, "update contact", func(txn *badger.Txn) error { return applyUpdate(txn, u) })
+	return s.update(ctx, "update contact", func(t txn) error { return applyUpdate(t, u) })
 }
 
 // DeleteContact implements storage.Store in one transaction: it deletes the
@@ -80,23 +81,23 @@ func (s *Store) DeleteContact(ctx context.Context, k storage.ContactKey) (storag
 		found bool
 		prev  storage.Contact
 	)
-	err = s.update(ctx, "delete contact", func(txn *badger.Txn) error {
+	err = s.update(ctx, "delete contact", func(t txn) error {
 		found = false
 		var err error
-		if prev, err = readContact(txn, rk, fk); err != nil {
+		if prev, err = readContact(t, rk, fk); err != nil {
 			return err
 		}
-		ok, err := deleteIfExists(txn, rk)
+		ok, err := deleteIfExists(t.Txn, rk)
 		if err != nil || fk == nil {
 			found = ok
 			return err
 		}
-		others, err := hasOtherRel(txn, relPrefix(k.ID), rk)
+		others, err := hasOtherRel(t.Txn, relPrefix(k.ID), rk)
 		if err != nil || others {
 			found = ok
 			return err
 		}
-		factsFound, err := deleteIfExists(txn, fk)
+		factsFound, err := deleteIfExists(t.Txn, fk)
 		found = ok || factsFound
 		return err
 	})
@@ -116,16 +117,20 @@ func contactKeys(k storage.ContactKey) (rel, facts []byte) {
 	return rel, facts
 }
 
-func readContact(txn *badger.Txn, rk, fk []byte) (storage.Contact, error) {
+// readContact reads the relationship and facts keys. In a read-write transaction
+// it may skip a key the filter rules out although Badger then does not check the
+// read for conflicts: both keys are written only under the number's stripe lock,
+// which the caller holds.
+func readContact(t txn, rk, fk []byte) (storage.Contact, error) {
 	var c storage.Contact
 	var err error
-	c.RelFound, err = get(txn, rk, "relationship", func(v []byte) error {
+	c.RelFound, err = t.get(rk, "relationship", func(v []byte) error {
 		return codec.DecodeRelationship(v, &c.Rel)
 	})
 	if err != nil || fk == nil {
 		return c, err
 	}
-	c.FactsFound, err = get(txn, fk, "number facts", func(v []byte) error {
+	c.FactsFound, err = t.get(fk, "number facts", func(v []byte) error {
 		return codec.DecodeNumberFacts(v, &c.Facts)
 	})
 	return c, err
@@ -146,12 +151,15 @@ func hasOtherRel(txn *badger.Txn, prefix, self []byte) (bool, error) {
 	return false, nil
 }
 
-// get reads key and passes its value to decode. A missing key is (false, nil).
-// Engine errors wrap storage.ErrUnavailable; a value that does not decode is
-// reported as corrupt data (what names the record; keys hold phone numbers and
-// stay out of errors).
-func get(txn *badger.Txn, key []byte, what string, decode func(v []byte) error) (bool, error) {
-	item, err := txn.Get(key)
+// get reads key and passes its value to decode. A missing key is (false, nil), and
+// so is a key the filter rules out, which is not read. Engine errors wrap
+// storage.ErrUnavailable; a value that does not decode is reported as corrupt
+// data (what names the record; keys hold phone numbers and stay out of errors).
+func (t txn) get(key []byte, what string, decode func(v []byte) error) (bool, error) {
+	if !t.mayHave(key) {
+		return false, nil
+	}
+	item, err := t.Get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return false, nil
 	}
@@ -172,7 +180,16 @@ func get(txn *badger.Txn, key []byte, what string, decode func(v []byte) error) 
 	return true, nil
 }
 
-// exists tells whether key is present (unexpired).
+// exists tells whether key is present (unexpired); a key the filter rules out is
+// not read.
+func (t txn) exists(key []byte) (bool, error) {
+	if !t.mayHave(key) {
+		return false, nil
+	}
+	return exists(t.Txn, key)
+}
+
+// exists tells whether key is present (unexpired), reading it from the engine.
 func exists(txn *badger.Txn, key []byte) (bool, error) {
 	_, err := txn.Get(key)
 	switch {
@@ -198,16 +215,20 @@ func deleteIfExists(txn *badger.Txn, key []byte) (bool, error) {
 
 // put writes key with a TTL: 0 means no expiry, a negative TTL deletes the key (it
 // has expired already). Badger keeps expiry in whole Unix seconds; the TTL is
-// rounded up so that a record never expires before its TTL has passed.
-func put(txn *badger.Txn, key, value []byte, ttl time.Duration) error {
+// rounded up so that a record never expires before its TTL has passed. A key
+// written is added to the key filter first, before the write is staged.
+func (t txn) put(key, value []byte, ttl time.Duration) error {
+	if ttl >= 0 && filtered(key) {
+		t.keys.add(t.st, key)
+	}
 	var err error
 	switch {
 	case ttl < 0:
-		err = txn.Delete(key)
+		err = t.Delete(key)
 	case ttl == 0:
-		err = txn.Set(key, value)
+		err = t.Set(key, value)
 	default:
-		err = txn.SetEntry(badger.NewEntry(key, value).WithTTL(ttl + time.Second - time.Nanosecond))
+		err = t.SetEntry(badger.NewEntry(key, value).WithTTL(ttl + time.Second - time.Nanosecond))
 	}
 	if err != nil {
 		return unavailable("write", err)

@@ -13,9 +13,10 @@ import (
 
 // GetLink implements storage.Store.
 func (s *Store) GetLink(ctx context.Context, business, userID string) (string, error) {
+	lk := linkKey(business, userID)
 	var number string
-	err := s.read(ctx, "get link", func(txn *badger.Txn) error {
-		found, err := get(txn, linkKey(business, userID), "link", func(v []byte) error {
+	err := s.read(ctx, "get link", [][]byte{lk}, func(t txn) error {
+		found, err := t.get(lk, "link", func(v []byte) error {
 			number = string(v)
 			return nil
 		})
@@ -29,31 +30,32 @@ func (s *Store) GetLink(ctx context.Context, business, userID string) (string, e
 
 // SetLink implements storage.Store.
 func (s *Store) SetLink(ctx context.Context, business, userID, number string) error {
-	return s.write(ctx, "set link", func(txn *badger.Txn) error {
-		return put(txn, linkKey(business, userID), []byte(number), 0)
+	return s.write(ctx, "set link", func(t txn) error {
+		return t.put(linkKey(business, userID), []byte(number), 0)
 	})
 }
 
 // DeleteLink implements storage.Store.
 func (s *Store) DeleteLink(ctx context.Context, business, userID string) error {
-	return s.write(ctx, "delete link", func(txn *badger.Txn) error {
-		return del(txn, linkKey(business, userID))
+	return s.write(ctx, "delete link", func(t txn) error {
+		return del(t.Txn, linkKey(business, userID))
 	})
 }
 
 // PutSuppression implements storage.Store.
 func (s *Store) PutSuppression(ctx context.Context, business, hash string) error {
-	return s.write(ctx, "put suppression", func(txn *badger.Txn) error {
-		return put(txn, suppressionKey(business, hash), nil, 0)
+	return s.write(ctx, "put suppression", func(t txn) error {
+		return t.put(suppressionKey(business, hash), nil, 0)
 	})
 }
 
 // HasSuppression implements storage.Store.
 func (s *Store) HasSuppression(ctx context.Context, business, hash string) (bool, error) {
+	sk := suppressionKey(business, hash)
 	var found bool
-	err := s.read(ctx, "has suppression", func(txn *badger.Txn) error {
+	err := s.read(ctx, "has suppression", [][]byte{sk}, func(t txn) error {
 		var err error
-		found, err = exists(txn, suppressionKey(business, hash))
+		found, err = t.exists(sk)
 		return err
 	})
 	return found, err
@@ -61,16 +63,17 @@ func (s *Store) HasSuppression(ctx context.Context, business, hash string) (bool
 
 // DeleteSuppression implements storage.Store.
 func (s *Store) DeleteSuppression(ctx context.Context, business, hash string) error {
-	return s.write(ctx, "delete suppression", func(txn *badger.Txn) error {
-		return del(txn, suppressionKey(business, hash))
+	return s.write(ctx, "delete suppression", func(t txn) error {
+		return del(t.Txn, suppressionKey(business, hash))
 	})
 }
 
 // GetBusiness implements storage.Store.
 func (s *Store) GetBusiness(ctx context.Context, business string) (validator.Business, error) {
+	bk := businessKey(business)
 	var b validator.Business
-	err := s.read(ctx, "get business", func(txn *badger.Txn) error {
-		_, err := get(txn, businessKey(business), "business", func(v []byte) error {
+	err := s.read(ctx, "get business", [][]byte{bk}, func(t txn) error {
+		_, err := t.get(bk, "business", func(v []byte) error {
 			return codec.DecodeBusiness(v, &b)
 		})
 		return err
@@ -100,9 +103,9 @@ func (s *Store) UpdateBusiness(ctx context.Context, business string, fn func(b *
 	defer stripe.Unlock(lk)
 
 	bk := businessKey(business)
-	return s.update(ctx, "update business", func(txn *badger.Txn) error {
+	return s.update(ctx, "update business", func(t txn) error {
 		var b validator.Business
-		if _, err := get(txn, bk, "business", func(v []byte) error {
+		if _, err := t.get(bk, "business", func(v []byte) error {
 			return codec.DecodeBusiness(v, &b)
 		}); err != nil {
 			return err
@@ -110,15 +113,16 @@ func (s *Store) UpdateBusiness(ctx context.Context, business string, fn func(b *
 		if err := fn(&b); err != nil {
 			return err // as is: the caller's own error
 		}
-		return put(txn, bk, codec.AppendBusiness(nil, &b), 0)
+		return t.put(bk, codec.AppendBusiness(nil, &b), 0)
 	})
 }
 
 // GetPolicy implements storage.Store.
 func (s *Store) GetPolicy(ctx context.Context, business string) ([]byte, error) {
+	pk := policyKey(business)
 	var policy []byte
-	err := s.read(ctx, "get policy", func(txn *badger.Txn) error {
-		found, err := get(txn, policyKey(business), "policy", func(v []byte) error {
+	err := s.read(ctx, "get policy", [][]byte{pk}, func(t txn) error {
+		found, err := t.get(pk, "policy", func(v []byte) error {
 			policy = append([]byte{}, v...) // v is only valid inside the transaction
 			return nil
 		})
@@ -135,8 +139,8 @@ func (s *Store) GetPolicy(ctx context.Context, business string) ([]byte, error) 
 
 // PutPolicy implements storage.Store.
 func (s *Store) PutPolicy(ctx context.Context, business string, policy []byte) error {
-	return s.write(ctx, "put policy", func(txn *badger.Txn) error {
-		return put(txn, policyKey(business), policy, 0)
+	return s.write(ctx, "put policy", func(t txn) error {
+		return t.put(policyKey(business), policy, 0)
 	})
 }
 
@@ -146,11 +150,11 @@ func (s *Store) PutPolicy(ctx context.Context, business string, policy []byte) e
 // returned as is. Scan reads one snapshot; it is meant for tests and
 // maintenance, not for request paths.
 func (s *Store) Scan(ctx context.Context, prefix []byte, fn func(key []byte) error) error {
-	return s.read(ctx, "scan", func(txn *badger.Txn) error {
+	return s.read(ctx, "scan", nil, func(t txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.PrefetchValues = false
 		opts.Prefix = prefix
-		it := txn.NewIterator(opts)
+		it := t.NewIterator(opts)
 		defer it.Close()
 		for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
 			if err := ctx.Err(); err != nil {
@@ -164,8 +168,8 @@ func (s *Store) Scan(ctx context.Context, prefix []byte, fn func(key []byte) err
 	})
 }
 
-// read runs f in a read transaction of an open store.
-func (s *Store) read(ctx context.Context, op string, f func(txn *badger.Txn) error) error {
+// read runs f in a read transaction of an open store (see view for keys).
+func (s *Store) read(ctx context.Context, op string, keys [][]byte, f func(t txn) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -173,12 +177,12 @@ func (s *Store) read(ctx context.Context, op string, f func(txn *badger.Txn) err
 		return err
 	}
 	defer s.inflight.Done()
-	return s.view(op, f)
+	return s.view(op, keys, f)
 }
 
 // write runs f in a read-write transaction of an open store (with the conflict
 // retry; blind writes do not conflict in Badger, but f may read).
-func (s *Store) write(ctx context.Context, op string, f func(txn *badger.Txn) error) error {
+func (s *Store) write(ctx context.Context, op string, f func(t txn) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/sendguard/sendguard/storage"
+	"github.com/sendguard/sendguard/storage/internal/bloom"
 	"github.com/sendguard/sendguard/storage/internal/stripe"
 )
 
@@ -37,6 +38,13 @@ type Options struct {
 	// GCInterval is how often value-log GC runs: 0 means DefaultGCInterval, a
 	// negative value turns it off. It never runs in memory.
 	GCInterval time.Duration
+
+	// filterLeast is the fewest keys the key filter is sized for: 0 means
+	// filterMinKeys (tests set a few, to make the filter grow).
+	filterLeast int
+	// loadGate, when not nil, holds back the loading of the key filter until it is
+	// closed (tests).
+	loadGate <-chan struct{}
 }
 
 const (
@@ -70,9 +78,13 @@ type Store struct {
 
 	stopGC context.CancelFunc
 	gcDone sync.WaitGroup
+
+	// keys is the filter of the keys the store holds (filter.go).
+	keys keyFilter
 }
 
-// Open opens (or creates) a store and starts its value-log GC.
+// Open opens (or creates) a store and starts its value-log GC and the loading of
+// its key filter (filter.go).
 func Open(opts Options) (*Store, error) {
 	log := opts.Logger
 	if log == nil {
@@ -93,6 +105,11 @@ func Open(opts Options) (*Store, error) {
 		business: stripe.New(businessStripes),
 		stopGC:   func() {},
 	}
+	least := opts.filterLeast
+	if least <= 0 {
+		least = filterMinKeys
+	}
+	s.startFilter(least, opts.loadGate)
 	every := opts.GCInterval
 	if every == 0 {
 		every = DefaultGCInterval
@@ -191,9 +208,9 @@ func (s *Store) runGC(ctx context.Context, every time.Duration) {
 	}
 }
 
-// Close stops the GC, waits for calls in progress, and closes the database. It is
-// idempotent; every later call of a method returns an error wrapping
-// storage.ErrUnavailable.
+// Close stops the GC and the key filter's loader, waits for calls in progress, and
+// closes the database. It is idempotent; every later call of a method returns an
+// error wrapping storage.ErrUnavailable.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -205,6 +222,7 @@ func (s *Store) Close() error {
 
 	s.stopGC()
 	s.gcDone.Wait()
+	s.stopFilter()
 	s.inflight.Wait()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("%w: close badger: %w", storage.ErrUnavailable, err)
@@ -213,7 +231,8 @@ func (s *Store) Close() error {
 }
 
 // DB returns the underlying database (for backups). It must not be used after
-// Close.
+// Close, nor to write: a key written through it bypasses the store's key filter,
+// and the store's reads may not find it.
 func (s *Store) DB() *badger.DB { return s.db }
 
 var errClosed = fmt.Errorf("%w: store is closed", storage.ErrUnavailable)
@@ -234,12 +253,49 @@ func unavailable(op string, err error) error {
 	return fmt.Errorf("%w: badger %s: %w", storage.ErrUnavailable, op, err)
 }
 
-// view runs f in a read transaction. f's own errors are returned as they are (f
-// wraps engine errors itself); an error of Badger's View is wrapped.
-func (s *Store) view(op string, f func(txn *badger.Txn) error) error {
+// txn is a transaction of the store: reads skip the keys its key filter rules
+// out, and writes add their keys to the filter before staging them (filter.go).
+type txn struct {
+	// Txn is nil when view ruled out every key f reads: then nothing is read.
+	*badger.Txn
+	keys *keyFilter
+	// use is the filter reads consult, taken before the transaction's read
+	// timestamp; nil when none is loaded yet.
+	use *bloom.Filter
+	// st is the filter state a write registered in; nil in a read.
+	st *filterState
+}
+
+// mayHave tells whether key may be in the transaction's snapshot; false means it
+// is certainly not. key must be one the filter holds (not a dedup key).
+func (t txn) mayHave(key []byte) bool {
+	switch {
+	case t.Txn == nil:
+		return false
+	case t.use == nil || t.use.MayContain(key):
+		return true
+	default:
+		// Ruled out, unless a newer filter was put in use meanwhile: a write that
+		// added its key only to that one may be in the snapshot.
+		return !t.keys.stillInUse(t.use)
+	}
+}
+
+// view runs f in a read transaction, or without one (t.Txn nil) when the key
+// filter rules out every key of keys, which must then be every key f reads. f's
+// own errors are returned as they are (f wraps engine errors itself); an error of
+// Badger's View is wrapped.
+func (s *Store) view(op string, keys [][]byte, f func(t txn) error) error {
+	t := txn{keys: &s.keys, use: s.keys.use()}
+	if t.use != nil && len(keys) > 0 && !mayHaveAny(t.use, keys) {
+		// No key was committed when the filter was taken (filter.go): the read
+		// takes effect then, without a transaction.
+		return f(t)
+	}
 	var inner error
-	err := s.db.View(func(txn *badger.Txn) error {
-		inner = f(txn)
+	err := s.db.View(func(bt *badger.Txn) error {
+		t.Txn = bt
+		inner = f(t)
 		return inner
 	})
 	if inner != nil {
@@ -251,18 +307,31 @@ func (s *Store) view(op string, f func(txn *badger.Txn) error) error {
 	return nil
 }
 
+// mayHaveAny tells whether f may hold any of keys (nil keys are skipped).
+func mayHaveAny(f *bloom.Filter, keys [][]byte) bool {
+	for _, k := range keys {
+		if k != nil && f.MayContain(k) {
+			return true
+		}
+	}
+	return false
+}
+
 // update runs f in a read-write transaction and commits it, retrying a conflicting
 // commit up to maxAttempts times (f is called again each time). f's own errors
 // are returned as they are (f wraps engine errors itself; an error of a caller's
-// callback passes through untouched); commit errors are wrapped.
-func (s *Store) update(ctx context.Context, op string, f func(txn *badger.Txn) error) error {
+// callback passes through untouched); commit errors are wrapped. The write is
+// registered with the key filter until it has committed or failed.
+func (s *Store) update(ctx context.Context, op string, f func(t txn) error) error {
+	st := s.keys.writer()
+	defer st.writers.Add(-1)
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		var inner error
-		err := s.db.Update(func(txn *badger.Txn) error {
-			inner = f(txn)
+		err := s.db.Update(func(bt *badger.Txn) error {
+			inner = f(txn{Txn: bt, keys: &s.keys, use: st.use, st: st})
 			return inner
 		})
 		switch {
