@@ -21,7 +21,8 @@ func benchCmd() *cobra.Command {
 Without --addr, bench starts a server in this process on 127.0.0.1 in bench mode
 (with a no-op echo stream, the baseline of the stream workloads), seeds --numbers
 numbers straight into its store (--history of them with opt-outs, failures and
-recent sends), and runs each workload for --duration:
+recent sends, --fresh of them left unknown), and runs each workload for
+--duration:
 
   stream   CheckSendStream over distinct numbers   vs the no-op echo stream
   unary    CheckSend at --concurrency callers      vs gRPC health Check, same callers
@@ -57,6 +58,7 @@ need a server started by "sendguard bench --serve-only".`,
 	f.StringVar(&cfg.DataDir, "data", "", "data directory of the in-process server (default: a temporary directory, removed at the end)")
 	f.IntVar(&cfg.Numbers, "numbers", cfg.Numbers, "distinct numbers to seed and stream over")
 	f.Float64Var(&cfg.History, "history", cfg.History, "fraction of the numbers seeded with history (opt-outs, failures, recent sends)")
+	f.Float64Var(&cfg.Fresh, "fresh", cfg.Fresh, "fraction of the numbers never seeded: unknown to the store, as a campaign to a new list (the rest get one delivered utility message)")
 	f.BoolVar(&cfg.SkipSeed, "skip-seed", false, "the target already holds --numbers numbers")
 	f.IntVar(&cfg.SeedWorkers, "seed-workers", cfg.SeedWorkers, "seeding batches in flight (in process)")
 	f.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long each workload runs (and, apart, its baseline)")

@@ -69,8 +69,11 @@ type Config struct {
 	// Numbers is how many distinct numbers are seeded (and streamed over).
 	Numbers int
 	// History is the fraction of numbers seeded with history (opt-outs, failures,
-	// recent sends); the others carry one delivered utility message.
+	// recent sends); Fresh the fraction never seeded at all (numbers the business
+	// has never messaged, as in a campaign to a new list); the others carry one
+	// delivered utility message.
 	History float64
+	Fresh   float64
 	// SkipSeed assumes the target already holds the numbers (a second run).
 	SkipSeed bool
 	// SeedWorkers is how many seeding batches run at once.
@@ -147,8 +150,8 @@ func (c *Config) validate() error {
 	if c.PhoneNumberID == "" {
 		c.PhoneNumberID = d.PhoneNumberID
 	}
-	if c.History < 0 || c.History > 1 {
-		return fmt.Errorf("history %v: want a fraction between 0 and 1", c.History)
+	if c.History < 0 || c.Fresh < 0 || c.History+c.Fresh > 1 {
+		return fmt.Errorf("history %v and fresh %v: want fractions that add up to at most 1", c.History, c.Fresh)
 	}
 	if c.Numbers > MaxNumbers {
 		return fmt.Errorf("numbers %d: at most %d", c.Numbers, MaxNumbers)
@@ -392,12 +395,12 @@ func Run(ctx context.Context, cfg Config) error {
 				logf("  seeded %d of %d", from+done, to)
 			}
 		}
-		logf("seeding numbers %d..%d (%.0f %% with history)", from, to, cfg.History*100)
+		logf("seeding numbers %d..%d (%.0f %% with history, %.0f %% left unknown)", from, to, cfg.History*100, cfg.Fresh*100)
 		var err error
 		if t.store != nil {
-			err = seedStore(ctx, t.store, from, to, cfg.History, cfg.SeedWorkers, progress)
+			err = seedStore(ctx, t.store, from, to, mix{cfg.History, cfg.Fresh}, cfg.SeedWorkers, progress)
 		} else {
-			err = seedAPI(ctx, t.conn().API(), from, to, cfg.History, cfg.Concurrency, progress)
+			err = seedAPI(ctx, t.conn().API(), from, to, mix{cfg.History, cfg.Fresh}, cfg.Concurrency, progress)
 		}
 		if err != nil {
 			return err
@@ -799,7 +802,7 @@ func ServeOnly(ctx context.Context, cfg Config) error {
 	}
 	defer t.close()
 	if !cfg.SkipSeed {
-		if err := seedStore(ctx, t.store, 0, cfg.Numbers, cfg.History, cfg.SeedWorkers, nil); err != nil {
+		if err := seedStore(ctx, t.store, 0, cfg.Numbers, mix{cfg.History, cfg.Fresh}, cfg.SeedWorkers, nil); err != nil {
 			return err
 		}
 	}

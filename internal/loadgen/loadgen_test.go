@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -108,5 +109,29 @@ func TestRun(t *testing.T) {
 	}
 	if strings.Contains(table, "errors)") {
 		t.Errorf("errors in the run:\n%s", table)
+	}
+}
+
+// TestSeedMix: the seeded numbers divide as asked: with history, never seeded
+// (fresh), and the rest with one utility message.
+func TestSeedMix(t *testing.T) {
+	const n = 20_000
+	now := time.Now()
+	for _, m := range []mix{{0.3, 0}, {0.3, 0.7}, {0.1, 0.5}} {
+		var fresh, plain, hist int
+		for i := range n {
+			switch evs := seedEvents(i, m, now); len(evs) {
+			case 0:
+				fresh++
+			case 1:
+				plain++
+			default:
+				hist++
+			}
+		}
+		near := func(got int, want float64) bool { return math.Abs(float64(got)/n-want) < 0.02 }
+		if !near(hist, m.history) || !near(fresh, m.fresh) || !near(plain, 1-m.history-m.fresh) {
+			t.Errorf("%+v: %d with history, %d fresh, %d plain of %d", m, hist, fresh, plain, n)
+		}
 	}
 }

@@ -64,7 +64,7 @@ func BenchmarkScaleOut(b *testing.B) {
 	}
 	before := usedMemory(b, cluster.Addrs())
 	for _, st := range []storage.Store{bst, rst[0]} {
-		if err := seedStore(ctx, st, 0, numbers, history, 4, nil); err != nil {
+		if err := seedStore(ctx, st, 0, numbers, mix{history: history}, 4, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -64,10 +64,15 @@ func historyKind(h uint64) int {
 	}
 }
 
+// mix is how the seeded numbers divide: a fraction with history, a fraction
+// never seeded (fresh), the rest with one delivered utility message.
+type mix struct{ history, fresh float64 }
+
 // seedEvents is number i's history as of now: a fraction history of the numbers
 // (chosen by a hash of i) get a few weeks' worth of sends and one of the histories
-// above; the others one delivered utility message two days ago.
-func seedEvents(i int, history float64, now time.Time) []seedEvent {
+// above; a fraction fresh nothing (nil); the others one delivered utility message
+// two days ago.
+func seedEvents(i int, m mix, now time.Time) []seedEvent {
 	h := mix64(uint64(i))
 	id := func(k int) string { return fmt.Sprintf("wamid.bench.%d.%d", i, k) }
 	sent := func(k int, cat sgv1.Category, tmpl string, ago time.Duration, st sgv1.MessageStatus) seedEvent {
@@ -79,7 +84,9 @@ func seedEvents(i int, history float64, now time.Time) []seedEvent {
 		dlv  = sgv1.MessageStatus_MESSAGE_STATUS_DELIVERED
 		fail = sgv1.MessageStatus_MESSAGE_STATUS_FAILED
 	)
-	if float64(h%1000) >= history*1000 {
+	if p := float64(h % 1000); p >= (1-m.fresh)*1000 {
+		return nil
+	} else if p >= m.history*1000 {
 		return []seedEvent{sent(0, util, "order_shipped", 48*time.Hour, dlv)}
 	}
 	evs := []seedEvent{
@@ -147,7 +154,7 @@ const seedBatch = 1000
 // in-process server (the same records ReportResult would write, much faster),
 // with workers concurrent batches. progress is called now and then with the
 // number of numbers done.
-func seedStore(ctx context.Context, st storage.Store, from, to int, history float64, workers int, progress func(done int)) error {
+func seedStore(ctx context.Context, st storage.Store, from, to int, m mix, workers int, progress func(done int)) error {
 	p := validator.Defaults()
 	keywords := map[string]bool{}
 	for _, k := range p.OptOutKeywords {
@@ -175,7 +182,10 @@ func seedStore(ctx context.Context, st storage.Store, from, to int, history floa
 				end := min(start+seedBatch, to)
 				updates = updates[:0]
 				for i := start; i < end; i++ {
-					evs := seedEvents(i, history, now)
+					evs := seedEvents(i, m, now)
+					if evs == nil {
+						continue // a fresh number: no record
+					}
 					updates = append(updates, storage.ContactUpdate{
 						Key: storage.ContactKey{Business: Business, ID: Number(i)},
 						Fn: func(c *storage.Contact) (storage.Write, error) {
@@ -219,7 +229,7 @@ func seedStore(ctx context.Context, st storage.Store, from, to int, history floa
 // seedAPI plays the history of numbers [from, to) to a server through ReportResult
 // and ReportInbound (for a server this process cannot reach into), with callers
 // concurrent callers.
-func seedAPI(ctx context.Context, api sgv1.SendGuardClient, from, to int, history float64, callers int, progress func(done int)) error {
+func seedAPI(ctx context.Context, api sgv1.SendGuardClient, from, to int, m mix, callers int, progress func(done int)) error {
 	now := time.Now()
 	var (
 		next atomic.Int64
@@ -237,7 +247,7 @@ func seedAPI(ctx context.Context, api sgv1.SendGuardClient, from, to int, histor
 				if i >= to {
 					return
 				}
-				for _, e := range seedEvents(i, history, now) {
+				for _, e := range seedEvents(i, m, now) {
 					var err error
 					cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 					if e.inbound {
