@@ -90,15 +90,6 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// SuppressionReader is implemented by stores where a contact and a suppression
-// are in different places and can be read in one round trip (Redis: two slots,
-// one pipeline): a check of a recipient the business has never seen needs both.
-type SuppressionReader interface {
-	// GetContactAndSuppression is GetContact(k) and HasSuppression(k.Business,
-	// hash) at once.
-	GetContactAndSuppression(ctx context.Context, k ContactKey, hash string) (Contact, bool, error)
-}
-
 // Store keeps sendguard's state. Every method is safe for concurrent use. Errors from
 // the engine wrap ErrUnavailable; a canceled or expired context is returned as
 // ctx.Err(), unwrapped.

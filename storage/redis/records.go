@@ -91,37 +91,6 @@ func (s *Store) HasSuppression(ctx context.Context, business, hash string) (bool
 	return n == 1, s.fail(ctx, "get suppression", err)
 }
 
-// GetContactAndSuppression implements storage.SuppressionReader: the contact's
-// HMGET and the suppression's EXISTS in one pipeline (on a cluster, sent to both
-// nodes at once). The suppression is reported only for a recipient with no
-// relationship (the only case where it counts).
-func (s *Store) GetContactAndSuppression(ctx context.Context, k storage.ContactKey, hash string) (storage.Contact, bool, error) {
-	if err := s.enter(ctx); err != nil {
-		return storage.Contact{}, false, err
-	}
-	pipe := s.c.Pipeline()
-	fields := pipe.HMGet(ctx, s.contactKey(k.ID), relField(k.Business), factsField)
-	supp := pipe.Exists(ctx, s.suppressionKey(k.Business, hash))
-	_, _ = pipe.Exec(ctx) // errors per command, below
-	if err := fields.Err(); err != nil {
-		return storage.Contact{}, false, s.fail(ctx, "get contact", err)
-	}
-	vals := fields.Val()
-	var c storage.Contact
-	if err := decodeContact(k, str(vals[0]), str(vals[1]), time.Now().UnixMilli(), &c); err != nil {
-		return storage.Contact{}, false, err
-	}
-	if c.RelFound {
-		// The suppression list only matters for a recipient with no
-		// relationship: its slot being down does not fail this check.
-		return c, false, nil
-	}
-	if err := supp.Err(); err != nil {
-		return storage.Contact{}, false, s.fail(ctx, "get suppression", err)
-	}
-	return c, supp.Val() == 1, nil
-}
-
 // DeleteSuppression implements storage.Store.
 func (s *Store) DeleteSuppression(ctx context.Context, business, hash string) error {
 	if err := s.enter(ctx); err != nil {

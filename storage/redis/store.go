@@ -26,8 +26,6 @@ var (
 	_ storage.Store        = (*Store)(nil)
 	_ storage.SecretKeeper = (*Store)(nil)
 	_ storage.Pinger       = (*Store)(nil)
-
-	_ storage.SuppressionReader = (*Store)(nil)
 )
 
 // Modes of Options.Mode.
