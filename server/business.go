@@ -105,8 +105,10 @@ func (bs *businesses) load(ctx context.Context, id string) (*bizSnapshot, error)
 // refresh reloads every cached business from the store and publishes what it
 // read, unless a writer of this process published in the meantime (its snapshot
 // is at least as new). The store is read without holding the business's lock, so
-// a slow store does not hold up reservations. A business whose reload fails
-// keeps its snapshot; the first error is returned after the others were tried.
+// a slow store does not hold up reservations, and refreshConcurrency businesses
+// at a time, so that a platform with thousands of businesses is refreshed within
+// its interval. A business whose reload fails keeps its snapshot; the first error
+// is returned after the others were tried.
 func (bs *businesses) refresh(ctx context.Context) error {
 	bs.mu.RLock()
 	all := make([]*business, 0, len(bs.m))
@@ -114,24 +116,39 @@ func (bs *businesses) refresh(ctx context.Context) error {
 		all = append(all, b)
 	}
 	bs.mu.RUnlock()
-	var first error
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		sem   = make(chan struct{}, refreshConcurrency)
+	)
 	for _, b := range all {
-		gen := b.gen.Load()
-		snap, err := bs.load(ctx, b.id)
-		if err != nil {
-			if first == nil {
-				first = err
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			gen := b.gen.Load()
+			snap, err := bs.load(ctx, b.id)
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+				return
 			}
-			continue
-		}
-		b.mu.Lock()
-		if b.gen.Load() == gen {
-			b.snap.Store(snap)
-		}
-		b.mu.Unlock()
+			b.mu.Lock()
+			if b.gen.Load() == gen {
+				b.snap.Store(snap)
+			}
+			b.mu.Unlock()
+		})
 	}
+	wg.Wait()
 	return first
 }
+
+// refreshConcurrency bounds the businesses one refresh reads at once.
+const refreshConcurrency = 16
 
 // setPolicy computes new overrides from the current ones, stores them and publishes
 // them.
