@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sendguard/sendguard/client"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
 
@@ -81,14 +83,11 @@ non-zero only when the question could not be asked.
 			}
 			req.SendAt = timestamppb.New(at)
 		}
-		c, err := cf.dial(cmd)
+		resp, err := callServer(cmd, cf, "CheckSend", func(ctx context.Context, c *client.Client) (*sgv1.CheckSendResponse, error) {
+			return c.Check(ctx, req)
+		})
 		if err != nil {
 			return err
-		}
-		defer c.Close()
-		resp, err := c.Check(cmd.Context(), req)
-		if err != nil {
-			return callError("CheckSend", cf.addr, err)
 		}
 		if asJSON {
 			return printJSON(cmd, resp)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -149,6 +150,22 @@ func (cf *clientFlags) dial(cmd *cobra.Command) (*client.Client, error) {
 }
 
 // location is the time zone times are printed in.
+// callServer dials the server, makes one call f and closes the connection; a failed
+// call's error names the method and the address (callError).
+func callServer[R any](cmd *cobra.Command, cf *clientFlags, method string, f func(context.Context, *client.Client) (R, error)) (R, error) {
+	var zero R
+	c, err := cf.dial(cmd)
+	if err != nil {
+		return zero, err
+	}
+	defer c.Close()
+	resp, err := f(cmd.Context(), c)
+	if err != nil {
+		return zero, callError(method, cf.addr, err)
+	}
+	return resp, nil
+}
+
 func (cf *clientFlags) location() (*time.Location, error) {
 	if cf.timeZone == "" {
 		return time.Local, nil

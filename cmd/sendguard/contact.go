@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sendguard/sendguard/client"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
 
@@ -38,14 +40,11 @@ local time zone (TZ).
 		if phone == "" && userID == "" {
 			return errors.New("name the recipient: PHONE or --user-id")
 		}
-		c, err := cf.dial(cmd)
+		resp, err := callServer(cmd, cf, "GetContact", func(ctx context.Context, c *client.Client) (*sgv1.GetContactResponse, error) {
+			return c.API().GetContact(ctx, &sgv1.GetContactRequest{BusinessId: business, Phone: phone, UserId: userID})
+		})
 		if err != nil {
 			return err
-		}
-		defer c.Close()
-		resp, err := c.API().GetContact(cmd.Context(), &sgv1.GetContactRequest{BusinessId: business, Phone: phone, UserId: userID})
-		if err != nil {
-			return callError("GetContact", cf.addr, err)
 		}
 		if asJSON {
 			return printJSON(cmd, resp)

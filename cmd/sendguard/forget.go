@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sendguard/sendguard/client"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
 
@@ -34,14 +36,11 @@ is not messaged again, unless --forget-opt-out. Forgetting twice is harmless.
 		if phone == "" && userID == "" {
 			return errors.New("name the recipient: PHONE or --user-id")
 		}
-		c, err := cf.dial(cmd)
+		resp, err := callServer(cmd, cf, "ForgetContact", func(ctx context.Context, c *client.Client) (*sgv1.ForgetContactResponse, error) {
+			return c.Forget(ctx, &sgv1.ForgetContactRequest{BusinessId: business, Phone: phone, UserId: userID, ForgetOptOut: forgetOptOut})
+		})
 		if err != nil {
 			return err
-		}
-		defer c.Close()
-		resp, err := c.Forget(cmd.Context(), &sgv1.ForgetContactRequest{BusinessId: business, Phone: phone, UserId: userID, ForgetOptOut: forgetOptOut})
-		if err != nil {
-			return callError("ForgetContact", cf.addr, err)
 		}
 		if asJSON {
 			return printJSON(cmd, resp)

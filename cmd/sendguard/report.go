@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sendguard/sendguard/client"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
 
@@ -69,14 +71,11 @@ send, e.g. from a reservation) is required. --at says when it happened (default 
 			}
 			req.Timestamp = timestamppb.New(t)
 		}
-		c, err := cf.dial(cmd)
+		resp, err := callServer(cmd, cf, "ReportResult", func(ctx context.Context, c *client.Client) (*sgv1.ReportResultResponse, error) {
+			return c.Report(ctx, req)
+		})
 		if err != nil {
 			return err
-		}
-		defer c.Close()
-		resp, err := c.Report(cmd.Context(), req)
-		if err != nil {
-			return callError("ReportResult", cf.addr, err)
 		}
 		if asJSON {
 			return printJSON(cmd, resp)
@@ -151,14 +150,11 @@ Idempotent by --message-id (Meta's id of the inbound message).
 			}
 			req.Timestamp = timestamppb.New(t)
 		}
-		c, err := cf.dial(cmd)
+		resp, err := callServer(cmd, cf, "ReportInbound", func(ctx context.Context, c *client.Client) (*sgv1.ReportInboundResponse, error) {
+			return c.Inbound(ctx, req)
+		})
 		if err != nil {
 			return err
-		}
-		defer c.Close()
-		resp, err := c.Inbound(cmd.Context(), req)
-		if err != nil {
-			return callError("ReportInbound", cf.addr, err)
 		}
 		if asJSON {
 			return printJSON(cmd, resp)
