@@ -148,6 +148,75 @@ func TestScaleOutEndToEnd(t *testing.T) {
 	}
 }
 
+// TestScaleOutMessagingLimit: with a messaging limit of 5 users a day, 24
+// concurrent first reaches of distinct numbers spread over two replicas are
+// allowed 5 or 6 times (each replica serialises its own reaches and reads the
+// stored count with each, so two replicas overshoot by at most one), and once
+// the limit is reached, both replicas defer.
+func TestScaleOutMessagingLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	cluster := redistest.StartCluster(t, redistest.Options{})
+	bin := buildBinary(t)
+	p1 := startServerArgs(t, bin, t.TempDir(), nil, "--store", storeURL(cluster))
+	p2 := startServerArgs(t, bin, t.TempDir(), nil, "--store", storeURL(cluster))
+	a, b := dial(t, p1.grpc), dial(t, p2.grpc)
+	ctx := t.Context()
+	limit := int32(5)
+	if _, err := a.SetPolicy(ctx, &sgv1.SetPolicyRequest{BusinessId: "tier", Policy: &sgv1.Policy{MessagingLimit: &limit},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"messaging_limit"}}}); err != nil {
+		t.Fatal(err)
+	}
+	reserve := func(c *client.Client, i int) (*sgv1.CheckSendResponse, error) {
+		return c.Check(ctx, &sgv1.CheckSendRequest{BusinessId: "tier", Phone: fmt.Sprintf("+55119876%05d", i),
+			Category: sgv1.Category_CATEGORY_MARKETING, Template: "promo", Reserve: true, MessageRef: fmt.Sprint("m-", i)})
+	}
+	// Both replicas know the policy before the race (replica 2 reads it on first use).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, err := b.Policy(ctx, "tier")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.GetEffective().GetMessagingLimit() == limit {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica 2 does not see the messaging limit: %v", r)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var allowed atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 24 {
+		c := []*client.Client{a, b}[i%2]
+		wg.Go(func() {
+			resp, err := reserve(c, i)
+			if err != nil {
+				t.Errorf("reserve: %v", err)
+				return
+			}
+			if resp.Verdict == sgv1.Verdict_VERDICT_ALLOW {
+				allowed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := allowed.Load(); n < 5 || n > 6 {
+		t.Fatalf("%d of 24 first reaches allowed through two replicas under a limit of 5, want 5 or 6", n)
+	}
+	for i, c := range []*client.Client{a, b} {
+		resp, err := reserve(c, 100+i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Verdict != sgv1.Verdict_VERDICT_DEFER || resp.Reasons[0].Rule != sgv1.Rule_RULE_MESSAGING_LIMIT {
+			t.Fatalf("replica %d after the limit: %v %v, want DEFER MESSAGING_LIMIT", i+1, resp.Verdict, resp.Reasons)
+		}
+	}
+}
+
 // TestScaleOutFailover kills the Redis master that holds one number while a
 // replica of sendguard serves checks: that number's checks fail with UNAVAILABLE
 // (the caller retries), a number on another master keeps working, and once
