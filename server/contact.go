@@ -181,7 +181,7 @@ func (s *Server) setOptOut(ctx context.Context, req *sgv1.SetOptOutRequest) (*sg
 		resp.OptedOut = c.Rel.OwnOptedOut()
 		resp.MetaOptedOut = c.Rel.MetaOptedOut()
 		userID = c.Rel.UserID
-		return storage.Write{Rel: true, RelTTL: ttl(c.Rel.ExpiresAt(&snap.policy), now)}, nil
+		return storage.Write{Rel: true, RelTTL: storage.TTLUntil(c.Rel.ExpiresAt(&snap.policy), now)}, nil
 	})
 	if err != nil {
 		return nil, err

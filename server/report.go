@@ -235,14 +235,14 @@ func factsFor(snap *bizSnapshot, c *storage.Contact, r recipient) *validator.Num
 // whose policy keeps them less long than the deployment's (another business may
 // still need them): it is the longer of the two policies' expiries.
 func (s *Server) writeBack(snap *bizSnapshot, c *storage.Contact, factsBefore validator.NumberFacts, now time.Time) storage.Write {
-	w := storage.Write{Rel: true, RelTTL: ttl(c.Rel.ExpiresAt(&snap.policy), now)}
+	w := storage.Write{Rel: true, RelTTL: storage.TTLUntil(c.Rel.ExpiresAt(&snap.policy), now)}
 	if c.Facts != factsBefore {
 		w.Facts = true
 		exp := c.Facts.ExpiresAt(&snap.policy)
 		if d := c.Facts.ExpiresAt(&s.cfg.Defaults); d.After(exp) {
 			exp = d
 		}
-		w.FactsTTL = ttl(exp, now)
+		w.FactsTTL = storage.TTLUntil(exp, now)
 	}
 	return w
 }

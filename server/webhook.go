@@ -232,7 +232,7 @@ func (s *Server) preparePreference(ctx context.Context, business string, ev *web
 		snap := b.snap.Load()
 		validator.ApplyUserPreference(&c.Rel, stop, at)
 		s.learn(c, r, snap)
-		return storage.Write{Rel: true, RelTTL: ttl(c.Rel.ExpiresAt(&snap.policy), now)}, nil
+		return storage.Write{Rel: true, RelTTL: storage.TTLUntil(c.Rel.ExpiresAt(&snap.policy), now)}, nil
 	}
 	done := func(_ context.Context, err error) error {
 		outcome := "applied"

@@ -69,6 +69,20 @@ type Write struct {
 	FactsTTL time.Duration
 }
 
+// TTLUntil turns the time a record stops mattering into a Write TTL: zero (keep
+// forever) stays zero; a time already past, or less than an hour away, keeps the
+// record an hour, so that a backfill of old events does not write records that
+// vanish at once.
+func TTLUntil(expires, now time.Time) time.Duration {
+	if expires.IsZero() {
+		return 0
+	}
+	if d := expires.Sub(now); d > time.Hour {
+		return d
+	}
+	return time.Hour
+}
+
 // ContactUpdate is one update of UpdateContacts: UpdateContact's arguments.
 type ContactUpdate struct {
 	Key   ContactKey

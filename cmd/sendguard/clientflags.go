@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sendguard/sendguard/client"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
@@ -193,6 +194,19 @@ func isLoopback(addr string) bool {
 // ("2026-11-27T10:00:00Z", "2026-11-27T07:00:00-03:00"), a date and time without
 // an offset in loc ("2026-11-27 10:00", "2026-11-27T10:00:05"), a date (midnight in
 // loc), "now", or a time relative to now ("+2h", "+1d12h", "-30m", "+90s").
+// optionalTime parses the value of an optional time flag (see parseTime); an
+// empty value is nil, a bad one an error that names the flag.
+func optionalTime(flag, s string, now time.Time, loc *time.Location) (*timestamppb.Timestamp, error) {
+	if s == "" {
+		return nil, nil
+	}
+	t, err := parseTime(s, now, loc)
+	if err != nil {
+		return nil, fmt.Errorf("--%s: %w", flag, err)
+	}
+	return timestamppb.New(t), nil
+}
+
 func parseTime(s string, now time.Time, loc *time.Location) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	switch {

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,16 +26,38 @@ import (
 	"github.com/sendguard/sendguard/webhook"
 )
 
+var (
+	binOnce sync.Once
+	binDir  string
+	binPath string
+	binErr  error
+)
+
+// TestMain removes the binary that buildBinary built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
 // buildBinary builds the sendguard binary once per test run.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "sendguard")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("build: %v", err)
+	binOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "sendguard-bin-"); binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "sendguard")
+		cmd := exec.Command("go", "build", "-o", binPath, ".")
+		cmd.Stderr = os.Stderr
+		binErr = cmd.Run()
+	})
+	if binErr != nil {
+		t.Fatalf("build: %v", binErr)
 	}
-	return bin
+	return binPath
 }
 
 type proc struct {

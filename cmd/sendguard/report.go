@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sendguard/sendguard/client"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
@@ -64,12 +63,8 @@ send, e.g. from a reservation) is required. --at says when it happened (default 
 				return fmt.Errorf("--category: %w", err)
 			}
 		}
-		if at != "" {
-			t, err := parseTime(at, time.Now(), loc)
-			if err != nil {
-				return fmt.Errorf("--at: %w", err)
-			}
-			req.Timestamp = timestamppb.New(t)
+		if req.Timestamp, err = optionalTime("at", at, time.Now(), loc); err != nil {
+			return err
 		}
 		resp, err := callServer(cmd, cf, "ReportResult", func(ctx context.Context, c *client.Client) (*sgv1.ReportResultResponse, error) {
 			return c.Report(ctx, req)
@@ -143,12 +138,8 @@ Idempotent by --message-id (Meta's id of the inbound message).
 			req.Kind = sgv1.InboundKind_INBOUND_KIND_CALL
 		}
 		now := time.Now()
-		if at != "" {
-			t, err := parseTime(at, now, loc)
-			if err != nil {
-				return fmt.Errorf("--at: %w", err)
-			}
-			req.Timestamp = timestamppb.New(t)
+		if req.Timestamp, err = optionalTime("at", at, now, loc); err != nil {
+			return err
 		}
 		resp, err := callServer(cmd, cf, "ReportInbound", func(ctx context.Context, c *client.Client) (*sgv1.ReportInboundResponse, error) {
 			return c.Inbound(ctx, req)

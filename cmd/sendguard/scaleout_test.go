@@ -21,7 +21,22 @@ import (
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
 
-func storeURL(c *redistest.Cluster) string { return "redis://" + strings.Join(c.Addrs(), ",") }
+// startReplicas starts a Redis Cluster (3 masters, 3 replicas) and n sendguard
+// replicas (the binary) on it, and dials each.
+func startReplicas(t *testing.T, n int) (*redistest.Cluster, []*proc, []*client.Client) {
+	t.Helper()
+	cluster := redistest.StartCluster(t, redistest.Options{})
+	bin := buildBinary(t)
+	url := "redis://" + strings.Join(cluster.Addrs(), ",")
+	var procs []*proc
+	var clients []*client.Client
+	for range n {
+		p := startServerArgs(t, bin, t.TempDir(), nil, "--store", url)
+		procs = append(procs, p)
+		clients = append(clients, dial(t, p.grpc))
+	}
+	return cluster, procs, clients
+}
 
 // TestScaleOutEndToEnd runs two sendguard replicas (the binary) on one Redis
 // Cluster (3 masters, 3 replicas) and shows that they share one history: a
@@ -34,11 +49,8 @@ func TestScaleOutEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	cluster := redistest.StartCluster(t, redistest.Options{})
-	bin := buildBinary(t)
-	p1 := startServerArgs(t, bin, t.TempDir(), nil, "--store", storeURL(cluster))
-	p2 := startServerArgs(t, bin, t.TempDir(), nil, "--store", storeURL(cluster))
-	a, b := dial(t, p1.grpc), dial(t, p2.grpc)
+	_, _, c := startReplicas(t, 2)
+	a, b := c[0], c[1]
 	ctx := t.Context()
 	marketing := func(phone, ref string) *sgv1.CheckSendRequest {
 		return &sgv1.CheckSendRequest{BusinessId: "acme", Phone: phone, Category: sgv1.Category_CATEGORY_MARKETING,
@@ -157,11 +169,8 @@ func TestScaleOutMessagingLimit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	cluster := redistest.StartCluster(t, redistest.Options{})
-	bin := buildBinary(t)
-	p1 := startServerArgs(t, bin, t.TempDir(), nil, "--store", storeURL(cluster))
-	p2 := startServerArgs(t, bin, t.TempDir(), nil, "--store", storeURL(cluster))
-	a, b := dial(t, p1.grpc), dial(t, p2.grpc)
+	_, _, c := startReplicas(t, 2)
+	a, b := c[0], c[1]
 	ctx := t.Context()
 	limit := int32(5)
 	if _, err := a.SetPolicy(ctx, &sgv1.SetPolicyRequest{BusinessId: "tier", Policy: &sgv1.Policy{MessagingLimit: &limit},
@@ -226,10 +235,8 @@ func TestScaleOutFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	cluster := redistest.StartCluster(t, redistest.Options{})
-	bin := buildBinary(t)
-	p := startServerArgs(t, bin, t.TempDir(), nil, "--store", storeURL(cluster))
-	c := dial(t, p.grpc)
+	cluster, procs, clients := startReplicas(t, 1)
+	p, c := procs[0], clients[0]
 	ctx := t.Context()
 
 	// A number's keys carry the number as their hash tag.

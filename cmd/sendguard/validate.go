@@ -116,12 +116,8 @@ shows when stderr is a terminal.
 		if o.category, err = parseCategory(category); err != nil {
 			return fmt.Errorf("--category: %w", err)
 		}
-		if sendAt != "" {
-			t, err := parseTime(sendAt, time.Now(), loc)
-			if err != nil {
-				return fmt.Errorf("--send-at: %w", err)
-			}
-			o.sendAt = timestamppb.New(t)
+		if o.sendAt, err = optionalTime("send-at", sendAt, time.Now(), loc); err != nil {
+			return err
 		}
 		if price != "" {
 			if o.price, err = strconv.ParseFloat(price, 64); err != nil || o.price < 0 {

@@ -136,17 +136,6 @@ func applySeed(c *storage.Contact, evs []seedEvent, p *validator.Policy, optOut 
 	}
 }
 
-// ttl is the server's storage TTL for a record that matters until expires.
-func ttl(expires, now time.Time) time.Duration {
-	if expires.IsZero() {
-		return 0
-	}
-	if d := expires.Sub(now); d > time.Hour {
-		return d
-	}
-	return time.Hour
-}
-
 // seedBatch is how many numbers one UpdateContacts call seeds.
 const seedBatch = 1000
 
@@ -191,9 +180,9 @@ func seedStore(ctx context.Context, st storage.Store, from, to int, m mix, worke
 						Fn: func(c *storage.Contact) (storage.Write, error) {
 							before := c.Facts
 							applySeed(c, evs, &p, optOut)
-							w := storage.Write{Rel: true, RelTTL: ttl(c.Rel.ExpiresAt(&p), now)}
+							w := storage.Write{Rel: true, RelTTL: storage.TTLUntil(c.Rel.ExpiresAt(&p), now)}
 							if c.Facts != before {
-								w.Facts, w.FactsTTL = true, ttl(c.Facts.ExpiresAt(&p), now)
+								w.Facts, w.FactsTTL = true, storage.TTLUntil(c.Facts.ExpiresAt(&p), now)
 							}
 							return w, nil
 						},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sendguard/sendguard/storage"
 	"github.com/sendguard/sendguard/storage/codec"
+	"github.com/sendguard/sendguard/storage/internal/batch"
 	"github.com/sendguard/sendguard/storage/internal/stripe"
 )
 
@@ -21,14 +22,7 @@ const batchChunk = 200
 // each chunk one transaction under the stripe locks of all its numbers (taken in
 // stripe order, so two batches cannot deadlock).
 func (s *Store) UpdateContacts(ctx context.Context, updates []storage.ContactUpdate) ([]error, error) {
-	results := make([]error, len(updates))
-	for start := 0; start < len(updates); start += batchChunk {
-		end := min(start+batchChunk, len(updates))
-		if err := s.updateChunk(ctx, updates[start:end], results[start:end]); err != nil {
-			return results, err
-		}
-	}
-	return results, nil
+	return batch.Apply(ctx, updates, batchChunk, s.updateChunk)
 }
 
 func (s *Store) updateChunk(ctx context.Context, updates []storage.ContactUpdate, results []error) error {

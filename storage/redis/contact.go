@@ -15,6 +15,7 @@ import (
 
 	"github.com/sendguard/sendguard/storage"
 	"github.com/sendguard/sendguard/storage/codec"
+	"github.com/sendguard/sendguard/storage/internal/batch"
 	"github.com/sendguard/sendguard/storage/internal/stripe"
 )
 
@@ -440,14 +441,7 @@ func (s *Store) DeleteContact(ctx context.Context, k storage.ContactKey) (storag
 // On an engine error the updates committed so far stay applied (each has its
 // dedup key recorded with it, so applying the batch again is safe).
 func (s *Store) UpdateContacts(ctx context.Context, updates []storage.ContactUpdate) ([]error, error) {
-	results := make([]error, len(updates))
-	for start := 0; start < len(updates); start += batchChunk {
-		end := min(start+batchChunk, len(updates))
-		if err := s.updateChunk(ctx, updates[start:end], results[start:end]); err != nil {
-			return results, err
-		}
-	}
-	return results, nil
+	return batch.Apply(ctx, updates, batchChunk, s.updateChunk)
 }
 
 // batchChunk bounds one pipeline of UpdateContacts.
@@ -460,12 +454,8 @@ func (s *Store) updateChunk(ctx context.Context, updates []storage.ContactUpdate
 	if s.waitReplicas > 0 {
 		// Each update waits for its replicas on its own connection: one by one.
 		for i, u := range updates {
-			results[i] = s.UpdateContact(ctx, u.Key, u.Dedup, u.Fn)
-			if err := ctx.Err(); err != nil {
+			if err := s.single(ctx, u, &results[i]); err != nil {
 				return err
-			}
-			if errors.Is(results[i], storage.ErrUnavailable) {
-				return results[i]
 			}
 		}
 		return nil
@@ -553,12 +543,8 @@ func (s *Store) updateChunk(ctx context.Context, updates []storage.ContactUpdate
 			results[i] = storage.ErrDuplicate
 			continue
 		}
-		results[i] = s.UpdateContact(ctx, u.Key, u.Dedup, u.Fn)
-		if err := ctx.Err(); err != nil {
+		if err := s.single(ctx, u, &results[i]); err != nil {
 			return err
-		}
-		if errors.Is(results[i], storage.ErrUnavailable) {
-			return results[i]
 		}
 	}
 	// A repeat of a dedup key within the chunk was answered as a duplicate of
@@ -569,10 +555,23 @@ func (s *Store) updateChunk(ctx context.Context, updates []storage.ContactUpdate
 		if !ok || results[j] == nil || errors.Is(results[j], storage.ErrDuplicate) {
 			continue
 		}
-		u := updates[i]
-		if results[i] = s.UpdateContact(ctx, u.Key, u.Dedup, u.Fn); errors.Is(results[i], storage.ErrUnavailable) {
-			return results[i]
+		if err := s.single(ctx, updates[i], &results[i]); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// single applies one update of a batch on its own (UpdateContact) into *result;
+// it returns the error that fails the whole batch: the context's, or the
+// engine's.
+func (s *Store) single(ctx context.Context, u storage.ContactUpdate, result *error) error {
+	*result = s.UpdateContact(ctx, u.Key, u.Dedup, u.Fn)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if errors.Is(*result, storage.ErrUnavailable) {
+		return *result
 	}
 	return nil
 }
