@@ -151,68 +151,37 @@ func seedStore(ctx context.Context, st storage.Store, from, to int, m mix, worke
 	}
 	optOut := func(s string) bool { return keywords[s] }
 	now := time.Now()
-	var (
-		next atomic.Int64
-		done atomic.Int64
-		wg   sync.WaitGroup
-		errc = make(chan error, workers)
-	)
-	next.Store(int64(from))
-	for range max(workers, 1) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			updates := make([]storage.ContactUpdate, 0, seedBatch)
-			for ctx.Err() == nil {
-				start := int(next.Add(seedBatch)) - seedBatch
-				if start >= to {
-					return
-				}
-				end := min(start+seedBatch, to)
-				updates = updates[:0]
-				for i := start; i < end; i++ {
-					evs := seedEvents(i, m, now)
-					if evs == nil {
-						continue // a fresh number: no record
-					}
-					updates = append(updates, storage.ContactUpdate{
-						Key: storage.ContactKey{Business: Business, ID: Number(i)},
-						Fn: func(c *storage.Contact) (storage.Write, error) {
-							before := c.Facts
-							applySeed(c, evs, &p, optOut)
-							w := storage.Write{Rel: true, RelTTL: storage.TTLUntil(c.Rel.ExpiresAt(&p), now)}
-							if c.Facts != before {
-								w.Facts, w.FactsTTL = true, storage.TTLUntil(c.Facts.ExpiresAt(&p), now)
-							}
-							return w, nil
-						},
-					})
-				}
-				results, err := st.UpdateContacts(ctx, updates)
-				if err == nil {
-					for _, r := range results {
-						if r != nil {
-							err = r
-							break
-						}
-					}
-				}
-				if err != nil {
-					errc <- fmt.Errorf("seed: %w", err)
-					return
-				}
-				if n := done.Add(int64(end - start)); progress != nil {
-					progress(int(n))
-				}
+	return inParallel(ctx, workers, from, to, seedBatch, progress, func(start, end int) error {
+		updates := make([]storage.ContactUpdate, 0, end-start)
+		for i := start; i < end; i++ {
+			evs := seedEvents(i, m, now)
+			if evs == nil {
+				continue // a fresh number: no record
 			}
-		}()
-	}
-	wg.Wait()
-	close(errc)
-	if err := <-errc; err != nil {
-		return err
-	}
-	return ctx.Err()
+			updates = append(updates, storage.ContactUpdate{
+				Key: storage.ContactKey{Business: Business, ID: Number(i)},
+				Fn: func(c *storage.Contact) (storage.Write, error) {
+					before := c.Facts
+					applySeed(c, evs, &p, optOut)
+					w := storage.Write{Rel: true, RelTTL: storage.TTLUntil(c.Rel.ExpiresAt(&p), now)}
+					if c.Facts != before {
+						w.Facts, w.FactsTTL = true, storage.TTLUntil(c.Facts.ExpiresAt(&p), now)
+					}
+					return w, nil
+				},
+			})
+		}
+		results, err := st.UpdateContacts(ctx, updates)
+		for _, r := range results {
+			if err == nil {
+				err = r
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+		return nil
+	})
 }
 
 // seedAPI plays the history of numbers [from, to) to a server through ReportResult
@@ -220,47 +189,64 @@ func seedStore(ctx context.Context, st storage.Store, from, to int, m mix, worke
 // concurrent callers.
 func seedAPI(ctx context.Context, api sgv1.SendGuardClient, from, to int, m mix, callers int, progress func(done int)) error {
 	now := time.Now()
+	every := func(n int) {
+		if progress != nil && n%10_000 == 0 {
+			progress(n)
+		}
+	}
+	return inParallel(ctx, callers, from, to, 1, every, func(i, _ int) error {
+		for _, e := range seedEvents(i, m, now) {
+			var err error
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			if e.inbound {
+				_, err = api.ReportInbound(cctx, &sgv1.ReportInboundRequest{
+					BusinessId: Business, Phone: Number(i), MessageId: e.messageID, Text: e.text,
+					Timestamp: timestamppb.New(e.at),
+				})
+			} else {
+				_, err = api.ReportResult(cctx, &sgv1.ReportResultRequest{
+					BusinessId: Business, Phone: Number(i), MessageId: e.messageID, Status: e.status,
+					ErrorCode: e.code, Category: e.category, Template: e.template, Timestamp: timestamppb.New(e.at),
+				})
+			}
+			cancel()
+			if err != nil {
+				return fmt.Errorf("seed number %d: %w", i, err)
+			}
+		}
+		return nil
+	})
+}
+
+// inParallel runs work on [from, to) in ranges of step numbers, from workers
+// goroutines, until every range is done, one fails (its error is returned) or
+// ctx ends. progress, when set, is called after each range with the numbers
+// done so far.
+func inParallel(ctx context.Context, workers, from, to, step int, progress func(done int), work func(start, end int) error) error {
 	var (
 		next atomic.Int64
 		done atomic.Int64
 		wg   sync.WaitGroup
-		errc = make(chan error, callers)
+		errc = make(chan error, max(workers, 1))
 	)
 	next.Store(int64(from))
-	for range max(callers, 1) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range max(workers, 1) {
+		wg.Go(func() {
 			for ctx.Err() == nil {
-				i := int(next.Add(1)) - 1
-				if i >= to {
+				start := int(next.Add(int64(step))) - step
+				if start >= to {
 					return
 				}
-				for _, e := range seedEvents(i, m, now) {
-					var err error
-					cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-					if e.inbound {
-						_, err = api.ReportInbound(cctx, &sgv1.ReportInboundRequest{
-							BusinessId: Business, Phone: Number(i), MessageId: e.messageID, Text: e.text,
-							Timestamp: timestamppb.New(e.at),
-						})
-					} else {
-						_, err = api.ReportResult(cctx, &sgv1.ReportResultRequest{
-							BusinessId: Business, Phone: Number(i), MessageId: e.messageID, Status: e.status,
-							ErrorCode: e.code, Category: e.category, Template: e.template, Timestamp: timestamppb.New(e.at),
-						})
-					}
-					cancel()
-					if err != nil {
-						errc <- fmt.Errorf("seed number %d: %w", i, err)
-						return
-					}
+				end := min(start+step, to)
+				if err := work(start, end); err != nil {
+					errc <- err
+					return
 				}
-				if n := done.Add(1); progress != nil && n%10_000 == 0 {
+				if n := done.Add(int64(end - start)); progress != nil {
 					progress(int(n))
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errc)
