@@ -203,6 +203,16 @@ func (b *business) updateStateLocked(ctx context.Context, store storage.Store, f
 	if err != nil {
 		return err
 	}
+	if sharedStore(store) {
+		// fn saw the state as read before the write: another replica's reaches
+		// counted in between are missing from it. Read the counts back, after
+		// ours, so that this replica's next decision sees every reach counted
+		// before its own (that bounds the overshoot of N replicas by N − 1). If
+		// the read fails, the write stands and the refresh catches up.
+		if st, err := store.GetBusiness(ctx, b.id); err == nil {
+			next = st
+		}
+	}
 	cur := b.snap.Load()
 	ns := *cur
 	ns.state = next

@@ -218,3 +218,51 @@ func TestMessagingLimitConcurrent(t *testing.T) {
 		t.Fatalf("%d allowed, want 5", allowed.Load())
 	}
 }
+
+// otherReplicaStore is a store shared with another replica whose first reaches
+// land while this replica is counting its own: each UpdateBusiness that adds a
+// reach is followed, before it returns, by one reach of the other replica.
+type otherReplicaStore struct {
+	storage.Store
+	at time.Time
+}
+
+func (o *otherReplicaStore) SharedSecret(context.Context, string) ([]byte, error) {
+	return []byte("0123456789abcdef0123456789abcdef"), nil
+}
+
+func (o *otherReplicaStore) UpdateBusiness(ctx context.Context, b string, fn func(*validator.Business) error) error {
+	if err := o.Store.UpdateBusiness(ctx, b, fn); err != nil {
+		return err
+	}
+	return o.Store.UpdateBusiness(ctx, b, func(st *validator.Business) error {
+		validator.AddReach(st, o.at)
+		return nil
+	})
+}
+
+// On a shared store a replica decides on the reach counts read back after its
+// own was added, so another replica's reaches counted meanwhile are not missed:
+// under a limit of 4, two reaches of this replica and two of the other fill it.
+func TestMessagingLimitSeesOtherReplicasReaches(t *testing.T) {
+	st, err := badger.Open(badger.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	h := newHarness(t, func(c *Config) {
+		c.Store = &otherReplicaStore{Store: st, at: t0}
+		c.BusinessRefresh = -1 // no periodic re-read to hide a stale count
+	})
+	if _, err := h.c.SetPolicy(context.Background(), &sgv1.SetPolicyRequest{BusinessId: "acme",
+		Policy: &sgv1.Policy{MessagingLimit: proto.Int32(4)}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"messaging_limit"}}}); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []sgv1.Verdict{allow, allow, deferV} {
+		resp := h.check(t, &sgv1.CheckSendRequest{BusinessId: "acme", Phone: fmt.Sprintf("+55119%08d", i),
+			Category: sgv1.Category_CATEGORY_UTILITY, Reserve: true, MessageRef: fmt.Sprint("m", i)})
+		if resp.Verdict != want {
+			t.Fatalf("reach %d: %v %v, want %v (2 reaches per reservation are stored)", i+1, resp.Verdict, rules(resp), want)
+		}
+	}
+}
