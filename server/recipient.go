@@ -7,6 +7,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"hash"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -83,11 +85,29 @@ func (s *Server) opaque(kind, v string) string {
 	if v == "" {
 		return ""
 	}
-	m := hmac.New(sha256.New, s.hashSecret)
-	m.Write([]byte(kind))
+	var sum [sha256.Size]byte
+	m := s.mac()
+	io.WriteString(m, kind)
 	m.Write([]byte{0})
-	m.Write([]byte(v))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+	io.WriteString(m, v)
+	s.macDone(m, sum[:0])
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
+// mac returns an HMAC-SHA256 keyed with the hash secret, from a pool: keying one
+// costs more than hashing a number with it. macDone appends its sum to dst and
+// returns it to the pool.
+func (s *Server) mac() hash.Hash {
+	if m, ok := s.macs.Get().(hash.Hash); ok {
+		return m
+	}
+	return hmac.New(sha256.New, s.hashSecret)
+}
+
+func (s *Server) macDone(m hash.Hash, dst []byte) {
+	m.Sum(dst)
+	m.Reset()
+	s.macs.Put(m)
 }
 
 // storedMessageID is the message id as the state keeps it.
@@ -220,7 +240,9 @@ func mergeFacts(dst, src *validator.NumberFacts) {
 
 // suppressionHash is the keyed hash under which a forgotten opt-out is kept.
 func (s *Server) suppressionHash(id string) string {
-	m := hmac.New(sha256.New, s.hashSecret)
-	m.Write([]byte(id))
-	return hex.EncodeToString(m.Sum(nil))
+	var sum [sha256.Size]byte
+	m := s.mac()
+	io.WriteString(m, id)
+	s.macDone(m, sum[:0])
+	return hex.EncodeToString(sum[:])
 }

@@ -47,6 +47,7 @@ type Server struct {
 	health     *health.Server
 	grpc       *grpc.Server
 	hashSecret []byte
+	macs       sync.Pool // of hash.Hash keyed with hashSecret (Server.mac)
 	keys       keyIndex
 	unhealthy  atomic.Bool   // the store failed; a probe is watching it
 	done       chan struct{} // closed when the server stops
