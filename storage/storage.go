@@ -108,9 +108,10 @@ type Pinger interface {
 // the engine wrap ErrUnavailable; a canceled or expired context is returned as
 // ctx.Err(), unwrapped.
 type Store interface {
-	// GetContact reads one recipient with at most two point reads (relationship and
-	// number-wide facts). Missing records are returned as zero values with the Found
-	// flags false, not as an error.
+	// GetContact reads one recipient: the business's relationship and the
+	// number-wide facts, in at most two point reads (one in Badger and in Redis).
+	// Missing records are returned as zero values with the Found flags false, not
+	// as an error.
 	GetContact(ctx context.Context, k ContactKey) (Contact, error)
 
 	// UpdateContact reads the recipient, calls fn and writes back what fn asks for,

@@ -145,7 +145,7 @@ func TestBackupWhileWriting(t *testing.T) {
 
 	const writers, hot = 4, 8
 	isHot := func(key string) bool {
-		return strings.HasPrefix(key, "r\x00+55119876") || strings.HasPrefix(key, "n\x00+55119876") ||
+		return strings.HasPrefix(key, "c\x00+55119876") ||
 			strings.HasPrefix(key, "d\x00"+hotBusiness+"\x00")
 	}
 	var (
@@ -301,9 +301,8 @@ func TestBackupKeepsExpiry(t *testing.T) {
 		key     []byte
 		expires bool
 	}{
-		{relKey("+5511900000000", "biz-0"), false}, // an opt-out: kept until lifted
-		{relKey("+5511900000001", "biz-1"), true},
-		{factsKey("+5511900000001"), true},
+		{contactKey("+5511900000000"), false}, // an opt-out: kept until lifted
+		{contactKey("+5511900000001"), true},  // a relationship and facts, both with a TTL
 		{dedupKey("biz-1", "wamid.1"), true},
 		{linkKey("biz-1", "BR.1"), false},
 		{suppressionKey("biz-1", "hash-01"), false},

@@ -81,7 +81,7 @@ func (s *Store) updateChunk(ctx context.Context, updates []storage.ContactUpdate
 // applyUpdate is one update inside a transaction; it returns ErrDuplicate, fn's
 // error or an engine error (wrapping storage.ErrUnavailable or ErrTxnTooBig).
 func applyUpdate(t txn, u storage.ContactUpdate) error {
-	rk, fk := contactKeys(u.Key)
+	key := contactKey(u.Key.ID)
 	var dk []byte
 	if u.Dedup != "" {
 		dk = dedupKey(u.Key.Business, u.Dedup)
@@ -97,7 +97,7 @@ func applyUpdate(t txn, u storage.ContactUpdate) error {
 			return storage.ErrDuplicate
 		}
 	}
-	c, err := readContact(t, rk, fk)
+	rec, c, existed, err := t.loadContact(key, u.Key)
 	if err != nil {
 		return err
 	}
@@ -106,12 +106,13 @@ func applyUpdate(t txn, u storage.ContactUpdate) error {
 		return err
 	}
 	if w.Rel {
-		if err := t.put(rk, codec.AppendRelationship(nil, &c.Rel), w.RelTTL); err != nil {
-			return err
-		}
+		rec.setRel(u.Key.Business, codec.AppendRelationship(nil, &c.Rel), w.RelTTL)
 	}
-	if w.Facts && fk != nil {
-		if err := t.put(fk, codec.AppendNumberFacts(nil, &c.Facts), w.FactsTTL); err != nil {
+	if w.Facts && u.Key.Number() != "" {
+		rec.setFacts(codec.AppendNumberFacts(nil, &c.Facts), w.FactsTTL)
+	}
+	if w.Rel || w.Facts && u.Key.Number() != "" {
+		if err := t.putRecord(key, &rec, existed); err != nil {
 			return err
 		}
 	}

@@ -13,15 +13,14 @@ import (
 	"github.com/sendguard/sendguard/storage/internal/stripe"
 )
 
-// GetContact implements storage.Store: one read transaction, two point reads (one
-// for a BSUID key), each skipped when the key filter rules its key out (and the
-// transaction too when it rules out both).
+// GetContact implements storage.Store: one point read of the recipient's
+// record, skipped (with the transaction) when the key filter rules it out.
 func (s *Store) GetContact(ctx context.Context, k storage.ContactKey) (storage.Contact, error) {
-	rk, fk := contactKeys(k)
+	key := contactKey(k.ID)
 	var c storage.Contact
-	err := s.read(ctx, "get contact", [][]byte{rk, fk}, func(t txn) error {
+	err := s.read(ctx, "get contact", [][]byte{key}, func(t txn) error {
 		var err error
-		c, err = readContact(t, rk, fk)
+		c, err = t.getContact(key, k)
 		return err
 	})
 	if err != nil {
@@ -76,30 +75,32 @@ func (s *Store) DeleteContact(ctx context.Context, k storage.ContactKey) (storag
 	}
 	defer stripe.Unlock(lk)
 
-	rk, fk := contactKeys(k)
+	key := contactKey(k.ID)
 	var (
 		found bool
 		prev  storage.Contact
 	)
 	err = s.update(ctx, "delete contact", func(t txn) error {
-		found = false
-		var err error
-		if prev, err = readContact(t, rk, fk); err != nil {
+		rec, c, existed, err := t.loadContact(key, k)
+		if err != nil {
 			return err
 		}
-		ok, err := deleteIfExists(t.Txn, rk)
-		if err != nil || fk == nil {
-			found = ok
-			return err
+		prev, found = c, false
+		if !existed {
+			return nil
 		}
-		others, err := hasOtherRel(t.Txn, relPrefix(k.ID), rk)
-		if err != nil || others {
-			found = ok
-			return err
+		if i := rec.rel(k.Business); i >= 0 {
+			rec.rels = append(rec.rels[:i], rec.rels[i+1:]...)
+			found = true
 		}
-		factsFound, err := deleteIfExists(t.Txn, fk)
-		found = ok || factsFound
-		return err
+		if k.Number() != "" && len(rec.rels) == 0 && rec.facts.data != nil {
+			rec.facts = part{}
+			found = true
+		}
+		if !found {
+			return nil
+		}
+		return t.putRecord(key, &rec, true)
 	})
 	if err != nil {
 		return storage.Contact{}, false, err
@@ -107,48 +108,110 @@ func (s *Store) DeleteContact(ctx context.Context, k storage.ContactKey) (storag
 	return prev, found, nil
 }
 
-// contactKeys returns the relationship and facts keys of k; the facts key is nil
-// for a BSUID key.
-func contactKeys(k storage.ContactKey) (rel, facts []byte) {
-	rel = relKey(k.ID, k.Business)
-	if n := k.Number(); n != "" {
-		facts = factsKey(n)
-	}
-	return rel, facts
-}
-
-// readContact reads the relationship and facts keys. In a read-write transaction
-// it may skip a key the filter rules out although Badger then does not check the
-// read for conflicts: both keys are written only under the number's stripe lock,
-// which the caller holds.
-func readContact(t txn, rk, fk []byte) (storage.Contact, error) {
+// getContact reads k's relationship and facts from the record at key, decoding
+// only those two parts.
+func (t txn) getContact(key []byte, k storage.ContactKey) (storage.Contact, error) {
 	var c storage.Contact
-	var err error
-	c.RelFound, err = t.get(rk, "relationship", func(v []byte) error {
-		return codec.DecodeRelationship(v, &c.Rel)
-	})
-	if err != nil || fk == nil {
-		return c, err
+	if !t.mayHave(key) {
+		return c, nil
 	}
-	c.FactsFound, err = t.get(fk, "number facts", func(v []byte) error {
-		return codec.DecodeNumberFacts(v, &c.Facts)
+	item, err := t.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return c, nil
+	}
+	if err != nil {
+		return c, unavailable("get contact", err)
+	}
+	now := nowSeconds()
+	var corrupt error
+	err = item.Value(func(v []byte) error {
+		facts, err := scanRecord(v, func(business []byte, p part) error {
+			if string(business) != k.Business || !p.live(now) {
+				return nil
+			}
+			c.RelFound = true
+			if err := codec.DecodeRelationship(p.data, &c.Rel); err != nil {
+				return fmt.Errorf("relationship: %w", err)
+			}
+			return nil
+		})
+		if err == nil && k.Number() != "" && facts.live(now) {
+			c.FactsFound = true
+			if err = codec.DecodeNumberFacts(facts.data, &c.Facts); err != nil {
+				err = fmt.Errorf("number facts: %w", err)
+			}
+		}
+		corrupt = err
+		return err
 	})
-	return c, err
+	if corrupt != nil {
+		return storage.Contact{}, fmt.Errorf("storage/badger: corrupt contact record: %w", corrupt)
+	}
+	if err != nil {
+		return storage.Contact{}, unavailable("read contact", err)
+	}
+	return c, nil
 }
 
-// hasOtherRel tells whether a key other than self starts with prefix.
-func hasOtherRel(txn *badger.Txn, prefix, self []byte) (bool, error) {
-	opts := badger.DefaultIteratorOptions
-	opts.PrefetchValues = false
-	opts.Prefix = prefix
-	it := txn.NewIterator(opts)
-	defer it.Close()
-	for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
-		if string(it.Item().Key()) != string(self) {
-			return true, nil
+// loadContact reads the record at key for a write: the record's live parts (its
+// own copy of the bytes), k's contact decoded from them, and whether the key
+// exists. In a read-write transaction it may skip a key the filter rules out
+// although Badger then does not check the read for conflicts: a record is
+// written only under its id's stripe lock, which the caller holds.
+func (t txn) loadContact(key []byte, k storage.ContactKey) (contactRecord, storage.Contact, bool, error) {
+	var c storage.Contact
+	if !t.mayHave(key) {
+		return contactRecord{}, c, false, nil
+	}
+	item, err := t.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return contactRecord{}, c, false, nil
+	}
+	if err != nil {
+		return contactRecord{}, c, false, unavailable("get contact", err)
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return contactRecord{}, c, false, unavailable("read contact", err)
+	}
+	rec, err := parseRecord(v, nowSeconds())
+	if err == nil {
+		if i := rec.rel(k.Business); i >= 0 {
+			c.RelFound = true
+			if err = codec.DecodeRelationship(rec.rels[i].data, &c.Rel); err != nil {
+				err = fmt.Errorf("relationship: %w", err)
+			}
 		}
 	}
-	return false, nil
+	if err == nil && k.Number() != "" && rec.facts.data != nil {
+		c.FactsFound = true
+		if err = codec.DecodeNumberFacts(rec.facts.data, &c.Facts); err != nil {
+			err = fmt.Errorf("number facts: %w", err)
+		}
+	}
+	if err != nil {
+		return contactRecord{}, storage.Contact{}, false, fmt.Errorf("storage/badger: corrupt contact record: %w", err)
+	}
+	return rec, c, true, nil
+}
+
+// putRecord writes rec at key with its expiry, or deletes the key when rec holds
+// nothing (existed tells whether there is a key to delete). A key written is
+// added to the key filter first, before the write is staged.
+func (t txn) putRecord(key []byte, rec *contactRecord, existed bool) error {
+	if rec.empty() {
+		if !existed {
+			return nil
+		}
+		return del(t.Txn, key)
+	}
+	t.keys.add(t.st, key)
+	e := badger.NewEntry(key, appendRecord(nil, rec))
+	e.ExpiresAt = rec.expiry()
+	if err := t.SetEntry(e); err != nil {
+		return unavailable("write", err)
+	}
+	return nil
 }
 
 // get reads key and passes its value to decode. A missing key is (false, nil), and
@@ -200,17 +263,6 @@ func exists(txn *badger.Txn, key []byte) (bool, error) {
 	default:
 		return false, unavailable("get", err)
 	}
-}
-
-func deleteIfExists(txn *badger.Txn, key []byte) (bool, error) {
-	ok, err := exists(txn, key)
-	if err != nil || !ok {
-		return false, err
-	}
-	if err := txn.Delete(key); err != nil {
-		return false, unavailable("delete", err)
-	}
-	return true, nil
 }
 
 // put writes key with a TTL: 0 means no expiry, a negative TTL deletes the key (it

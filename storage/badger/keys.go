@@ -5,22 +5,26 @@ package badger
 // contain no NUL byte, so a prefix ending in NUL matches exactly one value of the
 // parts before it.
 //
-//	r\x00<id>\x00<business>      relationship (codec.AppendRelationship), TTL from Write.RelTTL
-//	n\x00<id>                    number-wide facts (codec.AppendNumberFacts), TTL from Write.FactsTTL
+//	c\x00<id>                    contact record: the number-wide facts and every business's
+//	                             relationship (record.go), each with its expiry; the key
+//	                             expires with the longest-lived part
 //	d\x00<business>\x00<dedup>   dedup key of an applied event, empty value, TTL storage.DedupTTL
 //	l\x00<business>\x00<userID>  BSUID → number link, value the number, no TTL
 //	s\x00<business>\x00<hash>    suppression of a forgotten opted-out recipient, empty value, no TTL
 //	b\x00<business>              business state (codec.AppendBusiness), no TTL
 //	p\x00<business>              policy overrides (an encoded sendguard.v1.Policy), no TTL
 //
-// <id> is a storage.ContactKey.ID: an E.164 number, or "u:" + BSUID. Relationships
-// are keyed by id first so that one prefix scan of "r\x00<id>\x00" finds every
-// business that holds state for a number (DeleteContact uses it to decide whether
-// the number-wide facts may go). A BSUID id never has an "n" key.
+// <id> is a storage.ContactKey.ID: an E.164 number, or "u:" + BSUID (whose record
+// has no facts).
+//
+// Stores written before the contact record kept a relationship under
+// r\x00<id>\x00<business> and the facts under n\x00<id>; Open moves them into
+// contact records (migrate.go).
 
 const (
-	kindRel         = 'r'
-	kindFacts       = 'n'
+	kindContact     = 'c'
+	kindRel         = 'r' // before the contact record
+	kindFacts       = 'n' // before the contact record
 	kindDedup       = 'd'
 	kindLink        = 'l'
 	kindSuppression = 's'
@@ -41,6 +45,8 @@ func key2(kind byte, a, b string) []byte {
 	k = append(k, 0)
 	return append(k, b...)
 }
+
+func contactKey(id string) []byte { return key1(kindContact, id) }
 
 func relKey(id, business string) []byte { return key2(kindRel, id, business) }
 

@@ -97,6 +97,10 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: open badger in %q: %w", storage.ErrUnavailable, opts.Dir, err)
 	}
+	if err := migrate(db, log); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	s := &Store{
 		db:       db,
 		log:      log,
