@@ -56,7 +56,7 @@ func (s *Store) Backup(ctx context.Context, w io.Writer, since uint64) (uint64, 
 	// One goroutine, because each of a Stream's goroutines opens its own read
 	// transaction (Stream.produceKVs in Badger v4.9.6): with more than one, key
 	// ranges would be read at different timestamps and a transaction that wrote
-	// keys in two ranges (a relationship and the number's facts) could be cut in
+	// keys in two ranges (a contact record and its dedup key) could be cut in
 	// half. One transaction gives one read timestamp.
 	stream.NumGo = 1
 	// Send each 16 MB batch the reader makes as it comes (Badger's default merges

@@ -57,10 +57,10 @@ func (s *Store) UpdateContact(ctx context.Context, k storage.ContactKey, dedup s
 	return s.update(ctx, "update contact", func(t txn) error { return applyUpdate(t, u) })
 }
 
-// DeleteContact implements storage.Store in one transaction: it deletes the
-// relationship, then scans the number's relationship prefix (keys only) and
-// deletes the facts if no other business remains. It reports true when it
-// deleted either.
+// DeleteContact implements storage.Store in one transaction: it removes the
+// business's relationship from the recipient's record, and the facts too when no
+// other business's relationship remains (the key goes once the record is empty).
+// It reports true when it removed either.
 func (s *Store) DeleteContact(ctx context.Context, k storage.ContactKey) (storage.Contact, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return storage.Contact{}, false, err
