@@ -68,12 +68,14 @@ type regionMatcher struct {
 }
 
 // known is getNumberTypeHelper(nsn) != UNKNOWN. The order of the tests differs
-// (fixed line and mobile, the common answers, first); the result does not.
+// (mobile, the common answer on WhatsApp, then fixed line, then the rest); the
+// result does not. When the region's fixed-line and mobile patterns are the
+// same, the fixed-line test answers for both, as in phonenumbers.
 func (r *regionMatcher) known(nsn string) bool {
 	if !r.general.match(nsn) {
 		return false
 	}
-	if r.fixed.match(nsn) || !r.sameFixedMob && r.mobile.match(nsn) {
+	if !r.sameFixedMob && r.mobile.match(nsn) || r.fixed.match(nsn) {
 		return true
 	}
 	for i := range r.types {
