@@ -26,6 +26,11 @@ test: ## Run every test with the race detector
 soak: ## Crash test: 20 rounds of kill -9 under load, every acknowledged write checked
 	SENDGUARD_CRASH_ROUNDS=20 $(GO) test -count=1 -timeout 30m -run 'TestCrashLosesNothing' -v ./cmd/sendguard/ | grep -E 'round|rounds|ok|FAIL|panic'
 
+.PHONY: test-upgrade
+test-upgrade: ## Upgrade test: data written by commit 2b23cf3 (two keys per recipient), opened by this build
+	@d=$$(mktemp -d) && git archive 2b23cf3 | tar -x -C $$d && (cd $$d && $(GO) build -o $$d/sendguard-old ./cmd/sendguard) && \
+	SENDGUARD_OLD_BINARY=$$d/sendguard-old $(GO) test -count=1 -run 'TestUpgradeFromOldBinary' -v ./cmd/sendguard/; rc=$$?; rm -rf $$d; exit $$rc
+
 .PHONY: bench
 bench: ## Run the Go benchmarks and a short load run (100k numbers, 4 s per workload; docs/performance.md)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./validator/ ./storage/... ./server/ ./identity/ ./validator/keyword/

@@ -152,6 +152,39 @@ func TestEndToEnd(t *testing.T) {
 	}
 	rc.CloseSend()
 
+	verify := seedEndToEnd(t, c)
+	verify(c, "before kill")
+
+	// /healthz and /metrics answer on the HTTP address.
+	for _, path := range []string{"/healthz", "/metrics"} {
+		r, err := http.Get("http://" + p.http + path)
+		if err != nil || r.StatusCode != 200 {
+			t.Fatalf("GET %s: %v %v", path, r, err)
+		}
+		body, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if path == "/metrics" && !strings.Contains(string(body), `sendguard_decisions_total{shadow="false",verdict="deny"}`) {
+			t.Fatalf("/metrics lacks decision counters:\n%.2000s", body)
+		}
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.cmd.Wait()
+	p2 := startServer(t, bin, data)
+	verify(dial(t, p2.grpc), "after SIGKILL and restart")
+
+	// SIGTERM stops the server cleanly.
+	stop(t, p2)
+}
+
+// seedEndToEnd plays the seed's four errors, an opt-out and a reservation through
+// c, and returns a check that a server (the same or another on the same data)
+// gives each its verdict and remembers the reservation.
+func seedEndToEnd(t *testing.T, c *client.Client) func(c *client.Client, when string) {
+	t.Helper()
+	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Second)
 	phones := map[int32]string{131049: "+5511987650001", 131050: "+5511987650002", 130472: "+5511987650003", 131026: "+5511987650004"}
 	for code, phone := range phones {
@@ -182,7 +215,7 @@ func TestEndToEnd(t *testing.T) {
 		"+5511987650005": {sgv1.Verdict_VERDICT_DENY, sgv1.Rule_RULE_OPTED_OUT},
 		"+5511987650006": {sgv1.Verdict_VERDICT_DEFER, sgv1.Rule_RULE_FREQUENCY_CAP},
 	}
-	verify := func(c *client.Client, when string) {
+	return func(c *client.Client, when string) {
 		t.Helper()
 		for phone, w := range want {
 			resp, err := c.Check(ctx, &sgv1.CheckSendRequest{BusinessId: "acme", Phone: phone, Category: sgv1.Category_CATEGORY_MARKETING, Template: "other"})
@@ -197,42 +230,6 @@ func TestEndToEnd(t *testing.T) {
 		if err != nil || !resp.Duplicate {
 			t.Errorf("%s: the reservation's message_ref is not remembered: %v %v", when, resp, err)
 		}
-	}
-	verify(c, "before kill")
-
-	// /healthz and /metrics answer on the HTTP address.
-	for _, path := range []string{"/healthz", "/metrics"} {
-		r, err := http.Get("http://" + p.http + path)
-		if err != nil || r.StatusCode != 200 {
-			t.Fatalf("GET %s: %v %v", path, r, err)
-		}
-		body, _ := io.ReadAll(r.Body)
-		r.Body.Close()
-		if path == "/metrics" && !strings.Contains(string(body), `sendguard_decisions_total{shadow="false",verdict="deny"}`) {
-			t.Fatalf("/metrics lacks decision counters:\n%.2000s", body)
-		}
-	}
-
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = p.cmd.Wait()
-	p2 := startServer(t, bin, data)
-	verify(dial(t, p2.grpc), "after SIGKILL and restart")
-
-	// SIGTERM stops the server cleanly.
-	if err := p2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- p2.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("server did not stop within 20s of SIGTERM")
 	}
 }
 
