@@ -112,34 +112,25 @@ func (s *Store) DeleteContact(ctx context.Context, k storage.ContactKey) (storag
 // only those two parts.
 func (t txn) getContact(key []byte, k storage.ContactKey) (storage.Contact, error) {
 	var c storage.Contact
-	if !t.mayHave(key) {
-		return c, nil
-	}
-	item, err := t.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return c, nil
-	}
-	if err != nil {
-		return c, unavailable("get contact", err)
+	item, err := t.lookup(key, "contact")
+	if item == nil || err != nil {
+		return c, err
 	}
 	now := nowSeconds()
 	var corrupt error
 	err = item.Value(func(v []byte) error {
+		var rel []byte
 		facts, err := scanRecord(v, func(business []byte, p part) error {
-			if string(business) != k.Business || !p.live(now) {
-				return nil
-			}
-			c.RelFound = true
-			if err := codec.DecodeRelationship(p.data, &c.Rel); err != nil {
-				return fmt.Errorf("relationship: %w", err)
+			if string(business) == k.Business && p.live(now) {
+				rel = p.data
 			}
 			return nil
 		})
-		if err == nil && k.Number() != "" && facts.live(now) {
-			c.FactsFound = true
-			if err = codec.DecodeNumberFacts(facts.data, &c.Facts); err != nil {
-				err = fmt.Errorf("number facts: %w", err)
+		if err == nil {
+			if !facts.live(now) {
+				facts.data = nil
 			}
+			err = decodeParts(&c, k, rel, facts.data)
 		}
 		corrupt = err
 		return err
@@ -153,6 +144,24 @@ func (t txn) getContact(key []byte, k storage.ContactKey) (storage.Contact, erro
 	return c, nil
 }
 
+// decodeParts decodes a record's relationship part rel and facts part facts (nil:
+// absent) into c; facts only for a number's key.
+func decodeParts(c *storage.Contact, k storage.ContactKey, rel, facts []byte) error {
+	if rel != nil {
+		c.RelFound = true
+		if err := codec.DecodeRelationship(rel, &c.Rel); err != nil {
+			return fmt.Errorf("relationship: %w", err)
+		}
+	}
+	if facts != nil && k.Number() != "" {
+		c.FactsFound = true
+		if err := codec.DecodeNumberFacts(facts, &c.Facts); err != nil {
+			return fmt.Errorf("number facts: %w", err)
+		}
+	}
+	return nil
+}
+
 // loadContact reads the record at key for a write: the record's live parts (its
 // own copy of the bytes), k's contact decoded from them, and whether the key
 // exists. In a read-write transaction it may skip a key the filter rules out
@@ -160,15 +169,9 @@ func (t txn) getContact(key []byte, k storage.ContactKey) (storage.Contact, erro
 // written only under its id's stripe lock, which the caller holds.
 func (t txn) loadContact(key []byte, k storage.ContactKey) (contactRecord, storage.Contact, bool, error) {
 	var c storage.Contact
-	if !t.mayHave(key) {
-		return contactRecord{}, c, false, nil
-	}
-	item, err := t.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return contactRecord{}, c, false, nil
-	}
-	if err != nil {
-		return contactRecord{}, c, false, unavailable("get contact", err)
+	item, err := t.lookup(key, "contact")
+	if item == nil || err != nil {
+		return contactRecord{}, c, false, err
 	}
 	v, err := item.ValueCopy(nil)
 	if err != nil {
@@ -176,18 +179,11 @@ func (t txn) loadContact(key []byte, k storage.ContactKey) (contactRecord, stora
 	}
 	rec, err := parseRecord(v, nowSeconds())
 	if err == nil {
+		var rel []byte
 		if i := rec.rel(k.Business); i >= 0 {
-			c.RelFound = true
-			if err = codec.DecodeRelationship(rec.rels[i].data, &c.Rel); err != nil {
-				err = fmt.Errorf("relationship: %w", err)
-			}
+			rel = rec.rels[i].data
 		}
-	}
-	if err == nil && k.Number() != "" && rec.facts.data != nil {
-		c.FactsFound = true
-		if err = codec.DecodeNumberFacts(rec.facts.data, &c.Facts); err != nil {
-			err = fmt.Errorf("number facts: %w", err)
-		}
+		err = decodeParts(&c, k, rel, rec.facts.data)
 	}
 	if err != nil {
 		return contactRecord{}, storage.Contact{}, false, fmt.Errorf("storage/badger: corrupt contact record: %w", err)
@@ -219,15 +215,9 @@ func (t txn) putRecord(key []byte, rec *contactRecord, existed bool) error {
 // storage.ErrUnavailable; a value that does not decode is reported as corrupt
 // data (what names the record; keys hold phone numbers and stay out of errors).
 func (t txn) get(key []byte, what string, decode func(v []byte) error) (bool, error) {
-	if !t.mayHave(key) {
-		return false, nil
-	}
-	item, err := t.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, unavailable("get "+what, err)
+	item, err := t.lookup(key, what)
+	if item == nil || err != nil {
+		return false, err
 	}
 	var decodeErr error
 	err = item.Value(func(v []byte) error {
@@ -241,6 +231,22 @@ func (t txn) get(key []byte, what string, decode func(v []byte) error) (bool, er
 		return true, unavailable("read "+what, err)
 	}
 	return true, nil
+}
+
+// lookup returns key's item, or nil when the key is missing or the filter rules
+// it out (then it is not read). Engine errors wrap storage.ErrUnavailable.
+func (t txn) lookup(key []byte, what string) (*badger.Item, error) {
+	if !t.mayHave(key) {
+		return nil, nil
+	}
+	item, err := t.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, unavailable("get "+what, err)
+	}
+	return item, nil
 }
 
 // exists tells whether key is present (unexpired); a key the filter rules out is
