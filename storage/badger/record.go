@@ -53,10 +53,10 @@ var errRecordTruncated = errors.New("truncated")
 // scanRecord returns v's facts part and calls rel with each relationship part in
 // order, stopping at rel's first error. The parts point into v.
 func scanRecord(v []byte, rel func(business []byte, p part) error) (part, error) {
-	if len(v) == 0 || v[0] != recordVersion {
-		if len(v) == 0 {
-			return part{}, errRecordTruncated
-		}
+	switch {
+	case len(v) == 0:
+		return part{}, errRecordTruncated
+	case v[0] != recordVersion:
 		return part{}, fmt.Errorf("unknown version %d", v[0])
 	}
 	d := v[1:]
@@ -191,17 +191,21 @@ func (r *contactRecord) empty() bool { return r.facts.data == nil && len(r.rels)
 // expiry is the key's: its longest-lived part's (0 when one never expires).
 func (r *contactRecord) expiry() uint64 {
 	var most uint64
-	parts := append(make([]part, 0, len(r.rels)+1), r.facts)
-	for _, p := range r.rels {
-		parts = append(parts, p.part)
-	}
-	for _, p := range parts {
-		switch {
-		case p.data == nil:
-		case p.exp == 0:
-			return 0
-		default:
+	lives := func(p part) bool { // false: p exists and never expires
+		if p.data != nil {
+			if p.exp == 0 {
+				return false
+			}
 			most = max(most, p.exp)
+		}
+		return true
+	}
+	if !lives(r.facts) {
+		return 0
+	}
+	for _, p := range r.rels {
+		if !lives(p.part) {
+			return 0
 		}
 	}
 	return most
@@ -210,7 +214,7 @@ func (r *contactRecord) expiry() uint64 {
 // appendRecord appends r's encoding to dst.
 func appendRecord(dst []byte, r *contactRecord) []byte {
 	dst = append(dst, recordVersion)
-	if r.facts.data == nil || len(r.facts.data) == 0 {
+	if len(r.facts.data) == 0 {
 		// Empty facts are stored as none: the facts codec never encodes to
 		// nothing, and a missing part reads as the zero value anyway.
 		dst = binary.AppendUvarint(dst, 0)
