@@ -38,6 +38,29 @@ func startReplicas(t *testing.T, n int) (*redistest.Cluster, []*proc, []*client.
 	return cluster, procs, clients
 }
 
+// allowedOf makes n checks at once, spread over clients in turn, and counts the
+// ALLOWs.
+func allowedOf(t *testing.T, clients []*client.Client, n int, req func(i int) *sgv1.CheckSendRequest) int32 {
+	t.Helper()
+	var allowed atomic.Int32
+	var wg sync.WaitGroup
+	for i := range n {
+		c := clients[i%len(clients)]
+		wg.Go(func() {
+			resp, err := c.Check(t.Context(), req(i))
+			if err != nil {
+				t.Errorf("check %d: %v", i, err)
+				return
+			}
+			if resp.Verdict == sgv1.Verdict_VERDICT_ALLOW {
+				allowed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return allowed.Load()
+}
+
 // TestScaleOutEndToEnd runs two sendguard replicas (the binary) on one Redis
 // Cluster (3 masters, 3 replicas) and shows that they share one history: a
 // reservation made through one blocks a second through the other, 20 concurrent
@@ -84,24 +107,8 @@ func TestScaleOutEndToEnd(t *testing.T) {
 	}
 
 	// Concurrent reserves of one fresh number, spread over both replicas.
-	var allowed atomic.Int32
-	var wg sync.WaitGroup
-	for i := range 20 {
-		c := []*client.Client{a, b}[i%2]
-		wg.Go(func() {
-			resp, err := c.Check(ctx, marketing("+5511987650102", fmt.Sprint("race-", i)))
-			if err != nil {
-				t.Errorf("concurrent reserve: %v", err)
-				return
-			}
-			if resp.Verdict == sgv1.Verdict_VERDICT_ALLOW {
-				allowed.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	if allowed.Load() != 1 {
-		t.Fatalf("%d of 20 concurrent reserves through two replicas were allowed, want 1", allowed.Load())
+	if n := allowedOf(t, c, 20, func(i int) *sgv1.CheckSendRequest { return marketing("+5511987650102", fmt.Sprint("race-", i)) }); n != 1 {
+		t.Fatalf("%d of 20 concurrent reserves through two replicas were allowed, want 1", n)
 	}
 
 	// An opt-out reported to replica 1 is honoured by replica 2.
@@ -147,17 +154,12 @@ func TestScaleOutEndToEnd(t *testing.T) {
 		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"blocked_regions"}}}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r := check(b, marketing("+5511987650105", ""))
-		if r.Verdict == sgv1.Verdict_VERDICT_DENY && firstRule(r) == sgv1.Rule_RULE_REGION_BLOCKED {
-			break
+	redistest.UntilSucceeds(t, 10*time.Second, 100*time.Millisecond, func() error {
+		if r := check(b, marketing("+5511987650105", "")); r.Verdict != sgv1.Verdict_VERDICT_DENY || firstRule(r) != sgv1.Rule_RULE_REGION_BLOCKED {
+			return fmt.Errorf("replica 2 answers %v %v after the policy change on replica 1", r.Verdict, r.Reasons)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica 2 still answers %v %v 10 s after the policy change on replica 1", r.Verdict, r.Reasons)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	}, nil)
 }
 
 // TestScaleOutMessagingLimit: with a messaging limit of 5 users a day, 24
@@ -177,46 +179,26 @@ func TestScaleOutMessagingLimit(t *testing.T) {
 		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"messaging_limit"}}}); err != nil {
 		t.Fatal(err)
 	}
-	reserve := func(c *client.Client, i int) (*sgv1.CheckSendResponse, error) {
-		return c.Check(ctx, &sgv1.CheckSendRequest{BusinessId: "tier", Phone: fmt.Sprintf("+55119876%05d", i),
-			Category: sgv1.Category_CATEGORY_MARKETING, Template: "promo", Reserve: true, MessageRef: fmt.Sprint("m-", i)})
+	reserve := func(i int) *sgv1.CheckSendRequest {
+		return &sgv1.CheckSendRequest{BusinessId: "tier", Phone: fmt.Sprintf("+55119876%05d", i),
+			Category: sgv1.Category_CATEGORY_MARKETING, Template: "promo", Reserve: true, MessageRef: fmt.Sprint("m-", i)}
 	}
 	// Both replicas know the policy before the race (replica 2 reads it on first use).
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	redistest.UntilSucceeds(t, 10*time.Second, 50*time.Millisecond, func() error {
 		r, err := b.Policy(ctx, "tier")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.GetEffective().GetMessagingLimit() == limit {
-			break
+		if r.GetEffective().GetMessagingLimit() != limit {
+			return fmt.Errorf("replica 2 does not see the messaging limit: %v", r)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica 2 does not see the messaging limit: %v", r)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	var allowed atomic.Int32
-	var wg sync.WaitGroup
-	for i := range 24 {
-		c := []*client.Client{a, b}[i%2]
-		wg.Go(func() {
-			resp, err := reserve(c, i)
-			if err != nil {
-				t.Errorf("reserve: %v", err)
-				return
-			}
-			if resp.Verdict == sgv1.Verdict_VERDICT_ALLOW {
-				allowed.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	if n := allowed.Load(); n < 5 || n > 6 {
+		return nil
+	}, nil)
+	if n := allowedOf(t, c, 24, reserve); n < 5 || n > 6 {
 		t.Fatalf("%d of 24 first reaches allowed through two replicas under a limit of 5, want 5 or 6", n)
 	}
 	for i, c := range []*client.Client{a, b} {
-		resp, err := reserve(c, 100+i)
+		resp, err := c.Check(ctx, reserve(100+i))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -240,14 +222,11 @@ func TestScaleOutFailover(t *testing.T) {
 	ctx := t.Context()
 
 	// A number's keys carry the number as their hash tag.
+	tag := func(phone string) string { return "{" + phone + "}" }
+	number := func(n int) string { return fmt.Sprintf("+5511987650%d", 202+n) }
 	victim := "+5511987650201"
-	dead := cluster.MasterOf(t, "{"+victim+"}")
-	other := ""
-	for i := 202; other == ""; i++ {
-		if n := fmt.Sprintf("+5511987650%d", i); cluster.MasterOf(t, "{"+n+"}") != dead {
-			other = n
-		}
-	}
+	dead := cluster.MasterOf(t, tag(victim))
+	other := number(cluster.FirstNotOn(t, dead, func(n int) string { return tag(number(n)) }))
 	checkOnce := func(phone string) error {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
@@ -265,20 +244,9 @@ func TestScaleOutFailover(t *testing.T) {
 	}
 
 	cluster.Kill(t, dead)
-	sawUnavailable := false
-	for range 50 { // bounded: the first check after the kill normally fails
-		err := checkOnce(victim)
-		if err != nil {
-			if status.Code(err) != codes.Unavailable {
-				t.Fatalf("check on the dead master's slot: %v, want UNAVAILABLE", err)
-			}
-			sawUnavailable = true
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !sawUnavailable {
-		t.Fatal("checks on the killed master's slot kept succeeding")
+	// Bounded: the first check after the kill normally fails.
+	if err := redistest.UntilFails(t, 50, 20*time.Millisecond, func() error { return checkOnce(victim) }); status.Code(err) != codes.Unavailable {
+		t.Fatalf("check on the dead master's slot: %v, want UNAVAILABLE", err)
 	}
 	if err := checkOnce(other); err != nil {
 		t.Fatalf("a number on a live master failed while another master was down: %v", err)
@@ -297,20 +265,8 @@ func TestScaleOutFailover(t *testing.T) {
 	}
 
 	cluster.WaitFailover(t, dead, 30*time.Second)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := checkOnce(victim)
-		if err == nil {
-			break
-		}
-		if status.Code(err) != codes.Unavailable {
-			t.Fatalf("check during the failover: %v, want UNAVAILABLE", err)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still failing 20 s after the failover: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	redistest.UntilSucceeds(t, 20*time.Second, 100*time.Millisecond, func() error { return checkOnce(victim) },
+		func(err error) bool { return status.Code(err) == codes.Unavailable })
 	// Still the same process: no panic, no exit.
 	if err := p.cmd.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Fatalf("the sendguard process is gone: %v", err)

@@ -222,8 +222,11 @@ func (c *Cluster) Addrs() []string {
 // killed node; call WaitFailover first.
 func (c *Cluster) MasterOf(tb testing.TB, key string) int {
 	tb.Helper()
-	slot := Slot(key)
+	var slot int
 	ranges, err := c.slotMap()
+	if err == nil {
+		slot, err = c.keySlot(key)
+	}
 	if err != nil {
 		tb.Fatalf("redistest: MasterOf(%q): %v", key, err)
 	}
@@ -335,21 +338,43 @@ func (c *Cluster) failoverPending(served []slotRange) string {
 
 // slotMap returns the slot map as the first live node that answers sees it.
 func (c *Cluster) slotMap() ([]slotRange, error) {
+	return firstLive(c, clusterSlots)
+}
+
+// keySlot returns the slot of key (honouring {hash tags}) as Redis computes it
+// (CLUSTER KEYSLOT on the first live node that answers).
+func (c *Cluster) keySlot(key string) (int, error) {
+	return firstLive(c, func(addr string) (int, error) {
+		reply, err := command(addr, dialTimeout, "CLUSTER", "KEYSLOT", key)
+		if err != nil {
+			return 0, err
+		}
+		slot, ok := reply.(int64)
+		if !ok {
+			return 0, fmt.Errorf("CLUSTER KEYSLOT: reply is %T, want an integer", reply)
+		}
+		return int(slot), nil
+	})
+}
+
+// firstLive returns ask's answer from the first live node that gives one.
+func firstLive[T any](c *Cluster, ask func(addr string) (T, error)) (T, error) {
 	var errs []error
 	for i, n := range c.nodes {
 		if !n.alive() {
 			continue
 		}
-		ranges, err := clusterSlots(n.addr)
+		v, err := ask(n.addr)
 		if err == nil {
-			return ranges, nil
+			return v, nil
 		}
 		errs = append(errs, fmt.Errorf("node %d: %w", i, err))
 	}
+	var zero T
 	if len(errs) == 0 {
-		return nil, errors.New("no node is live")
+		return zero, errors.New("no node is live")
 	}
-	return nil, errors.Join(errs...)
+	return zero, errors.Join(errs...)
 }
 
 // node returns node i, failing the test when there is none.

@@ -31,6 +31,8 @@ const (
 	reapTimeout = 10 * time.Second
 	// pollInterval is the pause between checks in every wait loop.
 	pollInterval = 10 * time.Millisecond
+	// slotCount is the number of hash slots in a Redis cluster.
+	slotCount = 16384
 	// dialTimeout bounds each command the harness sends to a node.
 	dialTimeout = time.Second
 	// probeTimeout bounds each readiness probe of a starting node; short, so

@@ -17,21 +17,6 @@ func TestCluster(t *testing.T) {
 	if got := len(c.Addrs()); got != 6 {
 		t.Fatalf("len(Addrs()) = %d, want 6", got)
 	}
-	if a, b := Slot("{user1000}.following"), Slot("{user1000}.followers"); a != b {
-		t.Errorf("hash tag: Slot(following) = %d, Slot(followers) = %d", a, b)
-	}
-	if got := Slot("foo"); got != 12182 {
-		t.Errorf("Slot(foo) = %d, want 12182", got)
-	}
-	for _, key := range []string{"foo", "bar", "{user1000}.following", "foo{}{bar}", "foo{{bar}}zap", "123456789", ""} {
-		got, err := command(c.Addrs()[0], dialTimeout, "CLUSTER", "KEYSLOT", key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got != int64(Slot(key)) {
-			t.Errorf("Slot(%q) = %d, redis CLUSTER KEYSLOT says %v", key, Slot(key), got)
-		}
-	}
 
 	const key, value = "{user1000}.following", "v1"
 	master := c.MasterOf(t, key)

@@ -329,15 +329,10 @@ func TestFailover(t *testing.T) {
 	ctx := t.Context()
 	victim := storage.ContactKey{Business: "acme", ID: "+5511900000001"}
 	// The key of a recipient is tagged with its id; find a number on another master.
-	tag := func(k storage.ContactKey) string { return "{" + k.ID + "}" }
-	dead := c.MasterOf(t, tag(victim))
-	var other storage.ContactKey
-	for i := 2; ; i++ {
-		other = storage.ContactKey{Business: "acme", ID: fmt.Sprintf("+55119%08d", i)}
-		if c.MasterOf(t, tag(other)) != dead {
-			break
-		}
-	}
+	tag := func(id string) string { return "{" + id + "}" }
+	number := func(n int) string { return fmt.Sprintf("+55119%08d", n+2) }
+	dead := c.MasterOf(t, tag(victim.ID))
+	other := storage.ContactKey{Business: "acme", ID: number(c.FirstNotOn(t, dead, func(n int) string { return tag(number(n)) }))}
 	inc := func(c *storage.Contact) (storage.Write, error) {
 		c.Rel.PairStreak++
 		return storage.Write{Rel: true}, nil
@@ -349,42 +344,24 @@ func TestFailover(t *testing.T) {
 	}
 
 	c.Kill(t, dead)
-	failed := false
-	for range 20 { // bounded: the node timeout is 1 s, the failover a few
+	// Bounded: the node timeout is 1 s, the failover a few.
+	err := redistest.UntilFails(t, 20, 50*time.Millisecond, func() error {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := s.UpdateContact(cctx, victim, "", inc)
-		cancel()
-		if err != nil {
-			if !errors.Is(err, storage.ErrUnavailable) {
-				t.Fatalf("update on the dead master's slot: %v, want ErrUnavailable", err)
-			}
-			if strings.Contains(err.Error(), victim.ID) {
-				t.Fatalf("error names the number: %v", err)
-			}
-			failed = true
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+		defer cancel()
+		return s.UpdateContact(cctx, victim, "", inc)
+	})
+	if !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("update on the dead master's slot: %v, want ErrUnavailable", err)
 	}
-	if !failed {
-		t.Fatal("updates of the killed master's slot kept succeeding")
+	if strings.Contains(err.Error(), victim.ID) {
+		t.Fatalf("error names the number: %v", err)
 	}
 	if err := s.UpdateContact(ctx, other, "", inc); err != nil {
 		t.Fatalf("a number on a live master failed while another master was down: %v", err)
 	}
 
 	c.WaitFailover(t, dead, 30*time.Second)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := s.UpdateContact(ctx, victim, "", inc)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still failing 20 s after the failover: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	redistest.UntilSucceeds(t, 20*time.Second, 100*time.Millisecond, func() error { return s.UpdateContact(ctx, victim, "", inc) }, nil)
 	got, err := s.GetContact(ctx, victim)
 	if err != nil {
 		t.Fatal(err)
