@@ -23,9 +23,6 @@ type business struct {
 	id   string
 	mu   sync.Mutex // serialises writes of policy and state, and messaging-limit reservations
 	snap atomic.Pointer[bizSnapshot]
-	// gen counts the snapshots published by writers, so that a refresh read
-	// while one wrote does not publish over it.
-	gen atomic.Uint64
 }
 
 type bizSnapshot struct {
@@ -56,6 +53,7 @@ func newSnapshot(defaults validator.Policy, overrides *sgv1.Policy, state valida
 type businesses struct {
 	store    storage.Store
 	defaults validator.Policy
+	shared   bool // other replicas write the store too
 	mu       sync.RWMutex
 	m        map[string]*business
 }
@@ -126,7 +124,7 @@ func (bs *businesses) refresh(ctx context.Context) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			gen := b.gen.Load()
+			old := b.snap.Load()
 			snap, err := bs.load(ctx, b.id)
 			if err != nil {
 				mu.Lock()
@@ -136,10 +134,10 @@ func (bs *businesses) refresh(ctx context.Context) error {
 				mu.Unlock()
 				return
 			}
+			// Not over a snapshot a writer published meanwhile (under mu, so
+			// that none is between its read of the snapshot and its store).
 			b.mu.Lock()
-			if b.gen.Load() == gen {
-				b.snap.Store(snap)
-			}
+			b.snap.CompareAndSwap(old, snap)
 			b.mu.Unlock()
 		})
 	}
@@ -152,12 +150,13 @@ const refreshConcurrency = 16
 
 // setPolicy computes new overrides from the current ones, stores them and publishes
 // them.
-func (b *business) setPolicy(ctx context.Context, store storage.Store, defaults validator.Policy, change func(cur *sgv1.Policy) (*sgv1.Policy, error)) (*bizSnapshot, error) {
+func (bs *businesses) setPolicy(ctx context.Context, b *business, change func(cur *sgv1.Policy) (*sgv1.Policy, error)) (*bizSnapshot, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	store := bs.store
 	cur := b.snap.Load()
 	base := cur.overrides
-	if sharedStore(store) {
+	if bs.shared {
 		// Another replica may have changed the policy since this one cached it:
 		// start from the stored overrides, not the cached ones.
 		stored, err := storedOverrides(ctx, store, b.id)
@@ -170,7 +169,7 @@ func (b *business) setPolicy(ctx context.Context, store storage.Store, defaults 
 	if err != nil {
 		return nil, err
 	}
-	snap, err := newSnapshot(defaults, overrides, cur.state)
+	snap, err := newSnapshot(bs.defaults, overrides, cur.state)
 	if err != nil {
 		return nil, invalidArg("policy.%v", err)
 	}
@@ -182,7 +181,6 @@ func (b *business) setPolicy(ctx context.Context, store storage.Store, defaults 
 		return nil, err
 	}
 	b.snap.Store(snap)
-	b.gen.Add(1)
 	return snap, nil
 }
 
@@ -194,30 +192,16 @@ func (b *business) updateState(ctx context.Context, store storage.Store, fn func
 }
 
 func (b *business) updateStateLocked(ctx context.Context, store storage.Store, fn func(*validator.Business)) error {
-	var next validator.Business
-	err := store.UpdateBusiness(ctx, b.id, func(st *validator.Business) error {
+	next, err := store.UpdateBusiness(ctx, b.id, func(st *validator.Business) error {
 		fn(st)
-		next = *st
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	if sharedStore(store) {
-		// fn saw the state as read before the write: another replica's reaches
-		// counted in between are missing from it. Read the counts back, after
-		// ours, so that this replica's next decision sees every reach counted
-		// before its own (that bounds the overshoot of N replicas by N − 1). If
-		// the read fails, the write stands and the refresh catches up.
-		if st, err := store.GetBusiness(ctx, b.id); err == nil {
-			next = st
-		}
-	}
-	cur := b.snap.Load()
-	ns := *cur
+	ns := *b.snap.Load()
 	ns.state = next
 	b.snap.Store(&ns)
-	b.gen.Add(1)
 	return nil
 }
 

@@ -116,9 +116,10 @@ func (s *Server) reserve(ctx context.Context, req *sgv1.CheckSendRequest, b *bus
 			}
 			return storage.Write{}, nil
 		}
-		biz := used.state
-		biz.Reached = slices.Clone(biz.Reached)
-		reached = validator.Reserve(&c.Rel, &biz, &used.policy, validator.Send{
+		// The reach goes into the stored state below (added, not written over);
+		// Reserve's copy of it is only asked whether the send took a slot.
+		var scratch validator.Business
+		reached = validator.Reserve(&c.Rel, &scratch, &used.policy, validator.Send{
 			At:         chk.SendAt,
 			Ref:        req.GetMessageRef(),
 			Category:   req.GetCategory(),

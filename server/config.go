@@ -15,6 +15,7 @@ import (
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 	"github.com/sendguard/sendguard/storage"
+	redisstore "github.com/sendguard/sendguard/storage/redis"
 	"github.com/sendguard/sendguard/validator"
 )
 
@@ -136,7 +137,7 @@ func (c *Config) validate() error {
 			errs = append(errs, errors.New(`durability "strict" is Badger's; on Redis, durability is set in Redis (appendonly yes, appendfsync always, replicas): see docs/scale-out.md`))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("store %q: want redis://host:port[,host:port…], or no store for Badger in the data directory", redactStore(c.StoreURL)))
+		errs = append(errs, fmt.Errorf("store %q: want redis://host:port[,host:port…], or no store for Badger in the data directory", redisstore.Redact(c.StoreURL)))
 	}
 	if c.DefaultRegion != "" && len(c.DefaultRegion) != 2 {
 		errs = append(errs, fmt.Errorf("default region %q is not a two-letter region code", c.DefaultRegion))

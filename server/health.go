@@ -29,33 +29,37 @@ func (s *Server) storeFailed(err error) {
 		return
 	}
 	s.metrics.storeFailures.Inc()
-	if p, ok := s.store.(storage.Pinger); ok {
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			pingErr := p.Ping(ctx)
-			cancel()
-			if pingErr == nil {
-				s.log.Warn("storage failed a call but answers: health stays SERVING", "err", err)
-				select {
-				case <-s.done:
-				case <-time.After(probeInterval):
-				}
-				s.unhealthy.Store(false)
-				return
-			}
-			s.log.Error("storage failing: health NOT_SERVING until it answers again", "err", err)
-			s.setServing(false)
-			s.probeStore()
-		}()
+	if _, ok := s.store.(storage.Pinger); !ok {
+		s.markDown(err)
+		go s.probeStore()
 		return
 	}
-	s.log.Error("storage failing: health NOT_SERVING until it answers again", "err", err)
-	s.setServing(false)
-	go s.probeStore()
+	go func() {
+		if s.probeOnce() == nil {
+			s.log.Warn("storage failed a call but answers: health stays SERVING", "err", err)
+			select {
+			case <-s.done:
+			case <-time.After(probeInterval):
+			}
+			s.unhealthy.Store(false)
+			return
+		}
+		s.markDown(err)
+		s.probeStore()
+	}()
 }
 
-// probe asks the store whether it answers.
-func (s *Server) probe(ctx context.Context) error {
+// markDown takes the server out of its load balancers after err.
+func (s *Server) markDown(err error) {
+	s.log.Error("storage failing: health NOT_SERVING until it answers again", "err", err)
+	s.setServing(false)
+}
+
+// probeOnce asks the store whether it answers: a ping where the store has one,
+// else a read.
+func (s *Server) probeOnce() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	if p, ok := s.store.(storage.Pinger); ok {
 		return p.Ping(ctx)
 	}
@@ -68,10 +72,7 @@ func (s *Server) probe(ctx context.Context) error {
 
 func (s *Server) probeStore() {
 	s.every(probeInterval, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := s.probe(ctx)
-		cancel()
-		if err != nil {
+		if s.probeOnce() != nil {
 			return true
 		}
 		s.log.Info("storage answers again: health SERVING")

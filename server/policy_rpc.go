@@ -29,7 +29,7 @@ func (s *Server) SetPolicy(ctx context.Context, req *sgv1.SetPolicyRequest) (*sg
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
-	snap, err := b.setPolicy(ctx, s.store, s.cfg.Defaults, func(cur *sgv1.Policy) (*sgv1.Policy, error) {
+	snap, err := s.biz.setPolicy(ctx, b, func(cur *sgv1.Policy) (*sgv1.Policy, error) {
 		next, err := applyMask(cur, req.GetPolicy(), req.GetUpdateMask().GetPaths())
 		if err != nil {
 			return nil, invalidArg("%v", err)

@@ -85,29 +85,25 @@ func (s *Server) opaque(kind, v string) string {
 	if v == "" {
 		return ""
 	}
-	var sum [sha256.Size]byte
-	m := s.mac()
-	io.WriteString(m, kind)
-	m.Write([]byte{0})
-	io.WriteString(m, v)
-	s.macDone(m, sum[:0])
+	sum := s.mac(kind, "\x00", v)
 	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
-// mac returns an HMAC-SHA256 keyed with the hash secret, from a pool: keying one
-// costs more than hashing a number with it. macDone appends its sum to dst and
-// returns it to the pool.
-func (s *Server) mac() hash.Hash {
-	if m, ok := s.macs.Get().(hash.Hash); ok {
-		return m
+// mac is the HMAC-SHA256, keyed with the hash secret, of the parts written one
+// after the other. Keyed HMACs come from a pool: keying one costs more than
+// hashing a number with it.
+func (s *Server) mac(parts ...string) (sum [sha256.Size]byte) {
+	m, ok := s.macs.Get().(hash.Hash)
+	if !ok {
+		m = hmac.New(sha256.New, s.hashSecret)
 	}
-	return hmac.New(sha256.New, s.hashSecret)
-}
-
-func (s *Server) macDone(m hash.Hash, dst []byte) {
-	m.Sum(dst)
+	for _, p := range parts {
+		io.WriteString(m, p)
+	}
+	m.Sum(sum[:0])
 	m.Reset()
 	s.macs.Put(m)
+	return sum
 }
 
 // storedMessageID is the message id as the state keeps it.
@@ -240,9 +236,6 @@ func mergeFacts(dst, src *validator.NumberFacts) {
 
 // suppressionHash is the keyed hash under which a forgotten opt-out is kept.
 func (s *Server) suppressionHash(id string) string {
-	var sum [sha256.Size]byte
-	m := s.mac()
-	io.WriteString(m, id)
-	s.macDone(m, sum[:0])
+	sum := s.mac(id)
 	return hex.EncodeToString(sum[:])
 }

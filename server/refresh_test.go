@@ -27,7 +27,7 @@ func TestBusinessRefreshSeesOtherWriters(t *testing.T) {
 	if err := h.srv.store.PutPolicy(t.Context(), "acme", raw); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.srv.store.UpdateBusiness(t.Context(), "acme", func(b *validator.Business) error {
+	if _, err := h.srv.store.UpdateBusiness(t.Context(), "acme", func(b *validator.Business) error {
 		b.Templates = map[string]validator.TemplateState{"promo": {PausedAt: t0, Pauses: 1}}
 		return nil
 	}); err != nil {

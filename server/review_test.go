@@ -164,9 +164,9 @@ type failingBusinessStore struct {
 	fail atomic.Bool
 }
 
-func (f *failingBusinessStore) UpdateBusiness(ctx context.Context, b string, fn func(*validator.Business) error) error {
+func (f *failingBusinessStore) UpdateBusiness(ctx context.Context, b string, fn func(*validator.Business) error) (validator.Business, error) {
 	if f.fail.Load() {
-		return fmt.Errorf("%w: injected", storage.ErrUnavailable)
+		return validator.Business{}, fmt.Errorf("%w: injected", storage.ErrUnavailable)
 	}
 	return f.Store.UpdateBusiness(ctx, b, fn)
 }
@@ -245,8 +245,9 @@ func TestMessagingLimitConcurrent(t *testing.T) {
 }
 
 // otherReplicaStore is a store shared with another replica whose first reaches
-// land while this replica is counting its own: each UpdateBusiness that adds a
-// reach is followed, before it returns, by one reach of the other replica.
+// land while this replica is counting its own: each UpdateBusiness is followed,
+// before it returns, by one reach of the other replica, and returns the state
+// stored after both (as storage.Store asks).
 type otherReplicaStore struct {
 	storage.Store
 	at time.Time
@@ -256,9 +257,9 @@ func (o *otherReplicaStore) SharedSecret(context.Context, string) ([]byte, error
 	return []byte("0123456789abcdef0123456789abcdef"), nil
 }
 
-func (o *otherReplicaStore) UpdateBusiness(ctx context.Context, b string, fn func(*validator.Business) error) error {
-	if err := o.Store.UpdateBusiness(ctx, b, fn); err != nil {
-		return err
+func (o *otherReplicaStore) UpdateBusiness(ctx context.Context, b string, fn func(*validator.Business) error) (validator.Business, error) {
+	if _, err := o.Store.UpdateBusiness(ctx, b, fn); err != nil {
+		return validator.Business{}, err
 	}
 	return o.Store.UpdateBusiness(ctx, b, func(st *validator.Business) error {
 		validator.AddReach(st, o.at)
@@ -266,9 +267,10 @@ func (o *otherReplicaStore) UpdateBusiness(ctx context.Context, b string, fn fun
 	})
 }
 
-// On a shared store a replica decides on the reach counts read back after its
-// own was added, so another replica's reaches counted meanwhile are not missed:
-// under a limit of 4, two reaches of this replica and two of the other fill it.
+// A replica decides on the reach counts UpdateBusiness returns (what the store
+// holds after its own was added), so another replica's reaches counted meanwhile
+// are not missed: under a limit of 4, two reaches of this replica and two of the
+// other fill it.
 func TestMessagingLimitSeesOtherReplicasReaches(t *testing.T) {
 	st, err := badger.Open(badger.Options{InMemory: true})
 	if err != nil {

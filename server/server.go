@@ -47,6 +47,7 @@ type Server struct {
 	health     *health.Server
 	grpc       *grpc.Server
 	hashSecret []byte
+	shared     bool      // other replicas write the store too (sharedStore)
 	macs       sync.Pool // of hash.Hash keyed with hashSecret (Server.mac)
 	keys       keyIndex
 	unhealthy  atomic.Bool   // the store failed; a probe is watching it
@@ -86,15 +87,12 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.store, s.ownStore = st, true
 	}
-	secret, err := loadHashSecret(cfg, s.store)
-	if err != nil {
+	s.shared = sharedStore(s.store)
+	if s.hashSecret, err = loadHashSecret(cfg, s.store); err != nil {
 		s.closeStore()
 		return nil, err
 	}
-	s.hashSecret = secret
-	s.biz = &businesses{store: s.store, defaults: cfg.Defaults, m: map[string]*business{}}
-	s.webhook = newWebhookMetrics(s.metrics.registry)
-	if s.grpc, err = s.newGRPCServer(); err != nil {
+	if err := s.build(); err != nil {
 		s.closeStore()
 		return nil, err
 	}
@@ -112,9 +110,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 	}
-	if d := businessRefresh(cfg, s.store); d > 0 {
-		go s.refreshBusinesses(d) // ends when the server stops (s.done)
-	}
+	s.startRefresh()
 	return s, nil
 }
 
@@ -135,24 +131,36 @@ func NewService(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), store: cfg.Store, keys: keys, done: make(chan struct{}), service: true}
-	s.hashSecret = cfg.HashSecret
-	if len(s.hashSecret) == 0 && sharedStore(s.store) {
+	s.shared = sharedStore(s.store)
+	if len(cfg.HashSecret) > 0 || s.shared {
 		if s.hashSecret, err = loadHashSecret(cfg, s.store); err != nil {
 			return nil, err
 		}
-	}
-	if len(s.hashSecret) == 0 {
+	} else {
 		s.hashSecret = []byte("sendguard-test-secret")
 	}
-	s.biz = &businesses{store: s.store, defaults: cfg.Defaults, m: map[string]*business{}}
-	s.webhook = newWebhookMetrics(s.metrics.registry)
-	if s.grpc, err = s.newGRPCServer(); err != nil {
+	if err := s.build(); err != nil {
 		return nil, err
 	}
-	if d := businessRefresh(cfg, s.store); d > 0 {
+	s.startRefresh()
+	return s, nil
+}
+
+// build makes what New and NewService share once the store and the hash secret
+// are known: the business cache, the webhook metrics and the gRPC server.
+func (s *Server) build() (err error) {
+	s.biz = &businesses{store: s.store, defaults: s.cfg.Defaults, shared: s.shared, m: map[string]*business{}}
+	s.webhook = newWebhookMetrics(s.metrics.registry)
+	s.grpc, err = s.newGRPCServer()
+	return err
+}
+
+// startRefresh starts the business refresh, when there is one; it ends when the
+// server stops (s.done).
+func (s *Server) startRefresh() {
+	if d := businessRefresh(s.cfg, s.shared); d > 0 {
 		go s.refreshBusinesses(d)
 	}
-	return s, nil
 }
 
 // GRPCServer returns the gRPC server with every service registered.

@@ -36,22 +36,10 @@ func openStore(cfg Config) (storage.Store, error) {
 	defer cancel()
 	st, err := redisstore.Open(ctx, o)
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", redactStore(cfg.StoreURL), err)
+		return nil, fmt.Errorf("open store %s: %w", redisstore.Redact(cfg.StoreURL), err)
 	}
 	cfg.Logger.Info("store: redis", "addrs", strings.Join(o.Addrs, ","), "cluster", st.Cluster())
 	return st, nil
-}
-
-// redactStore hides a password in a store address.
-func redactStore(u string) string {
-	scheme, rest, ok := strings.Cut(u, "://")
-	if !ok {
-		return u
-	}
-	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
-		return scheme + "://…@" + rest[at+1:]
-	}
-	return u
 }
 
 // sharedStore tells whether other replicas may write the store too.
@@ -60,12 +48,13 @@ func sharedStore(st storage.Store) bool {
 	return ok
 }
 
-// businessRefresh is the effective Config.BusinessRefresh for st.
-func businessRefresh(cfg Config, st storage.Store) time.Duration {
+// businessRefresh is the effective Config.BusinessRefresh, on a store shared by
+// replicas or not.
+func businessRefresh(cfg Config, shared bool) time.Duration {
 	switch {
 	case cfg.BusinessRefresh > 0:
 		return cfg.BusinessRefresh
-	case cfg.BusinessRefresh == 0 && sharedStore(st):
+	case cfg.BusinessRefresh == 0 && shared:
 		return time.Second
 	}
 	return 0

@@ -47,7 +47,7 @@ const (
 // every core busy on an embedded store; on a store shared over the network
 // (Redis), where a decision mostly waits for a round trip, enough to hide it.
 func (s *Server) streamLanes() int {
-	if sharedStore(s.store) {
+	if s.shared {
 		return remoteStreamLanes
 	}
 	return min(max(runtime.GOMAXPROCS(0), 2), 8)

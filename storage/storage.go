@@ -169,8 +169,10 @@ type Store interface {
 	GetBusiness(ctx context.Context, business string) (validator.Business, error)
 	// UpdateBusiness atomically reads, changes (fn) and writes a business's state;
 	// like UpdateContact's, fn may be called more than once and must not update the
-	// store.
-	UpdateBusiness(ctx context.Context, business string, fn func(b *validator.Business) error) error
+	// store. It returns the state as stored after the write: on a store that
+	// replicas share, that includes what others added meanwhile (messaging-limit
+	// reach counts are added to the stored ones, not compared and set).
+	UpdateBusiness(ctx context.Context, business string, fn func(b *validator.Business) error) (validator.Business, error)
 
 	// GetPolicy returns a business's stored policy overrides (an encoded
 	// sendguard.v1.Policy), or ErrNotFound. PutPolicy stores them (no expiry).

@@ -150,7 +150,6 @@ func (cf *clientFlags) dial(cmd *cobra.Command) (*client.Client, error) {
 	return client.Dial(cf.addr, o)
 }
 
-// location is the time zone times are printed in.
 // callServer dials the server, makes one call f and closes the connection; a failed
 // call's error names the method and the address (callError).
 func callServer[R any](cmd *cobra.Command, cf *clientFlags, method string, f func(context.Context, *client.Client) (R, error)) (R, error) {
@@ -167,6 +166,7 @@ func callServer[R any](cmd *cobra.Command, cf *clientFlags, method string, f fun
 	return resp, nil
 }
 
+// location is the time zone times are printed in.
 func (cf *clientFlags) location() (*time.Location, error) {
 	if cf.timeZone == "" {
 		return time.Local, nil
@@ -190,10 +190,6 @@ func isLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// parseTime reads a time given on the command line: RFC 3339
-// ("2026-11-27T10:00:00Z", "2026-11-27T07:00:00-03:00"), a date and time without
-// an offset in loc ("2026-11-27 10:00", "2026-11-27T10:00:05"), a date (midnight in
-// loc), "now", or a time relative to now ("+2h", "+1d12h", "-30m", "+90s").
 // optionalTime parses the value of an optional time flag (see parseTime); an
 // empty value is nil, a bad one an error that names the flag.
 func optionalTime(flag, s string, now time.Time, loc *time.Location) (*timestamppb.Timestamp, error) {
@@ -207,6 +203,10 @@ func optionalTime(flag, s string, now time.Time, loc *time.Location) (*timestamp
 	return timestamppb.New(t), nil
 }
 
+// parseTime reads a time given on the command line: RFC 3339
+// ("2026-11-27T10:00:00Z", "2026-11-27T07:00:00-03:00"), a date and time without
+// an offset in loc ("2026-11-27 10:00", "2026-11-27T10:00:05"), a date (midnight in
+// loc), "now", or a time relative to now ("+2h", "+1d12h", "-30m", "+90s").
 func parseTime(s string, now time.Time, loc *time.Location) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	switch {

@@ -115,7 +115,7 @@ func seed(t *testing.T, s *Store, numbers int) {
 	}
 	for i := range 3 {
 		b := fmt.Sprintf("biz-%d", i)
-		if err := s.UpdateBusiness(ctx, b, func(bs *validator.Business) error {
+		if _, err := s.UpdateBusiness(ctx, b, func(bs *validator.Business) error {
 			bs.Templates = map[string]validator.TemplateState{"promo": {PausedAt: at, Pauses: i + 1}}
 			bs.Reached = []validator.ReachBucket{{Minute: at.Unix() / 60, Count: i + 10}}
 			return nil

@@ -158,7 +158,7 @@ var kinds = map[string]kind{
 	},
 	"business": {
 		write: func(t testing.TB, s *Store, i int) {
-			if err := s.UpdateBusiness(t.Context(), fmt.Sprint("biz-", i), func(b *validator.Business) error {
+			if _, err := s.UpdateBusiness(t.Context(), fmt.Sprint("biz-", i), func(b *validator.Business) error {
 				b.Templates = map[string]validator.TemplateState{"t": {Pauses: 1}}
 				return nil
 			}); err != nil {

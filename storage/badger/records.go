@@ -88,23 +88,24 @@ func (s *Store) GetBusiness(ctx context.Context, business string) (validator.Bus
 // business, then a transaction retried on conflict (fn may be called more than
 // once). An error from fn aborts the update and is returned as is. fn must not
 // call UpdateBusiness.
-func (s *Store) UpdateBusiness(ctx context.Context, business string, fn func(b *validator.Business) error) error {
+func (s *Store) UpdateBusiness(ctx context.Context, business string, fn func(b *validator.Business) error) (validator.Business, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return validator.Business{}, err
 	}
 	if err := s.enter(); err != nil {
-		return err
+		return validator.Business{}, err
 	}
 	defer s.inflight.Done()
 	lk, err := s.business.Lock(ctx, s.seed, business)
 	if err != nil {
-		return err
+		return validator.Business{}, err
 	}
 	defer stripe.Unlock(lk)
 
 	bk := businessKey(business)
-	return s.update(ctx, "update business", func(t txn) error {
-		var b validator.Business
+	var b validator.Business
+	err = s.update(ctx, "update business", func(t txn) error {
+		b = validator.Business{}
 		if _, err := t.get(bk, "business", func(v []byte) error {
 			return codec.DecodeBusiness(v, &b)
 		}); err != nil {
@@ -115,6 +116,10 @@ func (s *Store) UpdateBusiness(ctx context.Context, business string, fn func(b *
 		}
 		return t.put(bk, codec.AppendBusiness(nil, &b), 0)
 	})
+	if err != nil {
+		return validator.Business{}, err
+	}
+	return b, nil
 }
 
 // GetPolicy implements storage.Store.

@@ -129,9 +129,9 @@ func (f *Store) GetBusiness(ctx context.Context, business string) (validator.Bus
 	return f.inner.GetBusiness(ctx, business)
 }
 
-func (f *Store) UpdateBusiness(ctx context.Context, business string, fn func(*validator.Business) error) error {
+func (f *Store) UpdateBusiness(ctx context.Context, business string, fn func(*validator.Business) error) (validator.Business, error) {
 	if err := f.check(); err != nil {
-		return err
+		return validator.Business{}, err
 	}
 	return f.inner.UpdateBusiness(ctx, business, fn)
 }

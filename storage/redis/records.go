@@ -176,6 +176,7 @@ func (s *Store) readBusiness(ctx context.Context, business string) (validator.Bu
 		return b, "", s.fail(ctx, "read templates", err)
 	}
 	version := ver.Val()
+	var err error
 	for name, v := range all.Val() {
 		var one validator.Business
 		if err := codec.DecodeBusiness([]byte(v), &one); err != nil || len(one.Templates) != 1 {
@@ -188,29 +189,39 @@ func (s *Store) readBusiness(ctx context.Context, business string) (validator.Bu
 			b.Templates[name] = st
 		}
 	}
+	if b.Reached, err = s.readReach(ctx, business); err != nil {
+		return b, "", err
+	}
+	return b, version, nil
+}
 
+// readReach reads the reach counts of every indexed hour, in minute order.
+func (s *Store) readReach(ctx context.Context, business string) ([]validator.ReachBucket, error) {
 	hours, err := s.c.HKeys(ctx, s.hourIndexKey(business)).Result()
 	if err != nil {
-		return b, "", s.fail(ctx, "read reach index", err)
+		return nil, s.fail(ctx, "read reach index", err)
 	}
 	if len(hours) == 0 {
-		return b, version, nil
+		return nil, nil
 	}
 	pipe := s.c.Pipeline()
 	cmds := make([]*goredis.MapStringStringCmd, len(hours))
 	for i, h := range hours {
 		n, err := strconv.ParseInt(h, 10, 64)
 		if err != nil {
-			return b, "", fmt.Errorf("storage/redis: corrupt reach index entry %q", h)
+			return nil, fmt.Errorf("storage/redis: corrupt reach index entry %q", h)
 		}
 		cmds[i] = pipe.HGetAll(ctx, s.hourKey(business, n))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return b, "", s.fail(ctx, "read reach", err)
+		return nil, s.fail(ctx, "read reach", err)
 	}
 	// An hour that is empty long after it could count leaves the index. A recent
 	// empty hour stays: another replica may have indexed it and be about to count.
-	var gone []string
+	var (
+		reached []validator.ReachBucket
+		gone    []string
+	)
 	oldest := time.Now().Add(-27*time.Hour).Unix() / 3600
 	for i, c := range cmds {
 		m := c.Val()
@@ -224,14 +235,14 @@ func (s *Store) readBusiness(ctx context.Context, business string) (validator.Bu
 			mi, err1 := strconv.ParseInt(minute, 10, 64)
 			n, err2 := strconv.Atoi(count)
 			if err1 != nil || err2 != nil {
-				return b, "", errors.New("storage/redis: corrupt reach record")
+				return nil, errors.New("storage/redis: corrupt reach record")
 			}
 			if n > 0 {
-				b.Reached = append(b.Reached, validator.ReachBucket{Minute: mi, Count: n})
+				reached = append(reached, validator.ReachBucket{Minute: mi, Count: n})
 			}
 		}
 	}
-	slices.SortFunc(b.Reached, func(x, y validator.ReachBucket) int { return int(x.Minute - y.Minute) })
+	slices.SortFunc(reached, func(x, y validator.ReachBucket) int { return int(x.Minute - y.Minute) })
 	if len(gone) > 0 {
 		// Expired hours leave the index (best effort: a later read retries).
 		if err := s.c.HDel(ctx, s.hourIndexKey(business), gone...).Err(); err == nil {
@@ -242,20 +253,22 @@ func (s *Store) readBusiness(ctx context.Context, business string) (validator.Bu
 			s.hoursMu.Unlock()
 		}
 	}
-	return b, version, nil
+	return reached, nil
 }
 
 // UpdateBusiness implements storage.Store. Template changes are a
 // compare-and-set on the templates' version (fn runs again when another replica
 // changed them in between); reach counts are added as increments, which commute,
-// so concurrent replicas never lose one.
-func (s *Store) UpdateBusiness(ctx context.Context, business string, fn func(b *validator.Business) error) error {
-	return s.locked(ctx, "\x00business\x00"+business, func() (bool, error) {
+// so concurrent replicas never lose one, and then read back: the state returned
+// holds every reach counted before this one, by any replica.
+func (s *Store) UpdateBusiness(ctx context.Context, business string, fn func(b *validator.Business) error) (validator.Business, error) {
+	var next validator.Business
+	err := s.locked(ctx, "\x00business\x00"+business, func() (bool, error) {
 		old, version, err := s.readBusiness(ctx, business)
 		if err != nil {
 			return false, err
 		}
-		next := validator.Business{Templates: maps.Clone(old.Templates), Reached: slices.Clone(old.Reached)}
+		next = validator.Business{Templates: maps.Clone(old.Templates), Reached: slices.Clone(old.Reached)}
 		if err := fn(&next); err != nil {
 			return false, err
 		}
@@ -269,8 +282,25 @@ func (s *Store) UpdateBusiness(ctx context.Context, business string, fn func(b *
 				return false, nil // another replica changed the templates: read again
 			}
 		}
-		return true, s.addReach(ctx, business, reachDeltas(old.Reached, next.Reached))
+		deltas := reachDeltas(old.Reached, next.Reached)
+		if len(deltas) == 0 {
+			return true, nil
+		}
+		if err := s.addReach(ctx, business, deltas); err != nil {
+			return true, err
+		}
+		// Another replica's reaches counted between the read and the add are
+		// missing from next: read the counts back. If that fails, the add stands
+		// and the caller gets what fn made.
+		if reached, err := s.readReach(ctx, business); err == nil {
+			next.Reached = reached
+		}
+		return true, nil
 	})
+	if err != nil {
+		return validator.Business{}, err
+	}
+	return next, nil
 }
 
 func templateChanges(old, next map[string]validator.TemplateState) []any {

@@ -209,7 +209,7 @@ func testReplicasBusiness(t *testing.T, stores []*redis.Store) {
 		s := stores[w%len(stores)]
 		wg.Go(func() {
 			for range each {
-				err := s.UpdateBusiness(t.Context(), "acme", func(b *validator.Business) error {
+				_, err := s.UpdateBusiness(t.Context(), "acme", func(b *validator.Business) error {
 					if b.Templates == nil {
 						b.Templates = map[string]validator.TemplateState{}
 					}

@@ -84,7 +84,7 @@ func ParseURL(raw string) (Options, error) {
 	var o Options
 	rest, ok := strings.CutPrefix(raw, "redis://")
 	if !ok {
-		return o, fmt.Errorf("redis store address %q: want redis://host:port[,host:port…]", redact(raw))
+		return o, fmt.Errorf("redis store address %q: want redis://host:port[,host:port…]", Redact(raw))
 	}
 	// url.Parse rejects a comma-separated host list, so the hosts are cut out
 	// first and the rest is parsed with a placeholder host.
@@ -154,10 +154,15 @@ func ParseURL(raw string) (Options, error) {
 	return o, o.check()
 }
 
-// redact hides a password in an address for error messages.
-func redact(raw string) string {
-	if at := strings.LastIndexByte(raw, '@'); at >= 0 {
-		return "redis://…@" + raw[at+1:]
+// Redact hides the credentials of a store address (scheme://user:password@…)
+// for logs and error messages.
+func Redact(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return raw
+	}
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		return scheme + "://…@" + rest[at+1:]
 	}
 	return raw
 }

@@ -535,7 +535,7 @@ func testBusiness(t *testing.T, s storage.Store) {
 	if b, err := s.GetBusiness(ctx, bizA); err != nil || !reflect.DeepEqual(b, validator.Business{}) {
 		t.Fatalf("GetBusiness of a missing business = %+v, %v; want the zero value", b, err)
 	}
-	if err := s.UpdateBusiness(ctx, bizA, func(b *validator.Business) error {
+	if _, err := s.UpdateBusiness(ctx, bizA, func(b *validator.Business) error {
 		if !reflect.DeepEqual(*b, validator.Business{}) {
 			t.Errorf("fn got %+v for a missing business", *b)
 		}
@@ -552,7 +552,7 @@ func testBusiness(t *testing.T, s storage.Store) {
 	}
 
 	boom := errors.New("boom")
-	if err := s.UpdateBusiness(ctx, bizA, func(b *validator.Business) error {
+	if _, err := s.UpdateBusiness(ctx, bizA, func(b *validator.Business) error {
 		b.Templates = nil
 		return boom
 	}); err != boom { // fn's error is returned as is
@@ -569,7 +569,7 @@ func testBusinessConcurrent(t *testing.T, s storage.Store) {
 	for range workers {
 		wg.Go(func() {
 			for range each {
-				err := s.UpdateBusiness(t.Context(), bizA, func(b *validator.Business) error {
+				_, err := s.UpdateBusiness(t.Context(), bizA, func(b *validator.Business) error {
 					if b.Templates == nil {
 						b.Templates = map[string]validator.TemplateState{}
 					}
@@ -651,7 +651,8 @@ func testAfterClose(t *testing.T, s storage.Store) {
 		"DeleteSuppression": func() error { return s.DeleteSuppression(ctx, bizA, "h") },
 		"GetBusiness":       func() error { _, err := s.GetBusiness(ctx, bizA); return err },
 		"UpdateBusiness": func() error {
-			return s.UpdateBusiness(ctx, bizA, func(*validator.Business) error { called = true; return nil })
+			_, err := s.UpdateBusiness(ctx, bizA, func(*validator.Business) error { called = true; return nil })
+			return err
 		},
 		"GetPolicy": func() error { _, err := s.GetPolicy(ctx, bizA); return err },
 		"PutPolicy": func() error { return s.PutPolicy(ctx, bizA, []byte{1}) },
