@@ -31,7 +31,6 @@ func openStore(cfg Config) (storage.Store, error) {
 	if cfg.RedisPassword != "" {
 		o.Password = cfg.RedisPassword
 	}
-	o.Logger = cfg.Logger
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	st, err := redisstore.Open(ctx, o)

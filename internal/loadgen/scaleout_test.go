@@ -57,7 +57,7 @@ func BenchmarkScaleOut(b *testing.B) {
 	b.Cleanup(func() { bst.Close() })
 	var rst [2]*redisstore.Store
 	for i := range rst {
-		if rst[i], err = redisstore.Open(ctx, redisstore.Options{Addrs: cluster.Addrs(), Logger: log}); err != nil {
+		if rst[i], err = redisstore.Open(ctx, redisstore.Options{Addrs: cluster.Addrs()}); err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { rst[i].Close() })

@@ -16,7 +16,6 @@ import (
 	"github.com/sendguard/sendguard/storage"
 	"github.com/sendguard/sendguard/storage/codec"
 	"github.com/sendguard/sendguard/storage/internal/batch"
-	"github.com/sendguard/sendguard/storage/internal/stripe"
 )
 
 // A recipient is one hash, <p>{<id>}, so that a check is one HMGET on one key:
@@ -39,8 +38,12 @@ import (
 func (s *Store) contactKey(id string) string { return s.pre + "{" + id + "}" }
 func relField(business string) string        { return "r:" + business }
 func (s *Store) dedupKey(k storage.ContactKey, dedup string) string {
-	return s.pre + "{" + k.ID + "}:d:" + strconv.Itoa(len(k.Business)) + ":" + k.Business + ":" + dedup
+	return s.contactKey(k.ID) + ":d:" + strconv.Itoa(len(k.Business)) + ":" + k.Business + ":" + dedup
 }
+
+// receiptKey is a new key on id's slot where deleteScript records that this
+// attempt ran, so that a replay of it changes nothing.
+func (s *Store) receiptKey(id string) string { return s.contactKey(id) + ":x:" + token() }
 
 // factsField is the facts' field of a recipient hash.
 const factsField = "n"
@@ -213,15 +216,12 @@ func (s *Store) GetContact(ctx context.Context, k storage.ContactKey) (storage.C
 	if err := s.enter(ctx); err != nil {
 		return storage.Contact{}, err
 	}
-	vals, err := s.c.HMGet(ctx, s.contactKey(k.ID), relField(k.Business), factsField).Result()
+	fields, _ := s.read(ctx, s.c, k, "")
+	vals, err := fields.Result()
 	if err != nil {
 		return storage.Contact{}, s.fail(ctx, "get contact", err)
 	}
-	var c storage.Contact
-	if err := decodeContact(k, str(vals[0]), str(vals[1]), time.Now().UnixMilli(), &c); err != nil {
-		return storage.Contact{}, err
-	}
-	return c, nil
+	return decodeContact(k, str(vals[0]), str(vals[1]), time.Now().UnixMilli())
 }
 
 // str is an HMGET element as a string ("" for a missing field).
@@ -231,19 +231,18 @@ func str(v any) string {
 }
 
 // decodeContact decodes the raw field values of k, as of nowMs.
-func decodeContact(k storage.ContactKey, rel, facts string, nowMs int64, c *storage.Contact) error {
-	*c = storage.Contact{}
+func decodeContact(k storage.ContactKey, rel, facts string, nowMs int64) (storage.Contact, error) {
+	var c storage.Contact
 	rec, ok, err := liveRecord(rel, nowMs)
 	if err == nil && ok {
 		err = codec.DecodeRelationship(rec, &c.Rel)
 		c.RelFound = true
 	}
 	if err != nil {
-		*c = storage.Contact{}
-		return fmt.Errorf("storage/redis: corrupt relationship record: %w", err)
+		return storage.Contact{}, fmt.Errorf("storage/redis: corrupt relationship record: %w", err)
 	}
 	if k.Number() == "" {
-		return nil
+		return c, nil
 	}
 	rec, ok, err = liveRecord(facts, nowMs)
 	if err == nil && ok {
@@ -251,10 +250,9 @@ func decodeContact(k storage.ContactKey, rel, facts string, nowMs int64, c *stor
 		c.FactsFound = true
 	}
 	if err != nil {
-		*c = storage.Contact{}
-		return fmt.Errorf("storage/redis: corrupt number facts record: %w", err)
+		return storage.Contact{}, fmt.Errorf("storage/redis: corrupt number facts record: %w", err)
 	}
-	return nil
+	return c, nil
 }
 
 // UpdateContact implements storage.Store by optimistic compare-and-set: read the
@@ -311,9 +309,9 @@ const (
 	resDuplicate = 2
 )
 
-// read queues the reads of an update of k on pipe: the two fields, and whether
-// the dedup key was recorded.
-func (s *Store) read(ctx context.Context, pipe goredis.Pipeliner, k storage.ContactKey, dedup string) (*goredis.SliceCmd, *goredis.IntCmd) {
+// read reads (or queues on a pipeline) k's two fields and, with a dedup key,
+// whether it was recorded.
+func (s *Store) read(ctx context.Context, pipe goredis.Cmdable, k storage.ContactKey, dedup string) (*goredis.SliceCmd, *goredis.IntCmd) {
 	fields := pipe.HMGet(ctx, s.contactKey(k.ID), relField(k.Business), factsField)
 	var seen *goredis.IntCmd
 	if dedup != "" {
@@ -331,7 +329,7 @@ func (s *Store) prepare(ctx context.Context, k storage.ContactKey, dedup string,
 		err    error
 	)
 	if dedup == "" {
-		fields = s.c.HMGet(ctx, s.contactKey(k.ID), relField(k.Business), factsField)
+		fields, _ = s.read(ctx, s.c, k, "")
 		err = fields.Err()
 	} else {
 		pipe := s.c.Pipeline()
@@ -351,8 +349,8 @@ func (s *Store) prepare(ctx context.Context, k storage.ContactKey, dedup string,
 // build runs fn on the decoded fields and encodes its writes.
 func (s *Store) build(k storage.ContactKey, dedup string, rel, facts string, fn func(c *storage.Contact) (storage.Write, error)) (*pending, error) {
 	now := time.Now().UnixMilli()
-	var c storage.Contact
-	if err := decodeContact(k, rel, facts, now, &c); err != nil {
+	c, err := decodeContact(k, rel, facts, now)
+	if err != nil {
 		return nil, err
 	}
 	w, err := fn(&c)
@@ -372,12 +370,15 @@ func (s *Store) build(k storage.ContactKey, dedup string, rel, facts string, fn 
 	}
 	dedupTTL := ""
 	if dedup != "" {
-		dedupTTL = strconv.FormatInt(ttlMillis(storage.DedupTTL), 10)
+		dedupTTL = dedupTTLMillis
 		p.keys = append(p.keys, s.dedupKey(k, dedup))
 	}
 	p.args = []any{relField(k.Business), rel, facts, relOp, relVal, factsOp, factsVal, dedupTTL, now, token()}
 	return p, nil
 }
+
+// dedupTTLMillis is storage.DedupTTL as the commit script takes it.
+var dedupTTLMillis = strconv.FormatInt(ttlMillis(storage.DedupTTL), 10)
 
 // op is the script operation and field value for a record written with ttl at
 // nowMs: a negative TTL has expired already and deletes the field.
@@ -401,33 +402,35 @@ func (s *Store) commit(ctx context.Context, p *pending) (int64, error) {
 
 // DeleteContact implements storage.Store in one script on the recipient's key.
 func (s *Store) DeleteContact(ctx context.Context, k storage.ContactKey) (storage.Contact, bool, error) {
-	if err := s.enter(ctx); err != nil {
-		return storage.Contact{}, false, err
-	}
-	lk, err := s.contacts.Lock(ctx, s.seed, k.ID)
+	var (
+		prev  storage.Contact
+		found bool
+	)
+	err := s.locked(ctx, k.ID, func() (bool, error) {
+		isNumber := "0"
+		if k.Number() != "" {
+			isNumber = "1"
+		}
+		now := time.Now().UnixMilli()
+		keys := []string{s.contactKey(k.ID), s.receiptKey(k.ID)}
+		res, err := s.runReplicated(ctx, deleteScript, keys, relField(k.Business), now, isNumber).Slice()
+		if err != nil {
+			return true, s.fail(ctx, "delete contact", err)
+		}
+		if len(res) != 3 {
+			return true, fmt.Errorf("%w: redis delete contact: %d results", storage.ErrUnavailable, len(res))
+		}
+		if prev, err = decodeContact(k, str(res[0]), str(res[1]), now); err != nil {
+			return true, err
+		}
+		n, _ := res[2].(int64)
+		found = n == 1
+		return true, nil
+	})
 	if err != nil {
 		return storage.Contact{}, false, err
 	}
-	defer stripe.Unlock(lk)
-	isNumber := "0"
-	if k.Number() != "" {
-		isNumber = "1"
-	}
-	now := time.Now().UnixMilli()
-	keys := []string{s.contactKey(k.ID), s.pre + "{" + k.ID + "}:x:" + token()}
-	res, err := s.runReplicated(ctx, deleteScript, keys, relField(k.Business), now, isNumber).Slice()
-	if err != nil {
-		return storage.Contact{}, false, s.fail(ctx, "delete contact", err)
-	}
-	if len(res) != 3 {
-		return storage.Contact{}, false, fmt.Errorf("%w: redis delete contact: %d results", storage.ErrUnavailable, len(res))
-	}
-	var prev storage.Contact
-	if err := decodeContact(k, str(res[0]), str(res[1]), now, &prev); err != nil {
-		return storage.Contact{}, false, err
-	}
-	found, _ := res[2].(int64)
-	return prev, found == 1, nil
+	return prev, found, nil
 }
 
 // UpdateContacts implements storage.Store. Each update is atomic on its own (a
@@ -472,12 +475,13 @@ func (s *Store) updateChunk(ctx context.Context, updates []storage.ContactUpdate
 	}
 	// Run the updates in order on what was read, chaining updates of one number.
 	type dedupID struct {
-		id, business, dedup string
+		storage.ContactKey
+		dedup string
 	}
-	latest := map[string]string{}  // raw relationship by id and business
-	factsOf := map[string]string{} // raw facts by id
-	done := map[dedupID]int{}      // the update that carried a dedup key first
-	dupOf := map[int]int{}         // an update that repeats an earlier one's dedup key
+	latest := map[storage.ContactKey]string{} // raw relationship
+	factsOf := map[string]string{}            // raw facts by id
+	done := map[dedupID]int{}                 // the update that carried a dedup key first
+	dupOf := map[int]int{}                    // an update that repeats an earlier one's dedup key
 	preps := make([]*pending, len(updates))
 	for i, u := range updates {
 		vals := fields[i].Val()
@@ -486,14 +490,13 @@ func (s *Store) updateChunk(ctx context.Context, updates []storage.ContactUpdate
 				results[i] = storage.ErrDuplicate
 				continue
 			}
-			if j, ok := done[dedupID{u.Key.ID, u.Key.Business, u.Dedup}]; ok {
+			if j, ok := done[dedupID{u.Key, u.Dedup}]; ok {
 				results[i] = storage.ErrDuplicate
 				dupOf[i] = j
 				continue
 			}
 		}
-		rk := u.Key.ID + "\x00" + u.Key.Business
-		rel, ok := latest[rk]
+		rel, ok := latest[u.Key]
 		if !ok {
 			rel = str(vals[0])
 		}
@@ -507,9 +510,9 @@ func (s *Store) updateChunk(ctx context.Context, updates []storage.ContactUpdate
 			continue
 		}
 		if u.Dedup != "" {
-			done[dedupID{u.Key.ID, u.Key.Business, u.Dedup}] = i
+			done[dedupID{u.Key, u.Dedup}] = i
 		}
-		latest[rk] = p.afterRel
+		latest[u.Key] = p.afterRel
 		factsOf[u.Key.ID] = p.afterFacts
 		preps[i] = p
 	}

@@ -41,6 +41,7 @@ func (s *Store) suppressionKey(business, h string) string {
 }
 func (s *Store) policyKey(business string) string    { return s.pre + "p:{" + business + "}" }
 func (s *Store) templatesKey(business string) string { return s.pre + "t:{" + business + "}" }
+func (s *Store) versionKey(business string) string   { return s.templatesKey(business) + ":v" }
 func (s *Store) hourIndexKey(business string) string { return s.pre + "mi:{" + business + "}" }
 func (s *Store) hourKey(business string, h int64) string {
 	return s.scoped("m", business, strconv.FormatInt(h, 10))
@@ -170,7 +171,7 @@ func (s *Store) readBusiness(ctx context.Context, business string) (validator.Bu
 	var b validator.Business
 	tk := s.templatesKey(business)
 	tx := s.c.TxPipeline()
-	ver := tx.Get(ctx, tk+":v")
+	ver := tx.Get(ctx, s.versionKey(business))
 	all := tx.HGetAll(ctx, tk)
 	if _, err := tx.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 		return b, "", s.fail(ctx, "read templates", err)
@@ -248,7 +249,7 @@ func (s *Store) readReach(ctx context.Context, business string) ([]validator.Rea
 		if err := s.c.HDel(ctx, s.hourIndexKey(business), gone...).Err(); err == nil {
 			s.hoursMu.Lock()
 			for _, h := range gone {
-				delete(s.hours, business+"\x00"+h)
+				delete(s.hours, hourID{business, h})
 			}
 			s.hoursMu.Unlock()
 		}
@@ -273,7 +274,7 @@ func (s *Store) UpdateBusiness(ctx context.Context, business string, fn func(b *
 			return false, err
 		}
 		if args := templateChanges(old.Templates, next.Templates); len(args) > 0 {
-			res, err := templatesScript.Run(ctx, s.c, []string{s.templatesKey(business), s.templatesKey(business) + ":v"},
+			res, err := templatesScript.Run(ctx, s.c, []string{s.templatesKey(business), s.versionKey(business)},
 				append([]any{version, token()}, args...)...).Int64()
 			if err != nil {
 				return false, s.fail(ctx, "write templates", err)
@@ -345,6 +346,9 @@ func reachTTL(hour int64, now time.Time) time.Duration {
 	return max(26*time.Hour, end.Add(26*time.Hour).Sub(now))
 }
 
+// hourID names one business's hour in Store.hours.
+type hourID struct{ business, hour string }
+
 func (s *Store) addReach(ctx context.Context, business string, deltas map[int64]int) error {
 	if len(deltas) == 0 {
 		return nil
@@ -355,16 +359,20 @@ func (s *Store) addReach(ctx context.Context, business string, deltas map[int64]
 		h := m / 60
 		byHour[h] = append(byHour[h], m, v)
 	}
-	var index []any
+	var fresh []string // hours this process has not indexed yet
 	s.hoursMu.Lock()
 	for h := range byHour {
-		k := business + "\x00" + strconv.FormatInt(h, 10)
-		if _, ok := s.hours[k]; !ok {
-			index = append(index, strconv.FormatInt(h, 10), "1")
+		hs := strconv.FormatInt(h, 10)
+		if _, ok := s.hours[hourID{business, hs}]; !ok {
+			fresh = append(fresh, hs)
 		}
 	}
 	s.hoursMu.Unlock()
-	if len(index) > 0 {
+	if len(fresh) > 0 {
+		index := make([]any, 0, 2*len(fresh))
+		for _, h := range fresh {
+			index = append(index, h, "1")
+		}
 		if err := s.c.HSet(ctx, s.hourIndexKey(business), index...).Err(); err != nil {
 			return s.fail(ctx, "index reach", err)
 		}
@@ -379,8 +387,8 @@ func (s *Store) addReach(ctx context.Context, business string, deltas map[int64]
 		}
 	}
 	s.hoursMu.Lock()
-	for i := 0; i < len(index); i += 2 {
-		s.hours[business+"\x00"+index[i].(string)] = struct{}{}
+	for _, h := range fresh {
+		s.hours[hourID{business, h}] = struct{}{}
 	}
 	s.hoursMu.Unlock()
 	return nil

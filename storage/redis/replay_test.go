@@ -53,7 +53,7 @@ func TestReplayedScriptsApplyOnce(t *testing.T) {
 	}
 
 	// A replayed delete answers what the first run deleted.
-	keys := []string{s.contactKey(k.ID), s.pre + "{" + k.ID + "}:x:" + token()}
+	keys := []string{s.contactKey(k.ID), s.receiptKey(k.ID)}
 	var first []any
 	for run := range 2 {
 		res, err := deleteScript.Run(ctx, s.c, keys, relField(k.Business), int64(1), "1").Slice()
@@ -73,7 +73,7 @@ func TestReplayedScriptsApplyOnce(t *testing.T) {
 	// Templates and reach counts.
 	version := ""
 	args := []any{version, token(), "s", "sale", "x"}
-	tk := []string{s.templatesKey("acme"), s.templatesKey("acme") + ":v"}
+	tk := []string{s.templatesKey("acme"), s.versionKey("acme")}
 	for run := range 2 {
 		if res, err := templatesScript.Run(ctx, s.c, tk, args...).Int64(); err != nil || res != 0 {
 			t.Fatalf("run %d of one templates write: %d, %v", run+1, res, err)

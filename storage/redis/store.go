@@ -68,8 +68,6 @@ type Options struct {
 	// the writes of the last moments before the master died.
 	WaitReplicas int
 	WaitTimeout  time.Duration
-	// Logger receives the store's own messages; nil means slog.Default().
-	Logger *slog.Logger
 }
 
 // ParseURL parses a store address:
@@ -199,12 +197,12 @@ func (o *Options) check() error {
 	if o.Timeout == 0 {
 		o.Timeout = 2 * time.Second
 	}
-	if o.WaitReplicas > 0 && o.WaitTimeout == 0 {
-		o.WaitTimeout = time.Second
-	}
-	// A WAIT holds its connection up to WaitTimeout: the read timeout must be
-	// longer.
 	if o.WaitReplicas > 0 {
+		if o.WaitTimeout == 0 {
+			o.WaitTimeout = time.Second
+		}
+		// A WAIT holds its connection up to WaitTimeout: the read timeout must
+		// be longer.
 		o.Timeout = max(o.Timeout, o.WaitTimeout+time.Second)
 	}
 	if o.DB != 0 && o.Mode == ModeCluster {
@@ -226,10 +224,9 @@ const (
 // it with Open; it is safe for concurrent use, and any number of processes may
 // use one Redis deployment at once.
 type Store struct {
-	c       goredis.UniversalClient
-	cluster bool
-	pre     string
-	log     *slog.Logger
+	c   goredis.UniversalClient
+	cc  *goredis.ClusterClient // c, on a cluster; nil on a single server
+	pre string
 	// waitReplicas and waitTimeout are Options.WaitReplicas and WaitTimeout.
 	waitReplicas int
 	waitTimeout  time.Duration
@@ -240,7 +237,7 @@ type Store struct {
 
 	// hours remembers which reach-hour keys this process has indexed already.
 	hoursMu sync.Mutex
-	hours   map[string]struct{}
+	hours   map[hourID]struct{}
 }
 
 // goredisLog sends go-redis's own messages (a refused dial while a master is
@@ -260,10 +257,6 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	log := o.Logger
-	if log == nil {
-		log = slog.Default()
-	}
 	setLogger.Do(func() { goredis.SetLogger(goredisLog{}) })
 	cluster := o.Mode == ModeCluster || len(o.Addrs) > 1
 	if o.Mode == ModeAuto && !cluster {
@@ -275,14 +268,18 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		}
 		cluster = strings.Contains(info, "cluster_enabled:1")
 	}
-	var c goredis.UniversalClient
+	var (
+		c  goredis.UniversalClient
+		cc *goredis.ClusterClient
+	)
 	if cluster {
 		co := universalOptions(o).Cluster()
 		// go-redis re-reads the slot map on MOVED, but not when a master stops
 		// answering; the store asks for a reload on every failure (fail), and the
 		// map is re-read at least this often while in use.
 		co.ClusterStateReloadInterval = 2 * time.Second
-		c = goredis.NewClusterClient(co)
+		cc = goredis.NewClusterClient(co)
+		c = cc
 	} else {
 		c = goredis.NewClient(universalOptions(o).Simple())
 	}
@@ -292,14 +289,13 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	return &Store{
 		c:            c,
-		cluster:      cluster,
+		cc:           cc,
 		waitReplicas: o.WaitReplicas,
 		waitTimeout:  o.WaitTimeout,
 		pre:          o.Prefix,
-		log:          log,
 		seed:         maphash.MakeSeed(),
 		contacts:     stripe.New(contactStripes),
-		hours:        map[string]struct{}{},
+		hours:        map[hourID]struct{}{},
 	}, nil
 }
 
@@ -322,7 +318,7 @@ func universalOptions(o Options) *goredis.UniversalOptions {
 }
 
 // Cluster reports whether the store talks to a Redis Cluster.
-func (s *Store) Cluster() bool { return s.cluster }
+func (s *Store) Cluster() bool { return s.cc != nil }
 
 // Close closes the connections; later calls return storage.ErrUnavailable.
 func (s *Store) Close() error {
@@ -382,10 +378,10 @@ func (s *Store) fail(ctx context.Context, op string, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if cc, ok := s.c.(*goredis.ClusterClient); ok && !s.closed.Load() {
+	if s.cc != nil && !s.closed.Load() {
 		// A master may have died and a replica taken its slots: read the slot
 		// map again (in the background, at most every 200 ms).
-		cc.ReloadState(context.Background())
+		s.cc.ReloadState(context.Background())
 	}
 	return fmt.Errorf("%w: redis %s: %v", storage.ErrUnavailable, op, err)
 }
@@ -440,13 +436,10 @@ func (s *Store) SharedSecret(ctx context.Context, name string) ([]byte, error) {
 
 // master returns the client of the master that serves key.
 func (s *Store) master(ctx context.Context, key string) (*goredis.Client, error) {
-	switch c := s.c.(type) {
-	case *goredis.ClusterClient:
-		return c.MasterForKey(ctx, key)
-	case *goredis.Client:
-		return c, nil
+	if s.cc != nil {
+		return s.cc.MasterForKey(ctx, key)
 	}
-	return nil, errors.New("unknown client")
+	return s.c.(*goredis.Client), nil
 }
 
 // Ping implements storage.Pinger: the deployment answers (on a cluster, at
@@ -455,12 +448,11 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err := s.enter(ctx); err != nil {
 		return err
 	}
-	cc, ok := s.c.(*goredis.ClusterClient)
-	if !ok {
+	if s.cc == nil {
 		return s.fail(ctx, "ping", s.c.Ping(ctx).Err())
 	}
 	var answered atomic.Int32
-	err := cc.ForEachMaster(ctx, func(ctx context.Context, m *goredis.Client) error {
+	err := s.cc.ForEachMaster(ctx, func(ctx context.Context, m *goredis.Client) error {
 		if err := m.Ping(ctx).Err(); err != nil {
 			return err
 		}
