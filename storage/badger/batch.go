@@ -85,11 +85,11 @@ func applyUpdate(t txn, u storage.ContactUpdate) error {
 	var dk []byte
 	if u.Dedup != "" {
 		dk = dedupKey(u.Key.Business, u.Dedup)
-		// Read from the engine even when the filter rules the key out: the read
-		// is what makes Badger fail the commit of this transaction when another
+		// Read from the engine (the filter holds no dedup keys): the read is
+		// what makes Badger fail the commit of this transaction when another
 		// one records the same key first, and two numbers' events may share a
 		// dedup key without sharing a stripe lock.
-		seen, err := exists(t.Txn, dk)
+		seen, err := t.exists(dk)
 		if err != nil {
 			return err
 		}
@@ -105,13 +105,14 @@ func applyUpdate(t txn, u storage.ContactUpdate) error {
 	if err != nil {
 		return err
 	}
+	writeFacts := w.Facts && u.Key.Number() != "" // a BSUID's record has no facts
 	if w.Rel {
 		rec.setRel(u.Key.Business, codec.AppendRelationship(nil, &c.Rel), w.RelTTL)
 	}
-	if w.Facts && u.Key.Number() != "" {
+	if writeFacts {
 		rec.setFacts(codec.AppendNumberFacts(nil, &c.Facts), w.FactsTTL)
 	}
-	if w.Rel || w.Facts && u.Key.Number() != "" {
+	if w.Rel || writeFacts {
 		if err := t.putRecord(key, &rec, existed); err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package badger
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,7 +19,7 @@ import (
 func (s *Store) GetContact(ctx context.Context, k storage.ContactKey) (storage.Contact, error) {
 	key := contactKey(k.ID)
 	var c storage.Contact
-	err := s.read(ctx, "get contact", [][]byte{key}, func(t txn) error {
+	err := s.read(ctx, "get contact", key, func(t txn) error {
 		var err error
 		c, err = t.getContact(key, k)
 		return err
@@ -89,10 +90,7 @@ func (s *Store) DeleteContact(ctx context.Context, k storage.ContactKey) (storag
 		if !existed {
 			return nil
 		}
-		if i := rec.rel(k.Business); i >= 0 {
-			rec.rels = append(rec.rels[:i], rec.rels[i+1:]...)
-			found = true
-		}
+		found = rec.removeRel(k.Business)
 		if k.Number() != "" && len(rec.rels) == 0 && rec.facts.data != nil {
 			rec.facts = part{}
 			found = true
@@ -112,13 +110,8 @@ func (s *Store) DeleteContact(ctx context.Context, k storage.ContactKey) (storag
 // only those two parts.
 func (t txn) getContact(key []byte, k storage.ContactKey) (storage.Contact, error) {
 	var c storage.Contact
-	item, err := t.lookup(key, "contact")
-	if item == nil || err != nil {
-		return c, err
-	}
 	now := nowSeconds()
-	var corrupt error
-	err = item.Value(func(v []byte) error {
+	_, err := t.get(key, "contact", func(v []byte) error {
 		var rel []byte
 		facts, err := scanRecord(v, func(business []byte, p part) error {
 			if string(business) == k.Business && p.live(now) {
@@ -126,20 +119,16 @@ func (t txn) getContact(key []byte, k storage.ContactKey) (storage.Contact, erro
 			}
 			return nil
 		})
-		if err == nil {
-			if !facts.live(now) {
-				facts.data = nil
-			}
-			err = decodeParts(&c, k, rel, facts.data)
+		if err != nil {
+			return err
 		}
-		corrupt = err
-		return err
+		if !facts.live(now) {
+			facts.data = nil
+		}
+		return decodeParts(&c, k, rel, facts.data)
 	})
-	if corrupt != nil {
-		return storage.Contact{}, fmt.Errorf("storage/badger: corrupt contact record: %w", corrupt)
-	}
 	if err != nil {
-		return storage.Contact{}, unavailable("read contact", err)
+		return storage.Contact{}, err
 	}
 	return c, nil
 }
@@ -168,44 +157,35 @@ func decodeParts(c *storage.Contact, k storage.ContactKey, rel, facts []byte) er
 // although Badger then does not check the read for conflicts: a record is
 // written only under its id's stripe lock, which the caller holds.
 func (t txn) loadContact(key []byte, k storage.ContactKey) (contactRecord, storage.Contact, bool, error) {
-	var c storage.Contact
-	item, err := t.lookup(key, "contact")
-	if item == nil || err != nil {
-		return contactRecord{}, c, false, err
-	}
-	v, err := item.ValueCopy(nil)
-	if err != nil {
-		return contactRecord{}, c, false, unavailable("read contact", err)
-	}
-	rec, err := parseRecord(v, nowSeconds())
-	if err == nil {
+	var (
+		rec contactRecord
+		c   storage.Contact
+	)
+	found, err := t.get(key, "contact", func(v []byte) error {
+		var err error
+		if rec, err = parseRecord(bytes.Clone(v), nowSeconds()); err != nil {
+			return err
+		}
 		var rel []byte
 		if i := rec.rel(k.Business); i >= 0 {
 			rel = rec.rels[i].data
 		}
-		err = decodeParts(&c, k, rel, rec.facts.data)
-	}
+		return decodeParts(&c, k, rel, rec.facts.data)
+	})
 	if err != nil {
-		return contactRecord{}, storage.Contact{}, false, fmt.Errorf("storage/badger: corrupt contact record: %w", err)
+		return contactRecord{}, storage.Contact{}, false, err
 	}
-	return rec, c, true, nil
+	return rec, c, found, nil
 }
 
 // putRecord writes rec at key with its expiry, or deletes the key when rec holds
-// nothing (existed tells whether there is a key to delete). A key written is
-// added to the key filter first, before the write is staged.
+// nothing (existed tells whether there is a key to delete).
 func (t txn) putRecord(key []byte, rec *contactRecord, existed bool) error {
-	if rec.empty() {
-		if !existed {
-			return nil
-		}
+	switch {
+	case !rec.empty():
+		return t.set(key, appendRecord(nil, rec), rec.expiry())
+	case existed:
 		return del(t.Txn, key)
-	}
-	t.keys.add(t.st, key)
-	e := badger.NewEntry(key, appendRecord(nil, rec))
-	e.ExpiresAt = rec.expiry()
-	if err := t.SetEntry(e); err != nil {
-		return unavailable("write", err)
 	}
 	return nil
 }
@@ -252,43 +232,25 @@ func (t txn) lookup(key []byte, what string) (*badger.Item, error) {
 // exists tells whether key is present (unexpired); a key the filter rules out is
 // not read.
 func (t txn) exists(key []byte) (bool, error) {
-	if !t.mayHave(key) {
-		return false, nil
-	}
-	return exists(t.Txn, key)
+	item, err := t.lookup(key, "key")
+	return item != nil, err
 }
 
-// exists tells whether key is present (unexpired), reading it from the engine.
-func exists(txn *badger.Txn, key []byte) (bool, error) {
-	_, err := txn.Get(key)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, badger.ErrKeyNotFound):
-		return false, nil
-	default:
-		return false, unavailable("get", err)
-	}
-}
-
-// put writes key with a TTL: 0 means no expiry, a negative TTL deletes the key (it
-// has expired already). Badger keeps expiry in whole Unix seconds; the TTL is
-// rounded up so that a record never expires before its TTL has passed. A key
-// written is added to the key filter first, before the write is staged.
+// put writes key with a TTL (0: no expiry), rounded up to Badger's whole
+// seconds so that a record never expires before its TTL has passed.
 func (t txn) put(key, value []byte, ttl time.Duration) error {
-	if ttl >= 0 && filtered(key) {
+	return t.set(key, value, expiryAfter(ttl))
+}
+
+// set stages key = value, expiring at exp (Unix seconds; 0: never). A key the
+// filter holds is added to it first, before the write is staged.
+func (t txn) set(key, value []byte, exp uint64) error {
+	if filtered(key) {
 		t.keys.add(t.st, key)
 	}
-	var err error
-	switch {
-	case ttl < 0:
-		err = t.Delete(key)
-	case ttl == 0:
-		err = t.Set(key, value)
-	default:
-		err = t.SetEntry(badger.NewEntry(key, value).WithTTL(ttl + time.Second - time.Nanosecond))
-	}
-	if err != nil {
+	e := badger.NewEntry(key, value)
+	e.ExpiresAt = exp
+	if err := t.SetEntry(e); err != nil {
 		return unavailable("write", err)
 	}
 	return nil

@@ -49,10 +49,9 @@ import (
 //     moment it took the filter: every key committed before then is in it.
 //
 // In a read-write transaction, a read skipped is a read Badger does not check for
-// conflicts at commit. That is safe for the relationship, facts and business
-// keys, which are only written under the stripe lock of their number (or
-// business) that the transaction holds; dedup keys are not, and are read from
-// Badger.
+// conflicts at commit. That is safe for the contact-record and business keys,
+// which are only written under the stripe lock of their recipient (or business)
+// that the transaction holds; dedup keys are not, and are read from Badger.
 
 const (
 	// filterBitsPerKey sizes the filter: 16 bits for each key it is sized for
@@ -169,8 +168,12 @@ func (s *Store) tableKeys() int {
 }
 
 // startFilter makes the first filter, sized from the key counts of Badger's
-// tables, and starts the goroutine that loads it.
+// tables (at least least keys; 0: filterMinKeys), and starts the goroutine that
+// loads it.
 func (s *Store) startFilter(least int, gate <-chan struct{}) {
+	if least <= 0 {
+		least = filterMinKeys
+	}
 	s.keys.least, s.keys.gate = least, gate
 	s.keys.grow = make(chan struct{}, 1)
 	s.keys.cur.Store(&filterState{fill: bloom.New(filterKeys(s.tableKeys(), least), filterBitsPerKey)})

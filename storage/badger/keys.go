@@ -48,12 +48,11 @@ func key2(kind byte, a, b string) []byte {
 
 func contactKey(id string) []byte { return key1(kindContact, id) }
 
+// relKey and factsKey are the keys of the layout before contact records
+// (migrate.go).
 func relKey(id, business string) []byte { return key2(kindRel, id, business) }
+func factsKey(id string) []byte         { return key1(kindFacts, id) }
 
-// relPrefix is the prefix of every relationship of one id, whatever the business.
-func relPrefix(id string) []byte { return append(key1(kindRel, id), 0) }
-
-func factsKey(id string) []byte                { return key1(kindFacts, id) }
 func dedupKey(business, key string) []byte     { return key2(kindDedup, business, key) }
 func linkKey(business, userID string) []byte   { return key2(kindLink, business, userID) }
 func suppressionKey(business, h string) []byte { return key2(kindSuppression, business, h) }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -162,18 +163,27 @@ func (r *contactRecord) rel(business string) int {
 	return -1
 }
 
+// removeRel removes business's relationship, reporting whether there was one.
+func (r *contactRecord) removeRel(business string) bool {
+	i := r.rel(business)
+	if i >= 0 {
+		r.rels = slices.Delete(r.rels, i, i+1)
+	}
+	return i >= 0
+}
+
 // setRel replaces business's relationship (adding it last when new); a negative
 // ttl removes it.
 func (r *contactRecord) setRel(business string, data []byte, ttl time.Duration) {
-	i := r.rel(business)
-	switch {
-	case ttl < 0 && i >= 0:
-		r.rels = append(r.rels[:i], r.rels[i+1:]...)
-	case ttl < 0:
-	case i >= 0:
-		r.rels[i].part = part{exp: expiryAfter(ttl), data: data}
-	default:
-		r.rels = append(r.rels, relPart{business: business, part: part{exp: expiryAfter(ttl), data: data}})
+	if ttl < 0 {
+		r.removeRel(business)
+		return
+	}
+	p := part{exp: expiryAfter(ttl), data: data}
+	if i := r.rel(business); i >= 0 {
+		r.rels[i].part = p
+	} else {
+		r.rels = append(r.rels, relPart{business: business, part: p})
 	}
 }
 

@@ -15,7 +15,7 @@ import (
 func (s *Store) GetLink(ctx context.Context, business, userID string) (string, error) {
 	lk := linkKey(business, userID)
 	var number string
-	err := s.read(ctx, "get link", [][]byte{lk}, func(t txn) error {
+	err := s.read(ctx, "get link", lk, func(t txn) error {
 		found, err := t.get(lk, "link", func(v []byte) error {
 			number = string(v)
 			return nil
@@ -53,7 +53,7 @@ func (s *Store) PutSuppression(ctx context.Context, business, hash string) error
 func (s *Store) HasSuppression(ctx context.Context, business, hash string) (bool, error) {
 	sk := suppressionKey(business, hash)
 	var found bool
-	err := s.read(ctx, "has suppression", [][]byte{sk}, func(t txn) error {
+	err := s.read(ctx, "has suppression", sk, func(t txn) error {
 		var err error
 		found, err = t.exists(sk)
 		return err
@@ -72,7 +72,7 @@ func (s *Store) DeleteSuppression(ctx context.Context, business, hash string) er
 func (s *Store) GetBusiness(ctx context.Context, business string) (validator.Business, error) {
 	bk := businessKey(business)
 	var b validator.Business
-	err := s.read(ctx, "get business", [][]byte{bk}, func(t txn) error {
+	err := s.read(ctx, "get business", bk, func(t txn) error {
 		_, err := t.get(bk, "business", func(v []byte) error {
 			return codec.DecodeBusiness(v, &b)
 		})
@@ -126,7 +126,7 @@ func (s *Store) UpdateBusiness(ctx context.Context, business string, fn func(b *
 func (s *Store) GetPolicy(ctx context.Context, business string) ([]byte, error) {
 	pk := policyKey(business)
 	var policy []byte
-	err := s.read(ctx, "get policy", [][]byte{pk}, func(t txn) error {
+	err := s.read(ctx, "get policy", pk, func(t txn) error {
 		found, err := t.get(pk, "policy", func(v []byte) error {
 			policy = append([]byte{}, v...) // v is only valid inside the transaction
 			return nil
@@ -173,8 +173,8 @@ func (s *Store) Scan(ctx context.Context, prefix []byte, fn func(key []byte) err
 	})
 }
 
-// read runs f in a read transaction of an open store (see view for keys).
-func (s *Store) read(ctx context.Context, op string, keys [][]byte, f func(t txn) error) error {
+// read runs f in a read transaction of an open store (see view for key).
+func (s *Store) read(ctx context.Context, op string, key []byte, f func(t txn) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -182,7 +182,7 @@ func (s *Store) read(ctx context.Context, op string, keys [][]byte, f func(t txn
 		return err
 	}
 	defer s.inflight.Done()
-	return s.view(op, keys, f)
+	return s.view(op, key, f)
 }
 
 // write runs f in a read-write transaction of an open store (with the conflict

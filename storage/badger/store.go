@@ -109,11 +109,7 @@ func Open(opts Options) (*Store, error) {
 		business: stripe.New(businessStripes),
 		stopGC:   func() {},
 	}
-	least := opts.filterLeast
-	if least <= 0 {
-		least = filterMinKeys
-	}
-	s.startFilter(least, opts.loadGate)
+	s.startFilter(opts.filterLeast, opts.loadGate)
 	every := opts.GCInterval
 	if every == 0 {
 		every = DefaultGCInterval
@@ -260,23 +256,24 @@ func unavailable(op string, err error) error {
 // txn is a transaction of the store: reads skip the keys its key filter rules
 // out, and writes add their keys to the filter before staging them (filter.go).
 type txn struct {
-	// Txn is nil when view ruled out every key f reads: then nothing is read.
+	// Txn is nil when view ruled out the key f reads: then nothing is read.
 	*badger.Txn
 	keys *keyFilter
-	// use is the filter reads consult, taken before the transaction's read
-	// timestamp; nil when none is loaded yet.
+	// use is the filter a write's reads consult, taken before the transaction's
+	// read timestamp; nil when none is loaded yet, and in a read (view asked
+	// the filter already).
 	use *bloom.Filter
 	// st is the filter state a write registered in; nil in a read.
 	st *filterState
 }
 
 // mayHave tells whether key may be in the transaction's snapshot; false means it
-// is certainly not. key must be one the filter holds (not a dedup key).
+// is certainly not. A key the filter does not hold (a dedup key) may always be.
 func (t txn) mayHave(key []byte) bool {
 	switch {
 	case t.Txn == nil:
 		return false
-	case t.use == nil || t.use.MayContain(key):
+	case t.use == nil || !filtered(key) || t.use.MayContain(key):
 		return true
 	default:
 		// Ruled out, unless a newer filter was put in use meanwhile: a write that
@@ -285,15 +282,17 @@ func (t txn) mayHave(key []byte) bool {
 	}
 }
 
-// view runs f in a read transaction, or without one (t.Txn nil) when the key
-// filter rules out every key of keys, which must then be every key f reads. f's
-// own errors are returned as they are (f wraps engine errors itself); an error of
-// Badger's View is wrapped.
-func (s *Store) view(op string, keys [][]byte, f func(t txn) error) error {
-	t := txn{keys: &s.keys, use: s.keys.use()}
-	if t.use != nil && len(keys) > 0 && !mayHaveAny(t.use, keys) {
-		// No key was committed when the filter was taken (filter.go): the read
-		// takes effect then, without a transaction.
+// view runs f in a read transaction that reads key only (nil: f reads what it
+// likes, such as a scan). When the key filter rules key out, f runs without a
+// transaction (t.Txn nil: f finds nothing); otherwise key is read from Badger
+// without asking the filter again (its bits are never cleared: it would say
+// "maybe" again). f's own errors are returned as they are (f wraps engine errors
+// itself); an error of Badger's View is wrapped.
+func (s *Store) view(op string, key []byte, f func(t txn) error) error {
+	t := txn{keys: &s.keys}
+	if use := s.keys.use(); key != nil && use != nil && !use.MayContain(key) {
+		// No such key was committed when the filter was taken (filter.go): the
+		// read takes effect then, without a transaction.
 		return f(t)
 	}
 	var inner error
@@ -309,16 +308,6 @@ func (s *Store) view(op string, keys [][]byte, f func(t txn) error) error {
 		return unavailable(op, err)
 	}
 	return nil
-}
-
-// mayHaveAny tells whether f may hold any of keys (nil keys are skipped).
-func mayHaveAny(f *bloom.Filter, keys [][]byte) bool {
-	for _, k := range keys {
-		if k != nil && f.MayContain(k) {
-			return true
-		}
-	}
-	return false
 }
 
 // update runs f in a read-write transaction and commits it, retrying a conflicting
