@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -76,8 +77,10 @@ type Store struct {
 	closed   bool
 	inflight sync.WaitGroup
 
-	stopGC context.CancelFunc
-	gcDone sync.WaitGroup
+	// stopBackground ends the value-log GC and the table advice (runGC,
+	// runAdvise); background waits for them.
+	stopBackground context.CancelFunc
+	background     sync.WaitGroup
 
 	// keys is the filter of the keys the store holds (filter.go).
 	keys keyFilter
@@ -102,25 +105,56 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		db:       db,
-		log:      log,
-		seed:     maphash.MakeSeed(),
-		contacts: stripe.New(contactStripes),
-		business: stripe.New(businessStripes),
-		stopGC:   func() {},
+		db:             db,
+		log:            log,
+		seed:           maphash.MakeSeed(),
+		contacts:       stripe.New(contactStripes),
+		business:       stripe.New(businessStripes),
+		stopBackground: func() {},
 	}
 	s.startFilter(opts.filterLeast, opts.loadGate)
 	every := opts.GCInterval
 	if every == 0 {
 		every = DefaultGCInterval
 	}
-	if every > 0 && !opts.InMemory {
+	if !opts.InMemory {
 		ctx, cancel := context.WithCancel(context.Background())
-		s.stopGC = cancel
-		s.gcDone.Add(1)
-		go s.runGC(ctx, every)
+		s.stopBackground = cancel
+		if every > 0 {
+			s.background.Add(1)
+			go s.runGC(ctx, every)
+		}
+		s.background.Add(1)
+		go s.runAdvise(ctx, opts.Dir)
 	}
 	return s, nil
+}
+
+// adviseInterval is how often the store looks for new table files to advise
+// (advise_linux.go): Badger writes one with every flush and compaction.
+const adviseInterval = 2 * time.Second
+
+// runAdvise advises the kernel of the store's table files (adviseTables) now and
+// every adviseInterval until ctx ends.
+func (s *Store) runAdvise(ctx context.Context, dir string) {
+	defer s.background.Done()
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real // /proc/self/maps names files by their resolved path
+	}
+	tick := time.NewTicker(adviseInterval)
+	defer tick.Stop()
+	var seen map[mapping]bool
+	for {
+		seen = adviseTables(dir, seen)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // badgerOptions tunes Badger for sendguard: many small values (a relationship is
@@ -186,7 +220,7 @@ func (slogAdapter) Debugf(string, ...any) {}
 // runGC runs value-log GC every interval until ctx ends. Each round rewrites
 // value-log files while at least half of a file is garbage.
 func (s *Store) runGC(ctx context.Context, every time.Duration) {
-	defer s.gcDone.Done()
+	defer s.background.Done()
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
@@ -220,8 +254,8 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 
-	s.stopGC()
-	s.gcDone.Wait()
+	s.stopBackground()
+	s.background.Wait()
 	s.stopFilter()
 	s.inflight.Wait()
 	if err := s.db.Close(); err != nil {
