@@ -440,9 +440,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if t.dir != "" {
 		used, apparent, err := diskUsage(t.dir, "small", "default", "strict")
 		if err == nil {
-			perNumber = fmt.Sprintf("%.0f B", float64(used)/float64(cfg.Numbers))
-			rp.notes = append(rp.notes, fmt.Sprintf("data directory after seeding %d numbers: %s on disk (%s apparent: preallocated memtable and value-log files), %s per stored number",
-				cfg.Numbers, mib(used), mib(apparent), perNumber))
+			stored := mix{cfg.History, cfg.Fresh}.stored(cfg.Numbers)
+			perNumber = fmt.Sprintf("%.0f B", float64(used)/float64(max(stored, 1)))
+			rp.notes = append(rp.notes, fmt.Sprintf("data directory after seeding %d numbers (%d stored): %s on disk (%s apparent: preallocated memtable and value-log files), %s per stored number",
+				cfg.Numbers, stored, mib(used), mib(apparent), perNumber))
 		}
 	}
 

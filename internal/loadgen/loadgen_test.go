@@ -133,5 +133,8 @@ func TestSeedMix(t *testing.T) {
 		if !near(hist, m.history) || !near(fresh, m.fresh) || !near(plain, 1-m.history-m.fresh) {
 			t.Errorf("%+v: %d with history, %d fresh, %d plain of %d", m, hist, fresh, plain, n)
 		}
+		if got := m.stored(n); got != n-fresh {
+			t.Errorf("%+v: stored(%d) = %d, want the %d seeded", m, n, got, n-fresh)
+		}
 	}
 }

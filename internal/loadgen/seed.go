@@ -68,6 +68,20 @@ func historyKind(h uint64) int {
 // never seeded (fresh), the rest with one delivered utility message.
 type mix struct{ history, fresh float64 }
 
+// isFresh tells whether number i is never seeded.
+func (m mix) isFresh(i int) bool { return float64(mix64(uint64(i))%1000) >= (1-m.fresh)*1000 }
+
+// stored is how many of the numbers [0, n) are seeded.
+func (m mix) stored(n int) int {
+	k := 0
+	for i := range n {
+		if !m.isFresh(i) {
+			k++
+		}
+	}
+	return k
+}
+
 // seedEvents is number i's history as of now: a fraction history of the numbers
 // (chosen by a hash of i) get a few weeks' worth of sends and one of the histories
 // above; a fraction fresh nothing (nil); the others one delivered utility message
@@ -84,9 +98,9 @@ func seedEvents(i int, m mix, now time.Time) []seedEvent {
 		dlv  = sgv1.MessageStatus_MESSAGE_STATUS_DELIVERED
 		fail = sgv1.MessageStatus_MESSAGE_STATUS_FAILED
 	)
-	if p := float64(h % 1000); p >= (1-m.fresh)*1000 {
+	if m.isFresh(i) {
 		return nil
-	} else if p >= m.history*1000 {
+	} else if p := float64(h % 1000); p >= m.history*1000 {
 		return []seedEvent{sent(0, util, "order_shipped", 48*time.Hour, dlv)}
 	}
 	evs := []seedEvent{
