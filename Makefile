@@ -40,6 +40,10 @@ bench: ## Run the Go benchmarks and a short load run (100k numbers, 4 s per work
 bench-full: ## The load run behind docs/performance.md: 10M numbers, every target (about 15 minutes)
 	$(GO) run ./cmd/sendguard bench --numbers 10000000 --duration 10s --rounds 5 --scale-base 10000 --markdown
 
+.PHONY: bench-memcap
+bench-memcap: ## 10M numbers with no memory limit, then in a 1 GiB cgroup (needs root; seeds MEMCAP_DIR once; docs/performance.md)
+	internal/loadgen/memcap.sh $${MEMCAP_DIR:-/var/tmp/sendguard-memcap-10m} 10000000
+
 .PHONY: bench-scaleout
 bench-scaleout: ## Decisions/s on Badger vs one and two replicas on a local Redis Cluster (needs redis-server; docs/scale-out.md)
 	$(GO) test -run '^$$' -bench ScaleOut -benchtime 1x -timeout 10m ./internal/loadgen/
