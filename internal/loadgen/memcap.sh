@@ -2,99 +2,137 @@
 # memcap.sh runs the read workloads against a seeded bench server once per
 # LIMIT, the server inside a cgroup whose memory limit is LIMIT bytes (0: no
 # limit; default: no limit, then 1 GiB), each run after dropping the page cache,
-# and prints each run's table and the server's memory. It answers "does a store of N numbers serve within LIMIT
-# of memory, and at what cost" (docs/performance.md, "Update 3").
+# and prints each run's table and the server's memory. It answers "does a store
+# of N numbers serve within LIMIT of memory, and at what cost"
+# (docs/performance.md, Update 3).
 #
 # Needs root (cgroups, drop_caches) and a cgroup v1 or v2 memory controller.
 #
 #   internal/loadgen/memcap.sh DATA_DIR NUMBERS [LIMIT_BYTES...]
 #
-# When DATA_DIR does not exist, it is seeded first with NUMBERS numbers, every one
-# stored (sendguard bench --serve-only --numbers NUMBERS --fresh 0 --data
-# DATA_DIR: about 4 minutes and 0.9 GB at 10 M); later runs reuse it.
+# When DATA_DIR holds no finished seeding, it is seeded first with NUMBERS
+# numbers, every one stored (sendguard bench --serve-only --numbers NUMBERS
+# --fresh 0 --data DATA_DIR: about 4 minutes and 0.9 GB at 10 M); later runs
+# reuse it.
 set -euo pipefail
 
 dir=${1:?data directory}
 numbers=${2:?numbers}
 shift 2
 limits=("$@")
-if [[ $# -eq 0 ]]; then
+if [[ ${#limits[@]} -eq 0 ]]; then
 	limits=(0 1073741824)
 fi
-bin=${SENDGUARD_BIN:-}
-if [[ -z $bin ]]; then
-	bin=$(mktemp -d)/sendguard
+work=$(mktemp -d)
+bin=${SENDGUARD_BIN:-$work/sendguard}
+if [[ -z ${SENDGUARD_BIN:-} ]]; then
 	go build -o "$bin" ./cmd/sendguard
 fi
 cg=sendguard-memcap-$$
+cgdir=""
+pid=""
 
-if [[ ! -d $dir ]]; then
-	echo "seeding $numbers numbers into $dir"
-	out=$(mktemp)
-	"$bin" bench --serve-only --numbers "$numbers" --fresh 0 --data "$dir" >"$out" 2>&1 &
+cleanup() {
+	if [[ -n $pid ]]; then
+		kill -INT "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		pid=""
+	fi
+	if [[ -n $cgdir ]]; then
+		rmdir "$cgdir" 2>/dev/null || true
+		cgdir=""
+	fi
+}
+trap 'cleanup; rm -rf "$work"' EXIT
+
+# start_server LOG ARGS... starts "$bin bench --serve-only ARGS..." in the
+# background, in the cgroup cgdir when it is set, with its output in LOG, and
+# waits until it is ready (or fails, printing LOG).
+start_server() {
+	local log=$1
+	shift
+	# The shell joins the cgroup first and only then becomes the server: a
+	# server that could not join does not start.
+	sh -c 'if [ -n "$1" ]; then echo $$ > "$1/cgroup.procs" || exit 1; fi; shift; exec "$@"' \
+		sh "$cgdir" "$bin" bench --serve-only "$@" >"$log" 2>&1 &
 	pid=$!
-	until grep -q ready "$out"; do
-		if ! kill -0 $pid 2>/dev/null; then
-			cat "$out"
+	until grep -q 'bench server ready' "$log"; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			echo "the bench server did not start:" >&2
+			cat "$log" >&2
+			pid=""
 			exit 1
 		fi
-		sleep 2
+		sleep 1
 	done
-	kill -INT $pid
-	wait $pid || true
-	rm -f "$out"
-fi
+}
 
-# cgroup_enter LIMIT sets up a cgroup limited to LIMIT bytes (no swap) and prints
-# the shell command that moves the shell running it into the cgroup.
-cgroup_enter() {
+# make_cgroup LIMIT creates the cgroup cgdir limited to LIMIT bytes, swap
+# included, and checks that the limit took.
+make_cgroup() {
+	local want=$1 got
 	if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then # v2
 		echo +memory >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
-		mkdir -p /sys/fs/cgroup/$cg
-		echo "$1" >/sys/fs/cgroup/$cg/memory.max
-		echo 0 >/sys/fs/cgroup/$cg/memory.swap.max 2>/dev/null || true
-		echo "echo \$\$ > /sys/fs/cgroup/$cg/cgroup.procs;"
+		cgdir=/sys/fs/cgroup/$cg
+		mkdir -p "$cgdir"
+		echo "$want" >"$cgdir/memory.max"
+		echo 0 >"$cgdir/memory.swap.max" 2>/dev/null || true
+		got=$(cat "$cgdir/memory.max")
 	else # v1
-		mkdir -p /sys/fs/cgroup/memory/$cg
-		echo "$1" >/sys/fs/cgroup/memory/$cg/memory.limit_in_bytes
-		echo "$1" >/sys/fs/cgroup/memory/$cg/memory.memsw.limit_in_bytes 2>/dev/null || true
-		echo "echo \$\$ > /sys/fs/cgroup/memory/$cg/cgroup.procs;"
+		cgdir=/sys/fs/cgroup/memory/$cg
+		mkdir -p "$cgdir"
+		echo "$want" >"$cgdir/memory.limit_in_bytes"
+		echo "$want" >"$cgdir/memory.memsw.limit_in_bytes" 2>/dev/null || true
+		got=$(cat "$cgdir/memory.limit_in_bytes")
+	fi
+	# The kernel rounds a limit down to whole pages.
+	if ((got > want || got < want - 4096)); then
+		echo "cgroup $cgdir: memory limit $got, want $want" >&2
+		exit 1
 	fi
 }
 
-cgroup_remove() {
-	rmdir /sys/fs/cgroup/$cg 2>/dev/null || rmdir /sys/fs/cgroup/memory/$cg 2>/dev/null || true
-}
-trap cgroup_remove EXIT
+if [[ ! -f $dir/.memcap-seeded ]]; then
+	if [[ -e $dir ]] && [[ -n $(ls -A "$dir") ]]; then
+		echo "$dir is not empty and was not seeded by memcap.sh: remove it, or name another" >&2
+		exit 1
+	fi
+	echo "seeding $numbers numbers into $dir"
+	start_server "$work/seed.log" --numbers "$numbers" --fresh 0 --data "$dir"
+	cleanup
+	touch "$dir/.memcap-seeded"
+fi
 
 # run LABEL LIMIT starts the server (in a cgroup of LIMIT bytes unless LIMIT is
 # 0) on a cold page cache, runs the load from this process and prints the results.
 run() {
-	local label=$1 cap=$2 enter="" out pid grpc http faults
-	if [[ $cap != 0 ]]; then
-		enter=$(cgroup_enter "$cap")
+	local label=$1 limit=$2 grpc http faults
+	if [[ $limit != 0 ]]; then
+		make_cgroup "$limit"
 	fi
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
-	out=$(mktemp)
-	sh -c "$enter exec $bin bench --serve-only --skip-seed --numbers $numbers --data $dir" >"$out" 2>&1 &
-	pid=$!
-	for _ in $(seq 1 120); do
-		grep -q ready "$out" && break
-		sleep 1
-	done
-	grpc=$(grep -o 'grpc=[0-9.:]*' "$out" | cut -d= -f2)
-	http=$(grep -o 'http=[0-9.:]*' "$out" | cut -d= -f2)
-	sleep 20 # the key filter loads in the background
-	faults=$(awk '{print $12}' /proc/$pid/stat)
+	start_server "$work/server.log" --skip-seed --numbers "$numbers" --data "$dir"
+	if [[ -n $cgdir ]] && ! grep -q "$cg" "/proc/$pid/cgroup"; then
+		echo "the server is not in cgroup $cg" >&2
+		exit 1
+	fi
+	grpc=$(grep -o 'grpc=[0-9.:]*' "$work/server.log" | cut -d= -f2)
+	http=$(grep -o 'http=[0-9.:]*' "$work/server.log" | cut -d= -f2)
+	# The store loads its key filter in the background (a scan of every table:
+	# about 15 s at 10 M numbers on a cold cache); let it finish first.
+	sleep 30
+	faults=$(cut -d')' -f2 "/proc/$pid/stat" | awk '{print $10}')
 	echo "== $label"
-	"$bin" bench --addr "$grpc" --http-addr "$http" --skip-seed --numbers "$numbers" \
-		--workloads stream,unary,unary1 --duration 10s --rounds 3 --markdown | grep -E '^\||memory'
-	echo "server: $(grep -E 'VmRSS|RssAnon|RssFile' /proc/$pid/status | tr -s ' \t\n' ' ')"
-	echo "server: major page faults during the load: $(($(awk '{print $12}' /proc/$pid/stat) - faults))"
-	kill -INT $pid
-	wait $pid || true
-	rm -f "$out"
+	if ! "$bin" bench --addr "$grpc" --http-addr "$http" --skip-seed --numbers "$numbers" \
+		--workloads stream,unary,unary1 --duration 10s --rounds 3 --markdown >"$work/load.out" 2>&1; then
+		cat "$work/load.out" >&2
+		exit 1
+	fi
+	grep -E '^\||memory' "$work/load.out" || true
+	echo "server: $(grep -E 'VmRSS|RssAnon|RssFile' "/proc/$pid/status" | tr -s ' \t\n' ' ')"
+	echo "server: major page faults during the load: $(($(cut -d')' -f2 "/proc/$pid/stat" | awk '{print $10}') - faults))"
+	cleanup
 }
 
 for limit in "${limits[@]}"; do
@@ -102,6 +140,5 @@ for limit in "${limits[@]}"; do
 		run "no memory limit" 0
 	else
 		run "memory limit $limit bytes ($((limit >> 20)) MiB)" "$limit"
-		cgroup_remove
 	fi
 done

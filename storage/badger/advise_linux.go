@@ -7,73 +7,96 @@ import (
 	"bytes"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
-// adviseTables tells the kernel that the table files of the store in dir, which
-// Badger maps into memory, are read at random (madvise MADV_RANDOM): a page fault
-// on one then reads the page it needs instead of the 128 KB around it. A check
-// reads one block of one table, at random across all of them; with the default
-// read-around, a process whose memory limit is smaller than its tables (10 M
-// numbers are about 900 MB of tables) fills its page cache with pages nobody
-// asked for and spends its time evicting them (docs/performance.md: the stream
-// fell to 0.03× of the echo under a 1 GiB limit).
+// Table access advice. A check reads one block of one table, at random across
+// all of them, through Badger's memory mappings. With the kernel's default
+// read-around a page fault reads the 128 KB around the 4 KB a check needs, and a
+// process whose memory limit is smaller than its tables (10 M numbers are about
+// 900 MB of tables) fills its page cache with pages nobody asked for and spends
+// its time evicting them (docs/performance.md, Update 3: the stream fell to
+// 0.03× of the echo under a 1 GiB limit). madvise(MADV_RANDOM) makes a fault read
+// the one page it needs.
 //
-// Badger keeps the mappings to itself, so they are found in /proc/self/maps by
-// path: every mapping of a file dir/*.sst. seen holds the mappings advised by the
-// previous call; adviseTables returns the current ones. A table unmapped between
-// the read and the advice is harmless (madvise fails with ENOMEM, which is
-// ignored), and so is a new mapping at its address: the advice only changes how
-// much the kernel reads ahead.
-func adviseTables(dir string, seen map[mapping]bool) map[mapping]bool {
+// The key filter's load (filter.go) is the exception: it scans every table in
+// order, which read-around serves far faster from a cold cache. While a load
+// runs the tables get MADV_NORMAL back (runAdvise).
+
+// adviseSupported tells whether adviseTables does anything here.
+const adviseSupported = true
+
+// The advice runAdvise gives.
+const (
+	adviceRandom = syscall.MADV_RANDOM
+	adviceNormal = syscall.MADV_NORMAL
+)
+
+// adviseTables gives advice to every mapping of a table file of the store in
+// dir that seen does not hold, and returns the mappings it found.
+//
+// Badger keeps its mappings to itself, so they are found in /proc/self/maps by
+// path: every mapping of a file dir/<name>.sst. A table unmapped between the read
+// and the advice is harmless (madvise fails with ENOMEM, which is ignored), and
+// so is a new mapping at its address: the advice only changes how much the
+// kernel reads ahead.
+func adviseTables(dir string, seen map[mapping]bool, advice int) map[mapping]bool {
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
 		return seen
 	}
 	defer f.Close()
 	now := make(map[mapping]bool, len(seen))
-	infix := []byte(" " + dir + "/")
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		line := sc.Bytes()
-		if !bytes.HasSuffix(line, []byte(".sst")) || !bytes.Contains(line, infix) {
-			continue
-		}
-		m, ok := parseMapping(line)
-		if !ok {
+		m, ok := parseMapping(sc.Bytes())
+		if !ok || !isTable(m.path, dir) {
 			continue
 		}
 		now[m] = true
 		if !seen[m] {
-			_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, m.start, m.end-m.start, syscall.MADV_RANDOM)
+			_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, m.start, m.end-m.start, uintptr(advice))
 		}
 	}
 	return now
 }
 
-// mapping is a file mapping: its address range and the file's inode (a table
-// compacted away may leave its addresses to a new one).
+// mapping is a file mapping: its address range and the file's path (Badger
+// never reuses a table's file name).
 type mapping struct {
 	start, end uintptr
-	inode      uint64
+	path       string
 }
 
-// parseMapping parses the start of a line of /proc/self/maps:
-// "start-end perms offset dev inode path".
+// isTable tells whether path is a table file directly in dir.
+func isTable(path, dir string) bool {
+	name, ok := strings.CutPrefix(path, dir+"/")
+	return ok && strings.HasSuffix(name, ".sst") && !strings.Contains(name, "/")
+}
+
+// parseMapping parses a line of /proc/self/maps: "start-end perms offset dev
+// inode", then, for a file, spaces and its path (which may hold spaces itself).
 func parseMapping(line []byte) (mapping, bool) {
-	f := bytes.Fields(line)
-	if len(f) < 6 {
-		return mapping{}, false
+	rest := line
+	var f [5][]byte
+	for i := range f {
+		rest = bytes.TrimLeft(rest, " ")
+		sp := bytes.IndexByte(rest, ' ')
+		if sp < 0 {
+			return mapping{}, false // no path: an anonymous mapping
+		}
+		f[i], rest = rest[:sp], rest[sp:]
 	}
+	path := bytes.TrimLeft(rest, " ")
 	lo, hi, found := bytes.Cut(f[0], []byte("-"))
-	if !found {
+	if !found || len(path) == 0 {
 		return mapping{}, false
 	}
 	s, err1 := strconv.ParseUint(string(lo), 16, 64)
 	e, err2 := strconv.ParseUint(string(hi), 16, 64)
-	ino, err3 := strconv.ParseUint(string(f[4]), 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || e <= s {
+	if err1 != nil || err2 != nil || e <= s {
 		return mapping{}, false
 	}
-	return mapping{start: uintptr(s), end: uintptr(e), inode: ino}, true
+	return mapping{start: uintptr(s), end: uintptr(e), path: string(path)}, true
 }

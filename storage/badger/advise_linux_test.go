@@ -4,6 +4,7 @@ package badger
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,8 +34,8 @@ func mappingFlags(t *testing.T, dir string) map[string][][]string {
 			// A mapping's first line: range, perms, offset, device, inode and, for a
 			// file, its path.
 			name = ""
-			if p := fields[len(fields)-1]; len(fields) >= 6 && filepath.Dir(p) == dir {
-				name = filepath.Base(p)
+			if m, ok := parseMapping([]byte(line)); ok && filepath.Dir(m.path) == dir {
+				name = filepath.Base(m.path)
 			}
 			continue
 		}
@@ -78,39 +79,76 @@ func mapFile(t *testing.T, dir, name string) {
 }
 
 func TestAdviseTablesMarksTableMappingsRandom(t *testing.T) {
-	dir := realDir(t)
+	dir := filepath.Join(realDir(t), "data dir") // /proc/self/maps does not quote spaces
+	if err := os.MkdirAll(filepath.Join(dir, "small"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	mapFile(t, dir, "000001.sst")
 	mapFile(t, dir, "000002.sst")
 	mapFile(t, dir, "000001.vlog")
+	mapFile(t, filepath.Join(dir, "small"), "000003.sst") // another store's table
 	other := realDir(t)
-	mapFile(t, other, "000003.sst")
+	mapFile(t, other, "000004.sst")
 
-	seen := adviseTables(dir, nil)
+	seen := adviseTables(dir, nil, adviceRandom)
 	if len(seen) != 2 {
 		t.Errorf("advised %d mappings, want the 2 tables of dir", len(seen))
 	}
-	for name, maps := range mappingFlags(t, dir) {
-		for _, flags := range maps {
-			if got, want := slices.Contains(flags, "rr"), strings.HasSuffix(name, ".sst"); got != want {
-				t.Errorf("%s: random-read advice %v, want %v (VmFlags %v)", name, got, want, flags)
+	flags := mappingFlags(t, dir)
+	if len(flags) != 3 {
+		t.Fatalf("found the mappings of %d files in smaps, want 3: %v", len(flags), flags)
+	}
+	for name, maps := range flags {
+		for _, f := range maps {
+			if got, want := slices.Contains(f, "rr"), strings.HasSuffix(name, ".sst"); got != want {
+				t.Errorf("%s: random-read advice %v, want %v (VmFlags %v)", name, got, want, f)
 			}
 		}
 	}
-	for name, maps := range mappingFlags(t, other) {
-		if slices.Contains(maps[0], "rr") {
-			t.Errorf("%s of another directory was advised", name)
+	for _, d := range []string{filepath.Join(dir, "small"), other} {
+		for name, maps := range mappingFlags(t, d) {
+			if slices.Contains(maps[0], "rr") {
+				t.Errorf("%s in %s was advised", name, d)
+			}
 		}
 	}
-	if again := adviseTables(dir, seen); len(again) != len(seen) {
+	if again := adviseTables(dir, seen, adviceRandom); len(again) != len(seen) {
 		t.Errorf("second pass found %d mappings, want %d", len(again), len(seen))
+	}
+
+	// Advice back to normal, as while the key filter loads.
+	adviseTables(dir, nil, adviceNormal)
+	for name, maps := range mappingFlags(t, dir) {
+		if slices.Contains(maps[0], "rr") {
+			t.Errorf("%s still advised random after normal advice", name)
+		}
 	}
 }
 
-func TestOpenAdvisesItsTables(t *testing.T) {
-	dir := realDir(t)
+// tableAdvice counts the store's table mappings in dir and those advised random.
+func tableAdvice(t *testing.T, dir string) (tables, random int) {
+	t.Helper()
+	for name, maps := range mappingFlags(t, dir) {
+		if !strings.HasSuffix(name, ".sst") {
+			continue
+		}
+		for _, flags := range maps {
+			tables++
+			if slices.Contains(flags, "rr") {
+				random++
+			}
+		}
+	}
+	return tables, random
+}
+
+// writeTables writes a few contacts to the store in dir and closes it, which
+// flushes them into a table.
+func writeTables(t *testing.T, dir string) {
+	t.Helper()
 	s := openDisk(t, dir)
 	for i := range 100 {
-		k := storage.ContactKey{Business: "b", ID: "+5511987650" + string(rune('0'+i%10)) + string(rune('0'+i/10))}
+		k := storage.ContactKey{Business: "b", ID: fmt.Sprintf("+55119876500%02d", i)}
 		err := s.UpdateContact(t.Context(), k, "", func(c *storage.Contact) (storage.Write, error) {
 			c.Facts.LastDeliveredAt = time.Unix(1_780_000_000, 0)
 			return storage.Write{Facts: true}, nil
@@ -119,33 +157,54 @@ func TestOpenAdvisesItsTables(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Close(); err != nil { // flushes the memtable into a table
+	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s = openDisk(t, dir)
+}
 
+// waitAllRandom waits (at most 10 s) until every table mapping of dir is advised
+// random.
+func waitAllRandom(t *testing.T, dir string) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		var tables, advised int
-		for name, maps := range mappingFlags(t, dir) {
-			if !strings.HasSuffix(name, ".sst") {
-				continue
-			}
-			for _, flags := range maps {
-				tables++
-				if slices.Contains(flags, "rr") {
-					advised++
-				}
-			}
-		}
-		if tables > 0 && advised == tables {
+		tables, random := tableAdvice(t, dir)
+		if tables > 0 && random == tables {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d table mappings advised random after 10s", advised, tables)
+			t.Fatalf("%d of %d table mappings advised random after 10s", random, tables)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func TestOpenAdvisesItsTables(t *testing.T) {
+	dir := realDir(t)
+	writeTables(t, dir)
+	openDisk(t, dir)
+	waitAllRandom(t, dir)
+}
+
+// TestTablesKeepReadAroundWhileFilterLoads: the key filter's load reads every
+// table in order; the tables are advised random only once it is done.
+func TestTablesKeepReadAroundWhileFilterLoads(t *testing.T) {
+	dir := realDir(t)
+	writeTables(t, dir)
+	gate := make(chan struct{})
+	openWith(t, Options{Dir: dir, loadGate: gate})
+	for range 15 { // runAdvise's first pass runs at once
+		tables, random := tableAdvice(t, dir)
+		if tables == 0 {
+			t.Fatal("no table mapped")
+		}
+		if random > 0 {
+			t.Fatalf("%d of %d tables advised random while the filter loads", random, tables)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(gate)
+	waitAllRandom(t, dir)
 }
 
 func TestParseMapping(t *testing.T) {
@@ -155,10 +214,15 @@ func TestParseMapping(t *testing.T) {
 		ok   bool
 	}{
 		{"7f1c2a000000-7f1c2a400000 r--s 00000000 fd:00 1234567                    /data/000123.sst",
-			mapping{0x7f1c2a000000, 0x7f1c2a400000, 1234567}, true},
+			mapping{0x7f1c2a000000, 0x7f1c2a400000, "/data/000123.sst"}, true},
 		{"7f1c2a000000-7f1c2a400000 r--s 00000000 fd:00 1234567 /data dir/000123.sst",
-			mapping{0x7f1c2a000000, 0x7f1c2a400000, 1234567}, true},
-		{"7f1c2a000000-7f1c2a400000 rw-p 00000000 00:00 0", mapping{}, false}, // anonymous
+			mapping{0x7f1c2a000000, 0x7f1c2a400000, "/data dir/000123.sst"}, true},
+		{"7f1c2a000000-7f1c2a400000 r--s 00000000 fd:00 1234567 /data/000123.sst (deleted)",
+			mapping{0x7f1c2a000000, 0x7f1c2a400000, "/data/000123.sst (deleted)"}, true},
+		{"7f1c2a000000-7f1c2a400000 rw-p 00000000 00:00 0                          [heap]",
+			mapping{0x7f1c2a000000, 0x7f1c2a400000, "[heap]"}, true},
+		{"7f1c2a000000-7f1c2a400000 rw-p 00000000 00:00 0", mapping{}, false},     // anonymous
+		{"7f1c2a000000-7f1c2a400000 rw-p 00000000 00:00 0    ", mapping{}, false}, // anonymous, padded
 		{"7f1c2a400000-7f1c2a000000 r--s 00000000 fd:00 1 /data/1.sst", mapping{}, false},
 		{"zz-7f1c2a400000 r--s 00000000 fd:00 1 /data/1.sst", mapping{}, false},
 		{"7f1c2a000000 r--s 00000000 fd:00 1 /data/1.sst", mapping{}, false},
@@ -179,4 +243,23 @@ func FuzzParseMapping(f *testing.F) {
 			t.Errorf("parseMapping(%q) = %+v: empty range", line, m)
 		}
 	})
+}
+
+func TestIsTable(t *testing.T) {
+	for _, c := range []struct {
+		path string
+		want bool
+	}{
+		{"/data/000123.sst", true},
+		{"/data/small/000123.sst", false},
+		{"/data/000123.sst (deleted)", false},
+		{"/data/000123.vlog", false},
+		{"/data/.sst", true},
+		{"/database/000123.sst", false},
+		{"/data", false},
+	} {
+		if got := isTable(c.path, "/data"); got != c.want {
+			t.Errorf("isTable(%q, /data) = %v, want %v", c.path, got, c.want)
+		}
+	}
 }

@@ -2,7 +2,15 @@
 
 package badger
 
-// adviseTables does nothing where there is no /proc/self/maps (advise_linux.go).
-func adviseTables(string, map[mapping]bool) map[mapping]bool { return nil }
+// adviseSupported tells whether adviseTables does anything here: it needs Linux's
+// /proc/self/maps (advise_linux.go).
+const adviseSupported = false
+
+const (
+	adviceRandom = 0
+	adviceNormal = 0
+)
+
+func adviseTables(string, map[mapping]bool, int) map[mapping]bool { return nil }
 
 type mapping struct{}

@@ -103,6 +103,12 @@ type keyFilter struct {
 // must call it before its transaction takes its read timestamp.
 func (k *keyFilter) use() *bloom.Filter { return k.cur.Load().use }
 
+// loading tells whether a filter is being loaded (a scan of every table).
+func (k *keyFilter) loading() bool {
+	st := k.cur.Load()
+	return st != nil && st.fill != nil
+}
+
 // stillInUse tells whether f is still the filter in use, after a read found a
 // key missing from it.
 func (k *keyFilter) stillInUse(f *bloom.Filter) bool { return k.cur.Load().use == f }
