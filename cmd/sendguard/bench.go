@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -8,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sendguard/sendguard/internal/loadgen"
+	"github.com/sendguard/sendguard/internal/memlimit"
 )
 
 func benchCmd() *cobra.Command {
@@ -46,6 +48,9 @@ need a server started by "sendguard bench --serve-only".`,
 				cfg.WebhookSecret = []byte(os.Getenv("SENDGUARD_WHATSAPP_APP_SECRET"))
 			}
 			if serveOnly {
+				if set, cg := memlimit.Apply(); set > 0 {
+					fmt.Fprintf(cfg.Log, "Go memory limit %d bytes, %.0f %% of the cgroup's %d\n", set, memlimit.Fraction*100, cg)
+				}
 				return loadgen.ServeOnly(ctx, cfg)
 			}
 			return loadgen.Run(ctx, cfg)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sendguard/sendguard/internal/memlimit"
 	"github.com/sendguard/sendguard/server"
 )
 
@@ -61,6 +62,10 @@ Flags override the config file; the config file overrides the defaults.`,
 			}
 			if strings.TrimSpace(cfg.HTTPAddr) == "off" {
 				cfg.HTTPAddr = ""
+			}
+			if set, cg := memlimit.Apply(); set > 0 {
+				log.Info("Go memory limit set from the cgroup's (GOMEMLIMIT overrides it)",
+					"limit_bytes", set, "cgroup_limit_bytes", cg)
 			}
 			srv, err := server.New(cfg)
 			if err != nil {

@@ -6,7 +6,9 @@
 # of N numbers serve within LIMIT of memory, and at what cost"
 # (docs/performance.md, Update 3).
 #
-# Needs root (cgroups, drop_caches) and a cgroup v1 or v2 memory controller.
+# MEMCAP_WORKLOADS chooses the workloads (default stream,unary,unary1; the writes:
+# reserve,report,webhook). Needs root (cgroups, drop_caches) and a cgroup v1 or
+# v2 memory controller.
 #
 #   internal/loadgen/memcap.sh DATA_DIR NUMBERS [LIMIT_BYTES...]
 #
@@ -119,14 +121,20 @@ run() {
 	fi
 	grpc=$(grep -o 'grpc=[0-9.:]*' "$work/server.log" | cut -d= -f2)
 	http=$(grep -o 'http=[0-9.:]*' "$work/server.log" | cut -d= -f2)
+	SENDGUARD_WHATSAPP_APP_SECRET=$(grep -o 'SECRET=[0-9a-f]*' "$work/server.log" | cut -d= -f2)
+	export SENDGUARD_WHATSAPP_APP_SECRET
 	# The store loads its key filter in the background (a scan of every table:
 	# about 15 s at 10 M numbers on a cold cache); let it finish first.
 	sleep 30
 	faults=$(cut -d')' -f2 "/proc/$pid/stat" | awk '{print $10}')
 	echo "== $label"
 	if ! "$bin" bench --addr "$grpc" --http-addr "$http" --skip-seed --numbers "$numbers" \
-		--workloads stream,unary,unary1 --duration 10s --rounds 3 --markdown >"$work/load.out" 2>&1; then
+		--workloads "${MEMCAP_WORKLOADS:-stream,unary,unary1}" --duration 10s --rounds 3 --markdown >"$work/load.out" 2>&1; then
 		cat "$work/load.out" >&2
+		if ! kill -0 "$pid" 2>/dev/null; then
+			echo "the server died: $(dmesg 2>/dev/null | grep -i 'killed process' | tail -1)" >&2
+			pid=""
+		fi
 		exit 1
 	fi
 	grep -E '^\||memory' "$work/load.out" || true
