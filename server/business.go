@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -114,35 +115,24 @@ func (bs *businesses) refresh(ctx context.Context) error {
 		all = append(all, b)
 	}
 	bs.mu.RUnlock()
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-		sem   = make(chan struct{}, refreshConcurrency)
-	)
-	for _, b := range all {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, refreshConcurrency)
+	errs := make([]error, len(all))
+	for i, b := range all {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
 			old := b.snap.Load()
 			snap, err := bs.load(ctx, b.id)
 			if err != nil {
-				mu.Lock()
-				if first == nil {
-					first = err
-				}
-				mu.Unlock()
+				errs[i] = err
 				return
 			}
-			// Not over a snapshot a writer published meanwhile (under mu, so
-			// that none is between its read of the snapshot and its store).
-			b.mu.Lock()
-			b.snap.CompareAndSwap(old, snap)
-			b.mu.Unlock()
+			b.snap.CompareAndSwap(old, snap) // not over a snapshot a writer published meanwhile
 		})
 	}
 	wg.Wait()
-	return first
+	return cmp.Or(errs...)
 }
 
 // refreshConcurrency bounds the businesses one refresh reads at once.
@@ -153,13 +143,12 @@ const refreshConcurrency = 16
 func (bs *businesses) setPolicy(ctx context.Context, b *business, change func(cur *sgv1.Policy) (*sgv1.Policy, error)) (*bizSnapshot, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	store := bs.store
 	cur := b.snap.Load()
 	base := cur.overrides
 	if bs.shared {
 		// Another replica may have changed the policy since this one cached it:
 		// start from the stored overrides, not the cached ones.
-		stored, err := storedOverrides(ctx, store, b.id)
+		stored, err := storedOverrides(ctx, bs.store, b.id)
 		if err != nil {
 			return nil, err
 		}
@@ -177,7 +166,7 @@ func (bs *businesses) setPolicy(ctx context.Context, b *business, change func(cu
 	if err != nil {
 		return nil, err
 	}
-	if err := store.PutPolicy(ctx, b.id, raw); err != nil {
+	if err := bs.store.PutPolicy(ctx, b.id, raw); err != nil {
 		return nil, err
 	}
 	b.snap.Store(snap)
@@ -185,14 +174,14 @@ func (bs *businesses) setPolicy(ctx context.Context, b *business, change func(cu
 }
 
 // updateState changes the business-level state in the store and publishes it.
-func (b *business) updateState(ctx context.Context, store storage.Store, fn func(*validator.Business)) error {
+func (bs *businesses) updateState(ctx context.Context, b *business, fn func(*validator.Business)) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.updateStateLocked(ctx, store, fn)
+	return bs.updateStateLocked(ctx, b, fn)
 }
 
-func (b *business) updateStateLocked(ctx context.Context, store storage.Store, fn func(*validator.Business)) error {
-	next, err := store.UpdateBusiness(ctx, b.id, func(st *validator.Business) error {
+func (bs *businesses) updateStateLocked(ctx context.Context, b *business, fn func(*validator.Business)) error {
+	next, err := bs.store.UpdateBusiness(ctx, b.id, func(st *validator.Business) error {
 		fn(st)
 		return nil
 	})

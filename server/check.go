@@ -116,10 +116,8 @@ func (s *Server) reserve(ctx context.Context, req *sgv1.CheckSendRequest, b *bus
 			}
 			return storage.Write{}, nil
 		}
-		// The reach goes into the stored state below (added, not written over);
-		// Reserve's copy of it is only asked whether the send took a slot.
-		var scratch validator.Business
-		reached = validator.Reserve(&c.Rel, &scratch, &used.policy, validator.Send{
+		// The reach goes into the stored state below (added, not written over).
+		reached = validator.Reserve(&c.Rel, nil, &used.policy, validator.Send{
 			At:         chk.SendAt,
 			Ref:        req.GetMessageRef(),
 			Category:   req.GetCategory(),
@@ -144,7 +142,7 @@ func (s *Server) reserve(ctx context.Context, req *sgv1.CheckSendRequest, b *bus
 	if reached {
 		// Added to the stored state rather than written over it: replicas that
 		// share a store count each other's reaches.
-		if err := b.updateStateLocked(ctx, s.store, func(st *validator.Business) { validator.AddReach(st, chk.SendAt) }); err != nil {
+		if err := s.biz.updateStateLocked(ctx, b, func(st *validator.Business) { validator.AddReach(st, chk.SendAt) }); err != nil {
 			return nil, err
 		}
 	}

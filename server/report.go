@@ -112,7 +112,7 @@ func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultReques
 		}
 		if effect.Kind != validator.TemplateNone && effect.Template != "" &&
 			validator.TemplateEffectChanges(&b.snap.Load().state, effect) {
-			return b.updateState(ctx, s.store, func(st *validator.Business) { validator.ApplyTemplate(st, effect) })
+			return s.biz.updateState(ctx, b, func(st *validator.Business) { validator.ApplyTemplate(st, effect) })
 		}
 		return nil
 	}

@@ -17,7 +17,6 @@ import (
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 	"github.com/sendguard/sendguard/storage"
-	"github.com/sendguard/sendguard/storage/badger"
 	"github.com/sendguard/sendguard/validator"
 )
 
@@ -135,13 +134,8 @@ func (f *factsTTLStore) UpdateContacts(ctx context.Context, us []storage.Contact
 // A business that keeps the experiment flag for 0 days does not shorten the shared
 // record's life for the others.
 func TestFactsTTLNotShortenedByAnotherBusiness(t *testing.T) {
-	st, err := badger.Open(badger.Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	fs := &factsTTLStore{Store: st}
-	h := newHarness(t, func(c *Config) { c.Store = fs })
+	var fs *factsTTLStore
+	h := newHarness(t, func(c *Config) { fs = &factsTTLStore{Store: c.Store}; c.Store = fs })
 	ctx := context.Background()
 	h.report(t, failed(brPhone, 130472, t0))
 	if _, err := h.c.SetPolicy(ctx, &sgv1.SetPolicyRequest{BusinessId: "globex", Policy: &sgv1.Policy{ExperimentTtl: durationpb.New(0)},
@@ -174,13 +168,8 @@ func (f *failingBusinessStore) UpdateBusiness(ctx context.Context, b string, fn 
 // A template pause whose business write failed is recorded when the report is
 // retried (the retry is a duplicate for the contact).
 func TestTemplatePauseSurvivesARetry(t *testing.T) {
-	st, err := badger.Open(badger.Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	fs := &failingBusinessStore{Store: st}
-	h := newHarness(t, func(c *Config) { c.Store = fs })
+	var fs *failingBusinessStore
+	h := newHarness(t, func(c *Config) { fs = &failingBusinessStore{Store: c.Store}; c.Store = fs })
 	rep := failed(brPhone, 132015, t0)
 	fs.fail.Store(true)
 	if _, err := h.c.Report(context.Background(), rep); status.Code(err) != codes.Unavailable {
@@ -272,13 +261,8 @@ func (o *otherReplicaStore) UpdateBusiness(ctx context.Context, b string, fn fun
 // are not missed: under a limit of 4, two reaches of this replica and two of the
 // other fill it.
 func TestMessagingLimitSeesOtherReplicasReaches(t *testing.T) {
-	st, err := badger.Open(badger.Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	h := newHarness(t, func(c *Config) {
-		c.Store = &otherReplicaStore{Store: st, at: t0}
+		c.Store = &otherReplicaStore{Store: c.Store, at: t0}
 		c.BusinessRefresh = -1 // no periodic re-read to hide a stale count
 	})
 	if _, err := h.c.SetPolicy(context.Background(), &sgv1.SetPolicyRequest{BusinessId: "acme",

@@ -9,18 +9,18 @@ import (
 // ALLOW and that FindSend found no send with s.Ref. It keeps Sends sorted and
 // bounded, moves the pair-rate bucket, marks s.Reached when the send takes a
 // messaging-limit slot (a template outside the window to a user not reached in the
-// last 24 h), and then, when p.MessagingLimit > 0 and b is not nil, counts the user
-// in b.Reached (changing it in place: pass a copy of a shared slice). It returns
-// whether b changed.
-func Reserve(rel *Relationship, b *Business, p *Policy, s Send) (businessChanged bool) {
+// last 24 h). It returns whether the send took a slot of p.MessagingLimit (> 0),
+// and then, when b is not nil, counts the user in b.Reached (changing it in place:
+// pass a copy of a shared slice).
+func Reserve(rel *Relationship, b *Business, p *Policy, s Send) (reached bool) {
 	s.Reached = reaches(rel, p, &s)
 	recordSend(rel, p, s)
 	AddEvent(rel, s.At, "reserved"+describe(s.Category, s.Template))
-	if s.Reached && p.MessagingLimit > 0 && b != nil {
+	reached = s.Reached && p.MessagingLimit > 0
+	if reached && b != nil {
 		AddReach(b, s.At)
-		return true
 	}
-	return false
+	return reached
 }
 
 // historyWindow is the longest window the rules look back (or ahead) over sends:

@@ -74,6 +74,24 @@ func startServer(t *testing.T, bin, dataDir string, env ...string) *proc {
 	return startServerArgs(t, bin, dataDir, env)
 }
 
+// stop ends p with SIGTERM and waits for it.
+func stop(t *testing.T, p *proc) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("server did not stop within 20s of SIGTERM")
+	}
+}
+
 // startServerArgs is startServer with extra serve flags.
 func startServerArgs(t *testing.T, bin, dataDir string, env []string, args ...string) *proc {
 	t.Helper()

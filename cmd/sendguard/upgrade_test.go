@@ -2,9 +2,7 @@ package main
 
 import (
 	"os"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // TestUpgradeFromOldBinary plays TestEndToEnd's events through an older sendguard
@@ -20,8 +18,9 @@ func TestUpgradeFromOldBinary(t *testing.T) {
 	}
 	data := t.TempDir()
 	p := startServer(t, old, data)
-	verify := seedEndToEnd(t, dial(t, p.grpc))
-	verify(dial(t, p.grpc), "on the old binary")
+	c := dial(t, p.grpc)
+	verify := seedEndToEnd(t, c)
+	verify(c, "on the old binary")
 	stop(t, p)
 
 	bin := buildBinary(t)
@@ -29,23 +28,5 @@ func TestUpgradeFromOldBinary(t *testing.T) {
 		p := startServer(t, bin, data)
 		verify(dial(t, p.grpc), when)
 		stop(t, p)
-	}
-}
-
-// stop ends p with SIGTERM and waits for it.
-func stop(t *testing.T, p *proc) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("server did not stop within 20s of SIGTERM")
 	}
 }

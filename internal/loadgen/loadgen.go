@@ -398,9 +398,9 @@ func Run(ctx context.Context, cfg Config) error {
 		logf("seeding numbers %d..%d (%.0f %% with history, %.0f %% left unknown)", from, to, cfg.History*100, cfg.Fresh*100)
 		var err error
 		if t.store != nil {
-			err = seedStore(ctx, t.store, from, to, mix{cfg.History, cfg.Fresh}, cfg.SeedWorkers, progress)
+			err = seedStore(ctx, t.store, from, to, cfg.mix(), cfg.SeedWorkers, progress)
 		} else {
-			err = seedAPI(ctx, t.conn().API(), from, to, mix{cfg.History, cfg.Fresh}, cfg.Concurrency, progress)
+			err = seedAPI(ctx, t.conn().API(), from, to, cfg.mix(), cfg.Concurrency, progress)
 		}
 		if err != nil {
 			return err
@@ -440,7 +440,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if t.dir != "" {
 		used, apparent, err := diskUsage(t.dir, "small", "default", "strict")
 		if err == nil {
-			stored := mix{cfg.History, cfg.Fresh}.stored(cfg.Numbers)
+			stored := cfg.mix().stored(cfg.Numbers)
 			perNumber = fmt.Sprintf("%.0f B", float64(used)/float64(max(stored, 1)))
 			rp.notes = append(rp.notes, fmt.Sprintf("data directory after seeding %d numbers (%d stored): %s on disk (%s apparent: preallocated memtable and value-log files), %s per stored number",
 				cfg.Numbers, stored, mib(used), mib(apparent), perNumber))
@@ -803,7 +803,7 @@ func ServeOnly(ctx context.Context, cfg Config) error {
 	}
 	defer t.close()
 	if !cfg.SkipSeed {
-		if err := seedStore(ctx, t.store, 0, cfg.Numbers, mix{cfg.History, cfg.Fresh}, cfg.SeedWorkers, nil); err != nil {
+		if err := seedStore(ctx, t.store, 0, cfg.Numbers, cfg.mix(), cfg.SeedWorkers, nil); err != nil {
 			return err
 		}
 	}

@@ -68,6 +68,9 @@ func historyKind(h uint64) int {
 // never seeded (fresh), the rest with one delivered utility message.
 type mix struct{ history, fresh float64 }
 
+// mix is how cfg divides the seeded numbers.
+func (c *Config) mix() mix { return mix{c.History, c.Fresh} }
+
 // isFresh tells whether number i is never seeded.
 func (m mix) isFresh(i int) bool { return float64(mix64(uint64(i))%1000) >= (1-m.fresh)*1000 }
 
@@ -235,13 +238,14 @@ func seedAPI(ctx context.Context, api sgv1.SendGuardClient, from, to int, m mix,
 // inParallel runs work on [from, to) in ranges of step numbers, from workers
 // goroutines, until every range is done, one fails (its error is returned) or
 // ctx ends. progress, when set, is called after each range with the numbers
-// done so far.
+// done so far, by one worker at a time.
 func inParallel(ctx context.Context, workers, from, to, step int, progress func(done int), work func(start, end int) error) error {
 	var (
-		next atomic.Int64
-		done atomic.Int64
-		wg   sync.WaitGroup
-		errc = make(chan error, max(workers, 1))
+		next       atomic.Int64
+		done       atomic.Int64
+		wg         sync.WaitGroup
+		progressMu sync.Mutex // progress is called by one worker at a time
+		errc       = make(chan error, max(workers, 1))
 	)
 	next.Store(int64(from))
 	for range max(workers, 1) {
@@ -257,7 +261,9 @@ func inParallel(ctx context.Context, workers, from, to, step int, progress func(
 					return
 				}
 				if n := done.Add(int64(end - start)); progress != nil {
+					progressMu.Lock()
 					progress(int(n))
+					progressMu.Unlock()
 				}
 			}
 		})

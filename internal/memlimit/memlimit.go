@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -74,7 +75,7 @@ func smallest(mount, path, file string) (limit int64, ok bool) {
 		if l, found := readLimit(filepath.Join(mount, p, file)); found && (!ok || l < limit) {
 			limit, ok = l, true
 		}
-		if p == "/" || p == "." {
+		if p == "/" {
 			return limit, ok
 		}
 	}
@@ -97,20 +98,11 @@ func cgroupPaths(self []byte) (v2, v1 string) {
 		switch {
 		case id == "0" && controllers == "":
 			v2 = path
-		case v1 == "" && controllerListed(controllers, "memory"):
+		case v1 == "" && slices.Contains(strings.Split(controllers, ","), "memory"):
 			v1 = path
 		}
 	}
 	return v2, v1
-}
-
-func controllerListed(list, name string) bool {
-	for c := range strings.SplitSeq(list, ",") {
-		if c == name {
-			return true
-		}
-	}
-	return false
 }
 
 // noLimit is where a limit read from a file stops meaning one: cgroup v1 reports

@@ -5,13 +5,13 @@ import (
 	"time"
 )
 
-// FirstNotOn returns the first n whose key(n) master i does not serve, for a
-// test that needs one key on a master it kills and one elsewhere.
-func (c *Cluster) FirstNotOn(tb testing.TB, i int, key func(n int) string) int {
+// FirstNotOn returns the first key(n), n = 0, 1, …, that master i does not
+// serve, for a test that needs one key on a master it kills and one elsewhere.
+func (c *Cluster) FirstNotOn(tb testing.TB, i int, key func(n int) string) string {
 	tb.Helper()
 	for n := 0; ; n++ {
-		if c.MasterOf(tb, key(n)) != i {
-			return n
+		if k := key(n); c.MasterOf(tb, k) != i {
+			return k
 		}
 	}
 }
@@ -32,9 +32,8 @@ func UntilFails(tb testing.TB, attempts int, pause time.Duration, op func() erro
 }
 
 // UntilSucceeds calls op, pause apart, until it returns nil. It fails tb with
-// op's last error when timeout has passed, or at once when transient (nil:
-// every error is) rejects an error.
-func UntilSucceeds(tb testing.TB, timeout, pause time.Duration, op func() error, transient func(error) bool) {
+// op's last error when timeout has passed.
+func UntilSucceeds(tb testing.TB, timeout, pause time.Duration, op func() error) {
 	tb.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -42,8 +41,6 @@ func UntilSucceeds(tb testing.TB, timeout, pause time.Duration, op func() error,
 		switch {
 		case err == nil:
 			return
-		case transient != nil && !transient(err):
-			tb.Fatalf("not a transient error: %v", err)
 		case time.Now().After(deadline):
 			tb.Fatalf("still failing after %v: %v", timeout, err)
 		}

@@ -5,10 +5,13 @@ package badger
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Table access advice. A check reads one block of one table, at random across
@@ -23,9 +26,6 @@ import (
 // The key filter's load (filter.go) is the exception: it scans every table in
 // order, which read-around serves far faster from a cold cache. While a load
 // runs the tables get MADV_NORMAL back (runAdvise).
-
-// adviseSupported tells whether adviseTables does anything here.
-const adviseSupported = true
 
 // The advice runAdvise gives.
 const (
@@ -99,4 +99,57 @@ func parseMapping(line []byte) (mapping, bool) {
 		return mapping{}, false
 	}
 	return mapping{start: uintptr(s), end: uintptr(e), path: string(path)}, true
+}
+
+// startAdvise starts runAdvise on the store's table files in dir, until ctx ends.
+func (s *Store) startAdvise(ctx context.Context, dir string) {
+	dir, err := resolveDir(dir)
+	if err != nil {
+		return
+	}
+	s.background.Add(1)
+	go s.runAdvise(ctx, dir)
+}
+
+// resolveDir is dir as an absolute path without symlinks.
+func resolveDir(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	return filepath.EvalSymlinks(abs)
+}
+
+// adviseInterval is how often the store looks for new table files to advise:
+// Badger writes one with every flush and compaction.
+const adviseInterval = 2 * time.Second
+
+// runAdvise gives the store's table files in dir (an absolute path without
+// symlinks, as /proc/self/maps names files) the advice above, now and every
+// adviseInterval until ctx ends: random access,
+// but the default read-around while the key filter is being loaded, since the
+// load reads every table in order.
+func (s *Store) runAdvise(ctx context.Context, dir string) {
+	defer s.background.Done()
+	tick := time.NewTicker(adviseInterval)
+	defer tick.Stop()
+	var (
+		seen map[mapping]bool
+		last = -1
+	)
+	for {
+		advice := adviceRandom
+		if s.keys.loading() {
+			advice = adviceNormal
+		}
+		if advice != last {
+			seen, last = nil, advice // give every table the new advice
+		}
+		seen = adviseTables(dir, seen, advice)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }

@@ -51,7 +51,7 @@ func mappingFlags(t *testing.T, dir string) map[string][][]string {
 
 func realDir(t *testing.T) string {
 	t.Helper()
-	dir, err := filepath.EvalSymlinks(t.TempDir())
+	dir, err := resolveDir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

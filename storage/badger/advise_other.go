@@ -2,15 +2,8 @@
 
 package badger
 
-// adviseSupported tells whether adviseTables does anything here: it needs Linux's
-// /proc/self/maps (advise_linux.go).
-const adviseSupported = false
+import "context"
 
-const (
-	adviceRandom = 0
-	adviceNormal = 0
-)
-
-func adviseTables(string, map[mapping]bool, int) map[mapping]bool { return nil }
-
-type mapping struct{}
+// startAdvise does nothing where there is no /proc/self/maps to find the
+// table mappings in (advise_linux.go).
+func (s *Store) startAdvise(context.Context, string) {}

@@ -82,14 +82,11 @@ func (s *Store) DeleteContact(ctx context.Context, k storage.ContactKey) (storag
 		prev  storage.Contact
 	)
 	err = s.update(ctx, "delete contact", func(t txn) error {
-		rec, c, existed, err := t.loadContact(key, k)
+		rec, c, _, err := t.loadContact(key, k)
 		if err != nil {
 			return err
 		}
-		prev, found = c, false
-		if !existed {
-			return nil
-		}
+		prev = c
 		found = rec.removeRel(k.Business)
 		if k.Number() != "" && len(rec.rels) == 0 && rec.facts.data != nil {
 			rec.facts = part{}
@@ -110,8 +107,8 @@ func (s *Store) DeleteContact(ctx context.Context, k storage.ContactKey) (storag
 // only those two parts.
 func (t txn) getContact(key []byte, k storage.ContactKey) (storage.Contact, error) {
 	var c storage.Contact
-	now := nowSeconds()
 	_, err := t.get(key, "contact", func(v []byte) error {
+		now := nowSeconds()
 		var rel []byte
 		facts, err := scanRecord(v, func(business []byte, p part) error {
 			if string(business) == k.Business && p.live(now) {

@@ -104,10 +104,7 @@ type keyFilter struct {
 func (k *keyFilter) use() *bloom.Filter { return k.cur.Load().use }
 
 // loading tells whether a filter is being loaded (a scan of every table).
-func (k *keyFilter) loading() bool {
-	st := k.cur.Load()
-	return st != nil && st.fill != nil
-}
+func (k *keyFilter) loading() bool { return k.cur.Load().fill != nil }
 
 // stillInUse tells whether f is still the filter in use, after a read found a
 // key missing from it.

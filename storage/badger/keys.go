@@ -48,10 +48,9 @@ func key2(kind byte, a, b string) []byte {
 
 func contactKey(id string) []byte { return key1(kindContact, id) }
 
-// relKey and factsKey are the keys of the layout before contact records
+// factsKey is the key of a number's facts in the layout before contact records
 // (migrate.go).
-func relKey(id, business string) []byte { return key2(kindRel, id, business) }
-func factsKey(id string) []byte         { return key1(kindFacts, id) }
+func factsKey(id string) []byte { return key1(kindFacts, id) }
 
 func dedupKey(business, key string) []byte     { return key2(kindDedup, business, key) }
 func linkKey(business, userID string) []byte   { return key2(kindLink, business, userID) }

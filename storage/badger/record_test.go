@@ -244,3 +244,6 @@ func TestMigrateOldLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// relKey is the key of a relationship in the layout before contact records.
+func relKey(id, business string) []byte { return key2(kindRel, id, business) }

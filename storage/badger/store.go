@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -124,55 +123,9 @@ func Open(opts Options) (*Store, error) {
 			s.background.Add(1)
 			go s.runGC(ctx, every)
 		}
-		if dir, err := resolveDir(opts.Dir); err == nil && adviseSupported {
-			s.background.Add(1)
-			go s.runAdvise(ctx, dir)
-		}
+		s.startAdvise(ctx, opts.Dir)
 	}
 	return s, nil
-}
-
-// resolveDir is dir as an absolute path without symlinks.
-func resolveDir(dir string) (string, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return "", err
-	}
-	return filepath.EvalSymlinks(abs)
-}
-
-// adviseInterval is how often the store looks for new table files to advise
-// (advise_linux.go): Badger writes one with every flush and compaction.
-const adviseInterval = 2 * time.Second
-
-// runAdvise gives the store's table files in dir (an absolute path without
-// symlinks, as /proc/self/maps names files) the kernel advice of
-// advise_linux.go, now and every adviseInterval until ctx ends: random access,
-// but the default read-around while the key filter is being loaded, since the
-// load reads every table in order.
-func (s *Store) runAdvise(ctx context.Context, dir string) {
-	defer s.background.Done()
-	tick := time.NewTicker(adviseInterval)
-	defer tick.Stop()
-	var (
-		seen map[mapping]bool
-		last = -1
-	)
-	for {
-		advice := adviceRandom
-		if s.keys.loading() {
-			advice = adviceNormal
-		}
-		if advice != last {
-			seen, last = nil, advice // give every table the new advice
-		}
-		seen = adviseTables(dir, seen, advice)
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
 }
 
 // badgerOptions tunes Badger for sendguard: many small values (a relationship is
