@@ -22,6 +22,10 @@ build: ## Build bin/sendguard
 test: ## Run every test with the race detector
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
+.PHONY: chaos
+chaos: ## Hostile traffic and full disks against the binary (internal/chaos; the full-disk part needs root), each printing its FIGURE
+	SENDGUARD_CHAOS=1 $(GO) test -count=1 -v -timeout 25m ./internal/chaos/
+
 .PHONY: soak
 soak: ## Crash test: 20 rounds of kill -9 under load, every acknowledged write checked
 	SENDGUARD_CRASH_ROUNDS=20 $(GO) test -count=1 -timeout 30m -run 'TestCrashLosesNothing' -v ./cmd/sendguard/ | grep -E 'round|rounds|ok|FAIL|panic'
