@@ -82,6 +82,14 @@ type Config struct {
 	DefaultDeadline time.Duration
 	// ShutdownGrace bounds how long a stop waits for streams to drain.
 	ShutdownGrace time.Duration
+	// MaxEventSkew bounds how far after the server's clock an event's timestamp
+	// may be: a report or inbound event dated later is INVALID_ARGUMENT; a
+	// webhook event dated later is stamped with its receipt time (and counted).
+	// 0 means DefaultMaxEventSkew.
+	MaxEventSkew time.Duration
+	// MaxPlanAhead bounds how far ahead of the server's clock a check's send_at
+	// may be (INVALID_ARGUMENT beyond). 0 means DefaultMaxPlanAhead.
+	MaxPlanAhead time.Duration
 	// Logger receives the server's logs.
 	Logger *slog.Logger
 	// Now is the clock (tests inject a fake one).
@@ -98,6 +106,13 @@ type TLSConfig struct {
 const (
 	DurabilityDefault = "default"
 	DurabilityStrict  = "strict"
+)
+
+// Time bounds (DESIGN.md "Time"): backfills need the past and planning needs the
+// future, but an event dated years ahead would poison a contact until then.
+const (
+	DefaultMaxEventSkew = time.Hour
+	DefaultMaxPlanAhead = 400 * 24 * time.Hour
 )
 
 // DefaultConfig returns the configuration `make run` uses.
@@ -176,6 +191,12 @@ func (c *Config) validate() error {
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = 10 * time.Second
 	}
+	if c.MaxEventSkew <= 0 {
+		c.MaxEventSkew = DefaultMaxEventSkew
+	}
+	if c.MaxPlanAhead <= 0 {
+		c.MaxPlanAhead = DefaultMaxPlanAhead
+	}
 	return errors.Join(errs...)
 }
 
@@ -210,7 +231,10 @@ type fileConfig struct {
 		ClientCAFile string `yaml:"client_ca_file"`
 	} `yaml:"tls"`
 	Durability string `yaml:"durability"`
-	Privacy    *struct {
+	// MaxEventSkew and MaxPlanAhead are durations ("1h", "400d"); see Config.
+	MaxEventSkew string `yaml:"max_event_skew"`
+	MaxPlanAhead string `yaml:"max_plan_ahead"`
+	Privacy      *struct {
 		HashNumbers bool `yaml:"hash_numbers"`
 	} `yaml:"privacy"`
 }
@@ -306,6 +330,23 @@ func LoadConfigFile(path string, c *Config) error {
 	}
 	if f.Privacy != nil {
 		c.HashNumbers = f.Privacy.HashNumbers
+	}
+	for _, d := range []struct {
+		key string
+		in  string
+		out *time.Duration
+	}{
+		{"max_event_skew", f.MaxEventSkew, &c.MaxEventSkew},
+		{"max_plan_ahead", f.MaxPlanAhead, &c.MaxPlanAhead},
+	} {
+		if d.in == "" {
+			continue
+		}
+		v, err := ParseDuration(d.in)
+		if err != nil || v <= 0 {
+			return fmt.Errorf("config %s: %s: want a positive duration such as 1h or 400d, got %q", path, d.key, d.in)
+		}
+		*d.out = v
 	}
 	if f.Policy != nil {
 		pb, err := f.Policy.proto()
