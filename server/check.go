@@ -30,6 +30,11 @@ func (s *Server) CheckSend(ctx context.Context, req *sgv1.CheckSendRequest) (*sg
 
 // check is CheckSend after validation.
 func (s *Server) check(ctx context.Context, req *sgv1.CheckSendRequest) (*sgv1.CheckSendResponse, error) {
+	now := s.cfg.Now()
+	sendAt, err := s.sendTime(req.GetSendAt(), now)
+	if err != nil {
+		return nil, err
+	}
 	b, err := s.biz.get(ctx, req.GetBusinessId())
 	if err != nil {
 		return nil, err
@@ -37,11 +42,6 @@ func (s *Server) check(ctx context.Context, req *sgv1.CheckSendRequest) (*sgv1.C
 	r, err := s.resolve(ctx, req.GetBusinessId(), req.GetPhone(), req.GetUserId())
 	if err != nil {
 		return nil, err
-	}
-	now := s.cfg.Now()
-	sendAt := now
-	if req.SendAt != nil {
-		sendAt = req.SendAt.AsTime()
 	}
 	snap := b.snap.Load()
 	chk := s.checkInput(req, r, sendAt, snap)

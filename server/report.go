@@ -188,8 +188,14 @@ func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequ
 }
 
 // eventTarget resolves what every event needs: its business, its recipient (see
-// resolveEvent), the server's time and the event's time (now when it has none).
+// resolveEvent), the server's time and the event's time (now when it has none; a
+// time too far ahead is refused: see eventTime).
 func (s *Server) eventTarget(ctx context.Context, business, phone, userID string, ts *timestamppb.Timestamp) (*business, recipient, time.Time, time.Time, error) {
+	now := s.cfg.Now()
+	at, err := s.eventTime(ts, now)
+	if err != nil {
+		return nil, recipient{}, time.Time{}, time.Time{}, err
+	}
 	b, err := s.biz.get(ctx, business)
 	if err != nil {
 		return nil, recipient{}, time.Time{}, time.Time{}, err
@@ -197,11 +203,6 @@ func (s *Server) eventTarget(ctx context.Context, business, phone, userID string
 	r, err := s.resolveEvent(ctx, business, phone, userID)
 	if err != nil {
 		return nil, recipient{}, time.Time{}, time.Time{}, err
-	}
-	now := s.cfg.Now()
-	at := now
-	if ts != nil {
-		at = ts.AsTime()
 	}
 	return b, r, now, at, nil
 }

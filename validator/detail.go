@@ -256,6 +256,10 @@ func appendTime(b []byte, t time.Time) []byte {
 
 func append2(b []byte, n int) []byte { return append(b, byte('0'+n/10), byte('0'+n%10)) }
 
+// FormatDuration writes a duration the way the policy is written (see
+// appendDuration): "400d", "1h", "6s".
+func FormatDuration(d time.Duration) string { return string(appendDuration(nil, d)) }
+
 // appendDuration writes a duration the way the policy is written: "7d" for whole
 // weeks and longer, "48h", "30m", "6s".
 func appendDuration(b []byte, d time.Duration) []byte {
