@@ -125,7 +125,9 @@ func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerI
 	if err != nil {
 		return nil, err
 	}
-	if br, ok := req.(businessRequest); ok {
+	// A request that could not be decoded is refused by unaryBadRequest next,
+	// not judged by its garbled business_id.
+	if br, ok := req.(businessRequest); ok && !undecoded(req) {
 		if err := s.authorize(ctx, br.GetBusinessId(), adminMethods[info.FullMethod]); err != nil {
 			return nil, err
 		}

@@ -205,6 +205,7 @@ func (s *Server) newGRPCServer() (*grpc.Server, error) {
 			s.metrics.grpc.UnaryServerInterceptor(),
 			s.quietUnaryLogging(logging.UnaryServerInterceptor(logger, logOpts...), levelOf),
 			s.unaryAuth,
+			unaryBadRequest,
 			s.unaryDeadline,
 		),
 		grpc.ChainStreamInterceptor(
@@ -215,6 +216,7 @@ func (s *Server) newGRPCServer() (*grpc.Server, error) {
 		),
 	}
 	opts = append(opts, limitOptions(s.cfg)...)
+	opts = append(opts, grpc.ForceServerCodecV2(newLenientCodec()))
 	// Handlers run on long-lived goroutines whose stacks have already grown to
 	// what a check needs, instead of a new goroutine per call that grows its
 	// stack (copying it) several times: that was an eighth of CheckSend's CPU.

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync/atomic"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -205,8 +206,10 @@ func (s *Server) route(req *sgv1.CheckSendRequest, lanes int) (lane int, inline 
 
 // checkRow answers one row of a stream: a verdict, or the row's error.
 func (s *Server) checkRow(ctx context.Context, req *sgv1.CheckSendRequest) *sgv1.CheckSendResponse {
-	err := s.authorize(ctx, req.GetBusinessId(), false)
-	if err == nil {
+	var err error
+	if why := badRequest(req); why != "" {
+		err = status.Error(codes.InvalidArgument, why)
+	} else if err = s.authorize(ctx, req.GetBusinessId(), false); err == nil {
 		err = validateCheck(req)
 	}
 	if err == nil {
