@@ -76,8 +76,20 @@ type Config struct {
 	// Durability is "default" (every acknowledged write survives a crash of the
 	// process) or "strict" (it survives power loss too: every write is synced).
 	Durability string
-	// MaxConcurrentStreams bounds the streams of one connection.
+	// MaxConcurrentStreams bounds the calls (streams) of one connection; 0 means
+	// DefaultMaxConcurrentStreams.
 	MaxConcurrentStreams uint32
+	// MaxConnections bounds the open gRPC connections: more are closed at once.
+	// 0 means DefaultMaxConnections.
+	MaxConnections int
+	// MaxConcurrentCalls bounds the gRPC calls in progress on the whole server
+	// (health checks excepted): more are refused UNAVAILABLE before anything of
+	// them is buffered. 0 means DefaultMaxConcurrentCalls.
+	MaxConcurrentCalls int
+	// StreamBudget bounds, in bytes, the rows that every CheckSendStream holds
+	// (read, not yet answered) together: past it, a stream takes its next row
+	// only once it has answered the ones it holds. 0 means DefaultStreamBudget.
+	StreamBudget int64
 	// DefaultDeadline bounds a unary call whose client set no deadline.
 	DefaultDeadline time.Duration
 	// ShutdownGrace bounds how long a stop waits for streams to drain.
@@ -180,7 +192,16 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("privacy.hash_numbers needs hash_secret (or SENDGUARD_HASH_SECRET) of at least 16 bytes, kept outside the data directory"))
 	}
 	if c.MaxConcurrentStreams == 0 {
-		c.MaxConcurrentStreams = 64
+		c.MaxConcurrentStreams = DefaultMaxConcurrentStreams
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.MaxConcurrentCalls <= 0 {
+		c.MaxConcurrentCalls = DefaultMaxConcurrentCalls
+	}
+	if c.StreamBudget <= 0 {
+		c.StreamBudget = DefaultStreamBudget
 	}
 	if c.DefaultDeadline <= 0 {
 		c.DefaultDeadline = 30 * time.Second
@@ -234,7 +255,12 @@ type fileConfig struct {
 	// MaxEventSkew and MaxPlanAhead are durations ("1h", "400d"); see Config.
 	MaxEventSkew string `yaml:"max_event_skew"`
 	MaxPlanAhead string `yaml:"max_plan_ahead"`
-	Privacy      *struct {
+	// Limits of what clients can hold; see Config.
+	MaxConnections       int    `yaml:"max_connections"`
+	MaxConcurrentCalls   int    `yaml:"max_concurrent_calls"`
+	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams"`
+	StreamBudget         int64  `yaml:"stream_budget"`
+	Privacy              *struct {
 		HashNumbers bool `yaml:"hash_numbers"`
 	} `yaml:"privacy"`
 }
@@ -330,6 +356,18 @@ func LoadConfigFile(path string, c *Config) error {
 	}
 	if f.Privacy != nil {
 		c.HashNumbers = f.Privacy.HashNumbers
+	}
+	if f.MaxConnections > 0 {
+		c.MaxConnections = f.MaxConnections
+	}
+	if f.MaxConcurrentCalls > 0 {
+		c.MaxConcurrentCalls = f.MaxConcurrentCalls
+	}
+	if f.MaxConcurrentStreams > 0 {
+		c.MaxConcurrentStreams = f.MaxConcurrentStreams
+	}
+	if f.StreamBudget > 0 {
+		c.StreamBudget = f.StreamBudget
 	}
 	for _, d := range []struct {
 		key string

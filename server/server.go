@@ -50,6 +50,8 @@ type Server struct {
 	shared     bool      // other replicas write the store too (sharedStore)
 	macs       sync.Pool // of hash.Hash keyed with hashSecret (Server.mac)
 	keys       keyIndex
+	calls      *callLimit    // calls in progress (limits.go)
+	rows       *rowBudget    // rows held by every stream (stream.go)
 	unhealthy  atomic.Bool   // the store failed; a probe is watching it
 	done       chan struct{} // closed when the server stops
 	closeOnce  sync.Once
@@ -96,11 +98,15 @@ func New(cfg Config) (*Server, error) {
 		s.closeStore()
 		return nil, err
 	}
-	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+	lis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
 		s.grpc.Stop() // ends its stream workers
 		s.closeStore()
 		return nil, fmt.Errorf("grpc listen: %w", err)
 	}
+	limited := newLimitListener(lis, cfg.MaxConnections)
+	s.grpcLis = limited
+	s.metrics.registry.MustRegister(listenerMetrics(limited)...)
 	if cfg.HTTPAddr != "" {
 		if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			s.grpc.Stop()
@@ -150,6 +156,9 @@ func NewService(cfg Config) (*Server, error) {
 // are known: the business cache, the webhook metrics and the gRPC server.
 func (s *Server) build() (err error) {
 	s.biz = &businesses{store: s.store, defaults: s.cfg.Defaults, shared: s.shared, m: map[string]*business{}}
+	s.calls = newCallLimit(s.cfg.MaxConcurrentCalls)
+	s.rows = newRowBudget(s.cfg.StreamBudget)
+	s.metrics.registry.MustRegister(s.limitMetrics()...)
 	s.webhook = newWebhookMetrics(s.metrics.registry)
 	s.grpc, err = s.newGRPCServer()
 	return err
@@ -215,7 +224,7 @@ func (s *Server) newGRPCServer() (*grpc.Server, error) {
 			s.streamAuth,
 		),
 	}
-	opts = append(opts, limitOptions(s.cfg)...)
+	opts = append(opts, limitOptions(s.cfg, s.calls)...)
 	opts = append(opts, grpc.ForceServerCodecV2(newLenientCodec()))
 	// Handlers run on long-lived goroutines whose stacks have already grown to
 	// what a check needs, instead of a new goroutine per call that grows its
@@ -237,6 +246,7 @@ func (s *Server) newGRPCServer() (*grpc.Server, error) {
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(serviceName, healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(g)
+	s.calls.count(g)
 	s.metrics.grpc.InitializeMetrics(g)
 	return g, nil
 }

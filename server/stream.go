@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"runtime"
+	"sync"
 	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
@@ -36,13 +37,105 @@ import (
 //
 // So a stream answers as if its rows were decided one by one, in order (a
 // policy changed while it runs takes effect from some row on, as it would then).
+//
+// What streams hold is bounded twice: each stream's rows in flight by
+// streamWindow and streamWindowBytes, and every stream's together by the
+// server's rowBudget (Config.StreamBudget), so that many streams whose clients
+// never read cannot add up to more. A stream past the budget still takes one
+// row whenever it holds none, so that every stream goes on, one row at a time,
+// while the budget is spent.
 const (
 	// streamWindow bounds the rows of one stream in flight.
 	streamWindow = 256
-	// streamWindowBytes bounds their encoded size: the reader takes no new row
-	// while the rows in flight hold this much.
+	// streamWindowBytes bounds their cost: the reader takes no new row while
+	// the rows in flight cost this much.
 	streamWindowBytes = 2 << 20
+	// rowOverhead is what a row costs beyond its encoded request: its answer,
+	// its place in the pipeline.
+	rowOverhead = 512
 )
+
+// rowBudget is the bytes that every stream's rows in flight may cost together.
+type rowBudget struct {
+	max  int64
+	used atomic.Int64
+	// waiting counts readers waiting for bytes to be released; freed is closed
+	// (and replaced) when bytes are released while one waits.
+	waiting atomic.Int32
+	mu      sync.Mutex
+	freed   chan struct{}
+}
+
+func newRowBudget(max int64) *rowBudget {
+	return &rowBudget{max: max, freed: make(chan struct{})}
+}
+
+// spent reports whether the rows in flight cost the whole budget.
+func (b *rowBudget) spent() bool { return b.used.Load() >= b.max }
+
+func (b *rowBudget) take(n int64) { b.used.Add(n) }
+
+// release gives n bytes back and wakes the readers waiting for them.
+func (b *rowBudget) release(n int64) {
+	if b.used.Add(-n) < b.max && b.waiting.Load() > 0 {
+		b.mu.Lock()
+		close(b.freed)
+		b.freed = make(chan struct{})
+		b.mu.Unlock()
+	}
+}
+
+// wait returns a channel closed at the next release; call done when no longer
+// waiting.
+func (b *rowBudget) wait() (freed <-chan struct{}, done func()) {
+	b.waiting.Add(1)
+	b.mu.Lock()
+	freed = b.freed
+	b.mu.Unlock()
+	return freed, func() { b.waiting.Add(-1) }
+}
+
+// streamCost is the cost of one stream's rows in flight, charged to the
+// server's budget as well. Once the stream ends, what it still held is given
+// back, and rows read after that are not charged.
+type streamCost struct {
+	budget *rowBudget
+	mu     sync.Mutex
+	bytes  int64
+	ended  bool
+}
+
+func (c *streamCost) add(n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.ended {
+		c.bytes += n
+		c.budget.take(n)
+	}
+}
+
+func (c *streamCost) sub(n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.ended {
+		c.bytes -= n
+		c.budget.release(n)
+	}
+}
+
+func (c *streamCost) load() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes
+}
+
+func (c *streamCost) end() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ended = true
+	c.budget.release(c.bytes)
+	c.bytes = 0
+}
 
 // streamLanes is how many rows of one stream are decided at once: enough to keep
 // every core busy on an embedded store; on a store shared over the network
@@ -87,10 +180,11 @@ func (s *Server) CheckSendStream(stream sgv1.SendGuard_CheckSendStreamServer) er
 		}(lanes[i])
 	}
 	var (
-		inFlight atomic.Int64             // bytes of the rows in flight
-		drained  = make(chan struct{}, 1) // the sender released bytes
-		recvErr  error                    // why the reader stopped, if not io.EOF; read after order is closed
+		inFlight = &streamCost{budget: s.rows} // the rows in flight
+		drained  = make(chan struct{}, 1)      // the sender released bytes
+		recvErr  error                         // why the reader stopped, if not io.EOF; read after order is closed
 	)
+	defer inFlight.end()
 
 	// The reader.
 	go func() {
@@ -118,12 +212,8 @@ func (s *Server) CheckSendStream(stream sgv1.SendGuard_CheckSendStreamServer) er
 					return
 				}
 			}
-			for inFlight.Load() >= streamWindowBytes {
-				select {
-				case <-drained:
-				case <-ctx.Done():
-					return
-				}
+			if !s.mayRead(ctx, inFlight, drained) {
+				return
 			}
 			if err := stream.RecvMsg(r.req); err != nil {
 				if !errors.Is(err, io.EOF) {
@@ -131,8 +221,8 @@ func (s *Server) CheckSendStream(stream sgv1.SendGuard_CheckSendStreamServer) er
 				}
 				return
 			}
-			r.size = int64(proto.Size(r.req))
-			inFlight.Add(r.size)
+			r.size = int64(proto.Size(r.req)) + rowOverhead
+			inFlight.add(r.size)
 			lane, inline := s.route(r.req, len(lanes))
 			r.inline = inline
 			order <- r // never blocks: at most streamWindow rows exist
@@ -161,7 +251,7 @@ func (s *Server) CheckSendStream(stream sgv1.SendGuard_CheckSendStreamServer) er
 		}
 		err := stream.Send(r.resp)
 		r.resp = nil
-		inFlight.Add(-r.size)
+		inFlight.sub(r.size)
 		select {
 		case drained <- struct{}{}:
 		default:
@@ -175,6 +265,37 @@ func (s *Server) CheckSendStream(stream sgv1.SendGuard_CheckSendStreamServer) er
 		free <- r
 	}
 	return recvErr
+}
+
+// mayRead waits until the stream may read another row: while its rows in flight
+// cost less than streamWindowBytes, and either the server's budget is not spent
+// or the stream holds no row. It returns false when ctx ends first.
+func (s *Server) mayRead(ctx context.Context, inFlight *streamCost, drained <-chan struct{}) bool {
+	for {
+		held := inFlight.load()
+		if held == 0 || held < streamWindowBytes && !s.rows.spent() {
+			return true
+		}
+		freed, done := (<-chan struct{})(nil), func() {}
+		if held < streamWindowBytes {
+			// Past the budget: wait for any stream to release bytes, or for
+			// this one to answer what it holds. (Registered before looking
+			// again, so that a release in between is not missed.)
+			freed, done = s.rows.wait()
+			if !s.rows.spent() {
+				done()
+				continue
+			}
+		}
+		select {
+		case <-drained:
+		case <-freed:
+		case <-ctx.Done():
+			done()
+			return false
+		}
+		done()
+	}
 }
 
 // route picks the lane of a row, or inline for a row that must be decided alone
