@@ -248,4 +248,3 @@ func TestStreamBudget(t *testing.T) {
 	wg.Wait()
 	eventually(t, "every stream's rows given back", func() bool { return srv.rows.used.Load() == 0 })
 }
-
