@@ -74,8 +74,11 @@ func (s *Server) reserve(ctx context.Context, req *sgv1.CheckSendRequest, b *bus
 			b.mu.Unlock()
 		}
 	}()
+	var err error
 	if b.snap.Load().policy.MessagingLimit > 0 {
-		b.mu.Lock()
+		if b, err = s.biz.lock(ctx, b); err != nil {
+			return nil, err
+		}
 		locked = true
 	}
 	var (
@@ -130,9 +133,11 @@ func (s *Server) reserve(ctx context.Context, req *sgv1.CheckSendRequest, b *bus
 		final = *c
 		return storage.Write{Rel: true, RelTTL: storage.TTLUntil(c.Rel.ExpiresAt(&used.policy), now)}, nil
 	}
-	err := s.store.UpdateContact(ctx, r.key, "", fn)
+	err = s.store.UpdateContact(ctx, r.key, "", fn)
 	if errors.Is(err, errNeedLock) {
-		b.mu.Lock()
+		if b, err = s.biz.lock(ctx, b); err != nil {
+			return nil, err
+		}
 		locked = true
 		err = s.store.UpdateContact(ctx, r.key, "", fn)
 	}

@@ -86,6 +86,10 @@ type Config struct {
 	// (health checks excepted): more are refused UNAVAILABLE before anything of
 	// them is buffered. 0 means DefaultMaxConcurrentCalls.
 	MaxConcurrentCalls int
+	// BusinessCache bounds the businesses cached in memory (their policies and
+	// state), about half of them with stored state and half without; 0 means
+	// DefaultBusinessCache.
+	BusinessCache int
 	// StreamBudget bounds, in bytes, the rows that every CheckSendStream holds
 	// (read, not yet answered) together: past it, a stream takes its next row
 	// only once it has answered the ones it holds. 0 means DefaultStreamBudget.
@@ -203,6 +207,9 @@ func (c *Config) validate() error {
 	if c.StreamBudget <= 0 {
 		c.StreamBudget = DefaultStreamBudget
 	}
+	if c.BusinessCache <= 0 {
+		c.BusinessCache = DefaultBusinessCache
+	}
 	if c.DefaultDeadline <= 0 {
 		c.DefaultDeadline = 30 * time.Second
 	}
@@ -260,6 +267,7 @@ type fileConfig struct {
 	MaxConcurrentCalls   int    `yaml:"max_concurrent_calls"`
 	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams"`
 	StreamBudget         int64  `yaml:"stream_budget"`
+	BusinessCache        int    `yaml:"business_cache"`
 	Privacy              *struct {
 		HashNumbers bool `yaml:"hash_numbers"`
 	} `yaml:"privacy"`
@@ -368,6 +376,9 @@ func LoadConfigFile(path string, c *Config) error {
 	}
 	if f.StreamBudget > 0 {
 		c.StreamBudget = f.StreamBudget
+	}
+	if f.BusinessCache > 0 {
+		c.BusinessCache = f.BusinessCache
 	}
 	for _, d := range []struct {
 		key string

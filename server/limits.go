@@ -194,6 +194,14 @@ func (s *Server) limitMetrics() []prometheus.Collector {
 			Help: "gRPC calls refused UNAVAILABLE because max_concurrent_calls were in progress.",
 		}, func() float64 { return float64(s.calls.refused.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sendguard_businesses_cached",
+			Help: "Businesses whose policy and state are cached in memory (business_cache bounds them).",
+		}, func() float64 { return float64(s.biz.size()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sendguard_business_loads_total",
+			Help: "Businesses read from the store into the cache (first use, or after eviction).",
+		}, func() float64 { return float64(s.biz.loads.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sendguard_stream_rows_bytes",
 			Help: "What the rows read and not yet answered by every CheckSendStream cost, in bytes (stream_budget bounds it).",
 		}, func() float64 { return float64(s.rows.used.Load()) }),

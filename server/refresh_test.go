@@ -35,7 +35,11 @@ func TestBusinessRefreshSeesOtherWriters(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		snap := h.srv.biz.m["acme"].snap.Load()
+		b, err := h.srv.biz.get(t.Context(), "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap := b.snap.Load()
 		r := h.check(t, marketing(phone))
 		if r.Verdict == sgv1.Verdict_VERDICT_DENY && rules(r)[0] == sgv1.Rule_RULE_REGION_BLOCKED &&
 			snap.state.Templates["promo"].Pauses == 1 {

@@ -155,7 +155,10 @@ func NewService(cfg Config) (*Server, error) {
 // build makes what New and NewService share once the store and the hash secret
 // are known: the business cache, the webhook metrics and the gRPC server.
 func (s *Server) build() (err error) {
-	s.biz = &businesses{store: s.store, defaults: s.cfg.Defaults, shared: s.shared, m: map[string]*business{}}
+	s.biz, err = newBusinesses(s.store, s.cfg.Defaults, s.shared, s.cfg.BusinessCache)
+	if err != nil {
+		return fmt.Errorf("config: policy: %w", err)
+	}
 	s.calls = newCallLimit(s.cfg.MaxConcurrentCalls)
 	s.rows = newRowBudget(s.cfg.StreamBudget)
 	s.metrics.registry.MustRegister(s.limitMetrics()...)

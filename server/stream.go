@@ -304,9 +304,7 @@ func (s *Server) route(req *sgv1.CheckSendRequest, lanes int) (lane int, inline 
 	if req.GetUserId() != "" {
 		return 0, true
 	}
-	s.biz.mu.RLock()
-	b := s.biz.m[req.GetBusinessId()]
-	s.biz.mu.RUnlock()
+	b := s.biz.peek(req.GetBusinessId())
 	if b == nil {
 		return 0, true
 	}
