@@ -31,7 +31,8 @@ import (
 //     flow-control window, initialWindowSize, fixed (gRPC grows windows by its
 //     bandwidth-delay estimate unless they are set, up to 16 MiB a call);
 //   - rows a stream has read and not answered: streamWindow and
-//     streamWindowBytes per stream, Config.StreamBudget in all (stream.go);
+//     streamWindowBytes per stream, Config.StreamBudget in all, and only
+//     decisionSlots of them decided at once (stream.go);
 //   - one request: maxRecvMsgSize.
 const (
 	maxRecvMsgSize = 1 << 20 // one request, 1 MiB
@@ -48,7 +49,7 @@ const (
 	DefaultMaxConnections       = 1024
 	DefaultMaxConcurrentStreams = 64
 	DefaultMaxConcurrentCalls   = 1024
-	DefaultStreamBudget         = 64 << 20
+	DefaultStreamBudget         = 16 << 20
 )
 
 func limitOptions(cfg Config, calls *callLimit) []grpc.ServerOption {

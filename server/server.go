@@ -52,6 +52,7 @@ type Server struct {
 	keys       keyIndex
 	calls      *callLimit    // calls in progress (limits.go)
 	rows       *rowBudget    // rows held by every stream (stream.go)
+	slots      decisionSlots // rows decided by every stream at once (stream.go)
 	unhealthy  atomic.Bool   // the store failed; a probe is watching it
 	done       chan struct{} // closed when the server stops
 	closeOnce  sync.Once
@@ -161,6 +162,7 @@ func (s *Server) build() (err error) {
 	}
 	s.calls = newCallLimit(s.cfg.MaxConcurrentCalls)
 	s.rows = newRowBudget(s.cfg.StreamBudget)
+	s.slots = newDecisionSlots(s.shared)
 	s.metrics.registry.MustRegister(s.limitMetrics()...)
 	s.webhook = newWebhookMetrics(s.metrics.registry)
 	s.grpc, err = s.newGRPCServer()

@@ -39,20 +39,24 @@ import (
 // policy changed while it runs takes effect from some row on, as it would then).
 //
 // What streams hold is bounded twice: each stream's rows in flight by
-// streamWindow and streamWindowBytes, and every stream's together by the
+// streamWindow (remoteStreamWindow) and streamWindowBytes, and every stream's together by the
 // server's rowBudget (Config.StreamBudget), so that many streams whose clients
 // never read cannot add up to more. A stream past the budget still takes one
 // row whenever it holds none, so that every stream goes on, one row at a time,
 // while the budget is spent.
 const (
-	// streamWindow bounds the rows of one stream in flight.
-	streamWindow = 256
+	// streamWindow bounds the rows of one stream in flight on an embedded store
+	// (eight a lane at most: enough to keep every lane busy while the sender
+	// waits for the earliest); remoteStreamWindow on a networked one, whose 32
+	// lanes each wait for a round trip.
+	streamWindow       = 64
+	remoteStreamWindow = 256
 	// streamWindowBytes bounds their cost: the reader takes no new row while
 	// the rows in flight cost this much.
 	streamWindowBytes = 2 << 20
 	// rowOverhead is what a row costs beyond its encoded request: its answer,
 	// its place in the pipeline.
-	rowOverhead = 512
+	rowOverhead = 1 << 10
 )
 
 // rowBudget is the bytes that every stream's rows in flight may cost together.
@@ -167,17 +171,16 @@ func (s *Server) CheckSendStream(stream sgv1.SendGuard_CheckSendStreamServer) er
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 
-	free := make(chan *streamRow, streamWindow) // rows answered, to be reused
-	order := make(chan *streamRow, streamWindow)
+	window := streamWindow
+	if s.shared {
+		window = remoteStreamWindow
+	}
+	free := make(chan *streamRow, window) // rows answered, to be reused
+	order := make(chan *streamRow, window)
 	lanes := make([]chan *streamRow, s.streamLanes())
 	for i := range lanes {
-		lanes[i] = make(chan *streamRow, streamWindow)
-		go func(lane <-chan *streamRow) {
-			for r := range lane {
-				r.resp = s.checkRow(ctx, r.req)
-				r.done <- struct{}{}
-			}
-		}(lanes[i])
+		lanes[i] = make(chan *streamRow, window)
+		go s.runLane(ctx, lanes[i])
 	}
 	var (
 		inFlight = &streamCost{budget: s.rows} // the rows in flight
@@ -196,12 +199,12 @@ func (s *Server) CheckSendStream(stream sgv1.SendGuard_CheckSendStreamServer) er
 		}()
 		for rows := 0; ; {
 			// A row to read into: a recycled one, a new one while fewer than
-			// streamWindow exist, else wait for the sender to free one.
+			// window exist, else wait for the sender to free one.
 			var r *streamRow
 			select {
 			case r = <-free:
 			default:
-				if rows < streamWindow {
+				if rows < window {
 					r = &streamRow{req: new(sgv1.CheckSendRequest), done: make(chan struct{}, 1)}
 					rows++
 					break
@@ -225,7 +228,7 @@ func (s *Server) CheckSendStream(stream sgv1.SendGuard_CheckSendStreamServer) er
 			inFlight.add(r.size)
 			lane, inline := s.route(r.req, len(lanes))
 			r.inline = inline
-			order <- r // never blocks: at most streamWindow rows exist
+			order <- r // never blocks: at most window rows exist
 			if inline {
 				select {
 				case <-r.done:
@@ -241,7 +244,11 @@ func (s *Server) CheckSendStream(stream sgv1.SendGuard_CheckSendStreamServer) er
 	// The sender: answers in request order.
 	for r := range order {
 		if r.inline {
+			if !s.slots.take(ctx) {
+				return ctx.Err()
+			}
 			r.resp = s.checkRow(ctx, r.req)
+			s.slots.give()
 		} else {
 			select {
 			case <-r.done:
@@ -295,6 +302,69 @@ func (s *Server) mayRead(ctx context.Context, inFlight *streamCost, drained <-ch
 			return false
 		}
 		done()
+	}
+}
+
+// decisionSlots bounds the rows that every stream decides at once: about one
+// per core on an embedded store. A row is decided while its stream holds a slot;
+// unary calls and health checks take none. So however many streams run, only a
+// few of their goroutines compete for the cores at a time (the others wait for
+// a slot, parked), and a health check or a unary call on another connection
+// waits behind a few of them, not behind every stream's: hundreds of busy
+// streams left health checks waiting 0.5-4 s without slots. Streams share the
+// slots, a lane giving its slot up after slotRows rows.
+type decisionSlots chan struct{}
+
+// slotRows is the most rows a lane decides on one slot while others wait.
+const slotRows = 32
+
+func newDecisionSlots(shared bool) decisionSlots {
+	n := runtime.GOMAXPROCS(0)
+	if shared {
+		// A decision on a networked store mostly waits for a round trip.
+		n *= remoteStreamLanes
+	}
+	return make(decisionSlots, max(n, 2))
+}
+
+// take waits for a slot; false when ctx ended first.
+func (d decisionSlots) take(ctx context.Context) bool {
+	select {
+	case d <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (d decisionSlots) give() { <-d }
+
+// runLane decides the rows of one lane, in order, until the lane is closed:
+// on a slot, up to slotRows rows at a time while rows are waiting.
+func (s *Server) runLane(ctx context.Context, lane <-chan *streamRow) {
+	for r := range lane {
+		if !s.slots.take(ctx) {
+			for range lane { // the stream has ended: let the reader finish
+			}
+			return
+		}
+		more := true
+		for n := 0; more; n++ {
+			r.resp = s.checkRow(ctx, r.req)
+			r.done <- struct{}{}
+			if n+1 == slotRows {
+				break
+			}
+			select {
+			case r, more = <-lane:
+			default:
+				more = false
+			}
+		}
+		s.slots.give()
+		if r == nil { // the lane was closed
+			return
+		}
 	}
 }
 

@@ -29,6 +29,9 @@ var (
 // TestMain builds the binary once, unless the chaos runs are off (the default:
 // `make chaos` sets SENDGUARD_CHAOS=1).
 func TestMain(m *testing.M) {
+	if os.Getenv(attackEnv) != "" {
+		os.Exit(m.Run()) // an attacker process (see attack): no binary to build
+	}
 	if os.Getenv("SENDGUARD_CHAOS") == "" {
 		fmt.Println("chaos runs skipped: set SENDGUARD_CHAOS=1 (make chaos)")
 		os.Exit(0)
@@ -253,4 +256,27 @@ func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 func figure(t *testing.T, name, value, bound string) {
 	t.Helper()
 	t.Logf("FIGURE %s: %s (bound: %s)", name, value, bound)
+}
+
+// attackEnv names the attack a re-executed test binary runs (see attack).
+const attackEnv = "SENDGUARD_CHAOS_ATTACK"
+
+// attack runs the test named test of this package in another process at the
+// lowest CPU priority (nice 19), with args in attackEnv, so that what the
+// attacker costs the machine does not count against the server's answers to the
+// test's own probes. It returns the process's output once it has exited.
+func attack(t *testing.T, ctx context.Context, test, args string) (wait func() string) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, "nice", "-n", "19", os.Args[0], "-test.run", "^"+test+"$", "-test.v")
+	cmd.Env = append(os.Environ(), attackEnv+"="+args)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return func() string {
+		_ = cmd.Wait()
+		return out.String()
+	}
 }
