@@ -248,3 +248,22 @@ func TestStreamBudget(t *testing.T) {
 	wg.Wait()
 	eventually(t, "every stream's rows given back", func() bool { return srv.rows.used.Load() == 0 })
 }
+
+// TestOversizeRequest: a request over 1 MiB is RESOURCE_EXHAUSTED (gRPC refuses
+// it before decoding it), on unary calls and for a stream, which it ends.
+func TestOversizeRequest(t *testing.T) {
+	h := newHarness(t)
+	big := marketing(brPhone)
+	big.Template = strings.Repeat("t", maxRecvMsgSize)
+	if _, err := h.c.API().CheckSend(context.Background(), big); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("unary: %v; want RESOURCE_EXHAUSTED", err)
+	}
+	st, err := h.c.CheckStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Send(big)
+	if _, err := st.Recv(); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("stream: %v; want RESOURCE_EXHAUSTED", err)
+	}
+}
