@@ -86,9 +86,8 @@ func startsObject(b []byte) bool {
 }
 
 type parser struct {
-	st      Stats
-	dynamic int // reasons with a suffix from the body, see Stats.addValue
-	events  []Event
+	st     Stats
+	events []Event
 
 	// Of the change being read.
 	phoneNumberID string
@@ -108,7 +107,7 @@ func (p *parser) change(c *wireChange) {
 		p.st.add("missing_field")
 		return
 	default:
-		p.st.addValue("unknown_field:", c.Field, &p.dynamic)
+		p.st.addValue("unknown_field:", c.Field, knownFields)
 		return
 	}
 	p.phoneNumberID = v.Metadata.PhoneNumberID
@@ -180,7 +179,7 @@ func (p *parser) status(s *wireStatus, i, n int, inCalls bool) {
 		p.st.add("missing_status")
 		return
 	default:
-		p.st.addValue("unknown_status:", s.Status, &p.dynamic)
+		p.st.addValue("unknown_status:", s.Status, nil)
 		return
 	}
 	e := Event{
@@ -253,13 +252,13 @@ func (p *parser) call(c *wireCall, i, n int) {
 		p.st.add("business_initiated_call")
 		return
 	default:
-		p.st.addValue("unknown_call_direction:", c.Direction, &p.dynamic)
+		p.st.addValue("unknown_call_direction:", c.Direction, nil)
 		return
 	}
 	switch c.Event {
 	case "connect", "terminate":
 	default:
-		p.st.addValue("unknown_call_event:", c.Event, &p.dynamic)
+		p.st.addValue("unknown_call_event:", c.Event, nil)
 		return
 	}
 	if c.ID == "" {
@@ -284,7 +283,7 @@ func (p *parser) preference(u *wirePreference, i, n int) {
 		stop = true
 	case "resume":
 	default:
-		p.st.addValue("unknown_preference:", u.Value, &p.dynamic)
+		p.st.addValue("unknown_preference:", u.Value, nil)
 		return
 	}
 	e := Event{
