@@ -43,7 +43,7 @@ type Server struct {
 	ownStore   bool
 	biz        *businesses
 	metrics    *metrics
-	webhook    *webhookMetrics
+	webhook    *webhookState
 	health     *health.Server
 	grpc       *grpc.Server
 	hashSecret []byte
@@ -108,7 +108,8 @@ func New(cfg Config) (*Server, error) {
 			s.closeStore()
 			return nil, fmt.Errorf("http listen: %w", err)
 		}
-		s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		s.httpLis = s.limitHTTPListener(s.httpLis)
+		s.http = s.newHTTPServer()
 	}
 	s.startRefresh()
 	return s, nil
@@ -150,7 +151,7 @@ func NewService(cfg Config) (*Server, error) {
 // are known: the business cache, the webhook metrics and the gRPC server.
 func (s *Server) build() (err error) {
 	s.biz = &businesses{store: s.store, defaults: s.cfg.Defaults, shared: s.shared, m: map[string]*business{}}
-	s.webhook = newWebhookMetrics(s.metrics.registry)
+	s.webhook = newWebhookState(s.cfg, s.metrics.registry)
 	s.grpc, err = s.newGRPCServer()
 	return err
 }
