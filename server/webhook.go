@@ -50,7 +50,11 @@ func newWebhookState(cfg Config, reg *prometheus.Registry) *webhookState {
 		}),
 		bodies: newBodyBudget(cfg.WebhookBodyBudget),
 	}
-	reg.MustRegister(m.requests, m.skipped, m.restamped)
+	held := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sendguard_webhook_body_bytes",
+		Help: "Bytes of webhook bodies held now, signed or not (at most webhook_body_budget).",
+	}, func() float64 { return float64(m.bodies.used.Load()) })
+	reg.MustRegister(m.requests, m.skipped, m.restamped, held)
 	return m
 }
 

@@ -55,6 +55,9 @@ func TestWebhookBodyBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the stalled body to hold the budget", func() bool { return budget.used.Load() == 2*bodyChunk })
+	if got := metricTotal(t, h, "sendguard_webhook_body_bytes"); got != 2*bodyChunk {
+		t.Fatalf("sendguard_webhook_body_bytes = %v while a body holds the budget", got)
+	}
 
 	req := httptest.NewRequest(http.MethodPost, WebhookPath, bytes.NewReader(good))
 	req.Header.Set("X-Hub-Signature-256", webhook.Sign(good, testSecret))
@@ -220,7 +223,7 @@ func TestWebhookRestampsFutureEvents(t *testing.T) {
 			t.Errorf("%s delivered at %v, want %v", phone, got, want)
 		}
 	}
-	if got := testCounterTotal(t, h, "sendguard_webhook_events_restamped_total"); got != 1 {
+	if got := metricTotal(t, h, "sendguard_webhook_events_restamped_total"); got != 1 {
 		t.Fatalf("restamped: %v, want 1", got)
 	}
 }
@@ -273,8 +276,8 @@ func labelValues(t testing.TB, h *harness, name, label string) []string {
 	return vals
 }
 
-// testCounterTotal returns the sum of a counter's series.
-func testCounterTotal(t testing.TB, h *harness, name string) float64 {
+// metricTotal returns the sum of the series of a counter or gauge.
+func metricTotal(t testing.TB, h *harness, name string) float64 {
 	t.Helper()
 	mfs, err := h.srv.metrics.registry.Gather()
 	if err != nil {
@@ -284,7 +287,7 @@ func testCounterTotal(t testing.TB, h *harness, name string) float64 {
 	for _, mf := range mfs {
 		if mf.GetName() == name {
 			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
+				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			}
 		}
 	}
