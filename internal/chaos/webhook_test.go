@@ -28,7 +28,7 @@ import (
 // webhook_read_timeout 10 s, http_max_connections 1,024).
 
 const (
-	whSecret  = "chaos-app-secret"
+	whSecret       = "chaos-app-secret"
 	whBudget       = 32 << 20 // webhook_body_budget's default
 	whReadTimeout  = 10 * time.Second
 	whFloodBodies  = 100     // unsigned 8 MB bodies sent at full speed, and as many stalled ones
