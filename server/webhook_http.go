@@ -15,7 +15,8 @@ import (
 // body (WebhookReadTimeout) or to stay idle, and the bytes of headers.
 const (
 	// DefaultHTTPMaxConnections is the default of Config.HTTPMaxConnections.
-	// Each connection costs a goroutine and its buffers, about 50 KiB at most.
+	// Each connection costs a goroutine and its buffers (headers are capped at
+	// httpMaxHeaderBytes).
 	DefaultHTTPMaxConnections = 1024
 	// DefaultWebhookReadTimeout is the default of Config.WebhookReadTimeout:
 	// Meta sends a full batch (about 350 KB) in well under a second.
