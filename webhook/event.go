@@ -49,9 +49,11 @@ const (
 	MaxErrorTextLen     = 1024 // ErrorTitle, ErrorDetails
 )
 
-// MaxEvents is the largest number of events Parse returns for one body. Meta
-// batches up to 1,000 statuses per POST; events beyond this are skipped and
-// counted as "too_many_events".
+// MaxEvents is the largest number of events Parse returns for one body, and
+// the cap on what it decodes of one body: entries, changes, contacts, and
+// items (statuses, messages, calls and user_preferences together). Meta
+// batches up to 1,000 statuses per POST; what lies beyond a cap is skipped
+// unread and counted as "too_many_events".
 const MaxEvents = 10_000
 
 // Event is one event of a webhook body, flattened.
