@@ -67,6 +67,17 @@ type Config struct {
 	SkipUnmappedPhoneNumberIDs bool
 	// MaxWebhookBody bounds a webhook POST body (413 beyond).
 	MaxWebhookBody int64
+	// WebhookBodyBudget bounds the bytes of webhook bodies held at once, over
+	// all requests, signed or not: a POST that finds it spent gets 503 with
+	// Retry-After. 0 means DefaultWebhookBodyBudget; it must be at least
+	// MaxWebhookBody.
+	WebhookBodyBudget int64
+	// WebhookReadTimeout bounds how long a webhook POST may take to send its
+	// body (408 beyond). 0 means DefaultWebhookReadTimeout.
+	WebhookReadTimeout time.Duration
+	// HTTPMaxConnections bounds the connections the HTTP listener serves at
+	// once; further ones wait to be accepted. 0 means DefaultHTTPMaxConnections.
+	HTTPMaxConnections int
 	// APIKeys authenticate callers (authorization: Bearer <key>) and bind each to
 	// businesses. Without keys the server listens on loopback only.
 	APIKeys []APIKey
@@ -216,6 +227,17 @@ func (c *Config) validate() error {
 	if c.MaxWebhookBody <= 0 {
 		c.MaxWebhookBody = DefaultMaxWebhookBody
 	}
+	if c.WebhookBodyBudget <= 0 {
+		c.WebhookBodyBudget = max(DefaultWebhookBodyBudget, c.MaxWebhookBody)
+	} else if c.WebhookBodyBudget < c.MaxWebhookBody {
+		errs = append(errs, fmt.Errorf("webhook_body_budget (%d) is smaller than max_webhook_body (%d): the largest body could never be read", c.WebhookBodyBudget, c.MaxWebhookBody))
+	}
+	if c.WebhookReadTimeout <= 0 {
+		c.WebhookReadTimeout = DefaultWebhookReadTimeout
+	}
+	if c.HTTPMaxConnections <= 0 {
+		c.HTTPMaxConnections = DefaultHTTPMaxConnections
+	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = 10 * time.Second
 	}
@@ -246,6 +268,9 @@ type fileConfig struct {
 	WhatsAppVerifyToken        string      `yaml:"whatsapp_verify_token"`
 	SkipUnmappedPhoneNumberIDs *bool       `yaml:"skip_unmapped_phone_number_ids"`
 	MaxWebhookBody             int64       `yaml:"max_webhook_body"`
+	WebhookBodyBudget          int64       `yaml:"webhook_body_budget"`
+	WebhookReadTimeout         string      `yaml:"webhook_read_timeout"` // a Go duration ("10s")
+	HTTPMaxConnections         int         `yaml:"http_max_connections"`
 	Policy                     *filePolicy `yaml:"policy"`
 	APIKeys                    []struct {
 		Name       string   `yaml:"name"`
@@ -352,6 +377,19 @@ func LoadConfigFile(path string, c *Config) error {
 	}
 	if f.MaxWebhookBody > 0 {
 		c.MaxWebhookBody = f.MaxWebhookBody
+	}
+	if f.WebhookBodyBudget > 0 {
+		c.WebhookBodyBudget = f.WebhookBodyBudget
+	}
+	if f.WebhookReadTimeout != "" {
+		d, err := time.ParseDuration(f.WebhookReadTimeout)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("config %s: webhook_read_timeout: want a positive duration such as 10s, got %q", path, f.WebhookReadTimeout)
+		}
+		c.WebhookReadTimeout = d
+	}
+	if f.HTTPMaxConnections > 0 {
+		c.HTTPMaxConnections = f.HTTPMaxConnections
 	}
 	for _, k := range f.APIKeys {
 		c.APIKeys = append(c.APIKeys, APIKey{Name: k.Name, SHA256: k.SHA256, Businesses: k.Businesses, Admin: k.Admin})

@@ -43,7 +43,7 @@ type Server struct {
 	ownStore   bool
 	biz        *businesses
 	metrics    *metrics
-	webhook    *webhookMetrics
+	webhook    *webhookState
 	health     *health.Server
 	grpc       *grpc.Server
 	hashSecret []byte
@@ -115,7 +115,8 @@ func New(cfg Config) (*Server, error) {
 			s.closeStore()
 			return nil, fmt.Errorf("http listen: %w", err)
 		}
-		s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		s.httpLis = s.limitHTTPListener(s.httpLis)
+		s.http = s.newHTTPServer()
 	}
 	s.startRefresh()
 	return s, nil
@@ -164,7 +165,7 @@ func (s *Server) build() (err error) {
 	s.rows = newRowBudget(s.cfg.StreamBudget)
 	s.slots = newDecisionSlots(s.shared)
 	s.metrics.registry.MustRegister(s.limitMetrics()...)
-	s.webhook = newWebhookMetrics(s.metrics.registry)
+	s.webhook = newWebhookState(s.cfg, s.metrics.registry)
 	s.grpc, err = s.newGRPCServer()
 	return err
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -24,13 +25,17 @@ const DefaultMaxWebhookBody = 8 << 20
 // WebhookPath is where Meta's WhatsApp webhook is served.
 const WebhookPath = "/webhooks/whatsapp"
 
-type webhookMetrics struct {
-	requests *prometheus.CounterVec
-	skipped  *prometheus.CounterVec
+// webhookState is what the webhook endpoint keeps: its metrics and the budget
+// of bytes its bodies may hold.
+type webhookState struct {
+	requests  *prometheus.CounterVec
+	skipped   *prometheus.CounterVec
+	restamped prometheus.Counter
+	bodies    *bodyBudget
 }
 
-func newWebhookMetrics(reg *prometheus.Registry) *webhookMetrics {
-	m := &webhookMetrics{
+func newWebhookState(cfg Config, reg *prometheus.Registry) *webhookState {
+	m := &webhookState{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sendguard_webhook_requests_total",
 			Help: "Webhook HTTP requests by method and response code.",
@@ -39,8 +44,17 @@ func newWebhookMetrics(reg *prometheus.Registry) *webhookMetrics {
 			Name: "sendguard_webhook_skipped_total",
 			Help: "Webhook items that were authenticated but not applied, by reason.",
 		}, []string{"reason"}),
+		restamped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sendguard_webhook_events_restamped_total",
+			Help: "Webhook events dated more than max_event_skew after the server's clock, applied with the time they were received instead.",
+		}),
+		bodies: newBodyBudget(cfg.WebhookBodyBudget),
 	}
-	reg.MustRegister(m.requests, m.skipped)
+	held := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sendguard_webhook_body_bytes",
+		Help: "Bytes of webhook bodies held now, signed or not (at most webhook_body_budget).",
+	}, func() float64 { return float64(m.bodies.used.Load()) })
+	reg.MustRegister(m.requests, m.skipped, m.restamped, held)
 	return m
 }
 
@@ -59,40 +73,51 @@ func (s *Server) handleWebhookVerify(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, q.Get("hub.challenge"))
 }
 
+// webhookRetryAfter is the Retry-After of a 503: the budget or the store may
+// have room again by then.
+const webhookRetryAfter = "5"
+
 // handleWebhook takes one signed webhook POST: 401 for a missing or wrong
-// signature, 413 for a body over the limit, 400 for a body that is not a webhook
-// JSON object (nothing applied), 503 when the store cannot take it (Meta retries),
-// and 200 for everything else, including events it skipped (counted).
+// signature, 413 for a body over the limit, 408 for a body not sent within the
+// read timeout, 400 for a body that is not a webhook JSON object (nothing
+// applied), 503 with Retry-After when the body budget is spent or the store
+// cannot take the events (Meta retries), and 200 for everything else,
+// including events it skipped (counted).
 func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
-	code := s.serveWebhook(r)
+	// The body must arrive within the read timeout, however slowly it trickles
+	// in (a deadline on the connection, which the server resets for the next
+	// request).
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.WebhookReadTimeout))
+	code := s.serveWebhook(w, r)
 	s.webhook.requests.WithLabelValues("POST", strconv.Itoa(code)).Inc()
-	if code == http.StatusOK {
+	switch code {
+	case http.StatusOK:
 		w.WriteHeader(http.StatusOK)
 		return
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", webhookRetryAfter)
 	}
 	http.Error(w, http.StatusText(code), code)
 }
 
-func (s *Server) serveWebhook(r *http.Request) int {
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.cfg.MaxWebhookBody))
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		return http.StatusRequestEntityTooLarge
-	case err != nil:
-		return http.StatusBadRequest
+func (s *Server) serveWebhook(w http.ResponseWriter, r *http.Request) int {
+	received := s.cfg.Now()
+	b, code := readWebhookBody(w, r, s.webhook.bodies, s.cfg.MaxWebhookBody)
+	if code != 0 {
+		return code
 	}
-	if !webhook.Verify(body, r.Header.Get("X-Hub-Signature-256"), s.cfg.WebhookSecret) {
+	defer b.release() // Parse copies what it keeps
+	if !b.verify(r.Header.Get("X-Hub-Signature-256"), s.cfg.WebhookSecret) {
 		return http.StatusUnauthorized
 	}
-	events, stats, err := webhook.Parse(body)
+	events, stats, err := webhook.Parse(b.bytes())
 	if err != nil {
 		return http.StatusBadRequest
 	}
 	for reason, n := range stats.Skipped {
 		s.webhook.skipped.WithLabelValues(reason).Add(float64(n))
 	}
-	if err := s.applyWebhookEvents(r.Context(), events); err != nil {
+	if err := s.applyWebhookEvents(r.Context(), events, received); err != nil {
 		// Meta retries the whole POST; the events already applied are deduplicated
 		// then.
 		s.log.Warn("webhook: store unavailable; asking Meta to retry", "err", err)
@@ -120,10 +145,11 @@ func (s *Server) businessFor(phoneNumberID string) (string, bool) {
 
 // applyWebhookEvents prepares every event, applies them with one UpdateContacts,
 // then finishes each. A bad event is skipped and counted; only a failing store fails
-// the whole POST.
-func (s *Server) applyWebhookEvents(ctx context.Context, events []webhook.Event) error {
+// the whole POST. received is when the POST arrived.
+func (s *Server) applyWebhookEvents(ctx context.Context, events []webhook.Event, received time.Time) error {
 	prepared := make([]event, 0, len(events))
 	for i := range events {
+		s.boundEventTime(&events[i], received)
 		ev, ok, err := s.prepareWebhookEvent(ctx, &events[i])
 		switch {
 		case err != nil && isStoreError(err):
@@ -152,6 +178,17 @@ func (s *Server) applyWebhookEvents(ctx context.Context, events []webhook.Event)
 		}
 	}
 	return nil
+}
+
+// boundEventTime stamps an event dated more than MaxEventSkew after received
+// with received instead, and counts it: Meta must get its 200 (it would retry a
+// refusal for days), but a date years ahead would hold a contact's state until
+// then (DESIGN.md "Time").
+func (s *Server) boundEventTime(ev *webhook.Event, received time.Time) {
+	if ev.Timestamp.After(received.Add(s.cfg.MaxEventSkew)) {
+		ev.Timestamp = received
+		s.webhook.restamped.Inc()
+	}
 }
 
 func isStoreError(err error) bool {

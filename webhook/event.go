@@ -49,9 +49,11 @@ const (
 	MaxErrorTextLen     = 1024 // ErrorTitle, ErrorDetails
 )
 
-// MaxEvents is the largest number of events Parse returns for one body. Meta
-// batches up to 1,000 statuses per POST; events beyond this are skipped and
-// counted as "too_many_events".
+// MaxEvents is the largest number of events Parse returns for one body, and
+// the cap on what it decodes of one body: entries, changes, contacts, and
+// items (statuses, messages, calls and user_preferences together). Meta
+// batches up to 1,000 statuses per POST; what lies beyond a cap is skipped
+// unread and counted as "too_many_events".
 const MaxEvents = 10_000
 
 // Event is one event of a webhook body, flattened.
@@ -109,20 +111,20 @@ type Event struct {
 
 // Stats counts what Parse skipped, by reason, so the server can count it in
 // its metrics: nothing is dropped silently. Reasons are short lower-case
-// tokens, some with a suffix taken from the body (e.g. "unknown_field:<field>");
-// such suffixes are limited in length and number, so the key set stays small.
+// tokens from a closed set (see [Reasons]): a reason never holds text from
+// the body, so a metric labelled with it cannot grow without bound.
 //
-// Reasons: unknown_object, missing_field, unknown_field:<field>,
-// message_echoes, value_errors, type_mismatch, missing_phone_number_id,
-// missing_id, missing_recipient, missing_status, unknown_status:<s>,
-// ignored_status:<s> (deleted, warning), call_status, group_status,
-// group_message, system_message, business_initiated_call,
-// unknown_call_direction:<d>, unknown_call_event:<e> (<d>, <e> "none" when
-// absent),
-// unknown_preference:<v>, bad_timestamp (the event is kept with a zero
-// time), bad_error_code (kept with code 0), field_too_long, bad_field
-// (control characters in an identifier), field_dropped:<name> (kept without
-// that field), too_many_events.
+// Reasons: unknown_object, missing_field, unknown_field:<field> (<field> one
+// of Meta's documented fields that Parse does not read, or "other"), message_echoes, value_errors, type_mismatch,
+// missing_phone_number_id, missing_id, missing_recipient, missing_status,
+// unknown_status:{none,other}, ignored_status:{deleted,warning},
+// call_status, group_status, group_message, system_message,
+// business_initiated_call, unknown_call_direction:{none,other},
+// unknown_call_event:{none,other}, unknown_preference:{none,other},
+// bad_timestamp (the event is kept with a zero time), bad_error_code (kept
+// with code 0), field_too_long, bad_field (control characters in an
+// identifier), field_dropped:<name> (kept without that field),
+// too_many_events.
 type Stats struct {
 	// Skipped maps a reason to how many items it applied to. Nil when nothing
 	// was skipped.
@@ -138,12 +140,51 @@ func (s Stats) Total() int {
 	return n
 }
 
-// maxDynamicReasons bounds how many distinct reasons with a suffix taken from
-// the body one Parse records; further ones are counted as "<prefix>other".
-const maxDynamicReasons = 32
+// documentedFields are the change fields Meta documents for the
+// whatsapp_business_account object (its webhooks reference, 2026) other
+// than those Parse reads (messages, calls, user_preferences) or counts
+// (smb_message_echoes). A change of one of these is counted as
+// "unknown_field:<field>"; any other field as "unknown_field:other".
+var documentedFields = []string{
+	"account_alerts", "account_review_update", "account_update", "automatic_events",
+	"business_capability_update", "flows", "history", "message_echoes",
+	"message_template_components_update", "message_template_quality_update",
+	"message_template_status_update", "partner_solutions", "payment_configuration_update",
+	"phone_number_name_update", "phone_number_quality_update", "security", "smb_app_state_sync",
+	"template_category_update", "template_correct_category_detection", "tracking_events",
+}
 
-// maxReasonSuffix is the longest suffix taken from the body.
-const maxReasonSuffix = 40
+// knownFields indexes documentedFields.
+var knownFields = func() map[string]bool {
+	m := make(map[string]bool, len(documentedFields))
+	for _, f := range documentedFields {
+		m[f] = true
+	}
+	return m
+}()
+
+// droppedFields are the <name>s of "field_dropped:<name>".
+var droppedFields = []string{"username", "message_type", "preference_category", "text",
+	"callback_data", "error_title", "error_details", "phone"}
+
+// Reasons returns every reason Parse may count, the closed set of [Stats].
+func Reasons() []string {
+	r := []string{"unknown_object", "missing_field", "unknown_field:other", "message_echoes",
+		"value_errors", "type_mismatch", "missing_phone_number_id", "missing_id", "missing_recipient",
+		"missing_status", "unknown_status:none", "unknown_status:other", "ignored_status:deleted",
+		"ignored_status:warning", "call_status", "group_status", "group_message", "system_message",
+		"business_initiated_call", "unknown_call_direction:none", "unknown_call_direction:other",
+		"unknown_call_event:none", "unknown_call_event:other", "unknown_preference:none",
+		"unknown_preference:other", "bad_timestamp", "bad_error_code", "field_too_long", "bad_field",
+		"too_many_events"}
+	for _, f := range documentedFields {
+		r = append(r, "unknown_field:"+f)
+	}
+	for _, f := range droppedFields {
+		r = append(r, "field_dropped:"+f)
+	}
+	return r
+}
 
 func (s *Stats) add(reason string) {
 	if s.Skipped == nil {
@@ -152,34 +193,16 @@ func (s *Stats) add(reason string) {
 	s.Skipped[reason]++
 }
 
-// addValue counts prefix+v, where v comes from the body: v is kept only if
-// it is a short token of [A-Za-z0-9_.-] and the number of such reasons is
-// small; an empty v is counted as prefix+"none".
-func (s *Stats) addValue(prefix, v string, dynamic *int) {
-	key := prefix + "other"
-	if v == "" {
-		key = prefix + "none"
-	} else if token(v) {
-		k := prefix + v
-		if _, seen := s.Skipped[k]; seen {
-			key = k
-		} else if *dynamic < maxDynamicReasons {
-			*dynamic++
-			key = k
-		}
+// addValue counts prefix+v, where v comes from the body: v is kept only when
+// known holds it; otherwise the reason is prefix+"other", or prefix+"none"
+// for an empty v.
+func (s *Stats) addValue(prefix, v string, known map[string]bool) {
+	switch {
+	case v == "":
+		s.add(prefix + "none")
+	case known[v]:
+		s.add(prefix + v)
+	default:
+		s.add(prefix + "other")
 	}
-	s.add(key)
-}
-
-func token(v string) bool {
-	if v == "" || len(v) > maxReasonSuffix {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
-			return false
-		}
-	}
-	return true
 }

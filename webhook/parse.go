@@ -1,10 +1,8 @@
 package webhook
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 	"time"
 
@@ -17,8 +15,6 @@ var ErrMalformed = errors.New("webhook: malformed body")
 
 // objectWABA is the only "object" Parse reads.
 const objectWABA = "whatsapp_business_account"
-
-var entriesType = reflect.TypeFor[[]wireEntry]()
 
 // Parse decodes a webhook body into its events, in body order: entries, then
 // their changes, then the items of each change's value (statuses, messages,
@@ -33,24 +29,35 @@ var entriesType = reflect.TypeFor[[]wireEntry]()
 // limit, a value of the wrong JSON type. At most [MaxEvents] events are
 // returned. Every returned event has a Kind, a PhoneNumberID, and a Phone or
 // a UserID.
+//
+// The body is decoded as a stream of JSON tokens, and what it may hold is
+// capped while it is read: at most [MaxEvents] entries, changes, contacts and
+// items (statuses, messages, calls and user_preferences together) are
+// decoded; further ones are skipped unread and each counted as
+// "too_many_events". Within those caps the result is what decoding the whole
+// body with encoding/json would give, key order, repeated keys and values of
+// the wrong type included (a differential fuzz test holds it to that).
 func Parse(body []byte) ([]Event, Stats, error) {
 	if !startsObject(body) {
 		return nil, Stats{}, fmt.Errorf("%w: not a JSON object", ErrMalformed)
 	}
 	var w wireBody
+	d := newStreamDecoder(body)
+	if err := d.decodeBody(&w); err != nil {
+		return nil, Stats{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
 	p := parser{}
-	if err := json.Unmarshal(body, &w); err != nil {
-		var te *json.UnmarshalTypeError
-		if !errors.As(err, &te) {
-			return nil, Stats{}, fmt.Errorf("%w: %v", ErrMalformed, err)
-		}
-		if te.Field == "entry" && te.Type == entriesType {
-			return nil, Stats{}, fmt.Errorf("%w: entry is not an array", ErrMalformed)
-		}
-		// encoding/json left the mistyped field empty and went on; the
-		// checks below skip what that made unusable.
+	if d.mismatch {
 		p.st.add("type_mismatch")
 	}
+	if w.Object == objectWABA {
+		p.count("too_many_events", d.overCap)
+	}
+	return p.flatten(&w)
+}
+
+// flatten turns a decoded body into its events, counting what it skips.
+func (p *parser) flatten(w *wireBody) ([]Event, Stats, error) {
 	if w.Object != objectWABA {
 		p.st.add("unknown_object")
 		return nil, p.st, nil
@@ -86,9 +93,8 @@ func startsObject(b []byte) bool {
 }
 
 type parser struct {
-	st      Stats
-	dynamic int // reasons with a suffix from the body, see Stats.addValue
-	events  []Event
+	st     Stats
+	events []Event
 
 	// Of the change being read.
 	phoneNumberID string
@@ -108,7 +114,7 @@ func (p *parser) change(c *wireChange) {
 		p.st.add("missing_field")
 		return
 	default:
-		p.st.addValue("unknown_field:", c.Field, &p.dynamic)
+		p.st.addValue("unknown_field:", c.Field, knownFields)
 		return
 	}
 	p.phoneNumberID = v.Metadata.PhoneNumberID
@@ -180,7 +186,7 @@ func (p *parser) status(s *wireStatus, i, n int, inCalls bool) {
 		p.st.add("missing_status")
 		return
 	default:
-		p.st.addValue("unknown_status:", s.Status, &p.dynamic)
+		p.st.addValue("unknown_status:", s.Status, nil)
 		return
 	}
 	e := Event{
@@ -253,13 +259,13 @@ func (p *parser) call(c *wireCall, i, n int) {
 		p.st.add("business_initiated_call")
 		return
 	default:
-		p.st.addValue("unknown_call_direction:", c.Direction, &p.dynamic)
+		p.st.addValue("unknown_call_direction:", c.Direction, nil)
 		return
 	}
 	switch c.Event {
 	case "connect", "terminate":
 	default:
-		p.st.addValue("unknown_call_event:", c.Event, &p.dynamic)
+		p.st.addValue("unknown_call_event:", c.Event, nil)
 		return
 	}
 	if c.ID == "" {
@@ -284,7 +290,7 @@ func (p *parser) preference(u *wirePreference, i, n int) {
 		stop = true
 	case "resume":
 	default:
-		p.st.addValue("unknown_preference:", u.Value, &p.dynamic)
+		p.st.addValue("unknown_preference:", u.Value, nil)
 		return
 	}
 	e := Event{

@@ -15,6 +15,12 @@ const signaturePrefix = "sha256="
 // secret). The comparison is constant-time. A missing or malformed header, or
 // an empty secret, is never valid.
 func Verify(body []byte, header string, secret []byte) bool {
+	return VerifyParts(header, secret, body)
+}
+
+// VerifyParts is Verify for a body held in parts: the body is the parts
+// concatenated in order.
+func VerifyParts(header string, secret []byte, parts ...[]byte) bool {
 	if len(secret) == 0 {
 		return false
 	}
@@ -26,7 +32,11 @@ func Verify(body []byte, header string, secret []byte) bool {
 	if _, err := hex.Decode(got[:], []byte(hexSum)); err != nil {
 		return false
 	}
-	return hmac.Equal(got[:], mac(body, secret))
+	h := hmac.New(sha256.New, secret)
+	for _, p := range parts {
+		h.Write(p)
+	}
+	return hmac.Equal(got[:], h.Sum(nil))
 }
 
 // Sign returns the X-Hub-Signature-256 header value Meta would send with

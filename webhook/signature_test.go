@@ -44,6 +44,10 @@ func TestVerify(t *testing.T) {
 			if got := Verify(tt.body, tt.header, tt.secret); got != tt.want {
 				t.Errorf("Verify = %v, want %v", got, tt.want)
 			}
+			half := len(tt.body) / 2
+			if got := VerifyParts(tt.header, tt.secret, tt.body[:half], nil, tt.body[half:]); got != tt.want {
+				t.Errorf("VerifyParts in two parts = %v, want %v", got, tt.want)
+			}
 		})
 	}
 }

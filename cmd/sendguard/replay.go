@@ -38,7 +38,8 @@ with everything it could have learned. The server holds the store; replay never 
 The app secret comes from SENDGUARD_WHATSAPP_APP_SECRET or the config file
 (whatsapp_app_secret). Replaying a file twice is harmless: events are idempotent.
 A body the server rejects (400, 413) is reported by line number and skipped; one it
-cannot store now (503) is retried with backoff. A progress bar shows on a terminal.`,
+cannot take now (503: its body budget is spent or its store is failing; 408, 429) is
+retried with backoff. A progress bar shows on a terminal.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg := server.DefaultConfig()
@@ -219,7 +220,7 @@ func (r *replayer) send(ctx context.Context, l line) error {
 			return nil
 		case err == nil && code == http.StatusUnauthorized:
 			return errUnauthorized
-		case err == nil && code >= 400 && code < 500:
+		case err == nil && code >= 400 && code < 500 && !retryable(code):
 			r.rejected.Add(1)
 			r.mu.Lock()
 			if len(r.rejectedLines) < 20 {
@@ -242,6 +243,14 @@ func (r *replayer) send(ctx context.Context, l line) error {
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// retryable reports whether a 4xx answer is worth sending again: the server
+// timed out waiting for the body (408) or asks to slow down (429). 5xx answers,
+// such as the 503 of a spent body budget or a store that cannot take the events
+// now, are always retried.
+func retryable(code int) bool {
+	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests
 }
 
 func (r *replayer) post(ctx context.Context, body []byte) (int, error) {
