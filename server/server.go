@@ -51,6 +51,7 @@ type Server struct {
 	macs       sync.Pool // of hash.Hash keyed with hashSecret (Server.mac)
 	keys       keyIndex
 	unhealthy  atomic.Bool   // the store failed; a probe is watching it
+	serving    servingState  // what the health service says (health.go)
 	done       chan struct{} // closed when the server stops
 	closeOnce  sync.Once
 	service    bool // built by NewService: Close also stops the gRPC server
@@ -111,6 +112,7 @@ func New(cfg Config) (*Server, error) {
 		s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 	}
 	s.startRefresh()
+	s.startSpaceWatch()
 	return s, nil
 }
 
@@ -143,6 +145,7 @@ func NewService(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.startRefresh()
+	s.startSpaceWatch()
 	return s, nil
 }
 
@@ -232,8 +235,7 @@ func (s *Server) newGRPCServer() (*grpc.Server, error) {
 	sgv1.RegisterSendGuardServer(g, s)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(g, s.health)
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	s.health.SetServingStatus(serviceName, healthpb.HealthCheckResponse_SERVING)
+	s.setServing(true)
 	reflection.Register(g)
 	s.metrics.grpc.InitializeMetrics(g)
 	return g, nil
@@ -255,14 +257,8 @@ func (s *Server) httpHandler() http.Handler {
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /admin/backup", s.handleBackup)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		resp, err := s.health.Check(r.Context(), &healthpb.HealthCheckRequest{Service: serviceName})
-		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-			http.Error(w, "not serving", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	mux.HandleFunc("GET /healthz/writes", s.handleHealthzWrites)
 	return mux
 }
 
