@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -309,5 +311,29 @@ func TestStoreRefusesWrites(t *testing.T) {
 	s.space.check()
 	if err := s.UpdateContact(ctx, k, "wamid.2", optOut); err != nil {
 		t.Fatalf("write after space was freed: %v", err)
+	}
+}
+
+// TestRestoreOnFullDisk: a restore that the disk cannot take stops with
+// ErrNoSpace and leaves nothing behind; with room it goes through.
+func TestRestoreOnFullDisk(t *testing.T) {
+	src := openMem(t)
+	seed(t, src, 100)
+	var buf bytes.Buffer
+	if _, err := src.Backup(t.Context(), &buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "restored")
+	d := &fakeDisk{free: emptyHeadroom - 1}
+	err := Restore(Options{Dir: dir, Logger: quietLogger(), disk: d}, bytes.NewReader(buf.Bytes()))
+	if !errors.Is(err, storage.ErrNoSpace) {
+		t.Fatalf("restore onto a nearly full disk: %v", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("the refused restore left %s behind: %v", dir, err)
+	}
+	d.set(1 << 40)
+	if err := Restore(Options{Dir: dir, Logger: quietLogger(), disk: d}, bytes.NewReader(buf.Bytes())); err != nil {
+		t.Fatalf("restore with room: %v", err)
 	}
 }
