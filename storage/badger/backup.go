@@ -188,15 +188,10 @@ func Restore(opts Options, r io.Reader) error {
 		}
 	}
 
-	d := opts.disk
-	if d == nil {
-		d = newDisk(opts.Dir)
-	}
-	if d != nil {
-		if err := roomToOpen(d, opts.Dir); err != nil {
-			cleanup()
-			return err
-		}
+	d, err := diskOf(opts)
+	if err != nil {
+		cleanup()
+		return err
 	}
 	db, err := badger.Open(badgerOptions(opts, log))
 	if err != nil {

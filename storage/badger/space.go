@@ -133,11 +133,25 @@ func tableSizes(db *badger.DB) func() (l0, rest int64) {
 	}
 }
 
+// diskOf returns the disk the space guard of a store opened with opts asks (nil:
+// none, in memory or where the system cannot be asked), once it has checked that
+// the disk can hold a new WAL. opts.Dir must exist.
+func diskOf(opts Options) (disk, error) {
+	d := opts.disk
+	if d == nil && !opts.InMemory {
+		d = newDisk(opts.Dir)
+	}
+	if d == nil {
+		return nil, nil
+	}
+	return d, roomToOpen(d, opts.Dir)
+}
+
 // roomToOpen refuses to open a store on a disk that cannot hold a new WAL.
 func roomToOpen(d disk, dir string) error {
 	free, err := d.available()
 	if err != nil {
-		return nil // the directory may not exist yet; Badger creates it and says what is wrong
+		return nil // the guard's first check logs it; a disk that cannot be asked refuses nothing
 	}
 	if free < openRoom {
 		return fmt.Errorf("%w: %w: %s has %s free; Badger needs at least %s to open (a new write-ahead log); free some space",

@@ -114,17 +114,14 @@ func Open(opts Options) (*Store, error) {
 	if opts.DiskHeadroom < 0 {
 		return nil, errors.New("storage/badger: Options.DiskHeadroom is negative")
 	}
-	d := opts.disk
-	if d == nil && !opts.InMemory {
-		d = newDisk(opts.Dir)
-	}
-	if d != nil {
+	if !opts.InMemory {
 		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 			return nil, fmt.Errorf("%w: create %q: %w", storage.ErrUnavailable, opts.Dir, err)
 		}
-		if err := roomToOpen(d, opts.Dir); err != nil {
-			return nil, err
-		}
+	}
+	d, err := diskOf(opts)
+	if err != nil {
+		return nil, err
 	}
 	db, err := badger.Open(badgerOptions(opts, log))
 	if err != nil {
