@@ -89,6 +89,49 @@ func TestDiskFullExt4(t *testing.T) {
 	diskFull(t, mnt)
 }
 
+// TestDiskTooSmall: on a 16 MiB filesystem the server refuses to start, saying
+// why; on the probe's 64 MiB one (less than the headroom) it starts, serves reads
+// and refuses writes from the first.
+func TestDiskTooSmall(t *testing.T) {
+	requireRoot(t)
+	mount := func(size int64) string {
+		mnt := t.TempDir()
+		if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, fmt.Sprintf("size=%d", size)); err != nil {
+			t.Skipf("cannot mount a tmpfs here: %v", err)
+		}
+		t.Cleanup(func() { unmount(t, mnt) })
+		return mnt
+	}
+
+	tiny := mount(16 << 20)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binPath, "serve", "--data", filepath.Join(tiny, "data"),
+		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "free some space") {
+		t.Fatalf("serve on a 16 MiB filesystem: %v, want exit 1 saying to free some space\n%s", err, out)
+	}
+	figure(t, "start on a 16 MiB filesystem", "exit 1: "+strings.TrimSpace(string(out)), "exit 1, no crash")
+
+	small := mount(64 << 20)
+	s := start(t, filepath.Join(small, "data"), nil)
+	c := s.dial(t)
+	a := acked{kind: writeOptOut, phone: "+5511970000001", ref: "small"}
+	if _, err := a.do(context.Background(), c); !refusedForSpace(err) {
+		t.Fatalf("a write on a 64 MiB filesystem: %v, want a refusal (the headroom is larger)", err)
+	}
+	if _, err := c.Check(context.Background(), &sgv1.CheckSendRequest{BusinessId: "acme", Phone: a.phone, Category: sgv1.Category_CATEGORY_UTILITY}); err != nil {
+		t.Fatalf("a check on a 64 MiB filesystem: %v", err)
+	}
+	if code, _ := s.get(t, "/healthz/writes"); code != 503 {
+		t.Fatalf("/healthz/writes on a 64 MiB filesystem: %d", code)
+	}
+	s.alive(t)
+	figure(t, "a 64 MiB filesystem", fmt.Sprintf("serves reads, refuses writes (%s free, headroom %s)",
+		mib(s.gauge(t, "sendguard_disk_free_bytes")), mib(s.gauge(t, "sendguard_disk_headroom_bytes"))), "no crash")
+	s.stop(t)
+}
+
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
