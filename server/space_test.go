@@ -29,7 +29,7 @@ type nearlyFull struct {
 	full atomic.Bool
 }
 
-var errNoSpace = fmt.Errorf("%w: %w: writes are refused until space is freed", storage.ErrUnavailable, storage.ErrNoSpace)
+var errFullDisk = fmt.Errorf("%w: %w: writes are refused until space is freed", storage.ErrUnavailable, storage.ErrNoSpace)
 
 func (f *nearlyFull) Space() (storage.Space, bool) {
 	return storage.Space{Free: 10 << 20, Headroom: 100 << 20, Writable: !f.full.Load()}, true
@@ -39,7 +39,7 @@ func (f *nearlyFull) UpdateContact(ctx context.Context, k storage.ContactKey, de
 	return f.Store.UpdateContact(ctx, k, dedup, func(c *storage.Contact) (storage.Write, error) {
 		w, err := fn(c)
 		if err == nil && (w.Rel || w.Facts) && f.full.Load() {
-			return storage.Write{}, errNoSpace
+			return storage.Write{}, errFullDisk
 		}
 		return w, err
 	})
@@ -47,7 +47,7 @@ func (f *nearlyFull) UpdateContact(ctx context.Context, k storage.ContactKey, de
 
 func (f *nearlyFull) UpdateContacts(ctx context.Context, updates []storage.ContactUpdate) ([]error, error) {
 	if f.full.Load() {
-		return nil, errNoSpace
+		return nil, errFullDisk
 	}
 	return f.Store.UpdateContacts(ctx, updates)
 }
