@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -117,6 +118,10 @@ type Config struct {
 	// MaxPlanAhead bounds how far ahead of the server's clock a check's send_at
 	// may be (INVALID_ARGUMENT beyond). 0 means DefaultMaxPlanAhead.
 	MaxPlanAhead time.Duration
+	// DiskHeadroom is the free space (bytes) Badger keeps on its disk for its own
+	// writes: below it, writes are refused (UNAVAILABLE) and reads go on. 0
+	// computes it from the store's size (storage/badger/space.go).
+	DiskHeadroom int64
 	// Logger receives the server's logs.
 	Logger *slog.Logger
 	// Now is the clock (tests inject a fake one).
@@ -247,6 +252,12 @@ func (c *Config) validate() error {
 	if c.MaxPlanAhead <= 0 {
 		c.MaxPlanAhead = DefaultMaxPlanAhead
 	}
+	switch {
+	case c.DiskHeadroom < 0:
+		errs = append(errs, fmt.Errorf("disk_headroom %d: want 0 (computed) or a size", c.DiskHeadroom))
+	case c.DiskHeadroom > 0 && c.StoreURL != "":
+		errs = append(errs, errors.New("disk_headroom is Badger's; Redis manages its own disk"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -293,7 +304,9 @@ type fileConfig struct {
 	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams"`
 	StreamBudget         int64  `yaml:"stream_budget"`
 	BusinessCache        int    `yaml:"business_cache"`
-	Privacy              *struct {
+	// DiskHeadroom is a size ("512MiB"); see Config.
+	DiskHeadroom string `yaml:"disk_headroom"`
+	Privacy      *struct {
 		HashNumbers bool `yaml:"hash_numbers"`
 	} `yaml:"privacy"`
 }
@@ -435,6 +448,13 @@ func LoadConfigFile(path string, c *Config) error {
 		}
 		*d.out = v
 	}
+	if f.DiskHeadroom != "" {
+		n, err := ParseSize(f.DiskHeadroom)
+		if err != nil {
+			return fmt.Errorf("config %s: disk_headroom: %w", path, err)
+		}
+		c.DiskHeadroom = n
+	}
 	if f.Policy != nil {
 		pb, err := f.Policy.proto()
 		if err != nil {
@@ -479,6 +499,30 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	return time.ParseDuration(s)
 }
+
+// ParseSize parses a byte count: a whole number with an optional unit, KB, MB,
+// GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), e.g. "512MiB".
+func ParseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	i := strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	if i < 0 {
+		i = len(s)
+	}
+	n, err := strconv.ParseInt(s[:i], 10, 64)
+	mult, ok := sizeUnits[strings.TrimSpace(s[i:])]
+	if err != nil || !ok {
+		return 0, fmt.Errorf("invalid size %q: want a whole number of bytes, or one with a unit such as 512MiB (KB, MB, GB, TB, KiB, MiB, GiB, TiB)", s)
+	}
+	if n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("invalid size %q: too large", s)
+	}
+	return n * mult, nil
+}
+
+// sizeUnits are ParseSize's units.
+var sizeUnits = map[string]int64{"": 1, "B": 1,
+	"KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+	"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
 
 func (f *filePolicy) proto() (*sgv1.Policy, error) {
 	p := &sgv1.Policy{}

@@ -18,8 +18,9 @@ func invalidArg(format string, args ...any) error {
 
 // toStatus is the one place where errors become gRPC statuses: errors that already
 // are statuses pass through; storage and context errors get their codes (a failing
-// store also turns health NOT_SERVING); anything else is Internal with a generic
-// message, and its cause is logged.
+// store also turns health NOT_SERVING; a write refused for a nearly full disk is
+// UNAVAILABLE too, but the store answers reads, so health stays SERVING);
+// anything else is Internal with a generic message, and its cause is logged.
 func (s *Server) toStatus(ctx context.Context, err error) error {
 	log := s.log
 	if err == nil {
@@ -33,6 +34,10 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 		return status.Error(codes.Canceled, "request canceled")
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	case errors.Is(err, storage.ErrNoSpace):
+		// The store logged when it began refusing writes; one line per refused
+		// write would flood the log.
+		return status.Error(codes.Unavailable, unavailableMessage(err))
 	case errors.Is(err, storage.ErrUnavailable):
 		log.ErrorContext(ctx, "storage unavailable", "err", err)
 		s.storeFailed(err)

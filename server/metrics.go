@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+	"github.com/sendguard/sendguard/storage"
 	"github.com/sendguard/sendguard/validator"
 )
 
@@ -94,6 +95,35 @@ func newMetrics() *metrics {
 	m.registry.MustRegister(m.grpc, m.decisions, m.reasons, m.rowErrors, m.events, m.reservations, m.panics, m.storeFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// watchSpace exports what a store that watches its disk saw at its last look
+// (Badger; storage.SpaceGuard): free space, headroom, and whether writes are
+// taken.
+func (m *metrics) watchSpace(sg storage.SpaceGuard) {
+	space := func() storage.Space {
+		sp, _ := sg.Space()
+		return sp
+	}
+	m.registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sendguard_disk_free_bytes",
+			Help: "Free space on the store's filesystem (statfs f_bavail), at the store's last look.",
+		}, func() float64 { return float64(space().Free) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sendguard_disk_headroom_bytes",
+			Help: "Free space the store keeps for its engine's own writes (flushes, compactions); writes are refused below it (disk_headroom).",
+		}, func() float64 { return float64(space().Headroom) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sendguard_store_writable",
+			Help: "1 while the store takes writes, 0 while it refuses them because the disk is nearly full.",
+		}, func() float64 {
+			if space().Writable {
+				return 1
+			}
+			return 0
+		}),
+	)
 }
 
 // observe counts one decision.

@@ -54,6 +54,7 @@ type Server struct {
 	rows       *rowBudget    // rows held by every stream (stream.go)
 	slots      decisionSlots // rows decided by every stream at once (stream.go)
 	unhealthy  atomic.Bool   // the store failed; a probe is watching it
+	serving    servingState  // what the health service says (health.go)
 	done       chan struct{} // closed when the server stops
 	closeOnce  sync.Once
 	service    bool // built by NewService: Close also stops the gRPC server
@@ -119,6 +120,7 @@ func New(cfg Config) (*Server, error) {
 		s.http = s.newHTTPServer()
 	}
 	s.startRefresh()
+	s.startSpaceWatch()
 	return s, nil
 }
 
@@ -151,6 +153,7 @@ func NewService(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.startRefresh()
+	s.startSpaceWatch()
 	return s, nil
 }
 
@@ -249,8 +252,7 @@ func (s *Server) newGRPCServer() (*grpc.Server, error) {
 	sgv1.RegisterSendGuardServer(g, s)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(g, s.health)
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	s.health.SetServingStatus(serviceName, healthpb.HealthCheckResponse_SERVING)
+	s.setServing(true)
 	reflection.Register(g)
 	s.calls.count(g)
 	s.metrics.grpc.InitializeMetrics(g)
@@ -273,14 +275,8 @@ func (s *Server) httpHandler() http.Handler {
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /admin/backup", s.handleBackup)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		resp, err := s.health.Check(r.Context(), &healthpb.HealthCheckRequest{Service: serviceName})
-		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-			http.Error(w, "not serving", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	mux.HandleFunc("GET /healthz/writes", s.handleHealthzWrites)
 	return mux
 }
 

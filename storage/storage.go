@@ -22,6 +22,10 @@ var (
 	// ErrConflict is returned when an atomic update kept conflicting with concurrent
 	// writers after bounded retries. The server maps it to codes.Aborted.
 	ErrConflict = errors.New("storage: conflict after retries")
+	// ErrNoSpace is wrapped, together with ErrUnavailable, by every write a store
+	// refuses because the disk under it is nearly full (see SpaceGuard). Nothing
+	// failed: reads go on, and writes are taken again once space is freed.
+	ErrNoSpace = errors.New("storage: disk nearly full")
 )
 
 // DedupTTL is how long UpdateContact remembers a dedup key (Meta retries webhooks for
@@ -102,6 +106,28 @@ type SecretKeeper interface {
 // (one Redis master of several): Ping tells whether the store answers at all.
 type Pinger interface {
 	Ping(ctx context.Context) error
+}
+
+// SpaceGuard is implemented by stores that watch the disk under them and refuse
+// writes, with an error wrapping ErrNoSpace, while its free space is below the
+// headroom the engine needs for its own work (Badger writes through memory
+// mappings, where a full disk is a crash rather than an error). Redis manages its
+// own disk and has none.
+type SpaceGuard interface {
+	// Space tells how the disk stood at the store's last look; ok is false when
+	// the store does not watch it (in memory, or on a system it cannot ask).
+	Space() (sp Space, ok bool)
+}
+
+// Space is what a SpaceGuard saw of its disk.
+type Space struct {
+	// Free is the space available on the filesystem of the store, in bytes.
+	Free int64
+	// Headroom is the free space the store keeps for its engine; writes are
+	// refused while Free is below it.
+	Headroom int64
+	// Writable is false while writes are refused.
+	Writable bool
 }
 
 // Store keeps sendguard's state. Every method is safe for concurrent use. Errors from

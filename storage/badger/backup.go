@@ -161,7 +161,10 @@ func (b *backupWriter) stop() {
 // at 10:00 still expires at 10:00 (and one whose time passed before the restore
 // is restored already expired). If loading fails, what Restore wrote is removed
 // again (the directory too, when Restore created it), leaving no half-restored
-// store behind. Errors of the engine wrap storage.ErrUnavailable.
+// store behind. Errors of the engine wrap storage.ErrUnavailable. The space
+// guard watches the load as it watches a store's writes: on a disk that cannot
+// take the backup, Restore stops with storage.ErrNoSpace (and removes what it
+// wrote) instead of letting Badger fault.
 func Restore(opts Options, r io.Reader) error {
 	if opts.InMemory || opts.Dir == "" {
 		return errors.New("storage/badger: restore needs Options.Dir (a new, empty directory), not an in-memory store")
@@ -185,10 +188,18 @@ func Restore(opts Options, r io.Reader) error {
 		}
 	}
 
+	d, err := diskOf(opts)
+	if err != nil {
+		cleanup()
+		return err
+	}
 	db, err := badger.Open(badgerOptions(opts, log))
 	if err != nil {
 		cleanup()
 		return fmt.Errorf("%w: open badger in %q: %w", storage.ErrUnavailable, opts.Dir, err)
+	}
+	if d != nil {
+		r = guardedReader{r: r, space: newSpaceGuard(d, tableSizes(db), opts.DiskHeadroom, log)}
 	}
 	loadErr := db.Load(r, restorePendingWrites)
 	closeErr := db.Close()
@@ -201,6 +212,23 @@ func Restore(opts Options, r io.Reader) error {
 		return unavailable(fmt.Sprintf("restore into %q: close (nothing was kept)", opts.Dir), closeErr)
 	}
 	return nil
+}
+
+// guardedReader admits what it reads, about what a restore writes, through a
+// space guard: a read fails with errNoSpace once the disk is nearly full.
+type guardedReader struct {
+	r     io.Reader
+	space *spaceGuard
+}
+
+func (g guardedReader) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	if n > 0 {
+		if err := g.space.admit(int64(n)); err != nil {
+			return 0, err
+		}
+	}
+	return n, err
 }
 
 // prepareRestoreDir makes sure dir is a new or empty directory, creating it when

@@ -182,7 +182,7 @@ func (t txn) putRecord(key []byte, rec *contactRecord, existed bool) error {
 	case !rec.empty():
 		return t.set(key, appendRecord(nil, rec), rec.expiry())
 	case existed:
-		return del(t.Txn, key)
+		return t.del(key)
 	}
 	return nil
 }
@@ -250,5 +250,15 @@ func (t txn) set(key, value []byte, exp uint64) error {
 	if err := t.SetEntry(e); err != nil {
 		return unavailable("write", err)
 	}
+	*t.staged += int64(len(key)+len(value)) + entryOverhead
+	return nil
+}
+
+// del stages the deletion of key.
+func (t txn) del(key []byte) error {
+	if err := t.Delete(key); err != nil {
+		return unavailable("delete", err)
+	}
+	*t.staged += int64(len(key)) + entryOverhead
 	return nil
 }

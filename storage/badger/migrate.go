@@ -26,8 +26,10 @@ const (
 // moved or not, and the next Open goes on. Nothing else writes meanwhile: Open
 // runs it before the store serves. Once it has moved anything, it drops the old
 // keys' prefixes, so that their tombstones do not slow every later Open's scan
-// (a store without old keys costs two seeks).
-func migrate(db *badger.DB, log *slog.Logger) error {
+// (a store without old keys costs two seeks). Each batch is admitted by the
+// space guard first (nil: none), so that a move on a nearly full disk stops
+// Open with errNoSpace instead of filling it.
+func migrate(db *badger.DB, log *slog.Logger, space *spaceGuard) error {
 	start := time.Now()
 	moved := 0
 	for _, kind := range []byte{kindRel, kindFacts} {
@@ -39,6 +41,9 @@ func migrate(db *badger.DB, log *slog.Logger) error {
 			}
 			if len(batch) == 0 {
 				break
+			}
+			if err := space.admit(movedSize(batch)); err != nil {
+				return err
 			}
 			err = db.Update(func(txn *badger.Txn) error { return writeMoved(txn, batch) })
 			if errors.Is(err, badger.ErrTxnTooBig) {
@@ -179,6 +184,23 @@ func readRecord(txn *badger.Txn, id []byte, now uint64) (oldContact, error) {
 		return c, fmt.Errorf("corrupt contact record: %w", err)
 	}
 	return c, nil
+}
+
+// movedSize is about what writeMoved stages for batch: each record and each
+// deleted key, with Badger's overhead per entry.
+func movedSize(batch []oldContact) int64 {
+	var n int64
+	for i := range batch {
+		c := &batch[i]
+		n += int64(len(c.id)+len(c.rec.facts.data)) + entryOverhead
+		for _, r := range c.rec.rels {
+			n += int64(len(r.business) + len(r.data))
+		}
+		for _, k := range c.keys {
+			n += int64(len(k)) + entryOverhead
+		}
+	}
+	return n + txnOverhead
 }
 
 // writeMoved writes each id's record and deletes its old keys, without reading.

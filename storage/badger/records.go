@@ -38,7 +38,7 @@ func (s *Store) SetLink(ctx context.Context, business, userID, number string) er
 // DeleteLink implements storage.Store.
 func (s *Store) DeleteLink(ctx context.Context, business, userID string) error {
 	return s.write(ctx, "delete link", func(t txn) error {
-		return del(t.Txn, linkKey(business, userID))
+		return t.del(linkKey(business, userID))
 	})
 }
 
@@ -64,7 +64,7 @@ func (s *Store) HasSuppression(ctx context.Context, business, hash string) (bool
 // DeleteSuppression implements storage.Store.
 func (s *Store) DeleteSuppression(ctx context.Context, business, hash string) error {
 	return s.write(ctx, "delete suppression", func(t txn) error {
-		return del(t.Txn, suppressionKey(business, hash))
+		return t.del(suppressionKey(business, hash))
 	})
 }
 
@@ -196,11 +196,4 @@ func (s *Store) write(ctx context.Context, op string, f func(t txn) error) error
 	}
 	defer s.inflight.Done()
 	return s.update(ctx, op, f)
-}
-
-func del(txn *badger.Txn, key []byte) error {
-	if err := txn.Delete(key); err != nil {
-		return unavailable("delete", err)
-	}
-	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -38,7 +39,13 @@ type Options struct {
 	// GCInterval is how often value-log GC runs: 0 means DefaultGCInterval, a
 	// negative value turns it off. It never runs in memory.
 	GCInterval time.Duration
+	// DiskHeadroom is the free space (bytes) below which writes are refused with
+	// storage.ErrNoSpace, so that Badger never writes to a full disk through its
+	// memory mappings (space.go); 0 computes it from the store's size.
+	DiskHeadroom int64
 
+	// disk, when not nil, replaces the filesystem the space guard asks (tests).
+	disk disk
 	// filterLeast is the fewest keys the key filter is sized for: 0 means
 	// filterMinKeys (tests set a few, to make the filter grow).
 	filterLeast int
@@ -57,6 +64,11 @@ const (
 	// concurrent one (possible despite the stripes: two numbers' updates may share
 	// a dedup key, and another process may open the same database in a test).
 	maxAttempts = 8
+
+	// memTableSize and valueLogFileSize are Badger's (badgerOptions); the space
+	// guard sizes its headroom from them.
+	memTableSize     = 16 << 20
+	valueLogFileSize = 64 << 20
 )
 
 // Store is a storage.Store on Badger. Create it with Open; it is safe for
@@ -83,6 +95,10 @@ type Store struct {
 
 	// keys is the filter of the keys the store holds (filter.go).
 	keys keyFilter
+
+	// space refuses writes while the disk is nearly full (space.go); nil in
+	// memory and where the disk cannot be asked.
+	space *spaceGuard
 }
 
 // Open opens (or creates) a store and starts its value-log GC and the loading of
@@ -95,11 +111,27 @@ func Open(opts Options) (*Store, error) {
 	if opts.InMemory != (opts.Dir == "") {
 		return nil, errors.New("storage/badger: set exactly one of Options.Dir and Options.InMemory")
 	}
+	if opts.DiskHeadroom < 0 {
+		return nil, errors.New("storage/badger: Options.DiskHeadroom is negative")
+	}
+	if !opts.InMemory {
+		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("%w: create %q: %w", storage.ErrUnavailable, opts.Dir, err)
+		}
+	}
+	d, err := diskOf(opts)
+	if err != nil {
+		return nil, err
+	}
 	db, err := badger.Open(badgerOptions(opts, log))
 	if err != nil {
 		return nil, fmt.Errorf("%w: open badger in %q: %w", storage.ErrUnavailable, opts.Dir, err)
 	}
-	if err := migrate(db, log); err != nil {
+	var space *spaceGuard
+	if d != nil {
+		space = newSpaceGuard(d, tableSizes(db), opts.DiskHeadroom, log)
+	}
+	if err := migrate(db, log, space); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
@@ -110,6 +142,7 @@ func Open(opts Options) (*Store, error) {
 		contacts:       stripe.New(contactStripes),
 		business:       stripe.New(businessStripes),
 		stopBackground: func() {},
+		space:          space,
 	}
 	s.startFilter(opts.filterLeast, opts.loadGate)
 	every := opts.GCInterval
@@ -122,6 +155,13 @@ func Open(opts Options) (*Store, error) {
 		if every > 0 {
 			s.background.Add(1)
 			go s.runGC(ctx, every)
+		}
+		if space != nil {
+			s.background.Add(1)
+			go func() {
+				defer s.background.Done()
+				space.run(ctx)
+			}()
 		}
 		s.startAdvise(ctx, opts.Dir)
 	}
@@ -144,7 +184,7 @@ func badgerOptions(opts Options, log *slog.Logger) badger.Options {
 		// 16 MB memtables (default 64 MB), at most 3 of them (default 5): 48 MB of
 		// write buffer instead of 320 MB. Each flush makes a small L0 table, which
 		// is cheap with values this small.
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(memTableSize).
 		WithNumMemtables(3).
 		// Values up to 64 KB stay in the LSM tree next to their keys (every record
 		// sendguard writes is far smaller): a read is one lookup with no value-log
@@ -155,7 +195,7 @@ func badgerOptions(opts Options, log *slog.Logger) badger.Options {
 		WithValueThreshold(64 << 10).
 		// The value log then only holds the rare oversized value; 64 MB files
 		// (default 1 GB) let GC reclaim space in small steps.
-		WithValueLogFileSize(64 << 20).
+		WithValueLogFileSize(valueLogFileSize).
 		// Snappy compression (the default) with a 32 MB block cache (default 256
 		// MB; compression needs one) for decompressed blocks of the hot numbers.
 		// Measured with `sendguard bench` (docs/performance.md): records compress
@@ -189,7 +229,9 @@ func (slogAdapter) Infof(string, ...any)  {}
 func (slogAdapter) Debugf(string, ...any) {}
 
 // runGC runs value-log GC every interval until ctx ends. Each round rewrites
-// value-log files while at least half of a file is garbage.
+// value-log files while at least half of a file is garbage, and while the disk
+// has room above the headroom for a file's rewrite (GC writes through Badger, not
+// through the space guard).
 func (s *Store) runGC(ctx context.Context, every time.Duration) {
 	defer s.background.Done()
 	tick := time.NewTicker(every)
@@ -200,7 +242,7 @@ func (s *Store) runGC(ctx context.Context, every time.Duration) {
 			return
 		case <-tick.C:
 		}
-		for ctx.Err() == nil {
+		for ctx.Err() == nil && s.space.allows(valueLogFileSize) {
 			err := s.db.RunValueLogGC(0.5)
 			if err == nil {
 				continue // a file was rewritten; try the next
@@ -270,6 +312,9 @@ type txn struct {
 	use *bloom.Filter
 	// st is the filter state a write registered in; nil in a read.
 	st *filterState
+	// staged counts the bytes a write has staged, for the space guard; nil in a
+	// read. Writes stage through set and del only, which count them.
+	staged *int64
 }
 
 // mayHave tells whether key may be in the transaction's snapshot; false means it
@@ -320,6 +365,11 @@ func (s *Store) view(op string, key []byte, f func(t txn) error) error {
 // are returned as they are (f wraps engine errors itself; an error of a caller's
 // callback passes through untouched); commit errors are wrapped. The write is
 // registered with the key filter until it has committed or failed.
+//
+// A transaction that staged writes is admitted by the space guard before it
+// commits: while the disk is nearly full it is dropped and errNoSpace returned.
+// One that staged nothing (a duplicate event, a check that reserved nothing)
+// commits as a read does.
 func (s *Store) update(ctx context.Context, op string, f func(t txn) error) error {
 	st := s.keys.writer()
 	defer st.writers.Add(-1)
@@ -329,7 +379,11 @@ func (s *Store) update(ctx context.Context, op string, f func(t txn) error) erro
 		}
 		var inner error
 		err := s.db.Update(func(bt *badger.Txn) error {
-			inner = f(txn{Txn: bt, keys: &s.keys, use: st.use, st: st})
+			var staged int64
+			inner = f(txn{Txn: bt, keys: &s.keys, use: st.use, st: st, staged: &staged})
+			if inner == nil && staged > 0 {
+				inner = s.space.admit(staged + txnOverhead)
+			}
 			return inner
 		})
 		switch {
