@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"FactsSharedAcrossBusinesses", testFactsShared},
 		{"UserIDKeyHasNoFacts", testUserIDKey},
 		{"Dedup", testDedup},
+		{"LongHistory", testLongHistory},
 		{"FnErrorAborts", testFnErrorAborts},
 		{"ConcurrentReserveAllowsOne", testConcurrentReserve},
 		{"ConcurrentIncrementsLoseNothing", testConcurrentIncrements},
@@ -262,6 +263,22 @@ func testDedup(t *testing.T, s storage.Store) {
 	if err := s.UpdateContact(t.Context(), k, "wamid.2/sent", increment); !errors.Is(err, storage.ErrDuplicate) {
 		t.Fatalf("dedup key of an update that wrote nothing: err = %v, want ErrDuplicate", err)
 	}
+}
+
+// testLongHistory: the longest history a policy keeps (validator.MaxSends sends,
+// each with long ids) is stored and read back whole.
+func testLongHistory(t *testing.T, s storage.Store) {
+	k := storage.ContactKey{Business: bizA, ID: "+5511987654321"}
+	rel := relationship()
+	rel.Sends = nil
+	for i := range validator.MaxSends {
+		rel.Sends = append(rel.Sends, validator.Send{
+			At: at(base + int64(i)), Ref: fmt.Sprintf("campaign-2026-05/%0200d", i), MessageID: fmt.Sprintf("wamid.HBgNNTUxMTk4NzY1NDMyMRUCABEYEjQ%060d", i),
+			Category: sgv1.Category_CATEGORY_MARKETING, Template: "spring_sale_v2", CampaignID: "campaign-2026-05",
+		})
+	}
+	mustUpdate(t, s, k, "long", set(rel, facts(), both))
+	wantContact(t, mustGet(t, s, k), storage.Contact{Rel: rel, RelFound: true, Facts: facts(), FactsFound: true})
 }
 
 func testFnErrorAborts(t *testing.T, s storage.Store) {
