@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
@@ -55,6 +56,7 @@ type businesses struct {
 	store    storage.Store
 	defaults validator.Policy
 	shared   bool // other replicas write the store too
+	log      *slog.Logger
 	mu       sync.RWMutex
 	m        map[string]*business
 }
@@ -96,6 +98,7 @@ func (bs *businesses) load(ctx context.Context, id string) (*bizSnapshot, error)
 	if err != nil {
 		// A stored policy that no longer validates (e.g. stricter limits): fall back
 		// to the defaults rather than refusing every check of the business.
+		bs.log.WarnContext(ctx, "stored policy no longer validates: using the deployment defaults until SetPolicy", "business_id", id, "err", err)
 		snap, _ = newSnapshot(bs.defaults, nil, state)
 	}
 	return snap, nil

@@ -149,7 +149,7 @@ func NewService(cfg Config) (*Server, error) {
 // build makes what New and NewService share once the store and the hash secret
 // are known: the business cache, the webhook metrics and the gRPC server.
 func (s *Server) build() (err error) {
-	s.biz = &businesses{store: s.store, defaults: s.cfg.Defaults, shared: s.shared, m: map[string]*business{}}
+	s.biz = &businesses{store: s.store, defaults: s.cfg.Defaults, shared: s.shared, log: s.log, m: map[string]*business{}}
 	s.webhook = newWebhookMetrics(s.metrics.registry)
 	s.grpc, err = s.newGRPCServer()
 	return err
