@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
@@ -75,7 +76,8 @@ const DefaultBusinessCache = 10_000
 type businesses struct {
 	store    storage.Store
 	defaults validator.Policy
-	shared   bool         // other replicas write the store too
+	shared   bool // other replicas write the store too
+	log      *slog.Logger
 	blank    *bizSnapshot // every business with nothing stored
 	seed     maphash.Seed
 	locks    [businessLocks]sync.Mutex
@@ -86,13 +88,13 @@ type businesses struct {
 	loads    atomic.Int64 // entries read from the store
 }
 
-func newBusinesses(store storage.Store, defaults validator.Policy, shared bool, size int) (*businesses, error) {
+func newBusinesses(store storage.Store, defaults validator.Policy, shared bool, size int, log *slog.Logger) (*businesses, error) {
 	blank, err := newSnapshot(defaults, nil, validator.Business{})
 	if err != nil {
 		return nil, err
 	}
 	return &businesses{
-		store: store, defaults: defaults, shared: shared, blank: blank,
+		store: store, defaults: defaults, shared: shared, log: log, blank: blank,
 		seed: maphash.MakeSeed(), stored: newLRUMap(size), unstored: newLRUMap(size),
 	}, nil
 }
@@ -190,6 +192,7 @@ func (bs *businesses) load(ctx context.Context, id string) (snap *bizSnapshot, s
 	if err != nil {
 		// A stored policy that no longer validates (e.g. stricter limits): fall back
 		// to the defaults rather than refusing every check of the business.
+		bs.log.WarnContext(ctx, "stored policy no longer validates: using the deployment defaults until SetPolicy", "business_id", id, "err", err)
 		snap, _ = newSnapshot(bs.defaults, nil, state)
 	}
 	return snap, true, nil

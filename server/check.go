@@ -67,6 +67,11 @@ var errNeedLock = errors.New("messaging limit needs the business lock")
 // reserve judges and, when allowed, records a send, atomically per number. With a
 // messaging limit the business's reach counters are part of the decision, so the
 // reservations of that business are serialised on its lock.
+//
+// A reservation with a message_ref is idempotent for storage.DedupTTL (8 days)
+// however many sends follow it: an allowed one records a dedup key with the send,
+// and a repeat of the ref is a duplicate that counts nothing. A DEFER or DENY
+// records no key, so the ref may be used again (DESIGN.md).
 func (s *Server) reserve(ctx context.Context, req *sgv1.CheckSendRequest, b *business, r recipient, chk validator.Check, now time.Time) (*sgv1.CheckSendResponse, error) {
 	locked := false
 	defer func() {
@@ -88,6 +93,7 @@ func (s *Server) reserve(ctx context.Context, req *sgv1.CheckSendRequest, b *bus
 		reached bool // the send took a messaging-limit slot
 		used    *bizSnapshot
 	)
+	ref := req.GetMessageRef()
 	fn := func(c *storage.Contact) (storage.Write, error) {
 		used = b.snap.Load()
 		reached, dup = false, false
@@ -98,31 +104,22 @@ func (s *Server) reserve(ctx context.Context, req *sgv1.CheckSendRequest, b *bus
 		if err != nil {
 			return storage.Write{}, err
 		}
-		if ref := req.GetMessageRef(); ref != "" {
-			if i := validator.FindSend(&c.Rel, ref, ""); i >= 0 && c.Rel.Sends[i].Ref == ref {
-				// Already reserved: nothing new is counted, but the answer is
-				// judged again without that send, so that what happened since (an
-				// opt-out, a failure) is not hidden behind the old ALLOW.
-				dup = true
-				without := *c
-				without.Rel.Sends = slices.Delete(slices.Clone(c.Rel.Sends), i, i+1)
-				dec = decide(used, &without, chk, r)
-				final = *c
-				return storage.Write{}, nil
-			}
+		if i := reservedSend(&c.Rel, ref); i >= 0 {
+			// Reserved before the dedup key existed, or more than 8 days ago
+			// for a send planned further ahead.
+			dup, final = true, *c
+			dec = decideWithout(used, c, i, chk, r)
+			return storage.Write{SkipDedup: true}, nil
 		}
 		dec = decide(used, c, chk, r)
 		final = *c
 		if dec.Verdict != sgv1.Verdict_VERDICT_ALLOW {
-			if folded {
-				return storage.Write{Rel: true}, nil
-			}
-			return storage.Write{}, nil
+			return storage.Write{Rel: folded, SkipDedup: true}, nil
 		}
 		// The reach goes into the stored state below (added, not written over).
 		reached = validator.Reserve(&c.Rel, nil, &used.policy, validator.Send{
 			At:         chk.SendAt,
-			Ref:        req.GetMessageRef(),
+			Ref:        ref,
 			Category:   req.GetCategory(),
 			Template:   req.GetTemplate(),
 			CampaignID: req.GetCampaignId(),
@@ -133,13 +130,17 @@ func (s *Server) reserve(ctx context.Context, req *sgv1.CheckSendRequest, b *bus
 		final = *c
 		return storage.Write{Rel: true, RelTTL: storage.TTLUntil(c.Rel.ExpiresAt(&used.policy), now)}, nil
 	}
-	err = s.store.UpdateContact(ctx, r.key, "", fn)
+	dedup := s.reservationDedupKey(r, ref)
+	err = s.store.UpdateContact(ctx, r.key, dedup, fn)
 	if errors.Is(err, errNeedLock) {
 		if b, err = s.biz.lock(ctx, b); err != nil {
 			return nil, err
 		}
 		locked = true
-		err = s.store.UpdateContact(ctx, r.key, "", fn)
+		err = s.store.UpdateContact(ctx, r.key, dedup, fn)
+	}
+	if errors.Is(err, storage.ErrDuplicate) {
+		return s.duplicate(ctx, req, b, r, chk)
 	}
 	if err != nil {
 		return nil, err
@@ -155,6 +156,57 @@ func (s *Server) reserve(ctx context.Context, req *sgv1.CheckSendRequest, b *bus
 		s.metrics.reservations.Inc()
 	}
 	return s.response(req, r, &final, used, &dec, dup), nil
+}
+
+// reservationDedupKey is the dedup key of a reservation: its message_ref, for its
+// recipient (Badger keeps a business's dedup keys in one key space), as a keyed
+// hash like every dedup key; "" without a ref.
+func (s *Server) reservationDedupKey(r recipient, ref string) string {
+	if ref == "" {
+		return ""
+	}
+	return s.opaque("d", "s\x00"+r.key.ID+"\x00"+ref)
+}
+
+// reservedSend is the index of the send that ref reserved, or -1.
+func reservedSend(rel *validator.Relationship, ref string) int {
+	if ref == "" {
+		return -1
+	}
+	if i := validator.FindSend(rel, ref, ""); i >= 0 && rel.Sends[i].Ref == ref {
+		return i
+	}
+	return -1
+}
+
+// duplicate answers a reservation whose message_ref was reserved before: nothing
+// new is counted, and the answer is judged again without that send (so that what
+// happened since, an opt-out or a failure, is not hidden behind the old ALLOW).
+// When the send has left the history (as many later sends as the policy keeps),
+// the stored state is judged as it is: it no longer holds the send either.
+func (s *Server) duplicate(ctx context.Context, req *sgv1.CheckSendRequest, b *business, r recipient, chk validator.Check) (*sgv1.CheckSendResponse, error) {
+	c, err := s.store.GetContact(ctx, r.key)
+	if err != nil {
+		return nil, err
+	}
+	if chk.Suppressed, err = s.suppressed(ctx, r, &c); err != nil {
+		return nil, err
+	}
+	snap := b.snap.Load()
+	var dec validator.Decision
+	if i := reservedSend(&c.Rel, req.GetMessageRef()); i >= 0 {
+		dec = decideWithout(snap, &c, i, chk, r)
+	} else {
+		dec = decide(snap, &c, chk, r)
+	}
+	return s.response(req, r, &c, snap, &dec, true), nil
+}
+
+// decideWithout runs the rules on a stored contact without its send i.
+func decideWithout(snap *bizSnapshot, c *storage.Contact, i int, chk validator.Check, r recipient) validator.Decision {
+	without := *c
+	without.Rel.Sends = slices.Delete(slices.Clone(c.Rel.Sends), i, i+1)
+	return decide(snap, &without, chk, r)
 }
 
 // checkInput resolves what the rules need to know about the request.

@@ -186,8 +186,12 @@ func (c *Config) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("store %q: want redis://host:port[,host:port…], or no store for Badger in the data directory", redisstore.Redact(c.StoreURL)))
 	}
-	if c.DefaultRegion != "" && len(c.DefaultRegion) != 2 {
-		errs = append(errs, fmt.Errorf("default region %q is not a two-letter region code", c.DefaultRegion))
+	if c.DefaultRegion != "" {
+		r, err := regionCode(c.DefaultRegion)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("default_region: %v", err))
+		}
+		c.DefaultRegion = r
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -491,11 +495,12 @@ func LoadEnv(c *Config, getenv func(string) string) {
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if d, ok := strings.CutSuffix(s, "d"); ok {
+		const day = 24 * time.Hour
 		n, err := strconv.Atoi(d)
-		if err != nil || n < 0 {
+		if err != nil || n < 0 || n > math.MaxInt64/int(day) {
 			return 0, fmt.Errorf("invalid duration %q", s)
 		}
-		return time.Duration(n) * 24 * time.Hour, nil
+		return time.Duration(n) * day, nil
 	}
 	return time.ParseDuration(s)
 }

@@ -1,10 +1,15 @@
 package server
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -12,21 +17,35 @@ import (
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 	"github.com/sendguard/sendguard/validator"
+	"github.com/sendguard/sendguard/validator/keyword"
 )
 
-// Limits on a policy, so that one business cannot make every check slow.
+// Bounds of a policy: what the rules and the store can honour. SetPolicy answers
+// INVALID_ARGUMENT naming the field, and the config file is a startup error
+// naming the key, for any value beyond them; README's Configuration section
+// lists them.
 const (
-	maxPolicyCaps     = 8
-	maxPolicyKeywords = 64
-	maxPolicyList     = 64
+	maxPolicyCaps     = 8  // frequency_caps
+	maxPolicyKeywords = 64 // each keyword list
 	maxKeywordBytes   = 64
+	maxPolicyList     = 64 // undeliverable_backoff and shadow_rules, as sent
+	// maxPolicyDuration bounds every duration: a year and a month, as far ahead
+	// as a send may be planned (max_plan_ahead's default).
+	maxPolicyDuration = 400 * 24 * time.Hour
+	// maxServiceWindow is Meta's customer service window: a longer one would
+	// ALLOW free-form messages that Meta refuses (131047).
+	maxServiceWindow = 24 * time.Hour
+	// maxPairInterval is a week between sends to one number, sustained; the
+	// GCRA multiplies it by the history's length.
+	maxPairInterval = 7 * 24 * time.Hour
 )
 
 // mergePolicy applies a business's overrides o on top of base. Scalars and messages
 // that are set replace base's; a repeated field that is not empty replaces base's,
 // and a repeated field holding a single zero element (FrequencyCap{count: 0}, a zero
-// duration, an empty region, RULE_UNSPECIFIED) turns the list off. Errors name the
-// field.
+// duration, an empty region or keyword, RULE_UNSPECIFIED) turns the list off.
+// Every value is checked against the bounds above; duplicates in a list are
+// folded. Errors name the field.
 func mergePolicy(base validator.Policy, o *sgv1.Policy) (validator.Policy, error) {
 	p := base
 	// Copy base's slices so that callers can never alias the defaults.
@@ -43,63 +62,39 @@ func mergePolicy(base validator.Policy, o *sgv1.Policy) (validator.Policy, error
 	if o == nil {
 		return p, nil
 	}
-	if n := len(o.FrequencyCaps); n > 0 {
-		if n > maxPolicyCaps {
-			return p, fmt.Errorf("frequency_caps: at most %d caps", maxPolicyCaps)
-		}
-		p.FrequencyCaps = nil
-		if !(n == 1 && o.FrequencyCaps[0].GetCount() == 0) {
-			for i, c := range o.FrequencyCaps {
-				w := c.GetWindow().AsDuration()
-				if c.GetCount() <= 0 || w <= 0 || !c.GetWindow().IsValid() {
-					return p, fmt.Errorf("frequency_caps[%d]: count and window must be positive", i)
-				}
-				p.FrequencyCaps = append(p.FrequencyCaps, validator.Cap{Count: int(c.GetCount()), Window: w})
-			}
-		}
+	var err error
+	if p.FrequencyCaps, err = frequencyCaps(o.FrequencyCaps, p.FrequencyCaps); err != nil {
+		return p, err
 	}
 	durs := []struct {
 		name string
 		in   *durationpb.Duration
 		out  *time.Duration
+		max  time.Duration
 	}{
-		{"ecosystem_cooldown", o.EcosystemCooldown, &p.EcosystemCooldown},
-		{"ecosystem_cooldown_max", o.EcosystemCooldownMax, &p.EcosystemCooldownMax},
-		{"experiment_ttl", o.ExperimentTtl, &p.ExperimentTTL},
-		{"service_window", o.ServiceWindow, &p.ServiceWindow},
-		{"pair_interval", o.PairInterval, &p.PairInterval},
-		{"template_repeat_window", o.TemplateRepeatWindow, &p.TemplateRepeatWindow},
+		{"ecosystem_cooldown", o.EcosystemCooldown, &p.EcosystemCooldown, maxPolicyDuration},
+		{"ecosystem_cooldown_max", o.EcosystemCooldownMax, &p.EcosystemCooldownMax, maxPolicyDuration},
+		{"experiment_ttl", o.ExperimentTtl, &p.ExperimentTTL, maxPolicyDuration},
+		{"service_window", o.ServiceWindow, &p.ServiceWindow, maxServiceWindow},
+		{"pair_interval", o.PairInterval, &p.PairInterval, maxPairInterval},
+		{"template_repeat_window", o.TemplateRepeatWindow, &p.TemplateRepeatWindow, maxPolicyDuration},
 	}
 	for _, d := range durs {
 		if d.in == nil {
 			continue
 		}
-		if !d.in.IsValid() || d.in.AsDuration() < 0 {
-			return p, fmt.Errorf("%s: must be a non-negative duration", d.name)
+		if *d.out, err = duration(d.name, d.in, false, d.max); err != nil {
+			return p, err
 		}
-		*d.out = d.in.AsDuration()
 	}
-	if n := len(o.UndeliverableBackoff); n > 0 {
-		if n > maxPolicyList {
-			return p, fmt.Errorf("undeliverable_backoff: at most %d steps", maxPolicyList)
-		}
-		p.UndeliverableBackoff = nil
-		if !(n == 1 && o.UndeliverableBackoff[0].AsDuration() == 0) {
-			for i, d := range o.UndeliverableBackoff {
-				if !d.IsValid() || d.AsDuration() <= 0 {
-					return p, fmt.Errorf("undeliverable_backoff[%d]: must be a positive duration", i)
-				}
-				p.UndeliverableBackoff = append(p.UndeliverableBackoff, d.AsDuration())
-			}
-		}
+	if p.UndeliverableBackoff, err = backoff(o.UndeliverableBackoff, p.UndeliverableBackoff); err != nil {
+		return p, err
 	}
 	if o.PairBurst != nil {
-		if *o.PairBurst < 0 {
-			return p, fmt.Errorf("pair_burst: must not be negative")
+		if p.PairBurst, err = count("pair_burst", *o.PairBurst, 0, validator.MaxPairBurst); err != nil {
+			return p, err
 		}
-		p.PairBurst = int(*o.PairBurst)
 	}
-	var err error
 	if p.OptOutKeywords, err = keywords("opt_out_keywords", o.OptOutKeywords, p.OptOutKeywords); err != nil {
 		return p, err
 	}
@@ -121,24 +116,12 @@ func mergePolicy(base validator.Policy, o *sgv1.Policy) (validator.Policy, error
 		}
 	}
 	if o.MessagingLimit != nil {
-		if *o.MessagingLimit < 0 {
-			return p, fmt.Errorf("messaging_limit: must not be negative")
+		if p.MessagingLimit, err = count("messaging_limit", *o.MessagingLimit, 0, math.MaxInt32); err != nil {
+			return p, err
 		}
-		p.MessagingLimit = int(*o.MessagingLimit)
 	}
-	if n := len(o.BlockedRegions); n > 0 {
-		if n > maxPolicyList {
-			return p, fmt.Errorf("blocked_regions: at most %d regions", maxPolicyList)
-		}
-		p.BlockedRegions = nil
-		if !(n == 1 && o.BlockedRegions[0] == "") {
-			for i, r := range o.BlockedRegions {
-				if len(r) != 2 {
-					return p, fmt.Errorf("blocked_regions[%d]: %q is not a two-letter region code", i, r)
-				}
-				p.BlockedRegions = append(p.BlockedRegions, strings.ToUpper(r))
-			}
-		}
+	if p.BlockedRegions, err = regions(o.BlockedRegions, p.BlockedRegions); err != nil {
+		return p, err
 	}
 	if o.RequireOptIn != nil {
 		p.RequireOptIn = *o.RequireOptIn
@@ -149,39 +132,198 @@ func mergePolicy(base validator.Policy, o *sgv1.Policy) (validator.Policy, error
 	if o.Shadow != nil {
 		p.Shadow = *o.Shadow
 	}
-	if n := len(o.ShadowRules); n > 0 {
-		p.ShadowRules = nil
-		if !(n == 1 && o.ShadowRules[0] == sgv1.Rule_RULE_UNSPECIFIED) {
-			for i, r := range o.ShadowRules {
-				if _, ok := sgv1.Rule_name[int32(r)]; !ok || r == sgv1.Rule_RULE_UNSPECIFIED {
-					return p, fmt.Errorf("shadow_rules[%d]: unknown rule %d", i, r)
-				}
-				if !slices.Contains(p.ShadowRules, r) {
-					p.ShadowRules = append(p.ShadowRules, r)
-				}
-			}
-		}
+	if p.ShadowRules, err = shadowRules(o.ShadowRules, p.ShadowRules); err != nil {
+		return p, err
 	}
 	return p, nil
 }
 
-func keywords(field string, in, base []string) ([]string, error) {
-	if len(in) == 0 {
+// duration checks a duration field: valid, from zero (positive when positive
+// is set) to hi.
+func duration(field string, d *durationpb.Duration, positive bool, hi time.Duration) (time.Duration, error) {
+	v := d.AsDuration() // saturates: a duration of 10,000 years is still over hi
+	switch {
+	case d.CheckValid() != nil || v < 0 || v > hi:
+		if positive {
+			return 0, fmt.Errorf("%s: must be a positive duration of at most %s", field, formatDuration(hi))
+		}
+		return 0, fmt.Errorf("%s: must be a duration from 0s to %s", field, formatDuration(hi))
+	case positive && v == 0:
+		return 0, fmt.Errorf("%s: must be a positive duration of at most %s", field, formatDuration(hi))
+	}
+	return v, nil
+}
+
+// count checks a count field: from lo to hi.
+func count(field string, n int32, lo, hi int) (int, error) {
+	if int(n) < lo || int(n) > hi {
+		return 0, fmt.Errorf("%s: must be from %d to %d", field, lo, hi)
+	}
+	return int(n), nil
+}
+
+// formatDuration writes a bound the way the config file takes it: whole days as
+// "400d", else Go's form ("24h0m0s" becomes "24h").
+func formatDuration(d time.Duration) string {
+	const day = 24 * time.Hour
+	switch {
+	case d == 0:
+		return "0s"
+	case d%day == 0 && d > day:
+		return strconv.Itoa(int(d/day)) + "d"
+	case d%time.Hour == 0:
+		return strconv.Itoa(int(d/time.Hour)) + "h"
+	}
+	return d.String()
+}
+
+// frequencyCaps reads frequency_caps: each count from 1 to validator.MaxCapCount
+// (the history keeps no more sends), each window positive and at most
+// maxPolicyDuration; identical caps are folded.
+func frequencyCaps(in []*sgv1.FrequencyCap, base []validator.Cap) ([]validator.Cap, error) {
+	switch n := len(in); {
+	case n == 0:
 		return base, nil
+	case n > maxPolicyCaps:
+		return nil, fmt.Errorf("frequency_caps: at most %d caps", maxPolicyCaps)
+	case n == 1 && in[0].GetCount() == 0:
+		return nil, nil
 	}
-	if len(in) > maxPolicyKeywords {
+	var out []validator.Cap
+	for i, c := range in {
+		n, err := count(fmt.Sprintf("frequency_caps[%d].count", i), c.GetCount(), 1, validator.MaxCapCount)
+		if err != nil {
+			return nil, err
+		}
+		if c.GetWindow() == nil {
+			return nil, fmt.Errorf("frequency_caps[%d].window: must be set", i)
+		}
+		w, err := duration(fmt.Sprintf("frequency_caps[%d].window", i), c.GetWindow(), true, maxPolicyDuration)
+		if err != nil {
+			return nil, err
+		}
+		if c := (validator.Cap{Count: n, Window: w}); !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// backoff reads undeliverable_backoff: the steps in order (repeats are steps too),
+// each positive and at most maxPolicyDuration.
+func backoff(in []*durationpb.Duration, base []time.Duration) ([]time.Duration, error) {
+	switch n := len(in); {
+	case n == 0:
+		return base, nil
+	case n > maxPolicyList:
+		return nil, fmt.Errorf("undeliverable_backoff: at most %d steps", maxPolicyList)
+	case n == 1 && in[0].AsDuration() == 0 && in[0].CheckValid() == nil:
+		return nil, nil
+	}
+	out := make([]time.Duration, 0, len(in))
+	for i, d := range in {
+		v, err := duration(fmt.Sprintf("undeliverable_backoff[%d]", i), d, true, maxPolicyDuration)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// keywords reads a keyword list: each keyword trimmed, 1 to maxKeywordBytes
+// bytes of letters, marks, digits, punctuation and spaces of any script, with a
+// letter or digit (what keyword.Normalize keeps); keywords that match the same
+// messages are folded, the first spelling kept.
+func keywords(field string, in, base []string) ([]string, error) {
+	switch n := len(in); {
+	case n == 0:
+		return base, nil
+	case n > maxPolicyKeywords:
 		return nil, fmt.Errorf("%s: at most %d keywords", field, maxPolicyKeywords)
-	}
-	if len(in) == 1 && strings.TrimSpace(in[0]) == "" {
+	case n == 1 && strings.TrimSpace(in[0]) == "":
 		return nil, nil
 	}
 	out := make([]string, 0, len(in))
+	seen := make(map[string]bool, len(in))
 	for i, k := range in {
 		k = strings.TrimSpace(k)
-		if k == "" || len(k) > maxKeywordBytes {
-			return nil, fmt.Errorf("%s[%d]: must be 1 to %d bytes", field, i, maxKeywordBytes)
+		if err := checkKeyword(k); err != nil {
+			return nil, fmt.Errorf("%s[%d]: %v", field, i, err)
 		}
-		out = append(out, k)
+		if n := keyword.Normalize(k); !seen[n] {
+			seen[n] = true
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
+// checkKeyword tells what is wrong with a trimmed keyword, if anything.
+func checkKeyword(k string) error {
+	if k == "" || len(k) > maxKeywordBytes {
+		return fmt.Errorf("must be 1 to %d bytes", maxKeywordBytes)
+	}
+	if !utf8.ValidString(k) {
+		return errors.New("is not valid UTF-8")
+	}
+	for _, r := range k {
+		if !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.Zs) {
+			return fmt.Errorf("%q: only letters, digits, punctuation and spaces (no control characters or symbols)", r)
+		}
+	}
+	if keyword.Normalize(k) == "" {
+		return errors.New("needs a letter or digit")
+	}
+	return nil
+}
+
+// regions reads blocked_regions: region codes (see regionCode), upper-cased,
+// duplicates folded.
+func regions(in, base []string) ([]string, error) {
+	switch n := len(in); {
+	case n == 0:
+		return base, nil
+	case n > len(regionCodes):
+		return nil, fmt.Errorf("blocked_regions: at most %d regions", len(regionCodes))
+	case n == 1 && in[0] == "":
+		return nil, nil
+	}
+	out := make([]string, 0, len(in))
+	for i, r := range in {
+		c, err := regionCode(strings.TrimSpace(r))
+		if err != nil {
+			return nil, fmt.Errorf("blocked_regions[%d]: %v", i, err)
+		}
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// shadowRules reads shadow_rules: known rules but RULE_OPTED_OUT, which is never
+// shadowed; duplicates folded.
+func shadowRules(in, base []sgv1.Rule) ([]sgv1.Rule, error) {
+	switch n := len(in); {
+	case n == 0:
+		return base, nil
+	case n > maxPolicyList:
+		return nil, fmt.Errorf("shadow_rules: at most %d rules", maxPolicyList)
+	case n == 1 && in[0] == sgv1.Rule_RULE_UNSPECIFIED:
+		return nil, nil
+	}
+	var out []sgv1.Rule
+	for i, r := range in {
+		if _, ok := sgv1.Rule_name[int32(r)]; !ok || r == sgv1.Rule_RULE_UNSPECIFIED {
+			return nil, fmt.Errorf("shadow_rules[%d]: unknown rule %d", i, r)
+		}
+		if r == sgv1.Rule_RULE_OPTED_OUT {
+			return nil, fmt.Errorf("shadow_rules[%d]: RULE_OPTED_OUT is never shadowed", i)
+		}
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
 	}
 	return out, nil
 }

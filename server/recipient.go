@@ -140,7 +140,7 @@ func (s *Server) link(ctx context.Context, r recipient) error {
 		err = s.store.UpdateContact(ctx, r.key, "", func(c *storage.Contact) (storage.Write, error) {
 			snap := b.snap.Load()
 			before := c.Facts
-			mergeRelationship(&c.Rel, &prev.Rel)
+			mergeRelationship(&c.Rel, &prev.Rel, &snap.policy)
 			// What was learned about the user before their number was known
 			// becomes number-wide knowledge (when the business shares it).
 			mergeFacts(factsFor(snap, c, r), &prev.Rel.Local)
@@ -162,9 +162,10 @@ func (s *Server) link(ctx context.Context, r recipient) error {
 	return s.store.SetLink(ctx, r.key.Business, r.userID, r.key.ID)
 }
 
-// mergeRelationship folds src (a history kept under a bare user ID) into dst. It
-// is idempotent: folding the same src twice gives the same dst.
-func mergeRelationship(dst, src *validator.Relationship) {
+// mergeRelationship folds src (a history kept under a bare user ID) into dst,
+// keeping the sends that p keeps. It is idempotent: folding the same src twice
+// gives the same dst.
+func mergeRelationship(dst, src *validator.Relationship, p *validator.Policy) {
 	later := func(d *time.Time, s time.Time) {
 		if s.After(*d) {
 			*d = s
@@ -198,9 +199,7 @@ func mergeRelationship(dst, src *validator.Relationship) {
 		dst.Sends = append(dst.Sends, snd)
 	}
 	slices.SortStableFunc(dst.Sends, func(a, b validator.Send) int { return a.At.Compare(b.At) })
-	if len(dst.Sends) > validator.MaxSends {
-		dst.Sends = dst.Sends[len(dst.Sends)-validator.MaxSends:]
-	}
+	validator.TrimSends(dst, p)
 	for _, e := range src.Events {
 		if !slices.Contains(dst.Events, e) {
 			dst.Events = append(dst.Events, e)

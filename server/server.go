@@ -160,7 +160,7 @@ func NewService(cfg Config) (*Server, error) {
 // build makes what New and NewService share once the store and the hash secret
 // are known: the business cache, the webhook metrics and the gRPC server.
 func (s *Server) build() (err error) {
-	s.biz, err = newBusinesses(s.store, s.cfg.Defaults, s.shared, s.cfg.BusinessCache)
+	s.biz, err = newBusinesses(s.store, s.cfg.Defaults, s.shared, s.cfg.BusinessCache, s.log)
 	if err != nil {
 		return fmt.Errorf("config: policy: %w", err)
 	}

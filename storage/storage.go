@@ -71,6 +71,10 @@ type Write struct {
 	RelTTL   time.Duration
 	Facts    bool
 	FactsTTL time.Duration
+	// SkipDedup leaves the update's dedup key unrecorded, while Rel and Facts are
+	// written as asked: the update did not do what the key stands for (a
+	// reservation that was not allowed), so the same key may come again.
+	SkipDedup bool
 }
 
 // TTLUntil turns the time a record stops mattering into a Write TTL: zero (keep
@@ -146,7 +150,8 @@ type Store interface {
 	// fn may be called more than once (on a retried conflict) and must not keep
 	// pointers into c. If dedupKey is not empty and was recorded before (within
 	// DedupTTL), UpdateContact returns ErrDuplicate without calling fn; otherwise the
-	// key is recorded in the same atomic write as fn's changes. An error from fn
+	// key is recorded in the same atomic write as fn's changes, even when fn writes
+	// nothing, unless fn's Write says SkipDedup. An error from fn
 	// aborts the update (nothing is written, the dedup key is not recorded) and is
 	// returned as is. A dedup key is recognised when it comes again for the same
 	// ContactKey (Badger's key space is the whole business, which is wider; Redis

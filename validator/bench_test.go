@@ -1,6 +1,7 @@
 package validator
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -52,6 +53,32 @@ func BenchmarkDecide(b *testing.B) {
 		f := history()
 		f.reserve(mkt, "promo", at(-hour), "d")
 		f.fail(mkt, 131049, at(-30*time.Minute))
+		in := f.input(mkt, t0)
+		in.Check.Template = "promo"
+		b.ReportAllocs()
+		for b.Loop() {
+			if Decide(in).Verdict != deferVT {
+				b.Fatal(summary(Decide(in)))
+			}
+		}
+	})
+	b.Run("longest-history", func(b *testing.B) {
+		// The most a policy keeps: MaxSends sends (a cap of MaxCapCount a year,
+		// a burst of MaxPairBurst), half of them planned ahead of the check, so
+		// that PAIR_RATE tries every gap and FREQUENCY_CAP every run.
+		f := newFixture()
+		f.pol.FrequencyCaps = []Cap{{Count: MaxCapCount, Window: 365 * 24 * hour}, {Count: 3, Window: week}}
+		f.pol.PairBurst = MaxPairBurst
+		for i := range MaxSends {
+			cat := mkt // the older half counted by the cap, the newer half not
+			if i >= MaxCapCount {
+				cat = util
+			}
+			f.reserve(cat, "promo", at(time.Duration(i-MaxSends/2)*time.Minute), fmt.Sprint(i))
+		}
+		if len(f.rel.Sends) != MaxSends {
+			b.Fatalf("%d sends", len(f.rel.Sends))
+		}
 		in := f.input(mkt, t0)
 		in.Check.Template = "promo"
 		b.ReportAllocs()

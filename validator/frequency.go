@@ -51,7 +51,7 @@ func counted(rel *Relationship, buf []time.Time) []time.Time {
 	sorted := true
 	for i := range rel.Sends {
 		s := &rel.Sends[i]
-		if s.Category != marketing || s.Failed {
+		if !countsForCaps(s) {
 			continue
 		}
 		if n := len(buf); n > 0 && s.At.Before(buf[n-1]) {
@@ -65,6 +65,10 @@ func counted(rel *Relationship, buf []time.Time) []time.Time {
 	return buf
 }
 
+// countsForCaps reports whether a send counts toward the business's own frequency
+// caps: marketing, not failed.
+func countsForCaps(s *Send) bool { return s.Category == marketing && !s.Failed }
+
 func capOn(c Cap) bool { return c.Count > 0 && c.Window > 0 }
 
 // frequencyCap is FREQUENCY_CAP. Until is the earliest time every cap lets one
@@ -74,7 +78,7 @@ func frequencyCap(in *Input, t time.Time, h *hit) bool {
 	if in.Check.Category != marketing || len(caps) == 0 {
 		return false
 	}
-	var buf [MaxSends]time.Time
+	var buf [BaseSends]time.Time // longer histories spill to the heap
 	times := counted(in.Rel, buf[:0])
 	if len(times) == 0 {
 		return false
@@ -116,7 +120,7 @@ func templateRepeat(in *Input, t time.Time, h *hit) bool {
 	if c.Category != marketing || c.Template == "" || w <= 0 {
 		return false
 	}
-	var buf [MaxSends]time.Time
+	var buf [BaseSends]time.Time // longer histories spill to the heap
 	times := buf[:0]
 	sorted := true
 	var near time.Time // the latest matching send within the window of t

@@ -1,6 +1,7 @@
 package validator
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -215,4 +216,18 @@ func TestTemplateRepeat(t *testing.T) {
 			checkDecision(t, Decide(in), tc.want)
 		})
 	}
+}
+
+func TestFrequencyCapOf100(t *testing.T) {
+	// A cap beyond BaseSends: exactly 100 in the day, the 101st waits for the
+	// first to leave the window.
+	f := newFixture()
+	f.pol.FrequencyCaps = []Cap{{Count: 100, Window: 24 * hour}}
+	f.pol.PairBurst = 0
+	for i := range 100 {
+		f.checkAndReserve(t, mkt, "promo", at(time.Duration(i)*time.Minute), fmt.Sprint("r", i))
+	}
+	checkDecision(t, f.decide(mkt, at(100*time.Minute)), deferred(at(24*hour), capReason(at(24*hour))))
+	f.checkAndReserve(t, mkt, "promo", at(24*hour), "r100")
+	checkDecision(t, f.decide(mkt, at(24*hour)), deferred(at(24*hour+time.Minute), capReason(at(24*hour+time.Minute))))
 }

@@ -36,15 +36,27 @@ func pairBackoff(n int) time.Duration {
 }
 
 // gcraFree returns the earliest T >= t at which one more send keeps the sends
-// conformant. Only runs of at least B sends constrain anything, so a history of
+// conformant. Only runs of more than B sends constrain anything, so a history of
 // fewer than B sends answers t at once.
+//
+// With the new send at index g (between a_{g-1} and a_g), the conditions are, for
+// i < g <= k (the terms whose bound is not positive hold anyway, the times being
+// sorted):
+//
+//	runs ending at it:    T >= a_i + (g-i-B+1)*I, i.e. T >= P_g + (g-B+1)*I
+//	runs starting at it:  T <= a_k - (k-g-B+2)*I, i.e. T <= S_g + (g+B-2)*I
+//	runs passing over it: a_k - a_i >= (k-i-B+2)*I, i.e. S_g - P_g >= (2-B)*I
+//
+// where P_g = max over i < g of a_i - i*I and S_g = min over k >= g of a_k - k*I.
+// The gaps are tried in time order from t, each in constant time: linear in the
+// history, however long the policy keeps it.
 func gcraFree(rel *Relationship, p *Policy, t time.Time) time.Time {
 	b, iv := p.PairBurst, p.PairInterval
 	n := len(rel.Sends)
 	if n < b {
 		return t
 	}
-	var buf [MaxSends]time.Time
+	var buf, sbuf [BaseSends]time.Time // longer histories spill to the heap
 	a := buf[:0]
 	sorted := true
 	for i := range rel.Sends {
@@ -56,51 +68,48 @@ func gcraFree(rel *Relationship, p *Policy, t time.Time) time.Time {
 	if !sorted {
 		sortTimes(a)
 	}
+	key := func(i int) time.Time { return a[i].Add(-time.Duration(i) * iv) }
+	suf := sbuf[:0]
+	if n > len(sbuf) {
+		suf = make([]time.Time, 0, n)
+	}
+	suf = suf[:n]
+	for k := n - 1; k >= 0; k-- {
+		suf[k] = key(k)
+		if k < n-1 && suf[k+1].Before(suf[k]) {
+			suf[k] = suf[k+1]
+		}
+	}
 	g := 0 // the new send goes after every send at or before T: index g
+	var pre time.Time
 	for g < n && !a[g].After(t) {
+		pre = maxKey(pre, g, key(g))
 		g++
 	}
 	for ; ; g++ {
 		lo := t
 		if g > 0 {
 			lo = maxTime(lo, a[g-1])
-		}
-		// Runs ending at the new send: T - a_i >= (g-i-B+1) * I.
-		for i := 0; i < g; i++ {
-			if need := g - i - b + 1; need > 0 {
-				lo = maxTime(lo, a[i].Add(time.Duration(need)*iv))
-			}
+			lo = maxTime(lo, pre.Add(time.Duration(g-b+1)*iv))
 		}
 		if g == n {
 			return lo
 		}
-		if gapFits(a, g, b, iv, lo) {
+		if lo.Before(a[g]) && // else it belongs to a later gap
+			!lo.After(suf[g].Add(time.Duration(g+b-2)*iv)) &&
+			(g == 0 || suf[g].Sub(pre) >= time.Duration(2-b)*iv) {
 			return lo
 		}
+		pre = maxKey(pre, g, key(g))
 	}
 }
 
-// gapFits reports whether a send at lo, inserted at index g (before a[g]), keeps
-// the runs that start at it or pass over it conformant.
-func gapFits(a []time.Time, g, b int, iv time.Duration, lo time.Time) bool {
-	if !lo.Before(a[g]) {
-		return false // it belongs to a later gap
+// maxKey is the running maximum P of gcraFree: v when it is the first (i == 0).
+func maxKey(cur time.Time, i int, v time.Time) time.Time {
+	if i == 0 || v.After(cur) {
+		return v
 	}
-	// Runs starting at the new send: a_k - T >= (k-g-B+2) * I.
-	for k := g + b - 2; k < len(a); k++ {
-		if need := k - g - b + 2; need > 0 && a[k].Sub(lo) < time.Duration(need)*iv {
-			return false
-		}
-	}
-	// Runs passing over it hold one more send: a_k - a_i >= (k-i-B+2) * I.
-	for i := 0; i < g; i++ {
-		for k := max(g, i+b-1); k < len(a); k++ {
-			if need := k - i - b + 2; need > 0 && a[k].Sub(a[i]) < time.Duration(need)*iv {
-				return false
-			}
-		}
-	}
-	return true
+	return cur
 }
 
 // pairLimitedUntil is when the backoff after the last 131056 ends (zero if none).

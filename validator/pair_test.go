@@ -2,6 +2,8 @@ package validator
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -114,5 +116,86 @@ func TestGCRAMatchesTAT(t *testing.T) {
 			t.Fatalf("at %s: send times say %s, TAT says %s", fmtT(when), fmtT(got), fmtT(tatFree))
 		}
 		recordSend(&rel, &p, Send{At: tatFree, Category: util})
+	}
+}
+
+func TestPairRateBurstOf100(t *testing.T) {
+	// A burst beyond BaseSends is kept whole, so it holds the 101st send back.
+	f := newFixture()
+	f.pol.PairBurst = 100
+	noCaps(f)
+	for i := range 100 {
+		f.checkAndReserve(t, util, "otp", t0, fmt.Sprint("r", i))
+	}
+	if len(f.rel.Sends) != 100 {
+		t.Fatalf("%d sends kept, want 100", len(f.rel.Sends))
+	}
+	checkDecision(t, f.decide(util, t0), deferred(at(6*sec), pairReason(at(6*sec))))
+	// Then one per interval, never sooner, for as many sends again.
+	for i := range 100 {
+		next := at(time.Duration(i+1) * 6 * sec)
+		checkDecision(t, f.decide(util, next.Add(-sec)), deferred(next, pairReason(next)))
+		f.checkAndReserve(t, util, "otp", next, fmt.Sprint("s", i))
+	}
+}
+
+// gcraFreeRef is the GCRA's definition tried send by send: the earliest T >= t,
+// among t and the candidate times that bound a run, at which every run of the
+// sends with T inserted spans enough intervals. It is the reference gcraFree is
+// checked against.
+func gcraFreeRef(times []time.Time, b int, iv time.Duration, t time.Time) time.Time {
+	conformant := func(a []time.Time) bool {
+		for i := range a {
+			for k := i + b; k < len(a); k++ {
+				if a[k].Sub(a[i]) < time.Duration(k-i-b+1)*iv {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	cands := []time.Time{t}
+	for _, a := range times {
+		for m := -len(times) - b; m <= len(times)+b; m++ {
+			if c := a.Add(time.Duration(m) * iv); c.After(t) {
+				cands = append(cands, c)
+			}
+		}
+	}
+	slices.SortFunc(cands, time.Time.Compare)
+	for _, c := range cands {
+		a := append(slices.Clone(times), c)
+		slices.SortFunc(a, time.Time.Compare)
+		if conformant(a) {
+			return c
+		}
+	}
+	panic("no conformant time")
+}
+
+func TestGCRAMatchesDefinition(t *testing.T) {
+	// Random conformant histories (planned sends included), random burst and
+	// interval: gcraFree finds exactly the definition's earliest time.
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 2000 {
+		p := Defaults()
+		p.PairBurst = 1 + rng.IntN(5)
+		p.PairInterval = time.Duration(1+rng.IntN(10)) * sec
+		var rel Relationship
+		var times []time.Time
+		for range rng.IntN(12) {
+			want := at(time.Duration(rng.IntN(60)) * sec)
+			free := gcraFreeRef(times, p.PairBurst, p.PairInterval, want)
+			times = append(times, free)
+			rel.Sends = append(rel.Sends, Send{At: free, Category: util})
+		}
+		slices.SortFunc(rel.Sends, func(x, y Send) int { return x.At.Compare(y.At) })
+		slices.SortFunc(times, time.Time.Compare)
+		when := at(time.Duration(rng.IntN(90)) * sec)
+		got, want := gcraFree(&rel, &p, when), gcraFreeRef(times, p.PairBurst, p.PairInterval, when)
+		if !got.Equal(want) {
+			t.Fatalf("round %d: burst %d interval %s sends %v at %s: got %s, want %s",
+				round, p.PairBurst, p.PairInterval, times, fmtT(when), fmtT(got), fmtT(want))
+		}
 	}
 }

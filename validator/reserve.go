@@ -46,7 +46,8 @@ const planAhead = week
 // are dropped. A check judged at an earlier time than a planned reservation (a
 // worker sending now after a planner reserved for tomorrow) still sees everything
 // its own windows need, as long as the reservation is planned at most planAhead
-// ahead of it. Beyond MaxSends the oldest sends are dropped too.
+// ahead of it. Beyond what the policy keeps (TrimSends) the oldest sends are
+// dropped too.
 func recordSend(rel *Relationship, p *Policy, s Send) {
 	i := len(rel.Sends)
 	for i > 0 && rel.Sends[i-1].At.After(s.At) {
@@ -54,16 +55,58 @@ func recordSend(rel *Relationship, p *Policy, s Send) {
 	}
 	rel.Sends = slices.Insert(rel.Sends, i, s)
 	reservePair(rel, p, s.At)
+	trimSends(rel, p, s.At.Add(-historyWindow(p)-planAhead))
+}
 
-	cut := s.At.Add(-historyWindow(p) - planAhead)
-	drop := 0
-	for drop < len(rel.Sends) && rel.Sends[drop].At.Before(cut) {
-		drop++
+// TrimSends drops the sends that p does not keep (see BaseSends): it keeps the
+// newest max(BaseSends, 2 x PairBurst) sends, and the newest sends counted by the
+// frequency caps up to the largest cap's count. Sends stay in order.
+func TrimSends(rel *Relationship, p *Policy) { trimSends(rel, p, time.Time{}) }
+
+// trimSends is TrimSends that also drops every send before cut (zero: none).
+func trimSends(rel *Relationship, p *Policy, cut time.Time) {
+	n := len(rel.Sends)
+	recent := recentSends(p)
+	if n == 0 || n <= recent && (cut.IsZero() || !rel.Sends[0].At.Before(cut)) {
+		return // the common case: nothing to drop (Sends are sorted)
 	}
-	drop = max(drop, len(rel.Sends)-MaxSends)
-	if drop > 0 {
-		rel.Sends = slices.Delete(rel.Sends, 0, drop)
+	capped, total := cappedSends(p), 0
+	for i := range rel.Sends {
+		if countsForCaps(&rel.Sends[i]) {
+			total++
+		}
 	}
+	out, seen := rel.Sends[:0], 0
+	for i := range n {
+		s := &rel.Sends[i]
+		keep := i >= n-recent
+		if countsForCaps(s) {
+			keep = keep || seen >= total-capped
+			seen++
+		}
+		if keep && (cut.IsZero() || !s.At.Before(cut)) {
+			out = append(out, *s)
+		}
+	}
+	clear(rel.Sends[len(out):n]) // let the dropped strings go
+	rel.Sends = out
+}
+
+// recentSends is how many of the newest sends of any kind the history keeps.
+func recentSends(p *Policy) int {
+	return max(BaseSends, 2*min(p.PairBurst, MaxPairBurst))
+}
+
+// cappedSends is how many of the newest sends counted by the frequency caps the
+// history keeps: the largest cap's count.
+func cappedSends(p *Policy) int {
+	n := 0
+	for _, c := range p.FrequencyCaps {
+		if capOn(c) {
+			n = max(n, c.Count)
+		}
+	}
+	return min(n, MaxCapCount)
 }
 
 // moveEarlier moves send i to an earlier time, keeping Sends sorted.

@@ -46,12 +46,58 @@ func TestReserveTrims(t *testing.T) {
 		t.Errorf("times %v", got)
 	}
 
-	f = newFixture()
-	for i := range MaxSends + 6 {
+	f = newFixture() // burst 45: the newest 90 sends are kept
+	for i := range 96 {
 		f.reserve(util, "otp", at(time.Duration(i)*time.Minute), fmt.Sprint(i))
 	}
-	if len(f.rel.Sends) != MaxSends || f.rel.Sends[0].Ref != "6" {
+	if len(f.rel.Sends) != 90 || f.rel.Sends[0].Ref != "6" {
 		t.Errorf("%d sends, first %q", len(f.rel.Sends), f.rel.Sends[0].Ref)
+	}
+}
+
+func TestReserveKeepsWhatTheCapsNeed(t *testing.T) {
+	// A cap of 100 per day keeps the newest 100 counted sends, however many
+	// sends of other kinds come after them; the other kinds keep BaseSends.
+	f := newFixture()
+	f.pol.FrequencyCaps = []Cap{{Count: 100, Window: 24 * hour}}
+	f.pol.PairBurst = 0
+	for i := range 100 {
+		f.checkAndReserve(t, mkt, "promo", at(time.Duration(i)*time.Minute), fmt.Sprint("m", i))
+	}
+	// A failed one does not count, so it is not kept for the caps.
+	recordSend(&f.rel, &f.pol, Send{At: at(100 * time.Minute), Ref: "failed", Category: mkt, Failed: true})
+	for i := range 200 {
+		f.checkAndReserve(t, util, "otp", at(time.Duration(101+i)*time.Minute), fmt.Sprint("u", i))
+	}
+	if n := len(f.rel.Sends); n != 100+BaseSends {
+		t.Fatalf("%d sends, want %d", n, 100+BaseSends)
+	}
+	if f.rel.Sends[0].Ref != "m0" || f.rel.Sends[100].Ref != fmt.Sprint("u", 200-BaseSends) {
+		t.Fatalf("kept %q ... %q", f.rel.Sends[0].Ref, f.rel.Sends[100].Ref)
+	}
+	checkDecision(t, f.decide(mkt, at(5*hour)), deferred(at(24*hour), capReason(at(24*hour))))
+
+	// A smaller policy trims to what it keeps.
+	f.pol.FrequencyCaps = []Cap{{Count: 3, Window: week}}
+	TrimSends(&f.rel, &f.pol)
+	if n := len(f.rel.Sends); n != 3+BaseSends || f.rel.Sends[0].Ref != "m97" {
+		t.Fatalf("after trim: %d sends, first %q", n, f.rel.Sends[0].Ref)
+	}
+}
+
+func TestHistoryBoundedByMaxSends(t *testing.T) {
+	f := newFixture()
+	f.pol.FrequencyCaps = []Cap{{Count: MaxCapCount * 4, Window: week}}
+	f.pol.PairBurst = MaxPairBurst * 4
+	for i := range MaxSends + 100 {
+		cat := mkt
+		if i%2 == 1 {
+			cat = util
+		}
+		f.reserve(cat, "promo", at(time.Duration(i)*time.Minute), fmt.Sprint(i))
+	}
+	if n := len(f.rel.Sends); n > MaxSends || n < 2*MaxPairBurst {
+		t.Fatalf("%d sends, want at most %d", n, MaxSends)
 	}
 }
 

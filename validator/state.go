@@ -8,9 +8,29 @@ import (
 
 // All times are UTC; the zero time means "never".
 
-// MaxSends bounds Relationship.Sends: only as many sends as the policy windows need
-// are kept, and never more than this.
-const MaxSends = 64
+// The send history (Relationship.Sends) keeps what the policy's rules need, within
+// their windows (see TrimSends):
+//   - the newest max(BaseSends, 2 x PairBurst) sends of any kind: the pair rate's
+//     GCRA is judged from send times, so it holds a burst back only with a burst's
+//     worth of sends in the history, and the sustained rate after a full burst
+//     only over the sends it still has (exact for a burst and as many sends again;
+//     see gcraFree);
+//   - and, older than those, the newest sends that count toward the frequency caps
+//     (marketing, not failed), up to the largest cap's count, so that a cap is
+//     enforced however many sends of other kinds follow.
+//
+// MaxCapCount and MaxPairBurst bound a cap's count and the pair burst (SetPolicy
+// and the config file refuse more), so no history holds more than MaxSends. They
+// cover every cap a sender could mean for one person (five a week for a year) and
+// bursts far beyond Meta's own 45, while keeping the record of the busiest number
+// to some tens of KB (decoded on every check of that number) and the rules linear
+// in it.
+const (
+	BaseSends    = 64
+	MaxCapCount  = 256
+	MaxPairBurst = 128
+	MaxSends     = 2*MaxPairBurst + MaxCapCount
+)
 
 // MaxEvents bounds Relationship.Events (the recent history shown by GetContact).
 const MaxEvents = 20
@@ -83,7 +103,7 @@ type Relationship struct {
 	// closed early by a 131047 at WindowClosedAt (after LastInboundAt).
 	LastInboundAt  time.Time
 	WindowClosedAt time.Time
-	// Sends are the recent sends, oldest first, at most MaxSends.
+	// Sends are the recent sends, oldest first, at most MaxSends (see TrimSends).
 	Sends []Send
 	// Pair rate (GCRA): PairTAT is the theoretical arrival time of the next send.
 	PairTAT time.Time

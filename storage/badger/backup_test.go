@@ -402,7 +402,7 @@ func (w *slowWriter) Write(p []byte) (int, error) {
 // go again until the end, and everything arrives.
 func TestBackupLargerThanReadAhead(t *testing.T) {
 	s := openMem(t)
-	value := bytes.Repeat([]byte("0123456789abcdef"), 60<<10/16) // 60 KB: in-memory stores keep values under 64 KB
+	value := bytes.Repeat([]byte("0123456789abcdef"), 60<<10/16) // 60 KB: in-memory stores keep values under their value threshold
 	keys := 2 * backupAhead / len(value)
 	wb := s.DB().NewWriteBatch()
 	defer wb.Cancel()

@@ -117,7 +117,7 @@ func applyUpdate(t txn, u storage.ContactUpdate) error {
 			return err
 		}
 	}
-	if dk != nil {
+	if dk != nil && !w.SkipDedup {
 		return t.put(dk, nil, storage.DedupTTL)
 	}
 	return nil

@@ -186,13 +186,14 @@ func badgerOptions(opts Options, log *slog.Logger) badger.Options {
 		// is cheap with values this small.
 		WithMemTableSize(memTableSize).
 		WithNumMemtables(3).
-		// Values up to 64 KB stay in the LSM tree next to their keys (every record
-		// sendguard writes is far smaller): a read is one lookup with no value-log
+		// Values up to 1 MB (Badger v4's default and its most) stay in the LSM
+		// tree next to their keys: a read is one lookup with no value-log
 		// indirection, and a rewritten relationship's old versions are dropped by
-		// compaction rather than left in the value log for GC. (Badger v4's
-		// default, 1 MB, would do the same for our records; the explicit value
-		// says what we rely on.)
-		WithValueThreshold(64 << 10).
+		// compaction rather than left in the value log for GC. A record is a few
+		// hundred bytes to a few KB; the longest history a policy keeps
+		// (validator.MaxSends sends with long refs) is a few hundred KB, and an
+		// in-memory store refuses any value over the threshold.
+		WithValueThreshold(1 << 20).
 		// The value log then only holds the rare oversized value; 64 MB files
 		// (default 1 GB) let GC reclaim space in small steps.
 		WithValueLogFileSize(valueLogFileSize).

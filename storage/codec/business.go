@@ -42,7 +42,7 @@ func DecodeBusiness(data []byte, b *validator.Business) error {
 	d := decoder{b: data}
 	d.version("business")
 	*b = validator.Business{}
-	if n := d.count("Templates", minTemplateSize); n > 0 {
+	if n := d.count("Templates", minTemplateSize, 0); n > 0 {
 		b.Templates = make(map[string]validator.TemplateState, n)
 		for range n {
 			name := d.string("template name")
@@ -58,7 +58,7 @@ func DecodeBusiness(data []byte, b *validator.Business) error {
 			b.Templates[name] = t
 		}
 	}
-	if n := d.count("Reached", minBucketSize); n > 0 {
+	if n := d.count("Reached", minBucketSize, 0); n > 0 {
 		b.Reached = make([]validator.ReachBucket, n)
 		for i := range b.Reached {
 			b.Reached[i].Minute = d.varint("ReachBucket.Minute")

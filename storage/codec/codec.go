@@ -165,13 +165,14 @@ func (d *decoder) string(what string) string {
 
 // count reads a list length. Every element takes at least minSize bytes, so a
 // length the remaining input cannot hold is rejected before anything is
-// allocated for it.
-func (d *decoder) count(what string, minSize int) int {
+// allocated for it; so is a length over limit (0: none), the most the list ever
+// holds.
+func (d *decoder) count(what string, minSize, limit int) int {
 	n := d.uvarint(what)
 	if d.err != nil {
 		return 0
 	}
-	if n > uint64((len(d.b)-d.off)/minSize) {
+	if n > uint64((len(d.b)-d.off)/minSize) || limit > 0 && n > uint64(limit) {
 		d.fail(what)
 		return 0
 	}

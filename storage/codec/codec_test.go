@@ -217,6 +217,13 @@ func TestDecodeRejectsBadInput(t *testing.T) {
 		// A string longer than the input.
 		"string length": {Version, 0, 0, 0, 0x7f, 'x'},
 	}
+	over := typicalRelationship(validator.MaxSends + 1) // more than any history keeps
+	bad["sends over MaxSends"] = AppendRelationship(nil, &over)
+	over = typicalRelationship(0)
+	for range validator.MaxEvents + 1 {
+		over.Events = append(over.Events, validator.Event{Text: "x"})
+	}
+	bad["events over MaxEvents"] = AppendRelationship(nil, &over)
 	for name, b := range bad {
 		t.Run(name, func(t *testing.T) {
 			var got validator.Relationship

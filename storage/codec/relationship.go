@@ -20,7 +20,9 @@ const (
 )
 
 // AppendRelationship appends the encoding of r to dst and returns the extended
-// slice. Pass a reused buffer's [:0] to encode without allocating.
+// slice. r holds at most validator.MaxSends sends and validator.MaxEvents events
+// (the validator keeps them so; DecodeRelationship refuses more). Pass a reused
+// buffer's [:0] to encode without allocating.
 func AppendRelationship(dst []byte, r *validator.Relationship) []byte {
 	dst = append(dst, Version)
 	dst = appendTime(dst, r.MetaStopAt)
@@ -85,7 +87,7 @@ func DecodeRelationship(b []byte, r *validator.Relationship) error {
 		WindowClosedAt: d.time("WindowClosedAt"),
 	}
 
-	if n := d.count("Sends", minSendSize); n > 0 {
+	if n := d.count("Sends", minSendSize, validator.MaxSends); n > 0 {
 		r.Sends = make([]validator.Send, n)
 		for i := range r.Sends {
 			s := &r.Sends[i]
@@ -112,7 +114,7 @@ func DecodeRelationship(b []byte, r *validator.Relationship) error {
 	r.WaID = d.string("WaID")
 	r.Local = decodeFacts(&d)
 
-	if n := d.count("Events", minEventSize); n > 0 {
+	if n := d.count("Events", minEventSize, validator.MaxEvents); n > 0 {
 		r.Events = make([]validator.Event, n)
 		for i := range r.Events {
 			r.Events[i].At = d.time("Event.At")

@@ -301,6 +301,8 @@ type pending struct {
 	// afterRel and afterFacts are the raw fields the commit leaves (for the
 	// next update of the same number in a batch).
 	afterRel, afterFacts string
+	// dedup tells whether the commit records the update's dedup key.
+	dedup bool
 }
 
 const (
@@ -369,9 +371,10 @@ func (s *Store) build(k storage.ContactKey, dedup string, rel, facts string, fn 
 		p.afterFacts = factsVal
 	}
 	dedupTTL := ""
-	if dedup != "" {
+	if dedup != "" && !w.SkipDedup {
 		dedupTTL = dedupTTLMillis
 		p.keys = append(p.keys, s.dedupKey(k, dedup))
+		p.dedup = true
 	}
 	p.args = []any{relField(k.Business), rel, facts, relOp, relVal, factsOp, factsVal, dedupTTL, now, token()}
 	return p, nil
@@ -509,7 +512,7 @@ func (s *Store) updateChunk(ctx context.Context, updates []storage.ContactUpdate
 			results[i] = err // fn's error (or a corrupt record): this update alone is skipped
 			continue
 		}
-		if u.Dedup != "" {
+		if p.dedup {
 			done[dedupID{u.Key, u.Dedup}] = i
 		}
 		latest[u.Key] = p.afterRel

@@ -39,6 +39,8 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"FactsSharedAcrossBusinesses", testFactsShared},
 		{"UserIDKeyHasNoFacts", testUserIDKey},
 		{"Dedup", testDedup},
+		{"DedupSkipped", testDedupSkipped},
+		{"LongHistory", testLongHistory},
 		{"FnErrorAborts", testFnErrorAborts},
 		{"ConcurrentReserveAllowsOne", testConcurrentReserve},
 		{"ConcurrentIncrementsLoseNothing", testConcurrentIncrements},
@@ -262,6 +264,57 @@ func testDedup(t *testing.T, s storage.Store) {
 	if err := s.UpdateContact(t.Context(), k, "wamid.2/sent", increment); !errors.Is(err, storage.ErrDuplicate) {
 		t.Fatalf("dedup key of an update that wrote nothing: err = %v, want ErrDuplicate", err)
 	}
+}
+
+// testDedupSkipped: an update whose Write says SkipDedup is applied but leaves
+// its dedup key free (a reservation that was not allowed may be tried again),
+// alone and in a batch.
+func testDedupSkipped(t *testing.T, s storage.Store) {
+	k := storage.ContactKey{Business: bizA, ID: "+5511987654321"}
+	skip := func(c *storage.Contact) (storage.Write, error) {
+		c.Rel.PairStreak++
+		return storage.Write{Rel: true, SkipDedup: true}, nil
+	}
+	mustUpdate(t, s, k, "ref-1", skip)
+	mustUpdate(t, s, k, "ref-1", skip) // not a duplicate: the key was not recorded
+	mustUpdate(t, s, k, "ref-1", func(*storage.Contact) (storage.Write, error) { return storage.Write{SkipDedup: true}, nil })
+	mustUpdate(t, s, k, "ref-1", appendSend("reserved")) // this one records it
+	if err := s.UpdateContact(t.Context(), k, "ref-1", skip); !errors.Is(err, storage.ErrDuplicate) {
+		t.Fatalf("after a recorded update: err = %v, want ErrDuplicate", err)
+	}
+	if c := mustGet(t, s, k); c.Rel.PairStreak != 2 || len(c.Rel.Sends) != 1 {
+		t.Fatalf("counter %d, %d sends; want 2 and 1", c.Rel.PairStreak, len(c.Rel.Sends))
+	}
+
+	// In a batch: a skipped key does not make a later update of it a duplicate.
+	b := storage.ContactKey{Business: bizA, ID: "+5511987654322"}
+	results, err := s.UpdateContacts(t.Context(), []storage.ContactUpdate{
+		{Key: b, Dedup: "ref-2", Fn: skip},
+		{Key: b, Dedup: "ref-2", Fn: appendSend("reserved")},
+		{Key: b, Dedup: "ref-2", Fn: appendSend("again")},
+	})
+	if err != nil || results[0] != nil || results[1] != nil || !errors.Is(results[2], storage.ErrDuplicate) {
+		t.Fatalf("batch: %v %v", results, err)
+	}
+	if c := mustGet(t, s, b); c.Rel.PairStreak != 1 || len(c.Rel.Sends) != 1 || c.Rel.Sends[0].Ref != "reserved" {
+		t.Fatalf("batch stored %+v", c.Rel)
+	}
+}
+
+// testLongHistory: the longest history a policy keeps (validator.MaxSends sends,
+// each with long ids) is stored and read back whole.
+func testLongHistory(t *testing.T, s storage.Store) {
+	k := storage.ContactKey{Business: bizA, ID: "+5511987654321"}
+	rel := relationship()
+	rel.Sends = nil
+	for i := range validator.MaxSends {
+		rel.Sends = append(rel.Sends, validator.Send{
+			At: at(base + int64(i)), Ref: fmt.Sprintf("campaign-2026-05/%0200d", i), MessageID: fmt.Sprintf("wamid.HBgNNTUxMTk4NzY1NDMyMRUCABEYEjQ%060d", i),
+			Category: sgv1.Category_CATEGORY_MARKETING, Template: "spring_sale_v2", CampaignID: "campaign-2026-05",
+		})
+	}
+	mustUpdate(t, s, k, "long", set(rel, facts(), both))
+	wantContact(t, mustGet(t, s, k), storage.Contact{Rel: rel, RelFound: true, Facts: facts(), FactsFound: true})
 }
 
 func testFnErrorAborts(t *testing.T, s storage.Store) {
