@@ -51,64 +51,87 @@ func (l *latencies) p(q float64) (time.Duration, int) {
 // TestChaosNeverReadingStreams: 200 CheckSendStreams on 10 connections of a stock
 // grpc-go client (whose receive windows grow by its BDP estimate) send rows and
 // never read an answer, for 20 s, from another process at the lowest CPU
-// priority. The server's memory stays within its stream budget and fixed
-// windows, and a health check and a fresh CheckSend on another connection stay
-// fast meanwhile.
+// priority. Meanwhile a health check and a fresh CheckSend on another connection
+// stay fast. The same 200 streams reading their answers, against a fresh server
+// first, are the baseline: what never reading adds to the server's memory is
+// bounded by the stream budget, one 64 KiB window a stream and gRPC's queue of
+// unsent answers (64 KiB of them a stream).
 func TestChaosNeverReadingStreams(t *testing.T) {
-	s := start(t, t.TempDir(), nil)
-	idle := s.rss()
-	peak := s.peakRSS()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	wait := attack(t, ctx, "TestChaosNeverReadingAttacker", s.grpc+" 10 20 20s")
+	reading := streamFlood(t, "read")
+	never := streamFlood(t, "never")
+	const extra = 16<<20 + 200*(64<<10+256<<10) + 32<<20 // budget, windows, queues, slack
+	figure(t, "stream flood, clients reading: the attacker", reading.attacker, "none")
+	figure(t, "stream flood, clients reading: server RSS", reading.rss(), "baseline")
+	figure(t, "never-reading streams: the attacker", never.attacker, "none")
+	figure(t, "never-reading streams: server RSS", never.rss(), fmt.Sprintf("peak growth < the reading run's + %s, and < 512.0 MiB", mib(extra)))
+	for _, r := range []floodRun{reading, never} {
+		figure(t, r.name+": health check meanwhile", fmt.Sprintf("p99 %v, max %v over %d", r.h99, r.hmax, r.n), "max < 1s")
+		figure(t, r.name+": fresh CheckSend meanwhile", fmt.Sprintf("p99 %v, max %v over %d", r.c99, r.cmax, r.n), "max < 1s")
+		if r.failures > 0 {
+			t.Errorf("%s: %d health checks or fresh calls failed", r.name, r.failures)
+		}
+		if r.hmax > time.Second || r.cmax > time.Second {
+			t.Errorf("%s: health max %v, fresh CheckSend max %v; bound 1s", r.name, r.hmax, r.cmax)
+		}
+	}
+	if g := never.peak - never.idle; g > reading.peak-reading.idle+extra || g > 512<<20 {
+		t.Errorf("never-reading streams grew the server by %s (reading: %s)", mib(g), mib(reading.peak-reading.idle))
+	}
+}
 
-	// Meanwhile, every 100 ms: a health check and a fresh CheckSend on their own
-	// connection.
+// floodRun is what one stream flood measured.
+type floodRun struct {
+	name, attacker       string
+	idle, peak           int64
+	h99, hmax, c99, cmax time.Duration
+	n, failures          int
+}
+
+func (r floodRun) rss() string {
+	return fmt.Sprintf("idle %s, peak %s (+%s)", mib(r.idle), mib(r.peak), mib(r.peak-r.idle))
+}
+
+// streamFlood starts a server, floods it with 200 streams for 20 s (mode "read":
+// the clients read every answer; "never": they read none) and probes it
+// every 100 ms meanwhile.
+func streamFlood(t *testing.T, mode string) floodRun {
+	s := start(t, t.TempDir(), nil)
+	r := floodRun{name: "never-reading streams", idle: s.rss()}
+	if mode == "read" {
+		r.name = "stream flood, clients reading"
+	}
+	peak := s.peakRSS()
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	wait := attack(t, ctx, "TestChaosNeverReadingAttacker", s.grpc+" 10 20 20s "+mode)
 	probe := s.dial(t)
 	health := healthpb.NewHealthClient(probe.Conn())
 	var hl, cl latencies
-	var failures int
 	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
 		t0 := time.Now()
 		hr, err := health.Check(pctx, &healthpb.HealthCheckRequest{Service: "sendguard.v1.SendGuard"})
 		hl.add(time.Since(t0))
 		if err != nil || hr.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-			failures++
+			r.failures++
 		}
 		t1 := time.Now()
 		_, err = probe.Check(pctx, &sgv1.CheckSendRequest{BusinessId: "acme", Phone: "+5511976543210", Category: sgv1.Category_CATEGORY_MARKETING, Template: "promo"})
 		cl.add(time.Since(t1))
 		if err != nil {
-			failures++
+			r.failures++
 		}
 		pcancel()
 	}
 	s.alive(t)
-	top := peak()
-	out := wait()
-
-	h99, n := hl.p(0.99)
-	hmax, _ := hl.p(1)
-	c99, _ := cl.p(0.99)
-	cmax, _ := cl.p(1)
-	grown := top - idle
-	// The stream budget (64 MiB), one 64 KiB window per stream, and the
-	// goroutines and buffers of 200 streams.
-	const bound = 64<<20 + 200*64<<10 + 96<<20
-	figure(t, "never-reading streams: the attacker", attackerLine(out), "none")
-	figure(t, "never-reading streams: server RSS", fmt.Sprintf("idle %s, peak %s (+%s)", mib(idle), mib(top), mib(grown)), "growth < "+mib(bound))
-	figure(t, "never-reading streams: health check meanwhile", fmt.Sprintf("p99 %v, max %v over %d", h99, hmax, n), "max < 500ms")
-	figure(t, "never-reading streams: fresh CheckSend meanwhile", fmt.Sprintf("p99 %v, max %v over %d", c99, cmax, n), "max < 500ms")
-	if failures > 0 {
-		t.Errorf("%d health checks or fresh calls failed", failures)
-	}
-	if grown > bound {
-		t.Errorf("server memory grew %s; bound %s", mib(grown), mib(bound))
-	}
-	if hmax > 500*time.Millisecond || cmax > 500*time.Millisecond {
-		t.Errorf("health max %v, fresh CheckSend max %v; bound 500ms", hmax, cmax)
-	}
+	r.peak = peak()
+	r.attacker = attackerLine(wait())
+	r.h99, r.n = hl.p(0.99)
+	r.hmax, _ = hl.p(1)
+	r.c99, _ = cl.p(0.99)
+	r.cmax, _ = cl.p(1)
+	s.stop(t)
+	return r
 }
 
 // attackerLine is the attacker's summary line from its output.
@@ -122,10 +145,11 @@ func attackerLine(out string) string {
 }
 
 // TestChaosNeverReadingAttacker is the attacker of TestChaosNeverReadingStreams,
-// run in its own process (attack): "ADDR CONNS STREAMS-PER-CONN DURATION".
+// run in its own process (attack): "ADDR CONNS STREAMS-PER-CONN DURATION MODE",
+// MODE "read" (every answer is read) or "never".
 func TestChaosNeverReadingAttacker(t *testing.T) {
 	args := strings.Fields(os.Getenv(attackEnv))
-	if len(args) != 4 {
+	if len(args) != 5 {
 		t.Skip("run by TestChaosNeverReadingStreams")
 	}
 	conns, _ := strconv.Atoi(args[1])
@@ -150,6 +174,15 @@ func TestChaosNeverReadingAttacker(t *testing.T) {
 				t.Fatal(err)
 			}
 			streams.Add(1)
+			if args[4] == "read" {
+				wg.Go(func() {
+					for st.Context().Err() == nil {
+						if _, err := st.Recv(); err != nil {
+							return
+						}
+					}
+				})
+			}
 			wg.Go(func() {
 				req := &sgv1.CheckSendRequest{BusinessId: "acme", Phone: "+5511987654321", Category: sgv1.Category_CATEGORY_UTILITY, Template: "order_update"}
 				for n := 0; n < 2_000_000 && ctx.Err() == nil; n++ { // bounded in count and time
@@ -163,7 +196,11 @@ func TestChaosNeverReadingAttacker(t *testing.T) {
 	}
 	<-ctx.Done()
 	wg.Wait()
-	t.Logf("ATTACK %d streams sent %d rows in %v without reading an answer", streams.Load(), sent.Load(), d)
+	how := "without reading an answer"
+	if args[4] == "read" {
+		how = "reading every answer"
+	}
+	t.Logf("ATTACK %d streams sent %d rows in %v %s", streams.Load(), sent.Load(), d, how)
 }
 
 // TestChaosTenants: 100,000 read-only checks, each naming a business_id never seen

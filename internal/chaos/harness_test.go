@@ -27,7 +27,7 @@ var (
 )
 
 // TestMain builds the binary once, unless the chaos runs are off (the default:
-// `make chaos` sets SENDGUARD_CHAOS=1).
+// `make chaos` sets SENDGUARD_CHAOS=1) or SENDGUARD_CHAOS_BINARY names one.
 func TestMain(m *testing.M) {
 	if os.Getenv(attackEnv) != "" {
 		os.Exit(m.Run()) // an attacker process (see attack): no binary to build
@@ -35,6 +35,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv("SENDGUARD_CHAOS") == "" {
 		fmt.Println("chaos runs skipped: set SENDGUARD_CHAOS=1 (make chaos)")
 		os.Exit(0)
+	}
+	if bin := os.Getenv("SENDGUARD_CHAOS_BINARY"); bin != "" {
+		// Another build, to measure before and after a change.
+		binPath = bin
+		os.Exit(m.Run())
 	}
 	var err error
 	if binDir, err = os.MkdirTemp("", "sendguard-chaos-"); err != nil {
