@@ -244,19 +244,7 @@ func writeCerts(t *testing.T, dir string) (caFile, certFile, keyFile, clientCert
 func TestMutualTLS(t *testing.T) {
 	dir := t.TempDir()
 	caFile, certFile, keyFile, clientCert, clientKey := writeCerts(t, dir)
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", ""
-	cfg.Logger = discardLogger()
-	cfg.TLS = TLSConfig{CertFile: certFile, KeyFile: keyFile, ClientCAFile: caFile}
-	srv, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	srv := runServer(t, func(c *Config) { c.TLS = TLSConfig{CertFile: certFile, KeyFile: keyFile, ClientCAFile: caFile} })
 
 	pool := x509.NewCertPool()
 	caPEM, _ := os.ReadFile(caFile)

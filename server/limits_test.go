@@ -53,17 +53,6 @@ func dialServer(t *testing.T, srv *Server) *client.Client {
 	return c
 }
 
-// eventually polls cond every 10 ms for up to 10 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("not within 10 s: %s", what)
-}
-
 // TestCallLimit: past max_concurrent_calls a call is refused UNAVAILABLE before
 // it is read, the health check still answers, and every call that ends — done,
 // canceled, past its deadline, refused — gives its place back.
@@ -88,7 +77,7 @@ func TestCallLimit(t *testing.T) {
 	if err := c.Conn().Invoke(ctx, "/sendguard.v1.SendGuard/NoSuchMethod", req, &sgv1.CheckSendResponse{}); status.Code(err) != codes.Unimplemented {
 		t.Fatalf("unknown method: %v", err)
 	}
-	eventually(t, "calls in progress back to 0", func() bool { return srv.calls.n.Load() == 0 })
+	waitFor(t, "calls in progress back to 0", func() bool { return srv.calls.n.Load() == 0 })
 
 	// Four streams held open take every place.
 	var streams []context.CancelFunc
@@ -117,14 +106,14 @@ func TestCallLimit(t *testing.T) {
 		t.Fatal("refused call not counted")
 	}
 	streams[0]()
-	eventually(t, "a place freed by an ended stream", func() bool {
+	waitFor(t, "a place freed by an ended stream", func() bool {
 		_, err := c.API().CheckSend(ctx, req)
 		return err == nil
 	})
 	for _, stop := range streams[1:] {
 		stop()
 	}
-	eventually(t, "calls in progress back to 0", func() bool { return srv.calls.n.Load() == 0 })
+	waitFor(t, "calls in progress back to 0", func() bool { return srv.calls.n.Load() == 0 })
 }
 
 // TestConnectionLimit: past max_connections a connection is closed at once, and
@@ -153,7 +142,7 @@ func TestConnectionLimit(t *testing.T) {
 		}
 	}
 	a, b := dialRaw(), dialRaw()
-	eventually(t, "two connections open", func() bool { return srv.grpcLis.(*limitListener).open.Load() == 2 })
+	waitFor(t, "two connections open", func() bool { return srv.grpcLis.(*limitListener).open.Load() == 2 })
 	if !closedAtOnce(dialRaw()) {
 		t.Fatal("a third connection was kept open")
 	}
@@ -161,7 +150,7 @@ func TestConnectionLimit(t *testing.T) {
 		t.Fatal("an admitted connection was closed")
 	}
 	a.Close()
-	eventually(t, "the closed connection's place freed", func() bool { return srv.grpcLis.(*limitListener).open.Load() == 1 })
+	waitFor(t, "the closed connection's place freed", func() bool { return srv.grpcLis.(*limitListener).open.Load() == 1 })
 	if closedAtOnce(dialRaw()) {
 		t.Fatal("a connection after one closed was refused")
 	}
@@ -246,7 +235,7 @@ func TestStreamBudget(t *testing.T) {
 
 	cancel()
 	wg.Wait()
-	eventually(t, "every stream's rows given back", func() bool { return srv.rows.used.Load() == 0 })
+	waitFor(t, "every stream's rows given back", func() bool { return srv.rows.used.Load() == 0 })
 }
 
 // TestOversizeRequest: a request over 1 MiB is RESOURCE_EXHAUSTED (gRPC refuses

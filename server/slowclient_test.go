@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sendguard/sendguard/client"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
 
@@ -17,24 +16,7 @@ import (
 // bounded: the server answers row by row and reads the next row only once the
 // previous answer went to the transport.
 func TestSlowClientIsHeld(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", ""
-	cfg.Logger = discardLogger()
-	srv, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-
-	c, err := client.Dial(srv.GRPCAddr(), client.Options{Insecure: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialServer(t, runServer(t, nil))
 	heap := func() uint64 {
 		runtime.GC()
 		var m runtime.MemStats
