@@ -86,3 +86,13 @@ bin/grpcurl: tools/go.mod tools/go.sum
 
 .PHONY: grpcurl
 grpcurl: bin/grpcurl ## Build the pinned grpcurl into bin/grpcurl (for the README's examples)
+
+IMAGE_OUT ?= bin/image
+IMAGE_TAG ?= sendguard:dev
+.PHONY: image
+image: ## OCI image of the static binary, no engine or registry: bin/image/oci (OCI layout), bin/image/sendguard-image.tar (podman/docker load)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(IMAGE_OUT)/sendguard ./cmd/sendguard
+	cd tools && $(GO) run ./imagebuild --binary $(abspath $(IMAGE_OUT))/sendguard \
+	  --config $(CURDIR)/deploy/image/sendguard.yaml --out $(abspath $(IMAGE_OUT)) --tag $(IMAGE_TAG) \
+	  --created "$$(git log -1 --format=%ct 2>/dev/null || echo 0)" \
+	  --revision "$$(git rev-parse HEAD 2>/dev/null)" --version "$$(git describe --always --dirty 2>/dev/null)"
