@@ -96,3 +96,11 @@ image: ## OCI image of the static binary, no engine or registry: bin/image/oci (
 	  --config $(CURDIR)/deploy/image/sendguard.yaml --out $(abspath $(IMAGE_OUT)) --tag $(IMAGE_TAG) \
 	  --created "$$(git log -1 --format=%ct 2>/dev/null || echo 0)" \
 	  --revision "$$(git rev-parse HEAD 2>/dev/null)" --version "$$(git describe --always --dirty 2>/dev/null)"
+
+.PHONY: test-deploy
+test-deploy: ## Check deploy/ with its tools required (systemd-analyze, promtool): image contents, unit, dashboard and alerts vs a live /metrics
+	SENDGUARD_REQUIRE_DEPLOY_TOOLS=1 $(GO) test -count=1 -v ./internal/deploytest/
+
+.PHONY: test-image-run
+test-image-run: ## Run the image under podman and call it inside its network namespace (root; Debian's podman and runc)
+	SENDGUARD_CONTAINER=1 SENDGUARD_REQUIRE_DEPLOY_TOOLS=1 $(GO) test -count=1 -v -run 'TestImageRuns' ./internal/deploytest/
