@@ -104,3 +104,13 @@ test-deploy: ## Check deploy/ with its tools required (systemd-analyze, promtool
 .PHONY: test-image-run
 test-image-run: ## Run the image under podman and call it inside its network namespace (root; Debian's podman and runc)
 	SENDGUARD_CONTAINER=1 SENDGUARD_REQUIRE_DEPLOY_TOOLS=1 $(GO) test -count=1 -v -run 'TestImageRuns' ./internal/deploytest/
+
+.PHONY: deploy-tools
+deploy-tools: ## Install from Debian, when missing, what test-deploy and test-image-run use: promtool (prometheus), podman, runc (root)
+	@missing=""; for t in promtool:prometheus podman:podman runc:runc systemd-analyze:systemd; do \
+	  command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
+	if [ -n "$$missing" ]; then sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  echo "installing:$$missing"; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; fi
+	@promtool --version 2>&1 | head -1; podman --version; runc --version | head -1; systemd-analyze --version | head -1
