@@ -86,3 +86,31 @@ bin/grpcurl: tools/go.mod tools/go.sum
 
 .PHONY: grpcurl
 grpcurl: bin/grpcurl ## Build the pinned grpcurl into bin/grpcurl (for the README's examples)
+
+IMAGE_OUT ?= bin/image
+IMAGE_TAG ?= sendguard:dev
+.PHONY: image
+image: ## OCI image of the static binary, no engine or registry: bin/image/oci (OCI layout), bin/image/sendguard-image.tar (podman/docker load)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(IMAGE_OUT)/sendguard ./cmd/sendguard
+	cd tools && $(GO) run ./imagebuild --binary $(abspath $(IMAGE_OUT))/sendguard \
+	  --config $(CURDIR)/deploy/image/sendguard.yaml --out $(abspath $(IMAGE_OUT)) --tag $(IMAGE_TAG) \
+	  --created "$$(git log -1 --format=%ct 2>/dev/null || echo 0)" \
+	  --revision "$$(git rev-parse HEAD 2>/dev/null)" --version "$$(git describe --always --dirty 2>/dev/null)"
+
+.PHONY: test-deploy
+test-deploy: ## Check deploy/ with its tools required (systemd-analyze, promtool): image contents, unit, dashboard and alerts vs a live /metrics
+	SENDGUARD_REQUIRE_DEPLOY_TOOLS=1 $(GO) test -count=1 -v ./internal/deploytest/
+
+.PHONY: test-image-run
+test-image-run: ## Run the image under podman and call it inside its network namespace (root; Debian's podman and runc)
+	SENDGUARD_CONTAINER=1 SENDGUARD_REQUIRE_DEPLOY_TOOLS=1 $(GO) test -count=1 -v -run 'TestImageRuns' ./internal/deploytest/
+
+.PHONY: deploy-tools
+deploy-tools: ## Install from Debian, when missing, what test-deploy and test-image-run use: promtool (prometheus), podman, runc (root)
+	@missing=""; for t in promtool:prometheus podman:podman runc:runc systemd-analyze:systemd; do \
+	  command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
+	if [ -n "$$missing" ]; then sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  echo "installing:$$missing"; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; fi
+	@promtool --version 2>&1 | head -1; podman --version; runc --version | head -1; systemd-analyze --version | head -1
