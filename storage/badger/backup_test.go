@@ -389,11 +389,11 @@ func TestRestoreFailureKeepsNothing(t *testing.T) {
 }
 
 // slowWriter writes at about 64 MB/s, as a client on a slow link.
-type slowWriter struct{ n int64 }
+type slowWriter struct{ n atomic.Int64 }
 
 func (w *slowWriter) Write(p []byte) (int, error) {
 	time.Sleep(time.Duration(len(p)>>16) * time.Millisecond)
-	w.n += int64(len(p))
+	w.n.Add(int64(len(p)))
 	return len(p), nil
 }
 
@@ -420,16 +420,29 @@ func TestBackupLargerThanReadAhead(t *testing.T) {
 		_, err := s.Backup(t.Context(), w, 0)
 		done <- err
 	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
+	// Stuck means no progress: a wall-clock deadline for the whole backup failed
+	// on a loaded machine (19 s for what takes 2 s quiet), while a reader that is
+	// never let go stops the writes for good.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	last, idle := int64(-1), 0
+	for finished := false; !finished; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			finished = true
+		case <-tick.C:
+			if n := w.n.Load(); n != last {
+				last, idle = n, 0
+			} else if idle++; idle == 20 {
+				t.Fatalf("backup stuck at %d bytes for 20 s: the reader was held back and never let go", n)
+			}
 		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("backup stuck: the reader was held back and never let go")
 	}
-	if w.n < int64(keys*len(value)) {
-		t.Fatalf("backup wrote %d bytes, want at least %d", w.n, keys*len(value))
+	if n := w.n.Load(); n < int64(keys*len(value)) {
+		t.Fatalf("backup wrote %d bytes, want at least %d", n, keys*len(value))
 	}
 }
 
