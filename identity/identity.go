@@ -31,16 +31,18 @@ type Number struct {
 	E164   string // canonical "+5511987654321"
 	Region string // ISO region code from libphonenumber ("US", "CA", "BR"); "" if unknown
 	Fold   Fold   // which WhatsApp-ID folding was applied (FoldNone if none)
+	// Valid says whether libphonenumber calls the number valid (within the
+	// ranges its metadata knows are assigned), or it was folded into a valid
+	// mobile number. A number that is only possible (the right length for its
+	// country) is not: whether to send to it is policy (number_validation).
+	// (Next to Fold: a Number stays 56 bytes, and the server's recipient
+	// small enough for closures to capture by value.)
+	Valid bool
 	// Input is the digits-only spelling as given, country code included, e.g.
 	// "5215512345678". For input parsed in national format (see [Parse]) it is
 	// the number libphonenumber read, before any WhatsApp-ID folding. Used as
 	// the learned WhatsApp ID when it differs from E164 without '+'.
 	Input string
-	// Valid says whether libphonenumber calls the number valid (within the
-	// ranges its metadata knows are assigned), or it was folded into a valid
-	// mobile number. A number that is only possible (the right length for its
-	// country) is not: whether to send to it is policy (number_validation).
-	Valid bool
 }
 
 // WaID returns the WhatsApp-ID spelling (digits only, no '+') to remember for

@@ -512,6 +512,11 @@ func BenchmarkParse(b *testing.B) {
 		{"national", "(650) 555-1234", "US"},
 		{"fold_mx", "5215512345678", ""},
 		{"fold_br", "551187654321", ""},
+		// With a region (a request's, a policy's or the deployment's).
+		{"e164_region", "+5511987654321", "BR"},
+		{"digits_region", "5511987654321", "BR"},
+		{"national_br", "(31) 99551-1909", "BR"},
+		{"national_digits_br", "31995511909", "BR"},
 	} {
 		b.Run(bb.name, func(b *testing.B) {
 			b.ReportAllocs()

@@ -18,7 +18,9 @@ import (
 	"github.com/sendguard/sendguard/validator"
 )
 
-// recipient is a request's recipient resolved to its storage key.
+// recipient is a request's recipient resolved to its storage key. It is 128
+// bytes: the closures of reserve and the report paths capture it by value, and a
+// larger one would be moved to the heap (one more allocation per call).
 type recipient struct {
 	key       storage.ContactKey
 	number    identity.Number // set when hasNumber
