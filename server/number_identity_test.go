@@ -203,8 +203,8 @@ func TestDeploymentDefaultRegion(t *testing.T) {
 	}
 }
 
-// TestNumberValidation: a possible number that is not valid (+1 951 373 735:
-// no such NANP area code) is INVALID_NUMBER by default; its reports and inbound
+// TestNumberValidation: a possible number that is not valid (+11951373735: no
+// NANP area code starts with 1) is INVALID_NUMBER by default; its reports and inbound
 // events are still recorded, and a delivery or a message from it proves it
 // real: then it is judged like any other. number_validation POSSIBLE takes it
 // at once. A number that is not even possible stays INVALID_ARGUMENT in a
