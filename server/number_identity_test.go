@@ -296,3 +296,92 @@ func TestConfigNumberIdentity(t *testing.T) {
 		t.Fatalf("defaults: default_region %q, number_validation %v", cfg.Defaults.DefaultRegion, cfg.Defaults.NumberValidation)
 	}
 }
+
+// TestNationalSpellingOptOutOverTCP is issue 13's scenario end to end over a
+// real gRPC connection (a server on a loopback port, an on-disk store): one
+// business records the opt-out with SetOptOut, another receives the user's
+// STOP, both for +55 31 99551-1909. A marketing check of the CRM's
+// (31) 99551-1909 with region BR is DENY OPTED_OUT for both, unary and
+// streamed; without a region it is DENY INVALID_NUMBER in every category, never
+// ALLOW nor anyone's opt-out, and the Netherlands' +31 995511909 has no opt-out
+// recorded.
+func TestNationalSpellingOptOutOverTCP(t *testing.T) {
+	clock := &fakeClock{t: t0}
+	srv := runServer(t, func(c *Config) { c.Now = clock.Now })
+	c := dialServer(t, srv)
+	ctx := context.Background()
+	if _, err := c.SetOptOut(ctx, &sgv1.SetOptOutRequest{BusinessId: "crm", Phone: crmIntl, OptedOut: true, Reason: "web form"}); err != nil {
+		t.Fatal(err)
+	}
+	in, err := c.Inbound(ctx, &sgv1.ReportInboundRequest{BusinessId: "shop", Phone: crmIntl, Text: "STOP", MessageId: "wamid.stop"})
+	if err != nil || !in.OptedOut || in.PhoneE164 != crmE164 {
+		t.Fatalf("ReportInbound(STOP) = %v, %v; want opted_out, %s", in, err, crmE164)
+	}
+	for _, business := range []string{"crm", "shop"} {
+		check := func(region string, cat sgv1.Category) *sgv1.CheckSendRequest {
+			return &sgv1.CheckSendRequest{RequestId: business + region + cat.String(), BusinessId: business,
+				Phone: crmNational, Region: region, Category: cat, Template: "promo"}
+		}
+		rows := []*sgv1.CheckSendRequest{check("BR", sgv1.Category_CATEGORY_MARKETING)}
+		for _, cat := range categories {
+			rows = append(rows, check("", cat))
+		}
+		unary := make([]*sgv1.CheckSendResponse, len(rows))
+		for i, req := range rows {
+			if unary[i], err = c.Check(ctx, req); err != nil {
+				t.Fatalf("%s: CheckSend(%v): %v", business, req, err)
+			}
+		}
+		streamed := runStream(t, &harness{c: c}, rows)
+		for i, req := range rows {
+			for how, resp := range map[string]*sgv1.CheckSendResponse{"unary": unary[i], "stream": streamed[i]} {
+				if req.Region == "BR" {
+					if resp.Verdict != deny || !hasRule(resp, sgv1.Rule_RULE_OPTED_OUT) || resp.PhoneE164 != crmE164 {
+						t.Errorf("%s %s %v with region BR: %v; want DENY OPTED_OUT for %s", business, how, req.Category, resp, crmE164)
+					}
+					continue
+				}
+				if resp.Verdict != deny || rules(resp)[0] != sgv1.Rule_RULE_INVALID_NUMBER || hasRule(resp, sgv1.Rule_RULE_OPTED_OUT) ||
+					resp.PhoneE164 != "" || !strings.Contains(resp.Reasons[0].Detail, "set a region") {
+					t.Errorf("%s %s %v without region: %v; want DENY INVALID_NUMBER naming the fix", business, how, req.Category, resp)
+				}
+			}
+		}
+		nl, err := c.Contact(ctx, &sgv1.GetContactRequest{BusinessId: business, Phone: "+31995511909"})
+		if err != nil || nl.OptedOut {
+			t.Fatalf("%s: the Netherlands' +31 995511909: %v, %v; want no opt-out", business, nl, err)
+		}
+	}
+}
+
+// TestWebhookProvesNumberReal: Meta's statuses and messages for a possible
+// number that is not valid are recorded, not skipped: a webhook "delivered" (or
+// a message from the number) is what lifts INVALID_NUMBER under the default
+// number_validation VALID.
+func TestWebhookProvesNumberReal(t *testing.T) {
+	h, hd := webhookHarness(t)
+	utility := func(phone string) *sgv1.CheckSendRequest {
+		return &sgv1.CheckSendRequest{BusinessId: pnid, Phone: phone, Category: sgv1.Category_CATEGORY_UTILITY}
+	}
+	const delivered, wrote = "+11951373735", "+16501234567" // neither valid for libphonenumber
+	for _, phone := range []string{delivered, wrote} {
+		if resp := h.check(t, utility(phone)); !hasRule(resp, sgv1.Rule_RULE_INVALID_NUMBER) {
+			t.Fatalf("%s before any webhook: %v; want INVALID_NUMBER", phone, resp)
+		}
+	}
+	status := body(t, pnid, statuses(newStatus("wamid.d", "delivered", t0.Add(-time.Hour), strings.TrimPrefix(delivered, "+"), 0)))
+	message := body(t, pnid, map[string]any{"messages": []any{map[string]any{
+		"from": strings.TrimPrefix(wrote, "+"), "id": "wamid.m", "timestamp": fmt.Sprint(t0.Add(-time.Hour).Unix()),
+		"type": "text", "text": map[string]string{"body": "hi"},
+	}}})
+	for _, b := range [][]byte{status, message} {
+		if code := postSigned(t, hd, b); code != 200 {
+			t.Fatalf("webhook: %d", code)
+		}
+	}
+	for _, phone := range []string{delivered, wrote} {
+		if resp := h.check(t, utility(phone)); resp.Verdict != allow {
+			t.Fatalf("%s after the webhook: %v; want ALLOW", phone, resp)
+		}
+	}
+}
