@@ -4,17 +4,19 @@
 //
 // # Parsing
 //
-// [Parse] accepts E.164 with or without '+' (Meta's webhooks send digits
-// only), with spaces, dashes, dots, slashes and brackets, and national
-// formats when a default region is given. Without '+' the digits are first
-// read as international (country code first); only when that reading is not
-// a valid number, nor foldable into one, is the national reading with the
-// default region tried. See [Parse] for the exact order.
+// [Parse] reads a phone by its spelling and a region (DESIGN.md, "Number
+// identity"): '+' and "00" are international; digits only are international
+// without a region (Meta's webhooks send "16505551234") and national first
+// with one; any other spelling (spaces, brackets, dashes, dots) is national by
+// its look, read by the region, or [ErrNational] without one, so that a
+// Brazilian CRM's "(31) 99551-1909" never becomes the Netherlands'
+// +31 995511909. See [Parse] for the exact order.
 //
-// A number is rejected ([ErrInvalid]) only when it is not a *possible* number
-// for libphonenumber (wrong length for its country, unknown country code).
-// A possible number outside libphonenumber's known ranges is accepted as is:
-// the metadata lags newly opened ranges and an OTP must not be blocked.
+// A number is rejected ([ErrInvalid]) when it is not a *possible* number
+// for libphonenumber (wrong length for its country, unknown country code). A
+// possible number outside libphonenumber's known ranges is returned with
+// [Number.Valid] false: the metadata lags newly opened ranges, so whether to
+// send to it is the caller's policy.
 //
 // # WhatsApp-ID folding
 //

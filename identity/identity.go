@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/nyaruka/phonenumbers"
@@ -14,14 +15,29 @@ import (
 const MaxInputLen = 64
 
 // ErrInvalid is returned (wrapped, with detail) by [Parse] for input that is
-// not a possible phone number. Test with errors.Is.
+// not a possible phone number, or that cannot be read without a region. Test
+// with errors.Is.
 var ErrInvalid = errors.New("identity: invalid phone number")
+
+// ErrNational is returned by [Parse] for a phone spelled nationally (no '+' or
+// "00": brackets, spaces, dashes, a trunk '0') when no region is given to read
+// it by. It wraps [ErrInvalid]. Reading such a spelling as international would
+// put it under another country's number: "(31) 99551-1909" from a Brazilian
+// CRM is not the Netherlands' +31 995511909.
+var ErrNational = fmt.Errorf("%w: national format: set a region", ErrInvalid)
 
 // Number is a recipient's number after parsing.
 type Number struct {
 	E164   string // canonical "+5511987654321"
 	Region string // ISO region code from libphonenumber ("US", "CA", "BR"); "" if unknown
 	Fold   Fold   // which WhatsApp-ID folding was applied (FoldNone if none)
+	// Valid says whether libphonenumber calls the number valid (within the
+	// ranges its metadata knows are assigned), or it was folded into a valid
+	// mobile number. A number that is only possible (the right length for its
+	// country) is not: whether to send to it is policy (number_validation).
+	// (Next to Fold: a Number stays 56 bytes, and the server's recipient
+	// small enough for closures to capture by value.)
+	Valid bool
 	// Input is the digits-only spelling as given, country code included, e.g.
 	// "5215512345678". For input parsed in national format (see [Parse]) it is
 	// the number libphonenumber read, before any WhatsApp-ID folding. Used as
@@ -79,8 +95,27 @@ const (
 	qGood                    // valid as given, or folded into a valid mobile number
 )
 
-// Parse accepts E.164 with or without '+', spaces, dashes, dots, slashes,
-// brackets, and national formats when defaultRegion != "" (e.g. "US").
+// Parse reads a phone number in any spelling and returns its canonical form.
+// region (ISO 3166 alpha-2, any case; "" for none) is the region national
+// spellings are read by. The rules (DESIGN.md, "Number identity"):
+//
+//   - A leading '+' or "00" is international, whatever the region.
+//   - Digits only, without a region: international (country code first), the
+//     spelling of Meta's webhooks and of most APIs ("16505551234"); a leading
+//     single '0' is a trunk prefix, national: [ErrNational].
+//   - Digits only, with a region: read nationally first, by libphonenumber, so
+//     that the region's trunk prefix ("0") and international prefix ("011"
+//     from the US) are understood; and internationally when that is not a
+//     valid number. When both readings are merely possible, the region's wins.
+//     One exception, for digits that start with the region's own calling code
+//     and read internationally as a valid number: that reading wins. It is
+//     what libphonenumber does itself for most regions ("5531995511909" in
+//     region BR), but in a few (e.g. DE and ID) its national pattern also
+//     takes the whole string, and "4915123456789", a German WhatsApp ID, would become
+//     +49 4915123456789.
+//   - Any other spelling (spaces, brackets, dashes, dots, slashes) without '+'
+//     or "00" is national by its look: with a region it is read as digits only
+//     above; without one it is [ErrNational], never another country's number.
 //
 // Anything else (letters, a '+' after the first digit, more than
 // [MaxInputLen] bytes, no digits) is rejected with [ErrInvalid], as is a
@@ -88,101 +123,168 @@ const (
 // code, wrong length). A length that is possible only for local dialling
 // (phonenumbers.IS_POSSIBLE_LOCAL_ONLY, e.g. "+1 555 1234" without an area
 // code) is rejected too, although phonenumbers.IsPossibleNumber accepts it:
-// no message can reach it. A possible number that is not valid (outside
-// libphonenumber's known ranges) is accepted: the metadata lags new ranges.
-//
-// How the digits are read:
-//   - With a leading '+', or when defaultRegion is "", the digits are
-//     international: country code first (webhooks send "16505551234").
-//   - Without '+' and with a defaultRegion, the international reading is
-//     still tried first and wins if it is valid or folds into a valid mobile
-//     number. Otherwise the national reading with defaultRegion (trunk
-//     prefixes such as "0" and international prefixes such as "011" are
-//     understood) wins if it is valid or foldable. Failing both, a merely
-//     possible international reading is preferred over a merely possible
-//     national one. So "(650) 555-1234" with "US" is +16505551234 (read
-//     internationally it would be +65 05551234, possible but not valid in
-//     Singapore), while "16505551234" with "US" stays +16505551234.
+// no message can reach it. A possible number that is not valid is returned
+// with [Number.Valid] false: the caller decides (libphonenumber's metadata
+// lags newly opened ranges).
 //
 // A spelling is folded (see [Fold]) only when it is invalid as given and the
 // folded form is a valid mobile number (type MOBILE or FIXED_LINE_OR_MOBILE);
 // a number valid as given is never rewritten.
-func Parse(raw, defaultRegion string) (Number, error) {
+func Parse(raw, region string) (Number, error) {
+	sp, err := scan(raw)
+	if err != nil {
+		return Number{}, err
+	}
+	intl := string(sp.buf[:sp.n])
+	switch {
+	case sp.plus:
+		return international(intl)
+	case sp.n >= 3 && intl[1] == '0' && intl[2] == '0':
+		// "00" then the country code.
+		return international("+" + intl[3:])
+	case region == "" && (sp.formatted || intl[1] == '0'):
+		return Number{}, ErrNational
+	case region == "":
+		return international(intl)
+	}
+	return national(intl, strings.ToUpper(region))
+}
+
+// spelling is a phone as scanned: '+' and its digits in buf[:n].
+type spelling struct {
+	buf [MaxInputLen + 1]byte // len(raw) <= MaxInputLen bounds the digits
+	n   int
+	// plus: it starts with '+'; formatted: it has separators between its
+	// digits (spaces, brackets, dashes...), not only around them.
+	plus, formatted bool
+}
+
+// scan checks the characters of raw and collects its digits.
+func scan(raw string) (spelling, error) {
 	if raw == "" {
-		return Number{}, fmt.Errorf("%w: empty", ErrInvalid)
+		return spelling{}, fmt.Errorf("%w: empty", ErrInvalid)
 	}
 	if len(raw) > MaxInputLen {
-		return Number{}, fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxInputLen)
+		return spelling{}, fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxInputLen)
 	}
-	// buf holds "+" followed by the digits; len(raw) <= MaxInputLen bounds them.
-	var buf [MaxInputLen + 1]byte
-	buf[0] = '+'
-	n := 1
-	plus := false
+	sp := spelling{n: 1}
+	sp.buf[0] = '+'
+	sep := false // a separator since the last digit
 	for i := 0; i < len(raw); {
 		c := raw[i]
 		switch {
 		case c >= '0' && c <= '9':
-			buf[n] = c
-			n++
+			if sep && sp.n > 1 {
+				sp.formatted = true
+			}
+			sep = false
+			sp.buf[sp.n] = c
+			sp.n++
 			i++
 			continue
 		case c == '+':
-			if plus || n > 1 {
-				return Number{}, fmt.Errorf("%w: misplaced '+'", ErrInvalid)
+			if sp.plus || sp.n > 1 {
+				return spelling{}, fmt.Errorf("%w: misplaced '+'", ErrInvalid)
 			}
-			plus = true
+			sp.plus = true
 		case c == ' ' || c == '\t' || c == '-' || c == '.' || c == '(' || c == ')' || c == '[' || c == ']' || c == '/':
+			sep = true
 		case c >= utf8.RuneSelf:
 			r, size := utf8.DecodeRuneInString(raw[i:])
 			if !isUnicodeSeparator(r) {
-				return Number{}, fmt.Errorf("%w: unexpected character %q", ErrInvalid, r)
+				return spelling{}, fmt.Errorf("%w: unexpected character %q", ErrInvalid, r)
 			}
+			sep = true
 			i += size
 			continue
 		default:
-			return Number{}, fmt.Errorf("%w: unexpected character %q", ErrInvalid, c)
+			return spelling{}, fmt.Errorf("%w: unexpected character %q", ErrInvalid, c)
 		}
 		i++
 	}
-	if n == 1 {
-		return Number{}, fmt.Errorf("%w: no digits", ErrInvalid)
+	if sp.n == 1 {
+		return spelling{}, fmt.Errorf("%w: no digits", ErrInvalid)
 	}
-	intl := string(buf[:n])
-	given := intl[1:]
+	return sp, nil
+}
 
-	// International reading.
-	ir, iq, ierr := parseIntl(intl)
-	if iq == qGood || plus || defaultRegion == "" {
-		if iq == qNone {
-			return Number{}, ierr
-		}
-		return stable(ir, intl)
+// international reads intl ("+" and digits) as an international number.
+func international(intl string) (Number, error) {
+	n, q, err := parseIntl(intl)
+	if q == qNone {
+		return Number{}, err
 	}
+	return stable(n, intl)
+}
 
-	// National reading with the default region.
-	pn, err := phonenumbers.Parse(given, strings.ToUpper(defaultRegion))
-	if err != nil {
-		if iq == qPossible {
+// national reads intl's digits by region: see [Parse].
+func national(intl, region string) (Number, error) {
+	digits := intl[1:]
+	var (
+		ir    Number
+		iq    quality
+		ierr  error
+		tried bool
+	)
+	if cc := callingCodeOf(region); cc != "" && strings.HasPrefix(digits, cc) {
+		ir, iq, ierr = parseIntl(intl)
+		if iq == qGood {
 			return stable(ir, intl)
 		}
-		if errors.Is(err, phonenumbers.ErrInvalidCountryCode) && ierr != nil {
-			// Usually a bad default region; the international error says more.
-			return Number{}, ierr
-		}
-		return Number{}, libError(err)
+		tried = true
 	}
-	nr, nq, nerr := resolve(pn, phonenumbers.Format(pn, phonenumbers.E164)[1:], given)
-	switch {
-	case nq == qGood:
+	nr, nq, nerr := parseNational(digits, region)
+	if nq == qGood {
 		return stable(nr, "")
-	case iq == qPossible:
+	}
+	if !tried {
+		ir, iq, ierr = parseIntl(intl)
+	}
+	switch {
+	case iq == qGood:
 		return stable(ir, intl)
 	case nq == qPossible:
 		return stable(nr, "")
+	case iq == qPossible:
+		return stable(ir, intl)
+	case errors.Is(nerr, errNoRegion):
+		// A region libphonenumber has no numbering plan for (AQ, BV...).
+		return Number{}, fmt.Errorf("%w (read internationally: %v)", nerr, ierr)
 	}
 	return Number{}, nerr
 }
+
+// errNoRegion is the error of a national reading in a region that
+// libphonenumber has no numbering plan for.
+var errNoRegion = fmt.Errorf("%w: no numbering plan known for the region", ErrInvalid)
+
+// parseNational reads digits as a number of region, by libphonenumber.
+func parseNational(digits, region string) (Number, quality, error) {
+	pn, err := phonenumbers.Parse(digits, region)
+	if err != nil {
+		if errors.Is(err, phonenumbers.ErrInvalidCountryCode) {
+			return Number{}, qNone, errNoRegion
+		}
+		return Number{}, qNone, libError(err)
+	}
+	return resolve(pn, phonenumbers.Format(pn, phonenumbers.E164)[1:], digits)
+}
+
+// callingCodeOf returns the country calling code of region ("BR" -> "55"), or
+// "" when libphonenumber does not know the region.
+func callingCodeOf(region string) string {
+	return regionCallingCodes()[region]
+}
+
+var regionCallingCodes = sync.OnceValue(func() map[string]string {
+	m := map[string]string{}
+	for r := range phonenumbers.GetSupportedRegions() {
+		if cc := phonenumbers.GetCountryCodeForRegion(r); cc > 0 {
+			m[r] = strconv.Itoa(cc)
+		}
+	}
+	return m
+})
 
 // parseIntl reads intl ("+" and digits) as an international number.
 func parseIntl(intl string) (Number, quality, error) {
@@ -220,7 +322,7 @@ func stable(n Number, parsed string) (Number, error) {
 		if r.E164 == n.E164 && r.Fold == FoldNone {
 			return n, nil
 		}
-		n.E164, n.Region = r.E164, r.Region
+		n.E164, n.Region, n.Valid = r.E164, r.Region, r.Valid
 		if n.Fold == FoldNone {
 			n.Fold = r.Fold
 		}
@@ -253,14 +355,14 @@ func resolve(pn *phonenumbers.PhoneNumber, input, givenNat string) (Number, qual
 	// does; regionAndValidity answers both from precompiled patterns.
 	region, valid := regionAndValidity(pn)
 	if valid {
-		return number(pn, region, input, argentinaFold(pn, givenNat)), qGood, nil
+		return number(pn, region, input, argentinaFold(pn, givenNat), true), qGood, nil
 	}
 	if fpn, fregion, f, ok := fold(pn); ok {
-		return number(fpn, fregion, input, f), qGood, nil
+		return number(fpn, fregion, input, f, true), qGood, nil
 	}
 	switch r := phonenumbers.IsPossibleNumberWithReason(pn); r {
 	case phonenumbers.IS_POSSIBLE:
-		return number(pn, region, input, argentinaFold(pn, givenNat)), qPossible, nil
+		return number(pn, region, input, argentinaFold(pn, givenNat), false), qPossible, nil
 	case phonenumbers.INVALID_COUNTRY_CODE:
 		return Number{}, qNone, fmt.Errorf("%w: unknown country code", ErrInvalid)
 	default:
@@ -282,7 +384,7 @@ func reasonText(r phonenumbers.ValidationResult) string {
 	return "reason " + strconv.Itoa(int(r))
 }
 
-func number(pn *phonenumbers.PhoneNumber, region, input string, f Fold) Number {
+func number(pn *phonenumbers.PhoneNumber, region, input string, f Fold, valid bool) Number {
 	if region == phonenumbers.UNKNOWN_REGION || region == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY {
 		region = ""
 	}
@@ -291,6 +393,7 @@ func number(pn *phonenumbers.PhoneNumber, region, input string, f Fold) Number {
 		Region: region,
 		Fold:   f,
 		Input:  input,
+		Valid:  valid,
 	}
 }
 

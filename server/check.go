@@ -39,7 +39,7 @@ func (s *Server) check(ctx context.Context, req *sgv1.CheckSendRequest) (*sgv1.C
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.resolve(ctx, req.GetBusinessId(), req.GetPhone(), req.GetUserId())
+	r, err := s.resolve(ctx, b, phoneIn{raw: req.GetPhone(), region: req.GetRegion()}, req.GetUserId())
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +216,7 @@ func (s *Server) checkInput(req *sgv1.CheckSendRequest, r recipient, sendAt time
 		Template:      req.GetTemplate(),
 		SendAt:        sendAt,
 		HasNumber:     r.hasNumber,
-		InvalidNumber: r.invalid,
+		Number:        r.numberProblem(),
 		InvalidDetail: r.detail,
 	}
 	if r.hasNumber {

@@ -43,8 +43,10 @@ type Config struct {
 	// shared by replicas (Redis) and never on Badger, which one process owns; a
 	// negative value turns it off.
 	BusinessRefresh time.Duration
-	// DefaultRegion lets phones be given in national format (e.g. "US"); "" means
-	// phones must carry their country code.
+	// DefaultRegion is the deployment's default_region (e.g. "BR"): the region
+	// nationally spelled phones are read by when neither the request nor the
+	// business's policy names one; "" for none (then a phone spelled nationally
+	// is INVALID_NUMBER). New copies it into Defaults.DefaultRegion.
 	DefaultRegion string
 	// Defaults is the deployment's default policy (validator.Defaults() with the
 	// config file's overrides).
@@ -193,6 +195,7 @@ func (c *Config) validate() error {
 		}
 		c.DefaultRegion = r
 	}
+	c.Defaults.DefaultRegion = c.DefaultRegion
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -340,6 +343,8 @@ type filePolicy struct {
 	ShareNumberSignals   *bool    `yaml:"share_number_signals"`
 	Shadow               *bool    `yaml:"shadow"`
 	ShadowRules          []string `yaml:"shadow_rules"`
+	// NumberValidation is "valid" or "possible" (or the enum's names).
+	NumberValidation string `yaml:"number_validation"`
 }
 
 // LoadConfigFile reads a YAML configuration file onto c. Fields absent from the file
@@ -594,7 +599,28 @@ func (f *filePolicy) proto() (*sgv1.Policy, error) {
 		}
 		p.ShadowRules = append(p.ShadowRules, r)
 	}
+	if f.NumberValidation != "" {
+		v, ok := parseNumberValidation(f.NumberValidation)
+		if !ok {
+			return nil, fmt.Errorf("number_validation: want valid or possible, got %q", f.NumberValidation)
+		}
+		p.NumberValidation = v
+	}
 	return p, nil
+}
+
+// parseNumberValidation accepts "valid", "possible" or the enum's names
+// ("NUMBER_VALIDATION_VALID"), in any case.
+func parseNumberValidation(name string) (sgv1.NumberValidation, bool) {
+	n := strings.ToUpper(strings.TrimSpace(name))
+	if !strings.HasPrefix(n, "NUMBER_VALIDATION_") {
+		n = "NUMBER_VALIDATION_" + n
+	}
+	v, ok := sgv1.NumberValidation_value[n]
+	if !ok || v == 0 {
+		return 0, false
+	}
+	return sgv1.NumberValidation(v), true
 }
 
 // parseRule accepts "RULE_FREQUENCY_CAP", "FREQUENCY_CAP" or "frequency_cap".

@@ -20,13 +20,16 @@ var categories = []sgv1.Category{
 	sgv1.Category_CATEGORY_SERVICE,
 }
 
-func validateRecipientOnly(business, phone, userID string) error {
-	return checkRecipient(business, phone, userID)
+func validateRecipientOnly(business, phone, region, userID string) error {
+	if err := checkRecipient(business, phone, userID); err != nil {
+		return err
+	}
+	return checkRegion(region)
 }
 
 // GetContact returns everything known about one recipient of one business.
 func (s *Server) GetContact(ctx context.Context, req *sgv1.GetContactRequest) (*sgv1.GetContactResponse, error) {
-	if err := validateRecipientOnly(req.GetBusinessId(), req.GetPhone(), req.GetUserId()); err != nil {
+	if err := validateRecipientOnly(req.GetBusinessId(), req.GetPhone(), req.GetRegion(), req.GetUserId()); err != nil {
 		return nil, err
 	}
 	resp, err := s.getContact(ctx, req)
@@ -41,7 +44,7 @@ func (s *Server) getContact(ctx context.Context, req *sgv1.GetContactRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.resolve(ctx, req.GetBusinessId(), req.GetPhone(), req.GetUserId())
+	r, err := s.resolve(ctx, b, phoneIn{raw: req.GetPhone(), region: req.GetRegion()}, req.GetUserId())
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +145,7 @@ func factsProto(f *validator.NumberFacts, p *validator.Policy) *sgv1.NumberFacts
 
 // SetOptOut records the business's own opt-out, or an opt-in (consent).
 func (s *Server) SetOptOut(ctx context.Context, req *sgv1.SetOptOutRequest) (*sgv1.SetOptOutResponse, error) {
-	if err := validateRecipientOnly(req.GetBusinessId(), req.GetPhone(), req.GetUserId()); err != nil {
+	if err := validateRecipientOnly(req.GetBusinessId(), req.GetPhone(), req.GetRegion(), req.GetUserId()); err != nil {
 		return nil, err
 	}
 	if err := checkText("reason", req.GetReason(), maxReason); err != nil {
@@ -160,7 +163,7 @@ func (s *Server) setOptOut(ctx context.Context, req *sgv1.SetOptOutRequest) (*sg
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.resolveEvent(ctx, req.GetBusinessId(), req.GetPhone(), req.GetUserId())
+	r, err := s.resolveEvent(ctx, b, phoneIn{raw: req.GetPhone(), region: req.GetRegion()}, req.GetUserId())
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +202,7 @@ func (s *Server) setOptOut(ctx context.Context, req *sgv1.SetOptOutRequest) (*sg
 
 // ForgetContact erases a recipient of a business.
 func (s *Server) ForgetContact(ctx context.Context, req *sgv1.ForgetContactRequest) (*sgv1.ForgetContactResponse, error) {
-	if err := validateRecipientOnly(req.GetBusinessId(), req.GetPhone(), req.GetUserId()); err != nil {
+	if err := validateRecipientOnly(req.GetBusinessId(), req.GetPhone(), req.GetRegion(), req.GetUserId()); err != nil {
 		return nil, err
 	}
 	resp, err := s.forget(ctx, req)
@@ -210,7 +213,11 @@ func (s *Server) ForgetContact(ctx context.Context, req *sgv1.ForgetContactReque
 }
 
 func (s *Server) forget(ctx context.Context, req *sgv1.ForgetContactRequest) (*sgv1.ForgetContactResponse, error) {
-	r, err := s.resolve(ctx, req.GetBusinessId(), req.GetPhone(), req.GetUserId())
+	b, err := s.biz.get(ctx, req.GetBusinessId())
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.resolve(ctx, b, phoneIn{raw: req.GetPhone(), region: req.GetRegion()}, req.GetUserId())
 	if err != nil {
 		return nil, err
 	}

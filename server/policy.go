@@ -135,7 +135,32 @@ func mergePolicy(base validator.Policy, o *sgv1.Policy) (validator.Policy, error
 	if p.ShadowRules, err = shadowRules(o.ShadowRules, p.ShadowRules); err != nil {
 		return p, err
 	}
+	if o.DefaultRegion != nil {
+		if p.DefaultRegion, err = defaultRegion(*o.DefaultRegion); err != nil {
+			return p, err
+		}
+	}
+	if v := o.NumberValidation; v != sgv1.NumberValidation_NUMBER_VALIDATION_UNSPECIFIED {
+		if _, ok := sgv1.NumberValidation_name[int32(v)]; !ok {
+			return p, fmt.Errorf("number_validation: unknown value %d (want NUMBER_VALIDATION_VALID or NUMBER_VALIDATION_POSSIBLE)", v)
+		}
+		p.NumberValidation = v
+	}
 	return p, nil
+}
+
+// defaultRegion reads default_region: a region code (see regionCode),
+// upper-cased; "" (set explicitly) for none, whatever the deployment's.
+func defaultRegion(in string) (string, error) {
+	in = strings.TrimSpace(in)
+	if in == "" {
+		return "", nil
+	}
+	c, err := regionCode(in)
+	if err != nil {
+		return "", fmt.Errorf("default_region: %v", err)
+	}
+	return c, nil
 }
 
 // duration checks a duration field: valid, from zero (positive when positive
@@ -357,6 +382,8 @@ func policyProto(p validator.Policy) *sgv1.Policy {
 		ShareNumberSignals:   proto.Bool(p.ShareNumberSignals),
 		Shadow:               proto.Bool(p.Shadow),
 		ShadowRules:          slices.Clone(p.ShadowRules),
+		DefaultRegion:        proto.String(p.DefaultRegion),
+		NumberValidation:     p.NumberValidation,
 	}
 	for _, c := range p.FrequencyCaps {
 		out.FrequencyCaps = append(out.FrequencyCaps, &sgv1.FrequencyCap{Count: int32(c.Count), Window: durationpb.New(c.Window)})

@@ -87,6 +87,18 @@ var accepted = []policyCase{
 		func(e *sgv1.Policy) bool { return len(e.ShadowRules) == 2 }},
 	{"shadow rules off", &sgv1.Policy{ShadowRules: []sgv1.Rule{sgv1.Rule_RULE_UNSPECIFIED}}, "", func(e *sgv1.Policy) bool { return len(e.ShadowRules) == 0 }},
 	{"quiet hours", &sgv1.Policy{QuietHours: &sgv1.QuietHours{Start: "21:00", End: "08:00"}}, "", nil},
+	{"default region trimmed and upper-cased", &sgv1.Policy{DefaultRegion: proto.String(" br ")}, "",
+		func(e *sgv1.Policy) bool { return e.GetDefaultRegion() == "BR" }},
+	{"default region none", &sgv1.Policy{DefaultRegion: proto.String("")}, "",
+		func(e *sgv1.Policy) bool { return e.DefaultRegion != nil && e.GetDefaultRegion() == "" }},
+	{"default region unset: the deployment's (none)", &sgv1.Policy{}, "",
+		func(e *sgv1.Policy) bool { return e.DefaultRegion != nil && e.GetDefaultRegion() == "" }},
+	{"number validation possible", &sgv1.Policy{NumberValidation: sgv1.NumberValidation_NUMBER_VALIDATION_POSSIBLE}, "",
+		func(e *sgv1.Policy) bool {
+			return e.NumberValidation == sgv1.NumberValidation_NUMBER_VALIDATION_POSSIBLE
+		}},
+	{"number validation unspecified: the deployment's (valid)", &sgv1.Policy{}, "",
+		func(e *sgv1.Policy) bool { return e.NumberValidation == sgv1.NumberValidation_NUMBER_VALIDATION_VALID }},
 }
 
 var refused = []policyCase{
@@ -135,6 +147,10 @@ var refused = []policyCase{
 	{"100,000 shadow rules", &sgv1.Policy{ShadowRules: slices.Repeat([]sgv1.Rule{sgv1.Rule_RULE_PAIR_RATE}, 100_000)}, "shadow_rules", nil},
 	{"bad quiet start", &sgv1.Policy{QuietHours: &sgv1.QuietHours{Start: "24:00", End: "08:00"}}, "quiet_hours.start", nil},
 	{"bad quiet end", &sgv1.Policy{QuietHours: &sgv1.QuietHours{Start: "21:00", End: "8pm"}}, "quiet_hours.end", nil},
+	{"unassigned default region", &sgv1.Policy{DefaultRegion: proto.String("ZZ")}, "default_region", nil},
+	{"alpha-3 default region", &sgv1.Policy{DefaultRegion: proto.String("BRA")}, "default_region", nil},
+	{"NUL default region", &sgv1.Policy{DefaultRegion: proto.String("\x00\x00")}, "default_region", nil},
+	{"unknown number validation", &sgv1.Policy{NumberValidation: 7}, "number_validation", nil},
 }
 
 // TestSetPolicyValidation is the policy validation matrix over the API: every
@@ -187,6 +203,10 @@ func TestConfigPolicyValidation(t *testing.T) {
 		{"policy: {opt_out_keywords: [Parar promoções, 停止, ' STOP ', stop], blocked_regions: [br, xk]}", ""},
 		{"policy: {frequency_caps: [{count: 0}], undeliverable_backoff: [0s], shadow_rules: [frequency_cap, pair_rate]}", ""},
 		{"default_region: xk", ""},
+		{"policy: {number_validation: possible}", ""},
+		{"policy: {number_validation: NUMBER_VALIDATION_VALID}", ""},
+		{"policy: {number_validation: maybe}", "policy.number_validation"},
+		{"policy: {number_validation: unspecified}", "policy.number_validation"},
 		{"policy: {frequency_caps: [{count: 257, window: 24h}]}", "policy.frequency_caps[0].count"},
 		{"policy: {frequency_caps: [{count: 2}]}", "policy.frequency_caps[0].window"},
 		{"policy: {frequency_caps: [{count: 2, window: 401d}]}", "policy.frequency_caps[0].window"},

@@ -18,33 +18,74 @@ import (
 	"github.com/sendguard/sendguard/validator"
 )
 
-// recipient is a request's recipient resolved to its storage key.
+// recipient is a request's recipient resolved to its storage key. It is 128
+// bytes: the closures of reserve and the report paths capture it by value, and a
+// larger one would be moved to the heap (one more allocation per call).
 type recipient struct {
 	key       storage.ContactKey
-	number    identity.Number // valid when hasNumber
+	number    identity.Number // set when hasNumber
 	hasNumber bool
-	invalid   bool   // a phone was given and is not a possible number
+	invalid   bool   // a phone was given and could not be read (see national)
+	national  bool   // invalid because it is spelled nationally and no region reads it
 	detail    string // why it is invalid
 	userID    string
 }
 
+// numberProblem is what INVALID_NUMBER judges about the recipient's phone.
+func (r *recipient) numberProblem() validator.NumberProblem {
+	switch {
+	case r.invalid && r.national:
+		return validator.NumberNational
+	case r.invalid:
+		return validator.NumberImpossible
+	case r.hasNumber && !r.number.Valid:
+		return validator.NumberNotValid
+	}
+	return validator.NumberOK
+}
+
+// phoneIn is a phone as a call names it, with what it is read by.
+type phoneIn struct {
+	raw string
+	// region is the request's region field ("" when not given; checked by the
+	// request's validation).
+	region string
+	// meta marks a number from Meta's webhooks: international always, so no
+	// region reads it, not even the policy's.
+	meta bool
+}
+
+// readBy returns the region national spellings of p are read by (DESIGN.md,
+// Number identity): the request's, else the business policy's default_region
+// (which is the deployment's unless the business set its own); none for Meta's
+// numbers.
+func (p phoneIn) readBy(snap *bizSnapshot) string {
+	switch {
+	case p.meta:
+		return ""
+	case p.region != "":
+		return p.region
+	}
+	return snap.policy.DefaultRegion
+}
+
 // resolve finds the key of (business, phone, userID): the canonical number when the
 // phone parses, else the number linked to the user ID, else the user ID itself.
-func (s *Server) resolve(ctx context.Context, business, phone, userID string) (recipient, error) {
-	r := recipient{userID: userID, key: storage.ContactKey{Business: business}}
-	if phone != "" {
-		n, err := identity.Parse(phone, s.cfg.DefaultRegion)
+func (s *Server) resolve(ctx context.Context, b *business, phone phoneIn, userID string) (recipient, error) {
+	r := recipient{userID: userID, key: storage.ContactKey{Business: b.id}}
+	if phone.raw != "" {
+		n, err := identity.Parse(phone.raw, phone.readBy(b.snap.Load()))
 		if err == nil {
 			r.number, r.hasNumber = n, true
 			r.key.ID = s.numberKey(n.E164)
 			return r, nil
 		}
-		r.invalid, r.detail = true, err.Error()
+		r.invalid, r.national, r.detail = true, errors.Is(err, identity.ErrNational), err.Error()
 		if userID == "" {
 			return r, nil
 		}
 	}
-	num, err := s.store.GetLink(ctx, business, userID)
+	num, err := s.store.GetLink(ctx, b.id, userID)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		r.key.ID = storage.UserIDPrefix + userID

@@ -14,6 +14,19 @@ import (
 	"github.com/sendguard/sendguard/validator"
 )
 
+// Where an event comes from: the gRPC (and HTTP) API, or Meta's webhook, whose
+// numbers are international always (no region reads them). Also the source
+// label of sendguard_events_total.
+const (
+	sourceAPI     = "api"
+	sourceWebhook = "webhook"
+)
+
+// eventPhone is the phone an event of source names.
+func eventPhone(raw, region, source string) phoneIn {
+	return phoneIn{raw: raw, region: region, meta: source == sourceWebhook}
+}
+
 // event is a report prepared for storage: the update to apply, and what follows
 // once its result is known (nil, storage.ErrDuplicate, or an error). Single RPCs
 // apply one with UpdateContact; a webhook POST applies all of its events with one
@@ -33,7 +46,7 @@ func (s *Server) ReportResult(ctx context.Context, req *sgv1.ReportResultRequest
 	if err := validateResult(req); err != nil {
 		return nil, err
 	}
-	ev, resp, err := s.prepareResult(ctx, req, "api")
+	ev, resp, err := s.prepareResult(ctx, req, sourceAPI)
 	if err == nil {
 		err = s.apply(ctx, ev)
 	}
@@ -58,7 +71,8 @@ func resultDedupKey(messageID, ref string, st sgv1.MessageStatus) string {
 // prepareResult resolves a result's recipient and builds its update. resp is
 // filled in when the update is done.
 func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultRequest, source string) (event, *sgv1.ReportResultResponse, error) {
-	b, r, now, at, err := s.eventTarget(ctx, req.GetBusinessId(), req.GetPhone(), req.GetUserId(), req.GetTimestamp())
+	phone := eventPhone(req.GetPhone(), req.GetRegion(), source)
+	b, r, now, at, err := s.eventTarget(ctx, req.GetBusinessId(), phone, req.GetUserId(), req.GetTimestamp())
 	if err != nil {
 		return event{}, nil, err
 	}
@@ -125,7 +139,7 @@ func (s *Server) ReportInbound(ctx context.Context, req *sgv1.ReportInboundReque
 	if err := validateInbound(req); err != nil {
 		return nil, err
 	}
-	ev, resp, err := s.prepareInbound(ctx, req, "api")
+	ev, resp, err := s.prepareInbound(ctx, req, sourceAPI)
 	if err == nil {
 		err = s.apply(ctx, ev)
 	}
@@ -136,7 +150,8 @@ func (s *Server) ReportInbound(ctx context.Context, req *sgv1.ReportInboundReque
 }
 
 func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequest, source string) (event, *sgv1.ReportInboundResponse, error) {
-	b, r, now, at, err := s.eventTarget(ctx, req.GetBusinessId(), req.GetPhone(), req.GetUserId(), req.GetTimestamp())
+	phone := eventPhone(req.GetPhone(), req.GetRegion(), source)
+	b, r, now, at, err := s.eventTarget(ctx, req.GetBusinessId(), phone, req.GetUserId(), req.GetTimestamp())
 	if err != nil {
 		return event{}, nil, err
 	}
@@ -155,6 +170,9 @@ func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequ
 		dedup = s.opaque("d", "i\x00"+id)
 	}
 	resp := &sgv1.ReportInboundResponse{}
+	if r.hasNumber {
+		resp.PhoneE164 = r.number.E164
+	}
 	fn := func(c *storage.Contact) (storage.Write, error) {
 		snap := b.snap.Load()
 		if _, err := s.foldSuppression(ctx, r, c); err != nil {
@@ -173,7 +191,7 @@ func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequ
 		label := inboundLabel(req.GetKind())
 		if errors.Is(err, storage.ErrDuplicate) {
 			s.metrics.events.WithLabelValues(source, label, "duplicate").Inc()
-			*resp = sgv1.ReportInboundResponse{Duplicate: true}
+			*resp = sgv1.ReportInboundResponse{Duplicate: true, PhoneE164: resp.PhoneE164}
 			return nil
 		}
 		if err != nil {
@@ -190,7 +208,7 @@ func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequ
 // eventTarget resolves what every event needs: its business, its recipient (see
 // resolveEvent), the server's time and the event's time (now when it has none; a
 // time too far ahead is refused: see eventTime).
-func (s *Server) eventTarget(ctx context.Context, business, phone, userID string, ts *timestamppb.Timestamp) (*business, recipient, time.Time, time.Time, error) {
+func (s *Server) eventTarget(ctx context.Context, business string, phone phoneIn, userID string, ts *timestamppb.Timestamp) (*business, recipient, time.Time, time.Time, error) {
 	now := s.cfg.Now()
 	at, err := s.eventTime(ts, now)
 	if err != nil {
@@ -200,7 +218,7 @@ func (s *Server) eventTarget(ctx context.Context, business, phone, userID string
 	if err != nil {
 		return nil, recipient{}, time.Time{}, time.Time{}, err
 	}
-	r, err := s.resolveEvent(ctx, business, phone, userID)
+	r, err := s.resolveEvent(ctx, b, phone, userID)
 	if err != nil {
 		return nil, recipient{}, time.Time{}, time.Time{}, err
 	}
@@ -209,9 +227,11 @@ func (s *Server) eventTarget(ctx context.Context, business, phone, userID string
 
 // resolveEvent resolves the recipient of an event: an unparsable phone is an
 // invalid argument here (there is nothing to record it against), and an event that
-// names both a number and a user ID links them.
-func (s *Server) resolveEvent(ctx context.Context, business, phone, userID string) (recipient, error) {
-	r, err := s.resolve(ctx, business, phone, userID)
+// names both a number and a user ID links them. A possible number that is not
+// valid is recorded: that is how it proves itself real (INVALID_NUMBER is a
+// check's verdict only).
+func (s *Server) resolveEvent(ctx context.Context, b *business, phone phoneIn, userID string) (recipient, error) {
+	r, err := s.resolve(ctx, b, phone, userID)
 	if err != nil {
 		return r, err
 	}

@@ -65,6 +65,18 @@ func checkRecipient(business, phone, userID string) error {
 	return checkID("user_id", userID, maxUserID, false)
 }
 
+// checkRegion validates a request's region: empty (not given) or an ISO 3166
+// alpha-2 code, any case.
+func checkRegion(region string) error {
+	if region == "" {
+		return nil
+	}
+	if _, err := regionCode(region); err != nil {
+		return invalidArg("region: %v", err)
+	}
+	return nil
+}
+
 func checkCategory(field string, c sgv1.Category, required bool) error {
 	if c == sgv1.Category_CATEGORY_UNSPECIFIED {
 		if required {
@@ -80,6 +92,9 @@ func checkCategory(field string, c sgv1.Category, required bool) error {
 
 func validateCheck(r *sgv1.CheckSendRequest) error {
 	if err := checkRecipient(r.GetBusinessId(), r.GetPhone(), r.GetUserId()); err != nil {
+		return err
+	}
+	if err := checkRegion(r.GetRegion()); err != nil {
 		return err
 	}
 	if err := checkCategory("category", r.GetCategory(), true); err != nil {
@@ -106,6 +121,9 @@ func validateCheck(r *sgv1.CheckSendRequest) error {
 
 func validateResult(r *sgv1.ReportResultRequest) error {
 	if err := checkRecipient(r.GetBusinessId(), r.GetPhone(), r.GetUserId()); err != nil {
+		return err
+	}
+	if err := checkRegion(r.GetRegion()); err != nil {
 		return err
 	}
 	if r.GetStatus() == sgv1.MessageStatus_MESSAGE_STATUS_UNSPECIFIED {
@@ -147,6 +165,9 @@ func validateResult(r *sgv1.ReportResultRequest) error {
 
 func validateInbound(r *sgv1.ReportInboundRequest) error {
 	if err := checkRecipient(r.GetBusinessId(), r.GetPhone(), r.GetUserId()); err != nil {
+		return err
+	}
+	if err := checkRegion(r.GetRegion()); err != nil {
 		return err
 	}
 	if err := checkID("message_id", r.GetMessageId(), maxShortField, false); err != nil {

@@ -221,7 +221,7 @@ func (s *Server) prepareWebhookEvent(ctx context.Context, ev *webhook.Event) (ev
 			BusinessId: business, Phone: ev.Phone, UserId: ev.UserID, MessageId: ev.MessageID,
 			MessageRef: ev.CallbackData, Status: ev.Status, ErrorCode: ev.ErrorCode, ErrorTitle: ev.ErrorTitle,
 			Category: ev.Category, Timestamp: ts,
-		}, "webhook")
+		}, sourceWebhook)
 	case webhook.KindMessage, webhook.KindCall:
 		req := &sgv1.ReportInboundRequest{
 			BusinessId: business, Phone: ev.Phone, UserId: ev.UserID, MessageId: ev.MessageID,
@@ -230,7 +230,7 @@ func (s *Server) prepareWebhookEvent(ctx context.Context, ev *webhook.Event) (ev
 		if ev.Kind == webhook.KindCall {
 			req.Kind, req.Text = sgv1.InboundKind_INBOUND_KIND_CALL, ""
 		}
-		prepared, _, err = s.prepareInbound(ctx, req, "webhook")
+		prepared, _, err = s.prepareInbound(ctx, req, sourceWebhook)
 	case webhook.KindUserPreference:
 		if c := ev.PreferenceCategory; c != "" && c != "marketing_messages" {
 			s.webhook.skipped.WithLabelValues("preference_category").Inc()
@@ -251,7 +251,7 @@ func (s *Server) preparePreference(ctx context.Context, business string, ev *web
 	if err != nil {
 		return event{}, err
 	}
-	r, err := s.resolveEvent(ctx, business, ev.Phone, ev.UserID)
+	r, err := s.resolveEvent(ctx, b, eventPhone(ev.Phone, "", sourceWebhook), ev.UserID)
 	if err != nil {
 		return event{}, err
 	}

@@ -12,12 +12,31 @@ type Check struct {
 	Template      string
 	SendAt        time.Time        // judge as of this time
 	HasNumber     bool             // a phone was given or linked (false: user_id only)
-	InvalidNumber bool             // a phone was given and is not a possible number
-	InvalidDetail string           // why, for the reason's sentence
+	Number        NumberProblem    // what is wrong with the phone, if anything (INVALID_NUMBER)
+	InvalidDetail string           // why it is NumberImpossible, for the reason's sentence
 	Region        string           // ISO region of the number ("US", "CA"), "" if unknown
 	Zones         []*time.Location // the number's time zones (quiet hours); may be empty
 	Suppressed    bool             // a forgotten opt-out's suppression entry matches: treat as OPTED_OUT
 }
+
+// NumberProblem says what is wrong with a check's phone, if anything: what
+// INVALID_NUMBER judges (recipient.go).
+type NumberProblem uint8
+
+const (
+	// NumberOK: a valid number, or no phone given.
+	NumberOK NumberProblem = iota
+	// NumberImpossible: the phone is not a possible number (Check.InvalidDetail
+	// says why). Always INVALID_NUMBER.
+	NumberImpossible
+	// NumberNational: the phone is spelled nationally (no '+' or "00") and no
+	// region was given to read it by. Always INVALID_NUMBER.
+	NumberNational
+	// NumberNotValid: a possible number that libphonenumber does not call
+	// valid (outside the ranges it knows are assigned). INVALID_NUMBER unless
+	// the policy takes possible numbers or the history proves the number real.
+	NumberNotValid
+)
 
 // Input is everything Decide reads. Rel, Facts, Business and Policy are never nil
 // (zero values for unknown).

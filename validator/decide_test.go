@@ -20,7 +20,7 @@ func TestFreshContact(t *testing.T) {
 
 func TestReasonOrdering(t *testing.T) {
 	f := newFixture()
-	f.chk.InvalidNumber = true
+	f.chk.Number = NumberImpossible
 	f.chk.Region = "US"
 	f.chk.Zones = []*time.Location{brt, amt}
 	f.pol.QuietHours = &QuietHours{Start: 21 * 60, End: 8 * 60}

@@ -16,12 +16,7 @@ func detail(in *Input, t time.Time, h *hit) string {
 	b := buf[:0]
 	switch h.rule {
 	case sgv1.Rule_RULE_INVALID_NUMBER:
-		b = append(b, "The phone number is not a possible number"...)
-		if in.Check.InvalidDetail != "" {
-			b = append(b, ": "...)
-			b = append(b, in.Check.InvalidDetail...)
-		}
-		b = append(b, '.')
+		b = invalidNumberDetail(b, in)
 	case sgv1.Rule_RULE_REGION_BLOCKED:
 		b = append(b, "Meta does not deliver marketing templates to numbers of region "...)
 		b = append(b, in.Check.Region...)
@@ -294,4 +289,19 @@ func appendOrdinal(b []byte, n int) []byte {
 // appendClock writes minutes after midnight as "HH:MM".
 func appendClock(b []byte, m int) []byte {
 	return append(append2(b, m/60), ':', byte('0'+m%60/10), byte('0'+m%10))
+}
+
+func invalidNumberDetail(b []byte, in *Input) []byte {
+	switch in.Check.Number {
+	case NumberNational:
+		return append(b, "The phone number is in national format (no + or 00) and there is no region to read it by: set a region (the request's region, or the policy's default_region)."...)
+	case NumberNotValid:
+		return append(b, "The phone number is possible but not valid: libphonenumber knows no such range (such as an unassigned area code), and no delivery to it or message from it is on record (number_validation POSSIBLE would accept it)."...)
+	}
+	b = append(b, "The phone number is not a possible number"...)
+	if in.Check.InvalidDetail != "" {
+		b = append(b, ": "...)
+		b = append(b, in.Check.InvalidDetail...)
+	}
+	return append(b, '.')
 }

@@ -39,6 +39,15 @@ type Policy struct {
 	ShareNumberSignals   bool
 	Shadow               bool        // the whole business in shadow mode
 	ShadowRules          []sgv1.Rule // rules in shadow mode
+	// NumberValidation is what INVALID_NUMBER denies besides impossible
+	// numbers: NUMBER_VALIDATION_POSSIBLE, nothing more; anything else (VALID,
+	// the default), a number that is not valid unless the history proves it
+	// real (recipient.go).
+	NumberValidation sgv1.NumberValidation
+	// DefaultRegion is the region (ISO 3166 alpha-2) nationally spelled phones
+	// are read by when a request names none; "" for none. No rule reads it: the
+	// server parses phones with it.
+	DefaultRegion string
 }
 
 const (
@@ -65,6 +74,7 @@ func Defaults() Policy {
 		OptInKeywords:      []string{"START", "UNSTOP", "ALTA", "INICIAR", "VOLVER", "VOLTAR"},
 		BlockedRegions:     []string{"US"},
 		ShareNumberSignals: true,
+		NumberValidation:   sgv1.NumberValidation_NUMBER_VALIDATION_VALID,
 	}
 }
 

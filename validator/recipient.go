@@ -9,13 +9,40 @@ import (
 // The rules about who the recipient is and what they agreed to: INVALID_NUMBER,
 // REGION_BLOCKED, OPTED_OUT and NO_CONSENT. They have no end (DENY).
 
-// invalidNumber is INVALID_NUMBER: the phone given is not a possible number.
+// invalidNumber is INVALID_NUMBER: the phone given is not a possible number, is
+// spelled nationally with no region to read it by, or (NUMBER_VALIDATION_VALID,
+// the default) is not a valid number and nothing in the history proves it real:
+// libphonenumber's metadata lags newly allocated ranges, and a number WhatsApp
+// delivered to, or that wrote, exists whatever the metadata says.
 func invalidNumber(in *Input, h *hit) bool {
-	if !in.Check.InvalidNumber {
+	switch in.Check.Number {
+	case NumberImpossible, NumberNational:
+	case NumberNotValid:
+		if in.Policy.NumberValidation == sgv1.NumberValidation_NUMBER_VALIDATION_POSSIBLE || provenReal(in.Rel, in.Facts) {
+			return false
+		}
+	default:
 		return false
 	}
 	*h = hit{rule: sgv1.Rule_RULE_INVALID_NUMBER, verdict: deny}
 	return true
+}
+
+// provenReal reports whether the history proves the number real: a delivered,
+// read or played status of a message to it (the number-wide facts the business
+// reads: any business's when it shares number signals, Meta's delivery being a
+// fact about the number), or a message or call from it. The proof lasts as long
+// as the state keeps it (see ExpiresAt).
+func provenReal(rel *Relationship, f *NumberFacts) bool {
+	if !f.LastDeliveredAt.IsZero() || !rel.LastInboundAt.IsZero() || !rel.Local.LastDeliveredAt.IsZero() {
+		return true
+	}
+	for i := range rel.Sends {
+		if rel.Sends[i].Delivered {
+			return true
+		}
+	}
+	return false
 }
 
 // regionBlocked is REGION_BLOCKED: Meta does not deliver marketing templates to

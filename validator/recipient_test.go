@@ -11,7 +11,7 @@ func TestInvalidNumber(t *testing.T) {
 	for _, cat := range allCategories {
 		t.Run(cat.String(), func(t *testing.T) {
 			f := newFixture()
-			f.chk.InvalidNumber, f.chk.InvalidDetail, f.chk.Region = true, "too short for +55", ""
+			f.chk.Number, f.chk.InvalidDetail, f.chk.Region = NumberImpossible, "too short for +55", ""
 			f.inbound(at(-hour)) // an open window does not help
 			d := f.decide(cat, t0)
 			checkDecision(t, d, denied("DENY INVALID_NUMBER -"))
@@ -19,6 +19,70 @@ func TestInvalidNumber(t *testing.T) {
 				t.Errorf("detail %q", got)
 			}
 		})
+	}
+}
+
+// TestNumberValidation: a possible number that is not valid is INVALID_NUMBER
+// under NUMBER_VALIDATION_VALID (the default, and what an unspecified value
+// means) until the history proves it real; POSSIBLE takes it. A national
+// spelling without a region is INVALID_NUMBER whatever the policy and history.
+func TestNumberValidation(t *testing.T) {
+	notValid := "DENY INVALID_NUMBER -"
+	tests := []struct {
+		name    string
+		problem NumberProblem
+		setup   func(f *fixture)
+		want    want
+	}{
+		{"not valid, no history", NumberNotValid, func(f *fixture) {}, denied(notValid)},
+		{"not valid, unspecified policy means VALID", NumberNotValid,
+			func(f *fixture) { f.pol.NumberValidation = sgv1.NumberValidation_NUMBER_VALIDATION_UNSPECIFIED }, denied(notValid)},
+		{"not valid, POSSIBLE", NumberNotValid,
+			func(f *fixture) { f.pol.NumberValidation = sgv1.NumberValidation_NUMBER_VALIDATION_POSSIBLE }, allowed()},
+		{"not valid, delivered", NumberNotValid, func(f *fixture) { noCaps(f); f.deliver(util, at(-hour)) }, allowed()},
+		{"not valid, read", NumberNotValid, func(f *fixture) {
+			noCaps(f)
+			f.result(Result{Status: sgv1.MessageStatus_MESSAGE_STATUS_READ, Category: util, MessageID: "wamid.r", At: at(-hour)})
+		}, allowed()},
+		{"not valid, a message from it", NumberNotValid, func(f *fixture) { f.inbound(at(-48 * hour)) }, allowed()},
+		{"not valid, a call from it", NumberNotValid, func(f *fixture) {
+			ApplyInbound(&f.rel, &f.facts, &f.pol, Inbound{Kind: sgv1.InboundKind_INBOUND_KIND_CALL, At: at(-48 * hour)})
+		}, allowed()},
+		{"not valid, a delivered send kept after the facts expired", NumberNotValid, func(f *fixture) {
+			noCaps(f)
+			f.rel.Sends = []Send{{At: at(-hour), Category: util, Delivered: true}}
+		}, allowed()},
+		{"not valid, only sent", NumberNotValid, func(f *fixture) {
+			f.result(Result{Status: sgv1.MessageStatus_MESSAGE_STATUS_SENT, Category: util, MessageID: "wamid.s", At: at(-48 * hour)})
+		}, denied(notValid)},
+		{"not valid, only failed", NumberNotValid, func(f *fixture) { f.fail(util, 131000, at(-hour)) }, denied(notValid)},
+		{"national, POSSIBLE and delivered", NumberNational, func(f *fixture) {
+			noCaps(f)
+			f.pol.NumberValidation = sgv1.NumberValidation_NUMBER_VALIDATION_POSSIBLE
+			f.deliver(util, at(-hour))
+		}, denied(notValid)},
+		{"impossible, POSSIBLE", NumberImpossible,
+			func(f *fixture) { f.pol.NumberValidation = sgv1.NumberValidation_NUMBER_VALIDATION_POSSIBLE }, denied(notValid)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture()
+			f.chk.Number = tc.problem
+			tc.setup(f)
+			checkDecision(t, f.decide(util, t0), tc.want)
+		})
+	}
+	details := map[NumberProblem]string{
+		NumberNational: "set a region (the request's region, or the policy's default_region)",
+		NumberNotValid: "possible but not valid",
+	}
+	for problem, part := range details {
+		f := newFixture()
+		f.chk.Number = problem
+		d := f.decide(mkt, t0)
+		if len(d.Reasons) != 1 || !strings.Contains(d.Reasons[0].Detail, part) {
+			t.Errorf("problem %d: reasons %+v, want a detail with %q", problem, d.Reasons, part)
+		}
 	}
 }
 
