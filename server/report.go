@@ -154,7 +154,7 @@ func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequ
 	if id := req.GetMessageId(); id != "" {
 		dedup = s.opaque("d", "i\x00"+id)
 	}
-	resp := &sgv1.ReportInboundResponse{}
+	resp := &sgv1.ReportInboundResponse{PhoneE164: r.number.E164} // "" without a number
 	fn := func(c *storage.Contact) (storage.Write, error) {
 		snap := b.snap.Load()
 		if _, err := s.foldSuppression(ctx, r, c); err != nil {
@@ -173,7 +173,7 @@ func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequ
 		label := inboundLabel(req.GetKind())
 		if errors.Is(err, storage.ErrDuplicate) {
 			s.metrics.events.WithLabelValues(source, label, "duplicate").Inc()
-			*resp = sgv1.ReportInboundResponse{Duplicate: true}
+			*resp = sgv1.ReportInboundResponse{Duplicate: true, PhoneE164: resp.PhoneE164}
 			return nil
 		}
 		if err != nil {
