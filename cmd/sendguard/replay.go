@@ -43,7 +43,7 @@ the summary counts the events that were new apart from those already recorded.
 A body the server rejects (400, 413) is reported by line number and skipped; one it
 cannot take now (503: its body budget is spent or its store is failing; 408, 429) is
 retried with backoff. A server that cannot be reached is tried --attempts times
-with backoff (about 6 s for 5), then replay stops and says so. A progress bar shows
+with backoff (3 s for 5), then replay stops and says so. A progress bar shows
 on a terminal.
 
 Exit status: 0 when every body was accepted or rejected by the server; 1 when
@@ -82,7 +82,9 @@ on Ctrl-C (the bodies in flight are finished or dropped; replaying again is safe
 				out:      cmd.ErrOrStderr(),
 			}
 			sum, err := r.run(ctx, args[0])
-			fmt.Fprintln(cmd.OutOrStdout(), sum)
+			if sum.bodies > 0 || err == nil {
+				fmt.Fprintln(cmd.OutOrStdout(), sum)
+			}
 			if errors.Is(err, errInterrupted) {
 				return &exitError{code: exitInterrupted, err: errors.New("interrupted: replaying the file again is safe")}
 			}
@@ -283,8 +285,8 @@ func (r *replayer) retry(ctx context.Context, what string, try func() (again boo
 			return ctx.Err()
 		}
 		if attempt == r.attempts {
-			return fmt.Errorf("cannot %s the server at %s (%d attempts over %s): %w; is `sendguard serve` running there (--http-addr)?",
-				what, r.base, attempt, time.Since(start).Round(time.Millisecond), err)
+			return fmt.Errorf("cannot %s the server at %s (%d attempts over %s): %s; is `sendguard serve` running there (--http-addr)?",
+				what, r.base, attempt, time.Since(start).Round(time.Millisecond), shortNetError(err))
 		}
 		fmt.Fprintf(r.out, "sendguard: cannot %s the server at %s: %v; trying again in %s (attempt %d of %d)\n",
 			what, r.base, shortNetError(err), wait, attempt+1, r.attempts)
