@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -124,10 +125,7 @@ type optOutFlags struct {
 	asJSON                                  bool
 }
 
-func (o *optOutFlags) register(f interface {
-	StringVar(*string, string, string, string)
-	BoolVar(*bool, string, bool, string)
-}) {
+func (o *optOutFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&o.business, "business", "", "the business (required)")
 	f.StringVar(&o.userID, "user-id", "", "the recipient's business-scoped user ID (BSUID)")
 	f.StringVar(&o.reason, "reason", "", `why, kept with the record (e.g. "support ticket 42"; default: how it was recorded)`)

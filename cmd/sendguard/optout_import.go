@@ -165,7 +165,10 @@ func (imp *importer) run(stop context.Context, rd *csvLines, first *csvRecord) (
 			}
 		})
 	}
-	var readErr error
+	var (
+		readErr error
+		readAll bool
+	)
 	take := func(rec csvRecord) bool {
 		r, ok := imp.row(rec)
 		if !ok {
@@ -184,6 +187,7 @@ func (imp *importer) run(stop context.Context, rd *csvLines, first *csvRecord) (
 	for stop.Err() == nil && ctx.Err() == nil {
 		rec, err := rd.next()
 		if errors.Is(err, io.EOF) {
+			readAll = true
 			break
 		}
 		if err != nil {
@@ -203,7 +207,7 @@ func (imp *importer) run(stop context.Context, rd *csvLines, first *csvRecord) (
 	defer imp.mu.Unlock()
 	sum := imp.sum
 	sum.elapsed = time.Since(start)
-	sum.interrupted = stop.Err() != nil && readErr == nil && context.Cause(ctx) == nil
+	sum.interrupted = !readAll && stop.Err() != nil && readErr == nil && context.Cause(ctx) == nil
 	switch {
 	case readErr != nil:
 		return &sum, fmt.Errorf("read: %w", readErr)

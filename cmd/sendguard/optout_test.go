@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -175,6 +176,44 @@ func TestOptOutImportInterrupted(t *testing.T) {
 	sum, err := imp.run(stop, rd, nil)
 	if err != nil || !sum.interrupted || sum.rows != 0 {
 		t.Fatalf("%+v %v", sum, err)
+	}
+}
+
+// stopAtEOF is an input that ends the stop context as it reports its end: a
+// Ctrl-C that arrives once every line has been read.
+type stopAtEOF struct {
+	r    io.Reader
+	stop context.CancelFunc
+}
+
+func (s stopAtEOF) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if errors.Is(err, io.EOF) {
+		s.stop()
+	}
+	return n, err
+}
+
+// TestOptOutImportStoppedAfterTheEnd: a stop that comes once the whole file has
+// been read interrupts nothing: every row is imported and the summary does not
+// say that lines were left unread.
+func TestOptOutImportStoppedAfterTheEnd(t *testing.T) {
+	s := startInProcess(t, goldenT0)
+	stop, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rd := newCSVLines(stopAtEOF{strings.NewReader("phone\n+5511987650043\n+5511987650044\n"), cancel})
+	h, err := rd.readHeader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cols, err := detectColumns(h.fields, "", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imp := &importer{c: s.c, opts: &optOutFlags{business: "acme"}, cols: cols, workers: 2}
+	sum, err := imp.run(stop, rd, nil)
+	if err != nil || stop.Err() == nil || sum.interrupted || sum.optedOut != 2 {
+		t.Fatalf("stop %v: %+v %v; want 2 opted out and not interrupted", stop.Err(), sum, err)
 	}
 }
 
