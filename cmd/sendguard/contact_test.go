@@ -4,8 +4,10 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
@@ -74,12 +76,29 @@ func TestReportInboundForget(t *testing.T) {
 	}
 	forget("+5511987650001", "--business", "acme")
 	forget("+5511987650001", "--business", "acme", "--forget-opt-out")
+	if got := run(checkCmd, "+5511987650001", "--business", "acme"); strings.Contains(got, "OPTED_OUT") {
+		t.Errorf("check after forget --forget-opt-out: %s", got)
+	}
 	forget("+5511987650001", "--business", "acme")
-	if _, err := s.c.Report(context.Background(), &sgv1.ReportResultRequest{BusinessId: "acme", Phone: "+5511987650002", MessageId: "w.2",
+	ctx := context.Background()
+	if _, err := s.c.Report(ctx, &sgv1.ReportResultRequest{BusinessId: "acme", Phone: "+5511987650002", MessageId: "w.2",
 		Status: sgv1.MessageStatus_MESSAGE_STATUS_DELIVERED}); err != nil {
 		t.Fatal(err)
 	}
-	forget("+5511987650002", "--business", "acme")
+	forget("+55 11 98765-0002", "--business", "acme")
+	// Consent and a user ID link; an opt-out forgotten with --forget-opt-out.
+	if _, err := s.c.Inbound(ctx, &sgv1.ReportInboundRequest{BusinessId: "acme", Phone: "+5511987650003", UserId: "BR.1502576394655843", MessageId: "in.3",
+		Text: "hello", Timestamp: timestamppb.New(goldenT0.Add(-time.Hour))}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.c.SetOptOut(ctx, &sgv1.SetOptOutRequest{BusinessId: "acme", Phone: "+5511987650003", Reason: "web form"}); err != nil {
+		t.Fatal(err)
+	}
+	forget("+5511987650003", "--business", "acme")
+	if _, err := s.c.SetOptOut(ctx, &sgv1.SetOptOutRequest{BusinessId: "acme", Phone: "+5511987650004", OptedOut: true, Reason: "support ticket 9"}); err != nil {
+		t.Fatal(err)
+	}
+	forget("+5511987650004", "--business", "acme", "--forget-opt-out")
 	golden(t, "forget.golden", []byte(out.String()))
 	for _, bad := range [][]string{
 		{"--business", "acme", "--phone", "1", "--status", "failed", "--message-id", "w"},
