@@ -71,7 +71,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	}
 	code, out := run("optout", "--in", list, "--business", "acme")
 	if code != exitUnreadLines || !strings.Contains(out, "opted out                 2") || !strings.Contains(out, "bad lines                 1") ||
-		!strings.Contains(out, "sendguard: 1 lines of "+list+" could not be read") {
+		!strings.Contains(out, "sendguard: 1 row of "+list+" not imported (listed above): 1 line that could not be read;") {
 		t.Fatalf("optout --in: exit %d\n%s", code, out)
 	}
 	if code, out := run("check", "+5511987650053", "--business", "acme"); code != 0 || !strings.HasPrefix(out, "DENY") || !strings.Contains(out, "OPTED_OUT") {

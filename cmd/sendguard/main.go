@@ -44,8 +44,9 @@ func rootCmd() *cobra.Command {
 }
 
 // exitUnreadLines is the exit status of a run that completed but found lines
-// of its input that are not CSV (reported and skipped). Beside it: 0 success, 1
-// could not run, exitInterrupted (130) for SIGINT or SIGTERM.
+// of its input that are not CSV (reported and skipped), or, for optout --in,
+// rows it could not import (an invalid number). Beside it: 0 success, 1 could
+// not run, exitInterrupted (130) for SIGINT or SIGTERM.
 const exitUnreadLines = 3
 
 // exitError ends the process with code, printing err (nil: nothing more to say).

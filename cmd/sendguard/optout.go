@@ -40,9 +40,10 @@ skipped; the import goes on. Importing the same file again changes nothing.
 
 The summary counts the numbers opted out now, those already opted out, the invalid
 numbers (not imported: a national spelling needs --region) and the lines that could
-not be read. Exit status: 0 when every line was read, 3 when some were skipped
-(the rest were imported), 1 when the import could not run or stopped, 130 on
-Ctrl-C (the rows already sent are finished; importing again is safe).
+not be read. Exit status: 0 when every row was imported, 3 when some were skipped
+(lines that are not CSV, invalid numbers: the rest were imported), 1 when the
+import could not run or stopped, 130 on Ctrl-C (the rows already sent are
+finished; importing again is safe).
 ` + connHelp,
 		Args: cobra.MaximumNArgs(1),
 	}

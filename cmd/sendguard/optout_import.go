@@ -124,10 +124,24 @@ func runImport(cmd *cobra.Command, cf *clientFlags, o *optOutFlags, opts importO
 		return runErr
 	case sum.interrupted:
 		return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: the lines after line %d were not imported; importing the file again is safe", sum.lastLine)}
-	case sum.bad > 0:
-		return &exitError{code: exitUnreadLines, err: fmt.Errorf("%d lines of %s could not be read and were skipped (listed above)", sum.bad, sum.path)}
+	case sum.bad > 0 || sum.invalid > 0:
+		return &exitError{code: exitUnreadLines, err: notImported(sum)}
 	}
 	return nil
+}
+
+// notImported says which rows of a completed import were not imported: a
+// suppression list exists so that nobody on it is messaged, so a row left out
+// is never a silent success (exit status 3).
+func notImported(s *importSummary) error {
+	var parts []string
+	if s.bad > 0 {
+		parts = append(parts, plural(s.bad, "line")+" that could not be read")
+	}
+	if s.invalid > 0 {
+		parts = append(parts, plural(s.invalid, "invalid number")+" (not a number, or a national spelling without --region)")
+	}
+	return fmt.Errorf("%s of %s not imported (listed above): %s; whoever is on them is not opted out", plural(s.bad+s.invalid, "row"), s.path, strings.Join(parts, ", "))
 }
 
 // importer sends the rows of a suppression list to the server.

@@ -98,6 +98,15 @@ func TestOptOutImport(t *testing.T) {
 			"sendguard: " + ex.Error() + "\n\n")
 	}
 	golden(t, "optout_import.golden", []byte(strings.ReplaceAll(out.String(), dir+"/", "")))
+	// Every line CSV, one number that is not one: not imported, so status 3 too.
+	if err := os.WriteFile(file, []byte("phone\n+5511987650026\n12345\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := runCmd(t, optOutCmd(), "--in", file, "--business", "acme", "--addr", s.addr)
+	var ex *exitError
+	if !errors.As(err, &ex) || ex.code != exitUnreadLines || !strings.Contains(err.Error(), "1 row of "+file+" not imported (listed above): 1 invalid number") {
+		t.Errorf("an invalid number: %v, want exit status %d", err, exitUnreadLines)
+	}
 	for _, phone := range []string{"+5511987650021", "+5511987650023", "+5511987650025"} {
 		resp, err := s.c.Check(context.Background(), &sgv1.CheckSendRequest{BusinessId: "acme", Phone: phone, Category: sgv1.Category_CATEGORY_MARKETING})
 		if err != nil || resp.GetVerdict() != sgv1.Verdict_VERDICT_DENY || resp.GetReasons()[0].GetRule() != sgv1.Rule_RULE_OPTED_OUT {
