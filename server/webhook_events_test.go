@@ -37,3 +37,28 @@ func TestWebhookEventsHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhookOtherObjects: what README's webhook section says `{}` and other
+// non-WhatsApp objects get: 200 (Meta disables a webhook that keeps failing),
+// nothing applied, and each counted as skipped (unknown_object), in the metric
+// and in the Sendguard-Events header.
+func TestWebhookOtherObjects(t *testing.T) {
+	h, hd := webhookHarness(t)
+	bodies := []string{
+		`{}`,
+		`{"object":"page","entry":[{"id":"1","changes":[{"field":"messages","value":{"statuses":[{"id":"x","status":"sent","recipient_id":"5511987654321"}]}}]}]}`,
+		`{"object":"instagram","entry":[]}`,
+	}
+	for _, b := range bodies {
+		req := httptest.NewRequest(http.MethodPost, WebhookPath, bytes.NewReader([]byte(b)))
+		req.Header.Set("X-Hub-Signature-256", webhook.Sign([]byte(b), testSecret))
+		rec := httptest.NewRecorder()
+		hd.ServeHTTP(rec, req)
+		if got := rec.Header().Get(WebhookEventsHeader); rec.Code != http.StatusOK || got != "applied=0 duplicate=0 skipped=1" {
+			t.Errorf("%.40s: %d %q, want 200 applied=0 duplicate=0 skipped=1", b, rec.Code, got)
+		}
+	}
+	if n := testCounter(t, h, "sendguard_webhook_skipped_total", "unknown_object"); n != float64(len(bodies)) {
+		t.Errorf("sendguard_webhook_skipped_total{reason=unknown_object} = %v, want %d", n, len(bodies))
+	}
+}
