@@ -91,7 +91,8 @@ in the shape of the config file's policy: block, e.g.
   quiet_hours: {start: "21:00", end: "08:00"}
 
 --mask FIELD,… names the fields to change instead: a field it names that no flag
-or key sets goes back to the deployment default. --replace replaces every override
+or key sets goes back to the deployment default, and a key of --file it does not
+name is left as it is (a flag it does not name is refused). --replace replaces every override
 with what the flags and the file set (fields they leave out go back to the
 defaults).
 
@@ -119,6 +120,7 @@ overrides after; --json prints the API's answer.
 			}
 			paths = keys
 		}
+		var flagged []policyFlag
 		for _, v := range values {
 			if !cmd.Flags().Changed(v.flag) {
 				continue
@@ -127,11 +129,19 @@ overrides after; --json prints the API's answer.
 				return fmt.Errorf("--%s: %w", v.flag, err)
 			}
 			paths = appendNew(paths, string(v.fd.Name()))
+			flagged = append(flagged, v)
 		}
 		if cmd.Flags().Changed("mask") {
 			var err error
 			if paths, err = maskPaths(mask); err != nil {
 				return err
+			}
+			// A file's keys outside the mask are left alone on purpose (the
+			// mask picks fields of the file); a flag's never is.
+			for _, v := range flagged {
+				if !slices.Contains(paths, string(v.fd.Name())) {
+					return fmt.Errorf("--%s is set but --mask does not name %s: it would change nothing", v.flag, v.fd.Name())
+				}
 			}
 		}
 		if replace {

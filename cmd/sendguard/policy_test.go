@@ -70,6 +70,7 @@ func TestPolicySetRefuses(t *testing.T) {
 		{[]string{"--business", "acme", "--service-window", "a day"}, "want a duration"},
 		{[]string{"--business", "acme", "--mask", "quiet"}, `--mask: "quiet" is not a policy field`},
 		{[]string{"--business", "acme", "--replace", "--mask", "shadow"}, "do not go together"},
+		{[]string{"--business", "acme", "--require-opt-in", "--mask", "quiet_hours"}, "--require-opt-in is set but --mask does not name require_opt_in"},
 		{[]string{"--business", "acme", "--file", bad}, `"quiet_hour" is not a policy field`},
 		{[]string{"--business", "acme", "--pair-burst", "500"}, "INVALID_ARGUMENT: policy.pair_burst: must be from 0 to 128"},
 	} {
