@@ -42,12 +42,13 @@ The app secret comes from SENDGUARD_WHATSAPP_APP_SECRET or the config file
 the summary counts the events that were new apart from those already recorded.
 A body the server rejects (400, 413) is reported by line number and skipped; one it
 cannot take now (503: its body budget is spent or its store is failing; 408, 429) is
-retried with backoff. A server that cannot be reached is tried --attempts times
+retried with backoff, each retry said, 8 tries over about 16 s, and then replay
+stops and says so. A server that cannot be reached is tried --attempts times
 with backoff (3 s for 5), then replay stops and says so. A progress bar shows
 on a terminal.
 
 Exit status: 0 when every body was accepted or rejected by the server; 1 when
-replay could not run, lost the server, or some bodies could not be delivered; 130
+replay could not run, lost the server, or a body could not be delivered; 130
 on Ctrl-C (the bodies in flight are finished or dropped; replaying again is safe).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -244,8 +245,6 @@ read:
 		return sum, context.Cause(ctx)
 	case ctx.Err() != nil:
 		return sum, errInterrupted
-	case sum.failed > 0:
-		return sum, fmt.Errorf("%d bodies could not be delivered", sum.failed)
 	}
 	return sum, nil
 }
@@ -316,11 +315,18 @@ var errUnauthorized = errors.New("the server refused the signature (401): is SEN
 // errNoWebhook stops a replay: the server has no webhook endpoint.
 var errNoWebhook = errors.New("the server has no webhook endpoint (404): start it with its app secret (SENDGUARD_WHATSAPP_APP_SECRET or whatsapp_app_secret)")
 
+// busyTries is how many times one body is sent to a server that cannot take it
+// now (5xx, 408, 429) before the replay stops: about 16 s with the default
+// backoff.
+const busyTries = 8
+
 // send POSTs one body, retrying what the server could not store yet (5xx, 408,
-// 429: up to 8 tries, then the body counts as failed) and a connection that
-// fails (r.attempts tries, then the replay stops: the server is gone).
+// 429: busyTries tries, each said on r.out, then the replay stops: the rest of
+// the file would wait as long, silently) and a connection that fails
+// (r.attempts tries, then the replay stops: the server is gone).
 func (r *replayer) send(ctx context.Context, l line) error {
-	backoff := 100 * time.Millisecond
+	start := time.Now()
+	wait := r.backoff
 	for attempt := 1; ; attempt++ {
 		var (
 			code   int
@@ -352,18 +358,21 @@ func (r *replayer) send(ctx context.Context, l line) error {
 			}
 			r.mu.Unlock()
 			return nil
-		case attempt == 8:
+		case attempt == busyTries:
 			r.failed.Add(1)
-			return nil
+			return fmt.Errorf("line %d: the server at %s answered %d %s %d times over %s: it cannot take events now (is its store failing? see its log and /healthz)",
+				l.n, r.base, code, http.StatusText(code), attempt, time.Since(start).Round(time.Millisecond))
 		}
-		t := time.NewTimer(backoff)
+		fmt.Fprintf(r.out, "sendguard: line %d: the server answered %d %s; trying again in %s (attempt %d of %d)\n",
+			l.n, code, http.StatusText(code), wait, attempt+1, busyTries)
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
 		case <-t.C:
 		}
-		backoff = min(2*backoff, maxBackoff)
+		wait = min(2*wait, maxBackoff)
 	}
 }
 

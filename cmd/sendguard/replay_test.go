@@ -47,6 +47,36 @@ func TestReplayRetriesWhatTheServerCannotTakeNow(t *testing.T) {
 	}
 }
 
+// TestReplayStopsWhenTheServerCannotTakeEvents: a server that answers every
+// POST 503 (its store is failing) gets busyTries tries of the first body, each
+// retry said, and then the replay stops with an error naming the line and the
+// answer, instead of spending as long on every other line of the file.
+func TestReplayStopsWhenTheServerCannotTakeEvents(t *testing.T) {
+	var posts atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			posts.Add(1)
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	var notices strings.Builder
+	lines := make([]string, 50)
+	for i := range lines {
+		lines[i] = `{}`
+	}
+	sum, err := testReplayer(srv.URL, srv.Client(), &notices).run(context.Background(), writeLines(t, lines...))
+	if err == nil || !strings.Contains(err.Error(), "line 1: the server at "+srv.URL+" answered 503 Service Unavailable 8 times") {
+		t.Fatalf("error: %v", err)
+	}
+	if posts.Load() != busyTries || sum.failed != 1 || !sum.stopped {
+		t.Errorf("%d POSTs, %d failed, stopped %v; want %d tries of line 1 and a stop", posts.Load(), sum.failed, sum.stopped, busyTries)
+	}
+	if n := strings.Count(notices.String(), "line 1: the server answered 503 Service Unavailable; trying again in"); n != busyTries-1 {
+		t.Errorf("%d retry notices, want %d:\n%s", n, busyTries-1, notices.String())
+	}
+}
+
 // closedAddr is a loopback address nothing listens on.
 func closedAddr(t *testing.T) string {
 	t.Helper()
