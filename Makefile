@@ -14,9 +14,16 @@ help: ## List the targets
 run: ## Start the server: embedded Badger in ./data, gRPC 127.0.0.1:50051, HTTP 127.0.0.1:8080
 	$(GO) run ./cmd/sendguard serve --data ./data --grpc-addr 127.0.0.1:50051 --http-addr 127.0.0.1:8080
 
+# What `sendguard version` and sendguard_build_info say (internal/buildinfo): the
+# tag or commit, and the commit, when built from a git checkout.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS  := -X github.com/sendguard/sendguard/internal/buildinfo.version=$(VERSION) \
+            -X github.com/sendguard/sendguard/internal/buildinfo.revision=$(REVISION)
+
 .PHONY: build
-build: ## Build bin/sendguard
-	$(GO) build -o bin/sendguard ./cmd/sendguard
+build: ## Build bin/sendguard (its version from git: VERSION=v1.4.0 overrides)
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/sendguard ./cmd/sendguard
 
 .PHONY: test
 test: ## Run every test with the race detector

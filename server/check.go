@@ -280,8 +280,15 @@ func decide(snap *bizSnapshot, c *storage.Contact, chk validator.Check, r recipi
 	})
 }
 
+// response answers a check and counts its decision in the metrics.
 func (s *Server) response(req *sgv1.CheckSendRequest, r recipient, c *storage.Contact, snap *bizSnapshot, dec *validator.Decision, dup bool) *sgv1.CheckSendResponse {
 	s.metrics.observe(dec)
+	return s.answer(req, r, c, snap, dec, dup)
+}
+
+// answer builds the answer to a decision without counting it: GetContact's
+// previews are not checks (sendguard_decisions_total counts what was asked).
+func (s *Server) answer(req *sgv1.CheckSendRequest, r recipient, c *storage.Contact, snap *bizSnapshot, dec *validator.Decision, dup bool) *sgv1.CheckSendResponse {
 	resp := &sgv1.CheckSendResponse{
 		RequestId: req.GetRequestId(),
 		Verdict:   dec.Verdict,

@@ -109,7 +109,7 @@ func (s *Server) getContact(ctx context.Context, req *sgv1.GetContactRequest) (*
 		chk := s.checkInput(req, r, now, snap)
 		chk.Suppressed = supp
 		dec := decide(snap, &c, chk, r)
-		resp := s.response(req, r, &c, snap, &dec, false)
+		resp := s.answer(req, r, &c, snap, &dec, false) // a preview: not counted as a check
 		out.Decisions = append(out.Decisions, &sgv1.CategoryDecision{Category: cat, Decision: resp})
 	}
 	return &sgv1.GetContactResponse{Contact: out}, nil
@@ -266,6 +266,12 @@ func (s *Server) forget(ctx context.Context, req *sgv1.ForgetContactRequest) (*s
 		}
 	}
 	resp := &sgv1.ForgetContactResponse{Found: found, Suppressed: isOut}
+	if keep && !isOut {
+		// An opt-out forgotten before is still kept: forgetting again says so.
+		if resp.Suppressed, err = s.store.HasSuppression(ctx, business, s.suppressionHash(r.key.ID)); err != nil {
+			return nil, err
+		}
+	}
 	// The user ID's own keys: its link and any history kept under it.
 	for _, uid := range []string{prev.Rel.UserID, r.userID} {
 		if uid == "" {

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/sendguard/sendguard/internal/buildinfo"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 	"github.com/sendguard/sendguard/webhook"
 )
@@ -70,6 +71,9 @@ func TestLabelSetsAreClosed(t *testing.T) {
 	}
 	// The Go and process collectors' labels are the runtime's own.
 	closed["version"], closed["le"], closed["quantile"] = nil, nil, nil
+	// sendguard_build_info's are the build's.
+	build := buildinfo.Get()
+	closed["revision"], closed["goversion"] = []string{build.Revision}, []string{build.GoVersion}
 
 	families, err := h.srv.metrics.registry.Gather()
 	if err != nil {

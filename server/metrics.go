@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/sendguard/sendguard/internal/buildinfo"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 	"github.com/sendguard/sendguard/storage"
 	"github.com/sendguard/sendguard/validator"
@@ -93,8 +94,21 @@ func newMetrics() *metrics {
 		}),
 	}
 	m.registry.MustRegister(m.grpc, m.decisions, m.reasons, m.rowErrors, m.events, m.reservations, m.panics, m.storeFailures,
+		buildInfoGauge(buildinfo.Get()),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// buildInfoGauge is sendguard_build_info: 1, labelled with the build's version,
+// revision and Go version (internal/buildinfo), so that a dashboard can tell
+// which build each replica runs.
+func buildInfoGauge(b buildinfo.Info) prometheus.Collector {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sendguard_build_info",
+		Help: "The running build: always 1, labelled with its version, VCS revision and Go version.",
+	}, []string{"version", "revision", "goversion"})
+	g.WithLabelValues(b.Version, b.Revision, b.GoVersion).Set(1)
+	return g
 }
 
 // watchSpace exports what a store that watches its disk saw at its last look

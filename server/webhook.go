@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -24,6 +25,12 @@ const DefaultMaxWebhookBody = 8 << 20
 
 // WebhookPath is where Meta's WhatsApp webhook is served.
 const WebhookPath = "/webhooks/whatsapp"
+
+// WebhookEventsHeader, on a 200, counts what the POST's events did, e.g.
+// "applied=3 duplicate=1 skipped=0" (duplicate: recorded before; skipped: not
+// applied, see sendguard_webhook_skipped_total), so that `sendguard replay` can
+// tell new events from repeats.
+const WebhookEventsHeader = "Sendguard-Events"
 
 // webhookState is what the webhook endpoint keeps: its metrics and the budget
 // of bytes its bodies may hold.
@@ -114,10 +121,13 @@ func (s *Server) serveWebhook(w http.ResponseWriter, r *http.Request) int {
 	if err != nil {
 		return http.StatusBadRequest
 	}
+	skipped := 0
 	for reason, n := range stats.Skipped {
 		s.webhook.skipped.WithLabelValues(reason).Add(float64(n))
+		skipped += n
 	}
-	if err := s.applyWebhookEvents(r.Context(), events, received); err != nil {
+	applied, dup, err := s.applyWebhookEvents(r.Context(), events, received)
+	if err != nil {
 		// Meta retries the whole POST; the events already applied are deduplicated
 		// then.
 		s.log.Warn("webhook: store unavailable; asking Meta to retry", "err", err)
@@ -126,6 +136,7 @@ func (s *Server) serveWebhook(w http.ResponseWriter, r *http.Request) int {
 		}
 		return http.StatusServiceUnavailable
 	}
+	w.Header().Set(WebhookEventsHeader, fmt.Sprintf("applied=%d duplicate=%d skipped=%d", applied, dup, skipped+len(events)-applied-dup))
 	return http.StatusOK
 }
 
@@ -145,15 +156,16 @@ func (s *Server) businessFor(phoneNumberID string) (string, bool) {
 
 // applyWebhookEvents prepares every event, applies them with one UpdateContacts,
 // then finishes each. A bad event is skipped and counted; only a failing store fails
-// the whole POST. received is when the POST arrived.
-func (s *Server) applyWebhookEvents(ctx context.Context, events []webhook.Event, received time.Time) error {
+// the whole POST. received is when the POST arrived. It returns how many events
+// the store applied and how many it had recorded before.
+func (s *Server) applyWebhookEvents(ctx context.Context, events []webhook.Event, received time.Time) (applied, dup int, err error) {
 	prepared := make([]event, 0, len(events))
 	for i := range events {
 		s.boundEventTime(&events[i], received)
 		ev, ok, err := s.prepareWebhookEvent(ctx, &events[i])
 		switch {
 		case err != nil && isStoreError(err):
-			return err
+			return 0, 0, err
 		case err != nil:
 			s.webhook.skipped.WithLabelValues("invalid_event").Inc()
 			s.log.Debug("webhook: event skipped", "kind", events[i].Kind.String(), "err", err)
@@ -167,17 +179,23 @@ func (s *Server) applyWebhookEvents(ctx context.Context, events []webhook.Event,
 	}
 	results, err := s.store.UpdateContacts(ctx, updates)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	for i, ev := range prepared {
+		switch {
+		case results[i] == nil:
+			applied++
+		case errors.Is(results[i], storage.ErrDuplicate):
+			dup++
+		}
 		if err := ev.done(ctx, results[i]); err != nil {
 			if isStoreError(err) {
-				return err
+				return 0, 0, err
 			}
 			s.webhook.skipped.WithLabelValues("invalid_event").Inc()
 		}
 	}
-	return nil
+	return applied, dup, nil
 }
 
 // boundEventTime stamps an event dated more than MaxEventSkew after received

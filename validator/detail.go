@@ -18,9 +18,15 @@ func detail(in *Input, t time.Time, h *hit) string {
 	case sgv1.Rule_RULE_INVALID_NUMBER:
 		b = invalidNumberDetail(b, in)
 	case sgv1.Rule_RULE_REGION_BLOCKED:
-		b = append(b, "Meta does not deliver marketing templates to numbers of region "...)
+		if metaBlocks(in.Check.Region) {
+			b = append(b, "Meta does not deliver marketing templates to numbers of region "...)
+			b = append(b, in.Check.Region...)
+			b = append(b, " (they fail with 131049)."...)
+			break
+		}
+		b = append(b, "This business does not send marketing to "...)
 		b = append(b, in.Check.Region...)
-		b = append(b, " (they fail with 131049)."...)
+		b = append(b, " (its own blocked_regions policy; Meta would deliver it)."...)
 	case sgv1.Rule_RULE_OPTED_OUT:
 		b = optedOutDetail(b, in)
 	case sgv1.Rule_RULE_NO_CONSENT:

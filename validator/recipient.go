@@ -45,9 +45,14 @@ func provenReal(rel *Relationship, f *NumberFacts) bool {
 	return false
 }
 
-// regionBlocked is REGION_BLOCKED: Meta does not deliver marketing templates to
-// numbers of these regions (US numbers fail with 131049). A Canadian +1 number has
-// region CA and passes.
+// metaBlockedRegion is the region whose numbers Meta delivers no marketing
+// templates to (131049 since 2025-04-01). A Canadian +1 number has region CA.
+const metaBlockedRegion = "US"
+
+// regionBlocked is REGION_BLOCKED: no marketing to numbers of the policy's
+// blocked_regions. For US numbers that is Meta's rule (they fail with 131049); any
+// other region in the list is the business's own choice, an unwanted send rather
+// than a doomed one, so it predicts no Meta error.
 func regionBlocked(in *Input, h *hit) bool {
 	c := &in.Check
 	if c.Category != marketing || c.Region == "" {
@@ -55,12 +60,18 @@ func regionBlocked(in *Input, h *hit) bool {
 	}
 	for _, r := range in.Policy.BlockedRegions {
 		if strings.EqualFold(r, c.Region) {
-			*h = hit{rule: sgv1.Rule_RULE_REGION_BLOCKED, verdict: deny, code: 131049}
+			*h = hit{rule: sgv1.Rule_RULE_REGION_BLOCKED, verdict: deny}
+			if metaBlocks(c.Region) {
+				h.code = 131049
+			}
 			return true
 		}
 	}
 	return false
 }
+
+// metaBlocks reports whether Meta itself refuses marketing to the region.
+func metaBlocks(region string) bool { return strings.EqualFold(region, metaBlockedRegion) }
 
 // MetaOptedOut reports whether Meta's opt-out record (131050 or a user_preferences
 // stop) is in force.

@@ -101,6 +101,10 @@ func TestRegionBlocked(t *testing.T) {
 		{"US authentication", "US", []string{"US"}, auth, allowed()},
 		{"unknown region", "", []string{"US"}, mkt, allowed()},
 		{"rule off", "US", nil, mkt, allowed()},
+		// A region the business blocked itself: its own rule, no Meta error.
+		{"the business's own region", "AR", []string{"US", "AR"}, mkt, denied("DENY REGION_BLOCKED -")},
+		{"the business's own region, lower case", "AR", []string{"ar"}, mkt, denied("DENY REGION_BLOCKED -")},
+		{"the business's own region, utility", "AR", []string{"AR"}, util, allowed()},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -108,6 +112,22 @@ func TestRegionBlocked(t *testing.T) {
 			f.chk.Region, f.pol.BlockedRegions = tc.region, tc.blocked
 			checkDecision(t, f.decide(tc.cat, t0), tc.want)
 		})
+	}
+}
+
+// TestRegionBlockedDetail: US is Meta's rule (131049); another region is the
+// business's own, and the sentence says so rather than blaming Meta.
+func TestRegionBlockedDetail(t *testing.T) {
+	for region, want := range map[string]string{
+		"US": "Meta does not deliver marketing templates to numbers of region US (they fail with 131049).",
+		"AR": "This business does not send marketing to AR (its own blocked_regions policy; Meta would deliver it).",
+	} {
+		f := newFixture()
+		f.chk.Region, f.pol.BlockedRegions = region, []string{"US", "AR"}
+		d := f.decide(mkt, t0)
+		if len(d.Reasons) != 1 || d.Reasons[0].Detail != want {
+			t.Errorf("%s: %+v\nwant detail %q", region, d.Reasons, want)
+		}
 	}
 }
 

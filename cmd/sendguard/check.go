@@ -7,38 +7,25 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sendguard/sendguard/client"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
 
-// jsonOut prints API messages as the server's JSON (protojson, enum names, field
-// names as in the .proto), one document per message.
-var jsonOut = protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true}
-
-func printJSON(cmd *cobra.Command, m proto.Message) error {
-	b, err := jsonOut.Marshal(m)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(cmd.OutOrStdout(), string(b))
-	return err
-}
-
 func checkCmd() *cobra.Command {
 	var (
-		business, phone, userID, category, template, campaign, sendAt, messageRef string
-		reserve, asJSON                                                           bool
+		business, phone, userID, category, template, campaign, sendAt, messageRef, region string
+		reserve, asJSON                                                                   bool
 	)
 	cmd := &cobra.Command{
-		Use:   "check --business B --phone P [flags]",
+		Use:   "check [PHONE] --business B [flags]",
 		Short: "Ask whether one message may be sent now: ALLOW, DEFER (and until when) or DENY, and why",
 		Long: `Ask sendguard about one planned send (CheckSend) and print the decision for a
 person: the verdict, each rule that decided as a sentence, and for DEFER the time to
 retry, in the local time zone (TZ). --json prints the response as JSON instead.
+The recipient is PHONE (or --phone), in any spelling, or --user-id; --region reads
+a national spelling such as "(31) 99551-1909".
 
 --send-at judges a planned time instead of now: RFC 3339 (2026-11-27T10:00:00Z), a
 local date and time (2026-11-27 10:00), or relative to now (+2h, +1d).
@@ -50,12 +37,15 @@ send, which makes it safe to repeat (a repeat answers "already reserved").
 The exit status is 0 whatever the verdict (read it from the output or --json); it is
 non-zero only when the question could not be asked.
 ` + connHelp,
-		Args: cobra.NoArgs,
+		Args: cobra.MaximumNArgs(1),
 	}
 	cf := addClientFlags(cmd)
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		loc, err := cf.location()
 		if err != nil {
+			return err
+		}
+		if phone, err = recipientArg(args, phone); err != nil {
 			return err
 		}
 		cat, err := parseCategory(category)
@@ -63,7 +53,7 @@ non-zero only when the question could not be asked.
 			return fmt.Errorf("--category: %w", err)
 		}
 		if phone == "" && userID == "" {
-			return errors.New("--phone or --user-id is required")
+			return errors.New("name the recipient: PHONE (or --phone) or --user-id")
 		}
 		if reserve && messageRef == "" {
 			return errors.New("--reserve needs --message-ref (your id for the send; it makes the reservation safe to repeat)")
@@ -73,7 +63,7 @@ non-zero only when the question could not be asked.
 		}
 		req := &sgv1.CheckSendRequest{
 			BusinessId: business, Phone: phone, UserId: userID, Category: cat,
-			Template: template, CampaignId: campaign, Reserve: reserve, MessageRef: messageRef,
+			Template: template, CampaignId: campaign, Reserve: reserve, MessageRef: messageRef, Region: region,
 		}
 		now := time.Now()
 		var at time.Time
@@ -103,7 +93,7 @@ non-zero only when the question could not be asked.
 	}
 	f := cmd.Flags()
 	f.StringVar(&business, "business", "", "the sender's business_id (required)")
-	f.StringVar(&phone, "phone", "", "the recipient's number, in any spelling")
+	f.StringVar(&phone, "phone", "", "the recipient's number, in any spelling (or give it as PHONE)")
 	f.StringVar(&userID, "user-id", "", "the recipient's business-scoped user ID (BSUID), for users whose number is hidden")
 	f.StringVar(&category, "category", "marketing", "marketing, utility, authentication or service")
 	f.StringVar(&template, "template", "", "the template name")
@@ -112,6 +102,7 @@ non-zero only when the question could not be asked.
 	f.BoolVar(&reserve, "reserve", false, "record the send when it is allowed (needs --message-ref)")
 	f.StringVar(&messageRef, "message-ref", "", "your id for the send (with --reserve)")
 	f.BoolVar(&asJSON, "json", false, "print the response as JSON")
+	addRegionFlag(cmd, &region)
 	_ = cmd.MarkFlagRequired("business")
 	return cmd
 }

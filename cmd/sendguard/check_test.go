@@ -69,6 +69,11 @@ func TestCheckGolden(t *testing.T) {
 	t.Setenv(envAPIKey, "")
 	s := startInProcess(t, goldenT0)
 	seedHistory(t, s)
+	// Business "gamma" blocks Argentina itself: its own rule, not Meta's.
+	if _, err := s.c.SetPolicy(context.Background(), &sgv1.SetPolicyRequest{BusinessId: "gamma", Policy: &sgv1.Policy{BlockedRegions: []string{"US", "AR"}},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"blocked_regions"}}}); err != nil {
+		t.Fatal(err)
+	}
 	common := []string{"--addr", s.addr, "--time-zone", goldenZone, "--send-at", "2026-11-27T10:00:00Z"}
 	var out strings.Builder
 	for _, args := range [][]string{
@@ -86,6 +91,9 @@ func TestCheckGolden(t *testing.T) {
 		{"--business", "acme", "--phone", "+5511987650001", "--template", "cyber_monday", "--reserve", "--message-ref", "cm-1"},
 		{"--business", "beta", "--phone", "+5511987650007", "--template", "welcome"},
 		{"--business", "acme", "--user-id", "BR.1502576394655843", "--template", "cyber_monday"},
+		{"+5511987650003", "--business", "acme", "--template", "cyber_monday"},
+		{"+54 9 11 2345-6789", "--business", "gamma", "--template", "cyber_monday"},
+		{"+1 201 555 0123", "--business", "gamma", "--template", "cyber_monday"},
 	} {
 		stdout, stderr, err := runCmd(t, checkCmd(), append(args, common...)...)
 		if err != nil || stderr != "" {
@@ -96,18 +104,33 @@ func TestCheckGolden(t *testing.T) {
 	golden(t, "check.golden", []byte(out.String()))
 }
 
-// TestCheckJSON: --json prints the response as protojson.
+// TestCheckJSON: --json prints the response as the HTTP API will: protojson's
+// names (lowerCamelCase), enum names, unset fields left out, indented by two
+// spaces and nothing else (protojson's own spacing varies on purpose).
 func TestCheckJSON(t *testing.T) {
 	s := startInProcess(t, goldenT0)
 	seedHistory(t, s)
-	stdout, _, err := runCmd(t, checkCmd(), "--addr", s.addr, "--business", "acme", "--phone", "5511987650001", "--json")
+	stdout, _, err := runCmd(t, checkCmd(), "5511987650001", "--addr", s.addr, "--business", "acme", "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"verdict":`, `"VERDICT_DEFER"`, `"RULE_ECOSYSTEM_LIMIT"`, `"meta_error_code":`, `"retry_at":`, `"2026-11-28T09:00:00Z"`} {
-		if !strings.Contains(stdout, want) {
-			t.Errorf("--json lacks %s:\n%s", want, stdout)
-		}
+	want := `{
+  "verdict": "VERDICT_DEFER",
+  "reasons": [
+    {
+      "rule": "RULE_ECOSYSTEM_LIMIT",
+      "detail": "Meta refused marketing to this number with 131049 (per-user marketing limit) on 2026-11-27 09:00 UTC; cooldown 24h ends 2026-11-28 09:00 UTC.",
+      "metaErrorCode": 131049,
+      "until": "2026-11-28T09:00:00Z",
+      "verdict": "VERDICT_DEFER"
+    }
+  ],
+  "retryAt": "2026-11-28T09:00:00Z",
+  "phoneE164": "+5511987650001"
+}
+`
+	if stdout != want {
+		t.Errorf("--json:\n%s\nwant:\n%s", stdout, want)
 	}
 }
 
@@ -121,6 +144,8 @@ func TestCheckFlags(t *testing.T) {
 		{"--business", "acme", "--phone", "1", "--message-ref", "x"},
 		{"--business", "acme", "--phone", "1", "--send-at", "tomorrow"},
 		{"--business", "acme", "--phone", "1", "--addr", "nohostport"},
+		{"+5511987650001", "--business", "acme", "--phone", "+5511987650002"},
+		{"+5511987650001", "+5511987650002", "--business", "acme"},
 	} {
 		if _, _, err := runCmd(t, checkCmd(), args...); err == nil {
 			t.Errorf("check %v: no error", args)

@@ -40,7 +40,26 @@ than --api-key, which other users can read in the process list) and is never pri
 
 // clientCmds are the subcommands that talk to a running server.
 func clientCmds() []*cobra.Command {
-	return []*cobra.Command{checkCmd(), validateCmd(), reportCmd(), inboundCmd(), contactCmd(), forgetCmd()}
+	return []*cobra.Command{checkCmd(), validateCmd(), reportCmd(), inboundCmd(), contactCmd(), forgetCmd(),
+		optOutCmd(), optInCmd(), policyCmd()}
+}
+
+// addRegionFlag registers --region, the request's region: how the server reads a
+// phone spelled nationally.
+func addRegionFlag(cmd *cobra.Command, region *string) {
+	cmd.Flags().StringVar(region, "region", "", `region (ISO 3166 alpha-2, e.g. BR) to read a national spelling such as "(31) 99551-1909" by (default: the business policy's default_region)`)
+}
+
+// recipientArg is the phone of a command that takes it as its argument, PHONE,
+// or as --phone (phone: the flag's value); giving it both ways is a mistake.
+func recipientArg(args []string, phone string) (string, error) {
+	if len(args) == 0 {
+		return phone, nil
+	}
+	if phone != "" && phone != args[0] {
+		return "", fmt.Errorf("two phones: %q and --phone %q", args[0], phone)
+	}
+	return args[0], nil
 }
 
 // clientFlags are the connection flags shared by the client subcommands.

@@ -13,8 +13,8 @@ import (
 
 func contactCmd() *cobra.Command {
 	var (
-		business, userID string
-		asJSON           bool
+		business, userID, region string
+		asJSON                   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "contact [PHONE] --business B [--user-id U]",
@@ -41,7 +41,7 @@ local time zone (TZ).
 			return errors.New("name the recipient: PHONE or --user-id")
 		}
 		resp, err := callServer(cmd, cf, "GetContact", func(ctx context.Context, c *client.Client) (*sgv1.GetContactResponse, error) {
-			return c.API().GetContact(ctx, &sgv1.GetContactRequest{BusinessId: business, Phone: phone, UserId: userID})
+			return c.API().GetContact(ctx, &sgv1.GetContactRequest{BusinessId: business, Phone: phone, UserId: userID, Region: region})
 		})
 		if err != nil {
 			return err
@@ -57,6 +57,7 @@ local time zone (TZ).
 	f.StringVar(&business, "business", "", "the business (required)")
 	f.StringVar(&userID, "user-id", "", "the recipient's business-scoped user ID (BSUID)")
 	f.BoolVar(&asJSON, "json", false, "print the response as JSON")
+	addRegionFlag(cmd, &region)
 	_ = cmd.MarkFlagRequired("business")
 	return cmd
 }

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
 
 // TestContactGolden: what `sendguard contact` prints about a number: state, facts,
@@ -50,28 +55,51 @@ func TestReportInboundForget(t *testing.T) {
 	if got := run(reportCmd, report...); got != "already recorded: failed 131049 for +5511987650001; nothing changed\n" {
 		t.Errorf("report again: %q", got)
 	}
-	got := run(inboundCmd, "--business", "acme", "--phone", "+5511987650001", "--message-id", "in.1", "--text", "PARAR", "--at", "2026-11-27T09:30:00Z")
+	got := run(inboundCmd, "--business", "acme", "--phone", "+55 11 98765-0001", "--message-id", "in.1", "--text", "PARAR", "--at", "2026-11-27T09:30:00Z")
 	want := "recorded: message from +5511987650001\n" +
 		"  window:  the customer service window is open until Sat 2026-11-28 06:30:00 -03\n" +
 		"  opt-out: the text is an opt-out keyword: the user is opted out of your marketing\n"
 	if got != want {
 		t.Errorf("inbound:\n%s\nwant:\n%s", got, want)
 	}
-	if got := run(inboundCmd, "--business", "acme", "--phone", "+5511987650001", "--message-id", "in.2", "--call", "--at", "2026-11-27T09:40:00Z", "--json"); !strings.Contains(got, `"service_window_until"`) {
+	if got := run(inboundCmd, "--business", "acme", "--phone", "+5511987650001", "--message-id", "in.2", "--call", "--at", "2026-11-27T09:40:00Z", "--json"); !strings.Contains(got, `"serviceWindowUntil"`) || !strings.Contains(got, `"phoneE164": "+5511987650001"`) {
 		t.Errorf("inbound --call --json: %s", got)
 	}
-	if got := run(forgetCmd, "+5511987650001", "--business", "acme"); !strings.Contains(got, "forgot +5511987650001 for business acme") || !strings.Contains(got, "suppression entry") {
-		t.Errorf("forget: %s", got)
+	// forget says what it erased and what it kept, the second time too.
+	var out strings.Builder
+	forget := func(args ...string) {
+		out.WriteString("$ sendguard forget " + shellJoin(args) + "\n" + run(forgetCmd, args...))
 	}
-	if got := run(checkCmd, "--business", "acme", "--phone", "+5511987650001"); !strings.HasPrefix(got, "DENY") || !strings.Contains(got, "suppression") {
+	forget("+5511987650001", "--business", "acme")
+	if got := run(checkCmd, "+5511987650001", "--business", "acme"); !strings.HasPrefix(got, "DENY") || !strings.Contains(got, "suppression") {
 		t.Errorf("check after forget: %s", got)
 	}
-	if got := run(forgetCmd, "+5511987650001", "--business", "acme", "--forget-opt-out"); !strings.Contains(got, "no opt-out is kept") {
-		t.Errorf("forget --forget-opt-out: %s", got)
+	forget("+5511987650001", "--business", "acme")
+	forget("+5511987650001", "--business", "acme", "--forget-opt-out")
+	if got := run(checkCmd, "+5511987650001", "--business", "acme"); strings.Contains(got, "OPTED_OUT") {
+		t.Errorf("check after forget --forget-opt-out: %s", got)
 	}
-	if got := run(forgetCmd, "+5511987650001", "--business", "acme"); !strings.Contains(got, "nothing was stored") {
-		t.Errorf("forget again: %s", got)
+	forget("+5511987650001", "--business", "acme")
+	ctx := context.Background()
+	if _, err := s.c.Report(ctx, &sgv1.ReportResultRequest{BusinessId: "acme", Phone: "+5511987650002", MessageId: "w.2",
+		Status: sgv1.MessageStatus_MESSAGE_STATUS_DELIVERED}); err != nil {
+		t.Fatal(err)
 	}
+	forget("+55 11 98765-0002", "--business", "acme")
+	// Consent and a user ID link; an opt-out forgotten with --forget-opt-out.
+	if _, err := s.c.Inbound(ctx, &sgv1.ReportInboundRequest{BusinessId: "acme", Phone: "+5511987650003", UserId: "BR.1502576394655843", MessageId: "in.3",
+		Text: "hello", Timestamp: timestamppb.New(goldenT0.Add(-time.Hour))}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.c.SetOptOut(ctx, &sgv1.SetOptOutRequest{BusinessId: "acme", Phone: "+5511987650003", Reason: "web form"}); err != nil {
+		t.Fatal(err)
+	}
+	forget("+5511987650003", "--business", "acme")
+	if _, err := s.c.SetOptOut(ctx, &sgv1.SetOptOutRequest{BusinessId: "acme", Phone: "+5511987650004", OptedOut: true, Reason: "support ticket 9"}); err != nil {
+		t.Fatal(err)
+	}
+	forget("+5511987650004", "--business", "acme", "--forget-opt-out")
+	golden(t, "forget.golden", []byte(out.String()))
 	for _, bad := range [][]string{
 		{"--business", "acme", "--phone", "1", "--status", "failed", "--message-id", "w"},
 		{"--business", "acme", "--phone", "1", "--status", "sent"},

@@ -42,6 +42,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// The build information the test binary is built with, as the Makefile sets it.
+const (
+	buildinfoPkg = "github.com/sendguard/sendguard/internal/buildinfo"
+	e2eVersion   = "v0.0.0-e2e"
+	e2eRevision  = "0123456789abcdef0123456789abcdef01234567"
+)
+
 // buildBinary builds the sendguard binary once per test run.
 func buildBinary(t *testing.T) string {
 	t.Helper()
@@ -50,7 +57,7 @@ func buildBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(binDir, "sendguard")
-		cmd := exec.Command("go", "build", "-o", binPath, ".")
+		cmd := exec.Command("go", "build", "-ldflags", "-X "+buildinfoPkg+".version="+e2eVersion+" -X "+buildinfoPkg+".revision="+e2eRevision, "-o", binPath, ".")
 		cmd.Stderr = os.Stderr
 		binErr = cmd.Run()
 	})
@@ -314,8 +321,16 @@ func TestWebhookEndToEnd(t *testing.T) {
 	replay.Env = append(os.Environ(), "SENDGUARD_WHATSAPP_APP_SECRET="+secret)
 	out, err := replay.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "3 bodies") || !strings.Contains(string(out), "2 accepted, 1 rejected, 0 failed") ||
-		!strings.Contains(string(out), "rejected lines (first 1): [2]") {
+		!strings.Contains(string(out), "rejected lines (first 1): [2]") || !strings.Contains(string(out), "events: 2 new, 0 already recorded (duplicates), 0 skipped") {
 		t.Fatalf("replay: %v\n%s", err, out)
+	}
+	// A second replay of the same file: accepted again, and every event a duplicate.
+	replay = exec.Command(bin, "replay", file, "--http-addr", p.http)
+	replay.Env = append(os.Environ(), "SENDGUARD_WHATSAPP_APP_SECRET="+secret)
+	out, err = replay.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "2 accepted, 1 rejected, 0 failed") ||
+		!strings.Contains(string(out), "events: 0 new, 2 already recorded (duplicates), 0 skipped") || !strings.Contains(string(out), "nothing new") {
+		t.Fatalf("second replay: %v\n%s", err, out)
 	}
 	for _, phone := range []string{"+5511987650103", "+5511987650104"} {
 		if r := check(phone); r.Verdict != sgv1.Verdict_VERDICT_DENY {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -9,6 +11,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
@@ -17,6 +22,24 @@ import (
 // Human output of the client subcommands. Times are printed in the reader's time
 // zone (--time-zone, or TZ); the reasons' sentences come from the server as they
 // are (their times are UTC there, so they read the same in every log).
+
+// printJSON prints an API message as the HTTP API answers it: protojson with its
+// defaults (lowerCamelCase field names, enum names, unset fields left out),
+// indented by two spaces. protojson varies its spacing from build to build on
+// purpose; its compact form re-indented by encoding/json is stable.
+func printJSON(cmd *cobra.Command, m proto.Message) error {
+	b, err := protojson.Marshal(m)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, b, "", "  "); err != nil {
+		return err
+	}
+	buf.WriteByte('\n')
+	_, err = cmd.OutOrStdout().Write(buf.Bytes())
+	return err
+}
 
 // timeLayout prints a time for a person: weekday, date, time and zone.
 const timeLayout = "Mon 2006-01-02 15:04:05 MST"

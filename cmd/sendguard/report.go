@@ -16,7 +16,7 @@ import (
 func reportCmd() *cobra.Command {
 	var (
 		business, phone, userID, messageID, messageRef, statusFlag string
-		errorTitle, category, template, campaign, at               string
+		errorTitle, category, template, campaign, at, region       string
 		errorCode                                                  int32
 		asJSON                                                     bool
 	)
@@ -56,7 +56,7 @@ send, e.g. from a reservation) is required. --at says when it happened (default 
 		}
 		req := &sgv1.ReportResultRequest{
 			BusinessId: business, Phone: phone, UserId: userID, MessageId: messageID, MessageRef: messageRef,
-			Status: st, ErrorCode: errorCode, ErrorTitle: errorTitle, Template: template, CampaignId: campaign,
+			Status: st, ErrorCode: errorCode, ErrorTitle: errorTitle, Template: template, CampaignId: campaign, Region: region,
 		}
 		if category != "" {
 			if req.Category, err = parseCategory(category); err != nil {
@@ -101,6 +101,7 @@ send, e.g. from a reservation) is required. --at says when it happened (default 
 	f.StringVar(&campaign, "campaign", "", "the campaign id")
 	f.StringVar(&at, "at", "", "when it happened (RFC 3339, local \"2026-11-27 10:00\", or -2h; default now)")
 	f.BoolVar(&asJSON, "json", false, "print the response as JSON")
+	addRegionFlag(cmd, &region)
 	_ = cmd.MarkFlagRequired("business")
 	_ = cmd.MarkFlagRequired("status")
 	return cmd
@@ -108,8 +109,8 @@ send, e.g. from a reservation) is required. --at says when it happened (default 
 
 func inboundCmd() *cobra.Command {
 	var (
-		business, phone, userID, messageID, text, at string
-		call, asJSON                                 bool
+		business, phone, userID, messageID, text, at, region string
+		call, asJSON                                         bool
 	)
 	cmd := &cobra.Command{
 		Use:   "inbound --business B --phone P --message-id ID [--text TEXT | --call] [flags]",
@@ -133,7 +134,7 @@ Idempotent by --message-id (Meta's id of the inbound message).
 		if call && text != "" {
 			return errors.New("--call and --text do not go together")
 		}
-		req := &sgv1.ReportInboundRequest{BusinessId: business, Phone: phone, UserId: userID, MessageId: messageID, Text: text}
+		req := &sgv1.ReportInboundRequest{BusinessId: business, Phone: phone, UserId: userID, MessageId: messageID, Text: text, Region: region}
 		if call {
 			req.Kind = sgv1.InboundKind_INBOUND_KIND_CALL
 		}
@@ -158,10 +159,7 @@ Idempotent by --message-id (Meta's id of the inbound message).
 		if call {
 			what = "call"
 		}
-		who := recipient("", "", userID, phone)
-		if phone != "" {
-			who = phone
-		}
+		who := recipient(resp.GetPhoneE164(), "", userID, phone)
 		if resp.GetDuplicate() {
 			p.f("already recorded: %s from %s; nothing changed\n", what, who)
 		} else {
@@ -187,6 +185,7 @@ Idempotent by --message-id (Meta's id of the inbound message).
 	f.BoolVar(&call, "call", false, "the user called (instead of writing)")
 	f.StringVar(&at, "at", "", "when it happened (RFC 3339, local \"2026-11-27 10:00\", or -2h; default now)")
 	f.BoolVar(&asJSON, "json", false, "print the response as JSON")
+	addRegionFlag(cmd, &region)
 	_ = cmd.MarkFlagRequired("business")
 	return cmd
 }
