@@ -71,15 +71,21 @@ var errNeedLock = errors.New("messaging limit needs the business lock")
 // A reservation with a message_ref is idempotent for storage.DedupTTL (8 days)
 // however many sends follow it: an allowed one records a dedup key with the send,
 // and a repeat of the ref is a duplicate that counts nothing. A DEFER or DENY
-// records no key, so the ref may be used again (DESIGN.md).
+// records no key, so the ref may be used again (DESIGN.md). Without a ref, a
+// reservation with a campaign_id gets one derived from its recipient (see
+// reservationRef). The answer carries the ref when the send is reserved under it
+// (ALLOW) or was before (a duplicate), never on a DEFER or DENY.
 func (s *Server) reserve(ctx context.Context, req *sgv1.CheckSendRequest, b *business, r recipient, chk validator.Check, now time.Time) (*sgv1.CheckSendResponse, error) {
+	ref, err := reservationRef(req, r)
+	if err != nil {
+		return nil, err
+	}
 	locked := false
 	defer func() {
 		if locked {
 			b.mu.Unlock()
 		}
 	}()
-	var err error
 	if b.snap.Load().policy.MessagingLimit > 0 {
 		if b, err = s.biz.lock(ctx, b); err != nil {
 			return nil, err
@@ -93,7 +99,6 @@ func (s *Server) reserve(ctx context.Context, req *sgv1.CheckSendRequest, b *bus
 		reached bool // the send took a messaging-limit slot
 		used    *bizSnapshot
 	)
-	ref := req.GetMessageRef()
 	fn := func(c *storage.Contact) (storage.Write, error) {
 		used = b.snap.Load()
 		reached, dup = false, false
@@ -140,7 +145,7 @@ func (s *Server) reserve(ctx context.Context, req *sgv1.CheckSendRequest, b *bus
 		err = s.store.UpdateContact(ctx, r.key, dedup, fn)
 	}
 	if errors.Is(err, storage.ErrDuplicate) {
-		return s.duplicate(ctx, req, b, r, chk)
+		return s.duplicate(ctx, req, ref, b, r, chk)
 	}
 	if err != nil {
 		return nil, err
@@ -155,7 +160,30 @@ func (s *Server) reserve(ctx context.Context, req *sgv1.CheckSendRequest, b *bus
 	if !dup && dec.Verdict == sgv1.Verdict_VERDICT_ALLOW {
 		s.metrics.reservations.Inc()
 	}
-	return s.response(req, r, &final, used, &dec, dup), nil
+	resp := s.response(req, r, &final, used, &dec, dup)
+	if dup || dec.Verdict == sgv1.Verdict_VERDICT_ALLOW {
+		resp.MessageRef = ref
+	}
+	return resp, nil
+}
+
+// reservationRef is the message_ref a reservation is made under: the request's,
+// or, when it names none and has a campaign_id, "<campaign_id>/<recipient key>",
+// the key being the one the contact is stored under (the E.164 number, its keyed
+// hash under hash_numbers, or "u:<user_id>"), so that every spelling of one
+// person is one send and no number is readable in a ref that senders pass to
+// Meta as biz_opaque_callback_data. A derived ref over 256 bytes is
+// INVALID_ARGUMENT. With neither a ref nor a campaign_id it is "": the
+// reservation is not idempotent, as before.
+func reservationRef(req *sgv1.CheckSendRequest, r recipient) (string, error) {
+	if ref := req.GetMessageRef(); ref != "" || req.GetCampaignId() == "" {
+		return ref, nil
+	}
+	ref := req.GetCampaignId() + "/" + r.key.ID
+	if len(ref) > maxShortField {
+		return "", invalidArg("message_ref: the one derived from campaign_id (campaign_id + \"/\" + the recipient key) is %d bytes; at most %d: shorten campaign_id or give a message_ref", len(ref), maxShortField)
+	}
+	return ref, nil
 }
 
 // reservationDedupKey is the dedup key of a reservation: its message_ref, for its
@@ -183,8 +211,9 @@ func reservedSend(rel *validator.Relationship, ref string) int {
 // new is counted, and the answer is judged again without that send (so that what
 // happened since, an opt-out or a failure, is not hidden behind the old ALLOW).
 // When the send has left the history (as many later sends as the policy keeps),
-// the stored state is judged as it is: it no longer holds the send either.
-func (s *Server) duplicate(ctx context.Context, req *sgv1.CheckSendRequest, b *business, r recipient, chk validator.Check) (*sgv1.CheckSendResponse, error) {
+// the stored state is judged as it is: it no longer holds the send either. ref is
+// the reservation's message_ref, given or derived; the answer carries it.
+func (s *Server) duplicate(ctx context.Context, req *sgv1.CheckSendRequest, ref string, b *business, r recipient, chk validator.Check) (*sgv1.CheckSendResponse, error) {
 	c, err := s.store.GetContact(ctx, r.key)
 	if err != nil {
 		return nil, err
@@ -194,12 +223,14 @@ func (s *Server) duplicate(ctx context.Context, req *sgv1.CheckSendRequest, b *b
 	}
 	snap := b.snap.Load()
 	var dec validator.Decision
-	if i := reservedSend(&c.Rel, req.GetMessageRef()); i >= 0 {
+	if i := reservedSend(&c.Rel, ref); i >= 0 {
 		dec = decideWithout(snap, &c, i, chk, r)
 	} else {
 		dec = decide(snap, &c, chk, r)
 	}
-	return s.response(req, r, &c, snap, &dec, true), nil
+	resp := s.response(req, r, &c, snap, &dec, true)
+	resp.MessageRef = ref
+	return resp, nil
 }
 
 // decideWithout runs the rules on a stored contact without its send i.

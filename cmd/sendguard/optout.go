@@ -57,12 +57,9 @@ finished; importing again is safe).
 			if workers < 1 || workers > 64 {
 				return errors.New("--workers must be between 1 and 64")
 			}
-			var comma rune
-			if delim != "" {
-				var err error
-				if comma, err = parseDelimiter(delim); err != nil {
-					return err
-				}
+			comma, err := parseDelimiter(delim)
+			if err != nil {
+				return err
 			}
 			return runImport(cmd, cf, &o, importOptions{path: in, phoneCol: phoneCol, userCol: userCol, comma: comma, noHeader: noHeader, workers: workers})
 		}

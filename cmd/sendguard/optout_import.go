@@ -24,7 +24,7 @@ import (
 // importOptions are what `optout --in` reads.
 type importOptions struct {
 	path, phoneCol, userCol string
-	comma                   rune // 0: detected
+	comma                   byte // 0: detected
 	noHeader                bool
 	workers                 int
 }
@@ -74,8 +74,8 @@ func runImport(cmd *cobra.Command, cf *clientFlags, o *optOutFlags, opts importO
 		defer f.Close()
 		in = f
 	}
-	rd := newCSVLines(in)
-	header, err := rd.readHeader(opts.comma)
+	rd := newAudienceReader(in, opts.comma)
+	header, err := rd.Read()
 	if errors.Is(err, io.EOF) {
 		return fmt.Errorf("%s is empty", opts.path)
 	}
@@ -109,7 +109,7 @@ func runImport(cmd *cobra.Command, cf *clientFlags, o *optOutFlags, opts importO
 	defer cancel()
 
 	imp := &importer{c: c, addr: cf.addr, opts: o, cols: cols, workers: opts.workers}
-	var first *csvRecord
+	var first *audienceRecord
 	if opts.noHeader {
 		first = &header
 	}
@@ -161,7 +161,7 @@ type importer struct {
 // server refuses for its phone or user ID is an invalid number; any other
 // failure stops the import and is returned. first, with --no-header, is the line
 // read as the header.
-func (imp *importer) run(stop context.Context, rd *csvLines, first *csvRecord) (*importSummary, error) {
+func (imp *importer) run(stop context.Context, rd *audienceReader, first *audienceRecord) (*importSummary, error) {
 	start := time.Now()
 	ctx, fail := context.WithCancelCause(context.Background())
 	defer fail(nil)
@@ -183,7 +183,7 @@ func (imp *importer) run(stop context.Context, rd *csvLines, first *csvRecord) (
 		readErr error
 		readAll bool
 	)
-	take := func(rec csvRecord) bool {
+	take := func(rec audienceRecord) bool {
 		r, ok := imp.row(rec)
 		if !ok {
 			return true
@@ -199,7 +199,7 @@ func (imp *importer) run(stop context.Context, rd *csvLines, first *csvRecord) (
 		take(*first)
 	}
 	for stop.Err() == nil && ctx.Err() == nil {
-		rec, err := rd.next()
+		rec, err := rd.Read()
 		if errors.Is(err, io.EOF) {
 			readAll = true
 			break
@@ -233,14 +233,14 @@ func (imp *importer) run(stop context.Context, rd *csvLines, first *csvRecord) (
 
 // row turns a record into a row to send; a record that is not one (a bad line,
 // another number of fields, no recipient) is counted and not sent.
-func (imp *importer) row(rec csvRecord) (importRow, bool) {
+func (imp *importer) row(rec audienceRecord) (importRow, bool) {
 	imp.mu.Lock()
 	defer imp.mu.Unlock()
 	imp.sum.rows++
 	switch {
 	case rec.err != nil:
 		imp.sum.bad++
-		imp.sum.badNotes = note(imp.sum.badNotes, lineNote{rec.line, rec.err.Error() + ": " + shown(clip(rec.raw, 80))})
+		imp.sum.badNotes = note(imp.sum.badNotes, lineNote{rec.line, fmt.Sprintf("line %d is not CSV: %v: %s", rec.line, rec.err, shown(clip(rec.raw, 80)))})
 		return importRow{}, false
 	case len(rec.fields) != imp.cols.width:
 		imp.sum.bad++

@@ -170,8 +170,8 @@ func TestOptOutImportFormats(t *testing.T) {
 // the file unread and says where it stopped.
 func TestOptOutImportInterrupted(t *testing.T) {
 	s := startInProcess(t, goldenT0)
-	rd := newCSVLines(strings.NewReader("phone\n+5511987650041\n+5511987650042\n"))
-	h, err := rd.readHeader(0)
+	rd := newAudienceReader(strings.NewReader("phone\n+5511987650041\n+5511987650042\n"), 0)
+	h, err := rd.Read()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,8 +210,8 @@ func TestOptOutImportStoppedAfterTheEnd(t *testing.T) {
 	s := startInProcess(t, goldenT0)
 	stop, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	rd := newCSVLines(stopAtEOF{strings.NewReader("phone\n+5511987650043\n+5511987650044\n"), cancel})
-	h, err := rd.readHeader(0)
+	rd := newAudienceReader(stopAtEOF{strings.NewReader("phone\n+5511987650043\n+5511987650044\n"), cancel}, 0)
+	h, err := rd.Read()
 	if err != nil {
 		t.Fatal(err)
 	}

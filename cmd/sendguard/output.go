@@ -322,6 +322,12 @@ func writeSummary(w io.Writer, s *auditSummary) {
 	if s.interrupted {
 		fmt.Fprintf(w, "stopped early: the output holds the first %d rows, in order; the rest were not checked\n", s.rows)
 	}
+	if s.malformed() > 0 {
+		fmt.Fprintf(w, "%s: ERROR rows whose message holds the line number and the line as read; fix those lines and validate them again\n", malformedText(s))
+	}
+	if s.emptyLines > 0 {
+		fmt.Fprintf(w, "%s skipped\n", plurals(s.emptyLines, "empty line", "empty lines"))
+	}
 	if s.rows == 0 {
 		return
 	}
@@ -391,6 +397,31 @@ func writeSummary(w io.Writer, s *auditSummary) {
 	if s.verdicts["DEFER"] > 0 {
 		fmt.Fprintf(w, "DEFER rows may be sent after their retry_at.\n")
 	}
+}
+
+// malformedText says how many lines were not rows of the file, and why.
+func malformedText(s *auditSummary) string {
+	switch {
+	case s.notCSV > 0 && s.wrongWidth > 0:
+		return fmt.Sprintf("%d lines are not rows of the file: %d not CSV, %d with another number of fields than the header",
+			s.malformed(), s.notCSV, s.wrongWidth)
+	case s.notCSV == 1:
+		return "1 line is not CSV"
+	case s.notCSV > 0:
+		return fmt.Sprintf("%d lines are not CSV", s.notCSV)
+	case s.wrongWidth == 1:
+		return "1 line has another number of fields than the header"
+	}
+	return fmt.Sprintf("%d lines have another number of fields than the header", s.wrongWidth)
+}
+
+// plural is "1 thing" or "n things".
+// plurals is n with the singular or the plural form given.
+func plurals(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }
 
 func dash(n int) string {

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -58,6 +59,7 @@ func newValidateCmd(env validateEnv) *cobra.Command {
 		o                                  auditOptions
 		category, sendAt, in, out, price   string
 		phoneColumn, userIDColumn, refFlag string
+		delimiter                          string
 	)
 	cmd := &cobra.Command{
 		Use:   "validate --business B --in audience.csv --out verdicts.csv [flags]",
@@ -67,15 +69,30 @@ per input row, in input order: the input columns plus verdict, rules, retry_at
 (RFC 3339, UTC, rounded up to the second), phone_e164 and message. A summary follows:
 verdict counts, counts per rule, and the sends the campaign avoids.
 
-The phone column is found by its header (phone, phone_number, msisdn, mobile,
-whatsapp, wa_id, number, telefone, celular… in any case and spelling) or named with
---phone-column (a header name or a 1-based column number); a user ID column (user_id,
-bsuid) is picked up too, or named with --user-id-column. With --no-header the file
-has no header row and --phone-column is a column number (default 1).
+The delimiter (, ; tab |) is detected from the header, or given with --delimiter; a
+UTF-8 byte order mark is dropped and CRLF line ends (Excel's) work. The phone column
+is found by its header (phone, phone_number, msisdn, mobile, whatsapp, wa_id, number,
+telefone, celular… in any case and spelling) or named with --phone-column (a header
+name or a 1-based column number); a user ID column (user_id, bsuid) is picked up too,
+or named with --user-id-column. With --no-header the file has no header row and
+--phone-column is a column number (default 1).
 
-A row that cannot be judged gets verdict ERROR and a message, and the run goes on:
-a row with the wrong number of fields, one with neither phone nor user ID, one the
-server refuses. An unparsable phone is not an error: it is DENY (INVALID_NUMBER).
+--region (e.g. BR) reads national spellings such as "(31) 99551-1909" as numbers of
+that region. Without it, validate warns before it starts when most of the first 100
+phones have no + or 00.
+
+A line that is not CSV never ends or shortens the run: it becomes an ERROR row whose
+message holds its line number and the line as read, and reading resumes at the next
+line. Not CSV: a " inside a field that does not start with one, text after a closing
+", a quoted field that does not close within 10 lines or before the end of the file
+(only its first line is the bad one: the lines after it are read again), a line over
+1 MiB. A quoted field may span lines (up to 10) when the row it ends then has the
+header's number of fields. A line with another number of fields than the header is
+an ERROR row too, with the line; so are a row with neither phone nor user ID and one
+the server refuses. An unparsable phone is not an error: it is DENY (INVALID_NUMBER).
+Empty lines are skipped. Only a header that is not CSV stops the run before it starts
+(its columns are needed); with --no-header the first line that is CSV gives the
+number of fields.
 
 Avoided sends are the DEFER and DENY rows, in two kinds:
   doomed    Meta would refuse them: a rule that predicts a Meta error
@@ -89,21 +106,27 @@ Avoided sends are the DEFER and DENY rows, in two kinds:
 A row with both kinds counts as doomed. DEFER rows may be sent after their retry_at.
 
 --reserve is for the sending step: every ALLOW is recorded at once, atomically per
-number, with message_ref = CAMPAIGN/DIGITS, where CAMPAIGN is --campaign (default:
---template) and DIGITS the digits of the row's phone (u:USER_ID without one; a
-SHA-256 when longer than 256 bytes). The ref is written in a message_ref column: pass
-it to Meta as biz_opaque_callback_data so that status webhooks find the send. Two
-workers sharing one audience, or a phone listed twice, cannot send twice: the later
-reservation answers DUPLICATE (do not send), counted apart in the summary.
---ref-key row uses the row number instead of the phone (CAMPAIGN/row-N).
+number, under a message_ref that the server derives as CAMPAIGN/KEY, where CAMPAIGN
+is --campaign (default: --template) and KEY the recipient as the server stores it
+(the E.164 number, its keyed hash when the server hashes numbers, or u:USER_ID).
+The ref is written in a message_ref column (ALLOW and DUPLICATE rows only): pass it
+to Meta as biz_opaque_callback_data so that status webhooks find the send. Every
+spelling of a number is one send: a number listed twice, two workers sharing one
+audience, or a rerun, cannot send twice: the later reservation answers DUPLICATE (do
+not send), counted apart in the summary. The rows of one number go to the same
+stream, so that the earlier row wins, as in the input order. --ref-key row sends
+CAMPAIGN/row-N instead (then two rows of one number are two sends).
 
-The exit status is 0 when the run completed, whatever the verdicts; 1 when it could
-not run (or the stream broke: the output then holds the rows answered so far);
-130 on Ctrl-C (SIGINT or SIGTERM): reading stops, the rows already read (at most
---window) are still judged (up to 5 s; a second Ctrl-C stops at once), and the output
-holds every row answered, in order, as a valid CSV, followed by the partial summary.
-Memory is bounded by --window whatever the file's size. A progress bar (rows/s, ETA)
-shows when stderr is a terminal.
+Exit status: 0 when the run completed and every line was read as CSV, whatever the
+verdicts (a row with another number of fields than the header is CSV: its ERROR row
+is like one the server refuses); 3 when the run completed but some lines were not
+CSV (each has its ERROR row); 1 when it could not run (or the stream broke: the
+output then holds the rows answered so far); 130 on Ctrl-C (SIGINT or SIGTERM):
+reading stops, the rows already read (at most --window) are still judged (up to 5 s;
+a second Ctrl-C stops at once), and the output holds every row answered, in order,
+as a valid CSV, followed by the partial summary. When several apply: 130, then 1,
+then 3. Memory is bounded by --window whatever the file's size. A progress bar
+(rows/s, ETA) shows when stderr is a terminal.
 ` + connHelp,
 		Args: cobra.NoArgs,
 	}
@@ -126,11 +149,17 @@ shows when stderr is a terminal.
 			o.priced = true
 		}
 		switch refFlag {
-		case "phone":
+		case "recipient", "phone":
 		case "row":
 			o.refByRow = true
 		default:
-			return fmt.Errorf("--ref-key %q: want phone or row", refFlag)
+			return fmt.Errorf("--ref-key %q: want recipient or row", refFlag)
+		}
+		if o.delimiter, err = parseDelimiter(delimiter); err != nil {
+			return err
+		}
+		if o.region, err = parseRegion(o.region); err != nil {
+			return err
 		}
 		if o.reserve && o.campaign == "" && o.template == "" {
 			return errors.New("--reserve needs --campaign or --template (the message_ref of each row starts with it)")
@@ -158,7 +187,9 @@ shows when stderr is a terminal.
 	f.StringVar(&userIDColumn, "user-id-column", "", "the user ID (BSUID) column: a header name or a 1-based number (default: found by header)")
 	f.BoolVar(&o.noHeader, "no-header", false, "the file has no header row (columns are named column1, column2, …)")
 	f.BoolVar(&o.reserve, "reserve", false, "reserve every allowed send (the sending step; see above)")
-	f.StringVar(&refFlag, "ref-key", "phone", "with --reserve: what identifies a row in its message_ref, phone or row")
+	f.StringVar(&refFlag, "ref-key", "recipient", "with --reserve: what identifies a row in its message_ref: recipient (derived by the server) or row")
+	f.StringVar(&delimiter, "delimiter", "", `the field delimiter: ",", ";", tab, "|" or another character (default: detected from the header)`)
+	f.StringVar(&o.region, "region", "", "the region (ISO 3166 alpha-2, e.g. BR) to read national spellings of numbers by")
 	f.StringVar(&price, "price-per-message", "", "price of one delivered template, to value the unwanted sends avoided (e.g. 0.025)")
 	f.IntVar(&o.workers, "workers", 2, "concurrent streams (the server judges each stream's rows one after another)")
 	f.IntVar(&o.window, "window", 1000, "rows in flight at most (bounds memory)")
@@ -169,13 +200,53 @@ shows when stderr is a terminal.
 // auditOptions are what a validate run asks.
 type auditOptions struct {
 	business, template, campaign string
+	region                       string // passed on every request; "" for none
 	category                     sgv1.Category
 	sendAt                       *timestamppb.Timestamp
 	noHeader, reserve, refByRow  bool
+	delimiter                    byte // 0: detected from the header
 	price                        float64
 	priced                       bool
 	workers, window              int
 }
+
+// refCampaign is what a reservation's message_ref starts with: --campaign, else
+// --template.
+func (o *auditOptions) refCampaign() string {
+	if o.campaign != "" {
+		return o.campaign
+	}
+	return o.template
+}
+
+// parseDelimiter reads --delimiter: one character, "tab" or "\t" for a tab; ""
+// for detection. A quote or a line end cannot delimit fields.
+func parseDelimiter(v string) (byte, error) {
+	switch v {
+	case "":
+		return 0, nil
+	case "tab", `\t`:
+		return '\t', nil
+	}
+	if len(v) != 1 || v[0] == '"' || v[0] == '\r' || v[0] == '\n' || v[0] >= utf8.RuneSelf {
+		return 0, fmt.Errorf(`--delimiter %q: want one ASCII character such as "," ";" "|", or tab (not a quote or a line end)`, v)
+	}
+	return v[0], nil
+}
+
+// parseRegion checks the shape of --region (two letters) and upper-cases it;
+// what a region means for a number is the server's to say.
+func parseRegion(v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	if len(v) != 2 || !isLetter(v[0]) || !isLetter(v[1]) {
+		return "", fmt.Errorf("--region %q: want an ISO 3166 alpha-2 code such as BR, MX or IN", v)
+	}
+	return strings.ToUpper(v), nil
+}
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
 func runValidate(cmd *cobra.Command, cf *clientFlags, o *auditOptions, inPath, outPath, phoneCol, userCol string, env validateEnv) error {
 	stderr := cmd.ErrOrStderr()
@@ -196,19 +267,48 @@ func runValidate(cmd *cobra.Command, cf *clientFlags, o *auditOptions, inPath, o
 			size = st.Size()
 		}
 	}
-	rd := csv.NewReader(bufio.NewReaderSize(in, 1<<20))
-	rd.FieldsPerRecord = -1 // a row with the wrong number of fields is an ERROR row, not the end
-	rd.ReuseRecord = false
+	rd := newAudienceReader(bufio.NewReaderSize(in, 1<<20), o.delimiter)
+	// The rows read before the run starts, in order: with --no-header, the
+	// lines before the first CSV one and that one, then (see regionWarning)
+	// the first rows.
+	var ahead []audienceRecord
 	header, err := rd.Read()
-	if errors.Is(err, io.EOF) {
+	for ; err == nil && header.err != nil && o.noHeader; header, err = rd.Read() {
+		ahead = append(ahead, header) // not CSV: an ERROR row like any other
+	}
+	switch {
+	case errors.Is(err, io.EOF) && len(ahead) > 0:
+		return fmt.Errorf("%s: no line is CSV; line %d: %v; the line as read: %s", inPath, ahead[0].line, ahead[0].err, ahead[0].raw)
+	case errors.Is(err, io.EOF):
 		return fmt.Errorf("%s is empty", inPath)
-	}
-	if err != nil {
+	case err != nil:
 		return fmt.Errorf("%s: header: %w", inPath, err)
+	case header.err != nil:
+		return fmt.Errorf("%s: line %d, the header, is not CSV: %v; the line as read: %s", inPath, header.line, header.err, header.raw)
 	}
-	cols, err := detectColumns(header, phoneCol, userCol, o.noHeader)
+	rd.width = len(header.fields)
+	cols, err := detectColumns(header.fields, phoneCol, userCol, o.noHeader)
 	if err != nil {
-		return fmt.Errorf("%s: %w", inPath, err)
+		how := "detected"
+		if o.delimiter != 0 {
+			how = "given"
+		}
+		return fmt.Errorf("%s (fields delimited by %s, %s): %w", inPath, delimiterName(rd.comma), how, err)
+	}
+	if o.noHeader {
+		ahead = append(ahead, header)
+	}
+	for len(ahead) < regionSample {
+		rec, err := rd.Read()
+		if err != nil {
+			break // the run reads it again (errors are sticky)
+		}
+		ahead = append(ahead, rec)
+	}
+	if o.region == "" {
+		if warning := regionWarning(ahead, cols, inPath); warning != "" {
+			fmt.Fprintln(stderr, warning)
+		}
 	}
 
 	c, err := cf.dial(cmd)
@@ -271,10 +371,7 @@ func runValidate(cmd *cobra.Command, cf *clientFlags, o *auditOptions, inPath, o
 		close(kill)
 	}()
 
-	a := &audit{opts: o, cols: cols, now: env.now, kill: kill}
-	if o.noHeader {
-		a.first = header
-	}
+	a := &audit{opts: o, cols: cols, ahead: ahead, now: env.now, kill: kill}
 	var bar *progressbar.ProgressBar
 	if fd, ok := stderr.(*os.File); ok && term.IsTerminal(int(fd.Fd())) {
 		bar = newRowBar(stderr, inPath, size, o.noHeader)
@@ -293,20 +390,102 @@ func runValidate(cmd *cobra.Command, cf *clientFlags, o *auditOptions, inPath, o
 	if outPath == "-" {
 		sum.out = "standard output"
 	}
-	if sum.rows > 0 || runErr == nil || errors.Is(runErr, errInterrupted) {
+	if sum.rows > 0 || runErr == nil || sum.interrupted {
 		writeSummary(sumOut, sum)
 	}
-	switch {
-	case flushErr != nil:
-		return fmt.Errorf("write %s: %w", outPath, flushErr)
-	case errors.Is(runErr, errInterrupted):
+	failed := runErr
+	if errors.Is(runErr, errInterrupted) {
+		failed = nil
+	}
+	if flushErr != nil {
+		failed = errors.Join(fmt.Errorf("write %s: %w", outPath, flushErr), failed)
+	}
+	switch code := exitStatus(sum.interrupted, failed != nil, sum.notCSV); code {
+	case exitInterrupted:
+		if failed != nil {
+			fmt.Fprintln(stderr, "sendguard:", failed)
+		}
 		fmt.Fprintf(stderr, "sendguard: interrupted: %s holds the first %d rows, in order\n", outPath, sum.rows)
-		env.exit(exitInterrupted)
-		return runErr
-	case runErr != nil:
-		return runErr
+		env.exit(code)
+		return errInterrupted
+	case exitFailed:
+		return failed
+	case exitNotCSV:
+		fmt.Fprintf(stderr, "sendguard: %s: %s; each is an ERROR row of %s with its line number and the line as read\n",
+			inPath, plurals(sum.notCSV, "line is not CSV", "lines are not CSV"), outPath)
+		env.exit(code)
 	}
 	return nil
+}
+
+// Exit statuses of a validate run beyond 0 (it completed and every line was read
+// as CSV, whatever the verdicts).
+const (
+	exitFailed = 1 // it could not run, or the stream broke: the output holds the rows answered so far
+	exitNotCSV = 3 // it completed, but some lines were not CSV: each is an ERROR row
+	// exitInterrupted (130) is Ctrl-C.
+)
+
+// exitStatus is the status of a validate run: when several apply, interrupted
+// before failed before lines that were not CSV. A line with another number of
+// fields than the header is CSV: its ERROR row is like one the server refuses.
+func exitStatus(interrupted, failed bool, notCSV int) int {
+	switch {
+	case interrupted:
+		return exitInterrupted
+	case failed:
+		return exitFailed
+	case notCSV > 0:
+		return exitNotCSV
+	}
+	return 0
+}
+
+// delimiterName spells a delimiter for a message.
+func delimiterName(c byte) string {
+	if c == '\t' {
+		return "tab"
+	}
+	return strconv.Quote(string(c))
+}
+
+// regionSample is how many rows are read before the run starts, for
+// regionWarning.
+const regionSample = 100
+
+// regionWarning warns, for a run without --region, when most of the phones in
+// the first rows have no "+" or "00": a national export would be read as
+// international (digits only) or refused as INVALID_NUMBER (other spellings).
+// "" when there is nothing to say.
+func regionWarning(rows []audienceRecord, cols columns, inPath string) string {
+	if cols.phone < 0 {
+		return ""
+	}
+	phones, national := 0, 0
+	var example string
+	for _, rec := range rows {
+		if rec.err != nil || cols.phone >= len(rec.fields) {
+			continue
+		}
+		p := strings.TrimSpace(rec.fields[cols.phone])
+		if p == "" {
+			continue
+		}
+		phones++
+		if !strings.HasPrefix(p, "+") && !strings.HasPrefix(p, "00") {
+			national++
+			if example == "" {
+				example = p
+			}
+		}
+	}
+	if national*2 <= phones {
+		return ""
+	}
+	return fmt.Sprintf("sendguard: warning: %d of the first %d phone numbers in %s have no + or 00 (e.g. %q). "+
+		"If they are national numbers, set --region (e.g. --region BR) to read them as such: without a region "+
+		"(here or in the business policy's default_region), digits-only numbers are read as international, "+
+		"country code first, and other national spellings are INVALID_NUMBER.", national, phones, inPath, example)
 }
 
 // probe asks the server's health service whether it serves sendguard before a run
@@ -503,7 +682,7 @@ var outColumns = []string{"verdict", "rules", "retry_at", "phone_e164", "message
 type audit struct {
 	opts     *auditOptions
 	cols     columns
-	first    []string // with --no-header: the first row, read as the header
+	ahead    []audienceRecord // records read before the run (--no-header: the first row, read as the header, too)
 	now      func() time.Time
 	kill     <-chan struct{} // closed: stop waiting for answers in flight
 	progress func(int)       // rows written (batched); nil: no progress shown
@@ -513,8 +692,8 @@ type audit struct {
 type auditRow struct {
 	n      int      // data row number, from 1: the request_id
 	fields []string // the input fields, padded or cut to the header's width
-	ref    string   // message_ref (with --reserve)
 	errMsg string   // why the row was not sent (ERROR)
+	bad    badLine  // the row is not a row of the file
 	req    *sgv1.CheckSendRequest
 	resp   *sgv1.CheckSendResponse
 	// done is closed once the row has its answer or never will (lost); nil for a
@@ -536,7 +715,7 @@ type auditRow struct {
 // order, so each receiver matches answers to its own queue, and the writer takes
 // the rows in input order from order, waiting for each row's answer. Every channel
 // is bounded, so at most about three windows of rows are in memory.
-func (a *audit) run(stop context.Context, c *client.Client, rd *csv.Reader, w *csv.Writer) (*auditSummary, error) {
+func (a *audit) run(stop context.Context, c *client.Client, rd *audienceReader, w *csv.Writer) (*auditSummary, error) {
 	start := a.now()
 	sum := newSummary(a.opts)
 	streamCtx, cancel := context.WithCancelCause(context.Background())
@@ -585,8 +764,11 @@ func (a *audit) run(stop context.Context, c *client.Client, rd *csv.Reader, w *c
 	stopped := func() bool { return stop.Err() != nil || streamCtx.Err() != nil }
 
 	var wg sync.WaitGroup
-	var readErr error
-	readAll := false
+	var (
+		readErr    error
+		readAll    bool
+		emptyLines int
+	)
 	wg.Go(func() {
 		defer func() {
 			close(order)
@@ -594,24 +776,41 @@ func (a *audit) run(stop context.Context, c *client.Client, rd *csv.Reader, w *c
 				close(q)
 			}
 		}()
-		next := 0
-		rows := 0
-		if a.first != nil {
-			// --no-header: the row read as the header is the first row.
+		rows, rr := 0, 0
+		// deal hands a row to the writer and, when it is sent, to its stream;
+		// false when the run failed meanwhile.
+		deal := func(rec audienceRecord) bool {
 			rows++
-			r := a.row(rows, a.first, nil)
-			order <- r
-			if r.done != nil {
-				sendq[next] <- r
-				next = (next + 1) % n
+			r := a.row(rows, rec)
+			select {
+			case order <- r:
+			case <-streamCtx.Done():
+				return false
+			}
+			if r.done == nil {
+				return true
+			}
+			select {
+			case sendq[a.worker(r.req, &rr)] <- r:
+				return true
+			case <-streamCtx.Done():
+				r.lost = true
+				close(r.done)
+				return false
 			}
 		}
-		// The CSV is read in a goroutine of its own, so that a stop is not held up
-		// by a read that blocks (standard input from a pipe): the reader then stops
-		// at once and leaves that goroutine to end with its read.
+		for _, rec := range a.ahead {
+			if stopped() || !deal(rec) {
+				return
+			}
+		}
+		// The file is read in a goroutine of its own, so that a stop is not held
+		// up by a read that blocks (standard input from a pipe): the reader then
+		// stops at once and leaves that goroutine to end with its read.
 		type record struct {
-			rec []string
-			err error
+			rec   audienceRecord
+			err   error
+			empty int // empty lines skipped so far
 		}
 		records := make(chan record, 64)
 		quit := make(chan struct{})
@@ -620,12 +819,11 @@ func (a *audit) run(stop context.Context, c *client.Client, rd *csv.Reader, w *c
 			for {
 				rec, err := rd.Read()
 				select {
-				case records <- record{rec, err}:
+				case records <- record{rec, err, rd.empty}:
 				case <-quit:
 					return
 				}
-				var pe *csv.ParseError
-				if err != nil && !errors.As(err, &pe) {
+				if err != nil {
 					return // io.EOF or a read error: the reader has it
 				}
 			}
@@ -639,33 +837,16 @@ func (a *audit) run(stop context.Context, c *client.Client, rd *csv.Reader, w *c
 			case <-streamCtx.Done():
 				return
 			}
-			rec, err := got.rec, got.err
-			if errors.Is(err, io.EOF) {
-				readAll = true
+			switch {
+			case errors.Is(got.err, io.EOF):
+				readAll, emptyLines = true, got.empty
+				return
+			case got.err != nil:
+				readErr = got.err
+				fail(got.err)
 				return
 			}
-			var pe *csv.ParseError
-			if err != nil && !errors.As(err, &pe) {
-				readErr = err
-				fail(err)
-				return
-			}
-			rows++
-			r := a.row(rows, rec, pe)
-			select {
-			case order <- r:
-			case <-streamCtx.Done():
-				return
-			}
-			if r.done == nil {
-				continue
-			}
-			select {
-			case sendq[next] <- r:
-				next = (next + 1) % n
-			case <-streamCtx.Done():
-				r.lost = true
-				close(r.done)
+			if !deal(got.rec) {
 				return
 			}
 		}
@@ -769,7 +950,11 @@ func (a *audit) run(stop context.Context, c *client.Client, rd *csv.Reader, w *c
 		a.progress(pending)
 	}
 	sum.elapsed = a.now().Sub(start)
+	sum.emptyLines = emptyLines
 	sum.complete = readAll && !cut && failErr == nil && writeErr == nil
+	// Interrupted: a stop (Ctrl-C) or a kill ended the run before it completed,
+	// whatever else went wrong meanwhile (the exit status says interrupted first).
+	sum.interrupted = !sum.complete && (stop.Err() != nil || errors.Is(failErr, errInterrupted))
 	switch {
 	case writeErr != nil:
 		return sum, writeErr
@@ -782,6 +967,42 @@ func (a *audit) run(stop context.Context, c *client.Client, rd *csv.Reader, w *c
 		return sum, errInterrupted
 	}
 	return sum, nil
+}
+
+// worker is the stream a row is sent on: every row of one person on the same
+// one, so that the earlier row of a person is judged (and reserved) before the
+// later, as in the input order, and a later spelling of the same number is the
+// DUPLICATE, whatever the number of workers. A person is the last six digits of
+// the phone, which every spelling of a number shares (the WhatsApp-ID folds and
+// national or international prefixes change only the digits before them); the
+// server's stream lanes (server.route) take the same digits, so that within the
+// stream, too, the rows of a number are decided in order. A row without a phone
+// goes by its user ID; one whose phone has no digit (nobody's) to the stream
+// after *rr's, which it advances. (A user ID that the server has linked to a number is one
+// person with that number's rows too, which no client can see: those two rows
+// are still one send, but which of them is the ALLOW depends on the streams'
+// pace.)
+func (a *audit) worker(req *sgv1.CheckSendRequest, rr *int) int {
+	n := uint32(a.opts.workers)
+	h, digits := uint32(2166136261), 0 // FNV-1a
+	phone := req.GetPhone()
+	for i := len(phone) - 1; i >= 0 && digits < 6; i-- {
+		if c := phone[i]; c >= '0' && c <= '9' {
+			h = (h ^ uint32(c)) * 16777619
+			digits++
+		}
+	}
+	if digits == 0 {
+		id := req.GetUserId()
+		if id == "" {
+			*rr = (*rr + 1) % int(n)
+			return *rr
+		}
+		for i := 0; i < len(id); i++ {
+			h = (h ^ uint32(id[i])) * 16777619
+		}
+	}
+	return int(h % n)
 }
 
 // streamError says what a broken stream means for the user.
@@ -806,22 +1027,34 @@ func (a *audit) header() []string {
 	return a.cols.out[:len(a.cols.out)-1]
 }
 
-// row turns one CSV record into a row: a request, or an ERROR.
-func (a *audit) row(n int, rec []string, pe *csv.ParseError) *auditRow {
-	r := &auditRow{n: n, fields: rec}
+// badLine says why an input line is not a row of the file.
+type badLine uint8
+
+const (
+	lineOK     badLine = iota
+	lineNotCSV         // not CSV: see audienceReader
+	lineWidth          // another number of fields than the header
+)
+
+// row turns one record into a row: a request, or an ERROR.
+func (a *audit) row(n int, rec audienceRecord) *auditRow {
+	r := &auditRow{n: n, fields: rec.fields}
 	width := a.cols.width
 	switch {
-	case pe != nil:
-		r.errMsg = fmt.Sprintf("line %d: %v", pe.StartLine, pe.Err)
-	case len(rec) != width:
-		r.errMsg = fmt.Sprintf("the row has %d fields; the header has %d", len(rec), width)
-		if len(rec) > width {
-			r.errMsg += " (the extra fields are not copied)"
+	case rec.err != nil:
+		r.bad = lineNotCSV
+		r.errMsg = fmt.Sprintf("line %d is not CSV: %v; the line as read: %s", rec.line, rec.err, rec.raw)
+	case len(rec.fields) != width:
+		r.bad = lineWidth
+		header := "the header"
+		if a.opts.noHeader {
+			header = "the first row"
 		}
+		r.errMsg = fmt.Sprintf("line %d has %d fields where %s has %d; the line as read: %s", rec.line, len(rec.fields), header, width, rec.raw)
 	}
 	if len(r.fields) != width {
 		fields := make([]string, width)
-		copy(fields, rec)
+		copy(fields, rec.fields)
 		r.fields = fields
 	}
 	if r.errMsg != "" {
@@ -829,10 +1062,10 @@ func (a *audit) row(n int, rec []string, pe *csv.ParseError) *auditRow {
 	}
 	var phone, userID string
 	if a.cols.phone >= 0 {
-		phone = strings.TrimSpace(rec[a.cols.phone])
+		phone = strings.TrimSpace(r.fields[a.cols.phone])
 	}
 	if a.cols.userID >= 0 {
-		userID = strings.TrimSpace(rec[a.cols.userID])
+		userID = strings.TrimSpace(r.fields[a.cols.userID])
 	}
 	if phone == "" && userID == "" {
 		r.errMsg = "no phone number and no user ID"
@@ -840,12 +1073,15 @@ func (a *audit) row(n int, rec []string, pe *csv.ParseError) *auditRow {
 	}
 	o := a.opts
 	r.req = &sgv1.CheckSendRequest{
-		BusinessId: o.business, Phone: phone, UserId: userID, Category: o.category,
-		Template: o.template, CampaignId: o.campaign, RequestId: strconv.Itoa(n), SendAt: o.sendAt,
+		BusinessId: o.business, Phone: phone, UserId: userID, Category: o.category, Template: o.template,
+		CampaignId: o.campaign, RequestId: strconv.Itoa(n), SendAt: o.sendAt, Region: o.region,
 	}
 	if o.reserve {
-		r.ref = messageRef(o, n, phone, userID)
-		r.req.Reserve, r.req.MessageRef = true, r.ref
+		// The server derives the ref from the recipient unless --ref-key row.
+		r.req.Reserve, r.req.CampaignId = true, o.refCampaign()
+		if o.refByRow {
+			r.req.MessageRef = rowRef(o, n)
+		}
 	}
 	r.done = make(chan struct{})
 	return r
@@ -854,33 +1090,11 @@ func (a *audit) row(n int, rec []string, pe *csv.ParseError) *auditRow {
 // maxRefLen is the server's limit on message_ref.
 const maxRefLen = 256
 
-// messageRef is the stable id of a row's send: CAMPAIGN/DIGITS of the phone,
-// CAMPAIGN/u:USER_ID without one, or CAMPAIGN/row-N with --ref-key row; a SHA-256
-// of that when it is longer than the server takes.
-func messageRef(o *auditOptions, n int, phone, userID string) string {
-	campaign := o.campaign
-	if campaign == "" {
-		campaign = o.template
-	}
-	var key string
-	switch {
-	case o.refByRow:
-		key = "row-" + strconv.Itoa(n)
-	case phone != "":
-		key = strings.Map(func(r rune) rune {
-			if r >= '0' && r <= '9' {
-				return r
-			}
-			return -1
-		}, phone)
-		if key == "" {
-			key = "p:" + phone
-		}
-	default:
-		key = "u:" + userID
-	}
-	ref := campaign + "/" + key
-	if len(ref) > maxRefLen || strings.IndexFunc(ref, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+// rowRef is the message_ref of row n with --ref-key row: CAMPAIGN/row-N, or a
+// SHA-256 of that when it is longer than the server takes.
+func rowRef(o *auditOptions, n int) string {
+	ref := o.refCampaign() + "/row-" + strconv.Itoa(n)
+	if len(ref) > maxRefLen {
 		sum := sha256.Sum256([]byte(ref))
 		ref = "sha256:" + hex.EncodeToString(sum[:])
 	}
@@ -898,7 +1112,7 @@ const (
 func (a *audit) record(r *auditRow) []string {
 	rec := make([]string, 0, len(a.cols.out))
 	rec = append(rec, r.fields...)
-	var verdict, rules, retry, e164, msg string
+	var verdict, rules, retry, e164, msg, ref string
 	resp := r.resp
 	switch {
 	case r.errMsg != "":
@@ -917,10 +1131,15 @@ func (a *audit) record(r *auditRow) []string {
 			retry = ceilSecond(t.AsTime()).Format(time.RFC3339)
 		}
 		e164 = resp.GetPhoneE164()
+		// The ref the server reserved the send under: only a send reserved now
+		// (ALLOW) or before (DUPLICATE) has one to pass to Meta.
+		if resp.GetDuplicate() || resp.GetVerdict() == sgv1.Verdict_VERDICT_ALLOW {
+			ref = resp.GetMessageRef()
+		}
 	}
 	rec = append(rec, verdict, rules, retry, e164, msg)
 	if a.opts.reserve {
-		rec = append(rec, r.ref)
+		rec = append(rec, ref)
 	}
 	return rec
 }
@@ -991,6 +1210,8 @@ type auditSummary struct {
 	doomed, unwanted      int
 	shadowed              int // ALLOW rows that a shadowed rule would have blocked
 	reserved              int // new reservations (ALLOW with --reserve)
+	notCSV, wrongWidth    int // ERROR rows for lines that are not rows of the file
+	emptyLines            int // empty lines skipped
 	elapsed               time.Duration
 	complete, interrupted bool
 }
@@ -1006,6 +1227,12 @@ func newSummary(o *auditOptions) *auditSummary {
 func (s *auditSummary) add(r *auditRow) {
 	s.rows++
 	resp := r.resp
+	switch r.bad {
+	case lineNotCSV:
+		s.notCSV++
+	case lineWidth:
+		s.wrongWidth++
+	}
 	switch {
 	case r.errMsg != "" || resp.GetError() != nil:
 		s.verdicts[verdictError]++
@@ -1054,6 +1281,9 @@ func (s *auditSummary) add(r *auditRow) {
 		s.unwanted++
 	}
 }
+
+// malformed is how many lines were not rows of the file.
+func (s *auditSummary) malformed() int { return s.notCSV + s.wrongWidth }
 
 // codeName spells a gRPC code as the API documents it: INVALID_ARGUMENT.
 func codeName(c codes.Code) string {

@@ -84,7 +84,7 @@ func e2eSpelling(i int) string {
 // e2eFields are row i's input fields: id, name, phone, city, user_id.
 func e2eFields(i int) []string {
 	name := "name " + strconv.Itoa(i)
-	if i%501 == 0 {
+	if k := e2eKind(i); i%501 == 0 && k != kindExtraField && k != kindMissing {
 		name = "Ana, \"Bia\"\nCosta " + strconv.Itoa(i) // quotes, a comma and a newline
 	}
 	f := []string{strconv.Itoa(i), name, e2eSpelling(i), "SP", ""}
@@ -192,13 +192,11 @@ func TestValidateEndToEnd(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
+	// Rows with a field too many or too few are CSV (ERROR rows, exit status 0).
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("validate: %v\n%s%s", err, stdout.String(), stderr.String())
 	}
 	t.Logf("validate: %d rows in %v\n%s", rows, time.Since(start).Round(time.Millisecond), stdout.String())
-	if stderr.Len() != 0 {
-		t.Errorf("stderr (not a terminal: no progress bar expected): %s", stderr.String())
-	}
 
 	f, err := os.Open(out)
 	if err != nil {
@@ -213,8 +211,11 @@ func TestValidateEndToEnd(t *testing.T) {
 	}
 	retry := failedAt.Add(24 * time.Hour).Format(time.RFC3339)
 	counts := map[string]int{}
-	doomed, unwanted := 0, 0
+	doomed, unwanted, malformed := 0, 0, 0
+	line := 1 // the header
 	for i := 1; i <= rows; i++ {
+		line++
+		raw := csvLine(e2eFields(i))
 		rec, err := rd.Read()
 		if err != nil {
 			t.Fatalf("row %d: %v", i, err)
@@ -229,9 +230,11 @@ func TestValidateEndToEnd(t *testing.T) {
 		want := struct{ verdict, rules, retryAt, e164, msg string }{"ALLOW", "", "", e2eE164(i), ""}
 		switch e2eKind(i) {
 		case kindExtraField:
-			want.verdict, want.e164, want.msg = "ERROR", "", "the row has 6 fields; the header has 5 (the extra fields are not copied)"
+			want.verdict, want.e164, want.msg = "ERROR", "", fmt.Sprintf("line %d has 6 fields where the header has 5; the line as read: %s", line, raw)
+			malformed++
 		case kindMissing:
-			want.verdict, want.e164, want.msg = "ERROR", "", "the row has 3 fields; the header has 5"
+			want.verdict, want.e164, want.msg = "ERROR", "", fmt.Sprintf("line %d has 3 fields where the header has 5; the line as read: %s", line, raw)
+			malformed++
 		case kindNoRecipient:
 			want.verdict, want.e164, want.msg = "ERROR", "", "no phone number and no user ID"
 		case kindUserOnly:
@@ -259,11 +262,15 @@ func TestValidateEndToEnd(t *testing.T) {
 				want.verdict, want.rules, want.retryAt, want.e164, want.msg)
 		}
 		counts[verdict]++
+		line += strings.Count(raw, "\n")
 	}
 	if _, err := rd.Read(); !errors.Is(err, io.EOF) {
 		t.Fatalf("rows after the last: %v", err)
 	}
 
+	if stderr.Len() != 0 {
+		t.Errorf("stderr (not a terminal: no progress bar expected): %s", stderr.String())
+	}
 	sum := stdout.String()
 	for _, v := range []string{"ALLOW", "DEFER", "DENY", "ERROR"} {
 		m := regexp.MustCompile(`(?m)^` + v + `\s+(\d+)\s`).FindStringSubmatch(sum)
@@ -273,6 +280,7 @@ func TestValidateEndToEnd(t *testing.T) {
 	}
 	for _, want := range []string{
 		fmt.Sprintf("validated %d rows in ", rows),
+		fmt.Sprintf("%d lines have another number of fields than the header", malformed),
 		fmt.Sprintf("avoided sends: %d of %d rows", doomed+unwanted, rows),
 		fmt.Sprintf("  doomed   %10d  ", doomed),
 		fmt.Sprintf("  unwanted %10d  ", unwanted),
@@ -282,6 +290,15 @@ func TestValidateEndToEnd(t *testing.T) {
 			t.Errorf("summary lacks %q:\n%s", want, sum)
 		}
 	}
+}
+
+// csvLine is fields as one CSV record, without its line end.
+func csvLine(fields []string) string {
+	var b bytes.Buffer
+	w := csv.NewWriter(&b)
+	_ = w.Write(fields)
+	w.Flush()
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // TestValidateSIGINT interrupts the binary's `validate` with SIGINT mid-run: it
@@ -362,4 +379,131 @@ func TestValidateSIGINT(t *testing.T) {
 		t.Fatalf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 	}
 	t.Logf("interrupted after %d of %d rows", n, rows)
+}
+
+// excelBroken is whether row i of the Excel export (of rows rows, a multiple
+// of 20) is a line that is not CSV: 19 spread through the file and the last one.
+func excelBroken(i, rows int) bool {
+	step := rows / 20
+	return i%step == step/2 && i < rows-step || i == rows
+}
+
+// excelLine is row i of the Excel export, without its line end: ";"-delimited,
+// a national spelling of a Brazilian mobile number (read with --region BR), or
+// one of four shapes of broken quote.
+func excelLine(i, rows int) string {
+	d := fmt.Sprintf("%08d", i)
+	var phone string
+	switch i % 4 {
+	case 0:
+		phone = "(11) 9" + d[:4] + "-" + d[4:]
+	case 1:
+		phone = "11 9" + d[:4] + " " + d[4:]
+	case 2:
+		phone = "119" + d
+	default:
+		phone = "+55 11 9" + d[:4] + "-" + d[4:]
+	}
+	name := "Cliente " + strconv.Itoa(i)
+	if !excelBroken(i, rows) {
+		return strings.Join([]string{strconv.Itoa(i), name, phone, "São Paulo"}, ";")
+	}
+	switch {
+	case i == rows: // a quote that is still open at the end of the file
+		return fmt.Sprintf("%d;\"%s;%s;São Paulo", i, name, phone)
+	case i/(rows/20)%4 == 0: // a stray quote inside an unquoted field
+		return fmt.Sprintf("%d;%s \"Bia\";%s;São Paulo", i, name, phone)
+	case i/(rows/20)%4 == 1: // text after a closing quote
+		return fmt.Sprintf("%d;\"%s\" Jr;%s;São Paulo", i, name, phone)
+	case i/(rows/20)%4 == 2: // a quote that opens a field and never closes
+		return fmt.Sprintf("%d;\"%s;%s;São Paulo", i, name, phone)
+	}
+	return fmt.Sprintf("%d;%s;%s\";São Paulo", i, name, phone) // a quote at the end of a field
+}
+
+// TestValidateExcelExport runs the built binary's `validate` on a 100,000-row
+// Excel export (10,000 with -short): a UTF-8 BOM, ";" delimiters, CRLF line
+// ends, national spellings read with --region BR, and 20 lines with broken
+// quotes spread through it, the last one open at the end of the file. Every
+// input line has exactly one output row, in order, each broken line an ERROR
+// row that keeps its number and text, and the exit status is 3.
+func TestValidateExcelExport(t *testing.T) {
+	rows := 100_000
+	if testing.Short() {
+		rows = 10_000
+	}
+	bin := buildBinary(t)
+	p := startServer(t, bin, t.TempDir())
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "export.csv"), filepath.Join(dir, "verdicts.csv")
+	var b bytes.Buffer
+	b.WriteString("\ufeffid;nome;celular;cidade\r\n")
+	broken := 0
+	for i := 1; i <= rows; i++ {
+		b.WriteString(excelLine(i, rows) + "\r\n")
+		if excelBroken(i, rows) {
+			broken++
+		}
+	}
+	if broken != 20 {
+		t.Fatalf("%d broken lines generated", broken)
+	}
+	if err := os.WriteFile(in, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := exec.Command(bin, "validate", "--addr", p.grpc, "--business", "acme", "--category", "utility", "--region", "BR",
+		"--workers", "4", "--in", in, "--out", out)
+	cmd.Env = append(os.Environ(), "SENDGUARD_API_KEY=")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	t.Logf("validate: %d rows in %v\n%s%s", rows, time.Since(start).Round(time.Millisecond), stdout.String(), stderr.String())
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != exitNotCSV {
+		t.Fatalf("validate: %v, want exit status %d", err, exitNotCSV)
+	}
+	// No region warning (--region is set); one line on the broken ones.
+	if want := fmt.Sprintf("sendguard: %s: %d lines are not CSV;", in, broken); !strings.HasPrefix(stderr.String(), want) || strings.Count(stderr.String(), "\n") != 1 {
+		t.Errorf("stderr %q, want one line starting %q", stderr.String(), want)
+	}
+	if want := fmt.Sprintf("validated %d rows in ", rows); !strings.Contains(stdout.String(), want) ||
+		!strings.Contains(stdout.String(), fmt.Sprintf("\n%d lines are not CSV: ERROR rows", broken)) {
+		t.Errorf("summary lacks the row count or the %d lines that are not CSV:\n%s", broken, stdout.String())
+	}
+
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rd := csv.NewReader(bufio.NewReaderSize(f, 1<<20))
+	rd.ReuseRecord = true
+	header, err := rd.Read()
+	if err != nil || strings.Join(header, ",") != "id,nome,celular,cidade,verdict,rules,retry_at,phone_e164,message" {
+		t.Fatalf("header %q %v", header, err)
+	}
+	for i := 1; i <= rows; i++ {
+		rec, err := rd.Read()
+		if err != nil {
+			t.Fatalf("input line %d: no output row: %v", i+1, err)
+		}
+		line := excelLine(i, rows)
+		if excelBroken(i, rows) {
+			want := fmt.Sprintf("line %d is not CSV: ", i+1)
+			if strings.Join(rec[:4], "") != "" || rec[4] != "ERROR" || !strings.HasPrefix(rec[8], want) || !strings.HasSuffix(rec[8], "; the line as read: "+line) {
+				t.Fatalf("broken line %d: %q; want an ERROR row whose message starts %q and ends with the line %q", i+1, rec, want, line)
+			}
+			continue
+		}
+		// Every spelling, national or not, is read as the Brazilian number it
+		// is (with --region BR), and a utility template to it is allowed.
+		if strings.Join(rec[:4], ";") != line || rec[4] != "ALLOW" || rec[7] != fmt.Sprintf("+55119%08d", i) {
+			t.Fatalf("line %d: %q, want the fields of %q, ALLOW and +55119%08d", i+1, rec, line, i)
+		}
+	}
+	if rec, err := rd.Read(); !errors.Is(err, io.EOF) {
+		t.Fatalf("rows after the last line: %q %v", rec, err)
+	}
 }

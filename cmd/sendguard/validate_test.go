@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -161,32 +162,140 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-func TestMessageRef(t *testing.T) {
-	o := &auditOptions{template: "black_friday"}
-	for _, tc := range []struct {
-		o           auditOptions
-		n           int
-		phone, user string
-		want        string
-	}{
-		{auditOptions{template: "black_friday"}, 7, "+55 (11) 98765-4321", "", "black_friday/5511987654321"},
-		{auditOptions{template: "bf", campaign: "nov"}, 7, "5511987654321", "", "nov/5511987654321"},
-		{auditOptions{template: "bf"}, 7, "", "BR.15025", "bf/u:BR.15025"},
-		{auditOptions{template: "bf", refByRow: true}, 7, "5511987654321", "", "bf/row-7"},
-		{auditOptions{template: "bf"}, 7, "abc", "", "bf/p:abc"},
-	} {
-		if got := messageRef(&tc.o, tc.n, tc.phone, tc.user); got != tc.want {
-			t.Errorf("messageRef(%+v, %d, %q, %q) = %q, want %q", tc.o, tc.n, tc.phone, tc.user, got, tc.want)
-		}
+// TestRowRef: --ref-key row names a row's send CAMPAIGN/row-N, hashed when
+// longer than the server takes.
+func TestRowRef(t *testing.T) {
+	if got := rowRef(&auditOptions{template: "bf"}, 7); got != "bf/row-7" {
+		t.Errorf("template: %q", got)
 	}
-	// The same recipient spelled two ways is the same send.
-	if messageRef(o, 1, "+55 11 98765-4321", "") != messageRef(o, 2, "5511987654321", "") {
-		t.Error("two spellings of one number give two refs")
+	if got := rowRef(&auditOptions{template: "bf", campaign: "nov"}, 7); got != "nov/row-7" {
+		t.Errorf("campaign: %q", got)
 	}
 	long := &auditOptions{campaign: strings.Repeat("c", 300)}
-	if ref := messageRef(long, 1, "5511987654321", ""); len(ref) > maxRefLen || !strings.HasPrefix(ref, "sha256:") ||
-		ref != messageRef(long, 9, "+5511987654321", "") {
+	if ref := rowRef(long, 1); len(ref) > maxRefLen || !strings.HasPrefix(ref, "sha256:") || ref == rowRef(long, 2) {
 		t.Errorf("long ref %q", ref)
+	}
+}
+
+// TestWorker: every spelling of a number goes to the same stream, and so does
+// every row of a user ID; numbers spread over the streams.
+func TestWorker(t *testing.T) {
+	a := &audit{opts: &auditOptions{workers: 5}}
+	rr := 0
+	phone := func(p string) *sgv1.CheckSendRequest { return &sgv1.CheckSendRequest{Phone: p} }
+	for _, spellings := range [][]string{
+		{"+55 31 99551-1909", "(31) 99551-1909", "5531995511909", "031 99551 1909", "+55 31 9551-1909"},
+		{"+52 1 55 1234 5678", "5215512345678", "+525512345678", "55 1234 5678"},
+		{"+54 9 11 1234-5678", "011 15 1234-5678", "5491112345678"},
+	} {
+		w := a.worker(phone(spellings[0]), &rr)
+		for _, p := range spellings[1:] {
+			if got := a.worker(phone(p), &rr); got != w {
+				t.Errorf("%q on stream %d, %q on %d", spellings[0], w, p, got)
+			}
+		}
+	}
+	if a.worker(&sgv1.CheckSendRequest{UserId: "BR.1"}, &rr) != a.worker(&sgv1.CheckSendRequest{UserId: "BR.1"}, &rr) {
+		t.Error("one user ID on two streams")
+	}
+	used := map[int]int{}
+	for i := range 1000 {
+		used[a.worker(phone(fmt.Sprintf("+55119%08d", i)), &rr)]++
+	}
+	for w := range 5 {
+		if used[w] < 100 {
+			t.Errorf("stream %d got %d of 1000 numbers: %v", w, used[w], used)
+		}
+	}
+}
+
+// TestExitStatus: interrupted before failed before lines that are not CSV.
+func TestExitStatus(t *testing.T) {
+	for _, tc := range []struct {
+		interrupted, failed bool
+		malformed, want     int
+	}{
+		{false, false, 0, 0},
+		{false, false, 2, exitNotCSV},
+		{false, true, 0, exitFailed},
+		{false, true, 2, exitFailed},
+		{true, false, 0, exitInterrupted},
+		{true, false, 2, exitInterrupted},
+		{true, true, 0, exitInterrupted},
+		{true, true, 2, exitInterrupted},
+	} {
+		if got := exitStatus(tc.interrupted, tc.failed, tc.malformed); got != tc.want {
+			t.Errorf("exitStatus(%v, %v, %d) = %d, want %d", tc.interrupted, tc.failed, tc.malformed, got, tc.want)
+		}
+	}
+}
+
+// TestRegionWarning: without --region, a warning naming --region when most of
+// the first phones have no + or 00; none when most have, or when there is no
+// phone column.
+func TestRegionWarning(t *testing.T) {
+	cols := columns{width: 2, phone: 1, userID: -1}
+	rows := func(phones ...string) []audienceRecord {
+		var out []audienceRecord
+		for i, p := range phones {
+			out = append(out, audienceRecord{fields: []string{strconv.Itoa(i), p}, line: i + 2, lines: 1})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		rows []audienceRecord
+		warn bool
+	}{
+		{"national", rows("(31) 99551-1909", "31 99551-1910", "+55 31 99551-1911"), true},
+		{"digits only", rows("31995511909", "31995511910"), true},
+		{"international", rows("+55 31 99551-1909", "0055 31 99551-1910", "31995511911"), false},
+		{"half and half", rows("+5531995511909", "31995511910"), false},
+		{"no phones", rows("", " "), false},
+		{"not CSV and short rows are left out", append(rows("+5531995511909"),
+			audienceRecord{err: errBareQuote, raw: `1,"31`}, audienceRecord{fields: []string{"x"}}), false},
+	} {
+		got := regionWarning(tc.rows, cols, "a.csv")
+		if (got != "") != tc.warn || tc.warn && !strings.Contains(got, "--region") {
+			t.Errorf("%s: %q", tc.name, got)
+		}
+	}
+	if got := regionWarning(rows("31995511909"), columns{width: 2, phone: -1, userID: 0}, "a.csv"); got != "" {
+		t.Errorf("no phone column: %q", got)
+	}
+}
+
+// TestValidateRegion: without --region, a national-looking file is warned about
+// on stderr before the run; --region is checked, upper-cased and set on every
+// request, and silences the warning.
+func TestValidateRegion(t *testing.T) {
+	t.Setenv(envAPIKey, "")
+	s := startInProcess(t, goldenT0)
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "a.csv"), filepath.Join(dir, "out.csv")
+	if err := os.WriteFile(in, []byte("id;celular\r\n1;(31) 99551-1909\r\n2;31 99551-1910\r\n3;+55 31 99551-1911\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(extra ...string) (string, error) {
+		args := append([]string{"--business", "acme", "--category", "utility", "--in", in, "--out", out, "--addr", s.addr}, extra...)
+		_, stderr, err := runCmd(t, newValidateCmd(validateEnv{exit: func(int) {}, now: time.Now}), args...)
+		return stderr, err
+	}
+	stderr, err := run()
+	if err != nil || !strings.Contains(stderr, "warning: 2 of the first 3 phone numbers") || !strings.Contains(stderr, "--region") {
+		t.Fatalf("no region: %v\n%s", err, stderr)
+	}
+	if stderr, err := run("--region", "br"); err != nil || stderr != "" {
+		t.Fatalf("--region br: %v\n%s", err, stderr)
+	}
+	if _, err := run("--region", "Brazil"); err == nil || !strings.Contains(err.Error(), "ISO 3166") {
+		t.Fatalf("--region Brazil: %v", err)
+	}
+	o := &auditOptions{business: "acme", region: "BR", reserve: true, template: "t"}
+	a := &audit{opts: o, cols: columns{width: 1, phone: 0, userID: -1}}
+	if r := a.row(1, audienceRecord{fields: []string{"(31) 99551-1909"}, line: 2, lines: 1}); r.req.GetRegion() != "BR" ||
+		r.req.GetCampaignId() != "t" || r.req.GetMessageRef() != "" || !r.req.GetReserve() {
+		t.Fatalf("request %v", r.req)
 	}
 }
 
@@ -237,29 +346,52 @@ line",
 16,Quim,+55 11 98765-0015,SP,
 `
 
-// TestValidateGolden: the summary `sendguard validate` prints and the file it
-// writes, for an audience with a row of every kind, plain and with --reserve.
+// goldenBroken is an Excel export (BOM, ";", CRLF) with a quoted field over two
+// lines, an empty line, lines that are not CSV and two spellings of one number.
+const goldenBroken = "\ufeffid;nome;celular;cidade\r\n" +
+	"1;Ana;+55 (11) 98765-0001;São Paulo\r\n" +
+	"2;\"Bia \"Bia\" Souza\";+5511987650002;Rio\r\n" + // a stray quote: not CSV
+	"3;\"Caio; Jr\";+55 11 98765-0003;\"Rua A, 10\r\nApto 2\"\r\n" + // a field over two lines
+	"\r\n" +
+	"4;Davi;+55 11 98765-0004\r\n" + // a field missing
+	"5;Eva;+5511987650025;SP\r\n" +
+	"6;\"Fabi;+5511987650006;SP\r\n" + // a quote that never closes
+	"7;Gil;+55 11 98765-0025;SP\r\n" // Eva's number, spelled another way
+
+// TestValidateGolden: the summary `sendguard validate` prints, the file it
+// writes and its exit status, for an audience with a row of every kind, plain
+// and with --reserve, and for an Excel export with lines that are not CSV.
 func TestValidateGolden(t *testing.T) {
 	t.Setenv(envAPIKey, "")
 	s := startInProcess(t, goldenT0)
 	seedHistory(t, s)
 	t.Chdir(t.TempDir())
-	if err := os.WriteFile("audience.csv", []byte(goldenAudience), 0o600); err != nil {
-		t.Fatal(err)
+	for name, content := range map[string]string{"audience.csv": goldenAudience, "export.csv": goldenBroken} {
+		if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, tc := range []struct {
-		name string
-		args []string
+		name    string
+		args    []string
+		in      string
+		records int
 	}{
-		{"validate", []string{"--business", "acme", "--template", "cyber_monday", "--send-at", "2026-11-27T10:00:00Z", "--price-per-message", "0.025"}},
-		{"validate_reserve", []string{"--business", "acme", "--template", "cyber_monday", "--campaign", "cm-2026", "--send-at", "2026-11-27T10:00:00Z", "--reserve", "--workers", "1"}},
+		{"validate", []string{"--business", "acme", "--template", "cyber_monday", "--send-at", "2026-11-27T10:00:00Z", "--price-per-message", "0.025"}, "audience.csv", 17},
+		{"validate_reserve", []string{"--business", "acme", "--template", "cyber_monday", "--campaign", "cm-2026", "--send-at", "2026-11-27T10:00:00Z", "--reserve", "--workers", "1"}, "audience.csv", 17},
+		{"validate_broken", []string{"--business", "acme", "--template", "cyber_monday", "--send-at", "2026-11-27T10:00:00Z", "--reserve", "--workers", "3"}, "export.csv", 8},
 	} {
-		args := append(tc.args, "--in", "audience.csv", "--out", tc.name+".csv")
-		stdout, stderr, err := runCmd(t, newValidateCmd(validateEnv{exit: func(c int) { t.Fatalf("exit %d", c) }, now: steppingClock()}), append(args, "--addr", s.addr)...)
-		if err != nil || stderr != "" {
+		args := append(tc.args, "--in", tc.in, "--out", tc.name+".csv")
+		status := 0
+		stdout, stderr, err := runCmd(t, newValidateCmd(validateEnv{exit: func(c int) { status = c }, now: steppingClock()}), append(args, "--addr", s.addr)...)
+		if err != nil {
 			t.Fatalf("validate: %v\n%s", err, stderr)
 		}
-		golden(t, tc.name+"_summary.golden", []byte("$ sendguard validate "+shellJoin(args)+"\n"+stdout))
+		run := "$ sendguard validate " + shellJoin(args) + "\n" + stdout
+		if stderr != "" {
+			run += "(stderr)\n" + stderr
+		}
+		golden(t, tc.name+"_summary.golden", []byte(run+fmt.Sprintf("(exit status %d)\n", status)))
 		out, err := os.ReadFile(tc.name + ".csv")
 		if err != nil {
 			t.Fatal(err)
@@ -267,7 +399,7 @@ func TestValidateGolden(t *testing.T) {
 		golden(t, tc.name+"_out.golden.csv", out)
 		// The output is a valid CSV: one row per input row, every row as wide as the header.
 		recs, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
-		if err != nil || len(recs) != 17 {
+		if err != nil || len(recs) != tc.records {
 			t.Fatalf("output: %d records, %v", len(recs), err)
 		}
 	}
@@ -295,10 +427,10 @@ func newAuditFixture(t *testing.T, rows int) *auditFixture {
 }
 
 func (f *auditFixture) run(o *auditOptions, stop context.Context, kill <-chan struct{}, progress func(int)) (*auditSummary, [][]string, error) {
-	rd := csv.NewReader(bytes.NewReader(f.input))
-	rd.FieldsPerRecord = -1
+	rd := newAudienceReader(bytes.NewReader(f.input), 0)
 	header, _ := rd.Read()
-	cols, _ := detectColumns(header, "", "", false)
+	rd.width = len(header.fields)
+	cols, _ := detectColumns(header.fields, "", "", false)
 	var out bytes.Buffer
 	w := csv.NewWriter(&out)
 	a := &audit{opts: o, cols: cols, now: time.Now, kill: kill, progress: progress}
@@ -352,7 +484,7 @@ func TestValidateInterrupted(t *testing.T) {
 	for i := n + 1; i <= f.rows; i += 37 {
 		phone := fmt.Sprintf("+55119%08d", i)
 		resp, err := f.s.c.Check(ctx, &sgv1.CheckSendRequest{BusinessId: "acme", Phone: phone, Category: sgv1.Category_CATEGORY_MARKETING,
-			Template: "promo", Reserve: true, MessageRef: messageRef(o, i, phone, ""), SendAt: timestamppb.New(goldenT0)})
+			Template: "promo", CampaignId: o.refCampaign(), Reserve: true, SendAt: timestamppb.New(goldenT0)})
 		if err != nil || resp.GetDuplicate() || resp.GetVerdict() != sgv1.Verdict_VERDICT_ALLOW {
 			t.Fatalf("row %d, after the output's %d rows, was reserved by the interrupted run: %v %v", i, n, resp, err)
 		}
@@ -433,6 +565,14 @@ func TestValidateFlags(t *testing.T) {
 	if err := os.WriteFile(empty, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	brokenHeader := dir + "/broken.csv"
+	if err := os.WriteFile(brokenHeader, []byte("\r\nid,\"phone\n1,+5511987650001\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nothingCSV := dir + "/nothing.csv"
+	if err := os.WriteFile(nothingCSV, []byte("1,\"a\"b\n2,c\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	out := dir + "/out.csv"
 	for _, tc := range []struct {
 		args []string
@@ -440,8 +580,14 @@ func TestValidateFlags(t *testing.T) {
 	}{
 		{[]string{"--in", in, "--out", out}, "business"},
 		{[]string{"--business", "acme", "--out", out}, "--in and --out"},
-		{[]string{"--business", "acme", "--in", in, "--out", out}, "no phone column"},
+		{[]string{"--business", "acme", "--in", in, "--out", out}, `(fields delimited by ",", detected): no phone column`},
+		{[]string{"--business", "acme", "--in", in, "--out", out, "--delimiter", ";"}, `(fields delimited by ";", given): no phone column`},
+		{[]string{"--business", "acme", "--in", brokenHeader, "--out", out}, `line 2, the header, is not CSV: a quoted field opened on this line never closes; the line as read: id,"phone`},
+		{[]string{"--business", "acme", "--in", in, "--out", out, "--delimiter", ";;"}, "--delimiter"},
+		{[]string{"--business", "acme", "--in", in, "--out", out, "--delimiter", `"`}, "--delimiter"},
+		{[]string{"--business", "acme", "--in", in, "--out", out, "--region", "BRA"}, "--region"},
 		{[]string{"--business", "acme", "--in", empty, "--out", out}, "empty"},
+		{[]string{"--business", "acme", "--in", nothingCSV, "--out", out, "--no-header"}, `no line is CSV; line 1: text after the "`},
 		{[]string{"--business", "acme", "--in", dir + "/missing.csv", "--out", out}, "no such file"},
 		{[]string{"--business", "acme", "--in", in, "--out", out, "--reserve"}, "--campaign or --template"},
 		{[]string{"--business", "acme", "--in", in, "--out", out, "--price-per-message", "cheap"}, "price"},
