@@ -29,6 +29,13 @@ type acked struct {
 	reserved map[string][]string // phone -> message_refs of acknowledged ALLOWs
 }
 
+// both reports whether a report and a reservation have been acknowledged.
+func (a *acked) both() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.reports) > 0 && len(a.reserved) > 0
+}
+
 // TestCrashLosesNothing kills the server with SIGKILL while 8 clients run reports
 // and reserving checks, restarts it on the same data, and finds every acknowledged
 // write, and no frequency cap (1 marketing send per 24 h) exceeded. Round after
@@ -82,7 +89,13 @@ func TestCrashLosesNothing(t *testing.T) {
 				}
 			}()
 		}
-		time.Sleep(time.Duration(300+rand.IntN(500)) * time.Millisecond)
+		// Kill at a random moment once both kinds of write have been
+		// acknowledged: a fixed delay killed before the first reservation on a
+		// loaded machine.
+		for deadline := time.Now().Add(30 * time.Second); !a.both() && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(time.Duration(100+rand.IntN(500)) * time.Millisecond)
 		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
