@@ -30,6 +30,11 @@ type GuardOptions struct {
 	RetryResourceExhausted bool
 	// CampaignID is recorded with every check and reservation (optional).
 	CampaignID string
+	// Region (ISO 3166 alpha-2, e.g. "BR") reads the phones this Guard is given
+	// in national format, such as "(31) 99551-1909"; empty: the business
+	// policy's default_region. Phones with + or 00 are read as international
+	// whatever it says. A Report's own Region, when set, wins.
+	Region string
 }
 
 // Guard is what a sending worker holds: the questions it asks before and after
@@ -78,6 +83,7 @@ func NewGuard(c *Client, business string, opts GuardOptions) *Guard {
 func (g *Guard) Check(ctx context.Context, phone string, category sgv1.Category, template string) (*sgv1.CheckSendResponse, error) {
 	req := &sgv1.CheckSendRequest{
 		BusinessId: g.business, Phone: phone, Category: category, Template: template, CampaignId: g.o.CampaignID,
+		Region: g.o.Region,
 	}
 	return retry(ctx, g, func(ctx context.Context) (*sgv1.CheckSendResponse, error) { return g.c.api.CheckSend(ctx, req) })
 }
@@ -103,7 +109,7 @@ func (g *Guard) Reserve(ctx context.Context, phone string, category sgv1.Categor
 	}
 	req := &sgv1.CheckSendRequest{
 		BusinessId: g.business, Phone: phone, Category: category, Template: template, CampaignId: g.o.CampaignID,
-		Reserve: true, MessageRef: messageRef,
+		Reserve: true, MessageRef: messageRef, Region: g.o.Region,
 	}
 	return retry(ctx, g, func(ctx context.Context) (*sgv1.CheckSendResponse, error) { return g.c.api.CheckSend(ctx, req) })
 }
@@ -112,9 +118,14 @@ func (g *Guard) Reserve(ctx context.Context, phone string, category sgv1.Categor
 // webhook). An empty BusinessId is the Guard's business. Reports are idempotent:
 // a retried one is recorded once (the answer then says Duplicate).
 func (g *Guard) Report(ctx context.Context, req *sgv1.ReportResultRequest) (*sgv1.ReportResultResponse, error) {
-	if req.GetBusinessId() == "" {
+	if req.GetBusinessId() == "" || (req.GetRegion() == "" && g.o.Region != "") {
 		req = proto.CloneOf(req) // the caller's message stays as it was
-		req.BusinessId = g.business
+		if req.BusinessId == "" {
+			req.BusinessId = g.business
+		}
+		if req.Region == "" {
+			req.Region = g.o.Region
+		}
 	}
 	return retry(ctx, g, func(ctx context.Context) (*sgv1.ReportResultResponse, error) { return g.c.api.ReportResult(ctx, req) })
 }

@@ -208,3 +208,37 @@ func TestGuardBoundedByContext(t *testing.T) {
 		t.Fatalf("blocking server: %v after %d calls", err, f.callCount())
 	}
 }
+
+// TestGuardRegion: the Guard's Region goes with every check, reservation and
+// report; a report's own region wins.
+func TestGuardRegion(t *testing.T) {
+	f := &flaky{}
+	c, _ := startFake(t, f)
+	g := client.NewGuard(c, "acme", client.GuardOptions{Region: "BR"})
+	ctx := context.Background()
+	if _, err := g.Check(ctx, "(31) 99551-1909", sgv1.Category_CATEGORY_MARKETING, "promo"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Reserve(ctx, "(31) 99551-1909", sgv1.Category_CATEGORY_MARKETING, "promo", "m1"); err != nil {
+		t.Fatal(err)
+	}
+	own := &sgv1.ReportResultRequest{BusinessId: "acme", Phone: "55 1234-5678", Region: "MX", Status: sgv1.MessageStatus_MESSAGE_STATUS_SENT}
+	for _, r := range []*sgv1.ReportResultRequest{{BusinessId: "acme", Phone: "(31) 99551-1909", Status: sgv1.MessageStatus_MESSAGE_STATUS_SENT}, own} {
+		if _, err := g.Report(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range f.requests {
+		if r.GetRegion() != "BR" {
+			t.Errorf("check %v: region %q, want BR", r, r.GetRegion())
+		}
+	}
+	if len(f.reports) != 2 || f.reports[0].GetRegion() != "BR" || f.reports[1].GetRegion() != "MX" {
+		t.Errorf("reports %v: want regions BR, then the report's own MX", f.reports)
+	}
+	if own.GetRegion() != "MX" || own.GetBusinessId() != "acme" {
+		t.Errorf("the caller's report was changed: %v", own)
+	}
+}
