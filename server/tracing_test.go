@@ -162,3 +162,32 @@ func attr(s sdktrace.ReadOnlySpan, key attribute.Key) attribute.Value {
 	}
 	return attribute.Value{}
 }
+
+// BenchmarkCheckSendTracing measures a CheckSend (a fresh number, through
+// bufconn) with tracing off (no provider: nothing installed) and on (every
+// call sampled, spans batched to an exporter that drops them), in the same run:
+// quote on/off as a ratio.
+func BenchmarkCheckSendTracing(b *testing.B) {
+	for _, mode := range []string{"off", "on"} {
+		b.Run(mode, func(b *testing.B) {
+			var tp *sdktrace.TracerProvider
+			if mode == "on" {
+				tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+				b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+			}
+			h := newHarness(b, func(c *Config) {
+				if tp != nil {
+					c.TracerProvider = tp
+				}
+			})
+			ctx := context.Background()
+			req := marketing(brPhone)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := h.c.Check(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
