@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/trace"
 	"log/slog"
 	"math"
 	"net"
@@ -126,6 +127,10 @@ type Config struct {
 	DiskHeadroom int64
 	// Logger receives the server's logs.
 	Logger *slog.Logger
+	// TracerProvider, when set, gets a span for every SendGuard RPC and webhook
+	// POST (tracing.go); nil installs nothing. The serve command sets it from
+	// the OTEL_* environment (internal/tracing).
+	TracerProvider trace.TracerProvider
 	// Now is the clock (tests inject a fake one).
 	Now func() time.Time
 }

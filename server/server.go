@@ -234,6 +234,7 @@ func (s *Server) newGRPCServer() (*grpc.Server, error) {
 		),
 	}
 	opts = append(opts, limitOptions(s.cfg, s.calls)...)
+	opts = append(opts, s.tracingOptions()...)
 	opts = append(opts, grpc.ForceServerCodecV2(newLenientCodec()))
 	// Handlers run on long-lived goroutines whose stacks have already grown to
 	// what a check needs, instead of a new goroutine per call that grows its
@@ -267,7 +268,7 @@ func (s *Server) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	if len(s.cfg.WebhookSecret) > 0 {
 		mux.HandleFunc("GET "+WebhookPath, s.handleWebhookVerify)
-		mux.HandleFunc("POST "+WebhookPath, s.handleWebhook)
+		mux.Handle("POST "+WebhookPath, s.traceWebhook(s.handleWebhook))
 	} else {
 		mux.HandleFunc(WebhookPath, func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "webhook not configured: set SENDGUARD_WHATSAPP_APP_SECRET (or whatsapp_app_secret in the config file)", http.StatusNotFound)

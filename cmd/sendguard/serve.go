@@ -8,12 +8,24 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/sendguard/sendguard/internal/memlimit"
+	"github.com/sendguard/sendguard/internal/tracing"
 	"github.com/sendguard/sendguard/server"
 )
+
+// shutdownTracing sends the spans still batched, giving the collector 5 s.
+func shutdownTracing(tp *sdktrace.TracerProvider, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tp.Shutdown(ctx); err != nil {
+		log.Warn("tracing: spans not sent at shutdown", "err", err)
+	}
+}
 
 func serveCmd() *cobra.Command {
 	var (
@@ -66,6 +78,15 @@ Flags override the config file; the config file overrides the defaults.`,
 			if set, cg := memlimit.Apply(); set > 0 {
 				log.Info("Go memory limit set from the cgroup's (GOMEMLIMIT overrides it)",
 					"limit_bytes", set, "cgroup_limit_bytes", cg)
+			}
+			tp, err := tracing.FromEnv(context.Background())
+			if err != nil {
+				return err
+			}
+			if tp != nil {
+				cfg.TracerProvider = tp
+				log.Info("tracing: spans of RPCs and webhook POSTs exported over OTLP")
+				defer shutdownTracing(tp, log)
 			}
 			srv, err := server.New(cfg)
 			if err != nil {
