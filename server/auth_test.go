@@ -78,6 +78,16 @@ func calls(c *client.Client, b string) map[string]func() error {
 			_, err := c.SetPolicy(ctx, &sgv1.SetPolicyRequest{BusinessId: b, Policy: &sgv1.Policy{}})
 			return err
 		},
+		"CheckSendBatch": func() error {
+			resp, err := c.CheckBatch(ctx, []*sgv1.CheckSendRequest{{BusinessId: b, Phone: brPhone, Category: sgv1.Category_CATEGORY_UTILITY}})
+			if err != nil {
+				return err
+			}
+			if e := resp[0].GetError(); e != nil {
+				return status.Error(codes.Code(e.Code), e.Message)
+			}
+			return nil
+		},
 		"CheckSendStream": func() error {
 			st, err := c.CheckStream(ctx)
 			if err != nil {
