@@ -11,8 +11,8 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: run
-run: ## Start the server: embedded Badger in ./data, gRPC 127.0.0.1:50051, HTTP 127.0.0.1:8080
-	$(GO) run ./cmd/sendguard serve --data ./data --grpc-addr 127.0.0.1:50051 --http-addr 127.0.0.1:8080
+run: ## Start the server: embedded Badger in ./data, gRPC 127.0.0.1:50051, HTTP 127.0.0.1:8080, JSON API 127.0.0.1:8081
+	$(GO) run ./cmd/sendguard serve --data ./data --grpc-addr 127.0.0.1:50051 --http-addr 127.0.0.1:8080 --api-addr 127.0.0.1:8081
 
 .PHONY: build
 build: ## Build bin/sendguard

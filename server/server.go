@@ -62,6 +62,8 @@ type Server struct {
 	grpcLis net.Listener
 	httpLis net.Listener
 	http    *http.Server
+	apiLis  net.Listener // the JSON API (api.go)
+	api     *http.Server
 }
 
 // New validates cfg, opens the store and binds the listeners. Call Run to serve.
@@ -74,7 +76,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	if len(keys) == 0 {
-		for what, addr := range map[string]string{"grpc": cfg.GRPCAddr, "http": cfg.HTTPAddr} {
+		for what, addr := range map[string]string{"grpc": cfg.GRPCAddr, "http": cfg.HTTPAddr, "api": cfg.APIAddr} {
 			if addr == "" {
 				continue
 			}
@@ -118,6 +120,15 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.httpLis = s.limitHTTPListener(s.httpLis)
 		s.http = s.newHTTPServer()
+	}
+	if err := s.listenAPI(); err != nil {
+		s.grpc.Stop()
+		s.grpcLis.Close()
+		if s.httpLis != nil {
+			s.httpLis.Close()
+		}
+		s.closeStore()
+		return nil, err
 	}
 	s.startRefresh()
 	s.startSpaceWatch()
@@ -274,7 +285,7 @@ func (s *Server) httpHandler() http.Handler {
 		})
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /admin/backup", s.handleBackup)
+	mux.HandleFunc(BackupPath, s.handleBackupMoved) // on the API port now (api.go)
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /healthz/writes", s.handleHealthzWrites)
 	return mux
@@ -283,7 +294,7 @@ func (s *Server) httpHandler() http.Handler {
 // Run serves until ctx ends, then stops: health goes NOT_SERVING, streams get
 // ShutdownGrace to drain (then are cut), and the store is closed last.
 func (s *Server) Run(ctx context.Context) error {
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -301,7 +312,16 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	s.log.Info("sendguard serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr())
+	if s.api != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.serveAPI(); err != nil {
+				errc <- fmt.Errorf("api: %w", err)
+			}
+		}()
+	}
+	s.log.Info("sendguard serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "api", s.APIAddr())
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -325,6 +345,7 @@ func (s *Server) stop() {
 	s.log.Info("sendguard stopping", "grace", s.cfg.ShutdownGrace)
 	s.Close()
 	s.health.Shutdown()
+	apiDone := s.shutdownAPI(s.cfg.ShutdownGrace)
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
@@ -342,6 +363,7 @@ func (s *Server) stop() {
 		defer cancel()
 		_ = s.http.Shutdown(ctx)
 	}
+	<-apiDone
 	s.closeStore()
 	s.log.Info("sendguard stopped")
 }

@@ -211,7 +211,7 @@ func startLocal(ctx context.Context, dir, durability string, conns int, logw io.
 	_, _ = crand.Read(secret)
 	cfg := server.DefaultConfig()
 	cfg.DataDir, cfg.Store = dir, st
-	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.APIAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Logger = log
 	cfg.Durability = durability
 	cfg.WebhookSecret = []byte(hex.EncodeToString(secret))
