@@ -64,7 +64,7 @@ $(BUF): tools/go.mod tools/go.sum
 	cd tools && $(GO) build -o ../$(BUF) github.com/bufbuild/buf/cmd/buf
 
 .PHONY: generate
-generate: $(BUF) ## Regenerate the Go code from proto/ (local plugins, pinned in go.mod)
+generate: $(BUF) ## Regenerate from proto/: the Go code, the OpenAPI document and the descriptor set (local plugins, pinned in go.mod and tools/go.mod)
 	$(BUF) generate
 
 .PHONY: lint
@@ -75,7 +75,7 @@ lint: $(BUF) ## buf lint, gofmt check and go vet
 
 .PHONY: check-generated
 check-generated: generate ## Fail when regenerating would change the committed code
-	@git diff --exit-code -- proto/ || { echo 'generated code is stale: run make generate and commit'; exit 1; }
+	@git diff --exit-code -- proto/ && test -z "$$(git status --porcelain -- proto/)" || { git status --short -- proto/; echo 'generated code (Go, OpenAPI, descriptor set) is stale: run make generate and commit'; exit 1; }
 
 .PHONY: fmt
 fmt: ## gofmt every Go file

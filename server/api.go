@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
 
 // The API port serves every RPC as JSON over HTTP — the Connect protocol
@@ -69,6 +71,7 @@ func (s *Server) apiHandler() (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+BackupPath, s.handleBackup)
+	mux.HandleFunc("GET "+OpenAPIPath, serveOpenAPI)
 	mux.Handle("/", s.apiCalls(tc))
 	return mux, nil
 }
@@ -86,6 +89,15 @@ func (c apiJSON) Unmarshal(b []byte, m proto.Message) error {
 		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("request body: %w", err))
 	}
 	return nil
+}
+
+// OpenAPIPath serves the OpenAPI document of the JSON API, generated from the
+// .proto (tools/apidocs).
+const OpenAPIPath = "/openapi.yaml"
+
+func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	_, _ = w.Write(sgv1.OpenAPI)
 }
 
 // listenAPI binds the API port, when there is one.

@@ -22,7 +22,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
@@ -264,7 +263,7 @@ func (s *Server) newGRPCServer() (*grpc.Server, error) {
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(g, s.health)
 	s.setServing(true)
-	reflection.Register(g)
+	s.registerReflection(g) // reflection.go
 	s.calls.count(g)
 	s.metrics.grpc.InitializeMetrics(g)
 	return g, nil
