@@ -64,7 +64,7 @@ func (s *Server) APIHandler() (http.Handler, error) { return s.apiHandler() }
 func (s *Server) apiHandler() (http.Handler, error) {
 	tc, err := vanguardgrpc.NewTranscoder(s.grpc,
 		vanguard.WithDefaultServiceOptions(vanguard.WithMaxMessageBufferBytes(apiMaxBuffer)),
-		vanguard.WithCodec(func(res vanguard.TypeResolver) vanguard.Codec { return apiJSON{vanguard.NewJSONCodec(res)} }),
+		vanguard.WithCodec(newAPIJSON),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
@@ -76,12 +76,19 @@ func (s *Server) apiHandler() (http.Handler, error) {
 	return mux, nil
 }
 
-// apiJSON is the transcoder's JSON codec (protojson; every field written,
-// unknown fields ignored, as Connect does) with one change: a request that does
-// not decode (broken JSON, a string where a number goes, a timestamp that is
-// not RFC 3339) is INVALID_ARGUMENT, as gRPC answers a malformed request,
-// instead of the transcoder's UNKNOWN (500).
+// apiJSON is the transcoder's JSON codec (protojson, unknown fields ignored)
+// with two changes. Answers leave out fields at their zero value, as Connect's
+// own servers and grpcurl do (the transcoder writes every field, unset
+// messages as null). A request that does not decode (broken JSON, a string
+// where a number goes, a timestamp that is not RFC 3339) is INVALID_ARGUMENT,
+// as gRPC answers a malformed request, instead of the transcoder's UNKNOWN (500).
 type apiJSON struct{ *vanguard.JSONCodec }
+
+func newAPIJSON(res vanguard.TypeResolver) vanguard.Codec {
+	c := vanguard.NewJSONCodec(res)
+	c.MarshalOptions.EmitUnpopulated = false
+	return apiJSON{c}
+}
 
 // Unmarshal decodes a JSON request; see apiJSON.
 func (c apiJSON) Unmarshal(b []byte, m proto.Message) error {
