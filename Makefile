@@ -11,8 +11,8 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: run
-run: ## Start the server: embedded Badger in ./data, gRPC 127.0.0.1:50051, HTTP 127.0.0.1:8080
-	$(GO) run ./cmd/sendguard serve --data ./data --grpc-addr 127.0.0.1:50051 --http-addr 127.0.0.1:8080
+run: ## Start the server: embedded Badger in ./data, gRPC 127.0.0.1:50051, HTTP 127.0.0.1:8080, JSON API 127.0.0.1:8081
+	$(GO) run ./cmd/sendguard serve --data ./data --grpc-addr 127.0.0.1:50051 --http-addr 127.0.0.1:8080 --api-addr 127.0.0.1:8081
 
 # What `sendguard version` and sendguard_build_info say (internal/buildinfo): the
 # tag or commit, and the commit, when built from a git checkout.
@@ -71,7 +71,7 @@ $(BUF): tools/go.mod tools/go.sum
 	cd tools && $(GO) build -o ../$(BUF) github.com/bufbuild/buf/cmd/buf
 
 .PHONY: generate
-generate: $(BUF) ## Regenerate the Go code from proto/ (local plugins, pinned in go.mod)
+generate: $(BUF) ## Regenerate from proto/: the Go code, the OpenAPI document and the descriptor set (local plugins, pinned in go.mod and tools/go.mod)
 	$(BUF) generate
 
 .PHONY: lint
@@ -82,7 +82,7 @@ lint: $(BUF) ## buf lint, gofmt check and go vet
 
 .PHONY: check-generated
 check-generated: generate ## Fail when regenerating would change the committed code
-	@git diff --exit-code -- proto/ || { echo 'generated code is stale: run make generate and commit'; exit 1; }
+	@git diff --exit-code -- proto/ && test -z "$$(git status --porcelain -- proto/)" || { git status --short -- proto/; echo 'generated code (Go, OpenAPI, descriptor set) is stale: run make generate and commit'; exit 1; }
 
 .PHONY: fmt
 fmt: ## gofmt every Go file

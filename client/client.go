@@ -104,6 +104,16 @@ func (c *Client) CheckStream(ctx context.Context) (sgv1.SendGuard_CheckSendStrea
 	return c.api.CheckSendStream(ctx)
 }
 
+// CheckBatch judges up to 1,000 planned sends in one call (CheckSendBatch): one
+// answer per request, in order; a request that could not be judged gets an answer
+// carrying Error.
+func (c *Client) CheckBatch(ctx context.Context, reqs []*sgv1.CheckSendRequest) ([]*sgv1.CheckSendResponse, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	resp, err := c.api.CheckSendBatch(ctx, &sgv1.CheckSendBatchRequest{Requests: reqs})
+	return resp.GetResponses(), err
+}
+
 // Report records what happened to a send (ReportResult).
 func (c *Client) Report(ctx context.Context, req *sgv1.ReportResultRequest) (*sgv1.ReportResultResponse, error) {
 	ctx, cancel := c.ctx(ctx)

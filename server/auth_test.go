@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"io"
 	"math/big"
 	"net"
@@ -77,6 +78,16 @@ func calls(c *client.Client, b string) map[string]func() error {
 		"SetPolicy": func() error {
 			_, err := c.SetPolicy(ctx, &sgv1.SetPolicyRequest{BusinessId: b, Policy: &sgv1.Policy{}})
 			return err
+		},
+		"CheckSendBatch": func() error {
+			resp, err := c.CheckBatch(ctx, []*sgv1.CheckSendRequest{{BusinessId: b, Phone: brPhone, Category: sgv1.Category_CATEGORY_UTILITY}})
+			if err != nil {
+				return err
+			}
+			if e := resp[0].GetError(); e != nil {
+				return status.Error(codes.Code(e.Code), e.Message)
+			}
+			return nil
 		},
 		"CheckSendStream": func() error {
 			st, err := c.CheckStream(ctx)
@@ -190,6 +201,10 @@ func TestRefusesNetworkWithoutKeys(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "no API keys are configured") {
 			t.Errorf("%s: %v", addr, err)
 		}
+		cfg.GRPCAddr, cfg.APIAddr = "127.0.0.1:0", addr
+		if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "api address "+addr) {
+			t.Errorf("api on %s: %v", addr, err)
+		}
 	}
 }
 
@@ -271,6 +286,26 @@ func TestMutualTLS(t *testing.T) {
 	if _, err := client.Dial(srv.GRPCAddr(), client.Options{}); err == nil {
 		t.Fatal("client.Dial without TLS or Insecure must refuse")
 	}
+	// The API port serves the same certificate and asks for the same client
+	// certificates.
+	get := func(tc *tls.Config) error {
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 5 * time.Second}
+		resp, err := hc.Post("https://"+srv.APIAddr()+"/sendguard.v1.SendGuard/GetPolicy", "application/json", strings.NewReader(`{"business_id":"acme"}`))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return errors.New(resp.Status)
+		}
+		return nil
+	}
+	if err := get(&tls.Config{RootCAs: pool}); err == nil {
+		t.Fatal("API: a client without a certificate was let in")
+	}
+	if err := get(&tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}}); err != nil {
+		t.Fatalf("API: client with a certificate: %v", err)
+	}
 }
 
 func TestBackupNeedsAnAdminKeyForAll(t *testing.T) {
@@ -280,15 +315,25 @@ func TestBackupNeedsAnAdminKeyForAll(t *testing.T) {
 			{Name: "root", SHA256: HashAPIKey(keyGlobex), Businesses: []string{"*"}, Admin: true},
 		}
 	})
+	api, err := h.srv.APIHandler()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for key, want := range map[string]int{"": 403, keyAdmin: 403, keyGlobex: 200} {
 		req := httptest.NewRequest(http.MethodGet, "/admin/backup", nil)
 		if key != "" {
 			req.Header.Set("Authorization", "Bearer "+key)
 		}
 		rec := httptest.NewRecorder()
-		h.srv.HTTPHandler().ServeHTTP(rec, req)
+		api.ServeHTTP(rec, req)
 		if rec.Code != want {
 			t.Errorf("key %q: %d, want %d", key, rec.Code, want)
+		}
+		// The webhook port's old path says where the backup went, to anyone.
+		rec = httptest.NewRecorder()
+		h.srv.HTTPHandler().ServeHTTP(rec, req)
+		if rec.Code != http.StatusGone || !strings.Contains(rec.Body.String(), "--api-addr") {
+			t.Errorf("key %q on the webhook port: %d %q, want 410 naming --api-addr", key, rec.Code, rec.Body)
 		}
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
 
 // A request that gRPC's proto codec cannot decode — a string field that is not
@@ -46,6 +48,10 @@ func (c lenientCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	m, ok := v.(proto.Message)
 	if !ok || m.ProtoReflect().Descriptor().ParentFile().Package() != sendguardPackage {
 		return err
+	}
+	if batch, ok := m.(*sgv1.CheckSendBatchRequest); ok {
+		salvageBatch(batch, data.Materialize(), err) // a bad row is that row's error
+		return nil
 	}
 	salvage(m, data.Materialize(), err)
 	return nil

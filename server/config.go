@@ -27,6 +27,10 @@ type Config struct {
 	// GRPCAddr and HTTPAddr are the listen addresses ("127.0.0.1:0" picks a port).
 	GRPCAddr string
 	HTTPAddr string
+	// APIAddr is the listen address of the JSON-over-HTTP API (the Connect
+	// protocol, gRPC-Web), /openapi.yaml and /admin/backup; "" turns it off.
+	// Apart from HTTPAddr, which faces Meta (api.go).
+	APIAddr string
 	// DataDir is the Badger directory (ignored when Store or StoreURL is set).
 	DataDir string
 	// StoreURL selects the store: "" for the embedded Badger store in DataDir, or
@@ -159,6 +163,7 @@ func DefaultConfig() Config {
 	return Config{
 		GRPCAddr:      "127.0.0.1:50051",
 		HTTPAddr:      "127.0.0.1:8080",
+		APIAddr:       DefaultAPIAddr,
 		DataDir:       "./data",
 		Defaults:      validator.Defaults(),
 		ShutdownGrace: 10 * time.Second,
@@ -178,6 +183,11 @@ func (c *Config) validate() error {
 	if c.HTTPAddr != "" {
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 			errs = append(errs, fmt.Errorf("http address %q: %v", c.HTTPAddr, err))
+		}
+	}
+	if c.APIAddr != "" {
+		if _, _, err := net.SplitHostPort(c.APIAddr); err != nil {
+			errs = append(errs, fmt.Errorf("api address %q: %v", c.APIAddr, err))
 		}
 	}
 	switch {
@@ -278,6 +288,7 @@ func (c *Config) validate() error {
 type fileConfig struct {
 	GRPCAddr string `yaml:"grpc_addr"`
 	HTTPAddr string `yaml:"http_addr"`
+	APIAddr  string `yaml:"api_addr"` // "off" turns the API off
 	DataDir  string `yaml:"data_dir"`
 	Store    string `yaml:"store"`
 	// BusinessRefresh is a Go duration ("1s"); see Config.BusinessRefresh.
@@ -370,6 +381,9 @@ func LoadConfigFile(path string, c *Config) error {
 	}
 	if f.HTTPAddr != "" {
 		c.HTTPAddr = f.HTTPAddr
+	}
+	if f.APIAddr != "" {
+		c.APIAddr = f.APIAddr
 	}
 	if f.DataDir != "" {
 		c.DataDir = f.DataDir

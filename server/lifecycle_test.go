@@ -52,7 +52,7 @@ func TestPanicIsInternalWithoutDetail(t *testing.T) {
 func TestRunDrainsStreams(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
-	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.APIAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Logger = discardLogger()
 	srv, err := New(cfg)
 	if err != nil {

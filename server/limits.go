@@ -102,14 +102,25 @@ func (l *callLimit) tap(ctx context.Context, info *tap.Info) (context.Context, e
 	if !l.methods[info.FullMethodName] {
 		return ctx, nil
 	}
+	if !l.take() {
+		return ctx, errBusy
+	}
+	context.AfterFunc(ctx, l.give)
+	return ctx, nil
+}
+
+// take counts one more call in progress, or refuses it (false) when max are.
+func (l *callLimit) take() bool {
 	if l.n.Add(1) > l.max {
 		l.n.Add(-1)
 		l.refused.Add(1)
-		return ctx, errBusy
+		return false
 	}
-	context.AfterFunc(ctx, func() { l.n.Add(-1) })
-	return ctx, nil
+	return true
 }
+
+// give ends a call that take counted.
+func (l *callLimit) give() { l.n.Add(-1) }
 
 // limitListener closes connections accepted beyond max open ones at once (the
 // client sees UNAVAILABLE and retries), instead of leaving them queued unseen.
@@ -164,6 +175,15 @@ func (s *Server) unaryDeadline(ctx context.Context, req any, _ *grpc.UnaryServer
 
 // tlsCredentials loads the server certificate and, for mutual TLS, the client CA.
 func tlsCredentials(c TLSConfig) (credentials.TransportCredentials, error) {
+	cfg, err := tlsConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+// tlsConfig is tlsCredentials' TLS configuration (the API port serves it too).
+func tlsConfig(c TLSConfig) (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
@@ -180,7 +200,7 @@ func tlsCredentials(c TLSConfig) (credentials.TransportCredentials, error) {
 		}
 		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
-	return credentials.NewTLS(cfg), nil
+	return cfg, nil
 }
 
 // limitMetrics exports what the limits hold and refuse.

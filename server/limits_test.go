@@ -27,7 +27,7 @@ func runServer(t *testing.T, mutate func(*Config)) *Server {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
-	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", ""
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.APIAddr = "127.0.0.1:0", "", "127.0.0.1:0"
 	cfg.Logger = discardLogger()
 	if mutate != nil {
 		mutate(&cfg)

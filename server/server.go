@@ -22,7 +22,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
@@ -62,6 +61,8 @@ type Server struct {
 	grpcLis net.Listener
 	httpLis net.Listener
 	http    *http.Server
+	apiLis  net.Listener // the JSON API (api.go)
+	api     *http.Server
 }
 
 // New validates cfg, opens the store and binds the listeners. Call Run to serve.
@@ -74,7 +75,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	if len(keys) == 0 {
-		for what, addr := range map[string]string{"grpc": cfg.GRPCAddr, "http": cfg.HTTPAddr} {
+		for what, addr := range map[string]string{"grpc": cfg.GRPCAddr, "http": cfg.HTTPAddr, "api": cfg.APIAddr} {
 			if addr == "" {
 				continue
 			}
@@ -118,6 +119,15 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.httpLis = s.limitHTTPListener(s.httpLis)
 		s.http = s.newHTTPServer()
+	}
+	if err := s.listenAPI(); err != nil {
+		s.grpc.Stop()
+		s.grpcLis.Close()
+		if s.httpLis != nil {
+			s.httpLis.Close()
+		}
+		s.closeStore()
+		return nil, err
 	}
 	s.startRefresh()
 	s.startSpaceWatch()
@@ -254,7 +264,7 @@ func (s *Server) newGRPCServer() (*grpc.Server, error) {
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(g, s.health)
 	s.setServing(true)
-	reflection.Register(g)
+	s.registerReflection(g) // reflection.go
 	s.calls.count(g)
 	s.metrics.grpc.InitializeMetrics(g)
 	return g, nil
@@ -275,7 +285,7 @@ func (s *Server) httpHandler() http.Handler {
 		})
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /admin/backup", s.handleBackup)
+	mux.HandleFunc(BackupPath, s.handleBackupMoved) // on the API port now (api.go)
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /healthz/writes", s.handleHealthzWrites)
 	return mux
@@ -284,7 +294,7 @@ func (s *Server) httpHandler() http.Handler {
 // Run serves until ctx ends, then stops: health goes NOT_SERVING, streams get
 // ShutdownGrace to drain (then are cut), and the store is closed last.
 func (s *Server) Run(ctx context.Context) error {
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -302,7 +312,16 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	s.log.Info("sendguard serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr())
+	if s.api != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.serveAPI(); err != nil {
+				errc <- fmt.Errorf("api: %w", err)
+			}
+		}()
+	}
+	s.log.Info("sendguard serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "api", s.APIAddr())
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -326,6 +345,7 @@ func (s *Server) stop() {
 	s.log.Info("sendguard stopping", "grace", s.cfg.ShutdownGrace)
 	s.Close()
 	s.health.Shutdown()
+	apiDone := s.shutdownAPI(s.cfg.ShutdownGrace)
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
@@ -343,6 +363,7 @@ func (s *Server) stop() {
 		defer cancel()
 		_ = s.http.Shutdown(ctx)
 	}
+	<-apiDone
 	s.closeStore()
 	s.log.Info("sendguard stopped")
 }

@@ -27,14 +27,15 @@ const suppressionKeyFile = "suppression.key"
 
 func backupCmd() *cobra.Command {
 	var (
-		httpAddr, out string
-		force         bool
+		apiAddr, httpAddr, out string
+		force                  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "backup --out FILE",
 		Short: "Download a consistent backup of a running server's store",
-		Long: `Download a backup of a running server's store from its HTTP endpoint
-(GET /admin/backup, answered to loopback callers only) while it keeps serving.
+		Long: `Download a backup of a running server's store from its API port
+(GET /admin/backup on --api-addr, answered to loopback callers only, or to an admin
+API key for all businesses) while it keeps serving.
 The backup is one consistent snapshot: every write acknowledged before it started,
 none after. It is written to FILE.tmp and renamed to FILE once complete, so FILE
 is never a partial backup. Restore it with 'sendguard restore'.
@@ -45,6 +46,9 @@ directory's suppression.key): keep a copy of that file with your backups, apart 
 them (see 'sendguard restore --help').`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("http-addr") {
+				return fmt.Errorf("/admin/backup moved from the HTTP port to the API port: use --api-addr (default %s) instead of --http-addr %s", server.DefaultAPIAddr, httpAddr)
+			}
 			if out == "" {
 				return errors.New("--out is required")
 			}
@@ -56,7 +60,7 @@ them (see 'sendguard restore --help').`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			start := time.Now()
-			n, version, err := downloadBackup(ctx, "http://"+httpAddr+server.BackupPath, out, force)
+			n, version, err := downloadBackup(ctx, "http://"+apiAddr+server.BackupPath, out, force)
 			if err != nil {
 				return err
 			}
@@ -67,7 +71,9 @@ them (see 'sendguard restore --help').`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&httpAddr, "http-addr", "127.0.0.1:8080", "the server's HTTP address")
+	f.StringVar(&apiAddr, "api-addr", server.DefaultAPIAddr, "the server's API address (api_addr)")
+	f.StringVar(&httpAddr, "http-addr", "", "gone: the backup is on the API port (--api-addr)")
+	_ = f.MarkHidden("http-addr")
 	f.StringVar(&out, "out", "", "file to write the backup to")
 	f.BoolVar(&force, "force", false, "replace --out if it exists")
 	return cmd

@@ -118,7 +118,7 @@ func TestBackupRestoreEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "sendguard.backup")
 	before := served.Load()
-	out, err := exec.Command(bin, "backup", "--http-addr", p.http, "--out", file).CombinedOutput()
+	out, err := exec.Command(bin, "backup", "--api-addr", p.api, "--out", file).CombinedOutput()
 	during := served.Load() - before
 	close(stop)
 	wg.Wait()
@@ -135,11 +135,11 @@ func TestBackupRestoreEndToEnd(t *testing.T) {
 		t.Fatalf("%s.tmp left behind: %v", file, err)
 	}
 	// An existing file is kept unless --force.
-	out, err = exec.Command(bin, "backup", "--http-addr", p.http, "--out", file).CombinedOutput()
+	out, err = exec.Command(bin, "backup", "--api-addr", p.api, "--out", file).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "--force") {
 		t.Fatalf("backup over an existing file: %v\n%s", err, out)
 	}
-	if out, err := exec.Command(bin, "backup", "--http-addr", p.http, "--out", file, "--force").CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "backup", "--api-addr", p.api, "--out", file, "--force").CombinedOutput(); err != nil {
 		t.Fatalf("backup --force: %v\n%s", err, out)
 	}
 
@@ -263,7 +263,11 @@ func TestBackupEndpointRefuses(t *testing.T) {
 		req := httptest.NewRequest(http.MethodGet, server.BackupPath, nil)
 		req.RemoteAddr = remote
 		rec := httptest.NewRecorder()
-		srv.HTTPHandler().ServeHTTP(rec, req)
+		api, err := srv.APIHandler()
+		if err != nil {
+			t.Fatal(err)
+		}
+		api.ServeHTTP(rec, req)
 		return rec.Result()
 	}
 	for _, remote := range []string{"192.0.2.10:40000", "[2001:db8::1]:40000", "10.0.0.1:1", "not an address"} {

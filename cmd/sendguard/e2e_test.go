@@ -68,11 +68,11 @@ func buildBinary(t *testing.T) string {
 }
 
 type proc struct {
-	cmd        *exec.Cmd
-	grpc, http string
+	cmd             *exec.Cmd
+	grpc, http, api string
 }
 
-var servingLine = regexp.MustCompile(`sendguard serving"? grpc=(\S+) http=(\S+)`)
+var servingLine = regexp.MustCompile(`sendguard serving"? grpc=(\S+) http=(\S+) api=(\S*)`)
 
 // startServer starts `sendguard serve` on loopback ports chosen by the kernel and
 // waits for it to say where it listens.
@@ -102,7 +102,7 @@ func stop(t *testing.T, p *proc) {
 // startServerArgs is startServer with extra serve flags.
 func startServerArgs(t *testing.T, bin, dataDir string, env []string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"serve", "--data", dataDir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(bin, append([]string{"serve", "--data", dataDir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -125,7 +125,7 @@ func startServerArgs(t *testing.T, bin, dataDir string, env []string, args ...st
 	}()
 	select {
 	case m := <-found:
-		return &proc{cmd: cmd, grpc: m[1], http: m[2]}
+		return &proc{cmd: cmd, grpc: m[1], http: m[2], api: m[3]}
 	case <-time.After(30 * time.Second):
 		t.Fatal("server did not start within 30s")
 	}

@@ -76,7 +76,7 @@ func TestTLSAndAPIKey(t *testing.T) {
 	certs := newPKI(t)
 	cfg := server.DefaultConfig()
 	cfg.DataDir = t.TempDir()
-	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", ""
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.APIAddr = "127.0.0.1:0", "", ""
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.TLS = server.TLSConfig{CertFile: certs.serverCert, KeyFile: certs.serverKey, ClientCAFile: certs.ca}
 	cfg.APIKeys = []server.APIKey{{Name: "acme-worker", SHA256: server.HashAPIKey(key), Businesses: []string{"acme"}}}

@@ -29,13 +29,14 @@ func shutdownTracing(tp *sdktrace.TracerProvider, log *slog.Logger) {
 
 func serveCmd() *cobra.Command {
 	var (
-		dataDir, storeURL, grpcAddr, httpAddr, configFile, logLevel, durability string
+		dataDir, storeURL, grpcAddr, httpAddr, apiAddr, configFile, logLevel, durability string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the sendguard server (embedded Badger store, or Redis Cluster with --store)",
-		Long: `Run the sendguard server: gRPC (sendguard.v1.SendGuard, health, reflection) and
-HTTP (/metrics, /healthz), keeping state in an embedded Badger store in --data, or,
+		Long: `Run the sendguard server: gRPC (sendguard.v1.SendGuard, health, reflection),
+HTTP (/metrics, /healthz, Meta's webhook) and the API port (every RPC as JSON over
+HTTP: the Connect protocol and gRPC-Web; /openapi.yaml; /admin/backup), keeping state in an embedded Badger store in --data, or,
 with --store redis://host:port[,host:port…], in Redis Cluster (or one Redis server)
 shared by any number of sendguard replicas. The Redis password may be given in
 SENDGUARD_REDIS_PASSWORD instead of the address.
@@ -69,11 +70,17 @@ Flags override the config file; the config file overrides the defaults.`,
 			if flags.Changed("http-addr") {
 				cfg.HTTPAddr = httpAddr
 			}
+			if flags.Changed("api-addr") {
+				cfg.APIAddr = apiAddr
+			}
 			if flags.Changed("durability") {
 				cfg.Durability = durability
 			}
 			if strings.TrimSpace(cfg.HTTPAddr) == "off" {
 				cfg.HTTPAddr = ""
+			}
+			if strings.TrimSpace(cfg.APIAddr) == "off" {
+				cfg.APIAddr = ""
 			}
 			if set, cg := memlimit.Apply(); set > 0 {
 				log.Info("Go memory limit set from the cgroup's (GOMEMLIMIT overrides it)",
@@ -102,6 +109,7 @@ Flags override the config file; the config file overrides the defaults.`,
 	f.StringVar(&storeURL, "store", "", "shared store instead of Badger: redis://host:port[,host:port…][?mode=cluster|single] (see docs/scale-out.md)")
 	f.StringVar(&grpcAddr, "grpc-addr", "127.0.0.1:50051", "gRPC listen address (host:port; port 0 picks one)")
 	f.StringVar(&httpAddr, "http-addr", "127.0.0.1:8080", `HTTP listen address for /metrics and /healthz ("off" disables)`)
+	f.StringVar(&apiAddr, "api-addr", server.DefaultAPIAddr, `API listen address: every RPC as JSON over HTTP (Connect, gRPC-Web), /openapi.yaml, /admin/backup ("off" disables)`)
 	f.StringVar(&configFile, "config", "", "YAML configuration file (see README)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&durability, "durability", "default", `"default": acknowledged writes survive a crash of the process; "strict": they survive power loss too (synced writes, slower)`)

@@ -111,7 +111,7 @@ func TestDiskTooSmall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, binPath, "serve", "--data", filepath.Join(tiny, "data"),
-		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0").CombinedOutput()
+		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--api-addr", "off").CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "free some space") {
 		t.Fatalf("serve on a 16 MiB filesystem: %v, want exit 1 saying to free some space\n%s", err, out)
 	}

@@ -75,7 +75,7 @@ var servingLine = regexp.MustCompile(`sendguard serving"? grpc=(\S+) http=(\S+)`
 // process is killed when the test ends.
 func start(t *testing.T, dir string, env []string, args ...string) *server {
 	t.Helper()
-	argv := append([]string{"serve", "--data", dir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, args...)
+	argv := append([]string{"serve", "--data", dir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0"}, args...)
 	cmd := exec.Command(binPath, argv...)
 	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()

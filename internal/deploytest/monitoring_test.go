@@ -459,7 +459,7 @@ var servingLine = regexp.MustCompile(`sendguard serving"? grpc=(\S+) http=(\S+)`
 func startServer(t *testing.T, env ...string) running {
 	t.Helper()
 	cmd := exec.Command(binary(), "serve", "--data", filepath.Join(t.TempDir(), "data"),
-		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
@@ -24,6 +25,7 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sendguard/sendguard/client"
@@ -42,10 +44,11 @@ const (
 	WReport  = "report"  // ReportResult at Concurrency callers, default and strict durability
 	WWebhook = "webhook" // webhook POSTs of WebhookBatch statuses, default and strict durability
 	WScale   = "scale"   // CheckSend p99 (1 caller) at Numbers vs a second server holding ScaleBase
+	WJSON    = "json"    // CheckSend as JSON on the API port at Concurrency callers vs GET /healthz at the same
 )
 
 // AllWorkloads lists every workload.
-var AllWorkloads = []string{WStream, WUnary, WUnary1, WReserve, WReport, WWebhook, WScale}
+var AllWorkloads = []string{WStream, WUnary, WUnary1, WReserve, WReport, WWebhook, WScale, WJSON}
 
 // Config configures a load run. Zero values take the defaults of DefaultConfig.
 type Config struct {
@@ -56,6 +59,9 @@ type Config struct {
 	// HTTPAddr is the target's HTTP address (webhooks, /metrics); empty skips the
 	// webhook workload and the server's memory figure.
 	HTTPAddr string
+	// APIAddr is the target's API address (JSON over HTTP); empty skips the
+	// json workload.
+	APIAddr string
 	// APIKey is sent to a target that requires keys.
 	APIKey string
 	// WebhookSecret signs webhook POSTs to a target (its app secret).
@@ -178,6 +184,7 @@ func (c *Config) wants(w string) bool {
 type target struct {
 	conns    []*client.Client
 	httpAddr string
+	apiAddr  string
 	secret   []byte
 	store    *badger.Store // in process only
 	dir      string
@@ -211,7 +218,7 @@ func startLocal(ctx context.Context, dir, durability string, conns int, logw io.
 	_, _ = crand.Read(secret)
 	cfg := server.DefaultConfig()
 	cfg.DataDir, cfg.Store = dir, st
-	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.APIAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Logger = log
 	cfg.Durability = durability
 	cfg.WebhookSecret = []byte(hex.EncodeToString(secret))
@@ -224,7 +231,7 @@ func startLocal(ctx context.Context, dir, durability string, conns int, logw io.
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(rctx) }()
-	t := &target{httpAddr: srv.HTTPAddr(), secret: cfg.WebhookSecret, store: st, dir: dir}
+	t := &target{httpAddr: srv.HTTPAddr(), apiAddr: srv.APIAddr(), secret: cfg.WebhookSecret, store: st, dir: dir}
 	t.stop = func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -375,7 +382,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		logf("bench server on %s (data %s), %d cores, GOMAXPROCS %d", t.conns[0].Conn().Target(), dir, runtime.NumCPU(), runtime.GOMAXPROCS(0))
 	} else {
-		t = &target{httpAddr: cfg.HTTPAddr, secret: cfg.WebhookSecret}
+		t = &target{httpAddr: cfg.HTTPAddr, apiAddr: cfg.APIAddr, secret: cfg.WebhookSecret}
 		if err := t.dial(cfg.Addr, cfg.APIKey, cfg.Conns); err != nil {
 			return err
 		}
@@ -545,6 +552,43 @@ func (w *workloads) unary(ctx context.Context, t *target, callers, n int, health
 	return runUnary(ctx, callers, limits{duration: d}, call)
 }
 
+// jsonUnary measures, at Concurrency callers over HTTP/1.1 keep-alive
+// connections, CheckSend as JSON on the API port, or (health) GET /healthz on
+// the HTTP port: the same HTTP client and server machinery without an RPC.
+func (w *workloads) jsonUnary(ctx context.Context, health bool, d time.Duration) *result {
+	gc()
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: w.cfg.Concurrency}}
+	defer hc.CloseIdleConnections()
+	do := func(req *http.Request) error {
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s", resp.Status)
+		}
+		return nil
+	}
+	return runUnary(ctx, w.cfg.Concurrency, limits{duration: d}, func(ctx context.Context, seq int64) error {
+		if health {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+w.t.httpAddr+"/healthz", nil)
+			return do(req)
+		}
+		body, err := protojson.Marshal(w.checkRequest(seq, rand.IntN(w.cfg.Numbers), false))
+		if err != nil {
+			return err
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+w.t.apiAddr+"/sendguard.v1.SendGuard/CheckSend", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if w.cfg.APIKey != "" {
+			req.Header.Set("Authorization", "Bearer "+w.cfg.APIKey)
+		}
+		return do(req)
+	})
+}
+
 // stream measures a stream workload for d: the echo, CheckSendStream, or a
 // stream where every row reserves; rows walk the numbers in a scattered order,
 // numbered by seq (shared by the rounds of a workload, so rows stay distinct).
@@ -663,6 +707,18 @@ func (w *workloads) all(ctx context.Context, small *target) error {
 	}
 	if cfg.wants(WUnary1) {
 		unaryPair(1)
+	}
+	if cfg.wants(WJSON) {
+		if w.t.apiAddr == "" || w.t.httpAddr == "" {
+			rp.notes = append(rp.notes, "json workload skipped: give the target's --api-addr and --http-addr")
+		} else {
+			b, r, _ := w.pair(fmt.Sprintf("JSON CheckSend ×%d", cfg.Concurrency),
+				func(d time.Duration) (*result, error) { return w.jsonUnary(ctx, true, d), nil },
+				func(d time.Duration) (*result, error) { return w.jsonUnary(ctx, false, d), nil })
+			_, s := ratio(r, b)
+			rp.add(fmt.Sprintf("GET /healthz ×%d (baseline)", cfg.Concurrency), b, "1.00×", "—", "—")
+			rp.add(fmt.Sprintf("CheckSend as JSON (Connect) ×%d", cfg.Concurrency), r, s, "reported", "—")
+		}
 	}
 	if small != nil {
 		a, b, _ := w.pair(fmt.Sprintf("CheckSend ×1 at %d vs %d numbers", cfg.Numbers, cfg.ScaleBase),

@@ -74,7 +74,7 @@ func BenchmarkScaleOut(b *testing.B) {
 
 	start := func(st storage.Store) *server.Server {
 		cfg := server.DefaultConfig()
-		cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", ""
+		cfg.GRPCAddr, cfg.HTTPAddr, cfg.APIAddr = "127.0.0.1:0", "", ""
 		cfg.Logger = log
 		cfg.Store, cfg.DataDir = st, b.TempDir()
 		srv, err := server.New(cfg)

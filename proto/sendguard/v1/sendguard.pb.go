@@ -2753,6 +2753,103 @@ func (x *QuietHours) GetEnd() string {
 	return ""
 }
 
+// CheckSendBatchRequest is a batch of planned sends.
+type CheckSendBatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sends to judge: at most 1,000 (INVALID_ARGUMENT naming requests beyond),
+	// each as in CheckSend. Each may name its own business; an API key must be
+	// allowed to act for each one's business, or that row gets PERMISSION_DENIED
+	// as its error.
+	Requests      []*CheckSendRequest `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckSendBatchRequest) Reset() {
+	*x = CheckSendBatchRequest{}
+	mi := &file_sendguard_v1_sendguard_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckSendBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckSendBatchRequest) ProtoMessage() {}
+
+func (x *CheckSendBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sendguard_v1_sendguard_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckSendBatchRequest.ProtoReflect.Descriptor instead.
+func (*CheckSendBatchRequest) Descriptor() ([]byte, []int) {
+	return file_sendguard_v1_sendguard_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *CheckSendBatchRequest) GetRequests() []*CheckSendRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+// CheckSendBatchResponse answers a CheckSendBatchRequest.
+type CheckSendBatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One response per request, in request order, each echoing its request_id. A
+	// request that could not be judged gets a response carrying error (its code and
+	// message, e.g. INVALID_ARGUMENT naming the field) and no verdict.
+	Responses     []*CheckSendResponse `protobuf:"bytes,1,rep,name=responses,proto3" json:"responses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckSendBatchResponse) Reset() {
+	*x = CheckSendBatchResponse{}
+	mi := &file_sendguard_v1_sendguard_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckSendBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckSendBatchResponse) ProtoMessage() {}
+
+func (x *CheckSendBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sendguard_v1_sendguard_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckSendBatchResponse.ProtoReflect.Descriptor instead.
+func (*CheckSendBatchResponse) Descriptor() ([]byte, []int) {
+	return file_sendguard_v1_sendguard_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *CheckSendBatchResponse) GetResponses() []*CheckSendResponse {
+	if x != nil {
+		return x.Responses
+	}
+	return nil
+}
+
 var File_sendguard_v1_sendguard_proto protoreflect.FileDescriptor
 
 const file_sendguard_v1_sendguard_proto_rawDesc = "" +
@@ -2978,7 +3075,11 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"\n" +
 	"QuietHours\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\tR\x05start\x12\x10\n" +
-	"\x03end\x18\x02 \x01(\tR\x03end*\x85\x01\n" +
+	"\x03end\x18\x02 \x01(\tR\x03end\"S\n" +
+	"\x15CheckSendBatchRequest\x12:\n" +
+	"\brequests\x18\x01 \x03(\v2\x1e.sendguard.v1.CheckSendRequestR\brequests\"W\n" +
+	"\x16CheckSendBatchResponse\x12=\n" +
+	"\tresponses\x18\x01 \x03(\v2\x1f.sendguard.v1.CheckSendResponseR\tresponses*\x85\x01\n" +
 	"\bCategory\x12\x18\n" +
 	"\x14CATEGORY_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12CATEGORY_MARKETING\x10\x01\x12\x14\n" +
@@ -3021,7 +3122,7 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"\x10NumberValidation\x12!\n" +
 	"\x1dNUMBER_VALIDATION_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17NUMBER_VALIDATION_VALID\x10\x01\x12\x1e\n" +
-	"\x1aNUMBER_VALIDATION_POSSIBLE\x10\x022\xf7\x05\n" +
+	"\x1aNUMBER_VALIDATION_POSSIBLE\x10\x022\xd4\x06\n" +
 	"\tSendGuard\x12L\n" +
 	"\tCheckSend\x12\x1e.sendguard.v1.CheckSendRequest\x1a\x1f.sendguard.v1.CheckSendResponse\x12V\n" +
 	"\x0fCheckSendStream\x12\x1e.sendguard.v1.CheckSendRequest\x1a\x1f.sendguard.v1.CheckSendResponse(\x010\x01\x12U\n" +
@@ -3032,7 +3133,8 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"\tSetOptOut\x12\x1e.sendguard.v1.SetOptOutRequest\x1a\x1f.sendguard.v1.SetOptOutResponse\x12X\n" +
 	"\rForgetContact\x12\".sendguard.v1.ForgetContactRequest\x1a#.sendguard.v1.ForgetContactResponse\x12L\n" +
 	"\tGetPolicy\x12\x1e.sendguard.v1.GetPolicyRequest\x1a\x1f.sendguard.v1.GetPolicyResponse\x12L\n" +
-	"\tSetPolicy\x12\x1e.sendguard.v1.SetPolicyRequest\x1a\x1f.sendguard.v1.SetPolicyResponseB?Z=github.com/sendguard/sendguard/proto/sendguard/v1;sendguardv1b\x06proto3"
+	"\tSetPolicy\x12\x1e.sendguard.v1.SetPolicyRequest\x1a\x1f.sendguard.v1.SetPolicyResponse\x12[\n" +
+	"\x0eCheckSendBatch\x12#.sendguard.v1.CheckSendBatchRequest\x1a$.sendguard.v1.CheckSendBatchResponseB?Z=github.com/sendguard/sendguard/proto/sendguard/v1;sendguardv1b\x06proto3"
 
 var (
 	file_sendguard_v1_sendguard_proto_rawDescOnce sync.Once
@@ -3047,123 +3149,129 @@ func file_sendguard_v1_sendguard_proto_rawDescGZIP() []byte {
 }
 
 var file_sendguard_v1_sendguard_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_sendguard_v1_sendguard_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_sendguard_v1_sendguard_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_sendguard_v1_sendguard_proto_goTypes = []any{
-	(Category)(0),                 // 0: sendguard.v1.Category
-	(Verdict)(0),                  // 1: sendguard.v1.Verdict
-	(Rule)(0),                     // 2: sendguard.v1.Rule
-	(MessageStatus)(0),            // 3: sendguard.v1.MessageStatus
-	(InboundKind)(0),              // 4: sendguard.v1.InboundKind
-	(NumberValidation)(0),         // 5: sendguard.v1.NumberValidation
-	(*CheckSendRequest)(nil),      // 6: sendguard.v1.CheckSendRequest
-	(*CheckSendResponse)(nil),     // 7: sendguard.v1.CheckSendResponse
-	(*RowError)(nil),              // 8: sendguard.v1.RowError
-	(*Reason)(nil),                // 9: sendguard.v1.Reason
-	(*ReportResultRequest)(nil),   // 10: sendguard.v1.ReportResultRequest
-	(*ReportResultResponse)(nil),  // 11: sendguard.v1.ReportResultResponse
-	(*ReportInboundRequest)(nil),  // 12: sendguard.v1.ReportInboundRequest
-	(*ReportInboundResponse)(nil), // 13: sendguard.v1.ReportInboundResponse
-	(*GetContactRequest)(nil),     // 14: sendguard.v1.GetContactRequest
-	(*GetContactResponse)(nil),    // 15: sendguard.v1.GetContactResponse
-	(*Contact)(nil),               // 16: sendguard.v1.Contact
-	(*SendRecord)(nil),            // 17: sendguard.v1.SendRecord
-	(*NumberFacts)(nil),           // 18: sendguard.v1.NumberFacts
-	(*ContactEvent)(nil),          // 19: sendguard.v1.ContactEvent
-	(*CategoryDecision)(nil),      // 20: sendguard.v1.CategoryDecision
-	(*SetOptOutRequest)(nil),      // 21: sendguard.v1.SetOptOutRequest
-	(*SetOptOutResponse)(nil),     // 22: sendguard.v1.SetOptOutResponse
-	(*ForgetContactRequest)(nil),  // 23: sendguard.v1.ForgetContactRequest
-	(*ForgetContactResponse)(nil), // 24: sendguard.v1.ForgetContactResponse
-	(*GetPolicyRequest)(nil),      // 25: sendguard.v1.GetPolicyRequest
-	(*GetPolicyResponse)(nil),     // 26: sendguard.v1.GetPolicyResponse
-	(*SetPolicyRequest)(nil),      // 27: sendguard.v1.SetPolicyRequest
-	(*SetPolicyResponse)(nil),     // 28: sendguard.v1.SetPolicyResponse
-	(*Policy)(nil),                // 29: sendguard.v1.Policy
-	(*FrequencyCap)(nil),          // 30: sendguard.v1.FrequencyCap
-	(*QuietHours)(nil),            // 31: sendguard.v1.QuietHours
-	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil), // 33: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),   // 34: google.protobuf.Duration
+	(Category)(0),                  // 0: sendguard.v1.Category
+	(Verdict)(0),                   // 1: sendguard.v1.Verdict
+	(Rule)(0),                      // 2: sendguard.v1.Rule
+	(MessageStatus)(0),             // 3: sendguard.v1.MessageStatus
+	(InboundKind)(0),               // 4: sendguard.v1.InboundKind
+	(NumberValidation)(0),          // 5: sendguard.v1.NumberValidation
+	(*CheckSendRequest)(nil),       // 6: sendguard.v1.CheckSendRequest
+	(*CheckSendResponse)(nil),      // 7: sendguard.v1.CheckSendResponse
+	(*RowError)(nil),               // 8: sendguard.v1.RowError
+	(*Reason)(nil),                 // 9: sendguard.v1.Reason
+	(*ReportResultRequest)(nil),    // 10: sendguard.v1.ReportResultRequest
+	(*ReportResultResponse)(nil),   // 11: sendguard.v1.ReportResultResponse
+	(*ReportInboundRequest)(nil),   // 12: sendguard.v1.ReportInboundRequest
+	(*ReportInboundResponse)(nil),  // 13: sendguard.v1.ReportInboundResponse
+	(*GetContactRequest)(nil),      // 14: sendguard.v1.GetContactRequest
+	(*GetContactResponse)(nil),     // 15: sendguard.v1.GetContactResponse
+	(*Contact)(nil),                // 16: sendguard.v1.Contact
+	(*SendRecord)(nil),             // 17: sendguard.v1.SendRecord
+	(*NumberFacts)(nil),            // 18: sendguard.v1.NumberFacts
+	(*ContactEvent)(nil),           // 19: sendguard.v1.ContactEvent
+	(*CategoryDecision)(nil),       // 20: sendguard.v1.CategoryDecision
+	(*SetOptOutRequest)(nil),       // 21: sendguard.v1.SetOptOutRequest
+	(*SetOptOutResponse)(nil),      // 22: sendguard.v1.SetOptOutResponse
+	(*ForgetContactRequest)(nil),   // 23: sendguard.v1.ForgetContactRequest
+	(*ForgetContactResponse)(nil),  // 24: sendguard.v1.ForgetContactResponse
+	(*GetPolicyRequest)(nil),       // 25: sendguard.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),      // 26: sendguard.v1.GetPolicyResponse
+	(*SetPolicyRequest)(nil),       // 27: sendguard.v1.SetPolicyRequest
+	(*SetPolicyResponse)(nil),      // 28: sendguard.v1.SetPolicyResponse
+	(*Policy)(nil),                 // 29: sendguard.v1.Policy
+	(*FrequencyCap)(nil),           // 30: sendguard.v1.FrequencyCap
+	(*QuietHours)(nil),             // 31: sendguard.v1.QuietHours
+	(*CheckSendBatchRequest)(nil),  // 32: sendguard.v1.CheckSendBatchRequest
+	(*CheckSendBatchResponse)(nil), // 33: sendguard.v1.CheckSendBatchResponse
+	(*timestamppb.Timestamp)(nil),  // 34: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),  // 35: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),    // 36: google.protobuf.Duration
 }
 var file_sendguard_v1_sendguard_proto_depIdxs = []int32{
 	0,  // 0: sendguard.v1.CheckSendRequest.category:type_name -> sendguard.v1.Category
-	32, // 1: sendguard.v1.CheckSendRequest.send_at:type_name -> google.protobuf.Timestamp
+	34, // 1: sendguard.v1.CheckSendRequest.send_at:type_name -> google.protobuf.Timestamp
 	1,  // 2: sendguard.v1.CheckSendResponse.verdict:type_name -> sendguard.v1.Verdict
 	9,  // 3: sendguard.v1.CheckSendResponse.reasons:type_name -> sendguard.v1.Reason
-	32, // 4: sendguard.v1.CheckSendResponse.retry_at:type_name -> google.protobuf.Timestamp
-	32, // 5: sendguard.v1.CheckSendResponse.service_window_until:type_name -> google.protobuf.Timestamp
+	34, // 4: sendguard.v1.CheckSendResponse.retry_at:type_name -> google.protobuf.Timestamp
+	34, // 5: sendguard.v1.CheckSendResponse.service_window_until:type_name -> google.protobuf.Timestamp
 	8,  // 6: sendguard.v1.CheckSendResponse.error:type_name -> sendguard.v1.RowError
 	2,  // 7: sendguard.v1.Reason.rule:type_name -> sendguard.v1.Rule
-	32, // 8: sendguard.v1.Reason.until:type_name -> google.protobuf.Timestamp
+	34, // 8: sendguard.v1.Reason.until:type_name -> google.protobuf.Timestamp
 	1,  // 9: sendguard.v1.Reason.verdict:type_name -> sendguard.v1.Verdict
 	3,  // 10: sendguard.v1.ReportResultRequest.status:type_name -> sendguard.v1.MessageStatus
 	0,  // 11: sendguard.v1.ReportResultRequest.category:type_name -> sendguard.v1.Category
-	32, // 12: sendguard.v1.ReportResultRequest.timestamp:type_name -> google.protobuf.Timestamp
+	34, // 12: sendguard.v1.ReportResultRequest.timestamp:type_name -> google.protobuf.Timestamp
 	4,  // 13: sendguard.v1.ReportInboundRequest.kind:type_name -> sendguard.v1.InboundKind
-	32, // 14: sendguard.v1.ReportInboundRequest.timestamp:type_name -> google.protobuf.Timestamp
-	32, // 15: sendguard.v1.ReportInboundResponse.service_window_until:type_name -> google.protobuf.Timestamp
+	34, // 14: sendguard.v1.ReportInboundRequest.timestamp:type_name -> google.protobuf.Timestamp
+	34, // 15: sendguard.v1.ReportInboundResponse.service_window_until:type_name -> google.protobuf.Timestamp
 	16, // 16: sendguard.v1.GetContactResponse.contact:type_name -> sendguard.v1.Contact
-	32, // 17: sendguard.v1.Contact.opted_out_at:type_name -> google.protobuf.Timestamp
-	32, // 18: sendguard.v1.Contact.consent_at:type_name -> google.protobuf.Timestamp
-	32, // 19: sendguard.v1.Contact.last_inbound_at:type_name -> google.protobuf.Timestamp
-	32, // 20: sendguard.v1.Contact.service_window_until:type_name -> google.protobuf.Timestamp
+	34, // 17: sendguard.v1.Contact.opted_out_at:type_name -> google.protobuf.Timestamp
+	34, // 18: sendguard.v1.Contact.consent_at:type_name -> google.protobuf.Timestamp
+	34, // 19: sendguard.v1.Contact.last_inbound_at:type_name -> google.protobuf.Timestamp
+	34, // 20: sendguard.v1.Contact.service_window_until:type_name -> google.protobuf.Timestamp
 	17, // 21: sendguard.v1.Contact.sends:type_name -> sendguard.v1.SendRecord
 	18, // 22: sendguard.v1.Contact.number:type_name -> sendguard.v1.NumberFacts
 	19, // 23: sendguard.v1.Contact.events:type_name -> sendguard.v1.ContactEvent
 	20, // 24: sendguard.v1.Contact.decisions:type_name -> sendguard.v1.CategoryDecision
-	32, // 25: sendguard.v1.SendRecord.at:type_name -> google.protobuf.Timestamp
+	34, // 25: sendguard.v1.SendRecord.at:type_name -> google.protobuf.Timestamp
 	0,  // 26: sendguard.v1.SendRecord.category:type_name -> sendguard.v1.Category
-	32, // 27: sendguard.v1.NumberFacts.ecosystem_limited_at:type_name -> google.protobuf.Timestamp
-	32, // 28: sendguard.v1.NumberFacts.ecosystem_until:type_name -> google.protobuf.Timestamp
-	32, // 29: sendguard.v1.NumberFacts.experiment_at:type_name -> google.protobuf.Timestamp
-	32, // 30: sendguard.v1.NumberFacts.experiment_until:type_name -> google.protobuf.Timestamp
-	32, // 31: sendguard.v1.NumberFacts.undeliverable_at:type_name -> google.protobuf.Timestamp
-	32, // 32: sendguard.v1.NumberFacts.undeliverable_until:type_name -> google.protobuf.Timestamp
-	32, // 33: sendguard.v1.NumberFacts.last_delivered_at:type_name -> google.protobuf.Timestamp
-	32, // 34: sendguard.v1.ContactEvent.at:type_name -> google.protobuf.Timestamp
+	34, // 27: sendguard.v1.NumberFacts.ecosystem_limited_at:type_name -> google.protobuf.Timestamp
+	34, // 28: sendguard.v1.NumberFacts.ecosystem_until:type_name -> google.protobuf.Timestamp
+	34, // 29: sendguard.v1.NumberFacts.experiment_at:type_name -> google.protobuf.Timestamp
+	34, // 30: sendguard.v1.NumberFacts.experiment_until:type_name -> google.protobuf.Timestamp
+	34, // 31: sendguard.v1.NumberFacts.undeliverable_at:type_name -> google.protobuf.Timestamp
+	34, // 32: sendguard.v1.NumberFacts.undeliverable_until:type_name -> google.protobuf.Timestamp
+	34, // 33: sendguard.v1.NumberFacts.last_delivered_at:type_name -> google.protobuf.Timestamp
+	34, // 34: sendguard.v1.ContactEvent.at:type_name -> google.protobuf.Timestamp
 	0,  // 35: sendguard.v1.CategoryDecision.category:type_name -> sendguard.v1.Category
 	7,  // 36: sendguard.v1.CategoryDecision.decision:type_name -> sendguard.v1.CheckSendResponse
 	29, // 37: sendguard.v1.GetPolicyResponse.effective:type_name -> sendguard.v1.Policy
 	29, // 38: sendguard.v1.GetPolicyResponse.overrides:type_name -> sendguard.v1.Policy
 	29, // 39: sendguard.v1.SetPolicyRequest.policy:type_name -> sendguard.v1.Policy
-	33, // 40: sendguard.v1.SetPolicyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	35, // 40: sendguard.v1.SetPolicyRequest.update_mask:type_name -> google.protobuf.FieldMask
 	29, // 41: sendguard.v1.SetPolicyResponse.effective:type_name -> sendguard.v1.Policy
 	29, // 42: sendguard.v1.SetPolicyResponse.overrides:type_name -> sendguard.v1.Policy
 	30, // 43: sendguard.v1.Policy.frequency_caps:type_name -> sendguard.v1.FrequencyCap
-	34, // 44: sendguard.v1.Policy.ecosystem_cooldown:type_name -> google.protobuf.Duration
-	34, // 45: sendguard.v1.Policy.ecosystem_cooldown_max:type_name -> google.protobuf.Duration
-	34, // 46: sendguard.v1.Policy.experiment_ttl:type_name -> google.protobuf.Duration
-	34, // 47: sendguard.v1.Policy.service_window:type_name -> google.protobuf.Duration
-	34, // 48: sendguard.v1.Policy.undeliverable_backoff:type_name -> google.protobuf.Duration
-	34, // 49: sendguard.v1.Policy.pair_interval:type_name -> google.protobuf.Duration
+	36, // 44: sendguard.v1.Policy.ecosystem_cooldown:type_name -> google.protobuf.Duration
+	36, // 45: sendguard.v1.Policy.ecosystem_cooldown_max:type_name -> google.protobuf.Duration
+	36, // 46: sendguard.v1.Policy.experiment_ttl:type_name -> google.protobuf.Duration
+	36, // 47: sendguard.v1.Policy.service_window:type_name -> google.protobuf.Duration
+	36, // 48: sendguard.v1.Policy.undeliverable_backoff:type_name -> google.protobuf.Duration
+	36, // 49: sendguard.v1.Policy.pair_interval:type_name -> google.protobuf.Duration
 	31, // 50: sendguard.v1.Policy.quiet_hours:type_name -> sendguard.v1.QuietHours
-	34, // 51: sendguard.v1.Policy.template_repeat_window:type_name -> google.protobuf.Duration
+	36, // 51: sendguard.v1.Policy.template_repeat_window:type_name -> google.protobuf.Duration
 	2,  // 52: sendguard.v1.Policy.shadow_rules:type_name -> sendguard.v1.Rule
 	5,  // 53: sendguard.v1.Policy.number_validation:type_name -> sendguard.v1.NumberValidation
-	34, // 54: sendguard.v1.FrequencyCap.window:type_name -> google.protobuf.Duration
-	6,  // 55: sendguard.v1.SendGuard.CheckSend:input_type -> sendguard.v1.CheckSendRequest
-	6,  // 56: sendguard.v1.SendGuard.CheckSendStream:input_type -> sendguard.v1.CheckSendRequest
-	10, // 57: sendguard.v1.SendGuard.ReportResult:input_type -> sendguard.v1.ReportResultRequest
-	12, // 58: sendguard.v1.SendGuard.ReportInbound:input_type -> sendguard.v1.ReportInboundRequest
-	14, // 59: sendguard.v1.SendGuard.GetContact:input_type -> sendguard.v1.GetContactRequest
-	21, // 60: sendguard.v1.SendGuard.SetOptOut:input_type -> sendguard.v1.SetOptOutRequest
-	23, // 61: sendguard.v1.SendGuard.ForgetContact:input_type -> sendguard.v1.ForgetContactRequest
-	25, // 62: sendguard.v1.SendGuard.GetPolicy:input_type -> sendguard.v1.GetPolicyRequest
-	27, // 63: sendguard.v1.SendGuard.SetPolicy:input_type -> sendguard.v1.SetPolicyRequest
-	7,  // 64: sendguard.v1.SendGuard.CheckSend:output_type -> sendguard.v1.CheckSendResponse
-	7,  // 65: sendguard.v1.SendGuard.CheckSendStream:output_type -> sendguard.v1.CheckSendResponse
-	11, // 66: sendguard.v1.SendGuard.ReportResult:output_type -> sendguard.v1.ReportResultResponse
-	13, // 67: sendguard.v1.SendGuard.ReportInbound:output_type -> sendguard.v1.ReportInboundResponse
-	15, // 68: sendguard.v1.SendGuard.GetContact:output_type -> sendguard.v1.GetContactResponse
-	22, // 69: sendguard.v1.SendGuard.SetOptOut:output_type -> sendguard.v1.SetOptOutResponse
-	24, // 70: sendguard.v1.SendGuard.ForgetContact:output_type -> sendguard.v1.ForgetContactResponse
-	26, // 71: sendguard.v1.SendGuard.GetPolicy:output_type -> sendguard.v1.GetPolicyResponse
-	28, // 72: sendguard.v1.SendGuard.SetPolicy:output_type -> sendguard.v1.SetPolicyResponse
-	64, // [64:73] is the sub-list for method output_type
-	55, // [55:64] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	36, // 54: sendguard.v1.FrequencyCap.window:type_name -> google.protobuf.Duration
+	6,  // 55: sendguard.v1.CheckSendBatchRequest.requests:type_name -> sendguard.v1.CheckSendRequest
+	7,  // 56: sendguard.v1.CheckSendBatchResponse.responses:type_name -> sendguard.v1.CheckSendResponse
+	6,  // 57: sendguard.v1.SendGuard.CheckSend:input_type -> sendguard.v1.CheckSendRequest
+	6,  // 58: sendguard.v1.SendGuard.CheckSendStream:input_type -> sendguard.v1.CheckSendRequest
+	10, // 59: sendguard.v1.SendGuard.ReportResult:input_type -> sendguard.v1.ReportResultRequest
+	12, // 60: sendguard.v1.SendGuard.ReportInbound:input_type -> sendguard.v1.ReportInboundRequest
+	14, // 61: sendguard.v1.SendGuard.GetContact:input_type -> sendguard.v1.GetContactRequest
+	21, // 62: sendguard.v1.SendGuard.SetOptOut:input_type -> sendguard.v1.SetOptOutRequest
+	23, // 63: sendguard.v1.SendGuard.ForgetContact:input_type -> sendguard.v1.ForgetContactRequest
+	25, // 64: sendguard.v1.SendGuard.GetPolicy:input_type -> sendguard.v1.GetPolicyRequest
+	27, // 65: sendguard.v1.SendGuard.SetPolicy:input_type -> sendguard.v1.SetPolicyRequest
+	32, // 66: sendguard.v1.SendGuard.CheckSendBatch:input_type -> sendguard.v1.CheckSendBatchRequest
+	7,  // 67: sendguard.v1.SendGuard.CheckSend:output_type -> sendguard.v1.CheckSendResponse
+	7,  // 68: sendguard.v1.SendGuard.CheckSendStream:output_type -> sendguard.v1.CheckSendResponse
+	11, // 69: sendguard.v1.SendGuard.ReportResult:output_type -> sendguard.v1.ReportResultResponse
+	13, // 70: sendguard.v1.SendGuard.ReportInbound:output_type -> sendguard.v1.ReportInboundResponse
+	15, // 71: sendguard.v1.SendGuard.GetContact:output_type -> sendguard.v1.GetContactResponse
+	22, // 72: sendguard.v1.SendGuard.SetOptOut:output_type -> sendguard.v1.SetOptOutResponse
+	24, // 73: sendguard.v1.SendGuard.ForgetContact:output_type -> sendguard.v1.ForgetContactResponse
+	26, // 74: sendguard.v1.SendGuard.GetPolicy:output_type -> sendguard.v1.GetPolicyResponse
+	28, // 75: sendguard.v1.SendGuard.SetPolicy:output_type -> sendguard.v1.SetPolicyResponse
+	33, // 76: sendguard.v1.SendGuard.CheckSendBatch:output_type -> sendguard.v1.CheckSendBatchResponse
+	67, // [67:77] is the sub-list for method output_type
+	57, // [57:67] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_sendguard_v1_sendguard_proto_init() }
@@ -3178,7 +3286,7 @@ func file_sendguard_v1_sendguard_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sendguard_v1_sendguard_proto_rawDesc), len(file_sendguard_v1_sendguard_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	SendGuard_ForgetContact_FullMethodName   = "/sendguard.v1.SendGuard/ForgetContact"
 	SendGuard_GetPolicy_FullMethodName       = "/sendguard.v1.SendGuard/GetPolicy"
 	SendGuard_SetPolicy_FullMethodName       = "/sendguard.v1.SendGuard/SetPolicy"
+	SendGuard_CheckSendBatch_FullMethodName  = "/sendguard.v1.SendGuard/CheckSendBatch"
 )
 
 // SendGuardClient is the client API for SendGuard service.
@@ -71,6 +72,13 @@ type SendGuardClient interface {
 	GetPolicy(ctx context.Context, in *GetPolicyRequest, opts ...grpc.CallOption) (*GetPolicyResponse, error)
 	// SetPolicy changes a business's policy overrides.
 	SetPolicy(ctx context.Context, in *SetPolicyRequest, opts ...grpc.CallOption) (*SetPolicyResponse, error)
+	// CheckSendBatch judges up to 1,000 planned sends in one unary call, for clients
+	// without bidirectional streams (JSON over HTTP/1.1, browsers). Every request is
+	// answered, in order, exactly as a CheckSendStream row is: a request that cannot
+	// be judged gets a response carrying error and no verdict, and the others are
+	// judged all the same. Only a problem with the call as a whole (more than 1,000
+	// requests, a missing API key) fails it.
+	CheckSendBatch(ctx context.Context, in *CheckSendBatchRequest, opts ...grpc.CallOption) (*CheckSendBatchResponse, error)
 }
 
 type sendGuardClient struct {
@@ -174,6 +182,16 @@ func (c *sendGuardClient) SetPolicy(ctx context.Context, in *SetPolicyRequest, o
 	return out, nil
 }
 
+func (c *sendGuardClient) CheckSendBatch(ctx context.Context, in *CheckSendBatchRequest, opts ...grpc.CallOption) (*CheckSendBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckSendBatchResponse)
+	err := c.cc.Invoke(ctx, SendGuard_CheckSendBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SendGuardServer is the server API for SendGuard service.
 // All implementations must embed UnimplementedSendGuardServer
 // for forward compatibility.
@@ -215,6 +233,13 @@ type SendGuardServer interface {
 	GetPolicy(context.Context, *GetPolicyRequest) (*GetPolicyResponse, error)
 	// SetPolicy changes a business's policy overrides.
 	SetPolicy(context.Context, *SetPolicyRequest) (*SetPolicyResponse, error)
+	// CheckSendBatch judges up to 1,000 planned sends in one unary call, for clients
+	// without bidirectional streams (JSON over HTTP/1.1, browsers). Every request is
+	// answered, in order, exactly as a CheckSendStream row is: a request that cannot
+	// be judged gets a response carrying error and no verdict, and the others are
+	// judged all the same. Only a problem with the call as a whole (more than 1,000
+	// requests, a missing API key) fails it.
+	CheckSendBatch(context.Context, *CheckSendBatchRequest) (*CheckSendBatchResponse, error)
 	mustEmbedUnimplementedSendGuardServer()
 }
 
@@ -251,6 +276,9 @@ func (UnimplementedSendGuardServer) GetPolicy(context.Context, *GetPolicyRequest
 }
 func (UnimplementedSendGuardServer) SetPolicy(context.Context, *SetPolicyRequest) (*SetPolicyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetPolicy not implemented")
+}
+func (UnimplementedSendGuardServer) CheckSendBatch(context.Context, *CheckSendBatchRequest) (*CheckSendBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CheckSendBatch not implemented")
 }
 func (UnimplementedSendGuardServer) mustEmbedUnimplementedSendGuardServer() {}
 func (UnimplementedSendGuardServer) testEmbeddedByValue()                   {}
@@ -424,6 +452,24 @@ func _SendGuard_SetPolicy_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SendGuard_CheckSendBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckSendBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SendGuardServer).CheckSendBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SendGuard_CheckSendBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SendGuardServer).CheckSendBatch(ctx, req.(*CheckSendBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SendGuard_ServiceDesc is the grpc.ServiceDesc for SendGuard service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -462,6 +508,10 @@ var SendGuard_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetPolicy",
 			Handler:    _SendGuard_SetPolicy_Handler,
+		},
+		{
+			MethodName: "CheckSendBatch",
+			Handler:    _SendGuard_CheckSendBatch_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
