@@ -361,6 +361,60 @@ func (InboundKind) EnumDescriptor() ([]byte, []int) {
 	return file_sendguard_v1_sendguard_proto_rawDescGZIP(), []int{4}
 }
 
+// NumberValidation is how strictly a phone must parse to be sent to.
+type NumberValidation int32
+
+const (
+	// The deployment default.
+	NumberValidation_NUMBER_VALIDATION_UNSPECIFIED NumberValidation = 0
+	// A valid number (libphonenumber's IsValidNumber), or one this business's
+	// history proves real.
+	NumberValidation_NUMBER_VALIDATION_VALID NumberValidation = 1
+	// A possible number (the right length for its country).
+	NumberValidation_NUMBER_VALIDATION_POSSIBLE NumberValidation = 2
+)
+
+// Enum value maps for NumberValidation.
+var (
+	NumberValidation_name = map[int32]string{
+		0: "NUMBER_VALIDATION_UNSPECIFIED",
+		1: "NUMBER_VALIDATION_VALID",
+		2: "NUMBER_VALIDATION_POSSIBLE",
+	}
+	NumberValidation_value = map[string]int32{
+		"NUMBER_VALIDATION_UNSPECIFIED": 0,
+		"NUMBER_VALIDATION_VALID":       1,
+		"NUMBER_VALIDATION_POSSIBLE":    2,
+	}
+)
+
+func (x NumberValidation) Enum() *NumberValidation {
+	p := new(NumberValidation)
+	*p = x
+	return p
+}
+
+func (x NumberValidation) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (NumberValidation) Descriptor() protoreflect.EnumDescriptor {
+	return file_sendguard_v1_sendguard_proto_enumTypes[5].Descriptor()
+}
+
+func (NumberValidation) Type() protoreflect.EnumType {
+	return &file_sendguard_v1_sendguard_proto_enumTypes[5]
+}
+
+func (x NumberValidation) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use NumberValidation.Descriptor instead.
+func (NumberValidation) EnumDescriptor() ([]byte, []int) {
+	return file_sendguard_v1_sendguard_proto_rawDescGZIP(), []int{5}
+}
+
 // CheckSendRequest asks whether one message may be sent. At least one of phone and
 // user_id is required.
 type CheckSendRequest struct {
@@ -389,8 +443,18 @@ type CheckSendRequest struct {
 	// frequency caps, pair rate, messaging limit and template repeat).
 	Reserve bool `protobuf:"varint,9,opt,name=reserve,proto3" json:"reserve,omitempty"`
 	// The client's id for this send; makes reserve idempotent, and later reports may
-	// name the send by it. At most 256 bytes.
-	MessageRef    string `protobuf:"bytes,10,opt,name=message_ref,json=messageRef,proto3" json:"message_ref,omitempty"`
+	// name the send by it. At most 256 bytes. Empty on a reservation with a
+	// campaign_id: derived as "<campaign_id>/<recipient key>" (the E.164 number, its
+	// keyed hash when the deployment hashes numbers, or "u:<user_id>"), so that two
+	// spellings of one person are one send; returned in the response.
+	MessageRef string `protobuf:"bytes,10,opt,name=message_ref,json=messageRef,proto3" json:"message_ref,omitempty"`
+	// The region (ISO 3166 alpha-2, e.g. "BR") to read a nationally spelled phone
+	// by, such as "(31) 99551-1909" from a Brazilian CRM. Unset: the business
+	// policy's default_region, else the deployment's. A phone with "+" or "00" is
+	// international whatever the region; a digits-only phone is read nationally
+	// first, then internationally; any other spelling without a region to read it
+	// by is INVALID_NUMBER, never another country's number.
+	Region        string `protobuf:"bytes,11,opt,name=region,proto3" json:"region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -495,6 +559,13 @@ func (x *CheckSendRequest) GetMessageRef() string {
 	return ""
 }
 
+func (x *CheckSendRequest) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
 // CheckSendResponse is the decision for one CheckSendRequest.
 type CheckSendResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -521,7 +592,10 @@ type CheckSendResponse struct {
 	// This message_ref was already reserved; nothing new was counted.
 	Duplicate bool `protobuf:"varint,10,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	// Set only on stream rows that could not be judged; no verdict then.
-	Error         *RowError `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
+	Error *RowError `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
+	// The message_ref of a reservation: the request's, or the one derived from its
+	// campaign_id. Empty when nothing was reserved under it (a DEFER or DENY).
+	MessageRef    string `protobuf:"bytes,12,opt,name=message_ref,json=messageRef,proto3" json:"message_ref,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -631,6 +705,13 @@ func (x *CheckSendResponse) GetError() *RowError {
 		return x.Error
 	}
 	return nil
+}
+
+func (x *CheckSendResponse) GetMessageRef() string {
+	if x != nil {
+		return x.MessageRef
+	}
+	return ""
 }
 
 // RowError is a per-row error of CheckSendStream.
@@ -806,7 +887,14 @@ type ReportResultRequest struct {
 	// The sender's campaign.
 	CampaignId string `protobuf:"bytes,11,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
 	// When it happened; default now.
-	Timestamp     *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	Timestamp *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	// The region (ISO 3166 alpha-2, e.g. "BR") to read a nationally spelled phone
+	// by, such as "(31) 99551-1909" from a Brazilian CRM. Unset: the business
+	// policy's default_region, else the deployment's. A phone with "+" or "00" is
+	// international whatever the region; a digits-only phone is read nationally
+	// first, then internationally; any other spelling without a region to read it
+	// by is INVALID_NUMBER, never another country's number.
+	Region        string `protobuf:"bytes,13,opt,name=region,proto3" json:"region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -925,6 +1013,13 @@ func (x *ReportResultRequest) GetTimestamp() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ReportResultRequest) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
 // ReportResultResponse acknowledges a report.
 type ReportResultResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -996,7 +1091,14 @@ type ReportInboundRequest struct {
 	// The text body, checked for opt-out and opt-in keywords.
 	Text string `protobuf:"bytes,6,opt,name=text,proto3" json:"text,omitempty"`
 	// When it happened; default now.
-	Timestamp     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	Timestamp *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	// The region (ISO 3166 alpha-2, e.g. "BR") to read a nationally spelled phone
+	// by, such as "(31) 99551-1909" from a Brazilian CRM. Unset: the business
+	// policy's default_region, else the deployment's. A phone with "+" or "00" is
+	// international whatever the region; a digits-only phone is read nationally
+	// first, then internationally; any other spelling without a region to read it
+	// by is INVALID_NUMBER, never another country's number.
+	Region        string `protobuf:"bytes,8,opt,name=region,proto3" json:"region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1080,6 +1182,13 @@ func (x *ReportInboundRequest) GetTimestamp() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ReportInboundRequest) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
 // ReportInboundResponse acknowledges an inbound report.
 type ReportInboundResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1091,8 +1200,10 @@ type ReportInboundResponse struct {
 	OptedIn bool `protobuf:"varint,3,opt,name=opted_in,json=optedIn,proto3" json:"opted_in,omitempty"`
 	// When the customer service window now closes.
 	ServiceWindowUntil *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=service_window_until,json=serviceWindowUntil,proto3" json:"service_window_until,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The canonical E.164 form of the phone, when given and parsed.
+	PhoneE164     string `protobuf:"bytes,5,opt,name=phone_e164,json=phoneE164,proto3" json:"phone_e164,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReportInboundResponse) Reset() {
@@ -1153,6 +1264,13 @@ func (x *ReportInboundResponse) GetServiceWindowUntil() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ReportInboundResponse) GetPhoneE164() string {
+	if x != nil {
+		return x.PhoneE164
+	}
+	return ""
+}
+
 // GetContactRequest names one recipient of one business.
 type GetContactRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1161,7 +1279,14 @@ type GetContactRequest struct {
 	// The recipient's number. Phone or user_id required.
 	Phone string `protobuf:"bytes,2,opt,name=phone,proto3" json:"phone,omitempty"`
 	// The recipient's BSUID.
-	UserId        string `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	UserId string `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The region (ISO 3166 alpha-2, e.g. "BR") to read a nationally spelled phone
+	// by, such as "(31) 99551-1909" from a Brazilian CRM. Unset: the business
+	// policy's default_region, else the deployment's. A phone with "+" or "00" is
+	// international whatever the region; a digits-only phone is read nationally
+	// first, then internationally; any other spelling without a region to read it
+	// by is INVALID_NUMBER, never another country's number.
+	Region        string `protobuf:"bytes,4,opt,name=region,proto3" json:"region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1213,6 +1338,13 @@ func (x *GetContactRequest) GetPhone() string {
 func (x *GetContactRequest) GetUserId() string {
 	if x != nil {
 		return x.UserId
+	}
+	return ""
+}
+
+func (x *GetContactRequest) GetRegion() string {
+	if x != nil {
+		return x.Region
 	}
 	return ""
 }
@@ -1784,7 +1916,14 @@ type SetOptOutRequest struct {
 	// True: opt out. False: opt in (record consent; lift the business's own opt-out).
 	OptedOut bool `protobuf:"varint,4,opt,name=opted_out,json=optedOut,proto3" json:"opted_out,omitempty"`
 	// Why, or where it came from (e.g. "web form", "support ticket 123").
-	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The region (ISO 3166 alpha-2, e.g. "BR") to read a nationally spelled phone
+	// by, such as "(31) 99551-1909" from a Brazilian CRM. Unset: the business
+	// policy's default_region, else the deployment's. A phone with "+" or "00" is
+	// international whatever the region; a digits-only phone is read nationally
+	// first, then internationally; any other spelling without a region to read it
+	// by is INVALID_NUMBER, never another country's number.
+	Region        string `protobuf:"bytes,6,opt,name=region,proto3" json:"region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1854,6 +1993,13 @@ func (x *SetOptOutRequest) GetReason() string {
 	return ""
 }
 
+func (x *SetOptOutRequest) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
 // SetOptOutResponse acknowledges SetOptOut.
 type SetOptOutResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1919,7 +2065,14 @@ type ForgetContactRequest struct {
 	// The recipient's BSUID.
 	UserId string `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// Also forget the opt-out (otherwise it survives as a keyed-hash suppression entry).
-	ForgetOptOut  bool `protobuf:"varint,4,opt,name=forget_opt_out,json=forgetOptOut,proto3" json:"forget_opt_out,omitempty"`
+	ForgetOptOut bool `protobuf:"varint,4,opt,name=forget_opt_out,json=forgetOptOut,proto3" json:"forget_opt_out,omitempty"`
+	// The region (ISO 3166 alpha-2, e.g. "BR") to read a nationally spelled phone
+	// by, such as "(31) 99551-1909" from a Brazilian CRM. Unset: the business
+	// policy's default_region, else the deployment's. A phone with "+" or "00" is
+	// international whatever the region; a digits-only phone is read nationally
+	// first, then internationally; any other spelling without a region to read it
+	// by is INVALID_NUMBER, never another country's number.
+	Region        string `protobuf:"bytes,5,opt,name=region,proto3" json:"region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1980,6 +2133,13 @@ func (x *ForgetContactRequest) GetForgetOptOut() bool {
 		return x.ForgetOptOut
 	}
 	return false
+}
+
+func (x *ForgetContactRequest) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
 }
 
 // ForgetContactResponse acknowledges ForgetContact.
@@ -2300,9 +2460,17 @@ type Policy struct {
 	// (opt-outs excepted).
 	Shadow *bool `protobuf:"varint,17,opt,name=shadow,proto3,oneof" json:"shadow,omitempty"`
 	// Rules in shadow mode (RULE_OPTED_OUT is never shadowed).
-	ShadowRules   []Rule `protobuf:"varint,18,rep,packed,name=shadow_rules,json=shadowRules,proto3,enum=sendguard.v1.Rule" json:"shadow_rules,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ShadowRules []Rule `protobuf:"varint,18,rep,packed,name=shadow_rules,json=shadowRules,proto3,enum=sendguard.v1.Rule" json:"shadow_rules,omitempty"`
+	// The region (ISO 3166 alpha-2) to read nationally spelled phones by when a
+	// request names none. Unset: the deployment's default_region; "" : none.
+	DefaultRegion *string `protobuf:"bytes,19,opt,name=default_region,json=defaultRegion,proto3,oneof" json:"default_region,omitempty"`
+	// What INVALID_NUMBER means: VALID (the default) denies a number that is not
+	// valid for libphonenumber, unless this business's history proves it real (a
+	// delivered, read or inbound event); POSSIBLE only one that is not a possible
+	// number. Unspecified: the deployment default.
+	NumberValidation NumberValidation `protobuf:"varint,20,opt,name=number_validation,json=numberValidation,proto3,enum=sendguard.v1.NumberValidation" json:"number_validation,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Policy) Reset() {
@@ -2461,6 +2629,20 @@ func (x *Policy) GetShadowRules() []Rule {
 	return nil
 }
 
+func (x *Policy) GetDefaultRegion() string {
+	if x != nil && x.DefaultRegion != nil {
+		return *x.DefaultRegion
+	}
+	return ""
+}
+
+func (x *Policy) GetNumberValidation() NumberValidation {
+	if x != nil {
+		return x.NumberValidation
+	}
+	return NumberValidation_NUMBER_VALIDATION_UNSPECIFIED
+}
+
 // FrequencyCap allows at most count marketing sends in any window.
 type FrequencyCap struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2575,7 +2757,7 @@ var File_sendguard_v1_sendguard_proto protoreflect.FileDescriptor
 
 const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"\n" +
-	"\x1csendguard/v1/sendguard.proto\x12\fsendguard.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x02\n" +
+	"\x1csendguard/v1/sendguard.proto\x12\fsendguard.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfa\x02\n" +
 	"\x10CheckSendRequest\x12\x1f\n" +
 	"\vbusiness_id\x18\x01 \x01(\tR\n" +
 	"businessId\x12\x14\n" +
@@ -2591,7 +2773,8 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"\areserve\x18\t \x01(\bR\areserve\x12\x1f\n" +
 	"\vmessage_ref\x18\n" +
 	" \x01(\tR\n" +
-	"messageRef\"\xc9\x03\n" +
+	"messageRef\x12\x16\n" +
+	"\x06region\x18\v \x01(\tR\x06region\"\xea\x03\n" +
 	"\x11CheckSendResponse\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12/\n" +
@@ -2606,7 +2789,9 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"\x06shadow\x18\t \x01(\bR\x06shadow\x12\x1c\n" +
 	"\tduplicate\x18\n" +
 	" \x01(\bR\tduplicate\x12,\n" +
-	"\x05error\x18\v \x01(\v2\x16.sendguard.v1.RowErrorR\x05error\"8\n" +
+	"\x05error\x18\v \x01(\v2\x16.sendguard.v1.RowErrorR\x05error\x12\x1f\n" +
+	"\vmessage_ref\x18\f \x01(\tR\n" +
+	"messageRef\"8\n" +
 	"\bRowError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"\xeb\x01\n" +
@@ -2616,7 +2801,7 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"\x0fmeta_error_code\x18\x03 \x01(\x05R\rmetaErrorCode\x120\n" +
 	"\x05until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x16\n" +
 	"\x06shadow\x18\x05 \x01(\bR\x06shadow\x12/\n" +
-	"\averdict\x18\x06 \x01(\x0e2\x15.sendguard.v1.VerdictR\averdict\"\xc5\x03\n" +
+	"\averdict\x18\x06 \x01(\x0e2\x15.sendguard.v1.VerdictR\averdict\"\xdd\x03\n" +
 	"\x13ReportResultRequest\x12\x1f\n" +
 	"\vbusiness_id\x18\x01 \x01(\tR\n" +
 	"businessId\x12\x14\n" +
@@ -2636,11 +2821,12 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	" \x01(\tR\btemplate\x12\x1f\n" +
 	"\vcampaign_id\x18\v \x01(\tR\n" +
 	"campaignId\x128\n" +
-	"\ttimestamp\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\"S\n" +
+	"\ttimestamp\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x16\n" +
+	"\x06region\x18\r \x01(\tR\x06region\"S\n" +
 	"\x14ReportResultResponse\x12\x1c\n" +
 	"\tduplicate\x18\x01 \x01(\bR\tduplicate\x12\x1d\n" +
 	"\n" +
-	"phone_e164\x18\x02 \x01(\tR\tphoneE164\"\x82\x02\n" +
+	"phone_e164\x18\x02 \x01(\tR\tphoneE164\"\x9a\x02\n" +
 	"\x14ReportInboundRequest\x12\x1f\n" +
 	"\vbusiness_id\x18\x01 \x01(\tR\n" +
 	"businessId\x12\x14\n" +
@@ -2650,17 +2836,21 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"message_id\x18\x04 \x01(\tR\tmessageId\x12-\n" +
 	"\x04kind\x18\x05 \x01(\x0e2\x19.sendguard.v1.InboundKindR\x04kind\x12\x12\n" +
 	"\x04text\x18\x06 \x01(\tR\x04text\x128\n" +
-	"\ttimestamp\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\"\xbb\x01\n" +
+	"\ttimestamp\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x16\n" +
+	"\x06region\x18\b \x01(\tR\x06region\"\xda\x01\n" +
 	"\x15ReportInboundResponse\x12\x1c\n" +
 	"\tduplicate\x18\x01 \x01(\bR\tduplicate\x12\x1b\n" +
 	"\topted_out\x18\x02 \x01(\bR\boptedOut\x12\x19\n" +
 	"\bopted_in\x18\x03 \x01(\bR\aoptedIn\x12L\n" +
-	"\x14service_window_until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x12serviceWindowUntil\"c\n" +
+	"\x14service_window_until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x12serviceWindowUntil\x12\x1d\n" +
+	"\n" +
+	"phone_e164\x18\x05 \x01(\tR\tphoneE164\"{\n" +
 	"\x11GetContactRequest\x12\x1f\n" +
 	"\vbusiness_id\x18\x01 \x01(\tR\n" +
 	"businessId\x12\x14\n" +
 	"\x05phone\x18\x02 \x01(\tR\x05phone\x12\x17\n" +
-	"\auser_id\x18\x03 \x01(\tR\x06userId\"E\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x16\n" +
+	"\x06region\x18\x04 \x01(\tR\x06region\"E\n" +
 	"\x12GetContactResponse\x12/\n" +
 	"\acontact\x18\x01 \x01(\v2\x15.sendguard.v1.ContactR\acontact\"\xe6\x05\n" +
 	"\aContact\x12\x1d\n" +
@@ -2713,23 +2903,25 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\"\x83\x01\n" +
 	"\x10CategoryDecision\x122\n" +
 	"\bcategory\x18\x01 \x01(\x0e2\x16.sendguard.v1.CategoryR\bcategory\x12;\n" +
-	"\bdecision\x18\x02 \x01(\v2\x1f.sendguard.v1.CheckSendResponseR\bdecision\"\x97\x01\n" +
+	"\bdecision\x18\x02 \x01(\v2\x1f.sendguard.v1.CheckSendResponseR\bdecision\"\xaf\x01\n" +
 	"\x10SetOptOutRequest\x12\x1f\n" +
 	"\vbusiness_id\x18\x01 \x01(\tR\n" +
 	"businessId\x12\x14\n" +
 	"\x05phone\x18\x02 \x01(\tR\x05phone\x12\x17\n" +
 	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x1b\n" +
 	"\topted_out\x18\x04 \x01(\bR\boptedOut\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\"V\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x16\n" +
+	"\x06region\x18\x06 \x01(\tR\x06region\"V\n" +
 	"\x11SetOptOutResponse\x12\x1b\n" +
 	"\topted_out\x18\x01 \x01(\bR\boptedOut\x12$\n" +
-	"\x0emeta_opted_out\x18\x02 \x01(\bR\fmetaOptedOut\"\x8c\x01\n" +
+	"\x0emeta_opted_out\x18\x02 \x01(\bR\fmetaOptedOut\"\xa4\x01\n" +
 	"\x14ForgetContactRequest\x12\x1f\n" +
 	"\vbusiness_id\x18\x01 \x01(\tR\n" +
 	"businessId\x12\x14\n" +
 	"\x05phone\x18\x02 \x01(\tR\x05phone\x12\x17\n" +
 	"\auser_id\x18\x03 \x01(\tR\x06userId\x12$\n" +
-	"\x0eforget_opt_out\x18\x04 \x01(\bR\fforgetOptOut\"M\n" +
+	"\x0eforget_opt_out\x18\x04 \x01(\bR\fforgetOptOut\x12\x16\n" +
+	"\x06region\x18\x05 \x01(\tR\x06region\"M\n" +
 	"\x15ForgetContactResponse\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x1e\n" +
 	"\n" +
@@ -2749,7 +2941,7 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"updateMask\"{\n" +
 	"\x11SetPolicyResponse\x122\n" +
 	"\teffective\x18\x01 \x01(\v2\x14.sendguard.v1.PolicyR\teffective\x122\n" +
-	"\toverrides\x18\x02 \x01(\v2\x14.sendguard.v1.PolicyR\toverrides\"\xe3\b\n" +
+	"\toverrides\x18\x02 \x01(\v2\x14.sendguard.v1.PolicyR\toverrides\"\xef\t\n" +
 	"\x06Policy\x12A\n" +
 	"\x0efrequency_caps\x18\x01 \x03(\v2\x1a.sendguard.v1.FrequencyCapR\rfrequencyCaps\x12H\n" +
 	"\x12ecosystem_cooldown\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x11ecosystemCooldown\x12O\n" +
@@ -2771,12 +2963,15 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"\x0erequire_opt_in\x18\x0f \x01(\bH\x02R\frequireOptIn\x88\x01\x01\x125\n" +
 	"\x14share_number_signals\x18\x10 \x01(\bH\x03R\x12shareNumberSignals\x88\x01\x01\x12\x1b\n" +
 	"\x06shadow\x18\x11 \x01(\bH\x04R\x06shadow\x88\x01\x01\x125\n" +
-	"\fshadow_rules\x18\x12 \x03(\x0e2\x12.sendguard.v1.RuleR\vshadowRulesB\r\n" +
+	"\fshadow_rules\x18\x12 \x03(\x0e2\x12.sendguard.v1.RuleR\vshadowRules\x12*\n" +
+	"\x0edefault_region\x18\x13 \x01(\tH\x05R\rdefaultRegion\x88\x01\x01\x12K\n" +
+	"\x11number_validation\x18\x14 \x01(\x0e2\x1e.sendguard.v1.NumberValidationR\x10numberValidationB\r\n" +
 	"\v_pair_burstB\x12\n" +
 	"\x10_messaging_limitB\x11\n" +
 	"\x0f_require_opt_inB\x17\n" +
 	"\x15_share_number_signalsB\t\n" +
-	"\a_shadow\"W\n" +
+	"\a_shadowB\x11\n" +
+	"\x0f_default_region\"W\n" +
 	"\fFrequencyCap\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x05R\x05count\x121\n" +
 	"\x06window\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06window\"4\n" +
@@ -2822,7 +3017,11 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"\vInboundKind\x12\x1c\n" +
 	"\x18INBOUND_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14INBOUND_KIND_MESSAGE\x10\x01\x12\x15\n" +
-	"\x11INBOUND_KIND_CALL\x10\x022\xf7\x05\n" +
+	"\x11INBOUND_KIND_CALL\x10\x02*r\n" +
+	"\x10NumberValidation\x12!\n" +
+	"\x1dNUMBER_VALIDATION_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17NUMBER_VALIDATION_VALID\x10\x01\x12\x1e\n" +
+	"\x1aNUMBER_VALIDATION_POSSIBLE\x10\x022\xf7\x05\n" +
 	"\tSendGuard\x12L\n" +
 	"\tCheckSend\x12\x1e.sendguard.v1.CheckSendRequest\x1a\x1f.sendguard.v1.CheckSendResponse\x12V\n" +
 	"\x0fCheckSendStream\x12\x1e.sendguard.v1.CheckSendRequest\x1a\x1f.sendguard.v1.CheckSendResponse(\x010\x01\x12U\n" +
@@ -2847,7 +3046,7 @@ func file_sendguard_v1_sendguard_proto_rawDescGZIP() []byte {
 	return file_sendguard_v1_sendguard_proto_rawDescData
 }
 
-var file_sendguard_v1_sendguard_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_sendguard_v1_sendguard_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
 var file_sendguard_v1_sendguard_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_sendguard_v1_sendguard_proto_goTypes = []any{
 	(Category)(0),                 // 0: sendguard.v1.Category
@@ -2855,114 +3054,116 @@ var file_sendguard_v1_sendguard_proto_goTypes = []any{
 	(Rule)(0),                     // 2: sendguard.v1.Rule
 	(MessageStatus)(0),            // 3: sendguard.v1.MessageStatus
 	(InboundKind)(0),              // 4: sendguard.v1.InboundKind
-	(*CheckSendRequest)(nil),      // 5: sendguard.v1.CheckSendRequest
-	(*CheckSendResponse)(nil),     // 6: sendguard.v1.CheckSendResponse
-	(*RowError)(nil),              // 7: sendguard.v1.RowError
-	(*Reason)(nil),                // 8: sendguard.v1.Reason
-	(*ReportResultRequest)(nil),   // 9: sendguard.v1.ReportResultRequest
-	(*ReportResultResponse)(nil),  // 10: sendguard.v1.ReportResultResponse
-	(*ReportInboundRequest)(nil),  // 11: sendguard.v1.ReportInboundRequest
-	(*ReportInboundResponse)(nil), // 12: sendguard.v1.ReportInboundResponse
-	(*GetContactRequest)(nil),     // 13: sendguard.v1.GetContactRequest
-	(*GetContactResponse)(nil),    // 14: sendguard.v1.GetContactResponse
-	(*Contact)(nil),               // 15: sendguard.v1.Contact
-	(*SendRecord)(nil),            // 16: sendguard.v1.SendRecord
-	(*NumberFacts)(nil),           // 17: sendguard.v1.NumberFacts
-	(*ContactEvent)(nil),          // 18: sendguard.v1.ContactEvent
-	(*CategoryDecision)(nil),      // 19: sendguard.v1.CategoryDecision
-	(*SetOptOutRequest)(nil),      // 20: sendguard.v1.SetOptOutRequest
-	(*SetOptOutResponse)(nil),     // 21: sendguard.v1.SetOptOutResponse
-	(*ForgetContactRequest)(nil),  // 22: sendguard.v1.ForgetContactRequest
-	(*ForgetContactResponse)(nil), // 23: sendguard.v1.ForgetContactResponse
-	(*GetPolicyRequest)(nil),      // 24: sendguard.v1.GetPolicyRequest
-	(*GetPolicyResponse)(nil),     // 25: sendguard.v1.GetPolicyResponse
-	(*SetPolicyRequest)(nil),      // 26: sendguard.v1.SetPolicyRequest
-	(*SetPolicyResponse)(nil),     // 27: sendguard.v1.SetPolicyResponse
-	(*Policy)(nil),                // 28: sendguard.v1.Policy
-	(*FrequencyCap)(nil),          // 29: sendguard.v1.FrequencyCap
-	(*QuietHours)(nil),            // 30: sendguard.v1.QuietHours
-	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil), // 32: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),   // 33: google.protobuf.Duration
+	(NumberValidation)(0),         // 5: sendguard.v1.NumberValidation
+	(*CheckSendRequest)(nil),      // 6: sendguard.v1.CheckSendRequest
+	(*CheckSendResponse)(nil),     // 7: sendguard.v1.CheckSendResponse
+	(*RowError)(nil),              // 8: sendguard.v1.RowError
+	(*Reason)(nil),                // 9: sendguard.v1.Reason
+	(*ReportResultRequest)(nil),   // 10: sendguard.v1.ReportResultRequest
+	(*ReportResultResponse)(nil),  // 11: sendguard.v1.ReportResultResponse
+	(*ReportInboundRequest)(nil),  // 12: sendguard.v1.ReportInboundRequest
+	(*ReportInboundResponse)(nil), // 13: sendguard.v1.ReportInboundResponse
+	(*GetContactRequest)(nil),     // 14: sendguard.v1.GetContactRequest
+	(*GetContactResponse)(nil),    // 15: sendguard.v1.GetContactResponse
+	(*Contact)(nil),               // 16: sendguard.v1.Contact
+	(*SendRecord)(nil),            // 17: sendguard.v1.SendRecord
+	(*NumberFacts)(nil),           // 18: sendguard.v1.NumberFacts
+	(*ContactEvent)(nil),          // 19: sendguard.v1.ContactEvent
+	(*CategoryDecision)(nil),      // 20: sendguard.v1.CategoryDecision
+	(*SetOptOutRequest)(nil),      // 21: sendguard.v1.SetOptOutRequest
+	(*SetOptOutResponse)(nil),     // 22: sendguard.v1.SetOptOutResponse
+	(*ForgetContactRequest)(nil),  // 23: sendguard.v1.ForgetContactRequest
+	(*ForgetContactResponse)(nil), // 24: sendguard.v1.ForgetContactResponse
+	(*GetPolicyRequest)(nil),      // 25: sendguard.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),     // 26: sendguard.v1.GetPolicyResponse
+	(*SetPolicyRequest)(nil),      // 27: sendguard.v1.SetPolicyRequest
+	(*SetPolicyResponse)(nil),     // 28: sendguard.v1.SetPolicyResponse
+	(*Policy)(nil),                // 29: sendguard.v1.Policy
+	(*FrequencyCap)(nil),          // 30: sendguard.v1.FrequencyCap
+	(*QuietHours)(nil),            // 31: sendguard.v1.QuietHours
+	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil), // 33: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),   // 34: google.protobuf.Duration
 }
 var file_sendguard_v1_sendguard_proto_depIdxs = []int32{
 	0,  // 0: sendguard.v1.CheckSendRequest.category:type_name -> sendguard.v1.Category
-	31, // 1: sendguard.v1.CheckSendRequest.send_at:type_name -> google.protobuf.Timestamp
+	32, // 1: sendguard.v1.CheckSendRequest.send_at:type_name -> google.protobuf.Timestamp
 	1,  // 2: sendguard.v1.CheckSendResponse.verdict:type_name -> sendguard.v1.Verdict
-	8,  // 3: sendguard.v1.CheckSendResponse.reasons:type_name -> sendguard.v1.Reason
-	31, // 4: sendguard.v1.CheckSendResponse.retry_at:type_name -> google.protobuf.Timestamp
-	31, // 5: sendguard.v1.CheckSendResponse.service_window_until:type_name -> google.protobuf.Timestamp
-	7,  // 6: sendguard.v1.CheckSendResponse.error:type_name -> sendguard.v1.RowError
+	9,  // 3: sendguard.v1.CheckSendResponse.reasons:type_name -> sendguard.v1.Reason
+	32, // 4: sendguard.v1.CheckSendResponse.retry_at:type_name -> google.protobuf.Timestamp
+	32, // 5: sendguard.v1.CheckSendResponse.service_window_until:type_name -> google.protobuf.Timestamp
+	8,  // 6: sendguard.v1.CheckSendResponse.error:type_name -> sendguard.v1.RowError
 	2,  // 7: sendguard.v1.Reason.rule:type_name -> sendguard.v1.Rule
-	31, // 8: sendguard.v1.Reason.until:type_name -> google.protobuf.Timestamp
+	32, // 8: sendguard.v1.Reason.until:type_name -> google.protobuf.Timestamp
 	1,  // 9: sendguard.v1.Reason.verdict:type_name -> sendguard.v1.Verdict
 	3,  // 10: sendguard.v1.ReportResultRequest.status:type_name -> sendguard.v1.MessageStatus
 	0,  // 11: sendguard.v1.ReportResultRequest.category:type_name -> sendguard.v1.Category
-	31, // 12: sendguard.v1.ReportResultRequest.timestamp:type_name -> google.protobuf.Timestamp
+	32, // 12: sendguard.v1.ReportResultRequest.timestamp:type_name -> google.protobuf.Timestamp
 	4,  // 13: sendguard.v1.ReportInboundRequest.kind:type_name -> sendguard.v1.InboundKind
-	31, // 14: sendguard.v1.ReportInboundRequest.timestamp:type_name -> google.protobuf.Timestamp
-	31, // 15: sendguard.v1.ReportInboundResponse.service_window_until:type_name -> google.protobuf.Timestamp
-	15, // 16: sendguard.v1.GetContactResponse.contact:type_name -> sendguard.v1.Contact
-	31, // 17: sendguard.v1.Contact.opted_out_at:type_name -> google.protobuf.Timestamp
-	31, // 18: sendguard.v1.Contact.consent_at:type_name -> google.protobuf.Timestamp
-	31, // 19: sendguard.v1.Contact.last_inbound_at:type_name -> google.protobuf.Timestamp
-	31, // 20: sendguard.v1.Contact.service_window_until:type_name -> google.protobuf.Timestamp
-	16, // 21: sendguard.v1.Contact.sends:type_name -> sendguard.v1.SendRecord
-	17, // 22: sendguard.v1.Contact.number:type_name -> sendguard.v1.NumberFacts
-	18, // 23: sendguard.v1.Contact.events:type_name -> sendguard.v1.ContactEvent
-	19, // 24: sendguard.v1.Contact.decisions:type_name -> sendguard.v1.CategoryDecision
-	31, // 25: sendguard.v1.SendRecord.at:type_name -> google.protobuf.Timestamp
+	32, // 14: sendguard.v1.ReportInboundRequest.timestamp:type_name -> google.protobuf.Timestamp
+	32, // 15: sendguard.v1.ReportInboundResponse.service_window_until:type_name -> google.protobuf.Timestamp
+	16, // 16: sendguard.v1.GetContactResponse.contact:type_name -> sendguard.v1.Contact
+	32, // 17: sendguard.v1.Contact.opted_out_at:type_name -> google.protobuf.Timestamp
+	32, // 18: sendguard.v1.Contact.consent_at:type_name -> google.protobuf.Timestamp
+	32, // 19: sendguard.v1.Contact.last_inbound_at:type_name -> google.protobuf.Timestamp
+	32, // 20: sendguard.v1.Contact.service_window_until:type_name -> google.protobuf.Timestamp
+	17, // 21: sendguard.v1.Contact.sends:type_name -> sendguard.v1.SendRecord
+	18, // 22: sendguard.v1.Contact.number:type_name -> sendguard.v1.NumberFacts
+	19, // 23: sendguard.v1.Contact.events:type_name -> sendguard.v1.ContactEvent
+	20, // 24: sendguard.v1.Contact.decisions:type_name -> sendguard.v1.CategoryDecision
+	32, // 25: sendguard.v1.SendRecord.at:type_name -> google.protobuf.Timestamp
 	0,  // 26: sendguard.v1.SendRecord.category:type_name -> sendguard.v1.Category
-	31, // 27: sendguard.v1.NumberFacts.ecosystem_limited_at:type_name -> google.protobuf.Timestamp
-	31, // 28: sendguard.v1.NumberFacts.ecosystem_until:type_name -> google.protobuf.Timestamp
-	31, // 29: sendguard.v1.NumberFacts.experiment_at:type_name -> google.protobuf.Timestamp
-	31, // 30: sendguard.v1.NumberFacts.experiment_until:type_name -> google.protobuf.Timestamp
-	31, // 31: sendguard.v1.NumberFacts.undeliverable_at:type_name -> google.protobuf.Timestamp
-	31, // 32: sendguard.v1.NumberFacts.undeliverable_until:type_name -> google.protobuf.Timestamp
-	31, // 33: sendguard.v1.NumberFacts.last_delivered_at:type_name -> google.protobuf.Timestamp
-	31, // 34: sendguard.v1.ContactEvent.at:type_name -> google.protobuf.Timestamp
+	32, // 27: sendguard.v1.NumberFacts.ecosystem_limited_at:type_name -> google.protobuf.Timestamp
+	32, // 28: sendguard.v1.NumberFacts.ecosystem_until:type_name -> google.protobuf.Timestamp
+	32, // 29: sendguard.v1.NumberFacts.experiment_at:type_name -> google.protobuf.Timestamp
+	32, // 30: sendguard.v1.NumberFacts.experiment_until:type_name -> google.protobuf.Timestamp
+	32, // 31: sendguard.v1.NumberFacts.undeliverable_at:type_name -> google.protobuf.Timestamp
+	32, // 32: sendguard.v1.NumberFacts.undeliverable_until:type_name -> google.protobuf.Timestamp
+	32, // 33: sendguard.v1.NumberFacts.last_delivered_at:type_name -> google.protobuf.Timestamp
+	32, // 34: sendguard.v1.ContactEvent.at:type_name -> google.protobuf.Timestamp
 	0,  // 35: sendguard.v1.CategoryDecision.category:type_name -> sendguard.v1.Category
-	6,  // 36: sendguard.v1.CategoryDecision.decision:type_name -> sendguard.v1.CheckSendResponse
-	28, // 37: sendguard.v1.GetPolicyResponse.effective:type_name -> sendguard.v1.Policy
-	28, // 38: sendguard.v1.GetPolicyResponse.overrides:type_name -> sendguard.v1.Policy
-	28, // 39: sendguard.v1.SetPolicyRequest.policy:type_name -> sendguard.v1.Policy
-	32, // 40: sendguard.v1.SetPolicyRequest.update_mask:type_name -> google.protobuf.FieldMask
-	28, // 41: sendguard.v1.SetPolicyResponse.effective:type_name -> sendguard.v1.Policy
-	28, // 42: sendguard.v1.SetPolicyResponse.overrides:type_name -> sendguard.v1.Policy
-	29, // 43: sendguard.v1.Policy.frequency_caps:type_name -> sendguard.v1.FrequencyCap
-	33, // 44: sendguard.v1.Policy.ecosystem_cooldown:type_name -> google.protobuf.Duration
-	33, // 45: sendguard.v1.Policy.ecosystem_cooldown_max:type_name -> google.protobuf.Duration
-	33, // 46: sendguard.v1.Policy.experiment_ttl:type_name -> google.protobuf.Duration
-	33, // 47: sendguard.v1.Policy.service_window:type_name -> google.protobuf.Duration
-	33, // 48: sendguard.v1.Policy.undeliverable_backoff:type_name -> google.protobuf.Duration
-	33, // 49: sendguard.v1.Policy.pair_interval:type_name -> google.protobuf.Duration
-	30, // 50: sendguard.v1.Policy.quiet_hours:type_name -> sendguard.v1.QuietHours
-	33, // 51: sendguard.v1.Policy.template_repeat_window:type_name -> google.protobuf.Duration
+	7,  // 36: sendguard.v1.CategoryDecision.decision:type_name -> sendguard.v1.CheckSendResponse
+	29, // 37: sendguard.v1.GetPolicyResponse.effective:type_name -> sendguard.v1.Policy
+	29, // 38: sendguard.v1.GetPolicyResponse.overrides:type_name -> sendguard.v1.Policy
+	29, // 39: sendguard.v1.SetPolicyRequest.policy:type_name -> sendguard.v1.Policy
+	33, // 40: sendguard.v1.SetPolicyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	29, // 41: sendguard.v1.SetPolicyResponse.effective:type_name -> sendguard.v1.Policy
+	29, // 42: sendguard.v1.SetPolicyResponse.overrides:type_name -> sendguard.v1.Policy
+	30, // 43: sendguard.v1.Policy.frequency_caps:type_name -> sendguard.v1.FrequencyCap
+	34, // 44: sendguard.v1.Policy.ecosystem_cooldown:type_name -> google.protobuf.Duration
+	34, // 45: sendguard.v1.Policy.ecosystem_cooldown_max:type_name -> google.protobuf.Duration
+	34, // 46: sendguard.v1.Policy.experiment_ttl:type_name -> google.protobuf.Duration
+	34, // 47: sendguard.v1.Policy.service_window:type_name -> google.protobuf.Duration
+	34, // 48: sendguard.v1.Policy.undeliverable_backoff:type_name -> google.protobuf.Duration
+	34, // 49: sendguard.v1.Policy.pair_interval:type_name -> google.protobuf.Duration
+	31, // 50: sendguard.v1.Policy.quiet_hours:type_name -> sendguard.v1.QuietHours
+	34, // 51: sendguard.v1.Policy.template_repeat_window:type_name -> google.protobuf.Duration
 	2,  // 52: sendguard.v1.Policy.shadow_rules:type_name -> sendguard.v1.Rule
-	33, // 53: sendguard.v1.FrequencyCap.window:type_name -> google.protobuf.Duration
-	5,  // 54: sendguard.v1.SendGuard.CheckSend:input_type -> sendguard.v1.CheckSendRequest
-	5,  // 55: sendguard.v1.SendGuard.CheckSendStream:input_type -> sendguard.v1.CheckSendRequest
-	9,  // 56: sendguard.v1.SendGuard.ReportResult:input_type -> sendguard.v1.ReportResultRequest
-	11, // 57: sendguard.v1.SendGuard.ReportInbound:input_type -> sendguard.v1.ReportInboundRequest
-	13, // 58: sendguard.v1.SendGuard.GetContact:input_type -> sendguard.v1.GetContactRequest
-	20, // 59: sendguard.v1.SendGuard.SetOptOut:input_type -> sendguard.v1.SetOptOutRequest
-	22, // 60: sendguard.v1.SendGuard.ForgetContact:input_type -> sendguard.v1.ForgetContactRequest
-	24, // 61: sendguard.v1.SendGuard.GetPolicy:input_type -> sendguard.v1.GetPolicyRequest
-	26, // 62: sendguard.v1.SendGuard.SetPolicy:input_type -> sendguard.v1.SetPolicyRequest
-	6,  // 63: sendguard.v1.SendGuard.CheckSend:output_type -> sendguard.v1.CheckSendResponse
-	6,  // 64: sendguard.v1.SendGuard.CheckSendStream:output_type -> sendguard.v1.CheckSendResponse
-	10, // 65: sendguard.v1.SendGuard.ReportResult:output_type -> sendguard.v1.ReportResultResponse
-	12, // 66: sendguard.v1.SendGuard.ReportInbound:output_type -> sendguard.v1.ReportInboundResponse
-	14, // 67: sendguard.v1.SendGuard.GetContact:output_type -> sendguard.v1.GetContactResponse
-	21, // 68: sendguard.v1.SendGuard.SetOptOut:output_type -> sendguard.v1.SetOptOutResponse
-	23, // 69: sendguard.v1.SendGuard.ForgetContact:output_type -> sendguard.v1.ForgetContactResponse
-	25, // 70: sendguard.v1.SendGuard.GetPolicy:output_type -> sendguard.v1.GetPolicyResponse
-	27, // 71: sendguard.v1.SendGuard.SetPolicy:output_type -> sendguard.v1.SetPolicyResponse
-	63, // [63:72] is the sub-list for method output_type
-	54, // [54:63] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	5,  // 53: sendguard.v1.Policy.number_validation:type_name -> sendguard.v1.NumberValidation
+	34, // 54: sendguard.v1.FrequencyCap.window:type_name -> google.protobuf.Duration
+	6,  // 55: sendguard.v1.SendGuard.CheckSend:input_type -> sendguard.v1.CheckSendRequest
+	6,  // 56: sendguard.v1.SendGuard.CheckSendStream:input_type -> sendguard.v1.CheckSendRequest
+	10, // 57: sendguard.v1.SendGuard.ReportResult:input_type -> sendguard.v1.ReportResultRequest
+	12, // 58: sendguard.v1.SendGuard.ReportInbound:input_type -> sendguard.v1.ReportInboundRequest
+	14, // 59: sendguard.v1.SendGuard.GetContact:input_type -> sendguard.v1.GetContactRequest
+	21, // 60: sendguard.v1.SendGuard.SetOptOut:input_type -> sendguard.v1.SetOptOutRequest
+	23, // 61: sendguard.v1.SendGuard.ForgetContact:input_type -> sendguard.v1.ForgetContactRequest
+	25, // 62: sendguard.v1.SendGuard.GetPolicy:input_type -> sendguard.v1.GetPolicyRequest
+	27, // 63: sendguard.v1.SendGuard.SetPolicy:input_type -> sendguard.v1.SetPolicyRequest
+	7,  // 64: sendguard.v1.SendGuard.CheckSend:output_type -> sendguard.v1.CheckSendResponse
+	7,  // 65: sendguard.v1.SendGuard.CheckSendStream:output_type -> sendguard.v1.CheckSendResponse
+	11, // 66: sendguard.v1.SendGuard.ReportResult:output_type -> sendguard.v1.ReportResultResponse
+	13, // 67: sendguard.v1.SendGuard.ReportInbound:output_type -> sendguard.v1.ReportInboundResponse
+	15, // 68: sendguard.v1.SendGuard.GetContact:output_type -> sendguard.v1.GetContactResponse
+	22, // 69: sendguard.v1.SendGuard.SetOptOut:output_type -> sendguard.v1.SetOptOutResponse
+	24, // 70: sendguard.v1.SendGuard.ForgetContact:output_type -> sendguard.v1.ForgetContactResponse
+	26, // 71: sendguard.v1.SendGuard.GetPolicy:output_type -> sendguard.v1.GetPolicyResponse
+	28, // 72: sendguard.v1.SendGuard.SetPolicy:output_type -> sendguard.v1.SetPolicyResponse
+	64, // [64:73] is the sub-list for method output_type
+	55, // [55:64] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_sendguard_v1_sendguard_proto_init() }
@@ -2976,7 +3177,7 @@ func file_sendguard_v1_sendguard_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sendguard_v1_sendguard_proto_rawDesc), len(file_sendguard_v1_sendguard_proto_rawDesc)),
-			NumEnums:      5,
+			NumEnums:      6,
 			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
