@@ -30,6 +30,9 @@ func (s *Server) CheckSend(ctx context.Context, req *sgv1.CheckSendRequest) (*sg
 
 // check is CheckSend after validation.
 func (s *Server) check(ctx context.Context, req *sgv1.CheckSendRequest) (*sgv1.CheckSendResponse, error) {
+	if err := s.checkSender(req.GetBusinessId(), req.GetSender()); err != nil {
+		return nil, err
+	}
 	now := s.cfg.Now()
 	sendAt, err := s.sendTime(req.GetSendAt(), now)
 	if err != nil {

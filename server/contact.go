@@ -29,6 +29,12 @@ func (s *Server) GetContact(ctx context.Context, req *sgv1.GetContactRequest) (*
 	if err := validateRecipientOnly(req.GetBusinessId(), req.GetPhone(), req.GetUserId()); err != nil {
 		return nil, err
 	}
+	if err := checkID("sender", req.GetSender(), maxSender, false); err != nil {
+		return nil, err
+	}
+	if err := s.checkSender(req.GetBusinessId(), req.GetSender()); err != nil {
+		return nil, err
+	}
 	resp, err := s.getContact(ctx, req)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)

@@ -135,6 +135,11 @@ func mergePolicy(base validator.Policy, o *sgv1.Policy) (validator.Policy, error
 	if p.ShadowRules, err = shadowRules(o.ShadowRules, p.ShadowRules); err != nil {
 		return p, err
 	}
+	if o.KeywordOptInIsConsent != nil {
+		// Issue 14: an opt-in keyword still records consent in this version;
+		// accepting the field would claim what the rules do not do.
+		return p, errors.New("keyword_opt_in_is_consent: not supported by this version (an opt-in keyword records consent)")
+	}
 	return p, nil
 }
 

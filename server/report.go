@@ -58,6 +58,9 @@ func resultDedupKey(messageID, ref string, st sgv1.MessageStatus) string {
 // prepareResult resolves a result's recipient and builds its update. resp is
 // filled in when the update is done.
 func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultRequest, source string) (event, *sgv1.ReportResultResponse, error) {
+	if err := s.checkSender(req.GetBusinessId(), req.GetSender()); err != nil {
+		return event{}, nil, err
+	}
 	b, r, now, at, err := s.eventTarget(ctx, req.GetBusinessId(), req.GetPhone(), req.GetUserId(), req.GetTimestamp())
 	if err != nil {
 		return event{}, nil, err
@@ -136,6 +139,9 @@ func (s *Server) ReportInbound(ctx context.Context, req *sgv1.ReportInboundReque
 }
 
 func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequest, source string) (event, *sgv1.ReportInboundResponse, error) {
+	if err := s.checkSender(req.GetBusinessId(), req.GetSender()); err != nil {
+		return event{}, nil, err
+	}
 	b, r, now, at, err := s.eventTarget(ctx, req.GetBusinessId(), req.GetPhone(), req.GetUserId(), req.GetTimestamp())
 	if err != nil {
 		return event{}, nil, err

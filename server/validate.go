@@ -101,7 +101,7 @@ func validateCheck(r *sgv1.CheckSendRequest) error {
 	if r.SendAt != nil && !r.SendAt.IsValid() {
 		return invalidArg("send_at is not a valid timestamp")
 	}
-	return nil
+	return validateCheckSender(r)
 }
 
 func validateResult(r *sgv1.ReportResultRequest) error {
@@ -142,7 +142,7 @@ func validateResult(r *sgv1.ReportResultRequest) error {
 	if r.Timestamp != nil && !r.Timestamp.IsValid() {
 		return invalidArg("timestamp is not a valid timestamp")
 	}
-	return nil
+	return validateResultSender(r)
 }
 
 func validateInbound(r *sgv1.ReportInboundRequest) error {
@@ -161,5 +161,5 @@ func validateInbound(r *sgv1.ReportInboundRequest) error {
 	if r.Timestamp != nil && !r.Timestamp.IsValid() {
 		return invalidArg("timestamp is not a valid timestamp")
 	}
-	return nil
+	return validateInboundSender(r)
 }
