@@ -220,12 +220,12 @@ func (s *Server) prepareWebhookEvent(ctx context.Context, ev *webhook.Event) (ev
 		prepared, _, err = s.prepareResult(ctx, &sgv1.ReportResultRequest{
 			BusinessId: business, Phone: ev.Phone, UserId: ev.UserID, MessageId: ev.MessageID,
 			MessageRef: ev.CallbackData, Status: ev.Status, ErrorCode: ev.ErrorCode, ErrorTitle: ev.ErrorTitle,
-			Category: ev.Category, Timestamp: ts,
+			Category: ev.Category, Timestamp: ts, Sender: ev.PhoneNumberID,
 		}, "webhook")
 	case webhook.KindMessage, webhook.KindCall:
 		req := &sgv1.ReportInboundRequest{
 			BusinessId: business, Phone: ev.Phone, UserId: ev.UserID, MessageId: ev.MessageID,
-			Kind: sgv1.InboundKind_INBOUND_KIND_MESSAGE, Text: ev.Text, Timestamp: ts,
+			Kind: sgv1.InboundKind_INBOUND_KIND_MESSAGE, Text: ev.Text, Timestamp: ts, Sender: ev.PhoneNumberID,
 		}
 		if ev.Kind == webhook.KindCall {
 			req.Kind, req.Text = sgv1.InboundKind_INBOUND_KIND_CALL, ""
