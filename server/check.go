@@ -221,6 +221,7 @@ func (s *Server) checkInput(req *sgv1.CheckSendRequest, r recipient, sendAt time
 		HasNumber:     r.hasNumber,
 		InvalidNumber: r.invalid,
 		InvalidDetail: r.detail,
+		Sender:        req.GetSender(),
 	}
 	if r.hasNumber {
 		chk.Region = r.number.Region
@@ -292,6 +293,9 @@ func (s *Server) response(req *sgv1.CheckSendRequest, r recipient, c *storage.Co
 		Duplicate: dup,
 		UserId:    c.Rel.UserID,
 		WaId:      waID(c.Rel.WaID, r),
+		// Meta's own categorisation of templates is not learned yet (issue 14):
+		// the category judged is the request's.
+		EffectiveCategory: req.GetCategory(),
 	}
 	if r.hasNumber {
 		resp.PhoneE164 = r.number.E164

@@ -75,6 +75,7 @@ func (s *Server) getContact(ctx context.Context, req *sgv1.GetContactRequest) (*
 		LastInboundAt: ts(rel.LastInboundAt),
 		Suppressed:    supp,
 		Number:        factsProto(facts, &snap.policy),
+		Restrictions:  restrictionsProto(&snap.state, req.GetSender(), now),
 	}
 	if r.hasNumber {
 		out.PhoneE164 = r.number.E164
@@ -108,7 +109,7 @@ func (s *Server) getContact(ctx context.Context, req *sgv1.GetContactRequest) (*
 		out.Events = append(out.Events, &sgv1.ContactEvent{At: ts(e.At), Description: e.Text})
 	}
 	for _, cat := range categories {
-		req := &sgv1.CheckSendRequest{BusinessId: req.GetBusinessId(), Category: cat}
+		req := &sgv1.CheckSendRequest{BusinessId: req.GetBusinessId(), Category: cat, Sender: req.GetSender()}
 		chk := s.checkInput(req, r, now, snap)
 		chk.Suppressed = supp
 		dec := decide(snap, &c, chk, r)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"time"
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 	"github.com/sendguard/sendguard/validator"
@@ -18,11 +19,18 @@ import (
 // nothing. So the DELIVEREDs of messages reserved or reported SENT before a
 // 131048 never lift it, however late they arrive.
 
-// restrictionEffect is what one result means for its business's restrictions:
-// at most one of the two is set.
+// restrictionEffect is what one result (or account webhook) means for its
+// business's restrictions: at most one of the three is set.
 type restrictionEffect struct {
 	failure *validator.RestrictionFailure
 	success *validator.RestrictionSuccess
+	lift    *accountLift
+}
+
+// accountLift is Meta's webhook saying an account restriction ended.
+type accountLift struct {
+	kind validator.RestrictionKind
+	at   time.Time
 }
 
 // isSuccess reports whether a status proves a send went through: SENT, or a
@@ -82,32 +90,70 @@ func (e restrictionEffect) changes(st *validator.Business) bool {
 		return validator.RestrictionFailureChanges(st, *e.failure)
 	case e.success != nil:
 		return validator.RestrictionSuccessChanges(st, *e.success)
+	case e.lift != nil:
+		cp := validator.Business{Restrictions: st.Restrictions} // LiftRestriction copies before it writes
+		return validator.LiftRestriction(&cp, e.lift.kind, e.lift.at)
 	}
 	return false
 }
 
-// apply applies the effect to st.
-func (e restrictionEffect) apply(st *validator.Business) {
+// restrictionChange is one restriction an effect changed, and how (an event of
+// sendguard_restriction_events_total).
+type restrictionChange struct {
+	r     validator.Restriction
+	event string
+}
+
+// apply applies the effect to st and returns what it changed.
+func (e restrictionEffect) apply(st *validator.Business) []restrictionChange {
 	switch {
 	case e.failure != nil:
-		validator.ApplyRestrictionFailure(st, *e.failure)
+		if !validator.ApplyRestrictionFailure(st, *e.failure) {
+			return nil
+		}
+		for _, r := range st.Restrictions {
+			if r.Kind == e.failure.Kind && (r.Sender == e.failure.Sender || !r.Kind.OfSender()) {
+				event := "escalated"
+				if r.Streak == 1 {
+					event = "started"
+				}
+				return []restrictionChange{{r, event}}
+			}
+		}
 	case e.success != nil:
-		validator.ApplyRestrictionSuccess(st, *e.success)
+		var out []restrictionChange
+		for _, r := range validator.ApplyRestrictionSuccess(st, *e.success) {
+			out = append(out, restrictionChange{r, "lifted"})
+		}
+		return out
+	case e.lift != nil:
+		for _, r := range st.Restrictions {
+			if r.Kind == e.lift.kind && validator.LiftRestriction(st, e.lift.kind, e.lift.at) {
+				return []restrictionChange{{r, "lifted"}}
+			}
+		}
 	}
+	return nil
 }
 
 // applyRestrictionEffect writes the effect to the business's state when it
 // changes what the cache holds (the store's state is judged again under the
-// business's lock: another replica may have changed it).
+// business's lock: another replica may have changed it), and counts and logs
+// what changed.
 func (s *Server) applyRestrictionEffect(ctx context.Context, b *business, e restrictionEffect) error {
 	if !e.changes(&b.snap.Load().state) {
 		return nil
 	}
-	if e.failure != nil {
-		s.log.InfoContext(ctx, "restriction", "business_id", b.id, "sender", e.failure.Sender,
-			"meta_error_code", e.failure.Kind.Code(), "at", e.failure.At)
+	var changed []restrictionChange
+	if err := s.biz.updateState(ctx, b, func(st *validator.Business) { changed = e.apply(st) }); err != nil {
+		return err
 	}
-	return s.biz.updateState(ctx, b, e.apply)
+	for _, c := range changed {
+		s.metrics.restrictionEvent(c.r.Kind, c.event)
+		s.log.InfoContext(ctx, "restriction "+c.event, "business_id", b.id, "sender", c.r.Sender,
+			"meta_error_code", c.r.Kind.Code(), "since", c.r.At, "until", c.r.End())
+	}
+	return nil
 }
 
 // duplicateRestrictionEffect recomputes the effect of a result whose contact

@@ -1,6 +1,10 @@
 package server
 
 import (
+	"fmt"
+	"maps"
+	"slices"
+
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -83,4 +87,35 @@ func (s *Server) reportSender(business, sender string) (string, error) {
 		return mapped[0], nil
 	}
 	return "", nil
+}
+
+// checkWABAIDs refuses two WhatsApp Business Accounts mapped to one business
+// (DESIGN.md: one account per business; a brand with several WABAs uses one
+// business_id per WABA), and empty ids.
+func checkWABAIDs(m map[string]string) error {
+	owner := make(map[string]string, len(m))
+	for _, waba := range slices.Sorted(maps.Keys(m)) {
+		business := m[waba]
+		switch {
+		case waba == "" || business == "":
+			return fmt.Errorf("waba_ids: %q: %q: empty id", waba, business)
+		case owner[business] != "":
+			return fmt.Errorf("waba_ids: %s and %s both map to business %q: one account per business (use one business_id per WABA)", owner[business], waba, business)
+		}
+		owner[business] = waba
+	}
+	return nil
+}
+
+// businessForWABA maps an account webhook's WABA id to its business_id: the
+// waba_ids mapping, or the id itself unless the deployment skips unmapped ids
+// (as businessFor does for phone_number_ids).
+func (s *Server) businessForWABA(waba string) (string, bool) {
+	if b, ok := s.cfg.WABAIDs[waba]; ok {
+		return b, true
+	}
+	if s.cfg.SkipUnmappedPhoneNumberIDs || len(s.keys) > 0 {
+		return "", false
+	}
+	return waba, true
 }

@@ -170,6 +170,7 @@ func (s *Server) build() (err error) {
 	s.rows = newRowBudget(s.cfg.StreamBudget)
 	s.slots = newDecisionSlots(s.shared)
 	s.metrics.registry.MustRegister(s.limitMetrics()...)
+	s.metrics.registry.MustRegister(newRestrictionGauge(s))
 	s.webhook = newWebhookState(s.cfg, s.metrics.registry)
 	s.grpc, err = s.newGRPCServer()
 	return err

@@ -150,6 +150,12 @@ func (s *Server) applyWebhookEvents(ctx context.Context, events []webhook.Event,
 	prepared := make([]event, 0, len(events))
 	for i := range events {
 		s.boundEventTime(&events[i], received)
+		if k := events[i].Kind; k == webhook.KindAccountRestriction || k == webhook.KindAccountBan {
+			if err := s.applyAccountEvent(ctx, &events[i], received); err != nil {
+				return err // a store error: the events are not batched, nothing else can fail
+			}
+			continue
+		}
 		ev, ok, err := s.prepareWebhookEvent(ctx, &events[i])
 		switch {
 		case err != nil && isStoreError(err):

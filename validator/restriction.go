@@ -346,24 +346,24 @@ func failed(r Restriction, f RestrictionFailure) (Restriction, bool) {
 // category (a success of unknown category proves only kinds that apply to
 // every send), and that began before the message was sent. The lift is dated at
 // the message's send time: a failure of a message sent before it is old news,
-// one sent after it is new. It reports whether anything changed.
-func ApplyRestrictionSuccess(b *Business, s RestrictionSuccess) bool {
-	changed := false
+// one sent after it is new. It returns the restrictions it lifted, as they were.
+func ApplyRestrictionSuccess(b *Business, s RestrictionSuccess) []Restriction {
+	var lifted []Restriction
 	for i := range b.Restrictions {
 		if !lifts(&b.Restrictions[i], s) {
 			continue
 		}
-		if !changed {
+		if lifted == nil {
 			b.Restrictions = slices.Clone(b.Restrictions)
-			changed = true
 		}
 		r := &b.Restrictions[i]
+		lifted = append(lifted, *r)
 		r.Streak, r.Ends, r.LiftedAt = 0, time.Time{}, maxTime(r.LiftedAt, s.SentAt)
 	}
-	if changed {
+	if lifted != nil {
 		pruneRestrictions(b, s.At)
 	}
-	return changed
+	return lifted
 }
 
 // RestrictionSuccessChanges reports whether ApplyRestrictionSuccess(b, s) would
