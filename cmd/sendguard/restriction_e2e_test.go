@@ -306,3 +306,45 @@ func TestCampaignAfter131048EndToEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestScaleOutRestrictions: on a Redis Cluster, a 131048 reported through one
+// replica reaches the other, which has the business cached, within its refresh
+// interval (1 s by default on Redis); a ClearRestriction through the second
+// reaches the first.
+func TestScaleOutRestrictions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	_, _, c := startReplicas(t, 2)
+	a, b := c[0], c[1]
+	ctx := t.Context()
+	for _, r := range []*client.Client{a, b} { // both cache acme
+		if resp := checkAs(t, r, senderA, "+5511987650201", nil); firstRule(resp) != "ALLOW" {
+			t.Fatalf("before: %v", resp)
+		}
+	}
+	if _, err := a.Report(ctx, &sgv1.ReportResultRequest{BusinessId: "acme", Phone: "+5511987650202", MessageId: "wamid.so1",
+		Sender: senderA, Status: sgv1.MessageStatus_MESSAGE_STATUS_FAILED, ErrorCode: 131048,
+		Timestamp: timestamppb.New(time.Now().Add(-time.Minute))}); err != nil {
+		t.Fatal(err)
+	}
+	until := func(r *client.Client, want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp := checkAs(t, r, senderA, "+5511987650203", nil)
+			if firstRule(resp) == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("10 s on, the other replica answers %v, want %s", resp, want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	until(b, "DEFER SENDER_LIMITED")
+	if resp, err := b.API().ClearRestriction(ctx, &sgv1.ClearRestrictionRequest{BusinessId: "acme", Sender: senderA}); err != nil || len(resp.GetCleared()) != 1 {
+		t.Fatalf("ClearRestriction through replica 2: %v %v", resp, err)
+	}
+	until(a, "ALLOW")
+}
