@@ -27,6 +27,15 @@ func (s *Server) ClearRestriction(ctx context.Context, req *sgv1.ClearRestrictio
 	if match == nil {
 		return resp, nil // a learned 130497: not learned by this version
 	}
+	if !s.shared {
+		// This process is the only writer: when its snapshot holds nothing to
+		// clear, the store does not either (and a clear of an unknown business
+		// writes no record). Replicas read the store under the lock instead.
+		cp := b.snap.Load().state
+		if len(validator.ClearRestrictions(&cp, match, now)) == 0 {
+			return resp, nil
+		}
+	}
 	var cleared []validator.Restriction
 	err = s.biz.updateState(ctx, b, func(st *validator.Business) {
 		cleared = validator.ClearRestrictions(st, match, now)

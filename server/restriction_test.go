@@ -142,6 +142,14 @@ func TestClearRestriction(t *testing.T) {
 	if got := clear(&sgv1.ClearRestrictionRequest{}); got != nil {
 		t.Errorf("clearing again: %v", got)
 	}
+	if _, err := api.ClearRestriction(ctx, &sgv1.ClearRestrictionRequest{BusinessId: "nobody"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range h.srv.biz.cached() {
+		if b.id == "nobody" {
+			t.Error("clearing an unknown business gave it a stored record")
+		}
+	}
 }
 
 // TestRestrictionsShown: GetPolicy lists the restrictions in force; GetContact
