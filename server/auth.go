@@ -38,9 +38,10 @@ type principalKey struct{}
 
 // adminMethods need the admin scope.
 var adminMethods = map[string]bool{
-	"/sendguard.v1.SendGuard/GetPolicy":     true,
-	"/sendguard.v1.SendGuard/SetPolicy":     true,
-	"/sendguard.v1.SendGuard/ForgetContact": true,
+	"/sendguard.v1.SendGuard/GetPolicy":        true,
+	"/sendguard.v1.SendGuard/SetPolicy":        true,
+	"/sendguard.v1.SendGuard/ForgetContact":    true,
+	"/sendguard.v1.SendGuard/ClearRestriction": true,
 }
 
 // authenticated methods: everything of SendGuard; health and reflection stay open

@@ -75,6 +75,10 @@ func calls(c *client.Client, b string) map[string]func() error {
 			return err
 		},
 		"GetPolicy": func() error { _, err := c.Policy(ctx, b); return err },
+		"ClearRestriction": func() error {
+			_, err := c.API().ClearRestriction(ctx, &sgv1.ClearRestrictionRequest{BusinessId: b})
+			return err
+		},
 		"SetPolicy": func() error {
 			_, err := c.SetPolicy(ctx, &sgv1.SetPolicyRequest{BusinessId: b, Policy: &sgv1.Policy{}})
 			return err
@@ -110,7 +114,7 @@ func calls(c *client.Client, b string) map[string]func() error {
 	}
 }
 
-var adminRPCs = map[string]bool{"GetPolicy": true, "SetPolicy": true, "ForgetContact": true}
+var adminRPCs = map[string]bool{"GetPolicy": true, "SetPolicy": true, "ForgetContact": true, "ClearRestriction": true}
 
 func TestTenancy(t *testing.T) {
 	h := authHarness(t)

@@ -185,7 +185,7 @@ func (bs *businesses) load(ctx context.Context, id string) (snap *bizSnapshot, s
 	if err != nil {
 		return nil, false, err
 	}
-	if !found && len(state.Templates) == 0 && len(state.Reached) == 0 {
+	if !found && len(state.Templates) == 0 && len(state.Reached) == 0 && len(state.Restrictions) == 0 {
 		return bs.blank, false, nil
 	}
 	snap, err = newSnapshot(bs.defaults, overrides, state)

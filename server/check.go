@@ -30,6 +30,9 @@ func (s *Server) CheckSend(ctx context.Context, req *sgv1.CheckSendRequest) (*sg
 
 // check is CheckSend after validation.
 func (s *Server) check(ctx context.Context, req *sgv1.CheckSendRequest) (*sgv1.CheckSendResponse, error) {
+	if err := s.checkSender(req.GetBusinessId(), req.GetSender()); err != nil {
+		return nil, err
+	}
 	now := s.cfg.Now()
 	sendAt, err := s.sendTime(req.GetSendAt(), now)
 	if err != nil {
@@ -249,6 +252,7 @@ func (s *Server) checkInput(req *sgv1.CheckSendRequest, r recipient, sendAt time
 		HasNumber:     r.hasNumber,
 		Number:        r.numberProblem(),
 		InvalidDetail: r.detail,
+		Sender:        req.GetSender(),
 	}
 	if r.hasNumber {
 		chk.Region = r.number.Region
@@ -327,6 +331,9 @@ func (s *Server) answer(req *sgv1.CheckSendRequest, r recipient, c *storage.Cont
 		Duplicate: dup,
 		UserId:    c.Rel.UserID,
 		WaId:      waID(c.Rel.WaID, r),
+		// Meta's own categorisation of templates is not learned yet (issue 14):
+		// the category judged is the request's.
+		EffectiveCategory: req.GetCategory(),
 	}
 	if r.hasNumber {
 		resp.PhoneE164 = r.number.E164

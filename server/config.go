@@ -58,6 +58,11 @@ type Config struct {
 	Defaults validator.Policy
 	// PhoneNumberIDs maps Meta phone_number_ids to business_ids.
 	PhoneNumberIDs map[string]string
+	// WABAIDs maps WhatsApp Business Account ids (the entry id of account
+	// webhooks) to business_ids: one account per business, so two WABA ids
+	// mapped to one business are a config error. An unmapped WABA id is its own
+	// business_id, unless SkipUnmappedPhoneNumberIDs or API keys are set.
+	WABAIDs map[string]string
 	// HashSecret keys the hashes of suppression entries (forgotten opt-outs). When
 	// empty, a random secret is created in DataDir/suppression.key on first start.
 	HashSecret []byte
@@ -203,6 +208,9 @@ func (c *Config) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("store %q: want redis://host:port[,host:port…], or no store for Badger in the data directory", redisstore.Redact(c.StoreURL)))
 	}
+	if err := checkWABAIDs(c.WABAIDs); err != nil {
+		errs = append(errs, err)
+	}
 	if c.DefaultRegion != "" {
 		r, err := regionCode(c.DefaultRegion)
 		if err != nil {
@@ -295,6 +303,7 @@ type fileConfig struct {
 	BusinessRefresh string            `yaml:"business_refresh"`
 	DefaultRegion   string            `yaml:"default_region"`
 	PhoneNumberIDs  map[string]string `yaml:"phone_number_ids"`
+	WABAIDs         map[string]string `yaml:"waba_ids"`
 	HashSecret      string            `yaml:"hash_secret"`
 	// Webhook secrets may be kept in the file (mode 0600) or in the environment
 	// (SENDGUARD_WHATSAPP_APP_SECRET, SENDGUARD_WHATSAPP_VERIFY_TOKEN), never in flags.
@@ -403,6 +412,9 @@ func LoadConfigFile(path string, c *Config) error {
 	}
 	if f.PhoneNumberIDs != nil {
 		c.PhoneNumberIDs = f.PhoneNumberIDs
+	}
+	if f.WABAIDs != nil {
+		c.WABAIDs = f.WABAIDs
 	}
 	if f.HashSecret != "" {
 		c.HashSecret = []byte(f.HashSecret)

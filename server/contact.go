@@ -32,6 +32,12 @@ func (s *Server) GetContact(ctx context.Context, req *sgv1.GetContactRequest) (*
 	if err := validateRecipientOnly(req.GetBusinessId(), req.GetPhone(), req.GetRegion(), req.GetUserId()); err != nil {
 		return nil, err
 	}
+	if err := checkID("sender", req.GetSender(), maxSender, false); err != nil {
+		return nil, err
+	}
+	if err := s.checkSender(req.GetBusinessId(), req.GetSender()); err != nil {
+		return nil, err
+	}
 	resp, err := s.getContact(ctx, req)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
@@ -72,6 +78,7 @@ func (s *Server) getContact(ctx context.Context, req *sgv1.GetContactRequest) (*
 		LastInboundAt: ts(rel.LastInboundAt),
 		Suppressed:    supp,
 		Number:        factsProto(facts, &snap.policy),
+		Restrictions:  restrictionsProto(&snap.state, req.GetSender(), now),
 	}
 	if r.hasNumber {
 		out.PhoneE164 = r.number.E164
@@ -105,7 +112,7 @@ func (s *Server) getContact(ctx context.Context, req *sgv1.GetContactRequest) (*
 		out.Events = append(out.Events, &sgv1.ContactEvent{At: ts(e.At), Description: e.Text})
 	}
 	for _, cat := range categories {
-		req := &sgv1.CheckSendRequest{BusinessId: req.GetBusinessId(), Category: cat}
+		req := &sgv1.CheckSendRequest{BusinessId: req.GetBusinessId(), Category: cat, Sender: req.GetSender()}
 		chk := s.checkInput(req, r, now, snap)
 		chk.Suppressed = supp
 		dec := decide(snap, &c, chk, r)

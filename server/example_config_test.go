@@ -41,9 +41,12 @@ func TestExampleConfigStatesTheDefaults(t *testing.T) {
 	if len(got.PhoneNumberIDs) != 1 {
 		t.Errorf("phone_number_ids: want one sample entry, got %v", got.PhoneNumberIDs)
 	}
+	if len(got.WABAIDs) != 1 {
+		t.Errorf("waba_ids: want one sample entry, got %v", got.WABAIDs)
+	}
 	// The sample entries and what cannot be compared aside, the example is the default.
 	for _, c := range []*Config{&got, &want} {
-		c.APIKeys, c.PhoneNumberIDs, c.Logger, c.Now = nil, nil, nil, nil
+		c.APIKeys, c.PhoneNumberIDs, c.WABAIDs, c.Logger, c.Now = nil, nil, nil, nil, nil
 	}
 	want.Defaults = validator.Defaults()
 	for _, d := range fieldDiffs(reflect.ValueOf(got), reflect.ValueOf(want), "") {

@@ -27,6 +27,9 @@ func TestLabelSetsAreClosed(t *testing.T) {
 		rep := failed(req.GetPhone(), []int32{131049, 131026, 130472, int32(130000 + i)}[i%4], t0)
 		rep.BusinessId = req.BusinessId
 		h.report(t, rep)
+		limit := failed(req.GetPhone(), []int32{131048, 130429, 131031, 368, 131042}[i%5], t0)
+		limit.BusinessId, limit.Sender, limit.MessageId = req.BusinessId, fmt.Sprintf("pn-%d", i), fmt.Sprintf("wamid.limit.%d", i)
+		h.report(t, limit)
 		h.check(t, req)
 		_, _ = h.c.API().CheckSend(ctx, &sgv1.CheckSendRequest{BusinessId: req.BusinessId, Phone: req.Phone, Category: sgv1.Category(40 + i)})
 		postSigned(t, hd, []byte(fmt.Sprintf(`{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"made_up_%d","value":{}},{"field":"messages","value":{"metadata":{"phone_number_id":"p%d"},"statuses":[{"id":"w%d","status":"status_%d","timestamp":"1","recipient_id":"5511987654321"}]}}]}]}`, i, i, i, i)))
@@ -46,11 +49,13 @@ func TestLabelSetsAreClosed(t *testing.T) {
 		"shadow":  {"true", "false"},
 		"source":  {"api", "webhook"},
 		"type": {"sent", "delivered", "read", "played", "failed", "inbound_message", "inbound_call",
-			"user_preference_stop", "user_preference_resume"},
-		"outcome": {"applied", "duplicate"},
-		"method":  {"GET", "POST"},
+			"user_preference_stop", "user_preference_resume", "account_restriction", "account_ban"},
+		"meta_error_code": {"130429", "131048", "131031", "368", "131042"},
+		"event":           {"started", "escalated", "lifted", "cleared"},
+		"outcome":         {"applied", "duplicate"},
+		"method":          {"GET", "POST"},
 		"reason": append(webhook.Reasons(), "invalid_event", "unmapped_phone_number_id", "preference_category",
-			"unknown_kind"),
+			"unknown_kind", "unmapped_waba_id", "account_restriction_type", "account_ban_state"),
 	}
 	for r := range sgv1.Rule_name {
 		closed["rule"] = append(closed["rule"], ruleLabel(sgv1.Rule(r)))

@@ -26,6 +26,9 @@ type metrics struct {
 	reservations  prometheus.Counter
 	panics        prometheus.Counter
 	storeFailures prometheus.Counter
+	// restrictionEvents counts restrictions started, escalated, lifted and
+	// cleared (restriction_metrics.go).
+	restrictionEvents *prometheus.CounterVec
 
 	// Children of decisions and reasons by verdict or rule and shadow, looked up
 	// once: a label lookup hashes the label values on every call, and every
@@ -92,8 +95,9 @@ func newMetrics() *metrics {
 			Name: "sendguard_store_failures_total",
 			Help: "Times the store started failing (health went NOT_SERVING).",
 		}),
+		restrictionEvents: newRestrictionEvents(),
 	}
-	m.registry.MustRegister(m.grpc, m.decisions, m.reasons, m.rowErrors, m.events, m.reservations, m.panics, m.storeFailures,
+	m.registry.MustRegister(m.grpc, m.decisions, m.reasons, m.rowErrors, m.events, m.reservations, m.panics, m.storeFailures, m.restrictionEvents,
 		buildInfoGauge(buildinfo.Get()),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

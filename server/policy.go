@@ -146,6 +146,11 @@ func mergePolicy(base validator.Policy, o *sgv1.Policy) (validator.Policy, error
 		}
 		p.NumberValidation = v
 	}
+	if o.KeywordOptInIsConsent != nil {
+		// Issue 14: an opt-in keyword still records consent in this version;
+		// accepting the field would claim what the rules do not do.
+		return p, errors.New("keyword_opt_in_is_consent: not supported by this version (an opt-in keyword records consent)")
+	}
 	return p, nil
 }
 

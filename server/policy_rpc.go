@@ -16,7 +16,8 @@ func (s *Server) GetPolicy(ctx context.Context, req *sgv1.GetPolicyRequest) (*sg
 		return nil, s.toStatus(ctx, err)
 	}
 	snap := b.snap.Load()
-	return &sgv1.GetPolicyResponse{Effective: policyProto(snap.policy), Overrides: snap.overrides}, nil
+	return &sgv1.GetPolicyResponse{Effective: policyProto(snap.policy), Overrides: snap.overrides,
+		Restrictions: restrictionsProto(&snap.state, "", s.cfg.Now())}, nil
 }
 
 // SetPolicy changes a business's overrides: the fields named by update_mask, or the

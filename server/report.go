@@ -71,6 +71,10 @@ func resultDedupKey(messageID, ref string, st sgv1.MessageStatus) string {
 // prepareResult resolves a result's recipient and builds its update. resp is
 // filled in when the update is done.
 func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultRequest, source string) (event, *sgv1.ReportResultResponse, error) {
+	sender, err := s.reportSender(req.GetBusinessId(), req.GetSender())
+	if err != nil {
+		return event{}, nil, err
+	}
 	phone := eventPhone(req.GetPhone(), req.GetRegion(), source)
 	b, r, now, at, err := s.eventTarget(ctx, req.GetBusinessId(), phone, req.GetUserId(), req.GetTimestamp())
 	if err != nil {
@@ -90,7 +94,10 @@ func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultReques
 	if r.hasNumber {
 		resp.PhoneE164 = r.number.E164
 	}
-	var effect validator.TemplateEffect
+	var (
+		effect   validator.TemplateEffect
+		restrict restrictionEffect
+	)
 	fn := func(c *storage.Contact) (storage.Write, error) {
 		snap := b.snap.Load()
 		if _, err := s.foldSuppression(ctx, r, c); err != nil {
@@ -99,6 +106,7 @@ func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultReques
 		before := c.Facts
 		facts := factsFor(snap, c, r)
 		effect = validator.ApplyResult(&c.Rel, facts, &snap.policy, res)
+		restrict = restrictionEffectOf(&c.Rel, &snap.state, &res, sender)
 		s.learn(c, r, snap)
 		return s.writeBack(snap, c, before, now), nil
 	}
@@ -107,9 +115,15 @@ func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultReques
 		if errors.Is(err, storage.ErrDuplicate) {
 			s.metrics.events.WithLabelValues(source, label, "duplicate").Inc()
 			resp.Duplicate = true
-			// A retry of a report whose template change was lost (the business
-			// write failed after the contact write): recompute it from the stored
-			// contact; applying it again is harmless.
+			// A retry of a report whose business change was lost (the business
+			// write failed after the contact write): recompute it; applying it
+			// again is harmless.
+			if restrict, err = s.duplicateRestrictionEffect(ctx, b, r, &res, sender); err != nil {
+				return err
+			}
+			if err := s.applyRestrictionEffect(ctx, b, restrict); err != nil {
+				return err
+			}
 			if !mayChangeTemplate(req, &b.snap.Load().state) {
 				return nil
 			}
@@ -123,6 +137,9 @@ func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultReques
 			return err
 		} else {
 			s.metrics.events.WithLabelValues(source, label, "applied").Inc()
+			if err := s.applyRestrictionEffect(ctx, b, restrict); err != nil {
+				return err
+			}
 		}
 		if effect.Kind != validator.TemplateNone && effect.Template != "" &&
 			validator.TemplateEffectChanges(&b.snap.Load().state, effect) {
@@ -150,6 +167,9 @@ func (s *Server) ReportInbound(ctx context.Context, req *sgv1.ReportInboundReque
 }
 
 func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequest, source string) (event, *sgv1.ReportInboundResponse, error) {
+	if err := s.checkSender(req.GetBusinessId(), req.GetSender()); err != nil {
+		return event{}, nil, err
+	}
 	phone := eventPhone(req.GetPhone(), req.GetRegion(), source)
 	b, r, now, at, err := s.eventTarget(ctx, req.GetBusinessId(), phone, req.GetUserId(), req.GetTimestamp())
 	if err != nil {

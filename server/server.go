@@ -49,6 +49,7 @@ type Server struct {
 	shared     bool      // other replicas write the store too (sharedStore)
 	macs       sync.Pool // of hash.Hash keyed with hashSecret (Server.mac)
 	keys       keyIndex
+	senders    senderIndex   // phone_number_ids by business (sender.go)
 	calls      *callLimit    // calls in progress (limits.go)
 	rows       *rowBudget    // rows held by every stream (stream.go)
 	slots      decisionSlots // rows decided by every stream at once (stream.go)
@@ -170,6 +171,7 @@ func NewService(cfg Config) (*Server, error) {
 // build makes what New and NewService share once the store and the hash secret
 // are known: the business cache, the webhook metrics and the gRPC server.
 func (s *Server) build() (err error) {
+	s.senders = newSenderIndex(s.cfg.PhoneNumberIDs)
 	s.biz, err = newBusinesses(s.store, s.cfg.Defaults, s.shared, s.cfg.BusinessCache, s.log)
 	if err != nil {
 		return fmt.Errorf("config: policy: %w", err)
@@ -178,6 +180,7 @@ func (s *Server) build() (err error) {
 	s.rows = newRowBudget(s.cfg.StreamBudget)
 	s.slots = newDecisionSlots(s.shared)
 	s.metrics.registry.MustRegister(s.limitMetrics()...)
+	s.metrics.registry.MustRegister(newRestrictionGauge(s))
 	s.webhook = newWebhookState(s.cfg, s.metrics.registry)
 	s.grpc, err = s.newGRPCServer()
 	return err

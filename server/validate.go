@@ -116,7 +116,7 @@ func validateCheck(r *sgv1.CheckSendRequest) error {
 	if r.SendAt != nil && !r.SendAt.IsValid() {
 		return invalidArg("send_at is not a valid timestamp")
 	}
-	return nil
+	return validateCheckSender(r)
 }
 
 func validateResult(r *sgv1.ReportResultRequest) error {
@@ -160,7 +160,7 @@ func validateResult(r *sgv1.ReportResultRequest) error {
 	if r.Timestamp != nil && !r.Timestamp.IsValid() {
 		return invalidArg("timestamp is not a valid timestamp")
 	}
-	return nil
+	return validateResultSender(r)
 }
 
 func validateInbound(r *sgv1.ReportInboundRequest) error {
@@ -182,5 +182,5 @@ func validateInbound(r *sgv1.ReportInboundRequest) error {
 	if r.Timestamp != nil && !r.Timestamp.IsValid() {
 		return invalidArg("timestamp is not a valid timestamp")
 	}
-	return nil
+	return validateInboundSender(r)
 }

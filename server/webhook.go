@@ -162,6 +162,19 @@ func (s *Server) applyWebhookEvents(ctx context.Context, events []webhook.Event,
 	prepared := make([]event, 0, len(events))
 	for i := range events {
 		s.boundEventTime(&events[i], received)
+		if k := events[i].Kind; k == webhook.KindAccountRestriction || k == webhook.KindAccountBan {
+			outcome, err := s.applyAccountEvent(ctx, &events[i], received)
+			if err != nil {
+				return 0, 0, err // a store error: the events are not batched, nothing else can fail
+			}
+			switch outcome {
+			case "applied":
+				applied++
+			case "duplicate":
+				dup++
+			}
+			continue
+		}
 		ev, ok, err := s.prepareWebhookEvent(ctx, &events[i])
 		switch {
 		case err != nil && isStoreError(err):
@@ -238,12 +251,12 @@ func (s *Server) prepareWebhookEvent(ctx context.Context, ev *webhook.Event) (ev
 		prepared, _, err = s.prepareResult(ctx, &sgv1.ReportResultRequest{
 			BusinessId: business, Phone: ev.Phone, UserId: ev.UserID, MessageId: ev.MessageID,
 			MessageRef: ev.CallbackData, Status: ev.Status, ErrorCode: ev.ErrorCode, ErrorTitle: ev.ErrorTitle,
-			Category: ev.Category, Timestamp: ts,
+			Category: ev.Category, Timestamp: ts, Sender: ev.PhoneNumberID,
 		}, sourceWebhook)
 	case webhook.KindMessage, webhook.KindCall:
 		req := &sgv1.ReportInboundRequest{
 			BusinessId: business, Phone: ev.Phone, UserId: ev.UserID, MessageId: ev.MessageID,
-			Kind: sgv1.InboundKind_INBOUND_KIND_MESSAGE, Text: ev.Text, Timestamp: ts,
+			Kind: sgv1.InboundKind_INBOUND_KIND_MESSAGE, Text: ev.Text, Timestamp: ts, Sender: ev.PhoneNumberID,
 		}
 		if ev.Kind == webhook.KindCall {
 			req.Kind, req.Text = sgv1.InboundKind_INBOUND_KIND_CALL, ""
@@ -295,7 +308,7 @@ func (s *Server) preparePreference(ctx context.Context, business string, ev *web
 			outcome, err = "duplicate", nil
 		}
 		if err == nil {
-			s.metrics.events.WithLabelValues("webhook", "user_preference_"+value, outcome).Inc()
+			s.metrics.events.WithLabelValues(sourceWebhook, "user_preference_"+value, outcome).Inc()
 		}
 		return err
 	}

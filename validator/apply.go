@@ -53,13 +53,23 @@ func ApplyResult(rel *Relationship, facts *NumberFacts, p *Policy, r Result) Tem
 		bindString(&s.CampaignID, &r.CampaignID)
 		s.Delivered = s.Delivered || delivered
 		s.Failed = (s.Failed || failed) && !s.Delivered
-		if !r.At.IsZero() && r.At.Before(s.At) {
+		// The send time is known once a SENT names it; a report that moves it
+		// earlier makes it the report's time, known only for a SENT.
+		earlier := !r.At.IsZero() && r.At.Before(s.At)
+		switch {
+		case r.Status == sgv1.MessageStatus_MESSAGE_STATUS_SENT:
+			s.Inferred = false
+		case earlier:
+			s.Inferred = true
+		}
+		if earlier {
 			moveEarlier(rel, i, r.At)
 		}
 	} else if knownStatus(r.Status) && !r.At.IsZero() && (r.Status == sgv1.MessageStatus_MESSAGE_STATUS_SENT || r.Ref != "" || r.MessageID != "") {
 		s := Send{
 			At: r.At, Ref: r.Ref, MessageID: r.MessageID,
 			Category: cat, Template: tmpl, CampaignID: r.CampaignID, Failed: failed, Delivered: delivered,
+			Inferred: r.Status != sgv1.MessageStatus_MESSAGE_STATUS_SENT,
 		}
 		s.Reached = !failed && reaches(rel, p, &s)
 		recordSend(rel, p, s)
@@ -125,6 +135,7 @@ func matchSend(rel *Relationship, ref, messageID string) int {
 	s.Failed = (s.Failed || dup.Failed) && !s.Delivered
 	s.Reached = s.Reached || dup.Reached
 	if dup.At.Before(s.At) {
+		s.Inferred = dup.Inferred
 		moveEarlier(rel, i, dup.At)
 		i = FindSend(rel, ref, "")
 	}

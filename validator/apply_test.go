@@ -69,7 +69,7 @@ func TestApplyResultRecordsUnmatched(t *testing.T) {
 	f.result(Result{Status: failedS, ErrorCode: 131000, MessageID: "w2", Category: mkt, At: at(hour)})
 	want := []Send{
 		{At: t0, MessageID: "w1", Category: util, Template: "otp", CampaignID: "c", Reached: true},
-		{At: at(hour), MessageID: "w2", Category: mkt, Failed: true},
+		{At: at(hour), MessageID: "w2", Category: mkt, Failed: true, Inferred: true},
 	}
 	if !reflect.DeepEqual(f.rel.Sends, want) {
 		t.Errorf("sends %+v\nwant %+v", f.rel.Sends, want)

@@ -62,6 +62,40 @@ func BenchmarkDecide(b *testing.B) {
 			}
 		}
 	})
+	b.Run("history-restrictions", func(b *testing.B) {
+		// The same contact, from a sender of a business whose 20 other senders
+		// are limited (131048) and whose account had a 131042 that ended: every
+		// restriction is read, none applies.
+		f := history()
+		for i := range 20 {
+			f.restrict(SenderSpam, fmt.Sprintf("1065403522429%02d", i), at(-10*time.Minute))
+		}
+		f.restrict(AccountPayment, "", at(-2*hour))
+		in := f.input(mkt, t0)
+		in.Check.Template, in.Check.Sender = "promo", "206540352242922"
+		b.ReportAllocs()
+		for b.Loop() {
+			if Decide(in).Verdict != allow {
+				b.Fatal(summary(Decide(in)))
+			}
+		}
+	})
+	b.Run("history-sender-limited", func(b *testing.B) {
+		// The same, from one of the limited senders: a DEFER with its sentence
+		// and a retry_at search.
+		f := history()
+		for i := range 20 {
+			f.restrict(SenderSpam, fmt.Sprintf("1065403522429%02d", i), at(-10*time.Minute))
+		}
+		in := f.input(mkt, t0)
+		in.Check.Template, in.Check.Sender = "promo", "106540352242907"
+		b.ReportAllocs()
+		for b.Loop() {
+			if Decide(in).Verdict != deferVT {
+				b.Fatal(summary(Decide(in)))
+			}
+		}
+	})
 	b.Run("longest-history", func(b *testing.B) {
 		// The most a policy keeps: MaxSends sends (a cap of MaxCapCount a year,
 		// a burst of MaxPairBurst), half of them planned ahead of the check, so

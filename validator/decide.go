@@ -17,6 +17,7 @@ type Check struct {
 	Region        string           // ISO region of the number ("US", "CA"), "" if unknown
 	Zones         []*time.Location // the number's time zones (quiet hours); may be empty
 	Suppressed    bool             // a forgotten opt-out's suppression entry matches: treat as OPTED_OUT
+	Sender        string           // the sending number (phone_number_id); "" = judged against every sender
 }
 
 // NumberProblem says what is wrong with a check's phone, if anything: what
@@ -151,7 +152,7 @@ func retryAt(in *Input, first *hits) time.Time {
 }
 
 // numRules is the number of rules: at most one hit each.
-const numRules = 14
+const numRules = 16
 
 // hit is one rule that applies at the judged time, before it becomes a Reason.
 // The sentence is built only for the hits Decide returns, from the fields below.
@@ -196,7 +197,7 @@ func (hs *hits) latestDefer() (time.Time, bool) {
 }
 
 // sort orders the hits as Decision.Reasons are ordered (insertion sort: at most
-// 14 items, no allocation).
+// numRules items, no allocation).
 func (hs *hits) sort() {
 	for i := 1; i < hs.n; i++ {
 		for j := i; j > 0 && hs.h[j].before(&hs.h[j-1]); j-- {
@@ -264,6 +265,12 @@ func judge(in *Input, t time.Time, hs *hits) {
 		hs.add(p, &h)
 	}
 	if templateRepeat(in, t, &h) {
+		hs.add(p, &h)
+	}
+	if accountRestricted(in, t, &h) {
+		hs.add(p, &h)
+	}
+	if senderLimited(in, t, &h) {
 		hs.add(p, &h)
 	}
 }

@@ -128,8 +128,62 @@ func detail(in *Input, t time.Time, h *hit) string {
 		b = append(b, "); the next one fits at "...)
 		b = appendTime(b, h.until)
 		b = append(b, '.')
+	case sgv1.Rule_RULE_ACCOUNT_RESTRICTED, sgv1.Rule_RULE_SENDER_LIMITED:
+		b = appendRestriction(b, &in.Business.Restrictions[h.n])
 	}
 	return string(b)
+}
+
+// RestrictionDetail is the sentence that explains a restriction (a reason's
+// detail, and Restriction.detail in GetPolicy and GetContact).
+func RestrictionDetail(r Restriction) string { return string(appendRestriction(nil, &r)) }
+
+// appendRestriction writes what Meta said, when, and until when.
+func appendRestriction(b []byte, r *Restriction) []byte {
+	switch r.Kind {
+	case SenderThroughput, SenderSpam:
+		b = append(b, "Meta limited "...)
+		if r.Sender == "" {
+			b = append(b, "a sending number of this business (reported without a sender, so every sender waits)"...)
+		} else {
+			b = append(b, "sending number "...)
+			b = strconv.AppendQuote(b, r.Sender)
+		}
+		if r.Kind == SenderSpam {
+			b = append(b, " with 131048 (spam rate limit: earlier messages were blocked or flagged; every template sent now makes it worse) on "...)
+		} else {
+			b = append(b, " with 130429 (throughput reached) on "...)
+		}
+	case AccountLocked:
+		b = append(b, "Meta locked the business account (131031) on "...)
+	case AccountPolicy:
+		b = append(b, "Meta blocked the business account for policy violations (368) on "...)
+	case AccountPayment:
+		b = append(b, "Meta refused templates for a payment problem of the business account (131042) on "...)
+	case AccountBusinessInitiated:
+		b = append(b, "Meta restricted the business account from starting conversations (account_update RESTRICTED_BIZ_INITIATED_MESSAGING) on "...)
+	case AccountUserInitiated:
+		b = append(b, "Meta restricted the business account from replying to users (account_update RESTRICTED_CUSTOMER_INITIATED_MESSAGING) on "...)
+	case AccountDisabled:
+		b = append(b, "Meta disabled the business account (account_update DISABLED_UPDATE) on "...)
+	}
+	b = appendTime(b, r.At)
+	end := r.End()
+	switch {
+	case end.IsZero():
+		b = append(b, "; it lasts until lifted: by ClearRestriction, by Meta's webhook saying it ended, or by a SENT or DELIVERED of a message sent after it."...)
+	case r.Step() > 0:
+		b = append(b, "; backoff "...)
+		b = appendStreak(b, r.Step(), r.Streak)
+		b = append(b, " ends "...)
+		b = appendTime(b, end)
+		b = append(b, '.')
+	default:
+		b = append(b, "; Meta lifts it "...)
+		b = appendTime(b, end)
+		b = append(b, '.')
+	}
+	return b
 }
 
 func optedOutDetail(b []byte, in *Input) []byte {

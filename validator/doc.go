@@ -8,7 +8,9 @@
 // NO_CONSENT), number.go (the number-wide ECOSYSTEM_LIMIT, EXPERIMENT,
 // UNDELIVERABLE), frequency.go (FREQUENCY_CAP, TEMPLATE_REPEAT), window.go
 // (SERVICE_WINDOW), pair.go (PAIR_RATE), template.go (TEMPLATE_PAUSED),
-// messaging_limit.go and quiet_hours.go; detail.go writes the reasons' sentences.
-// apply.go applies results and inbound messages, reserve.go records sends, and
-// expiry.go says how long state matters.
+// messaging_limit.go, quiet_hours.go, account_restricted.go (ACCOUNT_RESTRICTED)
+// and sender_limited.go (SENDER_LIMITED); detail.go writes the reasons' sentences.
+// apply.go applies results and inbound messages, reserve.go records sends,
+// restriction.go applies the account and sender errors, successes and lifts to the
+// business's restrictions, and expiry.go says how long state matters.
 package validator

@@ -52,6 +52,11 @@ type Send struct {
 	// Reached is set when this send reached the user outside the service window
 	// (counts toward the messaging limit).
 	Reached bool
+	// Inferred is set when At is not a known send time: the send was recorded
+	// from a delivery or failure status (whose time only bounds the send time
+	// from above), and no reservation or SENT report has named it since. Such a
+	// send never lifts a restriction (see SentTime).
+	Inferred bool
 }
 
 // Event is one entry of a recipient's recent history, for humans (GetContact).
@@ -144,4 +149,8 @@ type Business struct {
 	// Reached counts, per minute, the unique users reached outside the service window
 	// in the last 24 h (the messaging limit); oldest first, trimmed to 24 h.
 	Reached []ReachBucket
+	// Restrictions are the account's and its senders' restrictions (in force, or
+	// remembered for escalation), sorted by kind then sender; at most
+	// MaxRestrictions (restriction.go).
+	Restrictions []Restriction
 }

@@ -39,7 +39,7 @@ const (
 	capEntries  = iota // entry[] elements
 	capChanges         // changes[] elements, over all entries
 	capContacts        // value.contacts[] elements, over all values
-	capItems           // statuses, messages, calls and user_preferences, over all values
+	capItems           // statuses, messages, calls, user_preferences and restriction_info, over all values
 	numCaps
 )
 
@@ -94,8 +94,13 @@ func (d *streamDecoder) entries(dst *[]wireEntry) error {
 
 func (d *streamDecoder) entry(e *wireEntry) error {
 	return d.structure(func(key string) error {
-		if is(key, "changes") {
+		switch {
+		case is(key, "changes"):
 			return slice(d, &e.Changes, capChanges, d.change)
+		case is(key, "id"):
+			return d.decode(&e.ID)
+		case is(key, "time"):
+			return d.decode(&e.Time)
 		}
 		return d.skip()
 	})
@@ -132,6 +137,12 @@ func (d *streamDecoder) value(v *wireValue) error {
 			return d.decode(&v.Errors) // anyValue elements take no memory
 		case is(key, "message_echoes"):
 			return d.decode(&v.MessageEchoes)
+		case is(key, "event"):
+			return d.decode(&v.Event)
+		case is(key, "restriction_info"):
+			return slice(d, &v.RestrictionInfo, capItems, decodeInto[wireRestriction](d))
+		case is(key, "ban_info"):
+			return d.decode(&v.BanInfo)
 		}
 		return d.skip()
 	})

@@ -19,6 +19,13 @@ const (
 	KindCall
 	// KindUserPreference is the user stopping or resuming marketing messages.
 	KindUserPreference
+	// KindAccountRestriction is one restriction of an account_update
+	// ACCOUNT_RESTRICTION: Meta restricted the WhatsApp Business Account until
+	// an expiration.
+	KindAccountRestriction
+	// KindAccountBan is an account_update DISABLED_UPDATE: the account was
+	// disabled, scheduled to be, or reinstated.
+	KindAccountBan
 )
 
 func (k Kind) String() string {
@@ -31,6 +38,10 @@ func (k Kind) String() string {
 		return "call"
 	case KindUserPreference:
 		return "user_preference"
+	case KindAccountRestriction:
+		return "account_restriction"
+	case KindAccountBan:
+		return "account_ban"
 	}
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -45,7 +56,7 @@ const (
 	MaxPhoneNumberIDLen = 128  // PhoneNumberID (it becomes the business_id)
 	MaxCallbackDataLen  = 512  // CallbackData (Meta's own limit on biz_opaque_callback_data)
 	MaxTextLen          = 4096 // Text
-	MaxShortLen         = 256  // Username, MessageType, PreferenceCategory
+	MaxShortLen         = 256  // Username, MessageType, PreferenceCategory, Restriction, BanState
 	MaxErrorTextLen     = 1024 // ErrorTitle, ErrorDetails
 )
 
@@ -107,6 +118,19 @@ type Event struct {
 	// "marketing_messages".
 	PreferenceStop     bool
 	PreferenceCategory string
+
+	// WABAID is the WhatsApp Business Account of an account event (entry[].id);
+	// such an event has no PhoneNumberID and no user. Its Timestamp is
+	// entry[].time.
+	WABAID string
+	// Restriction is the restriction_type of a KindAccountRestriction (e.g.
+	// RESTRICTED_BIZ_INITIATED_MESSAGING); RestrictionEnds its expiration, zero
+	// when absent or unreadable (counted as "bad_timestamp").
+	Restriction     string
+	RestrictionEnds time.Time
+	// BanState is the waba_ban_state of a KindAccountBan: DISABLE, REINSTATE or
+	// SCHEDULE_FOR_DISABLE.
+	BanState string
 }
 
 // Stats counts what Parse skipped, by reason, so the server can count it in
@@ -124,7 +148,10 @@ type Event struct {
 // bad_timestamp (the event is kept with a zero time), bad_error_code (kept
 // with code 0), field_too_long, bad_field (control characters in an
 // identifier), field_dropped:<name> (kept without that field),
-// too_many_events.
+// too_many_events; of account_update: account_event:<event> (<event> one of
+// the lower-cased events Meta documents that Parse does not read, "none" or
+// "other"), empty_restriction_info, missing_restriction_type,
+// missing_ban_state, missing_waba_id.
 type Stats struct {
 	// Skipped maps a reason to how many items it applied to. Nil when nothing
 	// was skipped.
@@ -146,7 +173,7 @@ func (s Stats) Total() int {
 // (smb_message_echoes). A change of one of these is counted as
 // "unknown_field:<field>"; any other field as "unknown_field:other".
 var documentedFields = []string{
-	"account_alerts", "account_review_update", "account_update", "automatic_events",
+	"account_alerts", "account_review_update", "automatic_events",
 	"business_capability_update", "flows", "history", "message_echoes",
 	"message_template_components_update", "message_template_quality_update",
 	"message_template_status_update", "partner_solutions", "payment_configuration_update",
@@ -159,6 +186,26 @@ var knownFields = func() map[string]bool {
 	m := make(map[string]bool, len(documentedFields))
 	for _, f := range documentedFields {
 		m[f] = true
+	}
+	return m
+}()
+
+// accountEvents are the account_update events Meta documents (its reference,
+// 2026) other than those Parse reads (ACCOUNT_RESTRICTION, DISABLED_UPDATE),
+// lower-cased: an event of one of these is counted as "account_event:<event>",
+// any other as "account_event:other".
+var accountEvents = []string{
+	"account_deleted", "account_violation", "ad_account_linked", "auth_intl_price_eligibility_update",
+	"business_primary_location_country_update", "mm_lite_terms_signed", "partner_added",
+	"partner_app_installed", "partner_app_uninstalled", "partner_client_certification_status_update",
+	"partner_removed", "volume_based_pricing_tier_update", "account_offboarded", "account_reconnected",
+}
+
+// knownAccountEvents indexes accountEvents.
+var knownAccountEvents = func() map[string]bool {
+	m := make(map[string]bool, len(accountEvents))
+	for _, e := range accountEvents {
+		m[e] = true
 	}
 	return m
 }()
@@ -176,9 +223,13 @@ func Reasons() []string {
 		"business_initiated_call", "unknown_call_direction:none", "unknown_call_direction:other",
 		"unknown_call_event:none", "unknown_call_event:other", "unknown_preference:none",
 		"unknown_preference:other", "bad_timestamp", "bad_error_code", "field_too_long", "bad_field",
-		"too_many_events"}
+		"too_many_events", "empty_restriction_info", "missing_restriction_type", "missing_ban_state",
+		"missing_waba_id", "account_event:none", "account_event:other"}
 	for _, f := range documentedFields {
 		r = append(r, "unknown_field:"+f)
+	}
+	for _, e := range accountEvents {
+		r = append(r, "account_event:"+e)
 	}
 	for _, f := range droppedFields {
 		r = append(r, "field_dropped:"+f)

@@ -42,8 +42,15 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		for i, e := range evs {
-			if e.Kind < KindStatus || e.Kind > KindUserPreference {
+			if e.Kind < KindStatus || e.Kind > KindAccountBan {
 				t.Fatalf("event %d has no kind: %+v", i, e)
+			}
+			if e.Kind == KindAccountRestriction || e.Kind == KindAccountBan {
+				if e.WABAID == "" || len(e.WABAID) > MaxPhoneNumberIDLen || e.Restriction == "" && e.BanState == "" ||
+					len(e.Restriction) > MaxShortLen || len(e.BanState) > MaxShortLen || e.PhoneNumberID != "" {
+					t.Fatalf("account event %d is malformed: %+v", i, e)
+				}
+				continue
 			}
 			if e.PhoneNumberID == "" || e.Phone == "" && e.UserID == "" {
 				t.Fatalf("event %d lacks an identity: %+v", i, e)

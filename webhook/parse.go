@@ -28,7 +28,14 @@ const objectWABA = "whatsapp_business_account"
 // without an id or a recipient, an unknown status, a field over its size
 // limit, a value of the wrong JSON type. At most [MaxEvents] events are
 // returned. Every returned event has a Kind, a PhoneNumberID, and a Phone or
-// a UserID.
+// a UserID, except an account event (KindAccountRestriction, KindAccountBan,
+// from an account_update change), which has a WABAID instead.
+//
+// Of account_update, Parse reads the events that start or end a restriction of
+// the account (Meta's account_update reference): ACCOUNT_RESTRICTION, one event
+// per restriction_info item with its expiration, and DISABLED_UPDATE with its
+// ban state; every other account_update event is counted as
+// "account_event:<event>".
 //
 // The body is decoded as a stream of JSON tokens, and what it may hold is
 // capped while it is read: at most [MaxEvents] entries, changes, contacts and
@@ -66,11 +73,12 @@ func (p *parser) flatten(w *wireBody) ([]Event, Stats, error) {
 	for i := range w.Entry {
 		for j := range w.Entry[i].Changes {
 			v := &w.Entry[i].Changes[j].Value
-			n += len(v.Statuses) + len(v.Messages) + len(v.Calls) + len(v.UserPreferences)
+			n += len(v.Statuses) + len(v.Messages) + len(v.Calls) + len(v.UserPreferences) + len(v.RestrictionInfo)
 		}
 	}
 	p.events = make([]Event, 0, min(n, MaxEvents))
 	for i := range w.Entry {
+		p.entry = &w.Entry[i]
 		for j := range w.Entry[i].Changes {
 			p.change(&w.Entry[i].Changes[j])
 		}
@@ -96,6 +104,9 @@ type parser struct {
 	st     Stats
 	events []Event
 
+	// The entry being read.
+	entry *wireEntry
+
 	// Of the change being read.
 	phoneNumberID string
 	pnidProblem   string // skip reason for every item of the change, or ""
@@ -106,6 +117,9 @@ func (p *parser) change(c *wireChange) {
 	v := &c.Value
 	switch c.Field {
 	case "messages", "calls", "user_preferences":
+	case "account_update":
+		p.accountUpdate(v)
+		return
 	case "smb_message_echoes":
 		// Messages the business sent from the WhatsApp Business app.
 		p.count("message_echoes", max(1, len(v.MessageEchoes)))
@@ -503,4 +517,65 @@ func (c *contacts) lookup(index map[string]int, key string, field func(*wireCont
 		}
 	}
 	return 0, false
+}
+
+// accountUpdate reads an account_update change: the restrictions of an
+// ACCOUNT_RESTRICTION and the ban state of a DISABLED_UPDATE. Other events are
+// counted by name.
+func (p *parser) accountUpdate(v *wireValue) {
+	switch v.Event {
+	case "ACCOUNT_RESTRICTION":
+		if len(v.RestrictionInfo) == 0 {
+			p.st.add("empty_restriction_info")
+			return
+		}
+		for i := range v.RestrictionInfo {
+			r := &v.RestrictionInfo[i]
+			e := Event{Kind: KindAccountRestriction, Restriction: r.Type}
+			switch r.Expiration.state {
+			case valid:
+				e.RestrictionEnds = time.Unix(r.Expiration.sec, 0).UTC()
+			case invalid:
+				p.st.add("bad_timestamp")
+			}
+			p.emitAccount(&e, r.Type, "missing_restriction_type")
+		}
+	case "DISABLED_UPDATE":
+		e := Event{Kind: KindAccountBan, BanState: v.BanInfo.State}
+		p.emitAccount(&e, v.BanInfo.State, "missing_ban_state")
+	default:
+		p.st.addValue("account_event:", strings.ToLower(v.Event), knownAccountEvents)
+	}
+}
+
+// emitAccount completes an account event with its entry's WABA id and time,
+// checks them and what (the restriction type or ban state, missing: counted as
+// missing), and appends it or counts why not.
+func (p *parser) emitAccount(e *Event, what, missing string) {
+	id := p.entry.ID
+	switch {
+	case id == "":
+		p.st.add("missing_waba_id")
+		return
+	case what == "":
+		p.st.add(missing)
+		return
+	case len(id) > MaxPhoneNumberIDLen || len(what) > MaxShortLen:
+		p.st.add("field_too_long")
+		return
+	case hasControl(id) || hasControl(what):
+		p.st.add("bad_field")
+		return
+	case len(p.events) >= MaxEvents:
+		p.st.add("too_many_events")
+		return
+	}
+	e.WABAID = id
+	switch p.entry.Time.state {
+	case valid:
+		e.Timestamp = time.Unix(p.entry.Time.sec, 0).UTC()
+	case invalid:
+		p.st.add("bad_timestamp")
+	}
+	p.events = append(p.events, *e)
 }

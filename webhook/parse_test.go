@@ -261,7 +261,29 @@ func TestParseTestdata(t *testing.T) {
 		},
 		{
 			file:    "unknown_field.json",
-			skipped: map[string]int{"unknown_field:account_update": 1},
+			skipped: map[string]int{"account_event:other": 1},
+		},
+		{
+			// Meta's account_update reference, "Account restriction" example.
+			file: "account_restriction.json",
+			want: []Event{
+				{Kind: KindAccountRestriction, WABAID: "102290129340398", Timestamp: unix(1641330498),
+					Restriction: "RESTRICTED_BIZ_INITIATED_MESSAGING", RestrictionEnds: unix(1641935298)},
+				{Kind: KindAccountRestriction, WABAID: "102290129340398", Timestamp: unix(1641330498),
+					Restriction: "RESTRICTED_ADD_PHONE_NUMBER_ACTION", RestrictionEnds: unix(1641935298)},
+			},
+		},
+		{
+			file: "account_disabled.json",
+			want: []Event{{Kind: KindAccountBan, WABAID: "102290129340398", Timestamp: unix(1743451903), BanState: "DISABLE"}},
+		},
+		{
+			file: "account_reinstated.json",
+			want: []Event{{Kind: KindAccountBan, WABAID: "102290129340398", Timestamp: unix(1743538303), BanState: "REINSTATE"}},
+		},
+		{
+			file:    "account_violation.json",
+			skipped: map[string]int{"account_event:account_violation": 1},
 		},
 		{
 			file: "unknown_status.json",
@@ -367,6 +389,25 @@ func TestParseCases(t *testing.T) {
 			name:    "unknown field with an odd name",
 			body:    wrap("Some Field!", `{}`),
 			skipped: map[string]int{"unknown_field:other": 1},
+		},
+		{
+			name: "account restriction: expiration as a string, one without, an over-long type, a control character",
+			body: []byte(`{"object":"whatsapp_business_account","entry":[{"id":"9","time":"1700000000","changes":[{"field":"account_update","value":{"event":"ACCOUNT_RESTRICTION","restriction_info":[` +
+				`{"restriction_type":"RESTRICTED_CUSTOMER_INITIATED_MESSAGING","expiration":"1700086400"},{"restriction_type":"RESTRICTED_BIZ_INITIATED_MESSAGING"},` +
+				`{"restriction_type":"` + long(MaxShortLen+1) + `","expiration":1},{"restriction_type":"A\u0000","expiration":1},{"expiration":1},` +
+				`{"restriction_type":"RESTRICTED_BIZ_INITIATED_MESSAGING","expiration":"2026-04-19T13:59:20+0000"}]}}]}]}`),
+			want: []Event{
+				{Kind: KindAccountRestriction, WABAID: "9", Timestamp: unix(1700000000), Restriction: "RESTRICTED_CUSTOMER_INITIATED_MESSAGING", RestrictionEnds: unix(1700086400)},
+				{Kind: KindAccountRestriction, WABAID: "9", Timestamp: unix(1700000000), Restriction: "RESTRICTED_BIZ_INITIATED_MESSAGING"},
+				{Kind: KindAccountRestriction, WABAID: "9", Timestamp: unix(1700000000), Restriction: "RESTRICTED_BIZ_INITIATED_MESSAGING"},
+			},
+			skipped: map[string]int{"field_too_long": 1, "bad_field": 1, "missing_restriction_type": 1, "bad_timestamp": 1},
+		},
+		{
+			name: "account events without an entry id, restrictions or a ban state",
+			body: []byte(`{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"account_update","value":{"event":"DISABLED_UPDATE","ban_info":{"waba_ban_state":"DISABLE"}}}]},` +
+				`{"id":"9","changes":[{"field":"account_update","value":{"event":"ACCOUNT_RESTRICTION","restriction_info":[]}},{"field":"account_update","value":{"event":"DISABLED_UPDATE"}}]}]}`),
+			skipped: map[string]int{"missing_waba_id": 1, "empty_restriction_info": 1, "missing_ban_state": 1},
 		},
 		{
 			name:    "missing phone_number_id",
@@ -636,7 +677,7 @@ func TestStatsReasonsAreClosed(t *testing.T) {
 	for i := range 100 {
 		parts = append(parts, fmt.Sprintf(`{"field":"f%d","value":{}}`, i))
 	}
-	parts = append(parts, `{"field":"account_update","value":{}}`,
+	parts = append(parts, `{"field":"account_update","value":{}}`, `{"field":"account_update","value":{"event":"E1"}}`,
 		`{"field":"messages","value":{`+meta+`,"statuses":[{"id":"w","status":"s1","recipient_id":"1"}],`+
 			`"calls":[{"id":"c","from":"1","event":"e1","direction":"USER_INITIATED"},{"id":"c","from":"1","event":"connect","direction":"d1"}],`+
 			`"user_preferences":[{"wa_id":"1","value":"v1"}]}}`)
@@ -645,7 +686,7 @@ func TestStatsReasonsAreClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int{"unknown_field:other": 100, "unknown_field:account_update": 1, "unknown_status:other": 1,
+	want := map[string]int{"unknown_field:other": 100, "account_event:none": 1, "account_event:other": 1, "unknown_status:other": 1,
 		"unknown_call_event:other": 1, "unknown_call_direction:other": 1, "unknown_preference:other": 1}
 	checkSkipped(t, st, want)
 	known := map[string]bool{}
@@ -661,7 +702,8 @@ func TestStatsReasonsAreClosed(t *testing.T) {
 
 func TestKindString(t *testing.T) {
 	for k, want := range map[Kind]string{
-		KindStatus: "status", KindMessage: "message", KindCall: "call", KindUserPreference: "user_preference", 0: "Kind(0)", 9: "Kind(9)",
+		KindStatus: "status", KindMessage: "message", KindCall: "call", KindUserPreference: "user_preference",
+		KindAccountRestriction: "account_restriction", KindAccountBan: "account_ban", 0: "Kind(0)", 9: "Kind(9)",
 	} {
 		if got := k.String(); got != want {
 			t.Errorf("Kind(%d).String() = %q, want %q", k, got, want)

@@ -15,6 +15,8 @@ type wireBody struct {
 }
 
 type wireEntry struct {
+	ID      string       `json:"id"`   // the WhatsApp Business Account (account events)
+	Time    flexTime     `json:"time"` // when the webhook was triggered (account events)
 	Changes []wireChange `json:"changes"`
 }
 
@@ -34,6 +36,20 @@ type wireValue struct {
 	UserPreferences []wirePreference `json:"user_preferences"`
 	Errors          []anyValue       `json:"errors"`
 	MessageEchoes   []anyValue       `json:"message_echoes"`
+
+	// account_update: the event, its restrictions (ACCOUNT_RESTRICTION) and its
+	// ban state (DISABLED_UPDATE).
+	Event           string            `json:"event"`
+	RestrictionInfo []wireRestriction `json:"restriction_info"`
+	BanInfo         struct {
+		State string `json:"waba_ban_state"`
+	} `json:"ban_info"`
+}
+
+// wireRestriction is an item of an account_update's restriction_info[].
+type wireRestriction struct {
+	Type       string   `json:"restriction_type"`
+	Expiration flexTime `json:"expiration"`
 }
 
 // wireContact is an entry of value.contacts[]: who the user is.

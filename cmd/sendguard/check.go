@@ -16,6 +16,7 @@ import (
 func checkCmd() *cobra.Command {
 	var (
 		business, phone, userID, category, template, campaign, sendAt, messageRef, region string
+		sender, language                                                                  string
 		reserve, asJSON                                                                   bool
 	)
 	cmd := &cobra.Command{
@@ -64,6 +65,7 @@ non-zero only when the question could not be asked.
 		req := &sgv1.CheckSendRequest{
 			BusinessId: business, Phone: phone, UserId: userID, Category: cat,
 			Template: template, CampaignId: campaign, Reserve: reserve, MessageRef: messageRef, Region: region,
+			Sender: sender, TemplateLanguage: language,
 		}
 		now := time.Now()
 		var at time.Time
@@ -97,6 +99,8 @@ non-zero only when the question could not be asked.
 	f.StringVar(&userID, "user-id", "", "the recipient's business-scoped user ID (BSUID), for users whose number is hidden")
 	f.StringVar(&category, "category", "marketing", "marketing, utility, authentication or service")
 	f.StringVar(&template, "template", "", "the template name")
+	f.StringVar(&language, "template-language", "", "the template's language (e.g. pt_BR); accepted, not yet used by the rules")
+	f.StringVar(&sender, "sender", "", "the sending number's phone_number_id (default: judged against every sender of the business)")
 	f.StringVar(&campaign, "campaign", "", "the campaign id (recorded with a reservation)")
 	f.StringVar(&sendAt, "send-at", "", "judge a planned send time instead of now (RFC 3339, local \"2026-11-27 10:00\", or +2h)")
 	f.BoolVar(&reserve, "reserve", false, "record the send when it is allowed (needs --message-ref)")

@@ -238,6 +238,8 @@ func writeContact(p *printer, business, asked string, c *sgv1.Contact) {
 	}
 	_ = tw.Flush()
 
+	writeRestrictions(p, c.GetRestrictions())
+
 	if n := c.GetNumber(); n != nil && hasFacts(n) {
 		p.f("number-wide facts (what Meta holds about the number for every business):\n")
 		tw = tabwriter.NewWriter(p.w, 0, 0, 2, ' ', 0)
@@ -297,6 +299,29 @@ func writeContact(p *printer, business, asked string, c *sgv1.Contact) {
 		if len(resp.GetReasons()) > 0 {
 			p.reasons("    ", resp.GetReasons())
 		}
+	}
+}
+
+// writeRestrictions prints the account and sender restrictions in force.
+func writeRestrictions(p *printer, rs []*sgv1.Restriction) {
+	if len(rs) == 0 {
+		return
+	}
+	p.f("restrictions in force (the account and its sending numbers, for every recipient):\n")
+	for _, r := range rs {
+		who := "the account"
+		switch {
+		case r.GetSender() != "":
+			who = "sender " + r.GetSender()
+		case r.GetRule() == sgv1.Rule_RULE_SENDER_LIMITED:
+			who = "every sender"
+		}
+		until := "until lifted"
+		if r.GetUntil() != nil {
+			until = "until " + p.ts(r.GetUntil())
+		}
+		p.f("  %s %d (%s, %s; %s)\n    %s\n", ruleWord(r.GetRule()), r.GetMetaErrorCode(), who,
+			verdictWord(r.GetVerdict()), until, r.GetDetail())
 	}
 }
 

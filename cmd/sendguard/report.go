@@ -17,6 +17,7 @@ func reportCmd() *cobra.Command {
 	var (
 		business, phone, userID, messageID, messageRef, statusFlag string
 		errorTitle, category, template, campaign, at, region       string
+		sender, language                                           string
 		errorCode                                                  int32
 		asJSON                                                     bool
 	)
@@ -57,6 +58,7 @@ send, e.g. from a reservation) is required. --at says when it happened (default 
 		req := &sgv1.ReportResultRequest{
 			BusinessId: business, Phone: phone, UserId: userID, MessageId: messageID, MessageRef: messageRef,
 			Status: st, ErrorCode: errorCode, ErrorTitle: errorTitle, Template: template, CampaignId: campaign, Region: region,
+			Sender: sender, TemplateLanguage: language,
 		}
 		if category != "" {
 			if req.Category, err = parseCategory(category); err != nil {
@@ -98,6 +100,8 @@ send, e.g. from a reservation) is required. --at says when it happened (default 
 	f.StringVar(&errorTitle, "error-title", "", "Meta's error title (kept for people)")
 	f.StringVar(&category, "category", "", "the message's category: marketing, utility, authentication or service")
 	f.StringVar(&template, "template", "", "the template name")
+	f.StringVar(&language, "template-language", "", "the template's language (e.g. pt_BR); accepted, not yet used by the rules")
+	f.StringVar(&sender, "sender", "", "the sending number's phone_number_id (default: the business's only mapped number, else none)")
 	f.StringVar(&campaign, "campaign", "", "the campaign id")
 	f.StringVar(&at, "at", "", "when it happened (RFC 3339, local \"2026-11-27 10:00\", or -2h; default now)")
 	f.BoolVar(&asJSON, "json", false, "print the response as JSON")
@@ -109,8 +113,8 @@ send, e.g. from a reservation) is required. --at says when it happened (default 
 
 func inboundCmd() *cobra.Command {
 	var (
-		business, phone, userID, messageID, text, at, region string
-		call, asJSON                                         bool
+		business, phone, userID, messageID, text, at, region, sender string
+		call, asJSON                                                 bool
 	)
 	cmd := &cobra.Command{
 		Use:   "inbound --business B --phone P --message-id ID [--text TEXT | --call] [flags]",
@@ -134,7 +138,7 @@ Idempotent by --message-id (Meta's id of the inbound message).
 		if call && text != "" {
 			return errors.New("--call and --text do not go together")
 		}
-		req := &sgv1.ReportInboundRequest{BusinessId: business, Phone: phone, UserId: userID, MessageId: messageID, Text: text, Region: region}
+		req := &sgv1.ReportInboundRequest{BusinessId: business, Phone: phone, UserId: userID, MessageId: messageID, Text: text, Region: region, Sender: sender}
 		if call {
 			req.Kind = sgv1.InboundKind_INBOUND_KIND_CALL
 		}
@@ -183,6 +187,7 @@ Idempotent by --message-id (Meta's id of the inbound message).
 	f.StringVar(&messageID, "message-id", "", "Meta's id of the message (the idempotency key)")
 	f.StringVar(&text, "text", "", "the text of the message (checked for opt-out and opt-in keywords)")
 	f.BoolVar(&call, "call", false, "the user called (instead of writing)")
+	f.StringVar(&sender, "sender", "", "the business number written to or called (its phone_number_id)")
 	f.StringVar(&at, "at", "", "when it happened (RFC 3339, local \"2026-11-27 10:00\", or -2h; default now)")
 	f.BoolVar(&asJSON, "json", false, "print the response as JSON")
 	addRegionFlag(cmd, &region)

@@ -10,12 +10,16 @@ import (
 
 // Smallest encodings of a list element, used to bound list lengths on decode.
 const (
-	minTemplateSize = 5 // name, PausedAt, Pauses, DisabledAt, OKAt
-	minBucketSize   = 2 // Minute, Count
+	minTemplateSize    = 5 // name, PausedAt, Pauses, DisabledAt, OKAt
+	minBucketSize      = 2 // Minute, Count
+	minRestrictionSize = 6 // Kind, Sender, At, Streak, Ends, LiftedAt
 )
 
 // AppendBusiness appends the encoding of b to dst and returns the extended slice.
-// Templates are written sorted by name, so equal values encode equally.
+// Templates are written sorted by name, so equal values encode equally. The
+// restrictions (issue 14) come last and only when there are any, so a business
+// without them encodes as it did before they existed, and a record written
+// before them decodes as a business without them.
 func AppendBusiness(dst []byte, b *validator.Business) []byte {
 	dst = append(dst, Version)
 	dst = appendUint(dst, len(b.Templates))
@@ -32,12 +36,26 @@ func AppendBusiness(dst []byte, b *validator.Business) []byte {
 		dst = binary.AppendVarint(dst, r.Minute)
 		dst = appendInt(dst, r.Count)
 	}
+	if len(b.Restrictions) > 0 {
+		dst = appendUint(dst, len(b.Restrictions))
+		for i := range b.Restrictions {
+			r := &b.Restrictions[i]
+			dst = append(dst, byte(r.Kind))
+			dst = appendString(dst, r.Sender)
+			dst = appendTime(dst, r.At)
+			dst = appendInt(dst, r.Streak)
+			dst = appendTime(dst, r.Ends)
+			dst = appendTime(dst, r.LiftedAt)
+		}
+	}
 	return dst
 }
 
 // DecodeBusiness decodes data into b, replacing all of b. On error b is zeroed. b
 // keeps no reference to data. An empty map or list decodes as nil; a template
-// named twice is an error.
+// named twice is an error, and so are restrictions out of order (by kind, then
+// sender), of an unknown kind, more than validator.MaxRestrictions, or an empty
+// list of them (which AppendBusiness leaves out).
 func DecodeBusiness(data []byte, b *validator.Business) error {
 	d := decoder{b: data}
 	d.version("business")
@@ -65,9 +83,51 @@ func DecodeBusiness(data []byte, b *validator.Business) error {
 			b.Reached[i].Count = d.int("ReachBucket.Count")
 		}
 	}
+	if d.err == nil && d.off < len(d.b) {
+		b.Restrictions = decodeRestrictions(&d)
+	}
 	if err := d.finish("business"); err != nil {
 		*b = validator.Business{}
 		return err
 	}
 	return nil
+}
+
+// decodeRestrictions reads the restrictions section: a non-empty list, sorted.
+func decodeRestrictions(d *decoder) []validator.Restriction {
+	n := d.count("Restrictions", minRestrictionSize, validator.MaxRestrictions)
+	if n == 0 {
+		d.fail("Restrictions (an empty list is left out)")
+		return nil
+	}
+	rs := make([]validator.Restriction, n)
+	for i := range rs {
+		r := &rs[i]
+		r.Kind = validator.RestrictionKind(d.byte("Restriction.Kind"))
+		if d.err == nil && !r.Kind.Valid() {
+			d.fail("Restriction.Kind")
+		}
+		r.Sender = d.string("Restriction.Sender")
+		r.At = d.time("Restriction.At")
+		r.Streak = d.int("Restriction.Streak")
+		r.Ends = d.time("Restriction.Ends")
+		r.LiftedAt = d.time("Restriction.LiftedAt")
+		switch {
+		case d.err != nil:
+			return nil
+		case r.Sender != "" && !r.Kind.OfSender():
+			d.fail("Restriction.Sender (an account restriction has none)")
+		case i > 0 && !restrictionBefore(&rs[i-1], r):
+			d.fail("Restrictions (out of order or repeated)")
+		}
+	}
+	return rs
+}
+
+// restrictionBefore is the order of Business.Restrictions: by kind, then sender.
+func restrictionBefore(a, b *validator.Restriction) bool {
+	if a.Kind != b.Kind {
+		return a.Kind < b.Kind
+	}
+	return a.Sender < b.Sender
 }

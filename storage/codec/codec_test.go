@@ -61,6 +61,7 @@ func typicalRelationship(sends int) validator.Relationship {
 			Failed:     i%3 == 1,
 			Reached:    i%2 == 0,
 			Delivered:  i%3 == 0,
+			Inferred:   i%4 == 3,
 		})
 	}
 	for i := range 5 {
@@ -77,6 +78,28 @@ func fullBusiness() validator.Business {
 			"welcome":        {},
 		},
 		Reached: []validator.ReachBucket{{Minute: base / 60, Count: 7}, {Minute: base/60 + 1, Count: 1}},
+		Restrictions: []validator.Restriction{
+			{Kind: validator.SenderSpam, Sender: "106540352242922", At: at(base), Streak: 2, LiftedAt: at(base - 100)},
+			{Kind: validator.SenderSpam, Sender: "206540352242922", At: at(base + 1), Streak: 0, LiftedAt: at(base + 50)},
+			{Kind: validator.AccountLocked, At: at(base + 2), Streak: 1},
+			{Kind: validator.AccountBusinessInitiated, At: at(base + 3), Streak: 1, Ends: at(base + 86400)},
+		},
+	}
+}
+
+// TestBusinessWithoutRestrictions: a business without restrictions encodes as
+// it did before they existed, and a record written then decodes.
+func TestBusinessWithoutRestrictions(t *testing.T) {
+	b := fullBusiness()
+	b.Restrictions = nil
+	// No templates, one bucket (minute 5, count 2): as a pre-issue-14 build wrote it.
+	old := AppendBusiness(nil, &validator.Business{Reached: []validator.ReachBucket{{Minute: 5, Count: 2}}})
+	if want := []byte{Version, 0, 1, 10, 4}; !bytes.Equal(old, want) {
+		t.Fatalf("encoding of a business without restrictions = %x, want the old format %x", old, want)
+	}
+	var got validator.Business
+	if err := DecodeBusiness(AppendBusiness(nil, &b), &got); err != nil || got.Restrictions != nil || !reflect.DeepEqual(got, b) {
+		t.Fatalf("decode without restrictions: %v, %+v", err, got)
 	}
 }
 
@@ -240,6 +263,25 @@ func TestDecodeRejectsBadInput(t *testing.T) {
 			t.Fatalf("err = %v, want ErrInvalid", err)
 		}
 	})
+	for name, tail := range map[string][]byte{
+		"empty restrictions":          {0},
+		"unknown restriction kind":    {1, 99, 0, 0, 0, 0, 0},
+		"kind none":                   {1, 0, 0, 0, 0, 0, 0},
+		"account restriction, sender": {1, byte(validator.AccountLocked), 1, 'a', 0, 0, 0, 0},
+		"restrictions out of order": {2, byte(validator.AccountLocked), 0, 0, 0, 0, 0,
+			byte(validator.SenderSpam), 0, 0, 0, 0, 0},
+		"restriction repeated": {2, byte(validator.SenderSpam), 1, 'a', 0, 0, 0, 0,
+			byte(validator.SenderSpam), 1, 'a', 0, 0, 0, 0},
+		"restriction truncated": {1, byte(validator.SenderSpam), 1, 'a', 0, 0, 0},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := append([]byte{Version, 0, 0}, tail...) // no templates, no buckets
+			var got validator.Business
+			if err := DecodeBusiness(b, &got); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("err = %v, want ErrInvalid", err)
+			}
+		})
+	}
 	t.Run("wrong type", func(t *testing.T) {
 		var f validator.NumberFacts
 		if err := DecodeNumberFacts(good, &f); !errors.Is(err, ErrInvalid) {
@@ -260,6 +302,11 @@ func TestHandBuiltEncodingsAreOtherwiseValid(t *testing.T) {
 	var biz validator.Business
 	if err := DecodeBusiness(b, &biz); err != nil || len(biz.Templates) != 2 {
 		t.Fatalf("two-template encoding: %v, %+v", err, biz)
+	}
+	two := []byte{Version, 0, 0, 2, byte(validator.SenderSpam), 1, 'a', 0, 0, 0, 0,
+		byte(validator.SenderSpam), 1, 'b', 0, 0, 0, 0}
+	if err := DecodeBusiness(two, &biz); err != nil || len(biz.Restrictions) != 2 {
+		t.Fatalf("two-restriction encoding: %v, %+v", err, biz)
 	}
 }
 

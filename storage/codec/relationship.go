@@ -5,12 +5,15 @@ import (
 	"github.com/sendguard/sendguard/validator"
 )
 
-// Send.Failed, Send.Reached and Send.Delivered are packed into one flags byte.
+// Send.Failed, Send.Reached, Send.Delivered and Send.Inferred are packed into
+// one flags byte. (Inferred came with issue 14; sends written before it have a
+// known time, which is what the zero bit says.)
 const (
 	sendFailed    = 1 << 0
 	sendReached   = 1 << 1
 	sendDelivered = 1 << 2
-	sendFlags     = sendFailed | sendReached | sendDelivered
+	sendInferred  = 1 << 3
+	sendFlags     = sendFailed | sendReached | sendDelivered | sendInferred
 )
 
 // Smallest encodings of a list element, used to bound list lengths on decode.
@@ -52,6 +55,9 @@ func AppendRelationship(dst []byte, r *validator.Relationship) []byte {
 		}
 		if s.Delivered {
 			flags |= sendDelivered
+		}
+		if s.Inferred {
+			flags |= sendInferred
 		}
 		dst = append(dst, flags)
 	}
@@ -104,6 +110,7 @@ func DecodeRelationship(b []byte, r *validator.Relationship) error {
 			s.Failed = flags&sendFailed != 0
 			s.Reached = flags&sendReached != 0
 			s.Delivered = flags&sendDelivered != 0
+			s.Inferred = flags&sendInferred != 0
 		}
 	}
 

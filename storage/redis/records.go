@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -23,7 +24,10 @@ import (
 //	<p>s:{<len>:<business>:<hash>}     suppression, "1", no TTL
 //	<p>p:{<business>}                  policy overrides, no TTL
 //	<p>t:{<business>}                  hash: template name → codec-encoded state, no TTL
-//	<p>t:{<business>}:v                version of the templates hash (compare-and-set)
+//	<p>t:{<business>}:v                version of the templates and restrictions hashes
+//	                                   (compare-and-set)
+//	<p>r:{<business>}                  hash: "<kind>:<sender>" → codec-encoded restriction
+//	                                   (a one-restriction business), no TTL; same slot as t:
 //	<p>m:{<len>:<business>:<hour>}     hash: Unix minute → users first reached; one key per
 //	                                   hour, so increments move to a new slot every hour;
 //	                                   TTL 26 h past the end of the hour
@@ -42,6 +46,9 @@ func (s *Store) suppressionKey(business, h string) string {
 func (s *Store) policyKey(business string) string    { return s.pre + "p:{" + business + "}" }
 func (s *Store) templatesKey(business string) string { return s.pre + "t:{" + business + "}" }
 func (s *Store) versionKey(business string) string   { return s.templatesKey(business) + ":v" }
+func (s *Store) restrictionsKey(business string) string {
+	return s.pre + "r:{" + business + "}"
+}
 func (s *Store) hourIndexKey(business string) string { return s.pre + "mi:{" + business + "}" }
 func (s *Store) hourKey(business string, h int64) string {
 	return s.scoped("m", business, strconv.FormatInt(h, 10))
@@ -123,19 +130,24 @@ func (s *Store) PutPolicy(ctx context.Context, business string, policy []byte) e
 	return s.fail(ctx, "put policy", s.c.Set(ctx, s.policyKey(business), policy, 0).Err())
 }
 
-// templatesScript writes template changes if the templates' version is still the
-// one read, and sets a new version. The version is a random token rather than a
-// counter, so that a replay of this very call (go-redis resends a command whose
-// answer was lost) finds its own new version and answers 0. KEYS: 1 templates
-// hash, 2 version. ARGV: 1 version read ("" for none), 2 new version, then
-// triples: op ("s" set, "d" delete), name, value.
+// templatesScript writes template and restriction changes if their version is
+// still the one read, and sets a new version. The version is a random token
+// rather than a counter, so that a replay of this very call (go-redis resends a
+// command whose answer was lost) finds its own new version and answers 0. KEYS:
+// 1 templates hash, 2 version, 3 restrictions hash (one slot). ARGV: 1 version
+// read ("" for none), 2 new version, then triples: op ("s" set, "d" delete a
+// template; "S", "D" a restriction), field, value.
 var templatesScript = goredis.NewScript(`
 local v = redis.call('GET', KEYS[2])
 if not v then v = '' end
 if v == ARGV[2] then return 0 end
 if v ~= ARGV[1] then return 1 end
 for i = 3, #ARGV, 3 do
-  if ARGV[i] == 's' then redis.call('HSET', KEYS[1], ARGV[i+1], ARGV[i+2]) else redis.call('HDEL', KEYS[1], ARGV[i+1]) end
+  local op = ARGV[i]
+  if op == 's' then redis.call('HSET', KEYS[1], ARGV[i+1], ARGV[i+2])
+  elseif op == 'd' then redis.call('HDEL', KEYS[1], ARGV[i+1])
+  elseif op == 'S' then redis.call('HSET', KEYS[3], ARGV[i+1], ARGV[i+2])
+  else redis.call('HDEL', KEYS[3], ARGV[i+1]) end
 end
 redis.call('SET', KEYS[2], ARGV[2])
 return 0
@@ -165,14 +177,15 @@ func (s *Store) GetBusiness(ctx context.Context, business string) (validator.Bus
 	return b, err
 }
 
-// readBusiness reads the templates (with their version, atomically) and the
-// reach counts of every indexed hour.
+// readBusiness reads the templates and restrictions (with their version,
+// atomically) and the reach counts of every indexed hour.
 func (s *Store) readBusiness(ctx context.Context, business string) (validator.Business, string, error) {
 	var b validator.Business
 	tk := s.templatesKey(business)
 	tx := s.c.TxPipeline()
 	ver := tx.Get(ctx, s.versionKey(business))
 	all := tx.HGetAll(ctx, tk)
+	rall := tx.HGetAll(ctx, s.restrictionsKey(business))
 	if _, err := tx.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 		return b, "", s.fail(ctx, "read templates", err)
 	}
@@ -190,6 +203,15 @@ func (s *Store) readBusiness(ctx context.Context, business string) (validator.Bu
 			b.Templates[name] = st
 		}
 	}
+	for field, v := range rall.Val() {
+		var one validator.Business
+		if err := codec.DecodeBusiness([]byte(v), &one); err != nil || len(one.Restrictions) != 1 ||
+			restrictionField(one.Restrictions[0]) != field {
+			return b, "", fmt.Errorf("storage/redis: corrupt restriction record %q: %v", field, err)
+		}
+		b.Restrictions = append(b.Restrictions, one.Restrictions[0])
+	}
+	slices.SortFunc(b.Restrictions, compareRestrictions)
 	if b.Reached, err = s.readReach(ctx, business); err != nil {
 		return b, "", err
 	}
@@ -269,12 +291,15 @@ func (s *Store) UpdateBusiness(ctx context.Context, business string, fn func(b *
 		if err != nil {
 			return false, err
 		}
-		next = validator.Business{Templates: maps.Clone(old.Templates), Reached: slices.Clone(old.Reached)}
+		next = validator.Business{Templates: maps.Clone(old.Templates), Reached: slices.Clone(old.Reached),
+			Restrictions: slices.Clone(old.Restrictions)}
 		if err := fn(&next); err != nil {
 			return false, err
 		}
-		if args := templateChanges(old.Templates, next.Templates); len(args) > 0 {
-			res, err := templatesScript.Run(ctx, s.c, []string{s.templatesKey(business), s.versionKey(business)},
+		args := templateChanges(old.Templates, next.Templates)
+		args = append(args, restrictionChanges(old.Restrictions, next.Restrictions)...)
+		if len(args) > 0 {
+			res, err := templatesScript.Run(ctx, s.c, []string{s.templatesKey(business), s.versionKey(business), s.restrictionsKey(business)},
 				append([]any{version, token()}, args...)...).Int64()
 			if err != nil {
 				return false, s.fail(ctx, "write templates", err)
@@ -318,6 +343,44 @@ func templateChanges(old, next map[string]validator.TemplateState) []any {
 		}
 		one := validator.Business{Templates: map[string]validator.TemplateState{name: st}}
 		args = append(args, "s", name, string(codec.AppendBusiness(nil, &one)))
+	}
+	return args
+}
+
+// restrictionField is the hash field of a restriction: its kind and sender.
+func restrictionField(r validator.Restriction) string {
+	return strconv.Itoa(int(r.Kind)) + ":" + r.Sender
+}
+
+// compareRestrictions is the order of Business.Restrictions: kind, then sender.
+func compareRestrictions(a, b validator.Restriction) int {
+	if a.Kind != b.Kind {
+		return int(a.Kind) - int(b.Kind)
+	}
+	return strings.Compare(a.Sender, b.Sender)
+}
+
+// restrictionChanges is the script arguments that turn the stored restrictions
+// old into next.
+func restrictionChanges(old, next []validator.Restriction) []any {
+	before := make(map[string]validator.Restriction, len(old))
+	for _, r := range old {
+		before[restrictionField(r)] = r
+	}
+	var args []any
+	for _, r := range next {
+		f := restrictionField(r)
+		if o, ok := before[f]; ok {
+			delete(before, f)
+			if o == r {
+				continue
+			}
+		}
+		one := validator.Business{Restrictions: []validator.Restriction{r}}
+		args = append(args, "S", f, string(codec.AppendBusiness(nil, &one)))
+	}
+	for _, f := range slices.Sorted(maps.Keys(before)) {
+		args = append(args, "D", f, "")
 	}
 	return args
 }

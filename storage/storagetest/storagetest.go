@@ -51,6 +51,8 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Suppressions", testSuppressions},
 		{"Business", testBusiness},
 		{"BusinessConcurrentUpdates", testBusinessConcurrent},
+		{"BusinessRestrictions", testBusinessRestrictions},
+		{"BusinessRestrictionsConcurrent", testBusinessRestrictionsConcurrent},
 		{"Policies", testPolicies},
 		{"AfterClose", testAfterClose},
 	} {
@@ -580,6 +582,88 @@ func business() validator.Business {
 			"otp":  {DisabledAt: at(base - 10), OKAt: at(base)},
 		},
 		Reached: []validator.ReachBucket{{Minute: base / 60, Count: 3}},
+		Restrictions: []validator.Restriction{
+			{Kind: validator.SenderSpam, Sender: "pn-1", At: at(base), Streak: 2},
+			{Kind: validator.SenderSpam, Sender: "pn-2", At: at(base), LiftedAt: at(base + 10)},
+			{Kind: validator.AccountLocked, At: at(base - 10), Streak: 1},
+		},
+	}
+}
+
+// testBusinessRestrictions: restrictions changed, added and removed by an
+// update are stored as fn left them (sorted by kind, then sender), alongside
+// the templates, and UpdateBusiness returns what it stored.
+func testBusinessRestrictions(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	if _, err := s.UpdateBusiness(ctx, bizA, func(b *validator.Business) error { *b = business(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	want := business()
+	want.Restrictions = []validator.Restriction{
+		{Kind: validator.SenderThroughput, Sender: "", At: at(base + 20), Streak: 1},               // added
+		{Kind: validator.SenderSpam, Sender: "pn-1", At: at(base + 30), Streak: 3},                 // changed
+		{Kind: validator.AccountBusinessInitiated, At: at(base), Streak: 1, Ends: at(base + 3600)}, // added
+	} // pn-2's and the lock removed
+	got, err := s.UpdateBusiness(ctx, bizA, func(b *validator.Business) error {
+		if !reflect.DeepEqual(*b, business()) {
+			t.Errorf("fn got %+v, want %+v", *b, business())
+		}
+		b.Restrictions = slices.Clone(want.Restrictions)
+		return nil
+	})
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("UpdateBusiness = %+v, %v; want %+v", got, err, want)
+	}
+	if b, err := s.GetBusiness(ctx, bizA); err != nil || !reflect.DeepEqual(b, want) {
+		t.Fatalf("GetBusiness = %+v, %v; want %+v", b, err, want)
+	}
+	if _, err := s.UpdateBusiness(ctx, bizA, func(b *validator.Business) error { b.Restrictions = nil; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	want.Restrictions = nil
+	if b, err := s.GetBusiness(ctx, bizA); err != nil || !reflect.DeepEqual(b, want) {
+		t.Fatalf("after removing every restriction: %+v, %v; want %+v", b, err, want)
+	}
+}
+
+// testBusinessRestrictionsConcurrent: concurrent updates of one restriction and
+// of templates lose nothing (replicas refresh and write the same record).
+func testBusinessRestrictionsConcurrent(t *testing.T, s storage.Store) {
+	const workers, each = 10, 10
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for range each {
+				_, err := s.UpdateBusiness(t.Context(), bizA, func(b *validator.Business) error {
+					if w%2 == 0 {
+						if b.Templates == nil {
+							b.Templates = map[string]validator.TemplateState{}
+						}
+						ts := b.Templates["sale"]
+						ts.Pauses++
+						b.Templates["sale"] = ts
+						return nil
+					}
+					if len(b.Restrictions) == 0 {
+						b.Restrictions = []validator.Restriction{{Kind: validator.SenderSpam, Sender: "pn-1", At: at(base)}}
+					}
+					b.Restrictions[0].Streak++
+					return nil
+				})
+				if err != nil {
+					t.Errorf("UpdateBusiness: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b, err := s.GetBusiness(t.Context(), bizA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Restrictions) != 1 || b.Restrictions[0].Streak != workers/2*each || b.Templates["sale"].Pauses != workers/2*each {
+		t.Fatalf("after %d concurrent increments of each: %+v (lost updates)", workers/2*each, b)
 	}
 }
 

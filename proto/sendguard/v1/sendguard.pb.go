@@ -176,6 +176,13 @@ const (
 	Rule_RULE_QUIET_HOURS Rule = 13
 	// The same template was sent to this number recently. DEFER.
 	Rule_RULE_TEMPLATE_REPEAT Rule = 14
+	// The account (WABA) is restricted: 131031 locked (DENY), 368 blocked for
+	// policy violations and 131042 payment problem (DEFER with a growing backoff),
+	// or an account_update webhook's restriction or ban.
+	Rule_RULE_ACCOUNT_RESTRICTED Rule = 15
+	// The sending number is limited: 130429 throughput or 131048 spam rate limit.
+	// DEFER with a growing backoff.
+	Rule_RULE_SENDER_LIMITED Rule = 16
 )
 
 // Enum value maps for Rule.
@@ -196,23 +203,27 @@ var (
 		12: "RULE_MESSAGING_LIMIT",
 		13: "RULE_QUIET_HOURS",
 		14: "RULE_TEMPLATE_REPEAT",
+		15: "RULE_ACCOUNT_RESTRICTED",
+		16: "RULE_SENDER_LIMITED",
 	}
 	Rule_value = map[string]int32{
-		"RULE_UNSPECIFIED":     0,
-		"RULE_INVALID_NUMBER":  1,
-		"RULE_REGION_BLOCKED":  2,
-		"RULE_OPTED_OUT":       3,
-		"RULE_NO_CONSENT":      4,
-		"RULE_ECOSYSTEM_LIMIT": 5,
-		"RULE_EXPERIMENT":      6,
-		"RULE_FREQUENCY_CAP":   7,
-		"RULE_SERVICE_WINDOW":  8,
-		"RULE_UNDELIVERABLE":   9,
-		"RULE_PAIR_RATE":       10,
-		"RULE_TEMPLATE_PAUSED": 11,
-		"RULE_MESSAGING_LIMIT": 12,
-		"RULE_QUIET_HOURS":     13,
-		"RULE_TEMPLATE_REPEAT": 14,
+		"RULE_UNSPECIFIED":        0,
+		"RULE_INVALID_NUMBER":     1,
+		"RULE_REGION_BLOCKED":     2,
+		"RULE_OPTED_OUT":          3,
+		"RULE_NO_CONSENT":         4,
+		"RULE_ECOSYSTEM_LIMIT":    5,
+		"RULE_EXPERIMENT":         6,
+		"RULE_FREQUENCY_CAP":      7,
+		"RULE_SERVICE_WINDOW":     8,
+		"RULE_UNDELIVERABLE":      9,
+		"RULE_PAIR_RATE":          10,
+		"RULE_TEMPLATE_PAUSED":    11,
+		"RULE_MESSAGING_LIMIT":    12,
+		"RULE_QUIET_HOURS":        13,
+		"RULE_TEMPLATE_REPEAT":    14,
+		"RULE_ACCOUNT_RESTRICTED": 15,
+		"RULE_SENDER_LIMITED":     16,
 	}
 )
 
@@ -419,8 +430,9 @@ func (NumberValidation) EnumDescriptor() ([]byte, []int) {
 // user_id is required.
 type CheckSendRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The sender that owns the relationship with the user (e.g. the sending number's
-	// phone_number_id). Required, at most 128 bytes.
+	// The business (the tenant: one brand's business portfolio, not a phone number;
+	// map sending numbers to it with the phone_number_ids config). Required, at
+	// most 128 bytes.
 	BusinessId string `protobuf:"bytes,1,opt,name=business_id,json=businessId,proto3" json:"business_id,omitempty"`
 	// The recipient's number in any spelling: E.164 with or without '+', spaces,
 	// dashes, brackets; national formats when the deployment sets a default region;
@@ -454,9 +466,16 @@ type CheckSendRequest struct {
 	// international whatever the region; a digits-only phone is read nationally
 	// first, then internationally; any other spelling without a region to read it
 	// by is INVALID_NUMBER, never another country's number.
-	Region        string `protobuf:"bytes,11,opt,name=region,proto3" json:"region,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Region string `protobuf:"bytes,11,opt,name=region,proto3" json:"region,omitempty"`
+	// The sending number: its Meta phone_number_id, at most 128 bytes. A sender
+	// that the phone_number_ids config maps to another business is
+	// PERMISSION_DENIED; an unmapped one is accepted. Empty: the check is judged
+	// against every sender of the business (any sender's restriction applies).
+	Sender string `protobuf:"bytes,12,opt,name=sender,proto3" json:"sender,omitempty"`
+	// The template's language as Meta names it (e.g. "pt_BR"), at most 64 bytes.
+	TemplateLanguage string `protobuf:"bytes,13,opt,name=template_language,json=templateLanguage,proto3" json:"template_language,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CheckSendRequest) Reset() {
@@ -566,6 +585,20 @@ func (x *CheckSendRequest) GetRegion() string {
 	return ""
 }
 
+func (x *CheckSendRequest) GetSender() string {
+	if x != nil {
+		return x.Sender
+	}
+	return ""
+}
+
+func (x *CheckSendRequest) GetTemplateLanguage() string {
+	if x != nil {
+		return x.TemplateLanguage
+	}
+	return ""
+}
+
 // CheckSendResponse is the decision for one CheckSendRequest.
 type CheckSendResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -595,9 +628,12 @@ type CheckSendResponse struct {
 	Error *RowError `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
 	// The message_ref of a reservation: the request's, or the one derived from its
 	// campaign_id. Empty when nothing was reserved under it (a DEFER or DENY).
-	MessageRef    string `protobuf:"bytes,12,opt,name=message_ref,json=messageRef,proto3" json:"message_ref,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MessageRef string `protobuf:"bytes,12,opt,name=message_ref,json=messageRef,proto3" json:"message_ref,omitempty"`
+	// The category judged: the request's, or MARKETING when Meta has categorised
+	// this template as marketing. Unspecified on a stream row that carries error.
+	EffectiveCategory Category `protobuf:"varint,13,opt,name=effective_category,json=effectiveCategory,proto3,enum=sendguard.v1.Category" json:"effective_category,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *CheckSendResponse) Reset() {
@@ -712,6 +748,13 @@ func (x *CheckSendResponse) GetMessageRef() string {
 		return x.MessageRef
 	}
 	return ""
+}
+
+func (x *CheckSendResponse) GetEffectiveCategory() Category {
+	if x != nil {
+		return x.EffectiveCategory
+	}
+	return Category_CATEGORY_UNSPECIFIED
 }
 
 // RowError is a per-row error of CheckSendStream.
@@ -863,7 +906,7 @@ func (x *Reason) GetVerdict() Verdict {
 // ReportResultRequest reports what happened to one send.
 type ReportResultRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The sender. Required.
+	// The business that sent the message. Required.
 	BusinessId string `protobuf:"bytes,1,opt,name=business_id,json=businessId,proto3" json:"business_id,omitempty"`
 	// The recipient's number (Meta's recipient_id is fine). Phone or user_id required.
 	Phone string `protobuf:"bytes,2,opt,name=phone,proto3" json:"phone,omitempty"`
@@ -894,9 +937,19 @@ type ReportResultRequest struct {
 	// international whatever the region; a digits-only phone is read nationally
 	// first, then internationally; any other spelling without a region to read it
 	// by is INVALID_NUMBER, never another country's number.
-	Region        string `protobuf:"bytes,13,opt,name=region,proto3" json:"region,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Region string `protobuf:"bytes,13,opt,name=region,proto3" json:"region,omitempty"`
+	// The sending number (Meta's phone_number_id; a status webhook's
+	// metadata.phone_number_id), at most 128 bytes. Empty: the business's only
+	// known sender, else the implicit sender.
+	Sender string `protobuf:"bytes,14,opt,name=sender,proto3" json:"sender,omitempty"`
+	// The template's language (e.g. "pt_BR"), at most 64 bytes.
+	TemplateLanguage string `protobuf:"bytes,15,opt,name=template_language,json=templateLanguage,proto3" json:"template_language,omitempty"`
+	// Meta's pricing.category of the status, verbatim ("marketing",
+	// "marketing_lite", "utility", "authentication", "service", ...), at most 64
+	// bytes.
+	PricingCategory string `protobuf:"bytes,16,opt,name=pricing_category,json=pricingCategory,proto3" json:"pricing_category,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ReportResultRequest) Reset() {
@@ -1020,6 +1073,27 @@ func (x *ReportResultRequest) GetRegion() string {
 	return ""
 }
 
+func (x *ReportResultRequest) GetSender() string {
+	if x != nil {
+		return x.Sender
+	}
+	return ""
+}
+
+func (x *ReportResultRequest) GetTemplateLanguage() string {
+	if x != nil {
+		return x.TemplateLanguage
+	}
+	return ""
+}
+
+func (x *ReportResultRequest) GetPricingCategory() string {
+	if x != nil {
+		return x.PricingCategory
+	}
+	return ""
+}
+
 // ReportResultResponse acknowledges a report.
 type ReportResultResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1098,7 +1172,15 @@ type ReportInboundRequest struct {
 	// international whatever the region; a digits-only phone is read nationally
 	// first, then internationally; any other spelling without a region to read it
 	// by is INVALID_NUMBER, never another country's number.
-	Region        string `protobuf:"bytes,8,opt,name=region,proto3" json:"region,omitempty"`
+	Region string `protobuf:"bytes,8,opt,name=region,proto3" json:"region,omitempty"`
+	// The business number the user wrote to or called (its phone_number_id), at
+	// most 128 bytes.
+	Sender string `protobuf:"bytes,9,opt,name=sender,proto3" json:"sender,omitempty"`
+	// The payload of the quick-reply button the user tapped, at most 1024 bytes.
+	ButtonPayload string `protobuf:"bytes,10,opt,name=button_payload,json=buttonPayload,proto3" json:"button_payload,omitempty"`
+	// The message came from a click-to-WhatsApp ad or a Page button (Meta's
+	// referral): a free entry point.
+	AdReferral    bool `protobuf:"varint,11,opt,name=ad_referral,json=adReferral,proto3" json:"ad_referral,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1187,6 +1269,27 @@ func (x *ReportInboundRequest) GetRegion() string {
 		return x.Region
 	}
 	return ""
+}
+
+func (x *ReportInboundRequest) GetSender() string {
+	if x != nil {
+		return x.Sender
+	}
+	return ""
+}
+
+func (x *ReportInboundRequest) GetButtonPayload() string {
+	if x != nil {
+		return x.ButtonPayload
+	}
+	return ""
+}
+
+func (x *ReportInboundRequest) GetAdReferral() bool {
+	if x != nil {
+		return x.AdReferral
+	}
+	return false
 }
 
 // ReportInboundResponse acknowledges an inbound report.
@@ -1286,7 +1389,10 @@ type GetContactRequest struct {
 	// international whatever the region; a digits-only phone is read nationally
 	// first, then internationally; any other spelling without a region to read it
 	// by is INVALID_NUMBER, never another country's number.
-	Region        string `protobuf:"bytes,4,opt,name=region,proto3" json:"region,omitempty"`
+	Region string `protobuf:"bytes,4,opt,name=region,proto3" json:"region,omitempty"`
+	// Judge the decisions as this sending number would get them (at most 128
+	// bytes). Empty: against every sender of the business.
+	Sender        string `protobuf:"bytes,5,opt,name=sender,proto3" json:"sender,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1345,6 +1451,13 @@ func (x *GetContactRequest) GetUserId() string {
 func (x *GetContactRequest) GetRegion() string {
 	if x != nil {
 		return x.Region
+	}
+	return ""
+}
+
+func (x *GetContactRequest) GetSender() string {
+	if x != nil {
+		return x.Sender
 	}
 	return ""
 }
@@ -1429,7 +1542,10 @@ type Contact struct {
 	// The decision each category would get now.
 	Decisions []*CategoryDecision `protobuf:"bytes,15,rep,name=decisions,proto3" json:"decisions,omitempty"`
 	// The recipient is suppressed by a forgotten opt-out (keyed-hash entry).
-	Suppressed    bool `protobuf:"varint,16,opt,name=suppressed,proto3" json:"suppressed,omitempty"`
+	Suppressed bool `protobuf:"varint,16,opt,name=suppressed,proto3" json:"suppressed,omitempty"`
+	// The account and sender restrictions in force for the business (the
+	// request's sender and the account, or every sender when it names none).
+	Restrictions  []*Restriction `protobuf:"bytes,17,rep,name=restrictions,proto3" json:"restrictions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1574,6 +1690,13 @@ func (x *Contact) GetSuppressed() bool {
 		return x.Suppressed
 	}
 	return false
+}
+
+func (x *Contact) GetRestrictions() []*Restriction {
+	if x != nil {
+		return x.Restrictions
+	}
+	return nil
 }
 
 // SendRecord is one counted send.
@@ -2249,7 +2372,9 @@ type GetPolicyResponse struct {
 	// The effective policy: the overrides on top of the deployment defaults.
 	Effective *Policy `protobuf:"bytes,1,opt,name=effective,proto3" json:"effective,omitempty"`
 	// The business's own overrides (unset fields use the default).
-	Overrides     *Policy `protobuf:"bytes,2,opt,name=overrides,proto3" json:"overrides,omitempty"`
+	Overrides *Policy `protobuf:"bytes,2,opt,name=overrides,proto3" json:"overrides,omitempty"`
+	// The account and sender restrictions in force now.
+	Restrictions  []*Restriction `protobuf:"bytes,3,rep,name=restrictions,proto3" json:"restrictions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2298,6 +2423,239 @@ func (x *GetPolicyResponse) GetOverrides() *Policy {
 	return nil
 }
 
+func (x *GetPolicyResponse) GetRestrictions() []*Restriction {
+	if x != nil {
+		return x.Restrictions
+	}
+	return nil
+}
+
+// Restriction is an account or sender fact in force: what Meta said and until when.
+type Restriction struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// RULE_ACCOUNT_RESTRICTED or RULE_SENDER_LIMITED.
+	Rule Rule `protobuf:"varint,1,opt,name=rule,proto3,enum=sendguard.v1.Rule" json:"rule,omitempty"`
+	// The sending number (phone_number_id) of a SENDER_LIMITED; empty for the
+	// account, or for a sender limit reported without a sender (it applies to
+	// every sender).
+	Sender string `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`
+	// The Meta error that set it (131031, 368, 131042, 130429, 131048); 368 for
+	// an account_update webhook's restriction or ban.
+	MetaErrorCode int32 `protobuf:"varint,3,opt,name=meta_error_code,json=metaErrorCode,proto3" json:"meta_error_code,omitempty"`
+	// When the error (or the webhook) that started or last escalated it happened.
+	Since *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
+	// When it ends; unset when it lasts until lifted (131031, a ban).
+	Until *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=until,proto3" json:"until,omitempty"`
+	// DEFER or DENY.
+	Verdict Verdict `protobuf:"varint,6,opt,name=verdict,proto3,enum=sendguard.v1.Verdict" json:"verdict,omitempty"`
+	// A sentence for humans, e.g. "131048 spam rate limit (2nd in a row): 6h backoff".
+	Detail        string `protobuf:"bytes,7,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Restriction) Reset() {
+	*x = Restriction{}
+	mi := &file_sendguard_v1_sendguard_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Restriction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Restriction) ProtoMessage() {}
+
+func (x *Restriction) ProtoReflect() protoreflect.Message {
+	mi := &file_sendguard_v1_sendguard_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Restriction.ProtoReflect.Descriptor instead.
+func (*Restriction) Descriptor() ([]byte, []int) {
+	return file_sendguard_v1_sendguard_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *Restriction) GetRule() Rule {
+	if x != nil {
+		return x.Rule
+	}
+	return Rule_RULE_UNSPECIFIED
+}
+
+func (x *Restriction) GetSender() string {
+	if x != nil {
+		return x.Sender
+	}
+	return ""
+}
+
+func (x *Restriction) GetMetaErrorCode() int32 {
+	if x != nil {
+		return x.MetaErrorCode
+	}
+	return 0
+}
+
+func (x *Restriction) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *Restriction) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *Restriction) GetVerdict() Verdict {
+	if x != nil {
+		return x.Verdict
+	}
+	return Verdict_VERDICT_UNSPECIFIED
+}
+
+func (x *Restriction) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+// ClearRestrictionRequest names the restrictions an operator lifts.
+type ClearRestrictionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The business. Required.
+	BusinessId string `protobuf:"bytes,1,opt,name=business_id,json=businessId,proto3" json:"business_id,omitempty"`
+	// The sending number whose SENDER_LIMITED to lift. Empty: the account (with
+	// RULE_SENDER_LIMITED, every sender's limits).
+	Sender string `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`
+	// RULE_ACCOUNT_RESTRICTED, RULE_SENDER_LIMITED, RULE_REGION_BLOCKED (a learned
+	// 130497, with region), or unspecified for every restriction the sender field
+	// names.
+	Rule Rule `protobuf:"varint,3,opt,name=rule,proto3,enum=sendguard.v1.Rule" json:"rule,omitempty"`
+	// The region (ISO 3166 alpha-2) of a learned 130497 to lift; only with
+	// RULE_REGION_BLOCKED.
+	Region        string `protobuf:"bytes,4,opt,name=region,proto3" json:"region,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClearRestrictionRequest) Reset() {
+	*x = ClearRestrictionRequest{}
+	mi := &file_sendguard_v1_sendguard_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClearRestrictionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClearRestrictionRequest) ProtoMessage() {}
+
+func (x *ClearRestrictionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sendguard_v1_sendguard_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClearRestrictionRequest.ProtoReflect.Descriptor instead.
+func (*ClearRestrictionRequest) Descriptor() ([]byte, []int) {
+	return file_sendguard_v1_sendguard_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ClearRestrictionRequest) GetBusinessId() string {
+	if x != nil {
+		return x.BusinessId
+	}
+	return ""
+}
+
+func (x *ClearRestrictionRequest) GetSender() string {
+	if x != nil {
+		return x.Sender
+	}
+	return ""
+}
+
+func (x *ClearRestrictionRequest) GetRule() Rule {
+	if x != nil {
+		return x.Rule
+	}
+	return Rule_RULE_UNSPECIFIED
+}
+
+func (x *ClearRestrictionRequest) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+// ClearRestrictionResponse tells what ClearRestriction lifted.
+type ClearRestrictionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The restrictions that were in force and are now lifted (empty: none was).
+	Cleared       []*Restriction `protobuf:"bytes,1,rep,name=cleared,proto3" json:"cleared,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClearRestrictionResponse) Reset() {
+	*x = ClearRestrictionResponse{}
+	mi := &file_sendguard_v1_sendguard_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClearRestrictionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClearRestrictionResponse) ProtoMessage() {}
+
+func (x *ClearRestrictionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sendguard_v1_sendguard_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClearRestrictionResponse.ProtoReflect.Descriptor instead.
+func (*ClearRestrictionResponse) Descriptor() ([]byte, []int) {
+	return file_sendguard_v1_sendguard_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ClearRestrictionResponse) GetCleared() []*Restriction {
+	if x != nil {
+		return x.Cleared
+	}
+	return nil
+}
+
 // SetPolicyRequest changes a business's policy overrides.
 type SetPolicyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2314,7 +2672,7 @@ type SetPolicyRequest struct {
 
 func (x *SetPolicyRequest) Reset() {
 	*x = SetPolicyRequest{}
-	mi := &file_sendguard_v1_sendguard_proto_msgTypes[21]
+	mi := &file_sendguard_v1_sendguard_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2326,7 +2684,7 @@ func (x *SetPolicyRequest) String() string {
 func (*SetPolicyRequest) ProtoMessage() {}
 
 func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sendguard_v1_sendguard_proto_msgTypes[21]
+	mi := &file_sendguard_v1_sendguard_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2339,7 +2697,7 @@ func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_sendguard_v1_sendguard_proto_rawDescGZIP(), []int{21}
+	return file_sendguard_v1_sendguard_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SetPolicyRequest) GetBusinessId() string {
@@ -2376,7 +2734,7 @@ type SetPolicyResponse struct {
 
 func (x *SetPolicyResponse) Reset() {
 	*x = SetPolicyResponse{}
-	mi := &file_sendguard_v1_sendguard_proto_msgTypes[22]
+	mi := &file_sendguard_v1_sendguard_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2388,7 +2746,7 @@ func (x *SetPolicyResponse) String() string {
 func (*SetPolicyResponse) ProtoMessage() {}
 
 func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sendguard_v1_sendguard_proto_msgTypes[22]
+	mi := &file_sendguard_v1_sendguard_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2401,7 +2759,7 @@ func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*SetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_sendguard_v1_sendguard_proto_rawDescGZIP(), []int{22}
+	return file_sendguard_v1_sendguard_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SetPolicyResponse) GetEffective() *Policy {
@@ -2469,13 +2827,16 @@ type Policy struct {
 	// delivered, read or inbound event); POSSIBLE only one that is not a possible
 	// number. Unspecified: the deployment default.
 	NumberValidation NumberValidation `protobuf:"varint,20,opt,name=number_validation,json=numberValidation,proto3,enum=sendguard.v1.NumberValidation" json:"number_validation,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// An opt-in keyword (START, UNSTOP) records consent, not only lifting the
+	// business's own opt-out. Default false.
+	KeywordOptInIsConsent *bool `protobuf:"varint,21,opt,name=keyword_opt_in_is_consent,json=keywordOptInIsConsent,proto3,oneof" json:"keyword_opt_in_is_consent,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_sendguard_v1_sendguard_proto_msgTypes[23]
+	mi := &file_sendguard_v1_sendguard_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2487,7 +2848,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_sendguard_v1_sendguard_proto_msgTypes[23]
+	mi := &file_sendguard_v1_sendguard_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2500,7 +2861,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_sendguard_v1_sendguard_proto_rawDescGZIP(), []int{23}
+	return file_sendguard_v1_sendguard_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Policy) GetFrequencyCaps() []*FrequencyCap {
@@ -2643,6 +3004,13 @@ func (x *Policy) GetNumberValidation() NumberValidation {
 	return NumberValidation_NUMBER_VALIDATION_UNSPECIFIED
 }
 
+func (x *Policy) GetKeywordOptInIsConsent() bool {
+	if x != nil && x.KeywordOptInIsConsent != nil {
+		return *x.KeywordOptInIsConsent
+	}
+	return false
+}
+
 // FrequencyCap allows at most count marketing sends in any window.
 type FrequencyCap struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2656,7 +3024,7 @@ type FrequencyCap struct {
 
 func (x *FrequencyCap) Reset() {
 	*x = FrequencyCap{}
-	mi := &file_sendguard_v1_sendguard_proto_msgTypes[24]
+	mi := &file_sendguard_v1_sendguard_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2668,7 +3036,7 @@ func (x *FrequencyCap) String() string {
 func (*FrequencyCap) ProtoMessage() {}
 
 func (x *FrequencyCap) ProtoReflect() protoreflect.Message {
-	mi := &file_sendguard_v1_sendguard_proto_msgTypes[24]
+	mi := &file_sendguard_v1_sendguard_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2681,7 +3049,7 @@ func (x *FrequencyCap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FrequencyCap.ProtoReflect.Descriptor instead.
 func (*FrequencyCap) Descriptor() ([]byte, []int) {
-	return file_sendguard_v1_sendguard_proto_rawDescGZIP(), []int{24}
+	return file_sendguard_v1_sendguard_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *FrequencyCap) GetCount() int32 {
@@ -2711,7 +3079,7 @@ type QuietHours struct {
 
 func (x *QuietHours) Reset() {
 	*x = QuietHours{}
-	mi := &file_sendguard_v1_sendguard_proto_msgTypes[25]
+	mi := &file_sendguard_v1_sendguard_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2723,7 +3091,7 @@ func (x *QuietHours) String() string {
 func (*QuietHours) ProtoMessage() {}
 
 func (x *QuietHours) ProtoReflect() protoreflect.Message {
-	mi := &file_sendguard_v1_sendguard_proto_msgTypes[25]
+	mi := &file_sendguard_v1_sendguard_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2736,7 +3104,7 @@ func (x *QuietHours) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuietHours.ProtoReflect.Descriptor instead.
 func (*QuietHours) Descriptor() ([]byte, []int) {
-	return file_sendguard_v1_sendguard_proto_rawDescGZIP(), []int{25}
+	return file_sendguard_v1_sendguard_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *QuietHours) GetStart() string {
@@ -2767,7 +3135,7 @@ type CheckSendBatchRequest struct {
 
 func (x *CheckSendBatchRequest) Reset() {
 	*x = CheckSendBatchRequest{}
-	mi := &file_sendguard_v1_sendguard_proto_msgTypes[26]
+	mi := &file_sendguard_v1_sendguard_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2779,7 +3147,7 @@ func (x *CheckSendBatchRequest) String() string {
 func (*CheckSendBatchRequest) ProtoMessage() {}
 
 func (x *CheckSendBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sendguard_v1_sendguard_proto_msgTypes[26]
+	mi := &file_sendguard_v1_sendguard_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2792,7 +3160,7 @@ func (x *CheckSendBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSendBatchRequest.ProtoReflect.Descriptor instead.
 func (*CheckSendBatchRequest) Descriptor() ([]byte, []int) {
-	return file_sendguard_v1_sendguard_proto_rawDescGZIP(), []int{26}
+	return file_sendguard_v1_sendguard_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CheckSendBatchRequest) GetRequests() []*CheckSendRequest {
@@ -2815,7 +3183,7 @@ type CheckSendBatchResponse struct {
 
 func (x *CheckSendBatchResponse) Reset() {
 	*x = CheckSendBatchResponse{}
-	mi := &file_sendguard_v1_sendguard_proto_msgTypes[27]
+	mi := &file_sendguard_v1_sendguard_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2827,7 +3195,7 @@ func (x *CheckSendBatchResponse) String() string {
 func (*CheckSendBatchResponse) ProtoMessage() {}
 
 func (x *CheckSendBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sendguard_v1_sendguard_proto_msgTypes[27]
+	mi := &file_sendguard_v1_sendguard_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2840,7 +3208,7 @@ func (x *CheckSendBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSendBatchResponse.ProtoReflect.Descriptor instead.
 func (*CheckSendBatchResponse) Descriptor() ([]byte, []int) {
-	return file_sendguard_v1_sendguard_proto_rawDescGZIP(), []int{27}
+	return file_sendguard_v1_sendguard_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CheckSendBatchResponse) GetResponses() []*CheckSendResponse {
@@ -2854,7 +3222,7 @@ var File_sendguard_v1_sendguard_proto protoreflect.FileDescriptor
 
 const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"\n" +
-	"\x1csendguard/v1/sendguard.proto\x12\fsendguard.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfa\x02\n" +
+	"\x1csendguard/v1/sendguard.proto\x12\fsendguard.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbf\x03\n" +
 	"\x10CheckSendRequest\x12\x1f\n" +
 	"\vbusiness_id\x18\x01 \x01(\tR\n" +
 	"businessId\x12\x14\n" +
@@ -2871,7 +3239,9 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"\vmessage_ref\x18\n" +
 	" \x01(\tR\n" +
 	"messageRef\x12\x16\n" +
-	"\x06region\x18\v \x01(\tR\x06region\"\xea\x03\n" +
+	"\x06region\x18\v \x01(\tR\x06region\x12\x16\n" +
+	"\x06sender\x18\f \x01(\tR\x06sender\x12+\n" +
+	"\x11template_language\x18\r \x01(\tR\x10templateLanguage\"\xb1\x04\n" +
 	"\x11CheckSendResponse\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12/\n" +
@@ -2888,7 +3258,8 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	" \x01(\bR\tduplicate\x12,\n" +
 	"\x05error\x18\v \x01(\v2\x16.sendguard.v1.RowErrorR\x05error\x12\x1f\n" +
 	"\vmessage_ref\x18\f \x01(\tR\n" +
-	"messageRef\"8\n" +
+	"messageRef\x12E\n" +
+	"\x12effective_category\x18\r \x01(\x0e2\x16.sendguard.v1.CategoryR\x11effectiveCategory\"8\n" +
 	"\bRowError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"\xeb\x01\n" +
@@ -2898,7 +3269,7 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"\x0fmeta_error_code\x18\x03 \x01(\x05R\rmetaErrorCode\x120\n" +
 	"\x05until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x16\n" +
 	"\x06shadow\x18\x05 \x01(\bR\x06shadow\x12/\n" +
-	"\averdict\x18\x06 \x01(\x0e2\x15.sendguard.v1.VerdictR\averdict\"\xdd\x03\n" +
+	"\averdict\x18\x06 \x01(\x0e2\x15.sendguard.v1.VerdictR\averdict\"\xcd\x04\n" +
 	"\x13ReportResultRequest\x12\x1f\n" +
 	"\vbusiness_id\x18\x01 \x01(\tR\n" +
 	"businessId\x12\x14\n" +
@@ -2919,11 +3290,14 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"\vcampaign_id\x18\v \x01(\tR\n" +
 	"campaignId\x128\n" +
 	"\ttimestamp\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x16\n" +
-	"\x06region\x18\r \x01(\tR\x06region\"S\n" +
+	"\x06region\x18\r \x01(\tR\x06region\x12\x16\n" +
+	"\x06sender\x18\x0e \x01(\tR\x06sender\x12+\n" +
+	"\x11template_language\x18\x0f \x01(\tR\x10templateLanguage\x12)\n" +
+	"\x10pricing_category\x18\x10 \x01(\tR\x0fpricingCategory\"S\n" +
 	"\x14ReportResultResponse\x12\x1c\n" +
 	"\tduplicate\x18\x01 \x01(\bR\tduplicate\x12\x1d\n" +
 	"\n" +
-	"phone_e164\x18\x02 \x01(\tR\tphoneE164\"\x9a\x02\n" +
+	"phone_e164\x18\x02 \x01(\tR\tphoneE164\"\xfa\x02\n" +
 	"\x14ReportInboundRequest\x12\x1f\n" +
 	"\vbusiness_id\x18\x01 \x01(\tR\n" +
 	"businessId\x12\x14\n" +
@@ -2934,22 +3308,28 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"\x04kind\x18\x05 \x01(\x0e2\x19.sendguard.v1.InboundKindR\x04kind\x12\x12\n" +
 	"\x04text\x18\x06 \x01(\tR\x04text\x128\n" +
 	"\ttimestamp\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x16\n" +
-	"\x06region\x18\b \x01(\tR\x06region\"\xda\x01\n" +
+	"\x06region\x18\b \x01(\tR\x06region\x12\x16\n" +
+	"\x06sender\x18\t \x01(\tR\x06sender\x12%\n" +
+	"\x0ebutton_payload\x18\n" +
+	" \x01(\tR\rbuttonPayload\x12\x1f\n" +
+	"\vad_referral\x18\v \x01(\bR\n" +
+	"adReferral\"\xda\x01\n" +
 	"\x15ReportInboundResponse\x12\x1c\n" +
 	"\tduplicate\x18\x01 \x01(\bR\tduplicate\x12\x1b\n" +
 	"\topted_out\x18\x02 \x01(\bR\boptedOut\x12\x19\n" +
 	"\bopted_in\x18\x03 \x01(\bR\aoptedIn\x12L\n" +
 	"\x14service_window_until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x12serviceWindowUntil\x12\x1d\n" +
 	"\n" +
-	"phone_e164\x18\x05 \x01(\tR\tphoneE164\"{\n" +
+	"phone_e164\x18\x05 \x01(\tR\tphoneE164\"\x93\x01\n" +
 	"\x11GetContactRequest\x12\x1f\n" +
 	"\vbusiness_id\x18\x01 \x01(\tR\n" +
 	"businessId\x12\x14\n" +
 	"\x05phone\x18\x02 \x01(\tR\x05phone\x12\x17\n" +
 	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x16\n" +
-	"\x06region\x18\x04 \x01(\tR\x06region\"E\n" +
+	"\x06region\x18\x04 \x01(\tR\x06region\x12\x16\n" +
+	"\x06sender\x18\x05 \x01(\tR\x06sender\"E\n" +
 	"\x12GetContactResponse\x12/\n" +
-	"\acontact\x18\x01 \x01(\v2\x15.sendguard.v1.ContactR\acontact\"\xe6\x05\n" +
+	"\acontact\x18\x01 \x01(\v2\x15.sendguard.v1.ContactR\acontact\"\xa5\x06\n" +
 	"\aContact\x12\x1d\n" +
 	"\n" +
 	"phone_e164\x18\x01 \x01(\tR\tphoneE164\x12\x13\n" +
@@ -2972,7 +3352,8 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"\tdecisions\x18\x0f \x03(\v2\x1e.sendguard.v1.CategoryDecisionR\tdecisions\x12\x1e\n" +
 	"\n" +
 	"suppressed\x18\x10 \x01(\bR\n" +
-	"suppressed\"\x81\x02\n" +
+	"suppressed\x12=\n" +
+	"\frestrictions\x18\x11 \x03(\v2\x19.sendguard.v1.RestrictionR\frestrictions\"\x81\x02\n" +
 	"\n" +
 	"SendRecord\x12*\n" +
 	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x1f\n" +
@@ -3026,10 +3407,27 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"suppressed\"3\n" +
 	"\x10GetPolicyRequest\x12\x1f\n" +
 	"\vbusiness_id\x18\x01 \x01(\tR\n" +
-	"businessId\"{\n" +
+	"businessId\"\xba\x01\n" +
 	"\x11GetPolicyResponse\x122\n" +
 	"\teffective\x18\x01 \x01(\v2\x14.sendguard.v1.PolicyR\teffective\x122\n" +
-	"\toverrides\x18\x02 \x01(\v2\x14.sendguard.v1.PolicyR\toverrides\"\x9e\x01\n" +
+	"\toverrides\x18\x02 \x01(\v2\x14.sendguard.v1.PolicyR\toverrides\x12=\n" +
+	"\frestrictions\x18\x03 \x03(\v2\x19.sendguard.v1.RestrictionR\frestrictions\"\xa2\x02\n" +
+	"\vRestriction\x12&\n" +
+	"\x04rule\x18\x01 \x01(\x0e2\x12.sendguard.v1.RuleR\x04rule\x12\x16\n" +
+	"\x06sender\x18\x02 \x01(\tR\x06sender\x12&\n" +
+	"\x0fmeta_error_code\x18\x03 \x01(\x05R\rmetaErrorCode\x120\n" +
+	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12/\n" +
+	"\averdict\x18\x06 \x01(\x0e2\x15.sendguard.v1.VerdictR\averdict\x12\x16\n" +
+	"\x06detail\x18\a \x01(\tR\x06detail\"\x92\x01\n" +
+	"\x17ClearRestrictionRequest\x12\x1f\n" +
+	"\vbusiness_id\x18\x01 \x01(\tR\n" +
+	"businessId\x12\x16\n" +
+	"\x06sender\x18\x02 \x01(\tR\x06sender\x12&\n" +
+	"\x04rule\x18\x03 \x01(\x0e2\x12.sendguard.v1.RuleR\x04rule\x12\x16\n" +
+	"\x06region\x18\x04 \x01(\tR\x06region\"O\n" +
+	"\x18ClearRestrictionResponse\x123\n" +
+	"\acleared\x18\x01 \x03(\v2\x19.sendguard.v1.RestrictionR\acleared\"\x9e\x01\n" +
 	"\x10SetPolicyRequest\x12\x1f\n" +
 	"\vbusiness_id\x18\x01 \x01(\tR\n" +
 	"businessId\x12,\n" +
@@ -3038,7 +3436,8 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"updateMask\"{\n" +
 	"\x11SetPolicyResponse\x122\n" +
 	"\teffective\x18\x01 \x01(\v2\x14.sendguard.v1.PolicyR\teffective\x122\n" +
-	"\toverrides\x18\x02 \x01(\v2\x14.sendguard.v1.PolicyR\toverrides\"\xef\t\n" +
+	"\toverrides\x18\x02 \x01(\v2\x14.sendguard.v1.PolicyR\toverrides\"\xcc\n" +
+	"\n" +
 	"\x06Policy\x12A\n" +
 	"\x0efrequency_caps\x18\x01 \x03(\v2\x1a.sendguard.v1.FrequencyCapR\rfrequencyCaps\x12H\n" +
 	"\x12ecosystem_cooldown\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x11ecosystemCooldown\x12O\n" +
@@ -3062,13 +3461,15 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"\x06shadow\x18\x11 \x01(\bH\x04R\x06shadow\x88\x01\x01\x125\n" +
 	"\fshadow_rules\x18\x12 \x03(\x0e2\x12.sendguard.v1.RuleR\vshadowRules\x12*\n" +
 	"\x0edefault_region\x18\x13 \x01(\tH\x05R\rdefaultRegion\x88\x01\x01\x12K\n" +
-	"\x11number_validation\x18\x14 \x01(\x0e2\x1e.sendguard.v1.NumberValidationR\x10numberValidationB\r\n" +
+	"\x11number_validation\x18\x14 \x01(\x0e2\x1e.sendguard.v1.NumberValidationR\x10numberValidation\x12=\n" +
+	"\x19keyword_opt_in_is_consent\x18\x15 \x01(\bH\x06R\x15keywordOptInIsConsent\x88\x01\x01B\r\n" +
 	"\v_pair_burstB\x12\n" +
 	"\x10_messaging_limitB\x11\n" +
 	"\x0f_require_opt_inB\x17\n" +
 	"\x15_share_number_signalsB\t\n" +
 	"\a_shadowB\x11\n" +
-	"\x0f_default_region\"W\n" +
+	"\x0f_default_regionB\x1c\n" +
+	"\x1a_keyword_opt_in_is_consent\"W\n" +
 	"\fFrequencyCap\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x05R\x05count\x121\n" +
 	"\x06window\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06window\"4\n" +
@@ -3090,7 +3491,7 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"\x13VERDICT_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rVERDICT_ALLOW\x10\x01\x12\x11\n" +
 	"\rVERDICT_DEFER\x10\x02\x12\x10\n" +
-	"\fVERDICT_DENY\x10\x03*\xe7\x02\n" +
+	"\fVERDICT_DENY\x10\x03*\x9d\x03\n" +
 	"\x04Rule\x12\x14\n" +
 	"\x10RULE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13RULE_INVALID_NUMBER\x10\x01\x12\x17\n" +
@@ -3107,7 +3508,9 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"\x14RULE_TEMPLATE_PAUSED\x10\v\x12\x18\n" +
 	"\x14RULE_MESSAGING_LIMIT\x10\f\x12\x14\n" +
 	"\x10RULE_QUIET_HOURS\x10\r\x12\x18\n" +
-	"\x14RULE_TEMPLATE_REPEAT\x10\x0e*\xb5\x01\n" +
+	"\x14RULE_TEMPLATE_REPEAT\x10\x0e\x12\x1b\n" +
+	"\x17RULE_ACCOUNT_RESTRICTED\x10\x0f\x12\x17\n" +
+	"\x13RULE_SENDER_LIMITED\x10\x10*\xb5\x01\n" +
 	"\rMessageStatus\x12\x1e\n" +
 	"\x1aMESSAGE_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13MESSAGE_STATUS_SENT\x10\x01\x12\x1c\n" +
@@ -3122,7 +3525,7 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"\x10NumberValidation\x12!\n" +
 	"\x1dNUMBER_VALIDATION_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17NUMBER_VALIDATION_VALID\x10\x01\x12\x1e\n" +
-	"\x1aNUMBER_VALIDATION_POSSIBLE\x10\x022\xd4\x06\n" +
+	"\x1aNUMBER_VALIDATION_POSSIBLE\x10\x022\xb7\a\n" +
 	"\tSendGuard\x12L\n" +
 	"\tCheckSend\x12\x1e.sendguard.v1.CheckSendRequest\x1a\x1f.sendguard.v1.CheckSendResponse\x12V\n" +
 	"\x0fCheckSendStream\x12\x1e.sendguard.v1.CheckSendRequest\x1a\x1f.sendguard.v1.CheckSendResponse(\x010\x01\x12U\n" +
@@ -3133,7 +3536,8 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"\tSetOptOut\x12\x1e.sendguard.v1.SetOptOutRequest\x1a\x1f.sendguard.v1.SetOptOutResponse\x12X\n" +
 	"\rForgetContact\x12\".sendguard.v1.ForgetContactRequest\x1a#.sendguard.v1.ForgetContactResponse\x12L\n" +
 	"\tGetPolicy\x12\x1e.sendguard.v1.GetPolicyRequest\x1a\x1f.sendguard.v1.GetPolicyResponse\x12L\n" +
-	"\tSetPolicy\x12\x1e.sendguard.v1.SetPolicyRequest\x1a\x1f.sendguard.v1.SetPolicyResponse\x12[\n" +
+	"\tSetPolicy\x12\x1e.sendguard.v1.SetPolicyRequest\x1a\x1f.sendguard.v1.SetPolicyResponse\x12a\n" +
+	"\x10ClearRestriction\x12%.sendguard.v1.ClearRestrictionRequest\x1a&.sendguard.v1.ClearRestrictionResponse\x12[\n" +
 	"\x0eCheckSendBatch\x12#.sendguard.v1.CheckSendBatchRequest\x1a$.sendguard.v1.CheckSendBatchResponseB?Z=github.com/sendguard/sendguard/proto/sendguard/v1;sendguardv1b\x06proto3"
 
 var (
@@ -3149,129 +3553,143 @@ func file_sendguard_v1_sendguard_proto_rawDescGZIP() []byte {
 }
 
 var file_sendguard_v1_sendguard_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_sendguard_v1_sendguard_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_sendguard_v1_sendguard_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_sendguard_v1_sendguard_proto_goTypes = []any{
-	(Category)(0),                  // 0: sendguard.v1.Category
-	(Verdict)(0),                   // 1: sendguard.v1.Verdict
-	(Rule)(0),                      // 2: sendguard.v1.Rule
-	(MessageStatus)(0),             // 3: sendguard.v1.MessageStatus
-	(InboundKind)(0),               // 4: sendguard.v1.InboundKind
-	(NumberValidation)(0),          // 5: sendguard.v1.NumberValidation
-	(*CheckSendRequest)(nil),       // 6: sendguard.v1.CheckSendRequest
-	(*CheckSendResponse)(nil),      // 7: sendguard.v1.CheckSendResponse
-	(*RowError)(nil),               // 8: sendguard.v1.RowError
-	(*Reason)(nil),                 // 9: sendguard.v1.Reason
-	(*ReportResultRequest)(nil),    // 10: sendguard.v1.ReportResultRequest
-	(*ReportResultResponse)(nil),   // 11: sendguard.v1.ReportResultResponse
-	(*ReportInboundRequest)(nil),   // 12: sendguard.v1.ReportInboundRequest
-	(*ReportInboundResponse)(nil),  // 13: sendguard.v1.ReportInboundResponse
-	(*GetContactRequest)(nil),      // 14: sendguard.v1.GetContactRequest
-	(*GetContactResponse)(nil),     // 15: sendguard.v1.GetContactResponse
-	(*Contact)(nil),                // 16: sendguard.v1.Contact
-	(*SendRecord)(nil),             // 17: sendguard.v1.SendRecord
-	(*NumberFacts)(nil),            // 18: sendguard.v1.NumberFacts
-	(*ContactEvent)(nil),           // 19: sendguard.v1.ContactEvent
-	(*CategoryDecision)(nil),       // 20: sendguard.v1.CategoryDecision
-	(*SetOptOutRequest)(nil),       // 21: sendguard.v1.SetOptOutRequest
-	(*SetOptOutResponse)(nil),      // 22: sendguard.v1.SetOptOutResponse
-	(*ForgetContactRequest)(nil),   // 23: sendguard.v1.ForgetContactRequest
-	(*ForgetContactResponse)(nil),  // 24: sendguard.v1.ForgetContactResponse
-	(*GetPolicyRequest)(nil),       // 25: sendguard.v1.GetPolicyRequest
-	(*GetPolicyResponse)(nil),      // 26: sendguard.v1.GetPolicyResponse
-	(*SetPolicyRequest)(nil),       // 27: sendguard.v1.SetPolicyRequest
-	(*SetPolicyResponse)(nil),      // 28: sendguard.v1.SetPolicyResponse
-	(*Policy)(nil),                 // 29: sendguard.v1.Policy
-	(*FrequencyCap)(nil),           // 30: sendguard.v1.FrequencyCap
-	(*QuietHours)(nil),             // 31: sendguard.v1.QuietHours
-	(*CheckSendBatchRequest)(nil),  // 32: sendguard.v1.CheckSendBatchRequest
-	(*CheckSendBatchResponse)(nil), // 33: sendguard.v1.CheckSendBatchResponse
-	(*timestamppb.Timestamp)(nil),  // 34: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),  // 35: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),    // 36: google.protobuf.Duration
+	(Category)(0),                    // 0: sendguard.v1.Category
+	(Verdict)(0),                     // 1: sendguard.v1.Verdict
+	(Rule)(0),                        // 2: sendguard.v1.Rule
+	(MessageStatus)(0),               // 3: sendguard.v1.MessageStatus
+	(InboundKind)(0),                 // 4: sendguard.v1.InboundKind
+	(NumberValidation)(0),            // 5: sendguard.v1.NumberValidation
+	(*CheckSendRequest)(nil),         // 6: sendguard.v1.CheckSendRequest
+	(*CheckSendResponse)(nil),        // 7: sendguard.v1.CheckSendResponse
+	(*RowError)(nil),                 // 8: sendguard.v1.RowError
+	(*Reason)(nil),                   // 9: sendguard.v1.Reason
+	(*ReportResultRequest)(nil),      // 10: sendguard.v1.ReportResultRequest
+	(*ReportResultResponse)(nil),     // 11: sendguard.v1.ReportResultResponse
+	(*ReportInboundRequest)(nil),     // 12: sendguard.v1.ReportInboundRequest
+	(*ReportInboundResponse)(nil),    // 13: sendguard.v1.ReportInboundResponse
+	(*GetContactRequest)(nil),        // 14: sendguard.v1.GetContactRequest
+	(*GetContactResponse)(nil),       // 15: sendguard.v1.GetContactResponse
+	(*Contact)(nil),                  // 16: sendguard.v1.Contact
+	(*SendRecord)(nil),               // 17: sendguard.v1.SendRecord
+	(*NumberFacts)(nil),              // 18: sendguard.v1.NumberFacts
+	(*ContactEvent)(nil),             // 19: sendguard.v1.ContactEvent
+	(*CategoryDecision)(nil),         // 20: sendguard.v1.CategoryDecision
+	(*SetOptOutRequest)(nil),         // 21: sendguard.v1.SetOptOutRequest
+	(*SetOptOutResponse)(nil),        // 22: sendguard.v1.SetOptOutResponse
+	(*ForgetContactRequest)(nil),     // 23: sendguard.v1.ForgetContactRequest
+	(*ForgetContactResponse)(nil),    // 24: sendguard.v1.ForgetContactResponse
+	(*GetPolicyRequest)(nil),         // 25: sendguard.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),        // 26: sendguard.v1.GetPolicyResponse
+	(*Restriction)(nil),              // 27: sendguard.v1.Restriction
+	(*ClearRestrictionRequest)(nil),  // 28: sendguard.v1.ClearRestrictionRequest
+	(*ClearRestrictionResponse)(nil), // 29: sendguard.v1.ClearRestrictionResponse
+	(*SetPolicyRequest)(nil),         // 30: sendguard.v1.SetPolicyRequest
+	(*SetPolicyResponse)(nil),        // 31: sendguard.v1.SetPolicyResponse
+	(*Policy)(nil),                   // 32: sendguard.v1.Policy
+	(*FrequencyCap)(nil),             // 33: sendguard.v1.FrequencyCap
+	(*QuietHours)(nil),               // 34: sendguard.v1.QuietHours
+	(*CheckSendBatchRequest)(nil),    // 35: sendguard.v1.CheckSendBatchRequest
+	(*CheckSendBatchResponse)(nil),   // 36: sendguard.v1.CheckSendBatchResponse
+	(*timestamppb.Timestamp)(nil),    // 37: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),    // 38: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),      // 39: google.protobuf.Duration
 }
 var file_sendguard_v1_sendguard_proto_depIdxs = []int32{
 	0,  // 0: sendguard.v1.CheckSendRequest.category:type_name -> sendguard.v1.Category
-	34, // 1: sendguard.v1.CheckSendRequest.send_at:type_name -> google.protobuf.Timestamp
+	37, // 1: sendguard.v1.CheckSendRequest.send_at:type_name -> google.protobuf.Timestamp
 	1,  // 2: sendguard.v1.CheckSendResponse.verdict:type_name -> sendguard.v1.Verdict
 	9,  // 3: sendguard.v1.CheckSendResponse.reasons:type_name -> sendguard.v1.Reason
-	34, // 4: sendguard.v1.CheckSendResponse.retry_at:type_name -> google.protobuf.Timestamp
-	34, // 5: sendguard.v1.CheckSendResponse.service_window_until:type_name -> google.protobuf.Timestamp
+	37, // 4: sendguard.v1.CheckSendResponse.retry_at:type_name -> google.protobuf.Timestamp
+	37, // 5: sendguard.v1.CheckSendResponse.service_window_until:type_name -> google.protobuf.Timestamp
 	8,  // 6: sendguard.v1.CheckSendResponse.error:type_name -> sendguard.v1.RowError
-	2,  // 7: sendguard.v1.Reason.rule:type_name -> sendguard.v1.Rule
-	34, // 8: sendguard.v1.Reason.until:type_name -> google.protobuf.Timestamp
-	1,  // 9: sendguard.v1.Reason.verdict:type_name -> sendguard.v1.Verdict
-	3,  // 10: sendguard.v1.ReportResultRequest.status:type_name -> sendguard.v1.MessageStatus
-	0,  // 11: sendguard.v1.ReportResultRequest.category:type_name -> sendguard.v1.Category
-	34, // 12: sendguard.v1.ReportResultRequest.timestamp:type_name -> google.protobuf.Timestamp
-	4,  // 13: sendguard.v1.ReportInboundRequest.kind:type_name -> sendguard.v1.InboundKind
-	34, // 14: sendguard.v1.ReportInboundRequest.timestamp:type_name -> google.protobuf.Timestamp
-	34, // 15: sendguard.v1.ReportInboundResponse.service_window_until:type_name -> google.protobuf.Timestamp
-	16, // 16: sendguard.v1.GetContactResponse.contact:type_name -> sendguard.v1.Contact
-	34, // 17: sendguard.v1.Contact.opted_out_at:type_name -> google.protobuf.Timestamp
-	34, // 18: sendguard.v1.Contact.consent_at:type_name -> google.protobuf.Timestamp
-	34, // 19: sendguard.v1.Contact.last_inbound_at:type_name -> google.protobuf.Timestamp
-	34, // 20: sendguard.v1.Contact.service_window_until:type_name -> google.protobuf.Timestamp
-	17, // 21: sendguard.v1.Contact.sends:type_name -> sendguard.v1.SendRecord
-	18, // 22: sendguard.v1.Contact.number:type_name -> sendguard.v1.NumberFacts
-	19, // 23: sendguard.v1.Contact.events:type_name -> sendguard.v1.ContactEvent
-	20, // 24: sendguard.v1.Contact.decisions:type_name -> sendguard.v1.CategoryDecision
-	34, // 25: sendguard.v1.SendRecord.at:type_name -> google.protobuf.Timestamp
-	0,  // 26: sendguard.v1.SendRecord.category:type_name -> sendguard.v1.Category
-	34, // 27: sendguard.v1.NumberFacts.ecosystem_limited_at:type_name -> google.protobuf.Timestamp
-	34, // 28: sendguard.v1.NumberFacts.ecosystem_until:type_name -> google.protobuf.Timestamp
-	34, // 29: sendguard.v1.NumberFacts.experiment_at:type_name -> google.protobuf.Timestamp
-	34, // 30: sendguard.v1.NumberFacts.experiment_until:type_name -> google.protobuf.Timestamp
-	34, // 31: sendguard.v1.NumberFacts.undeliverable_at:type_name -> google.protobuf.Timestamp
-	34, // 32: sendguard.v1.NumberFacts.undeliverable_until:type_name -> google.protobuf.Timestamp
-	34, // 33: sendguard.v1.NumberFacts.last_delivered_at:type_name -> google.protobuf.Timestamp
-	34, // 34: sendguard.v1.ContactEvent.at:type_name -> google.protobuf.Timestamp
-	0,  // 35: sendguard.v1.CategoryDecision.category:type_name -> sendguard.v1.Category
-	7,  // 36: sendguard.v1.CategoryDecision.decision:type_name -> sendguard.v1.CheckSendResponse
-	29, // 37: sendguard.v1.GetPolicyResponse.effective:type_name -> sendguard.v1.Policy
-	29, // 38: sendguard.v1.GetPolicyResponse.overrides:type_name -> sendguard.v1.Policy
-	29, // 39: sendguard.v1.SetPolicyRequest.policy:type_name -> sendguard.v1.Policy
-	35, // 40: sendguard.v1.SetPolicyRequest.update_mask:type_name -> google.protobuf.FieldMask
-	29, // 41: sendguard.v1.SetPolicyResponse.effective:type_name -> sendguard.v1.Policy
-	29, // 42: sendguard.v1.SetPolicyResponse.overrides:type_name -> sendguard.v1.Policy
-	30, // 43: sendguard.v1.Policy.frequency_caps:type_name -> sendguard.v1.FrequencyCap
-	36, // 44: sendguard.v1.Policy.ecosystem_cooldown:type_name -> google.protobuf.Duration
-	36, // 45: sendguard.v1.Policy.ecosystem_cooldown_max:type_name -> google.protobuf.Duration
-	36, // 46: sendguard.v1.Policy.experiment_ttl:type_name -> google.protobuf.Duration
-	36, // 47: sendguard.v1.Policy.service_window:type_name -> google.protobuf.Duration
-	36, // 48: sendguard.v1.Policy.undeliverable_backoff:type_name -> google.protobuf.Duration
-	36, // 49: sendguard.v1.Policy.pair_interval:type_name -> google.protobuf.Duration
-	31, // 50: sendguard.v1.Policy.quiet_hours:type_name -> sendguard.v1.QuietHours
-	36, // 51: sendguard.v1.Policy.template_repeat_window:type_name -> google.protobuf.Duration
-	2,  // 52: sendguard.v1.Policy.shadow_rules:type_name -> sendguard.v1.Rule
-	5,  // 53: sendguard.v1.Policy.number_validation:type_name -> sendguard.v1.NumberValidation
-	36, // 54: sendguard.v1.FrequencyCap.window:type_name -> google.protobuf.Duration
-	6,  // 55: sendguard.v1.CheckSendBatchRequest.requests:type_name -> sendguard.v1.CheckSendRequest
-	7,  // 56: sendguard.v1.CheckSendBatchResponse.responses:type_name -> sendguard.v1.CheckSendResponse
-	6,  // 57: sendguard.v1.SendGuard.CheckSend:input_type -> sendguard.v1.CheckSendRequest
-	6,  // 58: sendguard.v1.SendGuard.CheckSendStream:input_type -> sendguard.v1.CheckSendRequest
-	10, // 59: sendguard.v1.SendGuard.ReportResult:input_type -> sendguard.v1.ReportResultRequest
-	12, // 60: sendguard.v1.SendGuard.ReportInbound:input_type -> sendguard.v1.ReportInboundRequest
-	14, // 61: sendguard.v1.SendGuard.GetContact:input_type -> sendguard.v1.GetContactRequest
-	21, // 62: sendguard.v1.SendGuard.SetOptOut:input_type -> sendguard.v1.SetOptOutRequest
-	23, // 63: sendguard.v1.SendGuard.ForgetContact:input_type -> sendguard.v1.ForgetContactRequest
-	25, // 64: sendguard.v1.SendGuard.GetPolicy:input_type -> sendguard.v1.GetPolicyRequest
-	27, // 65: sendguard.v1.SendGuard.SetPolicy:input_type -> sendguard.v1.SetPolicyRequest
-	32, // 66: sendguard.v1.SendGuard.CheckSendBatch:input_type -> sendguard.v1.CheckSendBatchRequest
-	7,  // 67: sendguard.v1.SendGuard.CheckSend:output_type -> sendguard.v1.CheckSendResponse
-	7,  // 68: sendguard.v1.SendGuard.CheckSendStream:output_type -> sendguard.v1.CheckSendResponse
-	11, // 69: sendguard.v1.SendGuard.ReportResult:output_type -> sendguard.v1.ReportResultResponse
-	13, // 70: sendguard.v1.SendGuard.ReportInbound:output_type -> sendguard.v1.ReportInboundResponse
-	15, // 71: sendguard.v1.SendGuard.GetContact:output_type -> sendguard.v1.GetContactResponse
-	22, // 72: sendguard.v1.SendGuard.SetOptOut:output_type -> sendguard.v1.SetOptOutResponse
-	24, // 73: sendguard.v1.SendGuard.ForgetContact:output_type -> sendguard.v1.ForgetContactResponse
-	26, // 74: sendguard.v1.SendGuard.GetPolicy:output_type -> sendguard.v1.GetPolicyResponse
-	28, // 75: sendguard.v1.SendGuard.SetPolicy:output_type -> sendguard.v1.SetPolicyResponse
-	33, // 76: sendguard.v1.SendGuard.CheckSendBatch:output_type -> sendguard.v1.CheckSendBatchResponse
-	67, // [67:77] is the sub-list for method output_type
-	57, // [57:67] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	0,  // 7: sendguard.v1.CheckSendResponse.effective_category:type_name -> sendguard.v1.Category
+	2,  // 8: sendguard.v1.Reason.rule:type_name -> sendguard.v1.Rule
+	37, // 9: sendguard.v1.Reason.until:type_name -> google.protobuf.Timestamp
+	1,  // 10: sendguard.v1.Reason.verdict:type_name -> sendguard.v1.Verdict
+	3,  // 11: sendguard.v1.ReportResultRequest.status:type_name -> sendguard.v1.MessageStatus
+	0,  // 12: sendguard.v1.ReportResultRequest.category:type_name -> sendguard.v1.Category
+	37, // 13: sendguard.v1.ReportResultRequest.timestamp:type_name -> google.protobuf.Timestamp
+	4,  // 14: sendguard.v1.ReportInboundRequest.kind:type_name -> sendguard.v1.InboundKind
+	37, // 15: sendguard.v1.ReportInboundRequest.timestamp:type_name -> google.protobuf.Timestamp
+	37, // 16: sendguard.v1.ReportInboundResponse.service_window_until:type_name -> google.protobuf.Timestamp
+	16, // 17: sendguard.v1.GetContactResponse.contact:type_name -> sendguard.v1.Contact
+	37, // 18: sendguard.v1.Contact.opted_out_at:type_name -> google.protobuf.Timestamp
+	37, // 19: sendguard.v1.Contact.consent_at:type_name -> google.protobuf.Timestamp
+	37, // 20: sendguard.v1.Contact.last_inbound_at:type_name -> google.protobuf.Timestamp
+	37, // 21: sendguard.v1.Contact.service_window_until:type_name -> google.protobuf.Timestamp
+	17, // 22: sendguard.v1.Contact.sends:type_name -> sendguard.v1.SendRecord
+	18, // 23: sendguard.v1.Contact.number:type_name -> sendguard.v1.NumberFacts
+	19, // 24: sendguard.v1.Contact.events:type_name -> sendguard.v1.ContactEvent
+	20, // 25: sendguard.v1.Contact.decisions:type_name -> sendguard.v1.CategoryDecision
+	27, // 26: sendguard.v1.Contact.restrictions:type_name -> sendguard.v1.Restriction
+	37, // 27: sendguard.v1.SendRecord.at:type_name -> google.protobuf.Timestamp
+	0,  // 28: sendguard.v1.SendRecord.category:type_name -> sendguard.v1.Category
+	37, // 29: sendguard.v1.NumberFacts.ecosystem_limited_at:type_name -> google.protobuf.Timestamp
+	37, // 30: sendguard.v1.NumberFacts.ecosystem_until:type_name -> google.protobuf.Timestamp
+	37, // 31: sendguard.v1.NumberFacts.experiment_at:type_name -> google.protobuf.Timestamp
+	37, // 32: sendguard.v1.NumberFacts.experiment_until:type_name -> google.protobuf.Timestamp
+	37, // 33: sendguard.v1.NumberFacts.undeliverable_at:type_name -> google.protobuf.Timestamp
+	37, // 34: sendguard.v1.NumberFacts.undeliverable_until:type_name -> google.protobuf.Timestamp
+	37, // 35: sendguard.v1.NumberFacts.last_delivered_at:type_name -> google.protobuf.Timestamp
+	37, // 36: sendguard.v1.ContactEvent.at:type_name -> google.protobuf.Timestamp
+	0,  // 37: sendguard.v1.CategoryDecision.category:type_name -> sendguard.v1.Category
+	7,  // 38: sendguard.v1.CategoryDecision.decision:type_name -> sendguard.v1.CheckSendResponse
+	32, // 39: sendguard.v1.GetPolicyResponse.effective:type_name -> sendguard.v1.Policy
+	32, // 40: sendguard.v1.GetPolicyResponse.overrides:type_name -> sendguard.v1.Policy
+	27, // 41: sendguard.v1.GetPolicyResponse.restrictions:type_name -> sendguard.v1.Restriction
+	2,  // 42: sendguard.v1.Restriction.rule:type_name -> sendguard.v1.Rule
+	37, // 43: sendguard.v1.Restriction.since:type_name -> google.protobuf.Timestamp
+	37, // 44: sendguard.v1.Restriction.until:type_name -> google.protobuf.Timestamp
+	1,  // 45: sendguard.v1.Restriction.verdict:type_name -> sendguard.v1.Verdict
+	2,  // 46: sendguard.v1.ClearRestrictionRequest.rule:type_name -> sendguard.v1.Rule
+	27, // 47: sendguard.v1.ClearRestrictionResponse.cleared:type_name -> sendguard.v1.Restriction
+	32, // 48: sendguard.v1.SetPolicyRequest.policy:type_name -> sendguard.v1.Policy
+	38, // 49: sendguard.v1.SetPolicyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	32, // 50: sendguard.v1.SetPolicyResponse.effective:type_name -> sendguard.v1.Policy
+	32, // 51: sendguard.v1.SetPolicyResponse.overrides:type_name -> sendguard.v1.Policy
+	33, // 52: sendguard.v1.Policy.frequency_caps:type_name -> sendguard.v1.FrequencyCap
+	39, // 53: sendguard.v1.Policy.ecosystem_cooldown:type_name -> google.protobuf.Duration
+	39, // 54: sendguard.v1.Policy.ecosystem_cooldown_max:type_name -> google.protobuf.Duration
+	39, // 55: sendguard.v1.Policy.experiment_ttl:type_name -> google.protobuf.Duration
+	39, // 56: sendguard.v1.Policy.service_window:type_name -> google.protobuf.Duration
+	39, // 57: sendguard.v1.Policy.undeliverable_backoff:type_name -> google.protobuf.Duration
+	39, // 58: sendguard.v1.Policy.pair_interval:type_name -> google.protobuf.Duration
+	34, // 59: sendguard.v1.Policy.quiet_hours:type_name -> sendguard.v1.QuietHours
+	39, // 60: sendguard.v1.Policy.template_repeat_window:type_name -> google.protobuf.Duration
+	2,  // 61: sendguard.v1.Policy.shadow_rules:type_name -> sendguard.v1.Rule
+	5,  // 62: sendguard.v1.Policy.number_validation:type_name -> sendguard.v1.NumberValidation
+	39, // 63: sendguard.v1.FrequencyCap.window:type_name -> google.protobuf.Duration
+	6,  // 64: sendguard.v1.CheckSendBatchRequest.requests:type_name -> sendguard.v1.CheckSendRequest
+	7,  // 65: sendguard.v1.CheckSendBatchResponse.responses:type_name -> sendguard.v1.CheckSendResponse
+	6,  // 66: sendguard.v1.SendGuard.CheckSend:input_type -> sendguard.v1.CheckSendRequest
+	6,  // 67: sendguard.v1.SendGuard.CheckSendStream:input_type -> sendguard.v1.CheckSendRequest
+	10, // 68: sendguard.v1.SendGuard.ReportResult:input_type -> sendguard.v1.ReportResultRequest
+	12, // 69: sendguard.v1.SendGuard.ReportInbound:input_type -> sendguard.v1.ReportInboundRequest
+	14, // 70: sendguard.v1.SendGuard.GetContact:input_type -> sendguard.v1.GetContactRequest
+	21, // 71: sendguard.v1.SendGuard.SetOptOut:input_type -> sendguard.v1.SetOptOutRequest
+	23, // 72: sendguard.v1.SendGuard.ForgetContact:input_type -> sendguard.v1.ForgetContactRequest
+	25, // 73: sendguard.v1.SendGuard.GetPolicy:input_type -> sendguard.v1.GetPolicyRequest
+	30, // 74: sendguard.v1.SendGuard.SetPolicy:input_type -> sendguard.v1.SetPolicyRequest
+	28, // 75: sendguard.v1.SendGuard.ClearRestriction:input_type -> sendguard.v1.ClearRestrictionRequest
+	35, // 76: sendguard.v1.SendGuard.CheckSendBatch:input_type -> sendguard.v1.CheckSendBatchRequest
+	7,  // 77: sendguard.v1.SendGuard.CheckSend:output_type -> sendguard.v1.CheckSendResponse
+	7,  // 78: sendguard.v1.SendGuard.CheckSendStream:output_type -> sendguard.v1.CheckSendResponse
+	11, // 79: sendguard.v1.SendGuard.ReportResult:output_type -> sendguard.v1.ReportResultResponse
+	13, // 80: sendguard.v1.SendGuard.ReportInbound:output_type -> sendguard.v1.ReportInboundResponse
+	15, // 81: sendguard.v1.SendGuard.GetContact:output_type -> sendguard.v1.GetContactResponse
+	22, // 82: sendguard.v1.SendGuard.SetOptOut:output_type -> sendguard.v1.SetOptOutResponse
+	24, // 83: sendguard.v1.SendGuard.ForgetContact:output_type -> sendguard.v1.ForgetContactResponse
+	26, // 84: sendguard.v1.SendGuard.GetPolicy:output_type -> sendguard.v1.GetPolicyResponse
+	31, // 85: sendguard.v1.SendGuard.SetPolicy:output_type -> sendguard.v1.SetPolicyResponse
+	29, // 86: sendguard.v1.SendGuard.ClearRestriction:output_type -> sendguard.v1.ClearRestrictionResponse
+	36, // 87: sendguard.v1.SendGuard.CheckSendBatch:output_type -> sendguard.v1.CheckSendBatchResponse
+	77, // [77:88] is the sub-list for method output_type
+	66, // [66:77] is the sub-list for method input_type
+	66, // [66:66] is the sub-list for extension type_name
+	66, // [66:66] is the sub-list for extension extendee
+	0,  // [0:66] is the sub-list for field type_name
 }
 
 func init() { file_sendguard_v1_sendguard_proto_init() }
@@ -3279,14 +3697,14 @@ func file_sendguard_v1_sendguard_proto_init() {
 	if File_sendguard_v1_sendguard_proto != nil {
 		return
 	}
-	file_sendguard_v1_sendguard_proto_msgTypes[23].OneofWrappers = []any{}
+	file_sendguard_v1_sendguard_proto_msgTypes[26].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sendguard_v1_sendguard_proto_rawDesc), len(file_sendguard_v1_sendguard_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   28,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

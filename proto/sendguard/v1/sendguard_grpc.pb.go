@@ -19,16 +19,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SendGuard_CheckSend_FullMethodName       = "/sendguard.v1.SendGuard/CheckSend"
-	SendGuard_CheckSendStream_FullMethodName = "/sendguard.v1.SendGuard/CheckSendStream"
-	SendGuard_ReportResult_FullMethodName    = "/sendguard.v1.SendGuard/ReportResult"
-	SendGuard_ReportInbound_FullMethodName   = "/sendguard.v1.SendGuard/ReportInbound"
-	SendGuard_GetContact_FullMethodName      = "/sendguard.v1.SendGuard/GetContact"
-	SendGuard_SetOptOut_FullMethodName       = "/sendguard.v1.SendGuard/SetOptOut"
-	SendGuard_ForgetContact_FullMethodName   = "/sendguard.v1.SendGuard/ForgetContact"
-	SendGuard_GetPolicy_FullMethodName       = "/sendguard.v1.SendGuard/GetPolicy"
-	SendGuard_SetPolicy_FullMethodName       = "/sendguard.v1.SendGuard/SetPolicy"
-	SendGuard_CheckSendBatch_FullMethodName  = "/sendguard.v1.SendGuard/CheckSendBatch"
+	SendGuard_CheckSend_FullMethodName        = "/sendguard.v1.SendGuard/CheckSend"
+	SendGuard_CheckSendStream_FullMethodName  = "/sendguard.v1.SendGuard/CheckSendStream"
+	SendGuard_ReportResult_FullMethodName     = "/sendguard.v1.SendGuard/ReportResult"
+	SendGuard_ReportInbound_FullMethodName    = "/sendguard.v1.SendGuard/ReportInbound"
+	SendGuard_GetContact_FullMethodName       = "/sendguard.v1.SendGuard/GetContact"
+	SendGuard_SetOptOut_FullMethodName        = "/sendguard.v1.SendGuard/SetOptOut"
+	SendGuard_ForgetContact_FullMethodName    = "/sendguard.v1.SendGuard/ForgetContact"
+	SendGuard_GetPolicy_FullMethodName        = "/sendguard.v1.SendGuard/GetPolicy"
+	SendGuard_SetPolicy_FullMethodName        = "/sendguard.v1.SendGuard/SetPolicy"
+	SendGuard_ClearRestriction_FullMethodName = "/sendguard.v1.SendGuard/ClearRestriction"
+	SendGuard_CheckSendBatch_FullMethodName   = "/sendguard.v1.SendGuard/CheckSendBatch"
 )
 
 // SendGuardClient is the client API for SendGuard service.
@@ -72,6 +73,11 @@ type SendGuardClient interface {
 	GetPolicy(ctx context.Context, in *GetPolicyRequest, opts ...grpc.CallOption) (*GetPolicyResponse, error)
 	// SetPolicy changes a business's policy overrides.
 	SetPolicy(ctx context.Context, in *SetPolicyRequest, opts ...grpc.CallOption) (*SetPolicyResponse, error)
+	// ClearRestriction lifts an account restriction (ACCOUNT_RESTRICTED) or a
+	// sender's limit (SENDER_LIMITED) that an operator knows has ended, and answers
+	// what it lifted. A failure dated before the clear does not bring it back; a
+	// later one starts a new backoff. Admin scope.
+	ClearRestriction(ctx context.Context, in *ClearRestrictionRequest, opts ...grpc.CallOption) (*ClearRestrictionResponse, error)
 	// CheckSendBatch judges up to 1,000 planned sends in one unary call, for clients
 	// without bidirectional streams (JSON over HTTP/1.1, browsers). Every request is
 	// answered, in order, exactly as a CheckSendStream row is: a request that cannot
@@ -182,6 +188,16 @@ func (c *sendGuardClient) SetPolicy(ctx context.Context, in *SetPolicyRequest, o
 	return out, nil
 }
 
+func (c *sendGuardClient) ClearRestriction(ctx context.Context, in *ClearRestrictionRequest, opts ...grpc.CallOption) (*ClearRestrictionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClearRestrictionResponse)
+	err := c.cc.Invoke(ctx, SendGuard_ClearRestriction_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *sendGuardClient) CheckSendBatch(ctx context.Context, in *CheckSendBatchRequest, opts ...grpc.CallOption) (*CheckSendBatchResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CheckSendBatchResponse)
@@ -233,6 +249,11 @@ type SendGuardServer interface {
 	GetPolicy(context.Context, *GetPolicyRequest) (*GetPolicyResponse, error)
 	// SetPolicy changes a business's policy overrides.
 	SetPolicy(context.Context, *SetPolicyRequest) (*SetPolicyResponse, error)
+	// ClearRestriction lifts an account restriction (ACCOUNT_RESTRICTED) or a
+	// sender's limit (SENDER_LIMITED) that an operator knows has ended, and answers
+	// what it lifted. A failure dated before the clear does not bring it back; a
+	// later one starts a new backoff. Admin scope.
+	ClearRestriction(context.Context, *ClearRestrictionRequest) (*ClearRestrictionResponse, error)
 	// CheckSendBatch judges up to 1,000 planned sends in one unary call, for clients
 	// without bidirectional streams (JSON over HTTP/1.1, browsers). Every request is
 	// answered, in order, exactly as a CheckSendStream row is: a request that cannot
@@ -276,6 +297,9 @@ func (UnimplementedSendGuardServer) GetPolicy(context.Context, *GetPolicyRequest
 }
 func (UnimplementedSendGuardServer) SetPolicy(context.Context, *SetPolicyRequest) (*SetPolicyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetPolicy not implemented")
+}
+func (UnimplementedSendGuardServer) ClearRestriction(context.Context, *ClearRestrictionRequest) (*ClearRestrictionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ClearRestriction not implemented")
 }
 func (UnimplementedSendGuardServer) CheckSendBatch(context.Context, *CheckSendBatchRequest) (*CheckSendBatchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CheckSendBatch not implemented")
@@ -452,6 +476,24 @@ func _SendGuard_SetPolicy_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SendGuard_ClearRestriction_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClearRestrictionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SendGuardServer).ClearRestriction(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SendGuard_ClearRestriction_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SendGuardServer).ClearRestriction(ctx, req.(*ClearRestrictionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _SendGuard_CheckSendBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CheckSendBatchRequest)
 	if err := dec(in); err != nil {
@@ -508,6 +550,10 @@ var SendGuard_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetPolicy",
 			Handler:    _SendGuard_SetPolicy_Handler,
+		},
+		{
+			MethodName: "ClearRestriction",
+			Handler:    _SendGuard_ClearRestriction_Handler,
 		},
 		{
 			MethodName: "CheckSendBatch",
