@@ -126,7 +126,8 @@ func TestCheckJSON(t *testing.T) {
     }
   ],
   "retryAt": "2026-11-28T09:00:00Z",
-  "phoneE164": "+5511987650001"
+  "phoneE164": "+5511987650001",
+  "effectiveCategory": "CATEGORY_MARKETING"
 }
 `
 	if stdout != want {
