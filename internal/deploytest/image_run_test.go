@@ -173,6 +173,24 @@ func (c *inContainer) get(t *testing.T, path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// postJSON calls the JSON API (the Connect protocol) on the container's API port.
+func (c *inContainer) postJSON(t *testing.T, path, apiKey, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, "http://127.0.0.1:8081"+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 // processUID is the real, effective, saved and filesystem uids of pid.
 func processUID(t *testing.T, pid int) string {
 	t.Helper()
@@ -231,7 +249,7 @@ func TestImageRuns(t *testing.T) {
 	t.Run("mounted config with an API key on 0.0.0.0, data in a volume", func(t *testing.T) {
 		const key = "sg_deploytest_key_not_secret"
 		conf := filepath.Join(t.TempDir(), "sendguard.yaml")
-		body := fmt.Sprintf("grpc_addr: 0.0.0.0:50051\nhttp_addr: 0.0.0.0:8080\napi_keys:\n  - {name: test, sha256: %q, businesses: [acme]}\n", server.HashAPIKey(key))
+		body := fmt.Sprintf("grpc_addr: 0.0.0.0:50051\nhttp_addr: 0.0.0.0:8080\napi_addr: 0.0.0.0:8081\napi_keys:\n  - {name: test, sha256: %q, businesses: [acme]}\n", server.HashAPIKey(key))
 		if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -261,6 +279,11 @@ func TestImageRuns(t *testing.T) {
 		}
 		if code, _ := c.get(t, "/metrics"); code != http.StatusOK {
 			t.Errorf("/metrics: %d", code)
+		}
+		// The JSON API on the third exposed port answers the same.
+		if code, body := c.postJSON(t, "/sendguard.v1.SendGuard/CheckSend", key,
+			`{"businessId":"acme","phone":"`+check.Phone+`","category":"CATEGORY_MARKETING"}`); code != http.StatusOK || !strings.Contains(body, "RULE_OPTED_OUT") {
+			t.Errorf("JSON CheckSend on the API port: %d %s, want 200 with RULE_OPTED_OUT", code, body)
 		}
 		p.stop("sg-keys-again")
 	})

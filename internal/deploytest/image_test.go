@@ -245,7 +245,7 @@ func TestImageContents(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ports []string
-	for _, addr := range []string{dc.GRPCAddr, dc.HTTPAddr} {
+	for _, addr := range []string{dc.GRPCAddr, dc.HTTPAddr, dc.APIAddr} {
 		host, port, err := net.SplitHostPort(addr)
 		if err != nil {
 			t.Fatal(err)

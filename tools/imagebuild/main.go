@@ -37,6 +37,7 @@ const (
 	userName     = "sendguard"
 	grpcPort     = "50051/tcp"
 	httpPort     = "8080/tcp"
+	apiPort      = "8081/tcp"
 	imageLicense = "Apache-2.0"
 )
 
@@ -216,7 +217,7 @@ func image(layerTar []byte, arch string, created time.Time, labels map[string]st
 		User:         fmt.Sprintf("%d:%d", uid, uid),
 		WorkingDir:   dataVolume,
 		Env:          []string{"PATH=/usr/local/bin"},
-		ExposedPorts: map[string]struct{}{grpcPort: {}, httpPort: {}},
+		ExposedPorts: map[string]struct{}{grpcPort: {}, httpPort: {}, apiPort: {}},
 		Volumes:      map[string]struct{}{dataVolume: {}},
 		Labels:       labels,
 		StopSignal:   "SIGTERM",
