@@ -77,7 +77,7 @@ func newMetrics() *metrics {
 		}, []string{"rule", "shadow"}),
 		rowErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sendguard_stream_row_errors_total",
-			Help: "CheckSendStream rows answered with an error instead of a verdict, by gRPC code.",
+			Help: "CheckSendStream and CheckSendBatch rows answered with an error instead of a verdict, by gRPC code.",
 		}, []string{"code"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sendguard_events_total",
