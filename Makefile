@@ -70,9 +70,23 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 60s)
 $(BUF): tools/go.mod tools/go.sum
 	cd tools && $(GO) build -o ../$(BUF) github.com/bufbuild/buf/cmd/buf
 
+# The TypeScript client (clients/typescript): its npm packages, pinned in
+# package-lock.json, are installed (npm ci) when the lock is newer than the
+# last install; protoc-gen-es among them generates its code.
+TS := clients/typescript
+NPM_CI := npm ci --no-audit --no-fund --loglevel=error
+
+$(TS)/node_modules/.package-lock.json: $(TS)/package.json $(TS)/package-lock.json
+	cd $(TS) && $(NPM_CI)
+
 .PHONY: generate
-generate: $(BUF) ## Regenerate from proto/: the Go code, the OpenAPI document and the descriptor set (local plugins, pinned in go.mod and tools/go.mod)
+generate: $(BUF) $(TS)/node_modules/.package-lock.json ## Regenerate from proto/: the Go code, the OpenAPI document, the descriptor set, the TypeScript client's code (local plugins, pinned in go.mod, tools/go.mod and clients/typescript/package-lock.json)
 	$(BUF) generate
+	$(BUF) generate --template $(TS)/buf.gen.yaml
+
+.PHONY: test-ts
+test-ts: build ## The TypeScript client (clients/typescript): npm ci, prettier check, tsc (strict), node --test against a real sendguard serve
+	cd $(TS) && $(NPM_CI) && npm run lint --silent && SENDGUARD_BIN=$(CURDIR)/bin/sendguard npm test --silent
 
 .PHONY: lint
 lint: $(BUF) ## buf lint, gofmt check and go vet
@@ -82,7 +96,7 @@ lint: $(BUF) ## buf lint, gofmt check and go vet
 
 .PHONY: check-generated
 check-generated: generate ## Fail when regenerating would change the committed code
-	@git diff --exit-code -- proto/ && test -z "$$(git status --porcelain -- proto/)" || { git status --short -- proto/; echo 'generated code (Go, OpenAPI, descriptor set) is stale: run make generate and commit'; exit 1; }
+	@git diff --exit-code -- proto/ $(TS)/src/gen/ && test -z "$$(git status --porcelain -- proto/ $(TS)/src/gen/)" || { git status --short -- proto/ $(TS)/src/gen/; echo 'generated code (Go, OpenAPI, descriptor set, TypeScript) is stale: run make generate and commit'; exit 1; }
 
 .PHONY: fmt
 fmt: ## gofmt every Go file
