@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sendguard/v1/sendguard.proto.
  */
 export const file_sendguard_v1_sendguard: GenFile = /*@__PURE__*/
-  fileDesc("ChxzZW5kZ3VhcmQvdjEvc2VuZGd1YXJkLnByb3RvEgxzZW5kZ3VhcmQudjEijwIKEENoZWNrU2VuZFJlcXVlc3QSEwoLYnVzaW5lc3NfaWQYASABKAkSDQoFcGhvbmUYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRIoCghjYXRlZ29yeRgEIAEoDjIWLnNlbmRndWFyZC52MS5DYXRlZ29yeRIQCgh0ZW1wbGF0ZRgFIAEoCRITCgtjYW1wYWlnbl9pZBgGIAEoCRISCgpyZXF1ZXN0X2lkGAcgASgJEisKB3NlbmRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3Jlc2VydmUYCSABKAgSEwoLbWVzc2FnZV9yZWYYCiABKAkSDgoGcmVnaW9uGAsgASgJIvECChFDaGVja1NlbmRSZXNwb25zZRISCgpyZXF1ZXN0X2lkGAEgASgJEiYKB3ZlcmRpY3QYAiABKA4yFS5zZW5kZ3VhcmQudjEuVmVyZGljdBIlCgdyZWFzb25zGAMgAygLMhQuc2VuZGd1YXJkLnYxLlJlYXNvbhIsCghyZXRyeV9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcGhvbmVfZTE2NBgFIAEoCRINCgV3YV9pZBgGIAEoCRIPCgd1c2VyX2lkGAcgASgJEjgKFHNlcnZpY2Vfd2luZG93X3VudGlsGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZzaGFkb3cYCSABKAgSEQoJZHVwbGljYXRlGAogASgIEiUKBWVycm9yGAsgASgLMhYuc2VuZGd1YXJkLnYxLlJvd0Vycm9yEhMKC21lc3NhZ2VfcmVmGAwgASgJIikKCFJvd0Vycm9yEgwKBGNvZGUYASABKAUSDwoHbWVzc2FnZRgCIAEoCSK2AQoGUmVhc29uEiAKBHJ1bGUYASABKA4yEi5zZW5kZ3VhcmQudjEuUnVsZRIOCgZkZXRhaWwYAiABKAkSFwoPbWV0YV9lcnJvcl9jb2RlGAMgASgFEikKBXVudGlsGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZzaGFkb3cYBSABKAgSJgoHdmVyZGljdBgGIAEoDjIVLnNlbmRndWFyZC52MS5WZXJkaWN0ItkCChNSZXBvcnRSZXN1bHRSZXF1ZXN0EhMKC2J1c2luZXNzX2lkGAEgASgJEg0KBXBob25lGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSEgoKbWVzc2FnZV9pZBgEIAEoCRITCgttZXNzYWdlX3JlZhgFIAEoCRIrCgZzdGF0dXMYBiABKA4yGy5zZW5kZ3VhcmQudjEuTWVzc2FnZVN0YXR1cxISCgplcnJvcl9jb2RlGAcgASgFEhMKC2Vycm9yX3RpdGxlGAggASgJEigKCGNhdGVnb3J5GAkgASgOMhYuc2VuZGd1YXJkLnYxLkNhdGVnb3J5EhAKCHRlbXBsYXRlGAogASgJEhMKC2NhbXBhaWduX2lkGAsgASgJEi0KCXRpbWVzdGFtcBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVnaW9uGA0gASgJIj0KFFJlcG9ydFJlc3VsdFJlc3BvbnNlEhEKCWR1cGxpY2F0ZRgBIAEoCBISCgpwaG9uZV9lMTY0GAIgASgJItUBChRSZXBvcnRJbmJvdW5kUmVxdWVzdBITCgtidXNpbmVzc19pZBgBIAEoCRINCgVwaG9uZRgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEhIKCm1lc3NhZ2VfaWQYBCABKAkSJwoEa2luZBgFIAEoDjIZLnNlbmRndWFyZC52MS5JbmJvdW5kS2luZBIMCgR0ZXh0GAYgASgJEi0KCXRpbWVzdGFtcBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVnaW9uGAggASgJIp0BChVSZXBvcnRJbmJvdW5kUmVzcG9uc2USEQoJZHVwbGljYXRlGAEgASgIEhEKCW9wdGVkX291dBgCIAEoCBIQCghvcHRlZF9pbhgDIAEoCBI4ChRzZXJ2aWNlX3dpbmRvd191bnRpbBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcGhvbmVfZTE2NBgFIAEoCSJYChFHZXRDb250YWN0UmVxdWVzdBITCgtidXNpbmVzc19pZBgBIAEoCRINCgVwaG9uZRgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEg4KBnJlZ2lvbhgEIAEoCSI8ChJHZXRDb250YWN0UmVzcG9uc2USJgoHY29udGFjdBgBIAEoCzIVLnNlbmRndWFyZC52MS5Db250YWN0IrAECgdDb250YWN0EhIKCnBob25lX2UxNjQYASABKAkSDQoFd2FfaWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRIWCg5tZXRhX29wdGVkX291dBgEIAEoCBIRCglvcHRlZF9vdXQYBSABKAgSMAoMb3B0ZWRfb3V0X2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5vcHRfb3V0X3JlYXNvbhgHIAEoCRIuCgpjb25zZW50X2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5jb25zZW50X3JlYXNvbhgJIAEoCRIzCg9sYXN0X2luYm91bmRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjgKFHNlcnZpY2Vfd2luZG93X3VudGlsGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgVzZW5kcxgMIAMoCzIYLnNlbmRndWFyZC52MS5TZW5kUmVjb3JkEikKBm51bWJlchgNIAEoCzIZLnNlbmRndWFyZC52MS5OdW1iZXJGYWN0cxIqCgZldmVudHMYDiADKAsyGi5zZW5kZ3VhcmQudjEuQ29udGFjdEV2ZW50EjEKCWRlY2lzaW9ucxgPIAMoCzIeLnNlbmRndWFyZC52MS5DYXRlZ29yeURlY2lzaW9uEhIKCnN1cHByZXNzZWQYECABKAgivgEKClNlbmRSZWNvcmQSJgoCYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC21lc3NhZ2VfcmVmGAIgASgJEhIKCm1lc3NhZ2VfaWQYAyABKAkSKAoIY2F0ZWdvcnkYBCABKA4yFi5zZW5kZ3VhcmQudjEuQ2F0ZWdvcnkSEAoIdGVtcGxhdGUYBSABKAkSEwoLY2FtcGFpZ25faWQYBiABKAkSDgoGZmFpbGVkGAcgASgIIsMDCgtOdW1iZXJGYWN0cxI4ChRlY29zeXN0ZW1fbGltaXRlZF9hdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQZWNvc3lzdGVtX3N0cmVhaxgCIAEoBRIzCg9lY29zeXN0ZW1fdW50aWwYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWV4cGVyaW1lbnRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKEGV4cGVyaW1lbnRfdW50aWwYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKEHVuZGVsaXZlcmFibGVfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhwKFHVuZGVsaXZlcmFibGVfc3RyZWFrGAcgASgFEjcKE3VuZGVsaXZlcmFibGVfdW50aWwYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEWxhc3RfZGVsaXZlcmVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJLCgxDb250YWN0RXZlbnQSJgoCYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2Rlc2NyaXB0aW9uGAIgASgJIm8KEENhdGVnb3J5RGVjaXNpb24SKAoIY2F0ZWdvcnkYASABKA4yFi5zZW5kZ3VhcmQudjEuQ2F0ZWdvcnkSMQoIZGVjaXNpb24YAiABKAsyHy5zZW5kZ3VhcmQudjEuQ2hlY2tTZW5kUmVzcG9uc2UiegoQU2V0T3B0T3V0UmVxdWVzdBITCgtidXNpbmVzc19pZBgBIAEoCRINCgVwaG9uZRgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEhEKCW9wdGVkX291dBgEIAEoCBIOCgZyZWFzb24YBSABKAkSDgoGcmVnaW9uGAYgASgJIj4KEVNldE9wdE91dFJlc3BvbnNlEhEKCW9wdGVkX291dBgBIAEoCBIWCg5tZXRhX29wdGVkX291dBgCIAEoCCJzChRGb3JnZXRDb250YWN0UmVxdWVzdBITCgtidXNpbmVzc19pZBgBIAEoCRINCgVwaG9uZRgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEhYKDmZvcmdldF9vcHRfb3V0GAQgASgIEg4KBnJlZ2lvbhgFIAEoCSI6ChVGb3JnZXRDb250YWN0UmVzcG9uc2USDQoFZm91bmQYASABKAgSEgoKc3VwcHJlc3NlZBgCIAEoCCInChBHZXRQb2xpY3lSZXF1ZXN0EhMKC2J1c2luZXNzX2lkGAEgASgJImUKEUdldFBvbGljeVJlc3BvbnNlEicKCWVmZmVjdGl2ZRgBIAEoCzIULnNlbmRndWFyZC52MS5Qb2xpY3kSJwoJb3ZlcnJpZGVzGAIgASgLMhQuc2VuZGd1YXJkLnYxLlBvbGljeSJ+ChBTZXRQb2xpY3lSZXF1ZXN0EhMKC2J1c2luZXNzX2lkGAEgASgJEiQKBnBvbGljeRgCIAEoCzIULnNlbmRndWFyZC52MS5Qb2xpY3kSLwoLdXBkYXRlX21hc2sYAyABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrImUKEVNldFBvbGljeVJlc3BvbnNlEicKCWVmZmVjdGl2ZRgBIAEoCzIULnNlbmRndWFyZC52MS5Qb2xpY3kSJwoJb3ZlcnJpZGVzGAIgASgLMhQuc2VuZGd1YXJkLnYxLlBvbGljeSKxBwoGUG9saWN5EjIKDmZyZXF1ZW5jeV9jYXBzGAEgAygLMhouc2VuZGd1YXJkLnYxLkZyZXF1ZW5jeUNhcBI1ChJlY29zeXN0ZW1fY29vbGRvd24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SOQoWZWNvc3lzdGVtX2Nvb2xkb3duX21heBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIxCg5leHBlcmltZW50X3R0bBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIxCg5zZXJ2aWNlX3dpbmRvdxgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI4ChV1bmRlbGl2ZXJhYmxlX2JhY2tvZmYYBiADKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMAoNcGFpcl9pbnRlcnZhbBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIXCgpwYWlyX2J1cnN0GAggASgFSACIAQESGAoQb3B0X291dF9rZXl3b3JkcxgJIAMoCRIXCg9vcHRfaW5fa2V5d29yZHMYCiADKAkSLQoLcXVpZXRfaG91cnMYCyABKAsyGC5zZW5kZ3VhcmQudjEuUXVpZXRIb3VycxI5ChZ0ZW1wbGF0ZV9yZXBlYXRfd2luZG93GAwgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhwKD21lc3NhZ2luZ19saW1pdBgNIAEoBUgBiAEBEhcKD2Jsb2NrZWRfcmVnaW9ucxgOIAMoCRIbCg5yZXF1aXJlX29wdF9pbhgPIAEoCEgCiAEBEiEKFHNoYXJlX251bWJlcl9zaWduYWxzGBAgASgISAOIAQESEwoGc2hhZG93GBEgASgISASIAQESKAoMc2hhZG93X3J1bGVzGBIgAygOMhIuc2VuZGd1YXJkLnYxLlJ1bGUSGwoOZGVmYXVsdF9yZWdpb24YEyABKAlIBYgBARI5ChFudW1iZXJfdmFsaWRhdGlvbhgUIAEoDjIeLnNlbmRndWFyZC52MS5OdW1iZXJWYWxpZGF0aW9uQg0KC19wYWlyX2J1cnN0QhIKEF9tZXNzYWdpbmdfbGltaXRCEQoPX3JlcXVpcmVfb3B0X2luQhcKFV9zaGFyZV9udW1iZXJfc2lnbmFsc0IJCgdfc2hhZG93QhEKD19kZWZhdWx0X3JlZ2lvbiJICgxGcmVxdWVuY3lDYXASDQoFY291bnQYASABKAUSKQoGd2luZG93GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIigKClF1aWV0SG91cnMSDQoFc3RhcnQYASABKAkSCwoDZW5kGAIgASgJIkkKFUNoZWNrU2VuZEJhdGNoUmVxdWVzdBIwCghyZXF1ZXN0cxgBIAMoCzIeLnNlbmRndWFyZC52MS5DaGVja1NlbmRSZXF1ZXN0IkwKFkNoZWNrU2VuZEJhdGNoUmVzcG9uc2USMgoJcmVzcG9uc2VzGAEgAygLMh8uc2VuZGd1YXJkLnYxLkNoZWNrU2VuZFJlc3BvbnNlKoUBCghDYXRlZ29yeRIYChRDQVRFR09SWV9VTlNQRUNJRklFRBAAEhYKEkNBVEVHT1JZX01BUktFVElORxABEhQKEENBVEVHT1JZX1VUSUxJVFkQAhIbChdDQVRFR09SWV9BVVRIRU5USUNBVElPThADEhQKEENBVEVHT1JZX1NFUlZJQ0UQBCpaCgdWZXJkaWN0EhcKE1ZFUkRJQ1RfVU5TUEVDSUZJRUQQABIRCg1WRVJESUNUX0FMTE9XEAESEQoNVkVSRElDVF9ERUZFUhACEhAKDFZFUkRJQ1RfREVOWRADKucCCgRSdWxlEhQKEFJVTEVfVU5TUEVDSUZJRUQQABIXChNSVUxFX0lOVkFMSURfTlVNQkVSEAESFwoTUlVMRV9SRUdJT05fQkxPQ0tFRBACEhIKDlJVTEVfT1BURURfT1VUEAMSEwoPUlVMRV9OT19DT05TRU5UEAQSGAoUUlVMRV9FQ09TWVNURU1fTElNSVQQBRITCg9SVUxFX0VYUEVSSU1FTlQQBhIWChJSVUxFX0ZSRVFVRU5DWV9DQVAQBxIXChNSVUxFX1NFUlZJQ0VfV0lORE9XEAgSFgoSUlVMRV9VTkRFTElWRVJBQkxFEAkSEgoOUlVMRV9QQUlSX1JBVEUQChIYChRSVUxFX1RFTVBMQVRFX1BBVVNFRBALEhgKFFJVTEVfTUVTU0FHSU5HX0xJTUlUEAwSFAoQUlVMRV9RVUlFVF9IT1VSUxANEhgKFFJVTEVfVEVNUExBVEVfUkVQRUFUEA4qtQEKDU1lc3NhZ2VTdGF0dXMSHgoaTUVTU0FHRV9TVEFUVVNfVU5TUEVDSUZJRUQQABIXChNNRVNTQUdFX1NUQVRVU19TRU5UEAESHAoYTUVTU0FHRV9TVEFUVVNfREVMSVZFUkVEEAISFwoTTUVTU0FHRV9TVEFUVVNfUkVBRBADEhkKFU1FU1NBR0VfU1RBVFVTX1BMQVlFRBAEEhkKFU1FU1NBR0VfU1RBVFVTX0ZBSUxFRBAFKlwKC0luYm91bmRLaW5kEhwKGElOQk9VTkRfS0lORF9VTlNQRUNJRklFRBAAEhgKFElOQk9VTkRfS0lORF9NRVNTQUdFEAESFQoRSU5CT1VORF9LSU5EX0NBTEwQAipyChBOdW1iZXJWYWxpZGF0aW9uEiEKHU5VTUJFUl9WQUxJREFUSU9OX1VOU1BFQ0lGSUVEEAASGwoXTlVNQkVSX1ZBTElEQVRJT05fVkFMSUQQARIeChpOVU1CRVJfVkFMSURBVElPTl9QT1NTSUJMRRACMtQGCglTZW5kR3VhcmQSTAoJQ2hlY2tTZW5kEh4uc2VuZGd1YXJkLnYxLkNoZWNrU2VuZFJlcXVlc3QaHy5zZW5kZ3VhcmQudjEuQ2hlY2tTZW5kUmVzcG9uc2USVgoPQ2hlY2tTZW5kU3RyZWFtEh4uc2VuZGd1YXJkLnYxLkNoZWNrU2VuZFJlcXVlc3QaHy5zZW5kZ3VhcmQudjEuQ2hlY2tTZW5kUmVzcG9uc2UoATABElUKDFJlcG9ydFJlc3VsdBIhLnNlbmRndWFyZC52MS5SZXBvcnRSZXN1bHRSZXF1ZXN0GiIuc2VuZGd1YXJkLnYxLlJlcG9ydFJlc3VsdFJlc3BvbnNlElgKDVJlcG9ydEluYm91bmQSIi5zZW5kZ3VhcmQudjEuUmVwb3J0SW5ib3VuZFJlcXVlc3QaIy5zZW5kZ3VhcmQudjEuUmVwb3J0SW5ib3VuZFJlc3BvbnNlEk8KCkdldENvbnRhY3QSHy5zZW5kZ3VhcmQudjEuR2V0Q29udGFjdFJlcXVlc3QaIC5zZW5kZ3VhcmQudjEuR2V0Q29udGFjdFJlc3BvbnNlEkwKCVNldE9wdE91dBIeLnNlbmRndWFyZC52MS5TZXRPcHRPdXRSZXF1ZXN0Gh8uc2VuZGd1YXJkLnYxLlNldE9wdE91dFJlc3BvbnNlElgKDUZvcmdldENvbnRhY3QSIi5zZW5kZ3VhcmQudjEuRm9yZ2V0Q29udGFjdFJlcXVlc3QaIy5zZW5kZ3VhcmQudjEuRm9yZ2V0Q29udGFjdFJlc3BvbnNlEkwKCUdldFBvbGljeRIeLnNlbmRndWFyZC52MS5HZXRQb2xpY3lSZXF1ZXN0Gh8uc2VuZGd1YXJkLnYxLkdldFBvbGljeVJlc3BvbnNlEkwKCVNldFBvbGljeRIeLnNlbmRndWFyZC52MS5TZXRQb2xpY3lSZXF1ZXN0Gh8uc2VuZGd1YXJkLnYxLlNldFBvbGljeVJlc3BvbnNlElsKDkNoZWNrU2VuZEJhdGNoEiMuc2VuZGd1YXJkLnYxLkNoZWNrU2VuZEJhdGNoUmVxdWVzdBokLnNlbmRndWFyZC52MS5DaGVja1NlbmRCYXRjaFJlc3BvbnNlQj9aPWdpdGh1Yi5jb20vc2VuZGd1YXJkL3NlbmRndWFyZC9wcm90by9zZW5kZ3VhcmQvdjE7c2VuZGd1YXJkdjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("ChxzZW5kZ3VhcmQvdjEvc2VuZGd1YXJkLnByb3RvEgxzZW5kZ3VhcmQudjEiugIKEENoZWNrU2VuZFJlcXVlc3QSEwoLYnVzaW5lc3NfaWQYASABKAkSDQoFcGhvbmUYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRIoCghjYXRlZ29yeRgEIAEoDjIWLnNlbmRndWFyZC52MS5DYXRlZ29yeRIQCgh0ZW1wbGF0ZRgFIAEoCRITCgtjYW1wYWlnbl9pZBgGIAEoCRISCgpyZXF1ZXN0X2lkGAcgASgJEisKB3NlbmRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3Jlc2VydmUYCSABKAgSEwoLbWVzc2FnZV9yZWYYCiABKAkSDgoGcmVnaW9uGAsgASgJEg4KBnNlbmRlchgMIAEoCRIZChF0ZW1wbGF0ZV9sYW5ndWFnZRgNIAEoCSKlAwoRQ2hlY2tTZW5kUmVzcG9uc2USEgoKcmVxdWVzdF9pZBgBIAEoCRImCgd2ZXJkaWN0GAIgASgOMhUuc2VuZGd1YXJkLnYxLlZlcmRpY3QSJQoHcmVhc29ucxgDIAMoCzIULnNlbmRndWFyZC52MS5SZWFzb24SLAoIcmV0cnlfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnBob25lX2UxNjQYBSABKAkSDQoFd2FfaWQYBiABKAkSDwoHdXNlcl9pZBgHIAEoCRI4ChRzZXJ2aWNlX3dpbmRvd191bnRpbBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc2hhZG93GAkgASgIEhEKCWR1cGxpY2F0ZRgKIAEoCBIlCgVlcnJvchgLIAEoCzIWLnNlbmRndWFyZC52MS5Sb3dFcnJvchITCgttZXNzYWdlX3JlZhgMIAEoCRIyChJlZmZlY3RpdmVfY2F0ZWdvcnkYDSABKA4yFi5zZW5kZ3VhcmQudjEuQ2F0ZWdvcnkiKQoIUm93RXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJIrYBCgZSZWFzb24SIAoEcnVsZRgBIAEoDjISLnNlbmRndWFyZC52MS5SdWxlEg4KBmRldGFpbBgCIAEoCRIXCg9tZXRhX2Vycm9yX2NvZGUYAyABKAUSKQoFdW50aWwYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnNoYWRvdxgFIAEoCBImCgd2ZXJkaWN0GAYgASgOMhUuc2VuZGd1YXJkLnYxLlZlcmRpY3QingMKE1JlcG9ydFJlc3VsdFJlcXVlc3QSEwoLYnVzaW5lc3NfaWQYASABKAkSDQoFcGhvbmUYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRISCgptZXNzYWdlX2lkGAQgASgJEhMKC21lc3NhZ2VfcmVmGAUgASgJEisKBnN0YXR1cxgGIAEoDjIbLnNlbmRndWFyZC52MS5NZXNzYWdlU3RhdHVzEhIKCmVycm9yX2NvZGUYByABKAUSEwoLZXJyb3JfdGl0bGUYCCABKAkSKAoIY2F0ZWdvcnkYCSABKA4yFi5zZW5kZ3VhcmQudjEuQ2F0ZWdvcnkSEAoIdGVtcGxhdGUYCiABKAkSEwoLY2FtcGFpZ25faWQYCyABKAkSLQoJdGltZXN0YW1wGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZyZWdpb24YDSABKAkSDgoGc2VuZGVyGA4gASgJEhkKEXRlbXBsYXRlX2xhbmd1YWdlGA8gASgJEhgKEHByaWNpbmdfY2F0ZWdvcnkYECABKAkiPQoUUmVwb3J0UmVzdWx0UmVzcG9uc2USEQoJZHVwbGljYXRlGAEgASgIEhIKCnBob25lX2UxNjQYAiABKAkikgIKFFJlcG9ydEluYm91bmRSZXF1ZXN0EhMKC2J1c2luZXNzX2lkGAEgASgJEg0KBXBob25lGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSEgoKbWVzc2FnZV9pZBgEIAEoCRInCgRraW5kGAUgASgOMhkuc2VuZGd1YXJkLnYxLkluYm91bmRLaW5kEgwKBHRleHQYBiABKAkSLQoJdGltZXN0YW1wGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZyZWdpb24YCCABKAkSDgoGc2VuZGVyGAkgASgJEhYKDmJ1dHRvbl9wYXlsb2FkGAogASgJEhMKC2FkX3JlZmVycmFsGAsgASgIIp0BChVSZXBvcnRJbmJvdW5kUmVzcG9uc2USEQoJZHVwbGljYXRlGAEgASgIEhEKCW9wdGVkX291dBgCIAEoCBIQCghvcHRlZF9pbhgDIAEoCBI4ChRzZXJ2aWNlX3dpbmRvd191bnRpbBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcGhvbmVfZTE2NBgFIAEoCSJoChFHZXRDb250YWN0UmVxdWVzdBITCgtidXNpbmVzc19pZBgBIAEoCRINCgVwaG9uZRgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEg4KBnJlZ2lvbhgEIAEoCRIOCgZzZW5kZXIYBSABKAkiPAoSR2V0Q29udGFjdFJlc3BvbnNlEiYKB2NvbnRhY3QYASABKAsyFS5zZW5kZ3VhcmQudjEuQ29udGFjdCLhBAoHQ29udGFjdBISCgpwaG9uZV9lMTY0GAEgASgJEg0KBXdhX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSFgoObWV0YV9vcHRlZF9vdXQYBCABKAgSEQoJb3B0ZWRfb3V0GAUgASgIEjAKDG9wdGVkX291dF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOb3B0X291dF9yZWFzb24YByABKAkSLgoKY29uc2VudF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOY29uc2VudF9yZWFzb24YCSABKAkSMwoPbGFzdF9pbmJvdW5kX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI4ChRzZXJ2aWNlX3dpbmRvd191bnRpbBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoFc2VuZHMYDCADKAsyGC5zZW5kZ3VhcmQudjEuU2VuZFJlY29yZBIpCgZudW1iZXIYDSABKAsyGS5zZW5kZ3VhcmQudjEuTnVtYmVyRmFjdHMSKgoGZXZlbnRzGA4gAygLMhouc2VuZGd1YXJkLnYxLkNvbnRhY3RFdmVudBIxCglkZWNpc2lvbnMYDyADKAsyHi5zZW5kZ3VhcmQudjEuQ2F0ZWdvcnlEZWNpc2lvbhISCgpzdXBwcmVzc2VkGBAgASgIEi8KDHJlc3RyaWN0aW9ucxgRIAMoCzIZLnNlbmRndWFyZC52MS5SZXN0cmljdGlvbiK+AQoKU2VuZFJlY29yZBImCgJhdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLbWVzc2FnZV9yZWYYAiABKAkSEgoKbWVzc2FnZV9pZBgDIAEoCRIoCghjYXRlZ29yeRgEIAEoDjIWLnNlbmRndWFyZC52MS5DYXRlZ29yeRIQCgh0ZW1wbGF0ZRgFIAEoCRITCgtjYW1wYWlnbl9pZBgGIAEoCRIOCgZmYWlsZWQYByABKAgiwwMKC051bWJlckZhY3RzEjgKFGVjb3N5c3RlbV9saW1pdGVkX2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBlY29zeXN0ZW1fc3RyZWFrGAIgASgFEjMKD2Vjb3N5c3RlbV91bnRpbBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNZXhwZXJpbWVudF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQZXhwZXJpbWVudF91bnRpbBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQdW5kZWxpdmVyYWJsZV9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHAoUdW5kZWxpdmVyYWJsZV9zdHJlYWsYByABKAUSNwoTdW5kZWxpdmVyYWJsZV91bnRpbBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbGFzdF9kZWxpdmVyZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIksKDENvbnRhY3RFdmVudBImCgJhdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZGVzY3JpcHRpb24YAiABKAkibwoQQ2F0ZWdvcnlEZWNpc2lvbhIoCghjYXRlZ29yeRgBIAEoDjIWLnNlbmRndWFyZC52MS5DYXRlZ29yeRIxCghkZWNpc2lvbhgCIAEoCzIfLnNlbmRndWFyZC52MS5DaGVja1NlbmRSZXNwb25zZSJ6ChBTZXRPcHRPdXRSZXF1ZXN0EhMKC2J1c2luZXNzX2lkGAEgASgJEg0KBXBob25lGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSEQoJb3B0ZWRfb3V0GAQgASgIEg4KBnJlYXNvbhgFIAEoCRIOCgZyZWdpb24YBiABKAkiPgoRU2V0T3B0T3V0UmVzcG9uc2USEQoJb3B0ZWRfb3V0GAEgASgIEhYKDm1ldGFfb3B0ZWRfb3V0GAIgASgIInMKFEZvcmdldENvbnRhY3RSZXF1ZXN0EhMKC2J1c2luZXNzX2lkGAEgASgJEg0KBXBob25lGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSFgoOZm9yZ2V0X29wdF9vdXQYBCABKAgSDgoGcmVnaW9uGAUgASgJIjoKFUZvcmdldENvbnRhY3RSZXNwb25zZRINCgVmb3VuZBgBIAEoCBISCgpzdXBwcmVzc2VkGAIgASgIIicKEEdldFBvbGljeVJlcXVlc3QSEwoLYnVzaW5lc3NfaWQYASABKAkilgEKEUdldFBvbGljeVJlc3BvbnNlEicKCWVmZmVjdGl2ZRgBIAEoCzIULnNlbmRndWFyZC52MS5Qb2xpY3kSJwoJb3ZlcnJpZGVzGAIgASgLMhQuc2VuZGd1YXJkLnYxLlBvbGljeRIvCgxyZXN0cmljdGlvbnMYAyADKAsyGS5zZW5kZ3VhcmQudjEuUmVzdHJpY3Rpb24i5gEKC1Jlc3RyaWN0aW9uEiAKBHJ1bGUYASABKA4yEi5zZW5kZ3VhcmQudjEuUnVsZRIOCgZzZW5kZXIYAiABKAkSFwoPbWV0YV9lcnJvcl9jb2RlGAMgASgFEikKBXNpbmNlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoHdmVyZGljdBgGIAEoDjIVLnNlbmRndWFyZC52MS5WZXJkaWN0Eg4KBmRldGFpbBgHIAEoCSJwChdDbGVhclJlc3RyaWN0aW9uUmVxdWVzdBITCgtidXNpbmVzc19pZBgBIAEoCRIOCgZzZW5kZXIYAiABKAkSIAoEcnVsZRgDIAEoDjISLnNlbmRndWFyZC52MS5SdWxlEg4KBnJlZ2lvbhgEIAEoCSJGChhDbGVhclJlc3RyaWN0aW9uUmVzcG9uc2USKgoHY2xlYXJlZBgBIAMoCzIZLnNlbmRndWFyZC52MS5SZXN0cmljdGlvbiJ+ChBTZXRQb2xpY3lSZXF1ZXN0EhMKC2J1c2luZXNzX2lkGAEgASgJEiQKBnBvbGljeRgCIAEoCzIULnNlbmRndWFyZC52MS5Qb2xpY3kSLwoLdXBkYXRlX21hc2sYAyABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrImUKEVNldFBvbGljeVJlc3BvbnNlEicKCWVmZmVjdGl2ZRgBIAEoCzIULnNlbmRndWFyZC52MS5Qb2xpY3kSJwoJb3ZlcnJpZGVzGAIgASgLMhQuc2VuZGd1YXJkLnYxLlBvbGljeSL3BwoGUG9saWN5EjIKDmZyZXF1ZW5jeV9jYXBzGAEgAygLMhouc2VuZGd1YXJkLnYxLkZyZXF1ZW5jeUNhcBI1ChJlY29zeXN0ZW1fY29vbGRvd24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SOQoWZWNvc3lzdGVtX2Nvb2xkb3duX21heBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIxCg5leHBlcmltZW50X3R0bBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIxCg5zZXJ2aWNlX3dpbmRvdxgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI4ChV1bmRlbGl2ZXJhYmxlX2JhY2tvZmYYBiADKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMAoNcGFpcl9pbnRlcnZhbBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIXCgpwYWlyX2J1cnN0GAggASgFSACIAQESGAoQb3B0X291dF9rZXl3b3JkcxgJIAMoCRIXCg9vcHRfaW5fa2V5d29yZHMYCiADKAkSLQoLcXVpZXRfaG91cnMYCyABKAsyGC5zZW5kZ3VhcmQudjEuUXVpZXRIb3VycxI5ChZ0ZW1wbGF0ZV9yZXBlYXRfd2luZG93GAwgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhwKD21lc3NhZ2luZ19saW1pdBgNIAEoBUgBiAEBEhcKD2Jsb2NrZWRfcmVnaW9ucxgOIAMoCRIbCg5yZXF1aXJlX29wdF9pbhgPIAEoCEgCiAEBEiEKFHNoYXJlX251bWJlcl9zaWduYWxzGBAgASgISAOIAQESEwoGc2hhZG93GBEgASgISASIAQESKAoMc2hhZG93X3J1bGVzGBIgAygOMhIuc2VuZGd1YXJkLnYxLlJ1bGUSGwoOZGVmYXVsdF9yZWdpb24YEyABKAlIBYgBARI5ChFudW1iZXJfdmFsaWRhdGlvbhgUIAEoDjIeLnNlbmRndWFyZC52MS5OdW1iZXJWYWxpZGF0aW9uEiYKGWtleXdvcmRfb3B0X2luX2lzX2NvbnNlbnQYFSABKAhIBogBAUINCgtfcGFpcl9idXJzdEISChBfbWVzc2FnaW5nX2xpbWl0QhEKD19yZXF1aXJlX29wdF9pbkIXChVfc2hhcmVfbnVtYmVyX3NpZ25hbHNCCQoHX3NoYWRvd0IRCg9fZGVmYXVsdF9yZWdpb25CHAoaX2tleXdvcmRfb3B0X2luX2lzX2NvbnNlbnQiSAoMRnJlcXVlbmN5Q2FwEg0KBWNvdW50GAEgASgFEikKBndpbmRvdxgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIoCgpRdWlldEhvdXJzEg0KBXN0YXJ0GAEgASgJEgsKA2VuZBgCIAEoCSJJChVDaGVja1NlbmRCYXRjaFJlcXVlc3QSMAoIcmVxdWVzdHMYASADKAsyHi5zZW5kZ3VhcmQudjEuQ2hlY2tTZW5kUmVxdWVzdCJMChZDaGVja1NlbmRCYXRjaFJlc3BvbnNlEjIKCXJlc3BvbnNlcxgBIAMoCzIfLnNlbmRndWFyZC52MS5DaGVja1NlbmRSZXNwb25zZSqFAQoIQ2F0ZWdvcnkSGAoUQ0FURUdPUllfVU5TUEVDSUZJRUQQABIWChJDQVRFR09SWV9NQVJLRVRJTkcQARIUChBDQVRFR09SWV9VVElMSVRZEAISGwoXQ0FURUdPUllfQVVUSEVOVElDQVRJT04QAxIUChBDQVRFR09SWV9TRVJWSUNFEAQqWgoHVmVyZGljdBIXChNWRVJESUNUX1VOU1BFQ0lGSUVEEAASEQoNVkVSRElDVF9BTExPVxABEhEKDVZFUkRJQ1RfREVGRVIQAhIQCgxWRVJESUNUX0RFTlkQAyqdAwoEUnVsZRIUChBSVUxFX1VOU1BFQ0lGSUVEEAASFwoTUlVMRV9JTlZBTElEX05VTUJFUhABEhcKE1JVTEVfUkVHSU9OX0JMT0NLRUQQAhISCg5SVUxFX09QVEVEX09VVBADEhMKD1JVTEVfTk9fQ09OU0VOVBAEEhgKFFJVTEVfRUNPU1lTVEVNX0xJTUlUEAUSEwoPUlVMRV9FWFBFUklNRU5UEAYSFgoSUlVMRV9GUkVRVUVOQ1lfQ0FQEAcSFwoTUlVMRV9TRVJWSUNFX1dJTkRPVxAIEhYKElJVTEVfVU5ERUxJVkVSQUJMRRAJEhIKDlJVTEVfUEFJUl9SQVRFEAoSGAoUUlVMRV9URU1QTEFURV9QQVVTRUQQCxIYChRSVUxFX01FU1NBR0lOR19MSU1JVBAMEhQKEFJVTEVfUVVJRVRfSE9VUlMQDRIYChRSVUxFX1RFTVBMQVRFX1JFUEVBVBAOEhsKF1JVTEVfQUNDT1VOVF9SRVNUUklDVEVEEA8SFwoTUlVMRV9TRU5ERVJfTElNSVRFRBAQKrUBCg1NZXNzYWdlU3RhdHVzEh4KGk1FU1NBR0VfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTTUVTU0FHRV9TVEFUVVNfU0VOVBABEhwKGE1FU1NBR0VfU1RBVFVTX0RFTElWRVJFRBACEhcKE01FU1NBR0VfU1RBVFVTX1JFQUQQAxIZChVNRVNTQUdFX1NUQVRVU19QTEFZRUQQBBIZChVNRVNTQUdFX1NUQVRVU19GQUlMRUQQBSpcCgtJbmJvdW5kS2luZBIcChhJTkJPVU5EX0tJTkRfVU5TUEVDSUZJRUQQABIYChRJTkJPVU5EX0tJTkRfTUVTU0FHRRABEhUKEUlOQk9VTkRfS0lORF9DQUxMEAIqcgoQTnVtYmVyVmFsaWRhdGlvbhIhCh1OVU1CRVJfVkFMSURBVElPTl9VTlNQRUNJRklFRBAAEhsKF05VTUJFUl9WQUxJREFUSU9OX1ZBTElEEAESHgoaTlVNQkVSX1ZBTElEQVRJT05fUE9TU0lCTEUQAjK3BwoJU2VuZEd1YXJkEkwKCUNoZWNrU2VuZBIeLnNlbmRndWFyZC52MS5DaGVja1NlbmRSZXF1ZXN0Gh8uc2VuZGd1YXJkLnYxLkNoZWNrU2VuZFJlc3BvbnNlElYKD0NoZWNrU2VuZFN0cmVhbRIeLnNlbmRndWFyZC52MS5DaGVja1NlbmRSZXF1ZXN0Gh8uc2VuZGd1YXJkLnYxLkNoZWNrU2VuZFJlc3BvbnNlKAEwARJVCgxSZXBvcnRSZXN1bHQSIS5zZW5kZ3VhcmQudjEuUmVwb3J0UmVzdWx0UmVxdWVzdBoiLnNlbmRndWFyZC52MS5SZXBvcnRSZXN1bHRSZXNwb25zZRJYCg1SZXBvcnRJbmJvdW5kEiIuc2VuZGd1YXJkLnYxLlJlcG9ydEluYm91bmRSZXF1ZXN0GiMuc2VuZGd1YXJkLnYxLlJlcG9ydEluYm91bmRSZXNwb25zZRJPCgpHZXRDb250YWN0Eh8uc2VuZGd1YXJkLnYxLkdldENvbnRhY3RSZXF1ZXN0GiAuc2VuZGd1YXJkLnYxLkdldENvbnRhY3RSZXNwb25zZRJMCglTZXRPcHRPdXQSHi5zZW5kZ3VhcmQudjEuU2V0T3B0T3V0UmVxdWVzdBofLnNlbmRndWFyZC52MS5TZXRPcHRPdXRSZXNwb25zZRJYCg1Gb3JnZXRDb250YWN0EiIuc2VuZGd1YXJkLnYxLkZvcmdldENvbnRhY3RSZXF1ZXN0GiMuc2VuZGd1YXJkLnYxLkZvcmdldENvbnRhY3RSZXNwb25zZRJMCglHZXRQb2xpY3kSHi5zZW5kZ3VhcmQudjEuR2V0UG9saWN5UmVxdWVzdBofLnNlbmRndWFyZC52MS5HZXRQb2xpY3lSZXNwb25zZRJMCglTZXRQb2xpY3kSHi5zZW5kZ3VhcmQudjEuU2V0UG9saWN5UmVxdWVzdBofLnNlbmRndWFyZC52MS5TZXRQb2xpY3lSZXNwb25zZRJhChBDbGVhclJlc3RyaWN0aW9uEiUuc2VuZGd1YXJkLnYxLkNsZWFyUmVzdHJpY3Rpb25SZXF1ZXN0GiYuc2VuZGd1YXJkLnYxLkNsZWFyUmVzdHJpY3Rpb25SZXNwb25zZRJbCg5DaGVja1NlbmRCYXRjaBIjLnNlbmRndWFyZC52MS5DaGVja1NlbmRCYXRjaFJlcXVlc3QaJC5zZW5kZ3VhcmQudjEuQ2hlY2tTZW5kQmF0Y2hSZXNwb25zZUI/Wj1naXRodWIuY29tL3NlbmRndWFyZC9zZW5kZ3VhcmQvcHJvdG8vc2VuZGd1YXJkL3YxO3NlbmRndWFyZHYxYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * CheckSendRequest asks whether one message may be sent. At least one of phone and
@@ -22,8 +22,9 @@ export const file_sendguard_v1_sendguard: GenFile = /*@__PURE__*/
  */
 export type CheckSendRequest = Message<"sendguard.v1.CheckSendRequest"> & {
   /**
-   * The sender that owns the relationship with the user (e.g. the sending number's
-   * phone_number_id). Required, at most 128 bytes.
+   * The business (the tenant: one brand's business portfolio, not a phone number;
+   * map sending numbers to it with the phone_number_ids config). Required, at
+   * most 128 bytes.
    *
    * @generated from field: string business_id = 1;
    */
@@ -111,6 +112,23 @@ export type CheckSendRequest = Message<"sendguard.v1.CheckSendRequest"> & {
    * @generated from field: string region = 11;
    */
   region: string;
+
+  /**
+   * The sending number: its Meta phone_number_id, at most 128 bytes. A sender
+   * that the phone_number_ids config maps to another business is
+   * PERMISSION_DENIED; an unmapped one is accepted. Empty: the check is judged
+   * against every sender of the business (any sender's restriction applies).
+   *
+   * @generated from field: string sender = 12;
+   */
+  sender: string;
+
+  /**
+   * The template's language as Meta names it (e.g. "pt_BR"), at most 64 bytes.
+   *
+   * @generated from field: string template_language = 13;
+   */
+  templateLanguage: string;
 };
 
 /**
@@ -212,6 +230,14 @@ export type CheckSendResponse = Message<"sendguard.v1.CheckSendResponse"> & {
    * @generated from field: string message_ref = 12;
    */
   messageRef: string;
+
+  /**
+   * The category judged: the request's, or MARKETING when Meta has categorised
+   * this template as marketing. Unspecified on a stream row that carries error.
+   *
+   * @generated from field: sendguard.v1.Category effective_category = 13;
+   */
+  effectiveCategory: Category;
 };
 
 /**
@@ -312,7 +338,7 @@ export const ReasonSchema: GenMessage<Reason> = /*@__PURE__*/
  */
 export type ReportResultRequest = Message<"sendguard.v1.ReportResultRequest"> & {
   /**
-   * The sender. Required.
+   * The business that sent the message. Required.
    *
    * @generated from field: string business_id = 1;
    */
@@ -407,6 +433,31 @@ export type ReportResultRequest = Message<"sendguard.v1.ReportResultRequest"> & 
    * @generated from field: string region = 13;
    */
   region: string;
+
+  /**
+   * The sending number (Meta's phone_number_id; a status webhook's
+   * metadata.phone_number_id), at most 128 bytes. Empty: the business's only
+   * known sender, else the implicit sender.
+   *
+   * @generated from field: string sender = 14;
+   */
+  sender: string;
+
+  /**
+   * The template's language (e.g. "pt_BR"), at most 64 bytes.
+   *
+   * @generated from field: string template_language = 15;
+   */
+  templateLanguage: string;
+
+  /**
+   * Meta's pricing.category of the status, verbatim ("marketing",
+   * "marketing_lite", "utility", "authentication", "service", ...), at most 64
+   * bytes.
+   *
+   * @generated from field: string pricing_category = 16;
+   */
+  pricingCategory: string;
 };
 
 /**
@@ -510,6 +561,29 @@ export type ReportInboundRequest = Message<"sendguard.v1.ReportInboundRequest"> 
    * @generated from field: string region = 8;
    */
   region: string;
+
+  /**
+   * The business number the user wrote to or called (its phone_number_id), at
+   * most 128 bytes.
+   *
+   * @generated from field: string sender = 9;
+   */
+  sender: string;
+
+  /**
+   * The payload of the quick-reply button the user tapped, at most 1024 bytes.
+   *
+   * @generated from field: string button_payload = 10;
+   */
+  buttonPayload: string;
+
+  /**
+   * The message came from a click-to-WhatsApp ad or a Page button (Meta's
+   * referral): a free entry point.
+   *
+   * @generated from field: bool ad_referral = 11;
+   */
+  adReferral: boolean;
 };
 
 /**
@@ -606,6 +680,14 @@ export type GetContactRequest = Message<"sendguard.v1.GetContactRequest"> & {
    * @generated from field: string region = 4;
    */
   region: string;
+
+  /**
+   * Judge the decisions as this sending number would get them (at most 128
+   * bytes). Empty: against every sender of the business.
+   *
+   * @generated from field: string sender = 5;
+   */
+  sender: string;
 };
 
 /**
@@ -753,6 +835,14 @@ export type Contact = Message<"sendguard.v1.Contact"> & {
    * @generated from field: bool suppressed = 16;
    */
   suppressed: boolean;
+
+  /**
+   * The account and sender restrictions in force for the business (the
+   * request's sender and the account, or every sender when it names none).
+   *
+   * @generated from field: repeated sendguard.v1.Restriction restrictions = 17;
+   */
+  restrictions: Restriction[];
 };
 
 /**
@@ -1169,6 +1259,13 @@ export type GetPolicyResponse = Message<"sendguard.v1.GetPolicyResponse"> & {
    * @generated from field: sendguard.v1.Policy overrides = 2;
    */
   overrides?: Policy | undefined;
+
+  /**
+   * The account and sender restrictions in force now.
+   *
+   * @generated from field: repeated sendguard.v1.Restriction restrictions = 3;
+   */
+  restrictions: Restriction[];
 };
 
 /**
@@ -1177,6 +1274,139 @@ export type GetPolicyResponse = Message<"sendguard.v1.GetPolicyResponse"> & {
  */
 export const GetPolicyResponseSchema: GenMessage<GetPolicyResponse> = /*@__PURE__*/
   messageDesc(file_sendguard_v1_sendguard, 20);
+
+/**
+ * Restriction is an account or sender fact in force: what Meta said and until when.
+ *
+ * @generated from message sendguard.v1.Restriction
+ */
+export type Restriction = Message<"sendguard.v1.Restriction"> & {
+  /**
+   * RULE_ACCOUNT_RESTRICTED or RULE_SENDER_LIMITED.
+   *
+   * @generated from field: sendguard.v1.Rule rule = 1;
+   */
+  rule: Rule;
+
+  /**
+   * The sending number (phone_number_id) of a SENDER_LIMITED; empty for the
+   * account, or for a sender limit reported without a sender (it applies to
+   * every sender).
+   *
+   * @generated from field: string sender = 2;
+   */
+  sender: string;
+
+  /**
+   * The Meta error that set it (131031, 368, 131042, 130429, 131048); 368 for
+   * an account_update webhook's restriction or ban.
+   *
+   * @generated from field: int32 meta_error_code = 3;
+   */
+  metaErrorCode: number;
+
+  /**
+   * When the error (or the webhook) that started or last escalated it happened.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 4;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * When it ends; unset when it lasts until lifted (131031, a ban).
+   *
+   * @generated from field: google.protobuf.Timestamp until = 5;
+   */
+  until?: Timestamp | undefined;
+
+  /**
+   * DEFER or DENY.
+   *
+   * @generated from field: sendguard.v1.Verdict verdict = 6;
+   */
+  verdict: Verdict;
+
+  /**
+   * A sentence for humans, e.g. "131048 spam rate limit (2nd in a row): 6h backoff".
+   *
+   * @generated from field: string detail = 7;
+   */
+  detail: string;
+};
+
+/**
+ * Describes the message sendguard.v1.Restriction.
+ * Use `create(RestrictionSchema)` to create a new message.
+ */
+export const RestrictionSchema: GenMessage<Restriction> = /*@__PURE__*/
+  messageDesc(file_sendguard_v1_sendguard, 21);
+
+/**
+ * ClearRestrictionRequest names the restrictions an operator lifts.
+ *
+ * @generated from message sendguard.v1.ClearRestrictionRequest
+ */
+export type ClearRestrictionRequest = Message<"sendguard.v1.ClearRestrictionRequest"> & {
+  /**
+   * The business. Required.
+   *
+   * @generated from field: string business_id = 1;
+   */
+  businessId: string;
+
+  /**
+   * The sending number whose SENDER_LIMITED to lift. Empty: the account (with
+   * RULE_SENDER_LIMITED, every sender's limits).
+   *
+   * @generated from field: string sender = 2;
+   */
+  sender: string;
+
+  /**
+   * RULE_ACCOUNT_RESTRICTED, RULE_SENDER_LIMITED, RULE_REGION_BLOCKED (a learned
+   * 130497, with region), or unspecified for every restriction the sender field
+   * names.
+   *
+   * @generated from field: sendguard.v1.Rule rule = 3;
+   */
+  rule: Rule;
+
+  /**
+   * The region (ISO 3166 alpha-2) of a learned 130497 to lift; only with
+   * RULE_REGION_BLOCKED.
+   *
+   * @generated from field: string region = 4;
+   */
+  region: string;
+};
+
+/**
+ * Describes the message sendguard.v1.ClearRestrictionRequest.
+ * Use `create(ClearRestrictionRequestSchema)` to create a new message.
+ */
+export const ClearRestrictionRequestSchema: GenMessage<ClearRestrictionRequest> = /*@__PURE__*/
+  messageDesc(file_sendguard_v1_sendguard, 22);
+
+/**
+ * ClearRestrictionResponse tells what ClearRestriction lifted.
+ *
+ * @generated from message sendguard.v1.ClearRestrictionResponse
+ */
+export type ClearRestrictionResponse = Message<"sendguard.v1.ClearRestrictionResponse"> & {
+  /**
+   * The restrictions that were in force and are now lifted (empty: none was).
+   *
+   * @generated from field: repeated sendguard.v1.Restriction cleared = 1;
+   */
+  cleared: Restriction[];
+};
+
+/**
+ * Describes the message sendguard.v1.ClearRestrictionResponse.
+ * Use `create(ClearRestrictionResponseSchema)` to create a new message.
+ */
+export const ClearRestrictionResponseSchema: GenMessage<ClearRestrictionResponse> = /*@__PURE__*/
+  messageDesc(file_sendguard_v1_sendguard, 23);
 
 /**
  * SetPolicyRequest changes a business's policy overrides.
@@ -1212,7 +1442,7 @@ export type SetPolicyRequest = Message<"sendguard.v1.SetPolicyRequest"> & {
  * Use `create(SetPolicyRequestSchema)` to create a new message.
  */
 export const SetPolicyRequestSchema: GenMessage<SetPolicyRequest> = /*@__PURE__*/
-  messageDesc(file_sendguard_v1_sendguard, 21);
+  messageDesc(file_sendguard_v1_sendguard, 24);
 
 /**
  * SetPolicyResponse returns the result of SetPolicy.
@@ -1240,7 +1470,7 @@ export type SetPolicyResponse = Message<"sendguard.v1.SetPolicyResponse"> & {
  * Use `create(SetPolicyResponseSchema)` to create a new message.
  */
 export const SetPolicyResponseSchema: GenMessage<SetPolicyResponse> = /*@__PURE__*/
-  messageDesc(file_sendguard_v1_sendguard, 22);
+  messageDesc(file_sendguard_v1_sendguard, 25);
 
 /**
  * Policy is a business's rules. Scalars are optional: unset means the deployment
@@ -1395,6 +1625,14 @@ export type Policy = Message<"sendguard.v1.Policy"> & {
    * @generated from field: sendguard.v1.NumberValidation number_validation = 20;
    */
   numberValidation: NumberValidation;
+
+  /**
+   * An opt-in keyword (START, UNSTOP) records consent, not only lifting the
+   * business's own opt-out. Default false.
+   *
+   * @generated from field: optional bool keyword_opt_in_is_consent = 21;
+   */
+  keywordOptInIsConsent?: boolean | undefined;
 };
 
 /**
@@ -1402,7 +1640,7 @@ export type Policy = Message<"sendguard.v1.Policy"> & {
  * Use `create(PolicySchema)` to create a new message.
  */
 export const PolicySchema: GenMessage<Policy> = /*@__PURE__*/
-  messageDesc(file_sendguard_v1_sendguard, 23);
+  messageDesc(file_sendguard_v1_sendguard, 26);
 
 /**
  * FrequencyCap allows at most count marketing sends in any window.
@@ -1430,7 +1668,7 @@ export type FrequencyCap = Message<"sendguard.v1.FrequencyCap"> & {
  * Use `create(FrequencyCapSchema)` to create a new message.
  */
 export const FrequencyCapSchema: GenMessage<FrequencyCap> = /*@__PURE__*/
-  messageDesc(file_sendguard_v1_sendguard, 24);
+  messageDesc(file_sendguard_v1_sendguard, 27);
 
 /**
  * QuietHours is a daily period, in the recipient's local time, with no marketing.
@@ -1458,7 +1696,7 @@ export type QuietHours = Message<"sendguard.v1.QuietHours"> & {
  * Use `create(QuietHoursSchema)` to create a new message.
  */
 export const QuietHoursSchema: GenMessage<QuietHours> = /*@__PURE__*/
-  messageDesc(file_sendguard_v1_sendguard, 25);
+  messageDesc(file_sendguard_v1_sendguard, 28);
 
 /**
  * CheckSendBatchRequest is a batch of planned sends.
@@ -1482,7 +1720,7 @@ export type CheckSendBatchRequest = Message<"sendguard.v1.CheckSendBatchRequest"
  * Use `create(CheckSendBatchRequestSchema)` to create a new message.
  */
 export const CheckSendBatchRequestSchema: GenMessage<CheckSendBatchRequest> = /*@__PURE__*/
-  messageDesc(file_sendguard_v1_sendguard, 26);
+  messageDesc(file_sendguard_v1_sendguard, 29);
 
 /**
  * CheckSendBatchResponse answers a CheckSendBatchRequest.
@@ -1505,7 +1743,7 @@ export type CheckSendBatchResponse = Message<"sendguard.v1.CheckSendBatchRespons
  * Use `create(CheckSendBatchResponseSchema)` to create a new message.
  */
 export const CheckSendBatchResponseSchema: GenMessage<CheckSendBatchResponse> = /*@__PURE__*/
-  messageDesc(file_sendguard_v1_sendguard, 27);
+  messageDesc(file_sendguard_v1_sendguard, 30);
 
 /**
  * Category is the WhatsApp pricing category of a message.
@@ -1706,6 +1944,23 @@ export enum Rule {
    * @generated from enum value: RULE_TEMPLATE_REPEAT = 14;
    */
   TEMPLATE_REPEAT = 14,
+
+  /**
+   * The account (WABA) is restricted: 131031 locked (DENY), 368 blocked for
+   * policy violations and 131042 payment problem (DEFER with a growing backoff),
+   * or an account_update webhook's restriction or ban.
+   *
+   * @generated from enum value: RULE_ACCOUNT_RESTRICTED = 15;
+   */
+  ACCOUNT_RESTRICTED = 15,
+
+  /**
+   * The sending number is limited: 130429 throughput or 131048 spam rate limit.
+   * DEFER with a growing backoff.
+   *
+   * @generated from enum value: RULE_SENDER_LIMITED = 16;
+   */
+  SENDER_LIMITED = 16,
 }
 
 /**
@@ -1950,6 +2205,19 @@ export const SendGuard: GenService<{
     methodKind: "unary";
     input: typeof SetPolicyRequestSchema;
     output: typeof SetPolicyResponseSchema;
+  },
+  /**
+   * ClearRestriction lifts an account restriction (ACCOUNT_RESTRICTED) or a
+   * sender's limit (SENDER_LIMITED) that an operator knows has ended, and answers
+   * what it lifted. A failure dated before the clear does not bring it back; a
+   * later one starts a new backoff. Admin scope.
+   *
+   * @generated from rpc sendguard.v1.SendGuard.ClearRestriction
+   */
+  clearRestriction: {
+    methodKind: "unary";
+    input: typeof ClearRestrictionRequestSchema;
+    output: typeof ClearRestrictionResponseSchema;
   },
   /**
    * CheckSendBatch judges up to 1,000 planned sends in one unary call, for clients
