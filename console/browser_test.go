@@ -5,11 +5,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +25,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/sendguard/sendguard/console"
+	"github.com/sendguard/sendguard/internal/loadgen"
 	"github.com/sendguard/sendguard/server"
 	"github.com/sendguard/sendguard/webhook"
 )
@@ -55,19 +59,27 @@ type sendguard struct {
 
 var servingLine = regexp.MustCompile(`sendguard serving"? grpc=(\S+) http=(\S+) api=(\S*)`)
 
-// startSendguard builds the binary and serves it with two API keys (an admin
-// one for every business, a support one for acme without admin scope) on
-// loopback ports the kernel picks.
-func startSendguard(t *testing.T) *sendguard {
+// startSendguard builds the binary and serves it on loopback ports the kernel
+// picks, keyed with two API keys (an admin one for every business, a support
+// one for acme without admin scope) or without keys.
+func startSendguard(t *testing.T, keyed bool, dataDir string) *sendguard {
 	t.Helper()
 	dir := t.TempDir()
+	if dataDir == "" {
+		dataDir = filepath.Join(dir, "data")
+	}
 	bin := filepath.Join(dir, "sendguard")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/sendguard")
 	build.Dir = ".."
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	cfg := fmt.Sprintf(`api_keys:
+	cfg := fmt.Sprintf(`phone_number_ids:
+  %q: %s
+whatsapp_app_secret: %s
+`, pnid, business, appSecret)
+	if keyed {
+		cfg += fmt.Sprintf(`api_keys:
   - name: admin
     sha256: %s
     businesses: ["*"]
@@ -75,15 +87,13 @@ func startSendguard(t *testing.T) *sendguard {
   - name: support
     sha256: %s
     businesses: [%s]
-phone_number_ids:
-  %q: %s
-whatsapp_app_secret: %s
-`, server.HashAPIKey(adminKey), server.HashAPIKey(supportKey), business, pnid, business, appSecret)
+`, server.HashAPIKey(adminKey), server.HashAPIKey(supportKey), business)
+	}
 	cfgPath := filepath.Join(dir, "sendguard.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve", "--config", cfgPath, "--data", filepath.Join(dir, "data"),
+	cmd := exec.Command(bin, "serve", "--config", cfgPath, "--data", dataDir,
 		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -338,7 +348,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if os.Getenv("SENDGUARD_BROWSER") != "1" {
 		t.Skip("set SENDGUARD_BROWSER=1 (make test-browser) to run the console in headless Chromium")
 	}
-	s := startSendguard(t)
+	s := startSendguard(t, true, "")
 	downloads := t.TempDir()
 
 	// The headers, as a client sees them: CSP on the page, and the Host check.
@@ -403,7 +413,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		if got, err := time.Parse(time.RFC3339Nano, retry); err != nil || !got.Equal(at.Add(24*time.Hour)) {
 			t.Errorf("retry_at %q, want %s", retry, at.Add(24*time.Hour))
 		}
-		if txt := p.text(`#decisions tr[data-category="marketing"] td.retry`); !strings.Contains(txt, "(in 23h") && !strings.Contains(txt, "(in 24h") {
+		if txt := p.text(`#decisions tr[data-category="marketing"] td.retry`); !strings.Contains(txt, "(in 23h 59m)") && !strings.Contains(txt, "(in 1d)") {
 			t.Errorf("retry shown as %q", txt)
 		}
 		if tl := p.text("#timeline"); !strings.Contains(tl, "131049") {
@@ -458,7 +468,9 @@ func TestConsoleInBrowser(t *testing.T) {
 			chromedp.SetValue(chromedp.CSS("#audience-price"), "0.0625"),
 			chromedp.Click(chromedp.CSS("#audience-run")),
 			chromedp.WaitVisible(chromedp.CSS("#audience-download")))
+		value(p, chromedp.Evaluate[bool](`window.scrollTo(0, document.getElementById('audience-download').getBoundingClientRect().top + window.scrollY - 8) === undefined`))
 		p.shot("audience")
+		value(p, chromedp.Evaluate[bool](`window.scrollTo(0, 0) === undefined`))
 		p.do(chromedp.Click(chromedp.CSS("#audience-download")))
 		var guid string
 		select {
@@ -515,7 +527,7 @@ func TestConsoleInBrowser(t *testing.T) {
 				}
 			}
 		}
-		if cost := p.text("#audience-result"); !strings.Contains(string(summary), "they would have cost") {
+		if cost := p.text("#audience-result .cards"); !strings.Contains(string(summary), "they would have cost") {
 			t.Errorf("validate priced nothing: %s", summary)
 		} else if want := regexp.MustCompile(`would have cost (\S+)`).FindStringSubmatch(string(summary))[1]; !strings.Contains(cost, "would have cost "+want) {
 			t.Errorf("cost: validate %s, page %q", want, cost)
@@ -567,6 +579,83 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Logf("server log:\n%s", s.stderr)
 		s.stderrMu.Unlock()
 	}
+}
+
+// TestConsoleInBrowserWithoutKeys: on loopback without API keys the console
+// opens without a sign-in, and a number is found at once.
+func TestConsoleInBrowserWithoutKeys(t *testing.T) {
+	if os.Getenv("SENDGUARD_BROWSER") != "1" {
+		t.Skip("set SENDGUARD_BROWSER=1 (make test-browser) to run the console in headless Chromium")
+	}
+	s := startSendguard(t, false, "")
+	p := newPage(t, s.base, t.TempDir())
+	p.do(chromedp.Navigate(s.consoleURL), chromedp.WaitVisible(chromedp.CSS(`body[data-ready="open"] #find-form`)))
+	if v := value(p, chromedp.Evaluate[bool](`document.getElementById('sign-out').hidden && document.getElementById('page-signin').hidden`)); !v {
+		t.Error("a sign-in shows on a server without keys")
+	}
+	p.do(chromedp.SetValue(chromedp.CSS("#business-id"), business), chromedp.SetValue(chromedp.CSS("#find-who"), "+1 212 736 0000"),
+		chromedp.Click(chromedp.CSS("#find-form button")))
+	if row := p.waitText(`#decisions tr[data-category="marketing"]`, "DENY"); !strings.Contains(row, "REGION_BLOCKED") {
+		t.Errorf("marketing to a US number: %q", row)
+	}
+	p.checkClean()
+}
+
+// TestConsoleInBrowserFindOnLargeStore measures "find a number" in the page
+// on a large store: SENDGUARD_CONSOLE_STORE names a data directory seeded by
+// `sendguard bench --serve-only --numbers N --data DIR` (business "bench",
+// numbers loadgen.Number(0…N-1)) and SENDGUARD_CONSOLE_STORE_NUMBERS its N. It
+// prints the time from the click to the decisions in the page, for numbers
+// spread over the store; a measurement, not an assertion.
+func TestConsoleInBrowserFindOnLargeStore(t *testing.T) {
+	dir := os.Getenv("SENDGUARD_CONSOLE_STORE")
+	if os.Getenv("SENDGUARD_BROWSER") != "1" || dir == "" {
+		t.Skip("set SENDGUARD_BROWSER=1 and SENDGUARD_CONSOLE_STORE to a seeded data directory to measure")
+	}
+	n, err := strconv.Atoi(os.Getenv("SENDGUARD_CONSOLE_STORE_NUMBERS"))
+	if err != nil || n < 1 {
+		t.Fatal("SENDGUARD_CONSOLE_STORE_NUMBERS: want the number of numbers seeded")
+	}
+	s := startSendguard(t, false, dir)
+	p := newPage(t, s.base, t.TempDir())
+	p.do(chromedp.Navigate(s.consoleURL), chromedp.WaitVisible(chromedp.CSS(`body[data-ready="open"] #find-form`)),
+		chromedp.SetValue(chromedp.CSS("#business-id"), loadgen.Business))
+	const lookups = 40
+	took := make([]time.Duration, 0, lookups)
+	for k := range lookups {
+		phone := loadgen.Number(k * (n / lookups))
+		value(p, chromedp.Evaluate[bool](`document.getElementById('contact').replaceChildren() === undefined`))
+		p.do(chromedp.SetValue(chromedp.CSS("#find-who"), phone))
+		begin := time.Now()
+		p.do(chromedp.Click(chromedp.CSS("#find-form button")), chromedp.WaitVisible(chromedp.CSS("#decisions")))
+		took = append(took, time.Since(begin))
+		if got := p.text("#contact dd"); !strings.Contains(got, strings.TrimPrefix(phone, "+")) {
+			t.Fatalf("%s: the page shows %q", phone, got)
+		}
+	}
+	// The same lookups as bare JSON calls, in the same run: what the page adds.
+	direct := make([]time.Duration, 0, lookups)
+	for k := range lookups {
+		body := fmt.Sprintf(`{"businessId":%q,"phone":%q}`, loadgen.Business, loadgen.Number(k*(n/lookups)+1))
+		begin := time.Now()
+		resp, err := http.Post(s.base+"/sendguard.v1.SendGuard/GetContact", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		direct = append(direct, time.Since(begin))
+		if resp.StatusCode != 200 {
+			t.Fatalf("GetContact: %s", resp.Status)
+		}
+	}
+	slices.Sort(took)
+	slices.Sort(direct)
+	t.Logf("FIGURE find a number on a store of %d numbers: median %s, p90 %s, max %s over %d lookups (click to decisions in the page, CDP polling included); "+
+		"GetContact as bare JSON in the same run: median %s, p90 %s",
+		n, took[lookups/2].Round(time.Millisecond), took[lookups*9/10].Round(time.Millisecond), took[lookups-1].Round(time.Millisecond), lookups,
+		direct[lookups/2].Round(100*time.Microsecond), direct[lookups*9/10].Round(100*time.Microsecond))
+	p.checkClean()
 }
 
 // audience is an audience file of n data rows with what real exports hold:
