@@ -461,49 +461,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		if err := os.WriteFile(file, audience(2000), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		p.show("audience")
-		p.do(chromedp.WaitVisible(chromedp.CSS("#audience-file")),
-			chromedp.SetUploadFiles(chromedp.CSS("#audience-file"), []string{file}),
-			chromedp.SetValue(chromedp.CSS("#audience-template"), "promo_dec"),
-			chromedp.SetValue(chromedp.CSS("#audience-price"), "0.0625"),
-			chromedp.Click(chromedp.CSS("#audience-run")),
-			chromedp.WaitVisible(chromedp.CSS("#audience-download")))
-		value(p, chromedp.Evaluate[bool](`window.scrollTo(0, document.getElementById('audience-download').getBoundingClientRect().top + window.scrollY - 8) === undefined`))
-		p.shot("audience")
-		value(p, chromedp.Evaluate[bool](`window.scrollTo(0, 0) === undefined`))
-		p.do(chromedp.Click(chromedp.CSS("#audience-download")))
-		var guid string
-		select {
-		case guid = <-p.download:
-		case <-time.After(30 * time.Second):
-			t.Fatal("the verdicts CSV was not downloaded")
-		}
-		pageCSV, err := os.ReadFile(filepath.Join(downloads, guid))
-		if err != nil {
-			t.Fatal(err)
-		}
-
-		out := filepath.Join(t.TempDir(), "verdicts.csv")
-		cmd := exec.Command(s.bin, "validate", "--addr", s.grpc, "--business", business, "--template", "promo_dec",
-			"--price-per-message", "0.0625", "--in", file, "--out", out)
-		cmd.Env = append(os.Environ(), "SENDGUARD_API_KEY="+adminKey)
-		summary, err := cmd.Output()
-		if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() != 3) {
-			t.Fatalf("validate: %v\n%s", err, summary)
-		}
-		cliCSV, err := os.ReadFile(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(pageCSV, cliCSV) {
-			pl, cl := strings.Split(string(pageCSV), "\n"), strings.Split(string(cliCSV), "\n")
-			for i := 0; i < len(pl) && i < len(cl); i++ {
-				if pl[i] != cl[i] {
-					t.Fatalf("the page's verdicts differ from validate's at line %d:\npage:     %s\nvalidate: %s", i+1, pl[i], cl[i])
-				}
-			}
-			t.Fatalf("the page's verdicts have %d lines, validate's %d", len(pl), len(cl))
-		}
+		summary := p.audienceVsValidate(s, downloads, file, "audience")
 		// The counts of the summary, against validate's.
 		for _, v := range []string{"ALLOW", "DEFER", "DENY", "ERROR"} {
 			want := regexp.MustCompile(`(?m)^` + v + `\s+(\d+)`).FindStringSubmatch(string(summary))
@@ -537,6 +495,18 @@ func TestConsoleInBrowser(t *testing.T) {
 		value(p, chromedp.Evaluate[bool](`document.getElementById('filter-verdict').dispatchEvent(new Event('change'))`))
 		if caption := p.text("#audience-table caption"); !strings.Contains(caption, "of "+p.text("#count-DEFER")) {
 			t.Errorf("filtered by DEFER: %q", caption)
+		}
+	})
+
+	t.Run("a hostile audience equals validate", func(t *testing.T) {
+		p.t = t
+		file := filepath.Join(t.TempDir(), "hostile.csv")
+		if err := os.WriteFile(file, []byte(hostileAudience), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		summary := p.audienceVsValidate(s, downloads, file, "")
+		if want := regexp.MustCompile(`(?m)^ERROR\s+(\d+)`).FindStringSubmatch(string(summary)); want == nil || p.text("#count-ERROR") != want[1] {
+			t.Errorf("ERROR rows: page %s, validate %v", p.text("#count-ERROR"), want)
 		}
 	})
 
@@ -657,6 +627,91 @@ func TestConsoleInBrowserFindOnLargeStore(t *testing.T) {
 		direct[lookups/2].Round(100*time.Microsecond), direct[lookups*9/10].Round(100*time.Microsecond))
 	p.checkClean()
 }
+
+// audienceVsValidate judges file in the page and with `sendguard validate`,
+// requires the page's downloaded verdicts CSV byte-identical to validate's
+// output, and returns validate's summary.
+func (p *page) audienceVsValidate(s *sendguard, downloads, file, shot string) []byte {
+	p.t.Helper()
+	t := p.t
+	p.show("audience")
+	value(p, chromedp.Evaluate[bool](`document.getElementById('audience-result').replaceChildren() === undefined`))
+	p.do(chromedp.WaitVisible(chromedp.CSS("#audience-file")),
+		chromedp.SetUploadFiles(chromedp.CSS("#audience-file"), []string{file}),
+		chromedp.SetValue(chromedp.CSS("#audience-template"), "promo_dec"),
+		chromedp.SetValue(chromedp.CSS("#audience-price"), "0.0625"),
+		chromedp.Click(chromedp.CSS("#audience-run")),
+		chromedp.WaitVisible(chromedp.CSS("#audience-download")))
+	value(p, chromedp.Evaluate[bool](`window.scrollTo(0, document.getElementById('audience-download').getBoundingClientRect().top + window.scrollY - 8) === undefined`))
+	if shot != "" {
+		p.shot(shot)
+	}
+	value(p, chromedp.Evaluate[bool](`window.scrollTo(0, 0) === undefined`))
+	p.do(chromedp.Click(chromedp.CSS("#audience-download")))
+	var guid string
+	select {
+	case guid = <-p.download:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the verdicts CSV was not downloaded")
+	}
+	pageCSV, err := os.ReadFile(filepath.Join(downloads, guid))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	out := filepath.Join(t.TempDir(), "verdicts.csv")
+	cmd := exec.Command(s.bin, "validate", "--addr", s.grpc, "--business", business, "--template", "promo_dec",
+		"--price-per-message", "0.0625", "--in", file, "--out", out)
+	cmd.Env = append(os.Environ(), "SENDGUARD_API_KEY="+adminKey)
+	summary, err := cmd.Output()
+	if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() != 3) {
+		t.Fatalf("validate: %v\n%s", err, summary)
+	}
+	cliCSV, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(pageCSV, cliCSV) {
+		pl, cl := strings.Split(string(pageCSV), "\n"), strings.Split(string(cliCSV), "\n")
+		for i := 0; i < len(pl) && i < len(cl); i++ {
+			if pl[i] != cl[i] {
+				t.Fatalf("the page's verdicts differ from validate's at line %d:\npage:     %s\nvalidate: %s", i+1, pl[i], cl[i])
+			}
+		}
+		t.Fatalf("the page's verdicts have %d lines, validate's %d", len(pl), len(cl))
+	}
+	return summary
+}
+
+// hostileAudience holds what breaks CSV readers: a byte order mark, the phone
+// column found by a Portuguese header, a user ID column, a quoted field over
+// two lines, doubled quotes, a quote left open that swallows more than ten
+// lines, one that closes on a later line with the wrong number of fields,
+// text after a closing quote, a stray quote, rows with too many and too few
+// fields, a row with neither phone nor user ID, a field starting with a space,
+// accents, an empty line, CR-only line ends inside LF ones, and no line end
+// at the end.
+const hostileAudience = "\ufeffNome,Celular,BSUID,nota\r\n" +
+	"Ana,+55 31 99551-1909,,ok\r\n" +
+	"Bia,+55 31 99551-1912,,\"linha 1\nlinha 2\"\r\n" +
+	"\"Edu \"\"E\"\"\",+55 31 99551-1915,,\"a, b\"\n" +
+	"Caio,+55 31 99551-1913,,\"never closed\n" +
+	"R1,+55 31 99551-1921,,\nR2,+55 31 99551-1922,,\nR3,+55 31 99551-1923,,\nR4,+55 31 99551-1924,,\n" +
+	"R5,+55 31 99551-1925,,\nR6,+55 31 99551-1926,,\nR7,+55 31 99551-1927,,\nR8,+55 31 99551-1928,,\n" +
+	"R9,+55 31 99551-1929,,\nR10,+55 31 99551-1930,,\nR11,+55 31 99551-1931,,\n" +
+	"L,+55 31 99551-1920,,\"note\nend\",x,y\n" +
+	"Dani,\"+55 31 99551-1914\"x,,n\n" +
+	"Eva,+55 31 9955\"1-1932,,n\n" +
+	"Fabi,,BR.1502576394655843,\n" +
+	"Gil,,,\n" +
+	"H,+55 31 99551-1916,,n,extra\n" +
+	"Short,+55 31 99551-1933\n" +
+	" Ivo,+55 31 99551-1917,, lead\n" +
+	"\r\n" +
+	"Júlia,+55 31 99551-1918,,ção\n" +
+	"US,+1 212 736 0001,,\n" +
+	"Typo,12345,,\n" +
+	"Last,+55 31 99551-1934,,end"
 
 // audience is an audience file of n data rows with what real exports hold:
 // numbers in several spellings, US numbers (REGION_BLOCKED), numbers that are
