@@ -57,6 +57,40 @@ type sendguard struct {
 	consoleURL, base string
 }
 
+var (
+	binOnce sync.Once
+	binDir  string
+	binErr  error
+)
+
+// TestMain removes the binary that buildBinary built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// buildBinary builds the sendguard binary once per test run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "sendguard-console-"); binErr != nil {
+			return
+		}
+		build := exec.Command("go", "build", "-o", filepath.Join(binDir, "sendguard"), "./cmd/sendguard")
+		build.Dir = ".."
+		if out, err := build.CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("%v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatalf("build: %v", binErr)
+	}
+	return filepath.Join(binDir, "sendguard")
+}
+
 var servingLine = regexp.MustCompile(`sendguard serving"? grpc=(\S+) http=(\S+) api=(\S*)`)
 
 // startSendguard builds the binary and serves it on loopback ports the kernel
@@ -68,12 +102,7 @@ func startSendguard(t *testing.T, keyed bool, dataDir string) *sendguard {
 	if dataDir == "" {
 		dataDir = filepath.Join(dir, "data")
 	}
-	bin := filepath.Join(dir, "sendguard")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/sendguard")
-	build.Dir = ".."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	cfg := fmt.Sprintf(`phone_number_ids:
   %q: %s
 whatsapp_app_secret: %s
@@ -130,15 +159,15 @@ whatsapp_app_secret: %s
 	return s
 }
 
-// webhook131049 POSTs Meta's status webhook: a marketing template to limitedNum
-// failed with 131049 at at.
-func (s *sendguard) webhook131049(t *testing.T, at time.Time) {
+// webhookFailed POSTs Meta's status webhook: a marketing template sent by pnid
+// to recipient failed with code at at.
+func (s *sendguard) webhookFailed(t *testing.T, wamid, recipient string, code int, at time.Time) {
 	t.Helper()
 	body := []byte(fmt.Sprintf(`{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{`+
 		`"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":%q},`+
-		`"statuses":[{"id":"wamid.BROWSER1","status":"failed","timestamp":"%d","recipient_id":%q,`+
-		`"errors":[{"code":131049,"title":"This message was not delivered to maintain healthy ecosystem engagement."}],"pricing":{"category":"marketing"}}]}}]}]}`,
-		pnid, at.Unix(), limitedNum))
+		`"statuses":[{"id":%q,"status":"failed","timestamp":"%d","recipient_id":%q,`+
+		`"errors":[{"code":%d,"title":"failed"}],"pricing":{"category":"marketing"}}]}}]}]}`,
+		pnid, wamid, at.Unix(), recipient, code))
 	req, _ := http.NewRequest(http.MethodPost, "http://"+s.http+"/webhooks/whatsapp", bytes.NewReader(body))
 	req.Header.Set("X-Hub-Signature-256", webhook.Sign(body, []byte(appSecret)))
 	resp, err := http.DefaultClient.Do(req)
@@ -396,7 +425,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	at := time.Now().UTC().Truncate(time.Second)
 	t.Run("find a number after a 131049", func(t *testing.T) {
 		p.t = t
-		s.webhook131049(t, at)
+		s.webhookFailed(t, "wamid.BROWSER1", limitedNum, 131049, at)
 		begin := time.Now()
 		p.show("find")
 		p.do(chromedp.WaitVisible(chromedp.CSS("#find-who")),
@@ -441,18 +470,24 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	t.Run("policy", func(t *testing.T) {
 		p.t = t
+		// A 131048 limits the sending number: the restriction is listed, and lifted.
+		s.webhookFailed(t, "wamid.BROWSER2", "5511987650199", 131048, time.Now())
 		p.show("business")
 		p.do(chromedp.WaitVisible(chromedp.CSS("#policy-messagingLimit")))
-		if txt := p.text("#restrictions"); !strings.Contains(txt, "No account or sender restriction") {
+		if txt := p.text("#restriction-table"); !strings.Contains(txt, "SENDER_LIMITED") || !strings.Contains(txt, pnid) || !strings.Contains(txt, "131048") {
 			t.Errorf("restrictions: %q", txt)
 		}
+		p.shot("business")
+		p.do(chromedp.Click(chromedp.CSS("#restriction-table button")), chromedp.WaitVisible(chromedp.CSS("#confirm-ok")),
+			chromedp.Click(chromedp.CSS("#confirm-ok")))
+		p.waitText("#notice", "Lifted 1 restriction")
+		p.waitText("#restrictions", "No account or sender restriction")
 		p.do(chromedp.SetValue(chromedp.CSS("#policy-messagingLimit"), "250"), chromedp.Click(chromedp.CSS(`#policy-form button[type="submit"]`)))
 		p.waitText("#notice", "Saved: messagingLimit")
 		p.waitText("#effective-messagingLimit", "250")
 		// A value that is not a number is answered in the page.
 		p.do(chromedp.SetValue(chromedp.CSS("#policy-pairBurst"), "lots"), chromedp.Click(chromedp.CSS(`#policy-form button[type="submit"]`)))
 		p.waitText("#error", `Pair rate burst: "lots" is not a whole number`)
-		p.shot("business")
 	})
 
 	t.Run("audience equals validate", func(t *testing.T) {

@@ -17,7 +17,7 @@ var static embed.FS
 // CSP is the Content-Security-Policy of every console response: scripts,
 // styles and fetches from the server itself only (no inline script or style
 // attribute, no eval), nothing framed, no plugin, forms posted nowhere else.
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; " +
+const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // Handler serves the console's assets under Path with the security headers of

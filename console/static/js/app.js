@@ -47,6 +47,7 @@ function route() {
   $('nav').hidden = false;
   $('who').hidden = false;
   $('sign-out').hidden = !keysRequired;
+  live.start();
   let name = location.hash.slice(1);
   if (!pages[name]) name = 'find';
   show(name);
@@ -80,7 +81,10 @@ async function start() {
   });
   const b = $('business-id');
   b.value = session.business();
-  b.addEventListener('change', () => session.setBusiness(b.value.trim()));
+  b.addEventListener('change', () => {
+    session.setBusiness(b.value.trim());
+    if (location.hash === '#business') route(); // the policy shown is the business's
+  });
   window.addEventListener('hashchange', route);
   try {
     keysRequired = await needsKey();

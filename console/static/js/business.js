@@ -172,7 +172,10 @@ function renderRestrictions(list) {
       h('td', null, word(r.rule, 'RULE_')), h('td', null, r.sender || 'the account'), h('td', null, String(r.metaErrorCode || '')),
       h('td', null, timeEl(r.since)), h('td', null, r.until ? timeEl(r.until) : 'until lifted'),
       h('td', null, word(r.verdict, 'VERDICT_')), h('td', null, r.detail || ''),
-      h('td', null, h('button', { type: 'button', class: 'secondary', onclick: (ev) => lift(ev.target, r) }, 'Lift')))))));
+      h('td', null, h('button', {
+        type: 'button', class: 'secondary', 'aria-label': `Lift ${word(r.rule, 'RULE_')} on ${r.sender || 'the account'}`,
+        onclick: (ev) => lift(ev.target, r),
+      }, 'Lift')))))));
 }
 
 async function lift(button, r) {

@@ -1,5 +1,5 @@
 // Live: the server's counters read from /metrics every 5 seconds since the
-// page was opened, the last hour kept in the page: decisions by verdict (per
+// console was opened (signed in), the last hour kept in the page: decisions by verdict (per
 // interval), reasons by rule, webhook events and webhook errors (since the page
 // was opened).
 import { metrics } from './api.js';
@@ -37,11 +37,18 @@ export function init() {
   $('live-refresh').addEventListener('click', poll);
 }
 
-export function open() {
+// start begins the readings (once signed in): the page's charts cover the
+// time since the console was opened, whichever page was shown meanwhile.
+export function start() {
   if (!timer) {
     poll();
     timer = setInterval(poll, interval);
   }
+}
+
+export function open() {
+  start();
+  if (samples.length) render();
 }
 
 async function poll() {
