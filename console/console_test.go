@@ -117,3 +117,22 @@ func TestIndexServed(t *testing.T) {
 		t.Fatalf("%d %s", resp.StatusCode, b)
 	}
 }
+
+// FuzzHostsAllowed: any Host header is answered without a panic, and one that
+// is allowed names localhost, a loopback address or a configured name.
+func FuzzHostsAllowed(f *testing.F) {
+	for _, s := range []string{"localhost:8081", "[::1]:1", "127.0.0.1", "console.example.com.", "evil:80", "[", "", ":", "LOCALHOST."} {
+		f.Add(s)
+	}
+	h := NewHosts("0.0.0.0:8081", []string{"console.example.com"})
+	f.Fuzz(func(t *testing.T, host string) {
+		if !h.Allowed(host) {
+			return
+		}
+		name := strings.ToLower(host)
+		if !strings.Contains(name, "localhost") && !strings.Contains(name, "console.example.com") &&
+			!strings.Contains(name, "127.") && !strings.Contains(name, "::1") && !strings.Contains(name, ":") {
+			t.Errorf("Allowed(%q)", host)
+		}
+	})
+}
