@@ -338,6 +338,16 @@ func (p *page) attr(sel, name string) string {
 	return value(p, chromedp.AttributeValue(chromedp.CSS(sel), name)).Value
 }
 
+// find looks a number up on the Find page and waits for its answer (the
+// contact shown before is cleared first, so that nothing of it is taken for
+// the answer).
+func (p *page) find(who string) {
+	p.t.Helper()
+	value(p, chromedp.Evaluate[bool](`document.getElementById('contact').replaceChildren() === undefined`))
+	p.do(chromedp.WaitVisible(chromedp.CSS("#find-who")), chromedp.SetValue(chromedp.CSS("#find-who"), who),
+		chromedp.Click(chromedp.CSS("#find-form button")), chromedp.WaitVisible(chromedp.CSS("#decisions")))
+}
+
 // show opens one of the console's pages (a change of the URL's fragment).
 func (p *page) show(name string) {
 	p.t.Helper()
@@ -456,7 +466,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	t.Run("opt out", func(t *testing.T) {
 		p.t = t
-		p.do(chromedp.SetValue(chromedp.CSS("#find-who"), optOutNum), chromedp.Click(chromedp.CSS("#find-form button")))
+		p.find(optOutNum)
 		p.waitText(`#decisions tr[data-category="marketing"]`, "ALLOW")
 		p.do(chromedp.SetValue(chromedp.CSS("#optout-reason"), "support ticket 77"), chromedp.Click(chromedp.CSS("#opt-out")))
 		row := p.waitText(`#decisions tr[data-category="marketing"]`, "DENY")
@@ -558,6 +568,22 @@ func TestConsoleInBrowser(t *testing.T) {
 		p.shot("live")
 	})
 
+	t.Run("every control is named", func(t *testing.T) {
+		p.t = t
+		// A field without a label or a button without a name cannot be
+		// used with a screen reader; every page is checked as it is shown.
+		const unnamed = `[...document.querySelectorAll('input, select, textarea, button')]
+			.filter((e) => !e.closest('[hidden]') && !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
+			.map((e) => e.outerHTML).join('\n')`
+		for _, page := range []string{"find", "business", "audience", "live"} {
+			p.show(page)
+			p.do(chromedp.WaitVisible(chromedp.CSS("#page-" + page)))
+			if got := value(p, chromedp.Evaluate[string](unnamed)); got != "" {
+				t.Errorf("#%s: controls without a name:\n%s", page, got)
+			}
+		}
+	})
+
 	t.Run("a key without admin scope", func(t *testing.T) {
 		p.t = t
 		p.do(chromedp.Click(chromedp.CSS("#sign-out")), chromedp.WaitVisible(chromedp.CSS("#signin-form")),
@@ -567,9 +593,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		p.waitText("#error", `PERMISSION_DENIED: API key "support" has no admin scope`)
 		// Looking up is allowed; forgetting is not.
 		p.show("find")
-		p.do(chromedp.WaitVisible(chromedp.CSS("#find-who")),
-			chromedp.SetValue(chromedp.CSS("#find-who"), optOutNum), chromedp.Click(chromedp.CSS("#find-form button")),
-			chromedp.WaitVisible(chromedp.CSS("#forget")), chromedp.Click(chromedp.CSS("#forget")),
+		p.find(optOutNum)
+		p.do(chromedp.Click(chromedp.CSS("#forget")),
 			chromedp.WaitVisible(chromedp.CSS("#confirm-ok")), chromedp.Click(chromedp.CSS("#confirm-ok")))
 		p.waitText("#error", `PERMISSION_DENIED: API key "support" has no admin scope`)
 		// A bad number is answered with the server's message.
