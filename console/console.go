@@ -4,6 +4,7 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+	"strings"
 )
 
 // Path is where the console is mounted on the API port.
@@ -28,7 +29,14 @@ func Handler() http.Handler {
 	if err != nil {
 		panic(err) // the embedded tree always has static/
 	}
-	return secureHeaders(http.StripPrefix(Path, http.FileServerFS(sub)))
+	files := http.FileServerFS(sub)
+	return secureHeaders(http.StripPrefix(Path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "" && strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r) // no directory listings: the pages name their files
+			return
+		}
+		files.ServeHTTP(w, r)
+	})))
 }
 
 // secureHeaders sets the headers every console response carries: the CSP, no

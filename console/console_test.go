@@ -30,6 +30,7 @@ func TestPagesCarryTheSecurityHeaders(t *testing.T) {
 		"/console/js/app.js":  "text/javascript; charset=utf-8",
 		"/console/js/csv.js":  "text/javascript; charset=utf-8",
 		"/console/missing.js": "text/plain; charset=utf-8",
+		"/console/js/":        "text/plain; charset=utf-8", // no listing
 	} {
 		resp := get(t, h, "localhost", target)
 		if got := resp.Header.Get("Content-Security-Policy"); got != CSP {
@@ -109,12 +110,21 @@ func TestAssetsAreSelfContained(t *testing.T) {
 	}
 }
 
-// TestIndexServed: the page itself is served whole, naming its module.
+// TestIndexServed: the page itself is served whole, naming its module; the
+// sign-in's fields have no name, so that the form sends nothing even without
+// its script; a directory is not listed.
 func TestIndexServed(t *testing.T) {
 	resp := get(t, Handler(), "localhost", "/console/")
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `<script type="module" src="js/app.js">`) {
 		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	form := regexp.MustCompile(`(?s)<form id="signin-form".*?</form>`).FindString(string(b))
+	if form == "" || strings.Contains(form, " name=") {
+		t.Errorf("the sign-in form's fields must have no name: %s", form)
+	}
+	if resp := get(t, Handler(), "localhost", "/console/js/"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/console/js/: %s, want 404 (no listing)", resp.Status)
 	}
 }
 
