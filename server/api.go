@@ -32,11 +32,11 @@ import (
 // logging, API keys and scopes, bad requests, default deadline) and the same
 // handlers as a call on the gRPC port, and its answer (or its gRPC status,
 // mapped to an HTTP status as Connect defines) is transcoded back. Plain gRPC
-// works there too, over HTTP/2. The port also serves /admin/backup and the
+// works there too, over HTTP/2. The port also serves /admin/backup, the
 // OpenAPI document, the operator console (/console/, package console) and a
-// copy of /metrics for it. It is not the webhook port (DESIGN.md, "Reaching it from
-// every stack"): that one sits behind Meta-facing proxies, which make every
-// caller look local.
+// copy of /metrics for it. It is not the webhook port (DESIGN.md, "Reaching it
+// from every stack"): that one sits behind Meta-facing proxies, which make
+// every caller look local.
 //
 // What gRPC's own transport bounds is bounded here by the HTTP server and
 // apiCalls: connections (MaxConnections, closed at once beyond), calls in
