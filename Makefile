@@ -126,6 +126,20 @@ test-deploy: ## Check deploy/ with its tools required (systemd-analyze, promtool
 test-image-run: ## Run the image under podman and call it inside its network namespace (root; Debian's podman and runc)
 	SENDGUARD_CONTAINER=1 SENDGUARD_REQUIRE_DEPLOY_TOOLS=1 $(GO) test -count=1 -v -run 'TestImageRuns' ./internal/deploytest/
 
+.PHONY: test-browser
+test-browser: ## Drive the console (/console/) in Debian's headless Chromium against the binary (chromedp; make browser-tools installs chromium)
+	SENDGUARD_BROWSER=1 $(GO) test -count=1 -v -timeout 10m -run 'TestConsoleInBrowser' ./console/
+
+.PHONY: console-screenshots
+console-screenshots: ## Refresh the screenshots of the console in docs/console/ (runs test-browser)
+	mkdir -p docs/console && SENDGUARD_BROWSER=1 SENDGUARD_CONSOLE_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -timeout 10m -run 'TestConsoleInBrowser' ./console/
+
+.PHONY: browser-tools
+browser-tools: ## Install Debian's chromium when missing, for test-browser (root or sudo); never a downloaded browser
+	@command -v chromium >/dev/null || { sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; }
+
 .PHONY: deploy-tools
 deploy-tools: ## Install from Debian, when missing, what test-deploy and test-image-run use: promtool (prometheus), podman, runc (root)
 	@missing=""; for t in promtool:prometheus podman:podman runc:runc systemd-analyze:systemd; do \

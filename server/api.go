@@ -14,10 +14,13 @@ import (
 	"connectrpc.com/connect"
 	"connectrpc.com/vanguard"
 	"connectrpc.com/vanguard/vanguardgrpc"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sendguard/sendguard/console"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
 
@@ -29,10 +32,11 @@ import (
 // logging, API keys and scopes, bad requests, default deadline) and the same
 // handlers as a call on the gRPC port, and its answer (or its gRPC status,
 // mapped to an HTTP status as Connect defines) is transcoded back. Plain gRPC
-// works there too, over HTTP/2. The port also serves /admin/backup and the
-// OpenAPI document. It is not the webhook port (DESIGN.md, "Reaching it from
-// every stack"): that one sits behind Meta-facing proxies, which make every
-// caller look local.
+// works there too, over HTTP/2. The port also serves /admin/backup, the
+// OpenAPI document, the operator console (/console/, package console) and a
+// copy of /metrics for it. It is not the webhook port (DESIGN.md, "Reaching it
+// from every stack"): that one sits behind Meta-facing proxies, which make
+// every caller look local.
 //
 // What gRPC's own transport bounds is bounded here by the HTTP server and
 // apiCalls: connections (MaxConnections, closed at once beyond), calls in
@@ -59,8 +63,8 @@ func (s *Server) APIAddr() string {
 // APIHandler returns the API port's handler (tests serve it themselves).
 func (s *Server) APIHandler() (http.Handler, error) { return s.apiHandler() }
 
-// apiHandler is the API port's handler: the transcoder behind apiCalls, and
-// /admin/backup.
+// apiHandler is the API port's handler: the transcoder behind apiCalls,
+// /admin/backup, the OpenAPI document, the console and /metrics.
 func (s *Server) apiHandler() (http.Handler, error) {
 	tc, err := vanguardgrpc.NewTranscoder(s.grpc,
 		vanguard.WithDefaultServiceOptions(vanguard.WithMaxMessageBufferBytes(apiMaxBuffer)),
@@ -72,8 +76,36 @@ func (s *Server) apiHandler() (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+BackupPath, s.handleBackup)
 	mux.HandleFunc("GET "+OpenAPIPath, serveOpenAPI)
+	hosts := console.NewHosts(s.cfg.APIAddr, s.cfg.ConsoleHosts)
+	mux.Handle("GET "+console.Path, hosts.Check(console.Handler()))
+	mux.Handle("GET /metrics", hosts.Check(s.apiMetrics()))
 	mux.Handle("/", s.apiCalls(tc))
 	return mux, nil
+}
+
+// apiMetrics is the API port's read-only copy of the HTTP port's /metrics, for
+// the console's live page (which cannot read another origin under its CSP).
+// With API keys configured it takes any known key (the metrics name no
+// business): a missing or unknown one is 401 with the Connect error body that
+// the API answers.
+func (s *Server) apiMetrics() http.Handler {
+	h := promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})
+	errw := connect.NewErrorWriter()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(s.keys) > 0 {
+			md := metadata.MD{}
+			if a := r.Header.Get("Authorization"); a != "" {
+				md.Set("authorization", a)
+			}
+			if _, err := s.authenticate(metadata.NewIncomingContext(r.Context(), md)); err != nil {
+				// The error writer answers JSON to a request that is not gRPC.
+				r.Header.Set("Content-Type", "application/json")
+				_ = errw.Write(w, r, connect.NewError(connect.CodeUnauthenticated, errors.New(status.Convert(err).Message())))
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // apiJSON is the transcoder's JSON codec (protojson, unknown fields ignored)

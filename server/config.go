@@ -31,6 +31,10 @@ type Config struct {
 	// protocol, gRPC-Web), /openapi.yaml and /admin/backup; "" turns it off.
 	// Apart from HTTPAddr, which faces Meta (api.go).
 	APIAddr string
+	// ConsoleHosts are the host names, besides the loopback ones and APIAddr's
+	// host, under which the console (/console/ on the API port) and the API
+	// port's /metrics answer (the Host-header check, console.Hosts).
+	ConsoleHosts []string
 	// DataDir is the Badger directory (ignored when Store or StoreURL is set).
 	DataDir string
 	// StoreURL selects the store: "" for the embedded Badger store in DataDir, or
@@ -297,8 +301,10 @@ type fileConfig struct {
 	GRPCAddr string `yaml:"grpc_addr"`
 	HTTPAddr string `yaml:"http_addr"`
 	APIAddr  string `yaml:"api_addr"` // "off" turns the API off
-	DataDir  string `yaml:"data_dir"`
-	Store    string `yaml:"store"`
+	// ConsoleHosts: see Config.ConsoleHosts.
+	ConsoleHosts []string `yaml:"console_hosts"`
+	DataDir      string   `yaml:"data_dir"`
+	Store        string   `yaml:"store"`
 	// BusinessRefresh is a Go duration ("1s"); see Config.BusinessRefresh.
 	BusinessRefresh string            `yaml:"business_refresh"`
 	DefaultRegion   string            `yaml:"default_region"`
@@ -393,6 +399,9 @@ func LoadConfigFile(path string, c *Config) error {
 	}
 	if f.APIAddr != "" {
 		c.APIAddr = f.APIAddr
+	}
+	if len(f.ConsoleHosts) > 0 {
+		c.ConsoleHosts = f.ConsoleHosts
 	}
 	if f.DataDir != "" {
 		c.DataDir = f.DataDir
