@@ -6,66 +6,181 @@ import (
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
 
-// The customer service window. It is open at t when the user wrote (or called)
-// at LastInboundAt <= t < LastInboundAt + ServiceWindow, unless a 131047 at
+// The customer service window, kept per sender (the business phone number the
+// user wrote to). It is open at t when the user wrote (or called) at
+// LastInboundAt <= t < LastInboundAt + ServiceWindow, unless a 131047 at
 // WindowClosedAt, after LastInboundAt and not after t, closed it early. A zero
 // ServiceWindow turns SERVICE_WINDOW off and leaves the window always closed (so
-// nothing is lifted by it).
+// nothing is lifted by it). A check from a sender reads that sender's window and
+// the implicit sender's; a check that names none counts the window open when it
+// is open with any sender (see concerns).
 
-func windowOpen(rel *Relationship, p *Policy, t time.Time) bool {
-	l := rel.LastInboundAt
+// open reports whether this sender's window is open at t.
+func (st *SenderState) open(p *Policy, t time.Time) bool {
+	l := st.LastInboundAt
 	if p.ServiceWindow <= 0 || l.IsZero() || t.Before(l) || !t.Before(l.Add(p.ServiceWindow)) {
 		return false
 	}
-	c := rel.WindowClosedAt
+	c := st.WindowClosedAt
 	return !(c.After(l) && !c.After(t))
 }
 
-// WindowUntil is when the service window closes, if it is open at t; else the zero
-// time.
-func WindowUntil(rel *Relationship, p *Policy, t time.Time) time.Time {
-	if !windowOpen(rel, p, t) {
-		return time.Time{}
-	}
-	return windowEnd(rel, p)
-}
-
-// windowEnd is when a window open now closes: LastInboundAt + ServiceWindow, or
-// earlier when a 131047 already reported for a later time closes it.
-func windowEnd(rel *Relationship, p *Policy) time.Time {
-	end := rel.LastInboundAt.Add(p.ServiceWindow)
-	if c := rel.WindowClosedAt; c.After(rel.LastInboundAt) && c.Before(end) {
+// end is when this sender's window, open now, closes: LastInboundAt +
+// ServiceWindow, or earlier when a 131047 already reported for a later time
+// closes it.
+func (st *SenderState) end(p *Policy) time.Time {
+	end := st.LastInboundAt.Add(p.ServiceWindow)
+	if c := st.WindowClosedAt; c.After(st.LastInboundAt) && c.Before(end) {
 		return c
 	}
 	return end
 }
 
-// windowOpensAfter returns when the window next opens after t, if it is closed at
-// t and an inbound message recorded for a later time (a backfill or a planned
-// check) opens it.
-func windowOpensAfter(rel *Relationship, p *Policy, t time.Time) (time.Time, bool) {
-	l := rel.LastInboundAt
-	if p.ServiceWindow > 0 && l.After(t) {
-		return l, true
+// windowOpen reports whether the window that concerns a send from sender is open
+// at t.
+func windowOpen(rel *Relationship, p *Policy, sender string, t time.Time) bool {
+	open := false
+	rel.each(sender, func(st *SenderState) bool {
+		open = st.open(p, t)
+		return !open
+	})
+	return open
+}
+
+// WindowUntil is when the service window that concerns a send from sender
+// closes, if it is open at t (the latest end among the senders' windows open at
+// t); else the zero time.
+func WindowUntil(rel *Relationship, p *Policy, sender string, t time.Time) time.Time {
+	var until time.Time
+	rel.each(sender, func(st *SenderState) bool {
+		if st.open(p, t) {
+			until = maxTime(until, st.end(p))
+		}
+		return true
+	})
+	return until
+}
+
+// windowOpensAfter returns when the window that concerns a send from sender next
+// opens after t, if it is closed at t and an inbound message recorded for a later
+// time (a backfill or a planned check) opens it.
+func windowOpensAfter(rel *Relationship, p *Policy, sender string, t time.Time) (time.Time, bool) {
+	var first time.Time
+	ok := false
+	if p.ServiceWindow <= 0 {
+		return first, false
 	}
-	return time.Time{}, false
+	rel.each(sender, func(st *SenderState) bool {
+		if l := st.LastInboundAt; l.After(t) && (!ok || l.Before(first)) {
+			first, ok = l, true
+		}
+		return true
+	})
+	return first, ok
 }
 
 // liftedByWindow limits a deferral that the window lifts (ECOSYSTEM_LIMIT,
-// EXPERIMENT) to the time the window opens, if that comes first.
-func liftedByWindow(rel *Relationship, p *Policy, t, until time.Time) time.Time {
-	if o, ok := windowOpensAfter(rel, p, t); ok && o.Before(until) {
+// UNDELIVERABLE, MESSAGING_LIMIT) to the time the window opens, if that comes
+// first.
+func liftedByWindow(in *Input, t, until time.Time) time.Time {
+	if o, ok := windowOpensAfter(in.Rel, in.Policy, in.Check.Sender, t); ok && o.Before(until) {
 		return o
 	}
 	return until
 }
 
+// The free entry point (DESIGN.md, EXPERIMENT): a user who writes from a
+// click-to-WhatsApp ad or a Page button (an ad referral), answered by the
+// business from the same sender within FreeEntryReply, opens a window of
+// FreeEntryWindow from that first answer. Meta's figures, not policy.
+const (
+	FreeEntryReply  = 24 * time.Hour
+	FreeEntryWindow = 72 * time.Hour
+)
+
+// answerReferral records a send from this sender at `at` as the answer to its
+// latest referral when it is the first answer within FreeEntryReply (an earlier
+// answer reported late moves the window's start back).
+func (st *SenderState) answerReferral(at time.Time) {
+	r := st.ReferralAt
+	if r.IsZero() || at.Before(r) || !at.Before(r.Add(FreeEntryReply)) {
+		return
+	}
+	if st.FreeEntryAt.Before(r) || at.Before(st.FreeEntryAt) {
+		st.FreeEntryAt = at
+	}
+}
+
+// freeOpen reports whether this sender's free entry point window is open at t.
+func (st *SenderState) freeOpen(t time.Time) bool {
+	f := st.FreeEntryAt
+	return !f.IsZero() && !t.Before(f) && t.Before(f.Add(FreeEntryWindow))
+}
+
+// FreeEntryUntil is when the free entry point window that concerns a send from
+// sender closes, if one is open at t; else the zero time.
+func FreeEntryUntil(rel *Relationship, sender string, t time.Time) time.Time {
+	var until time.Time
+	rel.each(sender, func(st *SenderState) bool {
+		if st.freeOpen(t) {
+			until = maxTime(until, st.FreeEntryAt.Add(FreeEntryWindow))
+		}
+		return true
+	})
+	return until
+}
+
+// freeEntryOpen reports whether a free entry point window that concerns a send
+// from sender is open at t.
+func freeEntryOpen(rel *Relationship, sender string, t time.Time) bool {
+	open := false
+	rel.each(sender, func(st *SenderState) bool {
+		open = st.freeOpen(t)
+		return !open
+	})
+	return open
+}
+
+// liftedByFreeEntry limits a deferral that either window lifts (EXPERIMENT) to
+// the time the service window or a free entry point window opens, if that comes
+// first.
+func liftedByFreeEntry(in *Input, t, until time.Time) time.Time {
+	until = liftedByWindow(in, t, until)
+	in.Rel.each(in.Check.Sender, func(st *SenderState) bool {
+		if f := st.FreeEntryAt; f.After(t) && f.Before(until) {
+			until = f
+		}
+		return true
+	})
+	return until
+}
+
 // serviceWindow is SERVICE_WINDOW: a free-form (service) message needs the window.
 func serviceWindow(in *Input, t time.Time, h *hit) bool {
-	p, rel := in.Policy, in.Rel
-	if in.Check.Category != service || p.ServiceWindow <= 0 || windowOpen(rel, p, t) {
+	p := in.Policy
+	if in.Check.Category != service || p.ServiceWindow <= 0 || windowOpen(in.Rel, p, in.Check.Sender, t) {
 		return false
 	}
 	*h = hit{rule: sgv1.Rule_RULE_SERVICE_WINDOW, verdict: deny, code: 131047}
 	return true
+}
+
+// lastInbound returns the state, among those that concern a send from sender,
+// whose user wrote last (the implicit sender's when none did): what the
+// SERVICE_WINDOW sentence names.
+func lastInbound(rel *Relationship, sender string) *SenderState {
+	last := &rel.SenderState
+	rel.each(sender, func(st *SenderState) bool {
+		if st.LastInboundAt.After(last.LastInboundAt) {
+			last = st
+		}
+		return true
+	})
+	return last
+}
+
+// LastInbound is when the user last wrote (or called) to a sender that concerns
+// a send from sender (any sender for ""); the zero time if never.
+func (r *Relationship) LastInbound(sender string) time.Time {
+	return lastInbound(r, sender).LastInboundAt
 }
