@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
@@ -28,9 +29,9 @@ func referralMessage(from, id string, at time.Time) map[string]any {
 }
 
 // senderContact is GetContact of phone as seen by sender.
-func senderContact(t *testing.T, h *harness, phone, sender string) *sgv1.Contact {
+func senderContact(t *testing.T, h *harness, business, phone, sender string) *sgv1.Contact {
 	t.Helper()
-	resp, err := h.api.GetContact(t.Context(), &sgv1.GetContactRequest{BusinessId: pnid, Phone: phone, Sender: sender})
+	resp, err := h.api.GetContact(t.Context(), &sgv1.GetContactRequest{BusinessId: business, Phone: phone, Sender: sender})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func TestReferralWebhookEqualsReportInbound(t *testing.T) {
 	if !proto.Equal(a, b) || a.Verdict != allow {
 		t.Fatalf("webhook %v\nreport  %v", a, b)
 	}
-	ca, cb := senderContact(t, hw, phone, pnid), senderContact(t, hr, phone, pnid)
+	ca, cb := senderContact(t, hw, pnid, phone, pnid), senderContact(t, hr, pnid, phone, pnid)
 	want := wrote.Add(time.Hour + 72*time.Hour)
 	if !ca.FreeEntryWindowUntil.AsTime().Equal(want) || !proto.Equal(ca.FreeEntryWindowUntil, cb.FreeEntryWindowUntil) {
 		t.Fatalf("free entry window until: webhook %v, report %v, want %v", ca.FreeEntryWindowUntil, cb.FreeEntryWindowUntil, want)
@@ -119,4 +120,80 @@ func TestPreferenceWebhookPerSender(t *testing.T) {
 	if got := check(other); got.Verdict != allow {
 		t.Fatalf("after the sender's own resume: %v", got)
 	}
+}
+
+// TestUndeliverablePerBusiness: a 131026 restricts only the business whose
+// send taught it unless share_number_signals is on, for both reading and
+// contributing; it never applies while the window with the checking sender is
+// open; and a 131026 of a send made inside the window is not counted.
+func TestUndeliverablePerBusiness(t *testing.T) {
+	utility := func(business, sender string) *sgv1.CheckSendRequest {
+		return &sgv1.CheckSendRequest{BusinessId: business, Phone: brPhone, Category: sgv1.Category_CATEGORY_UTILITY, Sender: sender}
+	}
+	undeliverable := func(r *sgv1.CheckSendResponse) bool {
+		return r.GetVerdict() == deferV && rules(r)[0] == sgv1.Rule_RULE_UNDELIVERABLE
+	}
+	setShare := func(t *testing.T, h *harness, business string, on bool) {
+		t.Helper()
+		if _, err := h.c.SetPolicy(t.Context(), &sgv1.SetPolicyRequest{BusinessId: business,
+			Policy: &sgv1.Policy{ShareNumberSignals: proto.Bool(on)}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"share_number_signals"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name                 string
+		acmeShares, gxShares bool
+		globexDeferred       bool
+	}{
+		{"neither shares", false, false, false},
+		{"only the teacher shares (the other does not read)", true, false, false},
+		{"only the reader shares (the teacher does not contribute)", false, true, false},
+		{"both share", true, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			setShare(t, h, "acme", tc.acmeShares)
+			setShare(t, h, "globex", tc.gxShares)
+			h.report(t, failed(brPhone, 131026, t0.Add(-time.Hour)))
+			if r := h.check(t, utility("acme", "")); !undeliverable(r) || !r.GetRetryAt().AsTime().Equal(t0.Add(23*time.Hour)) {
+				t.Fatalf("the teaching business: %v", r)
+			}
+			if r := h.check(t, utility("globex", "")); undeliverable(r) != tc.globexDeferred {
+				t.Fatalf("another business: %v, want deferred %v", r, tc.globexDeferred)
+			}
+		})
+	}
+	t.Run("not while the window is open", func(t *testing.T) {
+		h := newHarness(t)
+		setShare(t, h, "acme", false)
+		h.report(t, failed(brPhone, 131026, t0.Add(-2*time.Hour)))
+		// A call (which opens the window without ending the streak) to sender A.
+		h.inbound(t, &sgv1.ReportInboundRequest{BusinessId: "acme", Phone: brPhone, MessageId: "wacid.1",
+			Kind: sgv1.InboundKind_INBOUND_KIND_CALL, Sender: pnid, Timestamp: timestamppb.New(t0.Add(-time.Hour))})
+		if r := h.check(t, utility("acme", pnid)); r.GetVerdict() != allow {
+			t.Fatalf("from A, whose window is open: %v", r)
+		}
+		if r := h.check(t, utility("acme", "301234567890123")); !undeliverable(r) {
+			t.Fatalf("from B, whose window is closed: %v", r)
+		}
+	})
+	t.Run("a send made inside the window is not counted", func(t *testing.T) {
+		h := newHarness(t)
+		setShare(t, h, "acme", false)
+		h.inbound(t, &sgv1.ReportInboundRequest{BusinessId: "acme", Phone: brPhone, MessageId: "wamid.in", Text: "hi",
+			Sender: pnid, Timestamp: timestamppb.New(t0.Add(-3 * time.Hour))})
+		for _, st := range []sgv1.MessageStatus{sgv1.MessageStatus_MESSAGE_STATUS_SENT, sgv1.MessageStatus_MESSAGE_STATUS_FAILED} {
+			at := t0.Add(-2 * time.Hour)
+			if st == sgv1.MessageStatus_MESSAGE_STATUS_FAILED {
+				at = t0.Add(-time.Hour)
+			}
+			h.report(t, &sgv1.ReportResultRequest{BusinessId: "acme", Phone: brPhone, MessageId: "wamid.inside", Status: st,
+				ErrorCode: map[bool]int32{true: 131026}[st == sgv1.MessageStatus_MESSAGE_STATUS_FAILED],
+				Category:  sgv1.Category_CATEGORY_SERVICE, Sender: pnid, Timestamp: timestamppb.New(at)})
+		}
+		c := senderContact(t, h, "acme", brPhone, "")
+		if c.GetNumber().GetUndeliverableStreak() != 0 {
+			t.Fatalf("counted: %v", c.GetNumber())
+		}
+	})
 }

@@ -102,13 +102,6 @@ func (r *Relationship) MetaStoppedAt(sender string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// MetaOptedOutFrom reports whether the Meta opt-out record of sender is in force
-// ("": the implicit sender's).
-func (r *Relationship) MetaOptedOutFrom(sender string) bool {
-	st := r.Lookup(sender)
-	return st != nil && st.optedOut()
-}
-
 // metaStop returns the Meta opt-out record in force that a check from sender
 // reports: the checking sender's own (when it has one; a check that names no
 // sender takes any), else the latest of any other sender's, else nil.

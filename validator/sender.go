@@ -38,18 +38,6 @@ func (r *Relationship) State(sender string) *SenderState {
 	return &r.Senders[i]
 }
 
-// Lookup returns the state kept for sender, or nil when none is (the implicit
-// sender's always is).
-func (r *Relationship) Lookup(sender string) *SenderState {
-	if sender == "" {
-		return &r.SenderState
-	}
-	if i, found := slices.BinarySearchFunc(r.Senders, sender, compareSender); found {
-		return &r.Senders[i]
-	}
-	return nil
-}
-
 func compareSender(s SenderState, sender string) int { return strings.Compare(s.Sender, sender) }
 
 // each calls f with every sender's state that concerns a check from check,

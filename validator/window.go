@@ -39,12 +39,18 @@ func (st *SenderState) end(p *Policy) time.Time {
 // windowOpen reports whether the window that concerns a send from sender is open
 // at t.
 func windowOpen(rel *Relationship, p *Policy, sender string, t time.Time) bool {
-	open := false
-	rel.each(sender, func(st *SenderState) bool {
-		open = st.open(p, t)
-		return !open
-	})
-	return open
+	if p.ServiceWindow <= 0 {
+		return false
+	}
+	if rel.SenderState.open(p, t) {
+		return true
+	}
+	for i := range rel.Senders { // a loop, not each: every rule asks this
+		if st := &rel.Senders[i]; concerns(st.Sender, sender) && st.open(p, t) {
+			return true
+		}
+	}
+	return false
 }
 
 // WindowUntil is when the service window that concerns a send from sender
@@ -133,12 +139,15 @@ func FreeEntryUntil(rel *Relationship, sender string, t time.Time) time.Time {
 // freeEntryOpen reports whether a free entry point window that concerns a send
 // from sender is open at t.
 func freeEntryOpen(rel *Relationship, sender string, t time.Time) bool {
-	open := false
-	rel.each(sender, func(st *SenderState) bool {
-		open = st.freeOpen(t)
-		return !open
-	})
-	return open
+	if rel.SenderState.freeOpen(t) {
+		return true
+	}
+	for i := range rel.Senders {
+		if st := &rel.Senders[i]; concerns(st.Sender, sender) && st.freeOpen(t) {
+			return true
+		}
+	}
+	return false
 }
 
 // liftedByFreeEntry limits a deferral that either window lifts (EXPERIMENT) to

@@ -450,15 +450,24 @@ func BenchmarkAppendRelationship(b *testing.B) {
 }
 
 func BenchmarkDecodeRelationship(b *testing.B) {
-	r := typicalRelationship(10)
-	buf := AppendRelationship(nil, &r)
-	b.SetBytes(int64(len(buf)))
-	b.ReportAllocs()
-	var got validator.Relationship
-	for b.Loop() {
-		if err := DecodeRelationship(buf, &got); err != nil {
-			b.Fatal(err)
-		}
+	for _, tc := range []struct {
+		name string
+		r    validator.Relationship
+	}{
+		{"typical", typicalRelationship(10)},
+		{"typical-two-senders", withSenders(typicalRelationship(10))},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			buf := AppendRelationship(nil, &tc.r)
+			b.SetBytes(int64(len(buf)))
+			b.ReportAllocs()
+			var got validator.Relationship
+			for b.Loop() {
+				if err := DecodeRelationship(buf, &got); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

@@ -1179,7 +1179,9 @@ type ReportInboundRequest struct {
 	// The payload of the quick-reply button the user tapped, at most 1024 bytes.
 	ButtonPayload string `protobuf:"bytes,10,opt,name=button_payload,json=buttonPayload,proto3" json:"button_payload,omitempty"`
 	// The message came from a click-to-WhatsApp ad or a Page button (Meta's
-	// referral): a free entry point.
+	// referral): a free entry point. The business's first send from the same
+	// sender within 24 h opens a 72 h free entry point window from that send,
+	// which lifts EXPERIMENT.
 	AdReferral    bool `protobuf:"varint,11,opt,name=ad_referral,json=adReferral,proto3" json:"ad_referral,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1517,7 +1519,8 @@ type Contact struct {
 	WaId string `protobuf:"bytes,2,opt,name=wa_id,json=waId,proto3" json:"wa_id,omitempty"`
 	// The linked BSUID.
 	UserId string `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	// Meta's opt-out record (131050 or a user_preferences stop) is in force.
+	// Meta's opt-out record (131050 or a user_preferences stop) of some sender
+	// of the business is in force: it denies marketing from every sender.
 	MetaOptedOut bool `protobuf:"varint,4,opt,name=meta_opted_out,json=metaOptedOut,proto3" json:"meta_opted_out,omitempty"`
 	// The business's own opt-out (keyword or SetOptOut) is in force.
 	OptedOut bool `protobuf:"varint,5,opt,name=opted_out,json=optedOut,proto3" json:"opted_out,omitempty"`
@@ -1529,9 +1532,12 @@ type Contact struct {
 	ConsentAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=consent_at,json=consentAt,proto3" json:"consent_at,omitempty"`
 	// The reason or source of the consent.
 	ConsentReason string `protobuf:"bytes,9,opt,name=consent_reason,json=consentReason,proto3" json:"consent_reason,omitempty"`
-	// The last inbound message or call.
+	// The last inbound message or call to the request's sender (to any sender
+	// when it names none; messages reported without a sender count for every
+	// sender).
 	LastInboundAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_inbound_at,json=lastInboundAt,proto3" json:"last_inbound_at,omitempty"`
-	// When the customer service window closes, if open now.
+	// When the customer service window with the request's sender closes, if
+	// open now (with any sender when it names none).
 	ServiceWindowUntil *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=service_window_until,json=serviceWindowUntil,proto3" json:"service_window_until,omitempty"`
 	// Recent sends counted for this business (reservations and SENT reports).
 	Sends []*SendRecord `protobuf:"bytes,12,rep,name=sends,proto3" json:"sends,omitempty"`
