@@ -2,6 +2,8 @@ package server
 
 import (
 	"fmt"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+	"github.com/sendguard/sendguard/validator"
 )
 
 // referralMessage is an inbound text from a click-to-WhatsApp ad, shaped as
@@ -196,4 +199,32 @@ func TestUndeliverablePerBusiness(t *testing.T) {
 			t.Fatalf("counted: %v", c.GetNumber())
 		}
 	})
+}
+
+// TestMergeRelationshipPerSender: a history kept under a bare user ID folds
+// into the number's per sender (the implicit sender's into the implicit
+// sender's), idempotently.
+func TestMergeRelationshipPerSender(t *testing.T) {
+	p := validator.Defaults()
+	var dst, src validator.Relationship
+	dst.State(pnid).LastInboundAt = t0.Add(-2 * time.Hour)
+	src.State(pnid).LastInboundAt = t0.Add(-time.Hour)
+	src.State("301234567890123").MetaStopAt = t0.Add(-3 * time.Hour)
+	src.MetaStopAt = t0.Add(-4 * time.Hour)
+	src.Sends = []validator.Send{{At: t0.Add(-time.Hour), MessageID: "wamid.b", Sender: "301234567890123"}}
+	mergeRelationship(&dst, &src, &p)
+	once := dst
+	once.Senders = slices.Clone(dst.Senders)
+	once.Sends = slices.Clone(dst.Sends)
+	mergeRelationship(&dst, &src, &p)
+	if !reflect.DeepEqual(dst.Senders, once.Senders) || !reflect.DeepEqual(dst.Sends, once.Sends) {
+		t.Fatalf("folding twice changed the result:\n%+v\n%+v", once.Senders, dst.Senders)
+	}
+	want := []validator.SenderState{
+		{Sender: pnid, LastInboundAt: t0.Add(-time.Hour)},
+		{Sender: "301234567890123", MetaStopAt: t0.Add(-3 * time.Hour)},
+	}
+	if !reflect.DeepEqual(dst.Senders, want) || !dst.MetaStopAt.Equal(t0.Add(-4*time.Hour)) || dst.Sends[0].Sender != "301234567890123" {
+		t.Fatalf("merged: %+v implicit stop %v sends %+v", dst.Senders, dst.MetaStopAt, dst.Sends)
+	}
 }

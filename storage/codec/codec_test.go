@@ -387,7 +387,7 @@ func TestDecodedStringsDoNotAliasInput(t *testing.T) {
 }
 
 func FuzzDecodeRelationship(f *testing.F) {
-	for _, r := range []validator.Relationship{{}, typicalRelationship(1), typicalRelationship(4)} {
+	for _, r := range []validator.Relationship{{}, typicalRelationship(1), typicalRelationship(4), withSenders(typicalRelationship(3))} {
 		f.Add(AppendRelationship(nil, &r))
 	}
 	f.Add([]byte{})
