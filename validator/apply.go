@@ -198,12 +198,11 @@ func applyDelivered(rel *Relationship, f *NumberFacts, p *Policy, sender string,
 	if f.UndeliverableStreak > 0 && !t.Before(f.UndeliverableAt) {
 		f.UndeliverableStreak = 0
 	}
-	rel.each(sender, func(st *SenderState) bool {
-		if st.PairStreak > 0 && !t.Before(st.PairLimitedAt) {
+	for i := range rel.states() {
+		if st := rel.stateAt(i); concerns(st.Sender, sender) && st.PairStreak > 0 && !t.Before(st.PairLimitedAt) {
 			st.PairStreak = 0
 		}
-		return true
-	})
+	}
 	if !mkt || windowOpen(rel, p, sender, t) {
 		return
 	}

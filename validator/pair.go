@@ -139,12 +139,12 @@ func pairLimited(rel *Relationship, sender string) (*SenderState, time.Time) {
 		last  *SenderState
 		until time.Time
 	)
-	rel.each(sender, func(st *SenderState) bool {
-		if u := st.limitedUntil(); u.After(until) {
+	for i := range rel.states() {
+		st := rel.stateAt(i)
+		if u := st.limitedUntil(); concerns(st.Sender, sender) && u.After(until) {
 			last, until = st, u
 		}
-		return true
-	})
+	}
 	return last, until
 }
 

@@ -38,13 +38,10 @@ func provenReal(rel *Relationship, f *NumberFacts) bool {
 	if !f.LastDeliveredAt.IsZero() || !rel.Local.LastDeliveredAt.IsZero() {
 		return true
 	}
-	wrote := false
-	rel.each("", func(st *SenderState) bool {
-		wrote = !st.LastInboundAt.IsZero()
-		return !wrote
-	})
-	if wrote {
-		return true
+	for i := range rel.states() {
+		if !rel.stateAt(i).LastInboundAt.IsZero() {
+			return true
+		}
 	}
 	for i := range rel.Sends {
 		if rel.Sends[i].Delivered {
@@ -107,8 +104,8 @@ func (r *Relationship) MetaStoppedAt(sender string) (time.Time, bool) {
 // sender takes any), else the latest of any other sender's, else nil.
 func metaStop(rel *Relationship, sender string) *SenderState {
 	var own, other *SenderState
-	consider := func(st *SenderState) {
-		switch {
+	for i := range rel.states() {
+		switch st := rel.stateAt(i); {
 		case !st.optedOut():
 		case sender == "" || st.Sender == sender:
 			if own == nil || st.MetaStopAt.After(own.MetaStopAt) {
@@ -117,10 +114,6 @@ func metaStop(rel *Relationship, sender string) *SenderState {
 		case other == nil || st.MetaStopAt.After(other.MetaStopAt):
 			other = st
 		}
-	}
-	consider(&rel.SenderState)
-	for i := range rel.Senders {
-		consider(&rel.Senders[i])
 	}
 	if own != nil {
 		return own

@@ -40,15 +40,22 @@ func (r *Relationship) State(sender string) *SenderState {
 
 func compareSender(s SenderState, sender string) int { return strings.Compare(s.Sender, sender) }
 
-// each calls f with every sender's state that concerns a check from check,
-// the implicit sender's first, until f returns false.
-func (r *Relationship) each(check string, f func(st *SenderState) bool) {
-	if !f(&r.SenderState) {
-		return
+// states is how many sender states the relationship holds: the implicit
+// sender's and the named ones. The rules loop over them as
+//
+//	for i := range rel.states() {
+//		st := rel.stateAt(i)
+//		if !concerns(st.Sender, sender) { continue }
+//		...
+//	}
+//
+// (plain loops, not callbacks: every check runs several).
+func (r *Relationship) states() int { return 1 + len(r.Senders) }
+
+// stateAt is the i-th sender state: the implicit sender's, then Senders.
+func (r *Relationship) stateAt(i int) *SenderState {
+	if i == 0 {
+		return &r.SenderState
 	}
-	for i := range r.Senders {
-		if concerns(r.Senders[i].Sender, check) && !f(&r.Senders[i]) {
-			return
-		}
-	}
+	return &r.Senders[i-1]
 }

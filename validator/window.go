@@ -42,11 +42,8 @@ func windowOpen(rel *Relationship, p *Policy, sender string, t time.Time) bool {
 	if p.ServiceWindow <= 0 {
 		return false
 	}
-	if rel.SenderState.open(p, t) {
-		return true
-	}
-	for i := range rel.Senders { // a loop, not each: every rule asks this
-		if st := &rel.Senders[i]; concerns(st.Sender, sender) && st.open(p, t) {
+	for i := range rel.states() {
+		if st := rel.stateAt(i); concerns(st.Sender, sender) && st.open(p, t) {
 			return true
 		}
 	}
@@ -58,12 +55,11 @@ func windowOpen(rel *Relationship, p *Policy, sender string, t time.Time) bool {
 // t); else the zero time.
 func WindowUntil(rel *Relationship, p *Policy, sender string, t time.Time) time.Time {
 	var until time.Time
-	rel.each(sender, func(st *SenderState) bool {
-		if st.open(p, t) {
+	for i := range rel.states() {
+		if st := rel.stateAt(i); concerns(st.Sender, sender) && st.open(p, t) {
 			until = maxTime(until, st.end(p))
 		}
-		return true
-	})
+	}
 	return until
 }
 
@@ -76,12 +72,12 @@ func windowOpensAfter(rel *Relationship, p *Policy, sender string, t time.Time) 
 	if p.ServiceWindow <= 0 {
 		return first, false
 	}
-	rel.each(sender, func(st *SenderState) bool {
-		if l := st.LastInboundAt; l.After(t) && (!ok || l.Before(first)) {
+	for i := range rel.states() {
+		st := rel.stateAt(i)
+		if l := st.LastInboundAt; concerns(st.Sender, sender) && l.After(t) && (!ok || l.Before(first)) {
 			first, ok = l, true
 		}
-		return true
-	})
+	}
 	return first, ok
 }
 
@@ -127,23 +123,19 @@ func (st *SenderState) freeOpen(t time.Time) bool {
 // sender closes, if one is open at t; else the zero time.
 func FreeEntryUntil(rel *Relationship, sender string, t time.Time) time.Time {
 	var until time.Time
-	rel.each(sender, func(st *SenderState) bool {
-		if st.freeOpen(t) {
+	for i := range rel.states() {
+		if st := rel.stateAt(i); concerns(st.Sender, sender) && st.freeOpen(t) {
 			until = maxTime(until, st.FreeEntryAt.Add(FreeEntryWindow))
 		}
-		return true
-	})
+	}
 	return until
 }
 
 // freeEntryOpen reports whether a free entry point window that concerns a send
 // from sender is open at t.
 func freeEntryOpen(rel *Relationship, sender string, t time.Time) bool {
-	if rel.SenderState.freeOpen(t) {
-		return true
-	}
-	for i := range rel.Senders {
-		if st := &rel.Senders[i]; concerns(st.Sender, sender) && st.freeOpen(t) {
+	for i := range rel.states() {
+		if st := rel.stateAt(i); concerns(st.Sender, sender) && st.freeOpen(t) {
 			return true
 		}
 	}
@@ -155,12 +147,12 @@ func freeEntryOpen(rel *Relationship, sender string, t time.Time) bool {
 // first.
 func liftedByFreeEntry(in *Input, t, until time.Time) time.Time {
 	until = liftedByWindow(in, t, until)
-	in.Rel.each(in.Check.Sender, func(st *SenderState) bool {
-		if f := st.FreeEntryAt; f.After(t) && f.Before(until) {
+	for i := range in.Rel.states() {
+		st := in.Rel.stateAt(i)
+		if f := st.FreeEntryAt; concerns(st.Sender, in.Check.Sender) && f.After(t) && f.Before(until) {
 			until = f
 		}
-		return true
-	})
+	}
 	return until
 }
 
@@ -179,12 +171,11 @@ func serviceWindow(in *Input, t time.Time, h *hit) bool {
 // SERVICE_WINDOW sentence names.
 func lastInbound(rel *Relationship, sender string) *SenderState {
 	last := &rel.SenderState
-	rel.each(sender, func(st *SenderState) bool {
-		if st.LastInboundAt.After(last.LastInboundAt) {
+	for i := range rel.states() {
+		if st := rel.stateAt(i); concerns(st.Sender, sender) && st.LastInboundAt.After(last.LastInboundAt) {
 			last = st
 		}
-		return true
-	})
+	}
 	return last
 }
 
