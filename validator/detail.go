@@ -48,9 +48,13 @@ func detail(in *Input, t time.Time, h *hit) string {
 	case sgv1.Rule_RULE_EXPERIMENT:
 		b = append(b, "Meta refused marketing to this number with 130472 (number in a marketing experiment) on "...)
 		b = appendTime(b, h.at)
-		b = append(b, "; marketing reaches it only inside the service window until the flag expires "...)
+		b = append(b, "; marketing reaches it only inside the service window or a free entry point window until the flag expires "...)
 		b = appendTime(b, h.at.Add(h.d))
-		b = appendWindowOpens(b, h, h.at.Add(h.d))
+		if h.until.Before(h.at.Add(h.d)) {
+			b = append(b, "; a window opens at "...)
+			b = appendTime(b, h.until)
+		}
+		b = append(b, '.')
 	case sgv1.Rule_RULE_FREQUENCY_CAP:
 		b = append(b, "The cap of "...)
 		b = strconv.AppendInt(b, int64(h.n), 10)
