@@ -38,9 +38,11 @@ soak: ## Crash test: 20 rounds of kill -9 under load, every acknowledged write c
 	SENDGUARD_CRASH_ROUNDS=20 $(GO) test -count=1 -timeout 30m -run 'TestCrashLosesNothing' -v ./cmd/sendguard/ | grep -E 'round|rounds|ok|FAIL|panic'
 
 .PHONY: test-upgrade
-test-upgrade: ## Upgrade test: data written by commit 2b23cf3 (two keys per recipient), opened by this build
+test-upgrade: ## Upgrade tests: data written by commit 2b23cf3 (two keys per recipient) and by d57f614 (before per-sender recipient state), opened by this build
 	@d=$$(mktemp -d) && git archive 2b23cf3 | tar -x -C $$d && (cd $$d && $(GO) build -o $$d/sendguard-old ./cmd/sendguard) && \
-	SENDGUARD_OLD_BINARY=$$d/sendguard-old $(GO) test -count=1 -run 'TestUpgradeFromOldBinary' -v ./cmd/sendguard/; rc=$$?; rm -rf $$d; exit $$rc
+	mkdir $$d/presender && git archive d57f614 | tar -x -C $$d/presender && (cd $$d/presender && $(GO) build -o $$d/sendguard-presender ./cmd/sendguard) && \
+	SENDGUARD_OLD_BINARY=$$d/sendguard-old SENDGUARD_PRESENDER_BINARY=$$d/sendguard-presender \
+	$(GO) test -count=1 -run 'TestUpgradeFromOldBinary|TestUpgradeFromPreSenderStore' -v ./cmd/sendguard/; rc=$$?; rm -rf $$d; exit $$rc
 
 .PHONY: bench
 bench: ## Run the Go benchmarks and a short load run (100k numbers, 4 s per workload; docs/performance.md)

@@ -79,6 +79,12 @@ var errNeedLock = errors.New("messaging limit needs the business lock")
 // reservationRef). The answer carries the ref when the send is reserved under it
 // (ALLOW) or was before (a duplicate), never on a DEFER or DENY.
 func (s *Server) reserve(ctx context.Context, req *sgv1.CheckSendRequest, b *business, r recipient, chk validator.Check, now time.Time) (*sgv1.CheckSendResponse, error) {
+	// The send is recorded as from the check's sender, else from the business's
+	// only known sender (as a report would be attributed).
+	sender, err := s.reportSender(req.GetBusinessId(), req.GetSender())
+	if err != nil {
+		return nil, err
+	}
 	ref, err := reservationRef(req, r)
 	if err != nil {
 		return nil, err
@@ -127,6 +133,7 @@ func (s *Server) reserve(ctx context.Context, req *sgv1.CheckSendRequest, b *bus
 		// The reach goes into the stored state below (added, not written over).
 		reached = validator.Reserve(&c.Rel, nil, &used.policy, validator.Send{
 			At:         chk.SendAt,
+			Sender:     sender,
 			Ref:        ref,
 			Category:   req.GetCategory(),
 			Template:   req.GetTemplate(),

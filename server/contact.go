@@ -75,7 +75,7 @@ func (s *Server) getContact(ctx context.Context, req *sgv1.GetContactRequest) (*
 		MetaOptedOut:  rel.MetaOptedOut(),
 		OptedOut:      rel.OwnOptedOut(),
 		OptOutReason:  rel.OwnStopReason,
-		LastInboundAt: ts(rel.LastInboundAt),
+		LastInboundAt: ts(rel.LastInbound(req.GetSender())),
 		Suppressed:    supp,
 		Number:        factsProto(facts, &snap.policy),
 		Restrictions:  restrictionsProto(&snap.state, req.GetSender(), now),
@@ -93,14 +93,20 @@ func (s *Server) getContact(ctx context.Context, req *sgv1.GetContactRequest) (*
 	case out.OptedOut:
 		out.OptedOutAt = ts(rel.OwnStopAt)
 	case out.MetaOptedOut:
-		out.OptedOutAt = ts(rel.MetaStopAt)
+		at, _ := rel.MetaStoppedAt(req.GetSender())
+		out.OptedOutAt = ts(at)
 	}
 	if rel.Consented() {
 		out.ConsentAt = ts(rel.OwnStartAt)
 		out.ConsentReason = rel.OwnStartReason
 	}
-	if until := validator.WindowUntil(rel, &snap.policy, now); !until.IsZero() {
+	// The windows that concern a send from the request's sender (any sender's
+	// when it names none).
+	if until := validator.WindowUntil(rel, &snap.policy, req.GetSender(), now); !until.IsZero() {
 		out.ServiceWindowUntil = timestamppb.New(until)
+	}
+	if until := validator.FreeEntryUntil(rel, req.GetSender(), now); !until.IsZero() {
+		out.FreeEntryWindowUntil = timestamppb.New(until)
 	}
 	for _, snd := range rel.Sends {
 		out.Sends = append(out.Sends, &sgv1.SendRecord{

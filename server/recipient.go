@@ -207,24 +207,15 @@ func (s *Server) link(ctx context.Context, r recipient) error {
 // keeping the sends that p keeps. It is idempotent: folding the same src twice
 // gives the same dst.
 func mergeRelationship(dst, src *validator.Relationship, p *validator.Policy) {
-	later := func(d *time.Time, s time.Time) {
-		if s.After(*d) {
-			*d = s
-		}
+	mergeSender(dst.State(""), &src.SenderState)
+	for i := range src.Senders {
+		mergeSender(dst.State(src.Senders[i].Sender), &src.Senders[i])
 	}
-	later(&dst.MetaStopAt, src.MetaStopAt)
-	later(&dst.MetaResumeAt, src.MetaResumeAt)
 	if src.OwnStopAt.After(dst.OwnStopAt) {
 		dst.OwnStopAt, dst.OwnStopReason = src.OwnStopAt, src.OwnStopReason
 	}
 	if src.OwnStartAt.After(dst.OwnStartAt) {
 		dst.OwnStartAt, dst.OwnStartReason = src.OwnStartAt, src.OwnStartReason
-	}
-	later(&dst.LastInboundAt, src.LastInboundAt)
-	later(&dst.WindowClosedAt, src.WindowClosedAt)
-	later(&dst.PairTAT, src.PairTAT)
-	if src.PairLimitedAt.After(dst.PairLimitedAt) {
-		dst.PairLimitedAt, dst.PairStreak = src.PairLimitedAt, src.PairStreak
 	}
 	if dst.WaID == "" {
 		dst.WaID = src.WaID
@@ -249,6 +240,28 @@ func mergeRelationship(dst, src *validator.Relationship, p *validator.Policy) {
 	slices.SortStableFunc(dst.Events, func(a, b validator.Event) int { return a.At.Compare(b.At) })
 	if len(dst.Events) > validator.MaxEvents {
 		dst.Events = dst.Events[len(dst.Events)-validator.MaxEvents:]
+	}
+}
+
+// mergeSender folds one sender's state src into dst (the same sender's),
+// keeping for each fact the later record.
+func mergeSender(dst, src *validator.SenderState) {
+	later := func(d *time.Time, s time.Time) {
+		if s.After(*d) {
+			*d = s
+		}
+	}
+	later(&dst.MetaStopAt, src.MetaStopAt)
+	later(&dst.MetaResumeAt, src.MetaResumeAt)
+	later(&dst.LastInboundAt, src.LastInboundAt)
+	later(&dst.WindowClosedAt, src.WindowClosedAt)
+	later(&dst.ReferralAt, src.ReferralAt)
+	if src.FreeEntryAt.After(dst.FreeEntryAt) {
+		dst.FreeEntryAt = src.FreeEntryAt
+	}
+	later(&dst.PairTAT, src.PairTAT)
+	if src.PairLimitedAt.After(dst.PairLimitedAt) {
+		dst.PairLimitedAt, dst.PairStreak = src.PairLimitedAt, src.PairStreak
 	}
 }
 

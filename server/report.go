@@ -89,6 +89,7 @@ func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultReques
 		MessageID:  s.storedMessageID(req.GetMessageId()),
 		Ref:        req.GetMessageRef(),
 		At:         at,
+		Sender:     sender,
 	}
 	resp := &sgv1.ReportResultResponse{}
 	if r.hasNumber {
@@ -167,7 +168,8 @@ func (s *Server) ReportInbound(ctx context.Context, req *sgv1.ReportInboundReque
 }
 
 func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequest, source string) (event, *sgv1.ReportInboundResponse, error) {
-	if err := s.checkSender(req.GetBusinessId(), req.GetSender()); err != nil {
+	sender, err := s.reportSender(req.GetBusinessId(), req.GetSender())
+	if err != nil {
 		return event{}, nil, err
 	}
 	phone := eventPhone(req.GetPhone(), req.GetRegion(), source)
@@ -176,7 +178,10 @@ func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequ
 		return event{}, nil, err
 	}
 	snap := b.snap.Load()
-	in := validator.Inbound{Kind: req.GetKind(), At: at, MessageID: s.storedMessageID(req.GetMessageId()), Text: req.GetText()}
+	in := validator.Inbound{
+		Kind: req.GetKind(), At: at, MessageID: s.storedMessageID(req.GetMessageId()), Text: req.GetText(),
+		Sender: sender, Referral: req.GetAdReferral(),
+	}
 	if in.Kind != sgv1.InboundKind_INBOUND_KIND_CALL && req.GetText() != "" {
 		switch {
 		case snap.optOut.Match(req.GetText()):
@@ -202,7 +207,7 @@ func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequ
 		validator.ApplyInbound(&c.Rel, factsFor(snap, c, r), &snap.policy, in)
 		s.learn(c, r, snap)
 		resp.ServiceWindowUntil = nil
-		if until := validator.WindowUntil(&c.Rel, &snap.policy, now); !until.IsZero() {
+		if until := validator.WindowUntil(&c.Rel, &snap.policy, sender, now); !until.IsZero() {
 			resp.ServiceWindowUntil = timestamppb.New(until)
 		}
 		return s.writeBack(snap, c, before, now), nil

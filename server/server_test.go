@@ -288,8 +288,10 @@ func TestIdentitySpellings(t *testing.T) {
 
 func TestUserIDOnly(t *testing.T) {
 	h := newHarness(t)
-	// A user known only by a BSUID writes STOP.
-	h.inbound(t, &sgv1.ReportInboundRequest{BusinessId: "acme", UserId: "BR.1502576394655843", MessageId: "m1", Text: "stop"})
+	// A user known only by a BSUID writes STOP (a day ago: the window, which
+	// lifts UNDELIVERABLE while open, is closed when the number is checked).
+	h.inbound(t, &sgv1.ReportInboundRequest{BusinessId: "acme", UserId: "BR.1502576394655843", MessageId: "m1", Text: "stop",
+		Timestamp: timestamppb.New(t0.Add(-26 * time.Hour))})
 	req := &sgv1.CheckSendRequest{BusinessId: "acme", UserId: "BR.1502576394655843", Category: sgv1.Category_CATEGORY_MARKETING}
 	if resp := h.check(t, req); resp.Verdict != deny {
 		t.Fatalf("by user_id: %v %v", resp.Verdict, rules(resp))
@@ -298,7 +300,8 @@ func TestUserIDOnly(t *testing.T) {
 	// number-wide facts of that number are read for checks by user_id alone.
 	h.report(t, failed("+5511987650009", 131026, t0))
 	h.inbound(t, &sgv1.ReportInboundRequest{BusinessId: "acme", UserId: "BR.1502576394655843", Phone: "+5511987650009", MessageId: "m2", Text: "hi",
-		Timestamp: timestamppb.New(t0.Add(-time.Hour))})
+		// Older than the window, which would lift UNDELIVERABLE while open.
+		Timestamp: timestamppb.New(t0.Add(-25 * time.Hour))})
 	resp := h.check(t, req)
 	if resp.PhoneE164 != "+5511987650009" || !slices.Contains(rules(resp), sgv1.Rule_RULE_OPTED_OUT) || !slices.Contains(rules(resp), sgv1.Rule_RULE_UNDELIVERABLE) {
 		t.Fatalf("after link: %v %v e164=%q", resp.Verdict, rules(resp), resp.PhoneE164)

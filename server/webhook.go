@@ -257,6 +257,7 @@ func (s *Server) prepareWebhookEvent(ctx context.Context, ev *webhook.Event) (ev
 		req := &sgv1.ReportInboundRequest{
 			BusinessId: business, Phone: ev.Phone, UserId: ev.UserID, MessageId: ev.MessageID,
 			Kind: sgv1.InboundKind_INBOUND_KIND_MESSAGE, Text: ev.Text, Timestamp: ts, Sender: ev.PhoneNumberID,
+			AdReferral: ev.Referral,
 		}
 		if ev.Kind == webhook.KindCall {
 			req.Kind, req.Text = sgv1.InboundKind_INBOUND_KIND_CALL, ""
@@ -278,6 +279,10 @@ func (s *Server) prepareWebhookEvent(ctx context.Context, ev *webhook.Event) (ev
 // preparePreference prepares a user_preferences stop or resume: Meta's own opt-out
 // record for marketing from this business.
 func (s *Server) preparePreference(ctx context.Context, business string, ev *webhook.Event) (event, error) {
+	sender, err := s.reportSender(business, ev.PhoneNumberID)
+	if err != nil {
+		return event{}, err
+	}
 	b, err := s.biz.get(ctx, business)
 	if err != nil {
 		return event{}, err
@@ -298,7 +303,7 @@ func (s *Server) preparePreference(ctx context.Context, business string, ev *web
 	}
 	fn := func(c *storage.Contact) (storage.Write, error) {
 		snap := b.snap.Load()
-		validator.ApplyUserPreference(&c.Rel, stop, at)
+		validator.ApplyUserPreference(&c.Rel, sender, stop, at)
 		s.learn(c, r, snap)
 		return storage.Write{Rel: true, RelTTL: storage.TTLUntil(c.Rel.ExpiresAt(&snap.policy), now)}, nil
 	}

@@ -352,7 +352,7 @@ func TestWebhookEqualsReportResult(t *testing.T) {
 			}
 			hr.report(t, &sgv1.ReportResultRequest{BusinessId: pnid, Phone: "5511987654321", MessageId: "wamid.X",
 				Status: sgv1.MessageStatus_MESSAGE_STATUS_FAILED, ErrorCode: int32(code), ErrorTitle: "error",
-				Category: sgv1.Category_CATEGORY_MARKETING, Timestamp: timestamppb.New(at)})
+				Category: sgv1.Category_CATEGORY_MARKETING, Timestamp: timestamppb.New(at), Sender: pnid})
 			req := &sgv1.CheckSendRequest{BusinessId: pnid, Phone: "+5511987654321", Category: sgv1.Category_CATEGORY_MARKETING}
 			a, b := hw.check(t, req), hr.check(t, req)
 			if !proto.Equal(a, b) || a.Verdict == allow {

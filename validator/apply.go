@@ -26,6 +26,9 @@ type Result struct {
 	MessageID  string
 	Ref        string
 	At         time.Time
+	// Sender is the sender the result is attributed to ("" the implicit
+	// sender); a send that names none takes it.
+	Sender string
 }
 
 // ApplyResult applies a result to the relationship and to the number-wide facts
@@ -40,7 +43,8 @@ type Result struct {
 // a SENT or a delivery as Reserve would, a FAILED as a failed send; none of them
 // counts toward the business's messaging limit, which only reservations feed.
 func ApplyResult(rel *Relationship, facts *NumberFacts, p *Policy, r Result) TemplateEffect {
-	cat, tmpl := r.Category, r.Template
+	// The sender's state is kept from its first event ("" beyond MaxSenders).
+	cat, tmpl, sender := r.Category, r.Template, rel.State(r.Sender).Sender
 	failed := r.Status == sgv1.MessageStatus_MESSAGE_STATUS_FAILED
 	delivered := r.Status == sgv1.MessageStatus_MESSAGE_STATUS_DELIVERED ||
 		r.Status == sgv1.MessageStatus_MESSAGE_STATUS_READ || r.Status == sgv1.MessageStatus_MESSAGE_STATUS_PLAYED
@@ -51,6 +55,7 @@ func ApplyResult(rel *Relationship, facts *NumberFacts, p *Policy, r Result) Tem
 		bindString(&s.Ref, &r.Ref)
 		bindString(&s.MessageID, &r.MessageID)
 		bindString(&s.CampaignID, &r.CampaignID)
+		bindString(&s.Sender, &sender)
 		s.Delivered = s.Delivered || delivered
 		s.Failed = (s.Failed || failed) && !s.Delivered
 		// The send time is known once a SENT names it; a report that moves it
@@ -67,12 +72,23 @@ func ApplyResult(rel *Relationship, facts *NumberFacts, p *Policy, r Result) Tem
 		}
 	} else if knownStatus(r.Status) && !r.At.IsZero() && (r.Status == sgv1.MessageStatus_MESSAGE_STATUS_SENT || r.Ref != "" || r.MessageID != "") {
 		s := Send{
-			At: r.At, Ref: r.Ref, MessageID: r.MessageID,
+			At: r.At, Ref: r.Ref, MessageID: r.MessageID, Sender: sender,
 			Category: cat, Template: tmpl, CampaignID: r.CampaignID, Failed: failed, Delivered: delivered,
 			Inferred: r.Status != sgv1.MessageStatus_MESSAGE_STATUS_SENT,
 		}
 		s.Reached = !failed && reaches(rel, p, &s)
 		recordSend(rel, p, s)
+	}
+	// The send's time, as far as it is known: a 131026 of a send made inside
+	// the window does not count, and a delivered marketing message sent after
+	// Meta's stop lifts it (whichever of its SENT and its delivery came last).
+	sentAt := r.At
+	if i := FindSend(rel, r.Ref, r.MessageID); i >= 0 && (r.Ref != "" || r.MessageID != "") {
+		snd := &rel.Sends[i]
+		sentAt = snd.At
+		if snd.Delivered && !snd.Inferred && snd.Category == marketing {
+			liftMeta(rel, snd.Sender, snd.At)
+		}
 	}
 
 	desc := describe(cat, tmpl)
@@ -84,7 +100,7 @@ func ApplyResult(rel *Relationship, facts *NumberFacts, p *Policy, r Result) Tem
 	case sgv1.MessageStatus_MESSAGE_STATUS_DELIVERED, sgv1.MessageStatus_MESSAGE_STATUS_READ, sgv1.MessageStatus_MESSAGE_STATUS_PLAYED:
 		// READ and PLAYED imply DELIVERED.
 		effect.Kind = TemplateOK
-		applyDelivered(rel, facts, p, cat == marketing, r.At)
+		applyDelivered(rel, facts, p, sender, cat == marketing, r.At)
 		AddEvent(rel, r.At, statusWord(r.Status)+desc)
 	case sgv1.MessageStatus_MESSAGE_STATUS_FAILED:
 		switch r.ErrorCode {
@@ -93,7 +109,7 @@ func ApplyResult(rel *Relationship, facts *NumberFacts, p *Policy, r Result) Tem
 		case 132016:
 			effect.Kind = TemplateDisabled
 		}
-		applyFailure(rel, facts, p, r.ErrorCode, r.At)
+		applyFailure(rel, facts, p, sender, r.ErrorCode, r.At, sentAt)
 		AddEvent(rel, r.At, "failed "+strconv.FormatInt(int64(r.ErrorCode), 10)+desc)
 	}
 	if tmpl == "" {
@@ -164,32 +180,30 @@ func bindString(send, report *string) {
 	}
 }
 
-// applyDelivered applies a delivered, read or played status at t.
+// applyDelivered applies a delivered, read or played status from sender at t.
 //
 // Any delivery proves the number reachable (resets the 131026 streak after it) and
-// the pair no longer limited (resets the 131056 streak). A delivered marketing
-// message lifts Meta's opt-out (MetaResumeAt keeps the latest such evidence, so the
-// record is in force only when a stop is later than every delivery). Outside the
-// service window it also proves that Meta's per-user limit let it through (the
+// the pair no longer limited (resets the 131056 streak of the states that concern
+// the sender). (A delivered marketing message sent after Meta's stop lifts it: see
+// liftMeta, called with the send's time.) Outside the sender's service window a
+// delivered marketing message also proves that Meta's per-user limit let it through (the
 // 131049 streak resets) and that the number has left the marketing experiment (the
 // flag is cleared: Meta refuses marketing outside the window to a number in the
 // experiment, so one that got through is out of it). Inside the window Meta lets
 // marketing through whatever the limit or the experiment, so such a delivery proves
 // neither and LastMarketingDeliveredAt, which later failures are compared with,
 // only records the deliveries outside the window.
-func applyDelivered(rel *Relationship, f *NumberFacts, p *Policy, mkt bool, t time.Time) {
+func applyDelivered(rel *Relationship, f *NumberFacts, p *Policy, sender string, mkt bool, t time.Time) {
 	f.LastDeliveredAt = maxTime(f.LastDeliveredAt, t)
 	if f.UndeliverableStreak > 0 && !t.Before(f.UndeliverableAt) {
 		f.UndeliverableStreak = 0
 	}
-	if rel.PairStreak > 0 && !t.Before(rel.PairLimitedAt) {
-		rel.PairStreak = 0
+	for i := range rel.states() {
+		if st := rel.stateAt(i); concerns(st.Sender, sender) && st.PairStreak > 0 && !t.Before(st.PairLimitedAt) {
+			st.PairStreak = 0
+		}
 	}
-	if !mkt {
-		return
-	}
-	rel.MetaResumeAt = maxTime(rel.MetaResumeAt, t)
-	if windowOpen(rel, p, t) {
+	if !mkt || windowOpen(rel, p, sender, t) {
 		return
 	}
 	f.LastMarketingDeliveredAt = maxTime(f.LastMarketingDeliveredAt, t)
@@ -201,31 +215,48 @@ func applyDelivered(rel *Relationship, f *NumberFacts, p *Policy, mkt bool, t ti
 	}
 }
 
-// applyFailure applies a FAILED status with Meta's error code at t. Codes that say
-// nothing about the recipient are only recorded as events (by the caller).
-func applyFailure(rel *Relationship, f *NumberFacts, p *Policy, code int32, t time.Time) {
+// liftMeta applies Meta's evidence from sender at `at` that the user takes
+// marketing (a resume, or a delivered marketing message sent at `at`): it lifts
+// that sender's record of a stop before `at`, and the implicit sender's, which
+// evidence from any sender lifts (DESIGN.md, Who is who).
+func liftMeta(rel *Relationship, sender string, at time.Time) {
+	st := rel.State(sender)
+	st.MetaResumeAt = maxTime(st.MetaResumeAt, at)
+	rel.MetaResumeAt = maxTime(rel.MetaResumeAt, at)
+}
+
+// applyFailure applies a FAILED status from sender with Meta's error code at t,
+// of a send made at sentAt (t when unknown). Codes that say nothing about the
+// recipient are only recorded as events (by the caller).
+func applyFailure(rel *Relationship, f *NumberFacts, p *Policy, sender string, code int32, t, sentAt time.Time) {
 	switch code {
 	case 131049: // per-user marketing limit (or the US block)
 		if t.After(f.LastMarketingDeliveredAt) {
 			f.EcoStreak, f.EcoAt = escalate(f.EcoStreak, f.EcoAt, t, ecoCooldown(p, f.EcoStreak))
 		}
-	case 131050: // the user stopped marketing from this business
-		rel.MetaStopAt = maxTime(rel.MetaStopAt, t)
+	case 131050: // the user stopped marketing from this sender
+		st := rel.State(sender)
+		st.MetaStopAt = maxTime(st.MetaStopAt, t)
 	case 130472: // number in Meta's marketing experiment
 		if t.After(f.LastMarketingDeliveredAt) {
 			f.ExperimentAt = maxTime(f.ExperimentAt, t)
 		}
-	case 131026: // undeliverable
-		if t.After(f.LastDeliveredAt) {
+	case 131026: // undeliverable. A send made while the window was open does not
+		// count: the user had just written, so the number is on WhatsApp.
+		if t.After(f.LastDeliveredAt) && !windowOpen(rel, p, sender, sentAt) {
 			f.UndeliverableStreak, f.UndeliverableAt = escalate(f.UndeliverableStreak, f.UndeliverableAt, t, undeliverableBackoff(p, f.UndeliverableStreak))
 		}
-	case 131047: // re-engagement: the window is closed. A close before the last
-		// inbound message has no effect (windowOpen compares them), so the latest is kept.
+	case 131047: // re-engagement: the sender's window is closed, and the implicit
+		// sender's (which may have been this sender's). A close before the last
+		// inbound message has no effect (open compares them), so the latest is kept.
+		st := rel.State(sender)
+		st.WindowClosedAt = maxTime(st.WindowClosedAt, t)
 		rel.WindowClosedAt = maxTime(rel.WindowClosedAt, t)
 	case 131056: // pair rate limit. Counted whatever its time: consecutive 131056s
 		// arrive close together, and the streak only sets a backoff of seconds.
-		rel.PairStreak = min(rel.PairStreak+1, maxPairStreak)
-		rel.PairLimitedAt = maxTime(rel.PairLimitedAt, t)
+		st := rel.State(sender)
+		st.PairStreak = min(st.PairStreak+1, maxPairStreak)
+		st.PairLimitedAt = maxTime(st.PairLimitedAt, t)
 	}
 }
 
@@ -268,15 +299,31 @@ type Inbound struct {
 	At        time.Time
 	MessageID string
 	Text      string
+	// Sender is the business number written to ("" the implicit sender).
+	Sender string
+	// Referral is set for a message from a click-to-WhatsApp ad or a Page
+	// button (Meta's referral, ReportInbound's ad_referral): a free entry point.
+	Referral bool
 }
 
 // ApplyInbound applies a message or call from the user at in.At: it opens the
-// service window, a message (not a call) ends the undeliverable streak before it,
-// and an opt-out or opt-in keyword records the business's own opt-out or consent
-// with the keyword as its reason.
+// sender's service window, a message (not a call) ends the undeliverable streak
+// before it, a message with an ad referral is a free entry point (answered by a
+// send already recorded, it opens the free entry point window at once), and an
+// opt-out or opt-in keyword records the business's own opt-out or consent with
+// the keyword as its reason.
 func ApplyInbound(rel *Relationship, facts *NumberFacts, p *Policy, in Inbound) {
-	rel.LastInboundAt = maxTime(rel.LastInboundAt, in.At)
+	st := rel.State(in.Sender)
+	st.LastInboundAt = maxTime(st.LastInboundAt, in.At)
 	call := in.Kind == sgv1.InboundKind_INBOUND_KIND_CALL
+	if in.Referral && !call {
+		st.ReferralAt = maxTime(st.ReferralAt, in.At)
+		for i := range rel.Sends {
+			if snd := &rel.Sends[i]; snd.Sender == st.Sender && !snd.Failed {
+				st.answerReferral(snd.At)
+			}
+		}
+	}
 	if !call && facts.UndeliverableStreak > 0 && !in.At.Before(facts.UndeliverableAt) {
 		facts.UndeliverableStreak = 0
 	}
@@ -333,14 +380,16 @@ func setOwn(rel *Relationship, stop bool, reason string, at time.Time) {
 }
 
 // ApplyUserPreference applies Meta's user_preferences webhook for marketing
-// messages: the user stopped (stop) or resumed marketing from this business.
-func ApplyUserPreference(rel *Relationship, stop bool, at time.Time) {
+// messages: the user stopped (stop) or resumed marketing from sender. A resume
+// lifts that sender's record and the implicit sender's (see liftMeta).
+func ApplyUserPreference(rel *Relationship, sender string, stop bool, at time.Time) {
 	if stop {
-		rel.MetaStopAt = maxTime(rel.MetaStopAt, at)
+		st := rel.State(sender)
+		st.MetaStopAt = maxTime(st.MetaStopAt, at)
 		AddEvent(rel, at, "Meta: user stopped marketing messages")
 		return
 	}
-	rel.MetaResumeAt = maxTime(rel.MetaResumeAt, at)
+	liftMeta(rel, sender, at)
 	AddEvent(rel, at, "Meta: user resumed marketing messages")
 }
 

@@ -47,6 +47,31 @@ func BenchmarkDecide(b *testing.B) {
 			}
 		}
 	})
+	b.Run("history-two-senders", func(b *testing.B) {
+		// The history of "history" from two senders of the business (the
+		// window and every other send with A, the rest with B), checked from A:
+		// what per-sender state costs a check.
+		f := newFixture()
+		f.chk.Zones = []*time.Location{brt}
+		f.chk.Template = "promo"
+		f.chk.Sender = senderA
+		f.inboundFrom(senderA, at(-4*24*hour), false)
+		for i, d := range []time.Duration{-10 * 24 * hour, -6 * 24 * hour, -2 * 24 * hour} {
+			ref := string(rune('a' + i))
+			sender := []string{senderA, senderB}[i%2]
+			f.reserveFrom(mkt, "promo", at(d), ref, sender)
+			f.result(Result{Status: sent, Ref: ref, MessageID: "wamid." + ref, At: at(d + sec), Sender: sender})
+			f.result(Result{Status: delivered, MessageID: "wamid." + ref, Category: mkt, At: at(d + 5*sec), Sender: sender})
+		}
+		f.failFrom(senderB, mkt, 131049, "wamid.eco", time.Time{}, at(-9*24*hour))
+		in := f.input(mkt, t0)
+		b.ReportAllocs()
+		for b.Loop() {
+			if Decide(in).Verdict != allow {
+				b.Fatal(summary(Decide(in)))
+			}
+		}
+	})
 	b.Run("history-deferred", func(b *testing.B) {
 		// The same contact a day after a new send and a 131049: two reasons with
 		// sentences, and a retry_at search.

@@ -106,9 +106,7 @@ func Decide(in *Input) Decision {
 			d.Verdict = sgv1.Verdict_VERDICT_DEFER
 		}
 	}
-	if windowOpen(in.Rel, in.Policy, t) {
-		d.WindowUntil = windowEnd(in.Rel, in.Policy)
-	}
+	d.WindowUntil = WindowUntil(in.Rel, in.Policy, in.Check.Sender, t)
 	if d.Verdict == sgv1.Verdict_VERDICT_DEFER {
 		d.RetryAt = retryAt(in, &hs)
 	}

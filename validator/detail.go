@@ -48,9 +48,13 @@ func detail(in *Input, t time.Time, h *hit) string {
 	case sgv1.Rule_RULE_EXPERIMENT:
 		b = append(b, "Meta refused marketing to this number with 130472 (number in a marketing experiment) on "...)
 		b = appendTime(b, h.at)
-		b = append(b, "; marketing reaches it only inside the service window until the flag expires "...)
+		b = append(b, "; marketing reaches it only inside the service window or a free entry point window until the flag expires "...)
 		b = appendTime(b, h.at.Add(h.d))
-		b = appendWindowOpens(b, h, h.at.Add(h.d))
+		if h.until.Before(h.at.Add(h.d)) {
+			b = append(b, "; a window opens at "...)
+			b = appendTime(b, h.until)
+		}
+		b = append(b, '.')
 	case sgv1.Rule_RULE_FREQUENCY_CAP:
 		b = append(b, "The cap of "...)
 		b = strconv.AppendInt(b, int64(h.n), 10)
@@ -190,9 +194,13 @@ func optedOutDetail(b []byte, in *Input) []byte {
 	rel := in.Rel
 	b = append(b, "The user opted out of marketing from this business: "...)
 	sep := false
-	if rel.MetaOptedOut() {
+	if st := metaStop(rel, in.Check.Sender); st != nil {
 		b = append(b, "Meta recorded a stop (131050) on "...)
-		b = appendTime(b, rel.MetaStopAt)
+		b = appendTime(b, st.MetaStopAt)
+		if st.Sender != "" && st.Sender != in.Check.Sender {
+			b = append(b, " from sender "...)
+			b = strconv.AppendQuote(b, st.Sender)
+		}
 		sep = true
 	}
 	if rel.OwnOptedOut() {
@@ -218,7 +226,7 @@ func optedOutDetail(b []byte, in *Input) []byte {
 }
 
 func serviceWindowDetail(b []byte, in *Input) []byte {
-	rel, p := in.Rel, in.Policy
+	rel, p := lastInbound(in.Rel, in.Check.Sender), in.Policy
 	b = append(b, "The service window is closed ("...)
 	switch {
 	case rel.LastInboundAt.IsZero():
@@ -245,7 +253,7 @@ func pairDetail(b []byte, in *Input, t time.Time, h *hit) []byte {
 		b = append(b, ", bursts of "...)
 		b = strconv.AppendInt(b, int64(p.PairBurst), 10)
 		b = append(b, "); the next one fits at "...)
-		b = appendTime(b, gcraFree(rel, p, t))
+		b = appendTime(b, gcraFree(rel, p, in.Check.Sender, t))
 		b = append(b, '.')
 	}
 	if h.n&pair131056 != 0 {
@@ -255,9 +263,10 @@ func pairDetail(b []byte, in *Input, t time.Time, h *hit) []byte {
 		b = append(b, "Meta refused a send to this number with 131056 (pair rate limit) on "...)
 		b = appendTime(b, h.at)
 		b = append(b, "; backoff "...)
-		b = appendStreak(b, pairBackoff(rel.PairStreak), rel.PairStreak)
+		st, until := pairLimited(rel, in.Check.Sender)
+		b = appendStreak(b, pairBackoff(st.PairStreak), st.PairStreak)
 		b = append(b, " ends "...)
-		b = appendTime(b, pairLimitedUntil(rel))
+		b = appendTime(b, until)
 		b = append(b, '.')
 	}
 	return b

@@ -7,9 +7,12 @@
 // state it reads: recipient.go (INVALID_NUMBER, REGION_BLOCKED, OPTED_OUT,
 // NO_CONSENT), number.go (the number-wide ECOSYSTEM_LIMIT, EXPERIMENT,
 // UNDELIVERABLE), frequency.go (FREQUENCY_CAP, TEMPLATE_REPEAT), window.go
-// (SERVICE_WINDOW), pair.go (PAIR_RATE), template.go (TEMPLATE_PAUSED),
+// (SERVICE_WINDOW), free_entry.go (the free entry point window that lifts
+// EXPERIMENT), pair.go (PAIR_RATE), template.go (TEMPLATE_PAUSED),
 // messaging_limit.go, quiet_hours.go, account_restricted.go (ACCOUNT_RESTRICTED)
 // and sender_limited.go (SENDER_LIMITED); detail.go writes the reasons' sentences.
+// sender.go says which sender's recipient state (window, free entry point, pair
+// rate, Meta's opt-out record) a check reads.
 // apply.go applies results and inbound messages, reserve.go records sends,
 // restriction.go applies the account and sender errors, successes and lifts to the
 // business's restrictions, and expiry.go says how long state matters.

@@ -23,9 +23,9 @@ func (r *Relationship) ExpiresAt(p *Policy) time.Time {
 	if r.MetaOptedOut() || r.OwnOptedOut() || r.Consented() {
 		return time.Time{}
 	}
-	e := epoch()
-	if p.ServiceWindow > 0 && !r.LastInboundAt.IsZero() {
-		e = maxTime(e, r.LastInboundAt.Add(p.ServiceWindow))
+	e := r.SenderState.expiresAt(p)
+	for i := range r.Senders {
+		e = maxTime(e, r.Senders[i].expiresAt(p))
 	}
 	if len(r.Sends) > 0 {
 		w := historyWindow(p)
@@ -33,12 +33,30 @@ func (r *Relationship) ExpiresAt(p *Policy) time.Time {
 			e = maxTime(e, r.Sends[i].At.Add(w))
 		}
 	}
-	e = maxTime(e, r.PairTAT)
-	e = maxTime(e, pairLimitedUntil(r))
-	if !r.MetaResumeAt.IsZero() {
-		e = maxTime(e, r.MetaResumeAt.Add(lateEvents))
-	}
 	return maxTime(e, r.Local.ExpiresAt(p))
+}
+
+// expiresAt is the latest time anything in one sender's state still matters: its
+// window, a referral still waiting for its answer and the free entry point
+// window, its pair-rate bucket and backoff, and a lifted Meta opt-out's evidence
+// against late reports.
+func (st *SenderState) expiresAt(p *Policy) time.Time {
+	e := epoch()
+	if p.ServiceWindow > 0 && !st.LastInboundAt.IsZero() {
+		e = maxTime(e, st.LastInboundAt.Add(p.ServiceWindow))
+	}
+	if !st.ReferralAt.IsZero() {
+		e = maxTime(e, st.ReferralAt.Add(FreeEntryReply+FreeEntryWindow))
+	}
+	if !st.FreeEntryAt.IsZero() {
+		e = maxTime(e, st.FreeEntryAt.Add(FreeEntryWindow))
+	}
+	e = maxTime(e, st.PairTAT)
+	e = maxTime(e, st.limitedUntil())
+	if !st.MetaResumeAt.IsZero() {
+		e = maxTime(e, st.MetaResumeAt.Add(lateEvents))
+	}
+	return e
 }
 
 // ExpiresAt is the latest time anything in the facts still matters: a cooldown,

@@ -13,14 +13,14 @@ func TestRelationshipExpiresAt(t *testing.T) {
 	}{
 		{"nothing", func(*fixture) {}, time.Unix(0, 0).UTC()},
 		{"own opt-out: forever", func(f *fixture) { SetOptOut(&f.rel, true, "x", t0) }, time.Time{}},
-		{"Meta's opt-out: forever", func(f *fixture) { ApplyUserPreference(&f.rel, true, t0) }, time.Time{}},
+		{"Meta's opt-out: forever", func(f *fixture) { ApplyUserPreference(&f.rel, "", true, t0) }, time.Time{}},
 		{"consent: forever", func(f *fixture) { SetOptOut(&f.rel, false, "x", t0) }, time.Time{}},
 		{"window", func(f *fixture) { f.inbound(t0) }, at(24 * hour)},
 		{"a send: the longest window", func(f *fixture) { f.reserve(mkt, "p", t0, "a") }, at(week)},
 		{"a 131056 backoff", func(f *fixture) { f.pol.FrequencyCaps = nil; f.rel.PairStreak, f.rel.PairLimitedAt = 3, t0 }, at(64 * sec)},
 		{"a lifted Meta opt-out: against late reports", func(f *fixture) {
-			ApplyUserPreference(&f.rel, true, t0)
-			ApplyUserPreference(&f.rel, false, at(hour))
+			ApplyUserPreference(&f.rel, "", true, t0)
+			ApplyUserPreference(&f.rel, "", false, at(hour))
 		}, at(hour + 8*24*hour)},
 		{"facts held locally", func(f *fixture) {
 			f.rel.Local.ExperimentAt = t0

@@ -75,6 +75,13 @@ func (f *fixture) deliver(cat sgv1.Category, when time.Time) {
 	f.result(Result{Status: delivered, Category: cat, MessageID: fmt.Sprintf("wamid.d%d", when.UnixNano()), At: when})
 }
 
+// sentDelivered reports a send of category cat from sender: SENT at sentAt, then
+// DELIVERED at deliveredAt.
+func (f *fixture) sentDelivered(sender string, cat sgv1.Category, id string, sentAt, deliveredAt time.Time) {
+	f.result(Result{Status: sent, Category: cat, MessageID: id, At: sentAt, Sender: sender})
+	f.result(Result{Status: delivered, Category: cat, MessageID: id, At: deliveredAt, Sender: sender})
+}
+
 // noCaps turns the frequency caps off, for tests whose reported deliveries would
 // otherwise count as sends.
 func noCaps(f *fixture) { f.pol.FrequencyCaps = nil }

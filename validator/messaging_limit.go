@@ -93,7 +93,7 @@ func nextReach(rel *Relationship, t time.Time) (time.Time, bool) {
 
 func messagingLimit(in *Input, t time.Time, h *hit) bool {
 	p, rel := in.Policy, in.Rel
-	if p.MessagingLimit <= 0 || !isTemplate(in.Check.Category) || windowOpen(rel, p, t) || reachedWithin(rel, t) {
+	if p.MessagingLimit <= 0 || !isTemplate(in.Check.Category) || windowOpen(rel, p, in.Check.Sender, t) || reachedWithin(rel, t) {
 		return false
 	}
 	buckets := in.Business.Reached
@@ -107,7 +107,7 @@ func messagingLimit(in *Input, t time.Time, h *hit) bool {
 	}
 	*h = hit{
 		rule: sgv1.Rule_RULE_MESSAGING_LIMIT, verdict: deferV,
-		until: liftedByWindow(rel, p, t, until), n: sum,
+		until: liftedByWindow(in, t, until), n: sum,
 	}
 	return true
 }
@@ -115,7 +115,7 @@ func messagingLimit(in *Input, t time.Time, h *hit) bool {
 // reaches reports whether a send at s.At takes a messaging-limit slot: a template,
 // outside the window, to a user not reached in the 24 h before.
 func reaches(rel *Relationship, p *Policy, s *Send) bool {
-	return isTemplate(s.Category) && !windowOpen(rel, p, s.At) && !reachedWithin(rel, s.At)
+	return isTemplate(s.Category) && !windowOpen(rel, p, s.Sender, s.At) && !reachedWithin(rel, s.At)
 }
 
 // AddReach counts one user reached at `at` in b.Reached, dropping the buckets that

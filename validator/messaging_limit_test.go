@@ -76,7 +76,7 @@ func TestMessagingLimitReserve(t *testing.T) {
 		t.Error("second send to A marked reached")
 	}
 	// Inside the window: not reached.
-	c := &Relationship{LastInboundAt: at(2 * hour)}
+	c := &Relationship{SenderState: SenderState{LastInboundAt: at(2 * hour)}}
 	if Reserve(c, biz, pol, Send{At: at(3 * hour), Ref: "c", Category: mkt}) || c.Sends[0].Reached {
 		t.Error("a send inside the window took a slot")
 	}

@@ -90,46 +90,49 @@ func ecosystemLimit(in *Input, t time.Time, h *hit) bool {
 	}
 	f := in.Facts
 	end := f.EcosystemUntil(in.Policy)
-	if end.IsZero() || !t.Before(end) || windowOpen(in.Rel, in.Policy, t) {
+	if end.IsZero() || !t.Before(end) || windowOpen(in.Rel, in.Policy, in.Check.Sender, t) {
 		return false
 	}
 	*h = hit{
 		rule: sgv1.Rule_RULE_ECOSYSTEM_LIMIT, verdict: deferV, code: 131049,
-		until: liftedByWindow(in.Rel, in.Policy, t, end),
+		until: liftedByWindow(in, t, end),
 		at:    f.EcoAt, n: f.EcoStreak, d: ecoCooldown(in.Policy, f.EcoStreak),
 	}
 	return true
 }
 
 // experiment is EXPERIMENT: a number in Meta's marketing experiment (130472) gets
-// marketing only inside the service window, until the flag expires.
+// marketing only inside the service window or a free entry point window, until
+// the flag expires.
 func experiment(in *Input, t time.Time, h *hit) bool {
 	if in.Check.Category != marketing {
 		return false
 	}
 	f := in.Facts
 	end := f.ExperimentUntil(in.Policy)
-	if end.IsZero() || !t.Before(end) || windowOpen(in.Rel, in.Policy, t) {
+	if end.IsZero() || !t.Before(end) || windowOpen(in.Rel, in.Policy, in.Check.Sender, t) ||
+		freeEntryOpen(in.Rel, in.Check.Sender, t) {
 		return false
 	}
 	*h = hit{
 		rule: sgv1.Rule_RULE_EXPERIMENT, verdict: deferV, code: 130472,
-		until: liftedByWindow(in.Rel, in.Policy, t, end),
+		until: liftedByFreeEntry(in, t, end),
 		at:    f.ExperimentAt, d: in.Policy.ExperimentTTL,
 	}
 	return true
 }
 
 // undeliverable is UNDELIVERABLE: after consecutive 131026 failures every send
-// waits out a growing backoff.
+// waits out a growing backoff, except while the service window is open (a user
+// who just wrote is on WhatsApp).
 func undeliverable(in *Input, t time.Time, h *hit) bool {
 	f := in.Facts
 	end := f.UndeliverableUntil(in.Policy)
-	if end.IsZero() || !t.Before(end) {
+	if end.IsZero() || !t.Before(end) || windowOpen(in.Rel, in.Policy, in.Check.Sender, t) {
 		return false
 	}
 	*h = hit{
-		rule: sgv1.Rule_RULE_UNDELIVERABLE, verdict: deferV, code: 131026, until: end,
+		rule: sgv1.Rule_RULE_UNDELIVERABLE, verdict: deferV, code: 131026, until: liftedByWindow(in, t, end),
 		at: f.UndeliverableAt, n: f.UndeliverableStreak, d: undeliverableBackoff(in.Policy, f.UndeliverableStreak),
 	}
 	return true

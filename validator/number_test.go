@@ -256,10 +256,11 @@ func TestUndeliverable(t *testing.T) {
 	}{
 		{"reset by a delivery", func(f *fixture) { f.fail(util, 131026, t0); f.deliver(util, at(hour)) }, 2 * hour, allowed()},
 		{"reset by an inbound message", func(f *fixture) { f.fail(util, 131026, t0); f.inbound(at(hour)) }, 2 * hour, allowed()},
-		{"not reset by an inbound call", func(f *fixture) {
+		{"not reset by an inbound call (the next failure escalates)", func(f *fixture) {
 			f.fail(util, 131026, t0)
 			ApplyInbound(&f.rel, &f.facts, &f.pol, Inbound{Kind: sgv1.InboundKind_INBOUND_KIND_CALL, At: at(hour)})
-		}, 2 * hour, deferred(at(24*hour), reason(at(24*hour)))},
+			f.fail(util, 131026, at(26*hour)) // after the backoff and the call's window
+		}, 27 * hour, deferred(at(98*hour), reason(at(98*hour)))},
 		{"not reset by an earlier delivery", func(f *fixture) { f.deliver(util, at(-hour)); f.fail(util, 131026, t0) },
 			2 * hour, deferred(at(24*hour), reason(at(24*hour)))},
 		{"a failure older than a delivery changes nothing", func(f *fixture) { f.deliver(util, at(hour)); f.fail(util, 131026, t0) },

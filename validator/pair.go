@@ -6,7 +6,7 @@ import (
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
 
-// PAIR_RATE meters sends from this business to this number as Meta does: one per
+// PAIR_RATE meters sends from one sender to this number as Meta does: one per
 // PairInterval sustained, bursts of PairBurst borrowing from future quota (a GCRA).
 // After Meta's own 131056, the sender waits 4^n seconds after the n-th consecutive
 // one (Meta's advice). A zero PairInterval or PairBurst turns the whole rule off.
@@ -20,6 +20,11 @@ import (
 // would move it to tomorrow and block every check before. PairTAT is still kept
 // (max(PairTAT, at) + I per send), for GetContact and for expiry. Sends of every
 // category count, failed ones too (Meta saw them).
+//
+// Meta meters per sender: a check from sender A counts A's sends and the
+// implicit sender's (sends recorded with no sender may have been A's); a check
+// that names no sender counts every send, as before senders were kept apart
+// (see concerns).
 
 // maxPairStreak bounds the 4^n backoff (4^16 s is over a century).
 const maxPairStreak = 16
@@ -50,20 +55,26 @@ func pairBackoff(n int) time.Duration {
 // where P_g = max over i < g of a_i - i*I and S_g = min over k >= g of a_k - k*I.
 // The gaps are tried in time order from t, each in constant time: linear in the
 // history, however long the policy keeps it.
-func gcraFree(rel *Relationship, p *Policy, t time.Time) time.Time {
+func gcraFree(rel *Relationship, p *Policy, sender string, t time.Time) time.Time {
 	b, iv := p.PairBurst, p.PairInterval
-	n := len(rel.Sends)
-	if n < b {
+	if len(rel.Sends) < b {
 		return t
 	}
 	var buf, sbuf [BaseSends]time.Time // longer histories spill to the heap
 	a := buf[:0]
 	sorted := true
 	for i := range rel.Sends {
+		if !concerns(rel.Sends[i].Sender, sender) {
+			continue
+		}
 		if k := len(a); k > 0 && rel.Sends[i].At.Before(a[k-1]) {
 			sorted = false
 		}
 		a = append(a, rel.Sends[i].At)
+	}
+	n := len(a)
+	if n < b {
+		return t
 	}
 	if !sorted {
 		sortTimes(a)
@@ -112,12 +123,29 @@ func maxKey(cur time.Time, i int, v time.Time) time.Time {
 	return cur
 }
 
-// pairLimitedUntil is when the backoff after the last 131056 ends (zero if none).
-func pairLimitedUntil(rel *Relationship) time.Time {
-	if rel.PairStreak <= 0 || rel.PairLimitedAt.IsZero() {
+// limitedUntil is when this sender's backoff after its last 131056 ends (zero
+// if none).
+func (st *SenderState) limitedUntil() time.Time {
+	if st.PairStreak <= 0 || st.PairLimitedAt.IsZero() {
 		return time.Time{}
 	}
-	return rel.PairLimitedAt.Add(pairBackoff(rel.PairStreak))
+	return st.PairLimitedAt.Add(pairBackoff(st.PairStreak))
+}
+
+// pairLimited returns the state whose 131056 backoff ends last among those that
+// concern a send from sender, and when it ends (zero if none).
+func pairLimited(rel *Relationship, sender string) (*SenderState, time.Time) {
+	var (
+		last  *SenderState
+		until time.Time
+	)
+	for i := range rel.states() {
+		st := rel.stateAt(i)
+		if u := st.limitedUntil(); concerns(st.Sender, sender) && u.After(until) {
+			last, until = st, u
+		}
+	}
+	return last, until
 }
 
 // Bits of hit.n for PAIR_RATE: which part applies.
@@ -131,28 +159,30 @@ func pairRate(in *Input, t time.Time, h *hit) bool {
 	if !pairOn(p) {
 		return false
 	}
-	var until time.Time
-	parts := 0
-	if u := gcraFree(rel, p, t); t.Before(u) {
+	var (
+		until, limitedAt time.Time
+		parts            int
+	)
+	if u := gcraFree(rel, p, in.Check.Sender, t); t.Before(u) {
 		until, parts = u, parts|pairGCRA
 	}
-	if u := pairLimitedUntil(rel); t.Before(u) {
-		until, parts = maxTime(until, u), parts|pair131056
+	if st, u := pairLimited(rel, in.Check.Sender); t.Before(u) {
+		until, parts, limitedAt = maxTime(until, u), parts|pair131056, st.PairLimitedAt
 	}
 	if parts == 0 {
 		return false
 	}
 	*h = hit{
 		rule: sgv1.Rule_RULE_PAIR_RATE, verdict: deferV, code: 131056, until: until,
-		n: parts, at: rel.PairLimitedAt,
+		n: parts, at: limitedAt,
 	}
 	return true
 }
 
-// reservePair records one send at `at` in the bucket.
-func reservePair(rel *Relationship, p *Policy, at time.Time) {
+// reservePair records one send at `at` in its sender's bucket.
+func reservePair(st *SenderState, p *Policy, at time.Time) {
 	if p.PairInterval <= 0 {
 		return
 	}
-	rel.PairTAT = maxTime(rel.PairTAT, at).Add(p.PairInterval)
+	st.PairTAT = maxTime(st.PairTAT, at).Add(p.PairInterval)
 }

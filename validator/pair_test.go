@@ -112,7 +112,7 @@ func TestGCRAMatchesTAT(t *testing.T) {
 		if !rel.PairTAT.IsZero() {
 			tatFree = maxTime(when, rel.PairTAT.Add(-time.Duration(p.PairBurst-1)*p.PairInterval))
 		}
-		if got := gcraFree(&rel, &p, when); !got.Equal(tatFree) {
+		if got := gcraFree(&rel, &p, "", when); !got.Equal(tatFree) {
 			t.Fatalf("at %s: send times say %s, TAT says %s", fmtT(when), fmtT(got), fmtT(tatFree))
 		}
 		recordSend(&rel, &p, Send{At: tatFree, Category: util})
@@ -192,7 +192,7 @@ func TestGCRAMatchesDefinition(t *testing.T) {
 		slices.SortFunc(rel.Sends, func(x, y Send) int { return x.At.Compare(y.At) })
 		slices.SortFunc(times, time.Time.Compare)
 		when := at(time.Duration(rng.IntN(90)) * sec)
-		got, want := gcraFree(&rel, &p, when), gcraFreeRef(times, p.PairBurst, p.PairInterval, when)
+		got, want := gcraFree(&rel, &p, "", when), gcraFreeRef(times, p.PairBurst, p.PairInterval, when)
 		if !got.Equal(want) {
 			t.Fatalf("round %d: burst %d interval %s sends %v at %s: got %s, want %s",
 				round, p.PairBurst, p.PairInterval, times, fmtT(when), fmtT(got), fmtT(want))

@@ -2,6 +2,7 @@ package validator
 
 import (
 	"strings"
+	"time"
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
@@ -34,8 +35,13 @@ func invalidNumber(in *Input, h *hit) bool {
 // fact about the number), or a message or call from it. The proof lasts as long
 // as the state keeps it (see ExpiresAt).
 func provenReal(rel *Relationship, f *NumberFacts) bool {
-	if !f.LastDeliveredAt.IsZero() || !rel.LastInboundAt.IsZero() || !rel.Local.LastDeliveredAt.IsZero() {
+	if !f.LastDeliveredAt.IsZero() || !rel.Local.LastDeliveredAt.IsZero() {
 		return true
+	}
+	for i := range rel.states() {
+		if !rel.stateAt(i).LastInboundAt.IsZero() {
+			return true
+		}
 	}
 	for i := range rel.Sends {
 		if rel.Sends[i].Delivered {
@@ -73,9 +79,47 @@ func regionBlocked(in *Input, h *hit) bool {
 // metaBlocks reports whether Meta itself refuses marketing to the region.
 func metaBlocks(region string) bool { return strings.EqualFold(region, metaBlockedRegion) }
 
-// MetaOptedOut reports whether Meta's opt-out record (131050 or a user_preferences
-// stop) is in force.
-func (r *Relationship) MetaOptedOut() bool { return r.MetaStopAt.After(r.MetaResumeAt) }
+// optedOut reports whether this sender's Meta opt-out record (131050 or a
+// user_preferences stop) is in force: a stop not lifted by later evidence (a
+// stop and a lift of the same time: the stop wins).
+func (st *SenderState) optedOut() bool {
+	return !st.MetaStopAt.IsZero() && !st.MetaStopAt.Before(st.MetaResumeAt)
+}
+
+// MetaOptedOut reports whether Meta's opt-out record of any sender is in force:
+// it blocks marketing from every sender of the business.
+func (r *Relationship) MetaOptedOut() bool { return metaStop(r, "") != nil }
+
+// MetaStoppedAt returns when the Meta opt-out record in force that a check from
+// sender reports was set (see metaStop; "" for any sender's), if one is.
+func (r *Relationship) MetaStoppedAt(sender string) (time.Time, bool) {
+	if st := metaStop(r, sender); st != nil {
+		return st.MetaStopAt, true
+	}
+	return time.Time{}, false
+}
+
+// metaStop returns the Meta opt-out record in force that a check from sender
+// reports: the checking sender's own (when it has one; a check that names no
+// sender takes any), else the latest of any other sender's, else nil.
+func metaStop(rel *Relationship, sender string) *SenderState {
+	var own, other *SenderState
+	for i := range rel.states() {
+		switch st := rel.stateAt(i); {
+		case !st.optedOut():
+		case sender == "" || st.Sender == sender:
+			if own == nil || st.MetaStopAt.After(own.MetaStopAt) {
+				own = st
+			}
+		case other == nil || st.MetaStopAt.After(other.MetaStopAt):
+			other = st
+		}
+	}
+	if own != nil {
+		return own
+	}
+	return other
+}
 
 // OwnOptedOut reports whether the business's own opt-out is in force.
 func (r *Relationship) OwnOptedOut() bool { return r.OwnStopAt.After(r.OwnStartAt) }
@@ -85,19 +129,22 @@ func (r *Relationship) Consented() bool {
 	return !r.OwnStartAt.IsZero() && r.OwnStartAt.After(r.OwnStopAt)
 }
 
-// optedOut is OPTED_OUT, from Meta's record, the business's own, or the suppression
-// entry left by a forgotten opt-out. It predicts 131050 only when Meta's record is
-// in force: Meta delivers to a user who opted out only of this business's list.
+// optedOut is OPTED_OUT, from Meta's record (any sender's: it blocks every sender
+// of the business), the business's own, or the suppression entry left by a
+// forgotten opt-out. It predicts 131050 only when Meta's record in force is the
+// checking sender's, or the check names no sender: Meta delivers to a user who
+// opted out only of this business's list, and (as BSPs document it) from a
+// number the user did not stop.
 func optedOut(in *Input, h *hit) bool {
 	if in.Check.Category != marketing {
 		return false
 	}
-	meta := in.Rel.MetaOptedOut()
-	if !meta && !in.Rel.OwnOptedOut() && !in.Check.Suppressed {
+	meta := metaStop(in.Rel, in.Check.Sender)
+	if meta == nil && !in.Rel.OwnOptedOut() && !in.Check.Suppressed {
 		return false
 	}
 	*h = hit{rule: sgv1.Rule_RULE_OPTED_OUT, verdict: deny}
-	if meta {
+	if meta != nil && (in.Check.Sender == "" || meta.Sender == in.Check.Sender) {
 		h.code = 131050
 	}
 	return true

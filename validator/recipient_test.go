@@ -147,25 +147,70 @@ func TestOptedOut(t *testing.T) {
 		},
 		{
 			name:  "Meta's record from user_preferences",
-			setup: func(f *fixture) { ApplyUserPreference(&f.rel, true, at(-hour)) },
+			setup: func(f *fixture) { ApplyUserPreference(&f.rel, "", true, at(-hour)) },
 			want:  denied("DENY OPTED_OUT 131050 -"),
 		},
 		{
 			name: "lifted by a user_preferences resume",
 			setup: func(f *fixture) {
 				f.fail(mkt, 131050, at(-2*hour))
-				ApplyUserPreference(&f.rel, false, at(-hour))
+				ApplyUserPreference(&f.rel, "", false, at(-hour))
 			},
 			want: allowed(),
 		},
 		{
-			name: "lifted by a later delivered marketing message",
+			name: "lifted by a delivered marketing message sent after the stop",
 			setup: func(f *fixture) {
 				noCaps(f) // the delivery is a send of its own
 				f.fail(mkt, 131050, at(-2*hour))
-				f.deliver(mkt, at(-hour))
+				f.sentDelivered("", mkt, "wamid.after", at(-90*min1), at(-hour))
 			},
 			want: allowed(),
+		},
+		{
+			name: "lifted when the SENT of a delivered message arrives after its delivery",
+			setup: func(f *fixture) {
+				noCaps(f)
+				f.fail(mkt, 131050, at(-2*hour))
+				f.result(Result{Status: delivered, Category: mkt, MessageID: "wamid.late", At: at(-hour)})
+				f.result(Result{Status: sent, Category: mkt, MessageID: "wamid.late", At: at(-90 * min1)})
+			},
+			want: allowed(),
+		},
+		{
+			name: "not lifted by a delivery whose send time is unknown",
+			setup: func(f *fixture) {
+				noCaps(f)
+				f.fail(mkt, 131050, at(-2*hour))
+				f.deliver(mkt, at(-hour))
+			},
+			want: denied("DENY OPTED_OUT 131050 -"),
+		},
+		{
+			name: "not lifted by the delivery of a message in flight at the stop",
+			setup: func(f *fixture) {
+				noCaps(f)
+				f.fail(mkt, 131050, at(-2*hour))
+				f.sentDelivered("", mkt, "wamid.inflight", at(-3*hour), at(-hour))
+			},
+			want: denied("DENY OPTED_OUT 131050 -"),
+		},
+		{
+			name: "a stop and a resume of the same time: the stop wins",
+			setup: func(f *fixture) {
+				ApplyUserPreference(&f.rel, "", false, at(-hour))
+				ApplyUserPreference(&f.rel, "", true, at(-hour))
+			},
+			want: denied("DENY OPTED_OUT 131050 -"),
+		},
+		{
+			name: "a stop and a message sent at its very time: the stop wins",
+			setup: func(f *fixture) {
+				noCaps(f)
+				f.fail(mkt, 131050, at(-2*hour))
+				f.sentDelivered("", mkt, "wamid.tie", at(-2*hour), at(-hour))
+			},
+			want: denied("DENY OPTED_OUT 131050 -"),
 		},
 		{
 			name: "not lifted by an earlier delivered marketing message",

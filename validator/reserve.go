@@ -39,7 +39,8 @@ func historyWindow(p *Policy) time.Duration {
 const planAhead = week
 
 // recordSend inserts a send in time order (after sends at the same time), counts it
-// in the pair-rate bucket and trims the history.
+// in its sender's pair-rate bucket, takes it as the answer to a free entry point
+// when it is one (not a failed send), and trims the history.
 //
 // There is no clock here, so the trim is relative to s.At, which may be a time
 // planned ahead: sends older than the history window plus planAhead before s.At
@@ -53,8 +54,13 @@ func recordSend(rel *Relationship, p *Policy, s Send) {
 	for i > 0 && rel.Sends[i-1].At.After(s.At) {
 		i--
 	}
+	st := rel.State(s.Sender)
+	s.Sender = st.Sender // "" for a sender beyond MaxSenders
 	rel.Sends = slices.Insert(rel.Sends, i, s)
-	reservePair(rel, p, s.At)
+	reservePair(st, p, s.At)
+	if !s.Failed {
+		st.answerReferral(s.At)
+	}
 	trimSends(rel, p, s.At.Add(-historyWindow(p)-planAhead))
 }
 

@@ -52,6 +52,9 @@ type Send struct {
 	// Reached is set when this send reached the user outside the service window
 	// (counts toward the messaging limit).
 	Reached bool
+	// Sender is the sending number ("" the implicit sender): the pair rate and
+	// the free entry point are per sender.
+	Sender string
 	// Inferred is set when At is not a known send time: the send was recorded
 	// from a delivery or failure status (whose time only bounds the send time
 	// from above), and no reservation or SENT report has named it since. Such a
@@ -90,13 +93,56 @@ type NumberFacts struct {
 	WaID string
 }
 
-// Relationship is what one business knows about one recipient.
-type Relationship struct {
-	// Meta's opt-out record: 131050 or a user_preferences stop at MetaStopAt; lifted by
-	// a user_preferences resume or a delivered marketing message at MetaResumeAt.
-	// In force when MetaStopAt is after MetaResumeAt.
+// SenderState is what a relationship holds per sender (the business phone
+// number, Meta's phone_number_id): Meta keeps the customer service window, the
+// free entry point window, the pair rate and its marketing opt-out record per
+// business phone number (DESIGN.md, Who is who).
+type SenderState struct {
+	// Sender is the phone_number_id; "" is the implicit sender: events that
+	// named no sender when the business had no single known one, and
+	// everything recorded before sendguard kept senders apart. The implicit
+	// sender's state concerns every sender (see concerns).
+	Sender string
+	// Meta's opt-out record: 131050 or a user_preferences stop at MetaStopAt;
+	// lifted by Meta's evidence from this sender at MetaResumeAt (a
+	// user_preferences resume, or the send time of a delivered marketing
+	// message sent after the stop). In force when MetaStopAt is set and not
+	// before MetaResumeAt: a stop and a lift of the same time, the stop wins.
 	MetaStopAt   time.Time
 	MetaResumeAt time.Time
+	// The customer service window: opened by the last inbound message or call;
+	// closed early by a 131047 at WindowClosedAt (after LastInboundAt).
+	LastInboundAt  time.Time
+	WindowClosedAt time.Time
+	// The free entry point: ReferralAt is the latest inbound message that came
+	// from a click-to-WhatsApp ad or a Page button (an ad referral);
+	// FreeEntryAt is the business's first answer within FreeEntryReply of it,
+	// which opens a FreeEntryWindow-long window (see freeEntryOpen).
+	ReferralAt  time.Time
+	FreeEntryAt time.Time
+	// Pair rate (GCRA): PairTAT is the theoretical arrival time of the next send.
+	PairTAT time.Time
+	// Pair rate after 131056: PairStreak consecutive 131056s, the last at PairLimitedAt;
+	// blocked until PairLimitedAt + 4^PairStreak seconds. Reset by a delivery.
+	PairStreak    int
+	PairLimitedAt time.Time
+}
+
+// MaxSenders bounds Relationship.Senders. A business has a handful of numbers
+// (Meta starts a WABA at 2 and rarely allows more than 20); the state of a
+// sender beyond the bound is kept as the implicit sender's, which concerns
+// every sender, so nothing learned is lost, only attributed more widely.
+const MaxSenders = 32
+
+// Relationship is what one business knows about one recipient.
+type Relationship struct {
+	// SenderState is the implicit sender's state (Sender ""). Embedded, so a
+	// relationship whose events never name a sender reads as it did before
+	// senders were kept apart, and encodes as compactly.
+	SenderState
+	// Senders are the named senders' states, sorted by Sender, at most
+	// MaxSenders; nil while no event named a sender.
+	Senders []SenderState
 	// The business's own opt-out (STOP keyword, SetOptOut(true)) and opt-in (START
 	// keyword, SetOptOut(false)). The opt-out is in force when OwnStopAt is after
 	// OwnStartAt; consent is recorded when OwnStartAt is after OwnStopAt.
@@ -104,18 +150,8 @@ type Relationship struct {
 	OwnStopReason  string
 	OwnStartAt     time.Time
 	OwnStartReason string
-	// The customer service window: opened by the last inbound message or call;
-	// closed early by a 131047 at WindowClosedAt (after LastInboundAt).
-	LastInboundAt  time.Time
-	WindowClosedAt time.Time
 	// Sends are the recent sends, oldest first, at most MaxSends (see TrimSends).
 	Sends []Send
-	// Pair rate (GCRA): PairTAT is the theoretical arrival time of the next send.
-	PairTAT time.Time
-	// Pair rate after 131056: PairStreak consecutive 131056s, the last at PairLimitedAt;
-	// blocked until PairLimitedAt + 4^PairStreak seconds. Reset by a delivery.
-	PairStreak    int
-	PairLimitedAt time.Time
 	// UserID is the business-scoped user ID linked to this number; WaID the learned
 	// WhatsApp-ID spelling (also kept in NumberFacts when shared).
 	UserID string

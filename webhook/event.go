@@ -118,6 +118,10 @@ type Event struct {
 	// "marketing_messages".
 	PreferenceStop     bool
 	PreferenceCategory string
+	// Referral is set for a KindMessage that carries Meta's referral object:
+	// the user wrote from a click-to-WhatsApp ad or a Page button's post (a
+	// free entry point).
+	Referral bool
 
 	// WABAID is the WhatsApp Business Account of an account event (entry[].id);
 	// such an event has no PhoneNumberID and no user. Its Timestamp is

@@ -251,6 +251,7 @@ func (p *parser) message(m *wireMessage, i, n int) {
 		ParentUserID: m.FromParentUserID,
 		MessageID:    m.ID,
 		MessageType:  m.Type,
+		Referral:     m.Referral != nil,
 	}
 	switch m.Type {
 	case "text":

@@ -144,6 +144,14 @@ func TestParseTestdata(t *testing.T) {
 			}},
 		},
 		{
+			file: "message_referral.json", // from a click-to-WhatsApp ad: a free entry point
+			want: []Event{{
+				Kind: KindMessage, PhoneNumberID: pnid, Timestamp: unix(1749416500), Phone: "16505551234",
+				MessageID:   "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQUZBRkE0QkQxQzY3NkQ4MDI3QgA=",
+				MessageType: "text", Text: "Hi! Is the sale still on?", Referral: true,
+			}},
+		},
+		{
 			file: "message_button.json",
 			want: []Event{{
 				Kind: KindMessage, PhoneNumberID: pnid, Timestamp: unix(1751143200), Phone: "16505551234",

@@ -100,7 +100,11 @@ type wireMessage struct {
 	GroupID          string   `json:"group_id"`
 	Timestamp        flexTime `json:"timestamp"`
 	Type             string   `json:"type"`
-	Text             struct {
+	// Referral is present on a message from a click-to-WhatsApp ad or a
+	// post (source_url, source_id, source_type "ad" or "post", headline,
+	// body, media_type, ctwa_clid, ...): only its presence is read.
+	Referral *anyValue `json:"referral"`
+	Text     struct {
 		Body string `json:"body"`
 	} `json:"text"`
 	Button struct {

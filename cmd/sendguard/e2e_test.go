@@ -72,7 +72,8 @@ type proc struct {
 	grpc, http, api string
 }
 
-var servingLine = regexp.MustCompile(`sendguard serving"? grpc=(\S+) http=(\S+) api=(\S*)`)
+// The api address is optional: builds before the API port (issue 16) print none.
+var servingLine = regexp.MustCompile(`sendguard serving"? grpc=(\S+) http=(\S+)(?: api=(\S*))?`)
 
 // startServer starts `sendguard serve` on loopback ports chosen by the kernel and
 // waits for it to say where it listens.
@@ -102,7 +103,14 @@ func stop(t *testing.T, p *proc) {
 // startServerArgs is startServer with extra serve flags.
 func startServerArgs(t *testing.T, bin, dataDir string, env []string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"serve", "--data", dataDir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0"}, args...)...)
+	return startServerCmd(t, bin, env, append([]string{"serve", "--data", dataDir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0"}, args...)...)
+}
+
+// startServerCmd runs bin with args (a serve command line) and waits for it to
+// say where it listens.
+func startServerCmd(t *testing.T, bin string, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -155,6 +155,9 @@ func erasedItems(p *printer, c *sgv1.Contact, forgetOptOut bool) []string {
 	if c.GetServiceWindowUntil() != nil {
 		history = append(history, "the service window (open until "+p.ts(c.GetServiceWindowUntil())+")")
 	}
+	if c.GetFreeEntryWindowUntil() != nil {
+		history = append(history, "the free entry point window (open until "+p.ts(c.GetFreeEntryWindowUntil())+")")
+	}
 	if len(history) > 0 {
 		items = append(items, strings.Join(history, ", "))
 	}

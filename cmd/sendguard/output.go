@@ -236,6 +236,9 @@ func writeContact(p *printer, business, asked string, c *sgv1.Contact) {
 	} else {
 		row("window:", "closed")
 	}
+	if c.GetFreeEntryWindowUntil() != nil { // shown only when open: few users come from ads
+		row("free entry window:", "open until "+p.ts(c.GetFreeEntryWindowUntil()))
+	}
 	_ = tw.Flush()
 
 	writeRestrictions(p, c.GetRestrictions())

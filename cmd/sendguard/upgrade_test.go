@@ -17,7 +17,8 @@ func TestUpgradeFromOldBinary(t *testing.T) {
 		t.Skip("set SENDGUARD_OLD_BINARY (make test-upgrade)")
 	}
 	data := t.TempDir()
-	p := startServer(t, old, data)
+	// That build predates --api-addr (issue 16).
+	p := startServerCmd(t, old, nil, "serve", "--data", data, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
 	c := dial(t, p.grpc)
 	verify := seedEndToEnd(t, c)
 	verify(c, "on the old binary")

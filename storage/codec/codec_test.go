@@ -35,17 +35,19 @@ func fullFacts() validator.NumberFacts {
 // typicalRelationship is a marketing recipient with a few weeks of history.
 func typicalRelationship(sends int) validator.Relationship {
 	r := validator.Relationship{
-		MetaStopAt:     at(base - 900),
-		MetaResumeAt:   at(base - 800),
+		SenderState: validator.SenderState{
+			MetaStopAt:     at(base - 900),
+			MetaResumeAt:   at(base - 800),
+			LastInboundAt:  at(base - 500),
+			WindowClosedAt: at(base - 400),
+			PairTAT:        at(base + 6),
+			PairStreak:     2,
+			PairLimitedAt:  at(base - 300),
+		},
 		OwnStopAt:      at(base - 700),
 		OwnStopReason:  "STOP keyword",
 		OwnStartAt:     at(base - 600),
 		OwnStartReason: "SetOptOut(false): signed up on the web form",
-		LastInboundAt:  at(base - 500),
-		WindowClosedAt: at(base - 400),
-		PairTAT:        at(base + 6),
-		PairStreak:     2,
-		PairLimitedAt:  at(base - 300),
 		UserID:         "BR.1502576394655843",
 		WaID:           "5215512345678",
 		Local:          fullFacts(),
@@ -103,6 +105,47 @@ func TestBusinessWithoutRestrictions(t *testing.T) {
 	}
 }
 
+// withSenders gives r two named senders, each with its own state, and
+// attributes its sends to them and to the implicit sender in turn.
+func withSenders(r validator.Relationship) validator.Relationship {
+	r.ReferralAt, r.FreeEntryAt = at(base-100), at(base-90)
+	r.Senders = []validator.SenderState{
+		{Sender: "106540352242922", MetaStopAt: at(base - 50), LastInboundAt: at(base - 40), ReferralAt: at(base - 40),
+			FreeEntryAt: at(base - 30), PairTAT: at(base + 12), PairStreak: 1, PairLimitedAt: at(base - 20)},
+		{Sender: "301234567890123", MetaResumeAt: at(base - 10), WindowClosedAt: at(base - 5)},
+	}
+	for i := range r.Sends {
+		switch i % 3 {
+		case 1:
+			r.Sends[i].Sender = "106540352242922"
+		case 2:
+			r.Sends[i].Sender = "301234567890123"
+		}
+	}
+	return r
+}
+
+// TestRelationshipWithoutSendersEncodesAsBefore: a relationship that never
+// heard of a sender is written byte for byte as before issue 14 (no trailer),
+// so a record written by the previous release decodes as the implicit
+// sender's state, and the hot path's records do not grow.
+func TestRelationshipWithoutSendersEncodesAsBefore(t *testing.T) {
+	r := typicalRelationship(10)
+	b := AppendRelationship(nil, &r)
+	r.Senders = []validator.SenderState{{Sender: "106540352242922"}}
+	withTrailer := AppendRelationship(nil, &r)
+	if !bytes.HasPrefix(withTrailer, b) || len(withTrailer) <= len(b) {
+		t.Fatalf("the senders' trailer does not extend the old encoding (%d then %d bytes)", len(b), len(withTrailer))
+	}
+	var got validator.Relationship
+	if err := DecodeRelationship(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Senders != nil || got.ReferralAt != (time.Time{}) {
+		t.Errorf("an old record decodes with senders: %+v", got.Senders)
+	}
+}
+
 func TestRelationshipRoundTrip(t *testing.T) {
 	for name, r := range map[string]validator.Relationship{
 		"zero":    {},
@@ -110,9 +153,12 @@ func TestRelationshipRoundTrip(t *testing.T) {
 		"full":    typicalRelationship(validator.MaxSends),
 		"unicode": {OwnStopReason: "¡Basta! 停止", Sends: []validator.Send{{Template: "ação"}}},
 		"negative times": {
-			MetaStopAt: time.Date(1900, 1, 1, 0, 0, 0, 1, time.UTC),
-			Sends:      []validator.Send{{At: at(-5), Category: sgv1.Category(math.MinInt32)}},
+			SenderState: validator.SenderState{MetaStopAt: time.Date(1900, 1, 1, 0, 0, 0, 1, time.UTC)},
+			Sends:       []validator.Send{{At: at(-5), Category: sgv1.Category(math.MinInt32)}},
 		},
+		"senders":               withSenders(typicalRelationship(10)),
+		"implicit free entry":   {SenderState: validator.SenderState{ReferralAt: at(base), FreeEntryAt: at(base + 60)}},
+		"senders without sends": {Senders: []validator.SenderState{{Sender: "106540352242922", MetaStopAt: at(base)}}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			b := AppendRelationship(nil, &r)
@@ -189,10 +235,12 @@ func TestBusinessEncodingIsDeterministic(t *testing.T) {
 
 func TestTimeEdges(t *testing.T) {
 	r := validator.Relationship{
-		MetaStopAt:   time.Unix(0, 0),                             // the epoch reads back as "never"
-		MetaResumeAt: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), // clamped
-		OwnStopAt:    time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC), // clamped
-		OwnStartAt:   time.Date(2026, 5, 1, 12, 0, 0, 5, time.FixedZone("BRT", -3*3600)),
+		SenderState: validator.SenderState{
+			MetaStopAt:   time.Unix(0, 0),                             // the epoch reads back as "never"
+			MetaResumeAt: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), // clamped
+		},
+		OwnStopAt:  time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC), // clamped
+		OwnStartAt: time.Date(2026, 5, 1, 12, 0, 0, 5, time.FixedZone("BRT", -3*3600)),
 	}
 	var got validator.Relationship
 	if err := DecodeRelationship(AppendRelationship(nil, &r), &got); err != nil {
@@ -247,6 +295,21 @@ func TestDecodeRejectsBadInput(t *testing.T) {
 		over.Events = append(over.Events, validator.Event{Text: "x"})
 	}
 	bad["events over MaxEvents"] = AppendRelationship(nil, &over)
+	over = typicalRelationship(0)
+	for i := range validator.MaxSenders + 1 {
+		over.Senders = append(over.Senders, validator.SenderState{Sender: fmt.Sprintf("%03d", i)})
+	}
+	bad["senders over MaxSenders"] = AppendRelationship(nil, &over)
+	unsorted := withSenders(typicalRelationship(0))
+	unsorted.Senders[0], unsorted.Senders[1] = unsorted.Senders[1], unsorted.Senders[0]
+	bad["senders out of order"] = AppendRelationship(nil, &unsorted)
+	unnamed := typicalRelationship(0)
+	unnamed.Senders = []validator.SenderState{{}}
+	bad["unnamed sender"] = AppendRelationship(nil, &unnamed)
+	index := withSenders(typicalRelationship(1))
+	b := AppendRelationship(nil, &index)
+	b[len(b)-1] = 3 // the one send's sender: past the two named
+	bad["send's sender out of range"] = b
 	for name, b := range bad {
 		t.Run(name, func(t *testing.T) {
 			var got validator.Relationship
@@ -324,7 +387,7 @@ func TestDecodedStringsDoNotAliasInput(t *testing.T) {
 }
 
 func FuzzDecodeRelationship(f *testing.F) {
-	for _, r := range []validator.Relationship{{}, typicalRelationship(1), typicalRelationship(4)} {
+	for _, r := range []validator.Relationship{{}, typicalRelationship(1), typicalRelationship(4), withSenders(typicalRelationship(3))} {
 		f.Add(AppendRelationship(nil, &r))
 	}
 	f.Add([]byte{})
@@ -387,15 +450,24 @@ func BenchmarkAppendRelationship(b *testing.B) {
 }
 
 func BenchmarkDecodeRelationship(b *testing.B) {
-	r := typicalRelationship(10)
-	buf := AppendRelationship(nil, &r)
-	b.SetBytes(int64(len(buf)))
-	b.ReportAllocs()
-	var got validator.Relationship
-	for b.Loop() {
-		if err := DecodeRelationship(buf, &got); err != nil {
-			b.Fatal(err)
-		}
+	for _, tc := range []struct {
+		name string
+		r    validator.Relationship
+	}{
+		{"typical", typicalRelationship(10)},
+		{"typical-two-senders", withSenders(typicalRelationship(10))},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			buf := AppendRelationship(nil, &tc.r)
+			b.SetBytes(int64(len(buf)))
+			b.ReportAllocs()
+			var got validator.Relationship
+			for b.Loop() {
+				if err := DecodeRelationship(buf, &got); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

@@ -1,6 +1,9 @@
 package codec
 
 import (
+	"slices"
+	"strings"
+
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 	"github.com/sendguard/sendguard/validator"
 )
@@ -18,14 +21,23 @@ const (
 
 // Smallest encodings of a list element, used to bound list lengths on decode.
 const (
-	minSendSize  = 7 // At, Ref, MessageID, Category, Template, CampaignID, flags
-	minEventSize = 2 // At, Text
+	minSendSize   = 7  // At, Ref, MessageID, Category, Template, CampaignID, flags
+	minEventSize  = 2  // At, Text
+	minSenderSize = 10 // Sender and the nine fields of a SenderState
 )
 
 // AppendRelationship appends the encoding of r to dst and returns the extended
-// slice. r holds at most validator.MaxSends sends and validator.MaxEvents events
-// (the validator keeps them so; DecodeRelationship refuses more). Pass a reused
-// buffer's [:0] to encode without allocating.
+// slice. r holds at most validator.MaxSends sends, validator.MaxEvents events
+// and validator.MaxSenders named senders (the validator keeps them so;
+// DecodeRelationship refuses more). Pass a reused buffer's [:0] to encode
+// without allocating.
+//
+// The implicit sender's state is written where the relationship's window,
+// pair rate and Meta opt-out were written before senders were kept apart
+// (issue 14), and what came with senders (the named senders, each send's
+// sender, the free entry point) in a trailer after the events, only when
+// there is any: a relationship that never heard of a sender encodes as it did
+// before, and a record written before decodes as the implicit sender's state.
 func AppendRelationship(dst []byte, r *validator.Relationship) []byte {
 	dst = append(dst, Version)
 	dst = appendTime(dst, r.MetaStopAt)
@@ -74,7 +86,95 @@ func AppendRelationship(dst []byte, r *validator.Relationship) []byte {
 		dst = appendTime(dst, r.Events[i].At)
 		dst = appendString(dst, r.Events[i].Text)
 	}
+	return appendSenders(dst, r)
+}
+
+// appendSenders appends the trailer: the implicit sender's free entry point,
+// the named senders' states, and (when there are named senders) each send's
+// sender as an index (0 the implicit sender, i+1 Senders[i]). A send's sender
+// that is not among Senders is written as the implicit sender (the validator
+// keeps none such).
+func appendSenders(dst []byte, r *validator.Relationship) []byte {
+	if len(r.Senders) == 0 && r.ReferralAt.IsZero() && r.FreeEntryAt.IsZero() {
+		return dst
+	}
+	dst = appendTime(dst, r.ReferralAt)
+	dst = appendTime(dst, r.FreeEntryAt)
+	dst = appendUint(dst, len(r.Senders))
+	for i := range r.Senders {
+		st := &r.Senders[i]
+		dst = appendString(dst, st.Sender)
+		dst = appendTime(dst, st.MetaStopAt)
+		dst = appendTime(dst, st.MetaResumeAt)
+		dst = appendTime(dst, st.LastInboundAt)
+		dst = appendTime(dst, st.WindowClosedAt)
+		dst = appendTime(dst, st.ReferralAt)
+		dst = appendTime(dst, st.FreeEntryAt)
+		dst = appendTime(dst, st.PairTAT)
+		dst = appendInt(dst, st.PairStreak)
+		dst = appendTime(dst, st.PairLimitedAt)
+	}
+	if len(r.Senders) == 0 {
+		return dst
+	}
+	for i := range r.Sends {
+		dst = appendUint(dst, senderIndex(r.Senders, r.Sends[i].Sender))
+	}
 	return dst
+}
+
+// senderIndex is the trailer's index of a send's sender.
+func senderIndex(senders []validator.SenderState, sender string) int {
+	if sender == "" {
+		return 0
+	}
+	i, found := slices.BinarySearchFunc(senders, sender, func(s validator.SenderState, id string) int {
+		return strings.Compare(s.Sender, id)
+	})
+	if !found {
+		return 0
+	}
+	return i + 1
+}
+
+// decodeSenders reads the trailer, if any. Named senders must be sorted,
+// distinct and not empty.
+func decodeSenders(d *decoder, r *validator.Relationship) {
+	if d.err != nil || d.off == len(d.b) {
+		return
+	}
+	r.ReferralAt = d.time("ReferralAt")
+	r.FreeEntryAt = d.time("FreeEntryAt")
+	n := d.count("Senders", minSenderSize, validator.MaxSenders)
+	if n == 0 {
+		return
+	}
+	r.Senders = make([]validator.SenderState, n)
+	for i := range r.Senders {
+		st := &r.Senders[i]
+		st.Sender = d.string("Sender")
+		if st.Sender == "" || i > 0 && st.Sender <= r.Senders[i-1].Sender {
+			d.fail("Sender order")
+		}
+		st.MetaStopAt = d.time("Sender.MetaStopAt")
+		st.MetaResumeAt = d.time("Sender.MetaResumeAt")
+		st.LastInboundAt = d.time("Sender.LastInboundAt")
+		st.WindowClosedAt = d.time("Sender.WindowClosedAt")
+		st.ReferralAt = d.time("Sender.ReferralAt")
+		st.FreeEntryAt = d.time("Sender.FreeEntryAt")
+		st.PairTAT = d.time("Sender.PairTAT")
+		st.PairStreak = d.int("Sender.PairStreak")
+		st.PairLimitedAt = d.time("Sender.PairLimitedAt")
+	}
+	for i := range r.Sends {
+		k := d.uvarint("Send.Sender")
+		switch {
+		case k > uint64(n):
+			d.fail("Send.Sender")
+		case k > 0:
+			r.Sends[i].Sender = r.Senders[k-1].Sender
+		}
+	}
 }
 
 // DecodeRelationship decodes b into r, replacing all of r. On error r is zeroed.
@@ -82,16 +182,15 @@ func AppendRelationship(dst []byte, r *validator.Relationship) []byte {
 func DecodeRelationship(b []byte, r *validator.Relationship) error {
 	d := decoder{b: b}
 	d.version("relationship")
-	*r = validator.Relationship{
-		MetaStopAt:     d.time("MetaStopAt"),
-		MetaResumeAt:   d.time("MetaResumeAt"),
-		OwnStopAt:      d.time("OwnStopAt"),
-		OwnStopReason:  d.string("OwnStopReason"),
-		OwnStartAt:     d.time("OwnStartAt"),
-		OwnStartReason: d.string("OwnStartReason"),
-		LastInboundAt:  d.time("LastInboundAt"),
-		WindowClosedAt: d.time("WindowClosedAt"),
-	}
+	*r = validator.Relationship{}
+	r.MetaStopAt = d.time("MetaStopAt")
+	r.MetaResumeAt = d.time("MetaResumeAt")
+	r.OwnStopAt = d.time("OwnStopAt")
+	r.OwnStopReason = d.string("OwnStopReason")
+	r.OwnStartAt = d.time("OwnStartAt")
+	r.OwnStartReason = d.string("OwnStartReason")
+	r.LastInboundAt = d.time("LastInboundAt")
+	r.WindowClosedAt = d.time("WindowClosedAt")
 
 	if n := d.count("Sends", minSendSize, validator.MaxSends); n > 0 {
 		r.Sends = make([]validator.Send, n)
@@ -128,6 +227,7 @@ func DecodeRelationship(b []byte, r *validator.Relationship) error {
 			r.Events[i].Text = d.string("Event.Text")
 		}
 	}
+	decodeSenders(&d, r)
 
 	if err := d.finish("relationship"); err != nil {
 		*r = validator.Relationship{}

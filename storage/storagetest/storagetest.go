@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"MissingContact", testMissingContact},
 		{"UpdateThenGet", testUpdateThenGet},
 		{"WriteFlags", testWriteFlags},
+		{"PerSenderState", testPerSenderState},
 		{"FactsSharedAcrossBusinesses", testFactsShared},
 		{"UserIDKeyHasNoFacts", testUserIDKey},
 		{"Dedup", testDedup},
@@ -76,17 +77,19 @@ const (
 
 func relationship() validator.Relationship {
 	return validator.Relationship{
+		SenderState: validator.SenderState{
+			LastInboundAt: at(base - 50),
+			PairTAT:       at(base + 6),
+		},
 		OwnStartAt:     at(base - 100),
 		OwnStartReason: "web form",
-		LastInboundAt:  at(base - 50),
 		Sends: []validator.Send{
 			{At: at(base - 20), Ref: "r1", MessageID: "wamid.1", Category: sgv1.Category_CATEGORY_MARKETING, Template: "sale", CampaignID: "c1", Reached: true},
 			{At: at(base - 10), Ref: "r2", Category: sgv1.Category_CATEGORY_UTILITY, Template: "receipt", Failed: true},
 		},
-		PairTAT: at(base + 6),
-		UserID:  "BR.1502576394655843",
-		Local:   validator.NumberFacts{ExperimentAt: at(base - 5)},
-		Events:  []validator.Event{{At: at(base - 10), Text: "failed 131026"}},
+		UserID: "BR.1502576394655843",
+		Local:  validator.NumberFacts{ExperimentAt: at(base - 5)},
+		Events: []validator.Event{{At: at(base - 10), Text: "failed 131026"}},
 	}
 }
 
@@ -166,6 +169,31 @@ func testUpdateThenGet(t *testing.T, s storage.Store) {
 	})
 	want.Rel.Sends = append(want.Rel.Sends, validator.Send{At: at(base), Ref: "r3"})
 	want.Facts.EcoStreak++
+	wantContact(t, mustGet(t, s, k), want)
+}
+
+// testPerSenderState: a relationship's per-sender state (window, free entry
+// point, pair rate, Meta's opt-out record, each send's sender) is stored and
+// read back whole, and an update that names a new sender keeps the others'.
+func testPerSenderState(t *testing.T, s storage.Store) {
+	k := storage.ContactKey{Business: bizA, ID: "+5511987654321"}
+	rel := relationship()
+	rel.ReferralAt, rel.FreeEntryAt = at(base-40), at(base-30)
+	rel.Senders = []validator.SenderState{
+		{Sender: "106540352242922", MetaStopAt: at(base - 20), LastInboundAt: at(base - 10), PairTAT: at(base + 6), PairStreak: 1, PairLimitedAt: at(base - 5)},
+		{Sender: "301234567890123", MetaResumeAt: at(base - 15), ReferralAt: at(base - 12), FreeEntryAt: at(base - 11)},
+	}
+	rel.Sends[1].Sender = "301234567890123"
+	mustUpdate(t, s, k, "", set(rel, facts(), both))
+	want := storage.Contact{Rel: rel, RelFound: true, Facts: facts(), FactsFound: true}
+	wantContact(t, mustGet(t, s, k), want)
+
+	mustUpdate(t, s, k, "", func(c *storage.Contact) (storage.Write, error) {
+		wantContact(t, *c, want)
+		c.Rel.State("201234567890123").LastInboundAt = at(base)
+		return storage.Write{Rel: true}, nil
+	})
+	want.Rel.Senders = []validator.SenderState{rel.Senders[0], {Sender: "201234567890123", LastInboundAt: at(base)}, rel.Senders[1]}
 	wantContact(t, mustGet(t, s, k), want)
 }
 

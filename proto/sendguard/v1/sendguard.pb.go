@@ -1179,7 +1179,9 @@ type ReportInboundRequest struct {
 	// The payload of the quick-reply button the user tapped, at most 1024 bytes.
 	ButtonPayload string `protobuf:"bytes,10,opt,name=button_payload,json=buttonPayload,proto3" json:"button_payload,omitempty"`
 	// The message came from a click-to-WhatsApp ad or a Page button (Meta's
-	// referral): a free entry point.
+	// referral): a free entry point. The business's first send from the same
+	// sender within 24 h opens a 72 h free entry point window from that send,
+	// which lifts EXPERIMENT.
 	AdReferral    bool `protobuf:"varint,11,opt,name=ad_referral,json=adReferral,proto3" json:"ad_referral,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1517,7 +1519,8 @@ type Contact struct {
 	WaId string `protobuf:"bytes,2,opt,name=wa_id,json=waId,proto3" json:"wa_id,omitempty"`
 	// The linked BSUID.
 	UserId string `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	// Meta's opt-out record (131050 or a user_preferences stop) is in force.
+	// Meta's opt-out record (131050 or a user_preferences stop) of some sender
+	// of the business is in force: it denies marketing from every sender.
 	MetaOptedOut bool `protobuf:"varint,4,opt,name=meta_opted_out,json=metaOptedOut,proto3" json:"meta_opted_out,omitempty"`
 	// The business's own opt-out (keyword or SetOptOut) is in force.
 	OptedOut bool `protobuf:"varint,5,opt,name=opted_out,json=optedOut,proto3" json:"opted_out,omitempty"`
@@ -1529,9 +1532,12 @@ type Contact struct {
 	ConsentAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=consent_at,json=consentAt,proto3" json:"consent_at,omitempty"`
 	// The reason or source of the consent.
 	ConsentReason string `protobuf:"bytes,9,opt,name=consent_reason,json=consentReason,proto3" json:"consent_reason,omitempty"`
-	// The last inbound message or call.
+	// The last inbound message or call to the request's sender (to any sender
+	// when it names none; messages reported without a sender count for every
+	// sender).
 	LastInboundAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_inbound_at,json=lastInboundAt,proto3" json:"last_inbound_at,omitempty"`
-	// When the customer service window closes, if open now.
+	// When the customer service window with the request's sender closes, if
+	// open now (with any sender when it names none).
 	ServiceWindowUntil *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=service_window_until,json=serviceWindowUntil,proto3" json:"service_window_until,omitempty"`
 	// Recent sends counted for this business (reservations and SENT reports).
 	Sends []*SendRecord `protobuf:"bytes,12,rep,name=sends,proto3" json:"sends,omitempty"`
@@ -1545,9 +1551,16 @@ type Contact struct {
 	Suppressed bool `protobuf:"varint,16,opt,name=suppressed,proto3" json:"suppressed,omitempty"`
 	// The account and sender restrictions in force for the business (the
 	// request's sender and the account, or every sender when it names none).
-	Restrictions  []*Restriction `protobuf:"bytes,17,rep,name=restrictions,proto3" json:"restrictions,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Restrictions []*Restriction `protobuf:"bytes,17,rep,name=restrictions,proto3" json:"restrictions,omitempty"`
+	// When the free entry point window closes, if one is open now: the user
+	// wrote from a click-to-WhatsApp ad or a Page button (ad_referral, or the
+	// webhook's referral) and the business answered from the same sender within
+	// 24 h, which opens 72 h from that answer (EXPERIMENT is lifted while it is
+	// open). Like service_window_until, the window of the request's sender (or
+	// of any sender when it names none).
+	FreeEntryWindowUntil *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=free_entry_window_until,json=freeEntryWindowUntil,proto3" json:"free_entry_window_until,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Contact) Reset() {
@@ -1695,6 +1708,13 @@ func (x *Contact) GetSuppressed() bool {
 func (x *Contact) GetRestrictions() []*Restriction {
 	if x != nil {
 		return x.Restrictions
+	}
+	return nil
+}
+
+func (x *Contact) GetFreeEntryWindowUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FreeEntryWindowUntil
 	}
 	return nil
 }
@@ -3329,7 +3349,7 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"\x06region\x18\x04 \x01(\tR\x06region\x12\x16\n" +
 	"\x06sender\x18\x05 \x01(\tR\x06sender\"E\n" +
 	"\x12GetContactResponse\x12/\n" +
-	"\acontact\x18\x01 \x01(\v2\x15.sendguard.v1.ContactR\acontact\"\xa5\x06\n" +
+	"\acontact\x18\x01 \x01(\v2\x15.sendguard.v1.ContactR\acontact\"\xf8\x06\n" +
 	"\aContact\x12\x1d\n" +
 	"\n" +
 	"phone_e164\x18\x01 \x01(\tR\tphoneE164\x12\x13\n" +
@@ -3353,7 +3373,8 @@ const file_sendguard_v1_sendguard_proto_rawDesc = "" +
 	"\n" +
 	"suppressed\x18\x10 \x01(\bR\n" +
 	"suppressed\x12=\n" +
-	"\frestrictions\x18\x11 \x03(\v2\x19.sendguard.v1.RestrictionR\frestrictions\"\x81\x02\n" +
+	"\frestrictions\x18\x11 \x03(\v2\x19.sendguard.v1.RestrictionR\frestrictions\x12Q\n" +
+	"\x17free_entry_window_until\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\x14freeEntryWindowUntil\"\x81\x02\n" +
 	"\n" +
 	"SendRecord\x12*\n" +
 	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x1f\n" +
@@ -3624,72 +3645,73 @@ var file_sendguard_v1_sendguard_proto_depIdxs = []int32{
 	19, // 24: sendguard.v1.Contact.events:type_name -> sendguard.v1.ContactEvent
 	20, // 25: sendguard.v1.Contact.decisions:type_name -> sendguard.v1.CategoryDecision
 	27, // 26: sendguard.v1.Contact.restrictions:type_name -> sendguard.v1.Restriction
-	37, // 27: sendguard.v1.SendRecord.at:type_name -> google.protobuf.Timestamp
-	0,  // 28: sendguard.v1.SendRecord.category:type_name -> sendguard.v1.Category
-	37, // 29: sendguard.v1.NumberFacts.ecosystem_limited_at:type_name -> google.protobuf.Timestamp
-	37, // 30: sendguard.v1.NumberFacts.ecosystem_until:type_name -> google.protobuf.Timestamp
-	37, // 31: sendguard.v1.NumberFacts.experiment_at:type_name -> google.protobuf.Timestamp
-	37, // 32: sendguard.v1.NumberFacts.experiment_until:type_name -> google.protobuf.Timestamp
-	37, // 33: sendguard.v1.NumberFacts.undeliverable_at:type_name -> google.protobuf.Timestamp
-	37, // 34: sendguard.v1.NumberFacts.undeliverable_until:type_name -> google.protobuf.Timestamp
-	37, // 35: sendguard.v1.NumberFacts.last_delivered_at:type_name -> google.protobuf.Timestamp
-	37, // 36: sendguard.v1.ContactEvent.at:type_name -> google.protobuf.Timestamp
-	0,  // 37: sendguard.v1.CategoryDecision.category:type_name -> sendguard.v1.Category
-	7,  // 38: sendguard.v1.CategoryDecision.decision:type_name -> sendguard.v1.CheckSendResponse
-	32, // 39: sendguard.v1.GetPolicyResponse.effective:type_name -> sendguard.v1.Policy
-	32, // 40: sendguard.v1.GetPolicyResponse.overrides:type_name -> sendguard.v1.Policy
-	27, // 41: sendguard.v1.GetPolicyResponse.restrictions:type_name -> sendguard.v1.Restriction
-	2,  // 42: sendguard.v1.Restriction.rule:type_name -> sendguard.v1.Rule
-	37, // 43: sendguard.v1.Restriction.since:type_name -> google.protobuf.Timestamp
-	37, // 44: sendguard.v1.Restriction.until:type_name -> google.protobuf.Timestamp
-	1,  // 45: sendguard.v1.Restriction.verdict:type_name -> sendguard.v1.Verdict
-	2,  // 46: sendguard.v1.ClearRestrictionRequest.rule:type_name -> sendguard.v1.Rule
-	27, // 47: sendguard.v1.ClearRestrictionResponse.cleared:type_name -> sendguard.v1.Restriction
-	32, // 48: sendguard.v1.SetPolicyRequest.policy:type_name -> sendguard.v1.Policy
-	38, // 49: sendguard.v1.SetPolicyRequest.update_mask:type_name -> google.protobuf.FieldMask
-	32, // 50: sendguard.v1.SetPolicyResponse.effective:type_name -> sendguard.v1.Policy
-	32, // 51: sendguard.v1.SetPolicyResponse.overrides:type_name -> sendguard.v1.Policy
-	33, // 52: sendguard.v1.Policy.frequency_caps:type_name -> sendguard.v1.FrequencyCap
-	39, // 53: sendguard.v1.Policy.ecosystem_cooldown:type_name -> google.protobuf.Duration
-	39, // 54: sendguard.v1.Policy.ecosystem_cooldown_max:type_name -> google.protobuf.Duration
-	39, // 55: sendguard.v1.Policy.experiment_ttl:type_name -> google.protobuf.Duration
-	39, // 56: sendguard.v1.Policy.service_window:type_name -> google.protobuf.Duration
-	39, // 57: sendguard.v1.Policy.undeliverable_backoff:type_name -> google.protobuf.Duration
-	39, // 58: sendguard.v1.Policy.pair_interval:type_name -> google.protobuf.Duration
-	34, // 59: sendguard.v1.Policy.quiet_hours:type_name -> sendguard.v1.QuietHours
-	39, // 60: sendguard.v1.Policy.template_repeat_window:type_name -> google.protobuf.Duration
-	2,  // 61: sendguard.v1.Policy.shadow_rules:type_name -> sendguard.v1.Rule
-	5,  // 62: sendguard.v1.Policy.number_validation:type_name -> sendguard.v1.NumberValidation
-	39, // 63: sendguard.v1.FrequencyCap.window:type_name -> google.protobuf.Duration
-	6,  // 64: sendguard.v1.CheckSendBatchRequest.requests:type_name -> sendguard.v1.CheckSendRequest
-	7,  // 65: sendguard.v1.CheckSendBatchResponse.responses:type_name -> sendguard.v1.CheckSendResponse
-	6,  // 66: sendguard.v1.SendGuard.CheckSend:input_type -> sendguard.v1.CheckSendRequest
-	6,  // 67: sendguard.v1.SendGuard.CheckSendStream:input_type -> sendguard.v1.CheckSendRequest
-	10, // 68: sendguard.v1.SendGuard.ReportResult:input_type -> sendguard.v1.ReportResultRequest
-	12, // 69: sendguard.v1.SendGuard.ReportInbound:input_type -> sendguard.v1.ReportInboundRequest
-	14, // 70: sendguard.v1.SendGuard.GetContact:input_type -> sendguard.v1.GetContactRequest
-	21, // 71: sendguard.v1.SendGuard.SetOptOut:input_type -> sendguard.v1.SetOptOutRequest
-	23, // 72: sendguard.v1.SendGuard.ForgetContact:input_type -> sendguard.v1.ForgetContactRequest
-	25, // 73: sendguard.v1.SendGuard.GetPolicy:input_type -> sendguard.v1.GetPolicyRequest
-	30, // 74: sendguard.v1.SendGuard.SetPolicy:input_type -> sendguard.v1.SetPolicyRequest
-	28, // 75: sendguard.v1.SendGuard.ClearRestriction:input_type -> sendguard.v1.ClearRestrictionRequest
-	35, // 76: sendguard.v1.SendGuard.CheckSendBatch:input_type -> sendguard.v1.CheckSendBatchRequest
-	7,  // 77: sendguard.v1.SendGuard.CheckSend:output_type -> sendguard.v1.CheckSendResponse
-	7,  // 78: sendguard.v1.SendGuard.CheckSendStream:output_type -> sendguard.v1.CheckSendResponse
-	11, // 79: sendguard.v1.SendGuard.ReportResult:output_type -> sendguard.v1.ReportResultResponse
-	13, // 80: sendguard.v1.SendGuard.ReportInbound:output_type -> sendguard.v1.ReportInboundResponse
-	15, // 81: sendguard.v1.SendGuard.GetContact:output_type -> sendguard.v1.GetContactResponse
-	22, // 82: sendguard.v1.SendGuard.SetOptOut:output_type -> sendguard.v1.SetOptOutResponse
-	24, // 83: sendguard.v1.SendGuard.ForgetContact:output_type -> sendguard.v1.ForgetContactResponse
-	26, // 84: sendguard.v1.SendGuard.GetPolicy:output_type -> sendguard.v1.GetPolicyResponse
-	31, // 85: sendguard.v1.SendGuard.SetPolicy:output_type -> sendguard.v1.SetPolicyResponse
-	29, // 86: sendguard.v1.SendGuard.ClearRestriction:output_type -> sendguard.v1.ClearRestrictionResponse
-	36, // 87: sendguard.v1.SendGuard.CheckSendBatch:output_type -> sendguard.v1.CheckSendBatchResponse
-	77, // [77:88] is the sub-list for method output_type
-	66, // [66:77] is the sub-list for method input_type
-	66, // [66:66] is the sub-list for extension type_name
-	66, // [66:66] is the sub-list for extension extendee
-	0,  // [0:66] is the sub-list for field type_name
+	37, // 27: sendguard.v1.Contact.free_entry_window_until:type_name -> google.protobuf.Timestamp
+	37, // 28: sendguard.v1.SendRecord.at:type_name -> google.protobuf.Timestamp
+	0,  // 29: sendguard.v1.SendRecord.category:type_name -> sendguard.v1.Category
+	37, // 30: sendguard.v1.NumberFacts.ecosystem_limited_at:type_name -> google.protobuf.Timestamp
+	37, // 31: sendguard.v1.NumberFacts.ecosystem_until:type_name -> google.protobuf.Timestamp
+	37, // 32: sendguard.v1.NumberFacts.experiment_at:type_name -> google.protobuf.Timestamp
+	37, // 33: sendguard.v1.NumberFacts.experiment_until:type_name -> google.protobuf.Timestamp
+	37, // 34: sendguard.v1.NumberFacts.undeliverable_at:type_name -> google.protobuf.Timestamp
+	37, // 35: sendguard.v1.NumberFacts.undeliverable_until:type_name -> google.protobuf.Timestamp
+	37, // 36: sendguard.v1.NumberFacts.last_delivered_at:type_name -> google.protobuf.Timestamp
+	37, // 37: sendguard.v1.ContactEvent.at:type_name -> google.protobuf.Timestamp
+	0,  // 38: sendguard.v1.CategoryDecision.category:type_name -> sendguard.v1.Category
+	7,  // 39: sendguard.v1.CategoryDecision.decision:type_name -> sendguard.v1.CheckSendResponse
+	32, // 40: sendguard.v1.GetPolicyResponse.effective:type_name -> sendguard.v1.Policy
+	32, // 41: sendguard.v1.GetPolicyResponse.overrides:type_name -> sendguard.v1.Policy
+	27, // 42: sendguard.v1.GetPolicyResponse.restrictions:type_name -> sendguard.v1.Restriction
+	2,  // 43: sendguard.v1.Restriction.rule:type_name -> sendguard.v1.Rule
+	37, // 44: sendguard.v1.Restriction.since:type_name -> google.protobuf.Timestamp
+	37, // 45: sendguard.v1.Restriction.until:type_name -> google.protobuf.Timestamp
+	1,  // 46: sendguard.v1.Restriction.verdict:type_name -> sendguard.v1.Verdict
+	2,  // 47: sendguard.v1.ClearRestrictionRequest.rule:type_name -> sendguard.v1.Rule
+	27, // 48: sendguard.v1.ClearRestrictionResponse.cleared:type_name -> sendguard.v1.Restriction
+	32, // 49: sendguard.v1.SetPolicyRequest.policy:type_name -> sendguard.v1.Policy
+	38, // 50: sendguard.v1.SetPolicyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	32, // 51: sendguard.v1.SetPolicyResponse.effective:type_name -> sendguard.v1.Policy
+	32, // 52: sendguard.v1.SetPolicyResponse.overrides:type_name -> sendguard.v1.Policy
+	33, // 53: sendguard.v1.Policy.frequency_caps:type_name -> sendguard.v1.FrequencyCap
+	39, // 54: sendguard.v1.Policy.ecosystem_cooldown:type_name -> google.protobuf.Duration
+	39, // 55: sendguard.v1.Policy.ecosystem_cooldown_max:type_name -> google.protobuf.Duration
+	39, // 56: sendguard.v1.Policy.experiment_ttl:type_name -> google.protobuf.Duration
+	39, // 57: sendguard.v1.Policy.service_window:type_name -> google.protobuf.Duration
+	39, // 58: sendguard.v1.Policy.undeliverable_backoff:type_name -> google.protobuf.Duration
+	39, // 59: sendguard.v1.Policy.pair_interval:type_name -> google.protobuf.Duration
+	34, // 60: sendguard.v1.Policy.quiet_hours:type_name -> sendguard.v1.QuietHours
+	39, // 61: sendguard.v1.Policy.template_repeat_window:type_name -> google.protobuf.Duration
+	2,  // 62: sendguard.v1.Policy.shadow_rules:type_name -> sendguard.v1.Rule
+	5,  // 63: sendguard.v1.Policy.number_validation:type_name -> sendguard.v1.NumberValidation
+	39, // 64: sendguard.v1.FrequencyCap.window:type_name -> google.protobuf.Duration
+	6,  // 65: sendguard.v1.CheckSendBatchRequest.requests:type_name -> sendguard.v1.CheckSendRequest
+	7,  // 66: sendguard.v1.CheckSendBatchResponse.responses:type_name -> sendguard.v1.CheckSendResponse
+	6,  // 67: sendguard.v1.SendGuard.CheckSend:input_type -> sendguard.v1.CheckSendRequest
+	6,  // 68: sendguard.v1.SendGuard.CheckSendStream:input_type -> sendguard.v1.CheckSendRequest
+	10, // 69: sendguard.v1.SendGuard.ReportResult:input_type -> sendguard.v1.ReportResultRequest
+	12, // 70: sendguard.v1.SendGuard.ReportInbound:input_type -> sendguard.v1.ReportInboundRequest
+	14, // 71: sendguard.v1.SendGuard.GetContact:input_type -> sendguard.v1.GetContactRequest
+	21, // 72: sendguard.v1.SendGuard.SetOptOut:input_type -> sendguard.v1.SetOptOutRequest
+	23, // 73: sendguard.v1.SendGuard.ForgetContact:input_type -> sendguard.v1.ForgetContactRequest
+	25, // 74: sendguard.v1.SendGuard.GetPolicy:input_type -> sendguard.v1.GetPolicyRequest
+	30, // 75: sendguard.v1.SendGuard.SetPolicy:input_type -> sendguard.v1.SetPolicyRequest
+	28, // 76: sendguard.v1.SendGuard.ClearRestriction:input_type -> sendguard.v1.ClearRestrictionRequest
+	35, // 77: sendguard.v1.SendGuard.CheckSendBatch:input_type -> sendguard.v1.CheckSendBatchRequest
+	7,  // 78: sendguard.v1.SendGuard.CheckSend:output_type -> sendguard.v1.CheckSendResponse
+	7,  // 79: sendguard.v1.SendGuard.CheckSendStream:output_type -> sendguard.v1.CheckSendResponse
+	11, // 80: sendguard.v1.SendGuard.ReportResult:output_type -> sendguard.v1.ReportResultResponse
+	13, // 81: sendguard.v1.SendGuard.ReportInbound:output_type -> sendguard.v1.ReportInboundResponse
+	15, // 82: sendguard.v1.SendGuard.GetContact:output_type -> sendguard.v1.GetContactResponse
+	22, // 83: sendguard.v1.SendGuard.SetOptOut:output_type -> sendguard.v1.SetOptOutResponse
+	24, // 84: sendguard.v1.SendGuard.ForgetContact:output_type -> sendguard.v1.ForgetContactResponse
+	26, // 85: sendguard.v1.SendGuard.GetPolicy:output_type -> sendguard.v1.GetPolicyResponse
+	31, // 86: sendguard.v1.SendGuard.SetPolicy:output_type -> sendguard.v1.SetPolicyResponse
+	29, // 87: sendguard.v1.SendGuard.ClearRestriction:output_type -> sendguard.v1.ClearRestrictionResponse
+	36, // 88: sendguard.v1.SendGuard.CheckSendBatch:output_type -> sendguard.v1.CheckSendBatchResponse
+	78, // [78:89] is the sub-list for method output_type
+	67, // [67:78] is the sub-list for method input_type
+	67, // [67:67] is the sub-list for extension type_name
+	67, // [67:67] is the sub-list for extension extendee
+	0,  // [0:67] is the sub-list for field type_name
 }
 
 func init() { file_sendguard_v1_sendguard_proto_init() }
