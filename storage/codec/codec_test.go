@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -475,3 +476,67 @@ func BenchmarkDecodeRelationship(b *testing.B) {
 // relationship: PairTAT, PairStreak, PairLimitedAt, UserID, WaID, the 8 fields of
 // Local and the Events count.
 const relTail = 14
+
+// TestSections installs two sections for the test's length (the real ones
+// come with the fields they hold) and checks how they are written and read.
+func TestSections(t *testing.T) {
+	saved := sections
+	t.Cleanup(func() { sections = saved })
+	// Two sections that each hold one of the relationship's strings, so that
+	// the test needs no field of its own: 'a' keeps OwnStopReason's copy in
+	// OwnStartReason when OwnStopReason is "a", 'b' when it is "b" or "ab".
+	mk := func(tag byte, want string) section {
+		return section{
+			tag:     tag,
+			present: func(r *validator.Relationship) bool { return bytes.ContainsRune([]byte(r.OwnStopReason), rune(tag)) },
+			append: func(dst []byte, r *validator.Relationship) []byte {
+				return appendString(dst, want)
+			},
+			decode: func(d *decoder, r *validator.Relationship) { r.OwnStartReason += d.string(want) },
+		}
+	}
+	sections = []section{mk('a', "A"), mk('b', "B")}
+
+	for _, tc := range []struct {
+		reason, want string
+		senders      bool
+	}{
+		{"", "", false}, {"a", "A", false}, {"b", "B", false}, {"ab", "AB", false}, {"ab", "AB", true},
+	} {
+		r := typicalRelationship(3)
+		r.OwnStopReason, r.OwnStartReason = tc.reason, ""
+		if tc.senders {
+			r.Senders = []validator.SenderState{{Sender: "106540352242922"}}
+		}
+		b := AppendRelationship(nil, &r)
+		var got validator.Relationship
+		if err := DecodeRelationship(b, &got); err != nil {
+			t.Fatalf("%q: %v", tc.reason, err)
+		}
+		if got.OwnStartReason != tc.want || len(got.Senders) != len(r.Senders) {
+			t.Errorf("%q (senders %v): sections read %q, %d senders; want %q", tc.reason, tc.senders, got.OwnStartReason, len(got.Senders), tc.want)
+		}
+	}
+
+	// A record without sections is the record of before; each bad tag sequence
+	// is refused.
+	r := typicalRelationship(3)
+	r.OwnStopReason = "ab"
+	b := AppendRelationship(nil, &r)
+	i := bytes.LastIndexByte(b, 'a') // the 'a' tag: "A" and the 'b' section follow
+	if i < 0 || !bytes.Equal(b[i:], []byte{'a', 1, 'A', 'b', 1, 'B'}) {
+		t.Fatalf("sections not at the end as expected: % x", b[max(0, len(b)-8):])
+	}
+	for name, tail := range map[string][]byte{
+		"unknown tag":  {'c', 1, 'C'},
+		"out of order": {'b', 1, 'B', 'a', 1, 'A'},
+		"repeated":     {'a', 1, 'A', 'a', 1, 'A'},
+		"truncated":    {'a', 5, 'A'},
+	} {
+		bad := append(slices.Clone(b[:i]), tail...)
+		var got validator.Relationship
+		if err := DecodeRelationship(bad, &got); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: err %v, want ErrInvalid", name, err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -38,6 +39,8 @@ const (
 // sender, the free entry point) in a trailer after the events, only when
 // there is any: a relationship that never heard of a sender encodes as it did
 // before, and a record written before decodes as the implicit sender's state.
+// Later additions are sections after the trailer (see section), which is then
+// written even when empty.
 func AppendRelationship(dst []byte, r *validator.Relationship) []byte {
 	dst = append(dst, Version)
 	dst = appendTime(dst, r.MetaStopAt)
@@ -86,7 +89,64 @@ func AppendRelationship(dst []byte, r *validator.Relationship) []byte {
 		dst = appendTime(dst, r.Events[i].At)
 		dst = appendString(dst, r.Events[i].Text)
 	}
-	return appendSenders(dst, r)
+	dst = appendSenders(dst, r)
+	return appendSections(dst, r)
+}
+
+// A section is an optional part of a relationship written after the senders'
+// trailer: a tag byte and the section's fields, written only when present says
+// there is something to write. Sections are written in tag order, each at most
+// once; a record written before a section existed decodes with that section's
+// fields zero, and a decoder refuses a tag it does not know (a record written
+// by a newer build is not read as if it held less). Add a field that older
+// records lack as a new section (or to a section of your own), never in the
+// middle of the encoding.
+type section struct {
+	tag     byte
+	present func(r *validator.Relationship) bool
+	append  func(dst []byte, r *validator.Relationship) []byte
+	decode  func(d *decoder, r *validator.Relationship)
+}
+
+// sections are the relationship's sections, in ascending tag order.
+var sections = []section{}
+
+// hasSections reports whether any section of r is written.
+func hasSections(r *validator.Relationship) bool {
+	for i := range sections {
+		if sections[i].present(r) {
+			return true
+		}
+	}
+	return false
+}
+
+func appendSections(dst []byte, r *validator.Relationship) []byte {
+	for i := range sections {
+		if sc := &sections[i]; sc.present(r) {
+			dst = append(dst, sc.tag)
+			dst = sc.append(dst, r)
+		}
+	}
+	return dst
+}
+
+// decodeSections reads the sections that follow the senders' trailer.
+func decodeSections(d *decoder, r *validator.Relationship) {
+	next := 0 // sections[next:] may still follow
+	for d.err == nil && d.off < len(d.b) {
+		tag := d.byte("section tag")
+		i := next
+		for i < len(sections) && sections[i].tag != tag {
+			i++
+		}
+		if i == len(sections) {
+			d.fail(fmt.Sprintf("section tag %q (unknown, repeated or out of order)", tag))
+			return
+		}
+		sections[i].decode(d, r)
+		next = i + 1
+	}
 }
 
 // appendSenders appends the trailer: the implicit sender's free entry point,
@@ -95,7 +155,7 @@ func AppendRelationship(dst []byte, r *validator.Relationship) []byte {
 // that is not among Senders is written as the implicit sender (the validator
 // keeps none such).
 func appendSenders(dst []byte, r *validator.Relationship) []byte {
-	if len(r.Senders) == 0 && r.ReferralAt.IsZero() && r.FreeEntryAt.IsZero() {
+	if len(r.Senders) == 0 && r.ReferralAt.IsZero() && r.FreeEntryAt.IsZero() && !hasSections(r) {
 		return dst
 	}
 	dst = appendTime(dst, r.ReferralAt)
@@ -228,6 +288,7 @@ func DecodeRelationship(b []byte, r *validator.Relationship) error {
 		}
 	}
 	decodeSenders(&d, r)
+	decodeSections(&d, r)
 
 	if err := d.finish("relationship"); err != nil {
 		*r = validator.Relationship{}
