@@ -82,9 +82,10 @@ $(TS)/node_modules/.package-lock.json: $(TS)/package.json $(TS)/package-lock.jso
 	cd $(TS) && $(NPM_CI)
 
 .PHONY: generate
-generate: $(BUF) $(TS)/node_modules/.package-lock.json ## Regenerate from proto/: the Go code, the OpenAPI document, the descriptor set, the TypeScript client's code (local plugins, pinned in go.mod, tools/go.mod and clients/typescript/package-lock.json)
+generate: $(BUF) $(TS)/node_modules/.package-lock.json ## Regenerate from proto/: the Go code, the OpenAPI document, the descriptor set, the TypeScript client's code, the console's classification.js (local plugins, pinned in go.mod, tools/go.mod and clients/typescript/package-lock.json)
 	$(BUF) generate
 	$(BUF) generate --template $(TS)/buf.gen.yaml
+	$(GO) test ./internal/audience -run TestConsoleClassification -count=1 -update
 
 .PHONY: test-ts
 test-ts: build ## The TypeScript client (clients/typescript): npm ci, prettier check, tsc (strict), node --test against a real sendguard serve
@@ -98,7 +99,7 @@ lint: $(BUF) ## buf lint, gofmt check and go vet
 
 .PHONY: check-generated
 check-generated: generate ## Fail when regenerating would change the committed code
-	@git diff --exit-code -- proto/ $(TS)/src/gen/ && test -z "$$(git status --porcelain -- proto/ $(TS)/src/gen/)" || { git status --short -- proto/ $(TS)/src/gen/; echo 'generated code (Go, OpenAPI, descriptor set, TypeScript) is stale: run make generate and commit'; exit 1; }
+	@git diff --exit-code -- proto/ $(TS)/src/gen/ console/static/js/classification.js && test -z "$$(git status --porcelain -- proto/ $(TS)/src/gen/ console/static/js/)" || { git status --short -- proto/ $(TS)/src/gen/ console/static/js/; echo 'generated code (Go, OpenAPI, descriptor set, TypeScript, console classification) is stale: run make generate and commit'; exit 1; }
 
 .PHONY: fmt
 fmt: ## gofmt every Go file

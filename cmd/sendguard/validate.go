@@ -30,6 +30,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sendguard/sendguard/client"
+	"github.com/sendguard/sendguard/internal/audience"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
 
@@ -1168,36 +1169,6 @@ func ceilSecond(t time.Time) time.Time {
 	return t.Truncate(time.Second).Add(time.Second)
 }
 
-// rowClass sorts the sends a campaign avoids.
-type rowClass int
-
-const (
-	classNone     rowClass = iota // ALLOW, ERROR, DUPLICATE: not an avoided send
-	classDoomed                   // Meta would refuse it
-	classUnwanted                 // Meta would deliver it, against the sender's own rules
-)
-
-// classify sorts a decision: DEFER and DENY are avoided sends, doomed when any
-// blocking reason predicts a Meta error (or the number is not a number at all),
-// unwanted otherwise.
-func classify(resp *sgv1.CheckSendResponse) rowClass {
-	v := resp.GetVerdict()
-	if resp.GetError() != nil || resp.GetDuplicate() || (v != sgv1.Verdict_VERDICT_DEFER && v != sgv1.Verdict_VERDICT_DENY) {
-		return classNone
-	}
-	for _, r := range resp.GetReasons() {
-		if !r.GetShadow() && reasonDoomed(r) {
-			return classDoomed
-		}
-	}
-	return classUnwanted
-}
-
-// reasonDoomed reports whether a reason means Meta would refuse the send.
-func reasonDoomed(r *sgv1.Reason) bool {
-	return r.GetMetaErrorCode() != 0 || r.GetRule() == sgv1.Rule_RULE_INVALID_NUMBER
-}
-
 // auditSummary counts what a run found.
 type auditSummary struct {
 	opts                  *auditOptions
@@ -1259,14 +1230,14 @@ func (s *auditSummary) add(r *auditRow) {
 		switch {
 		case reason.GetShadow():
 			rc.shadow++
-		case reasonDoomed(reason):
+		case audience.ReasonDoomed(reason):
 			rc.doomed++
 		default:
 			rc.unwanted++
 		}
 	}
-	switch classify(resp) {
-	case classDoomed:
+	switch audience.Classify(resp) {
+	case audience.Doomed:
 		s.doomed++
 		for _, reason := range resp.GetReasons() {
 			switch {
@@ -1277,7 +1248,7 @@ func (s *auditSummary) add(r *auditRow) {
 				s.invalid++
 			}
 		}
-	case classUnwanted:
+	case audience.Unwanted:
 		s.unwanted++
 	}
 }
