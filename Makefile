@@ -91,8 +91,9 @@ test-ts: build ## The TypeScript client (clients/typescript): npm ci, prettier c
 	cd $(TS) && $(NPM_CI) && npm run lint --silent && SENDGUARD_BIN=$(CURDIR)/bin/sendguard npm test --silent
 
 .PHONY: lint
-lint: $(BUF) ## buf lint, gofmt check and go vet
+lint: $(BUF) ## buf lint, gofmt check, go vet and the package graph's walls (tools/package-walls.sh)
 	$(BUF) lint
+	tools/package-walls.sh
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
 	$(GO) vet $(PKGS)
 

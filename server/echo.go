@@ -33,7 +33,7 @@ var benchEchoService = grpc.ServiceDesc{
 	Metadata: "bench-only (no .proto)",
 }
 
-// EnableBenchEcho registers the echo service. Call it after New or NewService and
+// EnableBenchEcho registers the echo service. Call it after New and
 // before Run or Serve (gRPC refuses registrations once serving). For the load
 // command's bench mode only.
 func (s *Server) EnableBenchEcho() { s.grpc.RegisterService(&benchEchoService, nil) }

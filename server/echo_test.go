@@ -28,8 +28,8 @@ func TestBenchEcho(t *testing.T) {
 		}
 		defer st.Close()
 		cfg := DefaultConfig()
-		cfg.Store, cfg.Logger = st, discardLogger()
-		srv, err := NewService(cfg)
+		cfg.HashSecret, cfg.Logger = testHashSecret, discardLogger()
+		srv, err := New(st, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

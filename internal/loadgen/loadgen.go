@@ -29,6 +29,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sendguard/sendguard/client"
+	"github.com/sendguard/sendguard/internal/serve"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 	"github.com/sendguard/sendguard/server"
 	"github.com/sendguard/sendguard/storage/badger"
@@ -217,13 +218,22 @@ func startLocal(ctx context.Context, dir, durability string, conns int, logw io.
 	secret := make([]byte, 16)
 	_, _ = crand.Read(secret)
 	cfg := server.DefaultConfig()
-	cfg.DataDir, cfg.Store = dir, st
+	cfg.DataDir = dir
 	cfg.GRPCAddr, cfg.HTTPAddr, cfg.APIAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Logger = log
 	cfg.Durability = durability
 	cfg.WebhookSecret = []byte(hex.EncodeToString(secret))
-	srv, err := server.New(cfg)
+	if cfg.HashSecret, err = serve.LoadHashSecret(cfg, st); err != nil {
+		st.Close()
+		return nil, err
+	}
+	srv, err := server.New(st, cfg)
 	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := srv.Listen(); err != nil {
+		srv.Close()
 		st.Close()
 		return nil, err
 	}
