@@ -46,7 +46,7 @@ type Server struct {
 	health     *health.Server
 	grpc       *grpc.Server
 	hashSecret []byte
-	shared     bool      // other replicas write the store too (sharedStore)
+	shared     bool      // other replicas write the store too (storage.IsShared)
 	macs       sync.Pool // of hash.Hash keyed with hashSecret (Server.mac)
 	keys       keyIndex
 	senders    senderIndex   // phone_number_ids by business (sender.go)
@@ -86,7 +86,7 @@ func New(st storage.Store, cfg Config) (*Server, error) {
 		return nil, errors.New("config: no hash secret")
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), store: st, keys: keys, done: make(chan struct{}),
-		hashSecret: cfg.HashSecret, shared: sharedStore(st)}
+		hashSecret: cfg.HashSecret, shared: storage.IsShared(st)}
 	if err := s.build(); err != nil {
 		return nil, err
 	}

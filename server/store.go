@@ -3,15 +3,7 @@ package server
 import (
 	"context"
 	"time"
-
-	"github.com/sendguard/sendguard/storage"
 )
-
-// sharedStore tells whether other replicas may write the store too.
-func sharedStore(st storage.Store) bool {
-	_, ok := st.(storage.SecretKeeper)
-	return ok
-}
 
 // businessRefresh is the effective Config.BusinessRefresh, on a store shared by
 // replicas or not.

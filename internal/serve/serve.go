@@ -143,7 +143,7 @@ func LoadHashSecret(cfg server.Config, st storage.Store) ([]byte, error) {
 	if len(cfg.HashSecret) > 0 {
 		return cfg.HashSecret, nil
 	}
-	if keeper, ok := st.(storage.SecretKeeper); ok {
+	if keeper, ok := storage.UnwrapAs[storage.SecretKeeper](st); ok {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		b, err := keeper.SharedSecret(ctx, "hash")
