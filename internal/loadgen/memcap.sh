@@ -26,8 +26,8 @@ if [[ ${#limits[@]} -eq 0 ]]; then
 	limits=(0 1073741824)
 fi
 work=$(mktemp -d)
-bin=${SENDGUARD_BIN:-$work/sendguard-bench}
-if [[ -z ${SENDGUARD_BIN:-} ]]; then
+bin=${SENDGUARD_BENCH_BIN:-$work/sendguard-bench}
+if [[ -z ${SENDGUARD_BENCH_BIN:-} ]]; then
 	go build -o "$bin" ./cmd/sendguard-bench
 fi
 cg=sendguard-memcap-$$
