@@ -47,11 +47,11 @@ test-upgrade: ## Upgrade tests: data written by commit 2b23cf3 (two keys per rec
 .PHONY: bench
 bench: ## Run the Go benchmarks and a short load run (100k numbers, 4 s per workload; docs/performance.md)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./validator/ ./storage/... ./server/ ./identity/ ./validator/keyword/
-	$(GO) run ./cmd/sendguard bench --numbers 100000 --duration 4s --rounds 4 --scale-base 10000
+	$(GO) run ./cmd/sendguard-bench --numbers 100000 --duration 4s --rounds 4 --scale-base 10000
 
 .PHONY: bench-full
 bench-full: ## The load run behind docs/performance.md: 10M numbers, every target (about 15 minutes)
-	$(GO) run ./cmd/sendguard bench --numbers 10000000 --duration 10s --rounds 5 --scale-base 10000 --markdown
+	$(GO) run ./cmd/sendguard-bench --numbers 10000000 --duration 10s --rounds 5 --scale-base 10000 --markdown
 
 .PHONY: bench-memcap
 bench-memcap: ## 10M numbers with no memory limit, then in a 1 GiB cgroup (needs root; seeds MEMCAP_DIR once; docs/performance.md)
@@ -92,8 +92,9 @@ test-ts: build ## The TypeScript client (clients/typescript): npm ci, prettier c
 	cd $(TS) && $(NPM_CI) && npm run lint --silent && SENDGUARD_BIN=$(CURDIR)/bin/sendguard npm test --silent
 
 .PHONY: lint
-lint: $(BUF) ## buf lint, gofmt check and go vet
+lint: $(BUF) ## buf lint, gofmt check, go vet and the package graph's walls (tools/package-walls.sh)
 	$(BUF) lint
+	tools/package-walls.sh
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
 	$(GO) vet $(PKGS)
 

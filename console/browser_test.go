@@ -668,7 +668,7 @@ func TestConsoleInBrowserWithoutKeys(t *testing.T) {
 
 // TestConsoleInBrowserFindOnLargeStore measures "find a number" in the page
 // on a large store: SENDGUARD_CONSOLE_STORE names a data directory seeded by
-// `sendguard bench --serve-only --numbers N --data DIR` (business "bench",
+// `sendguard-bench --serve-only --numbers N --data DIR` (business "bench",
 // numbers loadgen.Number(0…N-1)) and SENDGUARD_CONSOLE_STORE_NUMBERS its N. It
 // prints the time from the click to the decisions in the page, for numbers
 // spread over the store; a measurement, not an assertion.
