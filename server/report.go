@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 	"github.com/sendguard/sendguard/storage"
 	"github.com/sendguard/sendguard/validator"
+	"github.com/sendguard/sendguard/validator/keyword"
 )
 
 // Where an event comes from: the gRPC (and HTTP) API, or Meta's webhook, whose
@@ -182,13 +184,8 @@ func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequ
 		Kind: req.GetKind(), At: at, MessageID: s.storedMessageID(req.GetMessageId()), Text: req.GetText(),
 		Sender: sender, Referral: req.GetAdReferral(),
 	}
-	if in.Kind != sgv1.InboundKind_INBOUND_KIND_CALL && req.GetText() != "" {
-		switch {
-		case snap.optOut.Match(req.GetText()):
-			in.Keyword = validator.KeywordOptOut
-		case snap.optIn.Match(req.GetText()):
-			in.Keyword = validator.KeywordOptIn
-		}
+	if in.Kind != sgv1.InboundKind_INBOUND_KIND_CALL {
+		in.Keyword, in.Reason = matchKeyword(snap, req.GetText(), req.GetButtonPayload())
 	}
 	dedup := ""
 	if id := req.GetMessageId(); id != "" {
@@ -228,6 +225,33 @@ func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequ
 		return nil
 	}
 	return event{update: storage.ContactUpdate{Key: r.key, Dedup: dedup, Fn: fn}, done: done}, resp, nil
+}
+
+// matchKeyword matches an inbound message against the business's keywords:
+// its text (what the user typed, or the label of the quick-reply button they
+// tapped: Meta's marketing opt-out button sends "Stop promotions", "Parar
+// promoções"…), and the button's payload (or an interactive reply's id), which
+// the business chose. Each is matched whole (trimmed, case and accents aside).
+// An opt-out in either wins over an opt-in in the other. The reason names what
+// matched: `keyword "STOP"` for typed text, `button "Stop promotions"` for a
+// button's label, `button payload "STOP_PROMOS"` for its payload.
+func matchKeyword(snap *bizSnapshot, text, payload string) (validator.InboundKeyword, string) {
+	label := "keyword "
+	if payload != "" {
+		label = "button "
+	}
+	for _, m := range []struct {
+		matcher *keyword.Matcher
+		kind    validator.InboundKeyword
+	}{{snap.optOut, validator.KeywordOptOut}, {snap.optIn, validator.KeywordOptIn}} {
+		switch {
+		case text != "" && m.matcher.Match(text):
+			return m.kind, label + strconv.Quote(strings.TrimSpace(text))
+		case payload != "" && m.matcher.Match(payload):
+			return m.kind, "button payload " + strconv.Quote(strings.TrimSpace(payload))
+		}
+	}
+	return validator.KeywordNone, ""
 }
 
 // eventTarget resolves what every event needs: its business, its recipient (see

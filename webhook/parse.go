@@ -257,10 +257,10 @@ func (p *parser) message(m *wireMessage, i, n int) {
 	case "text":
 		e.Text = m.Text.Body
 	case "button":
-		e.Text = m.Button.Text
+		e.Text, e.ButtonPayload = m.Button.Text, m.Button.Payload
 	case "interactive":
-		e.Text = m.Interactive.ButtonReply.Title
-		if e.Text == "" {
+		e.Text, e.ButtonPayload = m.Interactive.ButtonReply.Title, m.Interactive.ButtonReply.ID
+		if e.Text == "" && e.ButtonPayload == "" {
 			e.Text = m.Interactive.ListReply.Title
 		}
 	}
@@ -371,6 +371,7 @@ func (p *parser) emit(e *Event, ts flexTime, i, n int) {
 	p.drop(&e.MessageType, "message_type", MaxShortLen)
 	p.drop(&e.PreferenceCategory, "preference_category", MaxShortLen)
 	p.drop(&e.Text, "text", MaxTextLen)
+	p.drop(&e.ButtonPayload, "button_payload", MaxButtonPayloadLen)
 	p.drop(&e.CallbackData, "callback_data", MaxCallbackDataLen)
 	p.drop(&e.ErrorTitle, "error_title", MaxErrorTextLen)
 	p.drop(&e.ErrorDetails, "error_details", MaxErrorTextLen)

@@ -156,7 +156,7 @@ func TestParseTestdata(t *testing.T) {
 			want: []Event{{
 				Kind: KindMessage, PhoneNumberID: pnid, Timestamp: unix(1751143200), Phone: "16505551234",
 				MessageID:   "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQUIxMjM0NTY3ODkwQUJDREVGMAA=",
-				MessageType: "button", Text: "Stop promotions",
+				MessageType: "button", Text: "Stop promotions", ButtonPayload: "STOP_PROMOTIONS",
 			}},
 		},
 		{
@@ -165,7 +165,7 @@ func TestParseTestdata(t *testing.T) {
 				{
 					Kind: KindMessage, PhoneNumberID: pnid, Timestamp: unix(1751143300), Phone: "16505551234",
 					MessageID:   "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQUMxMTIyMzM0NDU1NjY3Nzg4OQA=",
-					MessageType: "interactive", Text: "STOP",
+					MessageType: "interactive", Text: "STOP", ButtonPayload: "unsubscribe",
 				},
 				{
 					Kind: KindMessage, PhoneNumberID: pnid, Timestamp: unix(1751143310), Phone: "919876543210",

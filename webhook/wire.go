@@ -108,10 +108,12 @@ type wireMessage struct {
 		Body string `json:"body"`
 	} `json:"text"`
 	Button struct {
-		Text string `json:"text"`
+		Text    string `json:"text"`
+		Payload string `json:"payload"`
 	} `json:"button"`
 	Interactive struct {
 		ButtonReply struct {
+			ID    string `json:"id"`
 			Title string `json:"title"`
 		} `json:"button_reply"`
 		ListReply struct {
