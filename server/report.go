@@ -100,6 +100,7 @@ func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultReques
 	var (
 		effect   validator.TemplateEffect
 		restrict restrictionEffect
+		slot     slotChange
 	)
 	fn := func(c *storage.Contact) (storage.Write, error) {
 		snap := b.snap.Load()
@@ -108,7 +109,9 @@ func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultReques
 		}
 		before := c.Facts
 		facts := factsFor(snap, c, r)
+		slot.before, slot.beforeAt = validator.SlotHeld(&c.Rel, res.Ref, res.MessageID)
 		effect = validator.ApplyResult(&c.Rel, facts, &snap.policy, res)
+		slot.after, slot.afterAt = validator.SlotHeld(&c.Rel, res.Ref, res.MessageID)
 		restrict = restrictionEffectOf(&c.Rel, &snap.state, &res, sender)
 		s.learn(c, r, snap)
 		return s.writeBack(snap, c, before, now), nil
@@ -143,6 +146,9 @@ func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultReques
 			if err := s.applyRestrictionEffect(ctx, b, restrict); err != nil {
 				return err
 			}
+			if err := slot.apply(ctx, s, b); err != nil {
+				return err
+			}
 		}
 		if effect.Kind != validator.TemplateNone && effect.Template != "" &&
 			validator.TemplateEffectChanges(&b.snap.Load().state, effect) {
@@ -152,6 +158,28 @@ func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultReques
 	}
 	dedup := s.opaque("d", resultDedupKey(req.GetMessageId(), req.GetMessageRef(), req.GetStatus()))
 	return event{update: storage.ContactUpdate{Key: r.key, Dedup: dedup, Fn: fn}, done: done}, resp, nil
+}
+
+// slotChange is what a report did to its send's messaging-limit slot (see
+// validator.SlotHeld): a FAILED report of a reservation that took one gives it
+// back; a delivery reported after that failure takes it again. A duplicate
+// report changes neither (its flags are already set), so the business's count
+// is given back once. (When the business write fails after the contact's, the
+// retried report is a duplicate and the slot stays counted: it frees when its
+// 24 h end, the safe side.)
+type slotChange struct {
+	before, after     bool
+	beforeAt, afterAt time.Time
+}
+
+func (sc slotChange) apply(ctx context.Context, s *Server, b *business) error {
+	switch {
+	case sc.before && !sc.after:
+		return s.biz.updateState(ctx, b, func(st *validator.Business) { validator.RemoveReach(st, sc.beforeAt) })
+	case !sc.before && sc.after:
+		return s.biz.updateState(ctx, b, func(st *validator.Business) { validator.AddReach(st, sc.afterAt) })
+	}
+	return nil
 }
 
 // ReportInbound records a message or call from the user.

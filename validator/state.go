@@ -52,6 +52,11 @@ type Send struct {
 	// Reached is set when this send reached the user outside the service window
 	// (counts toward the messaging limit).
 	Reached bool
+	// Slot is set when this send's reservation took a slot of the business's
+	// messaging limit (counted in Business.Reached). The slot is held while
+	// the send has not failed: a FAILED report gives it back, and a delivery
+	// reported after that (multi-device) takes it again (see SlotHeld).
+	Slot bool
 	// Sender is the sending number ("" the implicit sender): the pair rate and
 	// the free entry point are per sender.
 	Sender string

@@ -67,6 +67,7 @@ func typicalRelationship(sends int) validator.Relationship {
 			Reached:    i%2 == 0,
 			Delivered:  i%3 == 0,
 			Inferred:   i%4 == 3,
+			Slot:       i%5 == 0,
 		})
 	}
 	for i := range 5 {

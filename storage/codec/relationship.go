@@ -17,7 +17,8 @@ const (
 	sendReached   = 1 << 1
 	sendDelivered = 1 << 2
 	sendInferred  = 1 << 3
-	sendFlags     = sendFailed | sendReached | sendDelivered | sendInferred
+	sendSlot      = 1 << 4 // issue 14: the reservation took a messaging-limit slot
+	sendFlags     = sendFailed | sendReached | sendDelivered | sendInferred | sendSlot
 )
 
 // Smallest encodings of a list element, used to bound list lengths on decode.
@@ -73,6 +74,9 @@ func AppendRelationship(dst []byte, r *validator.Relationship) []byte {
 		}
 		if s.Inferred {
 			flags |= sendInferred
+		}
+		if s.Slot {
+			flags |= sendSlot
 		}
 		dst = append(dst, flags)
 	}
@@ -287,6 +291,7 @@ func DecodeRelationship(b []byte, r *validator.Relationship) error {
 			s.Reached = flags&sendReached != 0
 			s.Delivered = flags&sendDelivered != 0
 			s.Inferred = flags&sendInferred != 0
+			s.Slot = flags&sendSlot != 0
 		}
 	}
 
