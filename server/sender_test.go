@@ -130,4 +130,3 @@ func TestSenderOfAnotherBusiness(t *testing.T) {
 		t.Fatalf("stream row with another business's sender: %v, want its error PERMISSION_DENIED", row)
 	}
 }
-
