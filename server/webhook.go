@@ -175,6 +175,20 @@ func (s *Server) applyWebhookEvents(ctx context.Context, events []webhook.Event,
 			}
 			continue
 		}
+		if events[i].Kind == webhook.KindIdentityChange {
+			// Two keys, read then written: applied on its own, in order.
+			outcome, err := s.applyIdentityChange(ctx, &events[i], received)
+			if err != nil {
+				return 0, 0, err
+			}
+			switch outcome {
+			case "applied":
+				applied++
+			case "duplicate":
+				dup++
+			}
+			continue
+		}
 		ev, ok, err := s.prepareWebhookEvent(ctx, &events[i])
 		switch {
 		case err != nil && isStoreError(err):

@@ -26,6 +26,10 @@ const (
 	// KindAccountBan is an account_update DISABLED_UPDATE: the account was
 	// disabled, scheduled to be, or reinstated.
 	KindAccountBan
+	// KindIdentityChange is a system message: the user changed number
+	// (MessageType "user_changed_number") or BSUID ("user_changed_user_id").
+	// Phone and UserID are the old identity, NewPhone and NewUserID the new.
+	KindIdentityChange
 )
 
 func (k Kind) String() string {
@@ -42,6 +46,8 @@ func (k Kind) String() string {
 		return "account_restriction"
 	case KindAccountBan:
 		return "account_ban"
+	case KindIdentityChange:
+		return "identity_change"
 	}
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -85,6 +91,10 @@ type Event struct {
 	// username. Phone may be empty (a user with a username whose number Meta
 	// withholds); then UserID is set. At least one of the two is set.
 	Phone, UserID, ParentUserID, Username string
+
+	// NewPhone and NewUserID are the user's new number (system.wa_id) and
+	// new BSUID (system.user_id) of a KindIdentityChange.
+	NewPhone, NewUserID string
 
 	// MessageID is the wamid of a status or message, or the wacid of a call.
 	// Always set for statuses, messages and calls; empty for preferences.

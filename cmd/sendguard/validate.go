@@ -180,6 +180,8 @@ then 3. Memory is bounded by --window whatever the file's size. A progress bar
 	f.StringVar(&category, "category", "marketing", "marketing, utility, authentication or service")
 	f.StringVar(&o.template, "template", "", "the template name")
 	f.StringVar(&o.campaign, "campaign", "", "the campaign id (recorded with reservations; default with --reserve: --template)")
+	f.StringVar(&o.sender, "sender", "", "the sending number's phone_number_id (default: every row judged against every sender of the business)")
+	f.StringVar(&o.language, "template-language", "", "the template's language (e.g. pt_BR)")
 	f.StringVar(&sendAt, "send-at", "", "judge the campaign at a planned time instead of now (RFC 3339, local \"2026-11-27 10:00\", or +2h)")
 	f.StringVar(&in, "in", "", "the audience CSV (- for standard input)")
 	f.StringVar(&out, "out", "", "where to write the verdicts CSV (- for standard output; the summary then goes to stderr)")
@@ -201,6 +203,7 @@ then 3. Memory is bounded by --window whatever the file's size. A progress bar
 type auditOptions struct {
 	business, template, campaign string
 	region                       string // passed on every request; "" for none
+	sender, language             string // passed on every request; "" for none
 	category                     sgv1.Category
 	sendAt                       *timestamppb.Timestamp
 	noHeader, reserve, refByRow  bool
@@ -1075,6 +1078,7 @@ func (a *audit) row(n int, rec audienceRecord) *auditRow {
 	r.req = &sgv1.CheckSendRequest{
 		BusinessId: o.business, Phone: phone, UserId: userID, Category: o.category, Template: o.template,
 		CampaignId: o.campaign, RequestId: strconv.Itoa(n), SendAt: o.sendAt, Region: o.region,
+		Sender: o.sender, TemplateLanguage: o.language,
 	}
 	if o.reserve {
 		// The server derives the ref from the recipient unless --ref-key row.
