@@ -400,13 +400,14 @@ type filePolicy struct {
 		Start string `yaml:"start"`
 		End   string `yaml:"end"`
 	} `yaml:"quiet_hours"`
-	TemplateRepeatWindow *string  `yaml:"template_repeat_window"`
-	MessagingLimit       *int32   `yaml:"messaging_limit"`
-	BlockedRegions       []string `yaml:"blocked_regions"`
-	RequireOptIn         *bool    `yaml:"require_opt_in"`
-	ShareNumberSignals   *bool    `yaml:"share_number_signals"`
-	Shadow               *bool    `yaml:"shadow"`
-	ShadowRules          []string `yaml:"shadow_rules"`
+	TemplateRepeatWindow  *string  `yaml:"template_repeat_window"`
+	MessagingLimit        *int32   `yaml:"messaging_limit"`
+	BlockedRegions        []string `yaml:"blocked_regions"`
+	RequireOptIn          *bool    `yaml:"require_opt_in"`
+	KeywordOptInIsConsent *bool    `yaml:"keyword_opt_in_is_consent"`
+	ShareNumberSignals    *bool    `yaml:"share_number_signals"`
+	Shadow                *bool    `yaml:"shadow"`
+	ShadowRules           []string `yaml:"shadow_rules"`
 	// NumberValidation is "valid" or "possible" (or the enum's names).
 	NumberValidation string `yaml:"number_validation"`
 }
@@ -663,6 +664,7 @@ func (f *filePolicy) proto() (*sgv1.Policy, error) {
 	p.MessagingLimit = f.MessagingLimit
 	p.BlockedRegions = f.BlockedRegions
 	p.RequireOptIn = f.RequireOptIn
+	p.KeywordOptInIsConsent = f.KeywordOptInIsConsent
 	p.ShareNumberSignals = f.ShareNumberSignals
 	p.Shadow = f.Shadow
 	for i, name := range f.ShadowRules {

@@ -97,8 +97,8 @@ func (s *Server) getContact(ctx context.Context, req *sgv1.GetContactRequest) (*
 		out.OptedOutAt = ts(at)
 	}
 	if rel.Consented() {
-		out.ConsentAt = ts(rel.OwnStartAt)
-		out.ConsentReason = rel.OwnStartReason
+		out.ConsentAt = ts(rel.ConsentAt)
+		out.ConsentReason = rel.ConsentReason
 	}
 	// The windows that concern a send from the request's sender (any sender's
 	// when it names none).

@@ -51,6 +51,9 @@ type harness struct {
 var testHashSecret = []byte("sendguard-test-secret")
 
 // newHarness starts a server on an in-memory Badger store over bufconn.
+// sharing turns share_number_signals on for the deployment (off by default).
+func sharing(c *Config) { c.Defaults.ShareNumberSignals = true }
+
 func newHarness(t testing.TB, mutate ...func(*Config)) *harness {
 	t.Helper()
 	return newHarnessOn(t, nil, mutate...)

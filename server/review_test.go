@@ -61,7 +61,7 @@ func TestSuppressionSurvivesNewEvents(t *testing.T) {
 
 // Facts learned about a user known only by a BSUID are read back for that user.
 func TestUserIDOnlyFacts(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, sharing)
 	const uid = "BR.99887766"
 	h.report(t, &sgv1.ReportResultRequest{BusinessId: "acme", UserId: uid, MessageId: "w1",
 		Status: sgv1.MessageStatus_MESSAGE_STATUS_FAILED, ErrorCode: 131049, Category: sgv1.Category_CATEGORY_MARKETING})
@@ -135,7 +135,7 @@ func (f *factsTTLStore) UpdateContacts(ctx context.Context, us []storage.Contact
 // record's life for the others.
 func TestFactsTTLNotShortenedByAnotherBusiness(t *testing.T) {
 	var fs *factsTTLStore
-	h := newHarnessOn(t, func(st storage.Store, _ Config) storage.Store { fs = &factsTTLStore{Store: st}; return fs })
+	h := newHarnessOn(t, func(st storage.Store, _ Config) storage.Store { fs = &factsTTLStore{Store: st}; return fs }, sharing)
 	ctx := context.Background()
 	h.report(t, failed(brPhone, 130472, t0))
 	if _, err := h.c.SetPolicy(ctx, &sgv1.SetPolicyRequest{BusinessId: "globex", Policy: &sgv1.Policy{ExperimentTtl: durationpb.New(0)},
