@@ -410,6 +410,9 @@ type filePolicy struct {
 	ShadowRules           []string `yaml:"shadow_rules"`
 	// NumberValidation is "valid" or "possible" (or the enum's names).
 	NumberValidation string `yaml:"number_validation"`
+	// DefaultRegion, in the config file, is the top-level default_region
+	// again (the two must agree); in a policy file, the business's own.
+	DefaultRegion *string `yaml:"default_region"`
 }
 
 // LoadConfigFile reads a YAML configuration file onto c. Fields absent from the file
@@ -539,6 +542,16 @@ func LoadConfigFile(path string, c *Config) error {
 		c.DiskHeadroom = n
 	}
 	if f.Policy != nil {
+		// The deployment's policy's default region is the deployment's default
+		// region: one setting under two keys, which must agree.
+		if r := f.Policy.DefaultRegion; r != nil {
+			switch {
+			case f.DefaultRegion == "":
+				c.DefaultRegion = strings.ToUpper(*r)
+			case !strings.EqualFold(*r, f.DefaultRegion):
+				return fmt.Errorf("config %s: policy.default_region %q differs from default_region %q: both are the deployment's default region", path, *r, f.DefaultRegion)
+			}
+		}
 		pb, err := f.Policy.proto()
 		if err != nil {
 			return fmt.Errorf("config %s: policy.%w", path, err)
@@ -681,6 +694,7 @@ func (f *filePolicy) proto() (*sgv1.Policy, error) {
 		}
 		p.NumberValidation = v
 	}
+	p.DefaultRegion = f.DefaultRegion
 	return p, nil
 }
 
