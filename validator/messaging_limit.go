@@ -149,17 +149,3 @@ func AddReach(b *Business, at time.Time) {
 	}
 	b.Reached = r
 }
-
-// TierChanges reports whether ApplyTier(b, tier, at) would change b.
-func TierChanges(b *Business, tier int, at time.Time) bool {
-	return tier != 0 && tier != b.Tier && (b.TierAt.IsZero() || at.After(b.TierAt))
-}
-
-// ApplyTier records Meta's messaging limit for the business (its
-// business_capability_update webhook: -1 unlimited) as of at; an older one
-// never overwrites a newer one.
-func ApplyTier(b *Business, tier int, at time.Time) {
-	if TierChanges(b, tier, at) {
-		b.Tier, b.TierAt = tier, at
-	}
-}
