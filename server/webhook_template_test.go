@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -266,4 +267,35 @@ func containsAll(s string, parts ...string) bool {
 		}
 	}
 	return true
+}
+
+// TestCapabilityWebhookEqualsPolicyLimit: the tier business_capability_update
+// teaches has the effect of SetPolicy's messaging_limit: the 251st new user in
+// 24 h is deferred MESSAGING_LIMIT on both servers, at the same retry_at.
+func TestCapabilityWebhookEqualsPolicyLimit(t *testing.T) {
+	hook, hd := wabaHarness(t)
+	mustPost(t, hd, wabaBody(t, t0, "business_capability_update", map[string]any{
+		"max_daily_conversation_per_phone": 250, "max_daily_conversations_per_business": 250,
+		"max_phone_numbers_per_business": 2, "max_phone_numbers_per_waba": 2}))
+	api := newHarness(t)
+	limit := int32(250)
+	if _, err := api.api.SetPolicy(context.Background(), &sgv1.SetPolicyRequest{BusinessId: "acme",
+		Policy: &sgv1.Policy{MessagingLimit: &limit}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []*harness{hook, api} {
+		h.clock.Advance(time.Minute)
+	}
+	for i := range 251 {
+		req := &sgv1.CheckSendRequest{BusinessId: "acme", Phone: fmt.Sprintf("+55119876%05d", i), Category: sgv1.Category_CATEGORY_UTILITY,
+			Template: "order_update", Reserve: true, MessageRef: fmt.Sprintf("r%d", i)}
+		got, same := verdictOf(hook.check(t, req)), verdictOf(api.check(t, req))
+		want := "ALLOW"
+		if i == 250 {
+			want = "DEFER MESSAGING_LIMIT 0 retry=24h2m0s" // the first reach's minute bucket ends, + 24 h
+		}
+		if got != want || same != got {
+			t.Fatalf("user %d: webhook tier %s, policy limit %s; want %s", i, got, same, want)
+		}
+	}
 }
