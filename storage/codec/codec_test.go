@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sendguard/sendguard/internal/fieldtest"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 	"github.com/sendguard/sendguard/validator"
 )
@@ -483,67 +484,66 @@ func BenchmarkDecodeRelationship(b *testing.B) {
 // Local and the Events count.
 const relTail = 14
 
-// TestSections installs two sections for the test's length (the real ones
-// come with the fields they hold) and checks how they are written and read.
-func TestSections(t *testing.T) {
+// sectionFixture is a relationship with every field set (so every section has
+// something to write) and a named sender (so the senders' trailer is written
+// whether or not sections follow).
+func sectionFixture() validator.Relationship {
+	var r validator.Relationship
+	fieldtest.Fill(&r)
+	r.SenderState.Sender = ""
+	r.Sends[0].Sender = r.Senders[0].Sender
+	return r
+}
+
+// encodeWith encodes r writing only the sections given.
+func encodeWith(r *validator.Relationship, tags ...byte) []byte {
 	saved := sections
-	t.Cleanup(func() { sections = saved })
-	// Two sections that each hold one of the relationship's strings, so that
-	// the test needs no field of its own: 'a' keeps OwnStopReason's copy in
-	// OwnStartReason when OwnStopReason is "a", 'b' when it is "b" or "ab".
-	mk := func(tag byte, want string) section {
-		return section{
-			tag:     tag,
-			present: func(r *validator.Relationship) bool { return bytes.ContainsRune([]byte(r.OwnStopReason), rune(tag)) },
-			append: func(dst []byte, r *validator.Relationship) []byte {
-				return appendString(dst, want)
-			},
-			decode: func(d *decoder, r *validator.Relationship) { r.OwnStartReason += d.string(want) },
-		}
-	}
-	sections = []section{mk('a', "A"), mk('b', "B")}
+	defer func() { sections = saved }()
+	sections = tags
+	return AppendRelationship(nil, r)
+}
 
-	for _, tc := range []struct {
-		reason, want string
-		senders      bool
-	}{
-		{"", "", false}, {"a", "A", false}, {"b", "B", false}, {"ab", "AB", false}, {"ab", "AB", true},
-	} {
-		r := typicalRelationship(3)
-		r.OwnStopReason, r.OwnStartReason = tc.reason, ""
-		if tc.senders {
-			r.Senders = []validator.SenderState{{Sender: "106540352242922"}}
-		}
-		b := AppendRelationship(nil, &r)
-		var got validator.Relationship
-		if err := DecodeRelationship(b, &got); err != nil {
-			t.Fatalf("%q: %v", tc.reason, err)
-		}
-		if got.OwnStartReason != tc.want || len(got.Senders) != len(r.Senders) {
-			t.Errorf("%q (senders %v): sections read %q, %d senders; want %q", tc.reason, tc.senders, got.OwnStartReason, len(got.Senders), tc.want)
-		}
+// TestSections: sections follow the senders' trailer in tag order; each bad
+// sequence of tags (unknown, out of order, repeated, cut short) is refused; a
+// relationship whose sections have nothing to write encodes as before they
+// existed, and a record without the senders' trailer still takes sections.
+func TestSections(t *testing.T) {
+	r := sectionFixture()
+	none := encodeWith(&r)
+	all := encodeWith(&r, sectionConsent, sectionLanguages)
+	cOnly := encodeWith(&r, sectionConsent)[len(none):]
+	tOnly := encodeWith(&r, sectionLanguages)[len(none):]
+	if !bytes.HasPrefix(all, none) || !bytes.Equal(all[len(none):], append(slices.Clone(cOnly), tOnly...)) ||
+		cOnly[0] != sectionConsent || tOnly[0] != sectionLanguages {
+		t.Fatalf("sections are not the tail in tag order: % x", all[len(none):])
 	}
-
-	// A record without sections is the record of before; each bad tag sequence
-	// is refused.
-	r := typicalRelationship(3)
-	r.OwnStopReason = "ab"
-	b := AppendRelationship(nil, &r)
-	i := bytes.LastIndexByte(b, 'a') // the 'a' tag: "A" and the 'b' section follow
-	if i < 0 || !bytes.Equal(b[i:], []byte{'a', 1, 'A', 'b', 1, 'B'}) {
-		t.Fatalf("sections not at the end as expected: % x", b[max(0, len(b)-8):])
+	var got validator.Relationship
+	if err := DecodeRelationship(all, &got); err != nil || !reflect.DeepEqual(got, r) {
+		t.Fatalf("round trip: %v\n got %+v\nwant %+v", err, got, r)
 	}
 	for name, tail := range map[string][]byte{
-		"unknown tag":  {'c', 1, 'C'},
-		"out of order": {'b', 1, 'B', 'a', 1, 'A'},
-		"repeated":     {'a', 1, 'A', 'a', 1, 'A'},
-		"truncated":    {'a', 5, 'A'},
+		"unknown tag":  append([]byte{'z'}, tOnly[1:]...),
+		"out of order": append(slices.Clone(tOnly), cOnly...),
+		"repeated":     append(slices.Clone(tOnly), tOnly...),
+		"cut short":    tOnly[:len(tOnly)-1],
 	} {
-		bad := append(slices.Clone(b[:i]), tail...)
-		var got validator.Relationship
+		bad := append(slices.Clone(none), tail...)
 		if err := DecodeRelationship(bad, &got); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: err %v, want ErrInvalid", name, err)
 		}
+	}
+
+	// Without senders, a section makes the (empty) senders' trailer be written.
+	r2 := typicalRelationship(3)
+	before := AppendRelationship(nil, &r2)
+	r2.Sends[1].Language = "pt_BR"
+	withLang := AppendRelationship(nil, &r2)
+	if err := DecodeRelationship(withLang, &got); err != nil || got.Sends[1].Language != "pt_BR" || got.Senders != nil {
+		t.Errorf("a section without senders: %v, %+v", err, got.Sends)
+	}
+	r2.Sends[1].Language = ""
+	if again := AppendRelationship(nil, &r2); !bytes.Equal(again, before) {
+		t.Error("a relationship whose sections have nothing to write encodes differently than before")
 	}
 }
 
@@ -599,10 +599,7 @@ func TestConsentSection(t *testing.T) {
 				}
 			}
 			b := AppendRelationship(nil, &tc.rel)
-			saved := sections
-			sections = nil // as the release before wrote it: no consent, the lift was consent
-			old := AppendRelationship(nil, &tc.rel)
-			sections = saved
+			old := encodeWith(&tc.rel) // as the release before wrote it: no consent, the lift was consent
 			if written := !bytes.Equal(b, old); written != tc.written {
 				t.Errorf("section written %v, want %v", written, tc.written)
 			}

@@ -9,24 +9,20 @@ import (
 	"github.com/sendguard/sendguard/validator/keyword"
 )
 
-// consentSection ('c') holds the relationship's consent (ConsentAt,
+// Section 'c' (sectionConsent) holds the relationship's consent (ConsentAt,
 // ConsentReason), kept apart from the lift of the business's own opt-out
 // since issue 14. It is written only when reading the record as one written
 // before (see upgradeConsent) would not give the relationship back: a
 // relationship without a lift or consent, or whose consent is its lift by
 // SetOptOut(false) (the common case), encodes as before.
-var consentSection = section{
-	tag:     'c',
-	present: needsConsentSection,
-	append: func(dst []byte, r *validator.Relationship) []byte {
-		dst = appendTime(dst, r.ConsentAt)
-		return appendString(dst, r.ConsentReason)
-	},
-	decode: func(d *decoder, r *validator.Relationship) {
-		r.ConsentAt = d.time("ConsentAt")
-		r.ConsentReason = d.string("ConsentReason")
-	},
-	absent: upgradeConsent,
+func appendConsent(dst []byte, r *validator.Relationship) []byte {
+	dst = appendTime(dst, r.ConsentAt)
+	return appendString(dst, r.ConsentReason)
+}
+
+func decodeConsent(d *decoder, r *validator.Relationship) {
+	r.ConsentAt = d.time("ConsentAt")
+	r.ConsentReason = d.string("ConsentReason")
 }
 
 // legacyOptIn matches the opt-in keywords a lift recorded before issue 14 is

@@ -98,28 +98,66 @@ func AppendRelationship(dst []byte, r *validator.Relationship) []byte {
 }
 
 // A section is an optional part of a relationship written after the senders'
-// trailer: a tag byte and the section's fields, written only when present says
-// there is something to write. Sections are written in tag order, each at most
+// trailer: a tag byte and the section's fields, written only when the section
+// has something to write. Sections are written in tag order, each at most
 // once; a record written before a section existed decodes with that section's
-// fields zero, and a decoder refuses a tag it does not know (a record written
-// by a newer build is not read as if it held less). Add a field that older
-// records lack as a new section (or to a section of your own), never in the
-// middle of the encoding.
-type section struct {
-	tag     byte
-	present func(r *validator.Relationship) bool
-	append  func(dst []byte, r *validator.Relationship) []byte
-	decode  func(d *decoder, r *validator.Relationship)
-	// absent, if set, is called after decoding a record without this section
-	// (written before it existed, or with nothing to write): it reads what
-	// an older record meant in the section's terms.
-	absent func(r *validator.Relationship)
+// fields zero (or as absentSection reads it), and a decoder refuses a tag it
+// does not know (a record written by a newer build is not read as if it held
+// less). Add a field that older records lack as a new section (or to a section
+// of your own), never in the middle of the encoding.
+//
+// The sections are dispatched by switch, not through a table of functions:
+// an indirect call would move every decoded relationship (and the contact
+// holding it) to the heap.
+const (
+	sectionConsent   = 'c' // consent.go
+	sectionLanguages = 't' // each send's template language
+)
+
+// sections are the tags written, in ascending order (a test sets it to nil to
+// write a record as a build before sections wrote it).
+var sections = []byte{sectionConsent, sectionLanguages}
+
+// sectionPresent reports whether r has something to write in section tag.
+func sectionPresent(tag byte, r *validator.Relationship) bool {
+	switch tag {
+	case sectionConsent:
+		return needsConsentSection(r)
+	case sectionLanguages:
+		return sendLanguagesPresent(r)
+	}
+	panic(fmt.Sprintf("codec: no section %q", tag))
 }
 
-// sections are the relationship's sections, in ascending tag order.
-var sections = []section{
-	consentSection,
-	{tag: 't', present: sendLanguagesPresent, append: appendSendLanguages, decode: decodeSendLanguages},
+// appendSection appends section tag's fields (not its tag).
+func appendSection(dst []byte, tag byte, r *validator.Relationship) []byte {
+	switch tag {
+	case sectionConsent:
+		return appendConsent(dst, r)
+	case sectionLanguages:
+		return appendSendLanguages(dst, r)
+	}
+	panic(fmt.Sprintf("codec: no section %q", tag))
+}
+
+// decodeSection reads section tag's fields.
+func decodeSection(d *decoder, tag byte, r *validator.Relationship) {
+	switch tag {
+	case sectionConsent:
+		decodeConsent(d, r)
+	case sectionLanguages:
+		decodeSendLanguages(d, r)
+	default:
+		panic(fmt.Sprintf("codec: no section %q", tag))
+	}
+}
+
+// absentSection reads what a record without section tag (written before it
+// existed, or with nothing to write) meant in the section's terms.
+func absentSection(tag byte, r *validator.Relationship) {
+	if tag == sectionConsent {
+		upgradeConsent(r)
+	}
 }
 
 // Section 't': each send's template language (Send.Language), in send order;
@@ -149,8 +187,8 @@ func decodeSendLanguages(d *decoder, r *validator.Relationship) {
 
 // hasSections reports whether any section of r is written.
 func hasSections(r *validator.Relationship) bool {
-	for i := range sections {
-		if sections[i].present(r) {
+	for _, tag := range sections {
+		if sectionPresent(tag, r) {
 			return true
 		}
 	}
@@ -158,45 +196,44 @@ func hasSections(r *validator.Relationship) bool {
 }
 
 func appendSections(dst []byte, r *validator.Relationship) []byte {
-	for i := range sections {
-		if sc := &sections[i]; sc.present(r) {
-			dst = append(dst, sc.tag)
-			dst = sc.append(dst, r)
+	for _, tag := range sections {
+		if sectionPresent(tag, r) {
+			dst = append(dst, tag)
+			dst = appendSection(dst, tag, r)
 		}
 	}
 	return dst
 }
 
 // decodeSections reads the sections that follow the senders' trailer, and
-// calls absent for each section the record lacks.
+// reads each section the record lacks with absentSection.
 func decodeSections(d *decoder, r *validator.Relationship) {
-	next := 0 // sections[next:] may still follow
+	next := 0 // allSections[next:] may still follow
 	for d.err == nil && d.off < len(d.b) {
 		tag := d.byte("section tag")
 		i := next
-		for i < len(sections) && sections[i].tag != tag {
+		for i < len(allSections) && allSections[i] != tag {
 			i++
 		}
-		if i == len(sections) {
+		if i == len(allSections) {
 			d.fail(fmt.Sprintf("section tag %q (unknown, repeated or out of order)", tag))
 			return
 		}
-		absentSections(sections[next:i], r)
-		sections[i].decode(d, r)
+		for _, skipped := range allSections[next:i] {
+			absentSection(skipped, r)
+		}
+		decodeSection(d, tag, r)
 		next = i + 1
 	}
 	if d.err == nil {
-		absentSections(sections[next:], r)
-	}
-}
-
-func absentSections(skipped []section, r *validator.Relationship) {
-	for i := range skipped {
-		if f := skipped[i].absent; f != nil {
-			f(r)
+		for _, skipped := range allSections[next:] {
+			absentSection(skipped, r)
 		}
 	}
 }
+
+// allSections are the tags this build reads, in ascending order.
+var allSections = [...]byte{sectionConsent, sectionLanguages}
 
 // appendSenders appends the trailer: the implicit sender's free entry point,
 // the named senders' states, and (when there are named senders) each send's
