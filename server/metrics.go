@@ -11,6 +11,7 @@ import (
 	"github.com/sendguard/sendguard/internal/buildinfo"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 	"github.com/sendguard/sendguard/storage"
+	"github.com/sendguard/sendguard/storage/badger"
 	"github.com/sendguard/sendguard/validator"
 )
 
@@ -141,6 +142,45 @@ func (m *metrics) watchSpace(sg storage.SpaceGuard) {
 			}
 			return 0
 		}),
+	)
+}
+
+// recordCacher is a store with a record cache (Badger with record_cache).
+type recordCacher interface {
+	RecordCache() (badger.RecordCacheStats, bool)
+}
+
+// watchRecordCache exports the record cache's hits, misses and size, when the
+// store has one.
+func (m *metrics) watchRecordCache(st storage.Store) {
+	rc, ok := st.(recordCacher)
+	if !ok {
+		return
+	}
+	if _, on := rc.RecordCache(); !on {
+		return
+	}
+	stats := func() badger.RecordCacheStats {
+		s, _ := rc.RecordCache()
+		return s
+	}
+	m.registry.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sendguard_record_cache_hits_total",
+			Help: "Reads of a recipient's record served from the record cache (record_cache).",
+		}, func() float64 { return float64(stats().Hits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sendguard_record_cache_misses_total",
+			Help: "Reads of a stored recipient's record that missed the record cache and read the store.",
+		}, func() float64 { return float64(stats().Misses) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sendguard_record_cache_bytes",
+			Help: "Bytes the record cache holds, by its own count (keys, records and 128 bytes of bookkeeping each).",
+		}, func() float64 { return float64(stats().Bytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sendguard_record_cache_limit_bytes",
+			Help: "The most the record cache holds (record_cache).",
+		}, func() float64 { return float64(stats().Limit) }),
 	)
 }
 
