@@ -364,7 +364,7 @@ type fileConfig struct {
 	DiskHeadroom string `yaml:"disk_headroom"`
 	// RecordCache is a size ("64MiB"; "0" turns it off); see Config.
 	RecordCache string `yaml:"record_cache"`
-	Privacy      *struct {
+	Privacy     *struct {
 		HashNumbers bool `yaml:"hash_numbers"`
 	} `yaml:"privacy"`
 }
