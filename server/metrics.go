@@ -167,11 +167,11 @@ func (m *metrics) watchRecordCache(st storage.Store) {
 	m.registry.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "sendguard_record_cache_hits_total",
-			Help: "Reads of a recipient's record served from the record cache (record_cache).",
+			Help: "Reads of a recipient's record (checks, and the reads of reservations and reports) served from the record cache (record_cache).",
 		}, func() float64 { return float64(stats().Hits) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "sendguard_record_cache_misses_total",
-			Help: "Reads of a stored recipient's record that missed the record cache and read the store.",
+			Help: "Reads of a recipient's record that missed the record cache and read the store (a check's only when the number may be stored).",
 		}, func() float64 { return float64(stats().Misses) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sendguard_record_cache_bytes",

@@ -127,18 +127,23 @@ func (c *recordCache) get(key []byte) (val []byte, ok bool, tok cacheToken) {
 // missed counts a read that missed the cache and read Badger.
 func (c *recordCache) missed() { c.misses.Add(1) }
 
-// peek is get for a writer holding the key's stripe lock: it counts neither a
-// hit nor a miss (the cache's hit rate is the reads').
+// peek is get for a writer holding the key's stripe lock (a reservation's or a
+// report's read): it counts the hit or the miss too, but needs no token (the
+// writer's own commit updates the cache).
 func (c *recordCache) peek(key []byte) ([]byte, bool) {
 	sh, _ := c.locate(key)
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	e := sh.m[string(key)]
 	if e == nil {
+		sh.mu.Unlock()
+		c.misses.Add(1)
 		return nil, false
 	}
 	sh.moveFront(e)
-	return e.val, true
+	val := e.val
+	sh.mu.Unlock()
+	c.hits.Add(1)
+	return val, true
 }
 
 // fill caches val, read from Badger after the miss that returned tok, unless a
@@ -214,9 +219,11 @@ func (sh *cacheShard) moveFront(e *cacheEntry) {
 
 // RecordCacheStats is what the record cache has done since the store opened.
 type RecordCacheStats struct {
-	// Hits and Misses count the reads of a recipient (GetContact) that found
-	// the record cached and those that read Badger (the key filter's answers
-	// for keys never stored are neither).
+	// Hits and Misses count the reads of a recipient's record that found it
+	// cached and those that did not: a check's (GetContact: the key filter's
+	// answers for keys never stored are neither) and the read of every update
+	// (a reservation's, a report's), whose misses include numbers not stored
+	// yet.
 	Hits, Misses uint64
 	// Bytes is what the cached records take, by the cache's own count;
 	// Limit is the most it holds (Options.RecordCache).
