@@ -39,6 +39,12 @@ import (
 //
 // Missing keys are not cached: the key filter (filter.go) already answers them
 // without a read.
+//
+// It lives in the backend rather than in a decorator of storage.Store (the
+// house style for caches) because its coherence rests on the backend's own
+// serialisation: the stripe lock under which each record is written, and the
+// transaction that knows which records a batch staged. A decorator would need
+// a lock of its own around every update and could not see a batch's writes.
 
 const (
 	// cacheShards splits the cache so that the two cores' readers rarely wait for
