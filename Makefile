@@ -47,15 +47,15 @@ test-upgrade: ## Upgrade tests: data written by commit 2b23cf3 (two keys per rec
 .PHONY: bench
 bench: ## Run the Go benchmarks and a short load run (100k numbers, 4 s per workload; docs/performance.md)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./validator/ ./storage/... ./server/ ./identity/ ./validator/keyword/
-	$(GO) run ./cmd/sendguard bench --numbers 100000 --duration 4s --rounds 4 --scale-base 10000
+	$(GO) run ./cmd/sendguard-bench --numbers 100000 --duration 4s --rounds 4 --scale-base 10000
 
 .PHONY: bench-full
 bench-full: ## The load run behind docs/performance.md: 10M numbers, every target (about 15 minutes)
-	$(GO) run ./cmd/sendguard bench --numbers 10000000 --duration 10s --rounds 5 --scale-base 10000 --markdown
+	$(GO) run ./cmd/sendguard-bench --numbers 10000000 --duration 10s --rounds 5 --scale-base 10000 --markdown
 
 .PHONY: bench-flow
 bench-flow: ## A campaign's flow (validate, reserve, statuses by webhook) vs the same flow with no-op rules: 1M numbers, campaigns of 100k (docs/performance.md, Update 7)
-	$(GO) run ./cmd/sendguard bench --workloads flow --numbers 1000000 --campaign 100000
+	$(GO) run ./cmd/sendguard-bench --workloads flow --numbers 1000000 --campaign 100000
 
 .PHONY: bench-memcap
 bench-memcap: ## 10M numbers with no memory limit, then in a 1 GiB cgroup (needs root; seeds MEMCAP_DIR once; docs/performance.md)
@@ -86,23 +86,25 @@ $(TS)/node_modules/.package-lock.json: $(TS)/package.json $(TS)/package-lock.jso
 	cd $(TS) && $(NPM_CI)
 
 .PHONY: generate
-generate: $(BUF) $(TS)/node_modules/.package-lock.json ## Regenerate from proto/: the Go code, the OpenAPI document, the descriptor set, the TypeScript client's code (local plugins, pinned in go.mod, tools/go.mod and clients/typescript/package-lock.json)
+generate: $(BUF) $(TS)/node_modules/.package-lock.json ## Regenerate from proto/: the Go code, the OpenAPI document, the descriptor set, the TypeScript client's code, the console's classification.js (local plugins, pinned in go.mod, tools/go.mod and clients/typescript/package-lock.json)
 	$(BUF) generate
 	$(BUF) generate --template $(TS)/buf.gen.yaml
+	$(GO) test ./internal/audience -run TestConsoleClassification -count=1 -update
 
 .PHONY: test-ts
 test-ts: build ## The TypeScript client (clients/typescript): npm ci, prettier check, tsc (strict), node --test against a real sendguard serve
 	cd $(TS) && $(NPM_CI) && npm run lint --silent && SENDGUARD_BIN=$(CURDIR)/bin/sendguard npm test --silent
 
 .PHONY: lint
-lint: $(BUF) ## buf lint, gofmt check and go vet
+lint: $(BUF) ## buf lint, gofmt check, go vet and the package graph's walls (tools/package-walls.sh)
 	$(BUF) lint
+	tools/package-walls.sh
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
 	$(GO) vet $(PKGS)
 
 .PHONY: check-generated
 check-generated: generate ## Fail when regenerating would change the committed code
-	@git diff --exit-code -- proto/ $(TS)/src/gen/ && test -z "$$(git status --porcelain -- proto/ $(TS)/src/gen/)" || { git status --short -- proto/ $(TS)/src/gen/; echo 'generated code (Go, OpenAPI, descriptor set, TypeScript) is stale: run make generate and commit'; exit 1; }
+	@git diff --exit-code -- proto/ $(TS)/src/gen/ console/static/js/classification.js && test -z "$$(git status --porcelain -- proto/ $(TS)/src/gen/ console/static/js/)" || { git status --short -- proto/ $(TS)/src/gen/ console/static/js/; echo 'generated code (Go, OpenAPI, descriptor set, TypeScript, console classification) is stale: run make generate and commit'; exit 1; }
 
 .PHONY: fmt
 fmt: ## gofmt every Go file

@@ -30,10 +30,10 @@ func exampleServer() (*client.Client, func()) {
 		log.Fatal(err)
 	}
 	cfg := server.DefaultConfig()
-	cfg.Store = st
+	cfg.HashSecret = []byte("example-hash-secret")
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.Now = func() time.Time { return time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC) }
-	srv, err := server.NewService(cfg)
+	srv, err := server.New(st, cfg)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -37,14 +37,15 @@ import (
 // screenshot of each page there (make console-screenshots: docs/console).
 
 const (
-	chromium   = "/usr/bin/chromium"
-	business   = "acme"
-	pnid       = "106540352242922"
-	appSecret  = "browser-test-app-secret"
-	adminKey   = "browser-test-admin-key-0123456789abcdef"
-	supportKey = "browser-test-support-key-0123456789abcdef"
-	limitedNum = "5511987650101" // gets a 131049
-	optOutNum  = "5511987650102" // opted out from the page
+	chromium     = "/usr/bin/chromium"
+	business     = "acme"
+	pnid         = "106540352242922"
+	appSecret    = "browser-test-app-secret"
+	adminKey     = "browser-test-admin-key-0123456789abcdef"
+	supportKey   = "browser-test-support-key-0123456789abcdef"
+	limitedNum   = "5511987650101" // gets a 131049
+	optOutNum    = "5511987650102" // opted out from the page
+	freeEntryNum = "5511987650103" // writes from an ad, answered: a free entry point
 )
 
 // sendguard is the binary under test and where it listens.
@@ -168,6 +169,28 @@ func (s *sendguard) webhookFailed(t *testing.T, wamid, recipient string, code in
 		`"statuses":[{"id":%q,"status":"failed","timestamp":"%d","recipient_id":%q,`+
 		`"errors":[{"code":%d,"title":"failed"}],"pricing":{"category":"marketing"}}]}}]}]}`,
 		pnid, wamid, at.Unix(), recipient, code))
+	s.postWebhook(t, body)
+}
+
+// webhookAdReply POSTs what Meta sends when a user writes from a
+// click-to-WhatsApp ad (a message with a referral: a free entry point) at at,
+// and then the status of the business's first answer, sent at answered.
+func (s *sendguard) webhookAdReply(t *testing.T, recipient string, at, answered time.Time) {
+	t.Helper()
+	meta := fmt.Sprintf(`"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":%q}`, pnid)
+	s.postWebhook(t, []byte(fmt.Sprintf(`{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{`+meta+`,`+
+		`"contacts":[{"profile":{"name":"Ana"},"wa_id":%q}],`+
+		`"messages":[{"from":%q,"id":"wamid.AD1","timestamp":"%d","type":"text","text":{"body":"Is the offer still on?"},`+
+		`"referral":{"source_url":"https://fb.me/ad","source_id":"120210","source_type":"ad","headline":"Sale","ctwa_clid":"ARAkLk"}}]}}]}]}`,
+		recipient, recipient, at.Unix())))
+	s.postWebhook(t, []byte(fmt.Sprintf(`{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{`+meta+`,`+
+		`"statuses":[{"id":"wamid.AD2","status":"sent","timestamp":"%d","recipient_id":%q,"pricing":{"category":"service"}}]}}]}]}`,
+		answered.Unix(), recipient)))
+}
+
+// postWebhook POSTs a signed webhook body and wants 200.
+func (s *sendguard) postWebhook(t *testing.T, body []byte) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, "http://"+s.http+"/webhooks/whatsapp", bytes.NewReader(body))
 	req.Header.Set("X-Hub-Signature-256", webhook.Sign(body, []byte(appSecret)))
 	resp, err := http.DefaultClient.Do(req)
@@ -464,6 +487,18 @@ func TestConsoleInBrowser(t *testing.T) {
 		p.shot("find-a-number")
 	})
 
+	t.Run("free entry point", func(t *testing.T) {
+		p.t = t
+		wrote := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+		answered := wrote.Add(10 * time.Minute)
+		s.webhookAdReply(t, freeEntryNum, wrote, answered)
+		p.find(freeEntryNum)
+		until := p.attr("#free-entry time", "datetime")
+		if got, err := time.Parse(time.RFC3339Nano, until); err != nil || !got.Equal(answered.Add(72*time.Hour)) {
+			t.Errorf("free entry point window until %q, want %s (72 h from the first answer)", until, answered.Add(72*time.Hour))
+		}
+	})
+
 	t.Run("opt out", func(t *testing.T) {
 		p.t = t
 		p.find(optOutNum)
@@ -633,7 +668,7 @@ func TestConsoleInBrowserWithoutKeys(t *testing.T) {
 
 // TestConsoleInBrowserFindOnLargeStore measures "find a number" in the page
 // on a large store: SENDGUARD_CONSOLE_STORE names a data directory seeded by
-// `sendguard bench --serve-only --numbers N --data DIR` (business "bench",
+// `sendguard-bench --serve-only --numbers N --data DIR` (business "bench",
 // numbers loadgen.Number(0…N-1)) and SENDGUARD_CONSOLE_STORE_NUMBERS its N. It
 // prints the time from the click to the decisions in the page, for numbers
 // spread over the store; a measurement, not an assertion.

@@ -56,8 +56,8 @@ func (h Hosts) Check(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !h.Allowed(r.Host) {
 			w.Header().Set("Content-Security-Policy", CSP)
-			http.Error(w, "misdirected request: the console answers only to localhost, the API address's host and the names in console_hosts; add "+
-				quote(r.Host)+" to console_hosts to open it under that name", http.StatusMisdirectedRequest)
+			http.Error(w, "misdirected request: this port answers only to localhost, the API address's host and the names in console_hosts; add "+
+				quote(r.Host)+" to console_hosts to reach it under that name", http.StatusMisdirectedRequest)
 			return
 		}
 		next.ServeHTTP(w, r)

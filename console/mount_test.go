@@ -22,11 +22,11 @@ func apiHandler(t *testing.T, keys ...server.APIKey) http.Handler {
 		t.Fatal(err)
 	}
 	cfg := server.DefaultConfig()
-	cfg.Store = st
+	cfg.HashSecret = []byte("console-test-secret")
 	cfg.APIKeys = keys
 	cfg.ConsoleHosts = []string{"console.example.com"}
 	cfg.Logger = slog.New(slog.DiscardHandler)
-	srv, err := server.NewService(cfg)
+	srv, err := server.New(st, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,6 +80,15 @@ func (s *Server) apiHandler() (http.Handler, error) {
 	mux.Handle("GET "+console.Path, hosts.Check(console.Handler()))
 	mux.Handle("GET /metrics", hosts.Check(s.apiMetrics()))
 	mux.Handle("/", s.apiCalls(tc))
+	if len(s.keys) == 0 {
+		// Without API keys nothing but the loopback binding guards the port, and
+		// a page whose own name points at 127.0.0.1 (DNS rebinding) is same-origin
+		// with it: its script could call every RPC and read /admin/backup. The
+		// Host check refuses such a name on every path. (With keys, a caller
+		// needs a key, which such a page does not have; the API then answers to
+		// any name a proxy or load balancer gives it.)
+		return hosts.Check(mux), nil
+	}
 	return mux, nil
 }
 

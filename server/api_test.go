@@ -305,7 +305,7 @@ func TestAPIBodyDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "POST /sendguard.v1.SendGuard/CheckSend HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"business_id\"")
+	fmt.Fprintf(conn, "POST /sendguard.v1.SendGuard/CheckSend HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"business_id\"")
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -313,4 +313,63 @@ func TestAPIBodyDeadline(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	wantError(t, "stalled body", resp.StatusCode, b, 504, "deadline_exceeded", "request body not received")
 	waitFor(t, "the call to be given back", func() bool { return srv.calls.n.Load() == 0 })
+}
+
+// apiPostHost is apiPost under another Host header, as a page whose own name
+// points at 127.0.0.1 (DNS rebinding) would send it.
+func apiPostHost(t testing.TB, srv *Server, host, path, key, body string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, "http://"+srv.APIAddr()+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestAPIHostCheck: without API keys the API port answers only to loopback
+// names, the API address's host and console_hosts, on every path (RPCs and
+// /admin/backup included), so that a DNS-rebinding page cannot call it as
+// same-origin; with keys, an RPC with a key answers under any name.
+func TestAPIHostCheck(t *testing.T) {
+	srv := runServer(t, func(c *Config) { c.ConsoleHosts = []string{"sendguard.internal"} })
+	const check = "/sendguard.v1.SendGuard/CheckSend"
+	for host, want := range map[string]int{
+		"rebound.example:8081": http.StatusMisdirectedRequest,
+		"rebound.example":      http.StatusMisdirectedRequest,
+		"127.0.0.1:8081":       http.StatusOK,
+		"localhost":            http.StatusOK,
+		"[::1]:8081":           http.StatusOK,
+		"sendguard.internal":   http.StatusOK,
+	} {
+		if got := apiPostHost(t, srv, host, check, "", checkJSON); got != want {
+			t.Errorf("CheckSend under Host %q: %d, want %d", host, got, want)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+srv.APIAddr()+BackupPath, nil)
+	req.Host = "rebound.example"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Errorf("backup under another Host: %s", resp.Status)
+	}
+
+	keyed := runServer(t, func(c *Config) {
+		c.APIKeys = []APIKey{{Name: "acme", SHA256: HashAPIKey(keyAcme), Businesses: []string{"acme"}}}
+	})
+	if got := apiPostHost(t, keyed, "api.example.com", check, keyAcme, checkJSON); got != http.StatusOK {
+		t.Errorf("with keys, CheckSend under another name: %d", got)
+	}
 }

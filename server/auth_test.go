@@ -201,12 +201,12 @@ func TestRefusesNetworkWithoutKeys(t *testing.T) {
 		cfg.DataDir = t.TempDir()
 		cfg.GRPCAddr, cfg.HTTPAddr = addr, "127.0.0.1:0"
 		cfg.Logger = discardLogger()
-		_, err := New(cfg)
+		_, err := newServer(t, cfg)
 		if err == nil || !strings.Contains(err.Error(), "no API keys are configured") {
 			t.Errorf("%s: %v", addr, err)
 		}
 		cfg.GRPCAddr, cfg.APIAddr = "127.0.0.1:0", addr
-		if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "api address "+addr) {
+		if _, err := newServer(t, cfg); err == nil || !strings.Contains(err.Error(), "api address "+addr) {
 			t.Errorf("api on %s: %v", addr, err)
 		}
 	}

@@ -24,13 +24,6 @@ const BackupPath = "/admin/backup"
 // keep what it got.
 const BackupVersionTrailer = "Sendguard-Backup-Version"
 
-// backupStore is a store that can write an online, consistent backup of itself
-// (storage/badger.Store does). An interface rather than *badger.Store, so that a
-// decorator that forwards Backup keeps the endpoint working.
-type backupStore interface {
-	Backup(ctx context.Context, w io.Writer, since uint64) (uint64, error)
-}
-
 // backupWriteTimeout cuts a backup whose client stops reading for this long.
 const backupWriteTimeout = time.Minute
 
@@ -47,7 +40,7 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "forbidden: "+BackupPath+" answers admin callers only (from a loopback address)", http.StatusForbidden)
 		return
 	}
-	st, ok := s.store.(backupStore)
+	st, ok := storage.UnwrapAs[storage.Backuper](s.store)
 	if !ok {
 		http.Error(w, "backup is not supported by this store (it needs the embedded Badger store)", http.StatusNotImplemented)
 		return

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+	"github.com/sendguard/sendguard/storage"
 	"github.com/sendguard/sendguard/storage/badger"
 )
 
@@ -121,7 +122,7 @@ func BenchmarkReportDurability(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			h := newHarness(b, func(c *Config) { c.Store = st })
+			h := newHarnessOn(b, func(storage.Store, Config) storage.Store { return st })
 			b.Cleanup(func() { st.Close() })
 			ctx := context.Background()
 			i := 0

@@ -16,13 +16,13 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
-	"github.com/sendguard/sendguard/storage"
-	redisstore "github.com/sendguard/sendguard/storage/redis"
 	"github.com/sendguard/sendguard/validator"
 )
 
-// Config configures a Server. Build it with defaults from DefaultConfig, adjust it,
-// and pass it to New, which validates it.
+// Config configures a Server, and the runner that opens its store and serves it
+// (internal/serve: DataDir, StoreURL, RedisPassword, Durability, DiskHeadroom
+// choose the store). Build it with defaults from DefaultConfig, adjust it, and
+// pass it to New, which fills in the zero fields' defaults and validates it.
 type Config struct {
 	// GRPCAddr and HTTPAddr are the listen addresses ("127.0.0.1:0" picks a port).
 	GRPCAddr string
@@ -35,7 +35,8 @@ type Config struct {
 	// host, under which the console (/console/ on the API port) and the API
 	// port's /metrics answer (the Host-header check, console.Hosts).
 	ConsoleHosts []string
-	// DataDir is the Badger directory (ignored when Store or StoreURL is set).
+	// DataDir is the Badger directory (ignored when StoreURL is set), where the
+	// runner also keeps the hash secret when none is configured.
 	DataDir string
 	// StoreURL selects the store: "" for the embedded Badger store in DataDir, or
 	// "redis://host:port[,host:port…]" for Redis Cluster (or one Redis server)
@@ -44,8 +45,6 @@ type Config struct {
 	// RedisPassword, when set, overrides the password of a redis:// StoreURL
 	// (SENDGUARD_REDIS_PASSWORD), so that it stays out of flags and files.
 	RedisPassword string
-	// Store, when set, is used instead of opening one (tests).
-	Store storage.Store
 	// BusinessRefresh is how often each business's cached policy and state
 	// (template pauses, messaging-limit counts) is read again from the store, so
 	// that what another replica changed is seen: 0 means every second on a store
@@ -67,8 +66,10 @@ type Config struct {
 	// mapped to one business are a config error. An unmapped WABA id is its own
 	// business_id, unless SkipUnmappedPhoneNumberIDs or API keys are set.
 	WABAIDs map[string]string
-	// HashSecret keys the hashes of suppression entries (forgotten opt-outs). When
-	// empty, a random secret is created in DataDir/suppression.key on first start.
+	// HashSecret keys the hashes of suppression entries (forgotten opt-outs) and,
+	// with HashNumbers, of numbers; New needs it. When it is not configured, the
+	// runner (internal/serve) takes the one a shared store keeps, or creates a
+	// random one in DataDir/suppression.key on first start.
 	HashSecret []byte
 	// HashNumbers stores keyed hashes (HMAC with HashSecret) instead of phone
 	// numbers and message ids, so that a copied data directory does not reveal
@@ -197,44 +198,10 @@ func DefaultConfig() Config {
 	}
 }
 
-func (c *Config) validate() error {
-	var errs []error
-	if c.GRPCAddr == "" {
-		errs = append(errs, errors.New("grpc address is empty"))
-	} else if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
-		errs = append(errs, fmt.Errorf("grpc address %q: %v", c.GRPCAddr, err))
-	}
-	if c.HTTPAddr != "" {
-		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
-			errs = append(errs, fmt.Errorf("http address %q: %v", c.HTTPAddr, err))
-		}
-	}
-	if c.APIAddr != "" {
-		if _, _, err := net.SplitHostPort(c.APIAddr); err != nil {
-			errs = append(errs, fmt.Errorf("api address %q: %v", c.APIAddr, err))
-		}
-	}
-	switch {
-	case c.Store != nil:
-	case c.StoreURL == "":
-		if c.DataDir == "" {
-			errs = append(errs, errors.New("data directory is empty"))
-		}
-	case strings.HasPrefix(c.StoreURL, "redis://"):
-		if c.Durability == DurabilityStrict {
-			errs = append(errs, errors.New(`durability "strict" is Badger's; on Redis, durability is set in Redis (appendonly yes, appendfsync always, replicas): see docs/scale-out.md`))
-		}
-	default:
-		errs = append(errs, fmt.Errorf("store %q: want redis://host:port[,host:port…], or no store for Badger in the data directory", redisstore.Redact(c.StoreURL)))
-	}
-	if err := checkWABAIDs(c.WABAIDs); err != nil {
-		errs = append(errs, err)
-	}
-	if c.DefaultRegion != "" {
-		r, err := regionCode(c.DefaultRegion)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("default_region: %v", err))
-		}
+// withDefaults returns c with its zero fields set to their defaults, and the
+// default region read into Defaults.
+func (c Config) withDefaults() Config {
+	if r, err := regionCode(c.DefaultRegion); err == nil {
 		c.DefaultRegion = r
 	}
 	c.Defaults.DefaultRegion = c.DefaultRegion
@@ -244,21 +211,8 @@ func (c *Config) validate() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	switch c.Durability {
-	case "":
+	if c.Durability == "" {
 		c.Durability = DurabilityDefault
-	case DurabilityDefault, DurabilityStrict:
-	default:
-		errs = append(errs, fmt.Errorf("durability %q: want %q or %q", c.Durability, DurabilityDefault, DurabilityStrict))
-	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		errs = append(errs, errors.New("tls: cert_file and key_file go together"))
-	}
-	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
-		errs = append(errs, errors.New("tls: client_ca_file (mutual TLS) needs cert_file and key_file"))
-	}
-	if c.HashNumbers && len(c.HashSecret) < 16 {
-		errs = append(errs, errors.New("privacy.hash_numbers needs hash_secret (or SENDGUARD_HASH_SECRET) of at least 16 bytes, kept outside the data directory"))
 	}
 	if c.MaxConcurrentStreams == 0 {
 		c.MaxConcurrentStreams = DefaultMaxConcurrentStreams
@@ -283,8 +237,6 @@ func (c *Config) validate() error {
 	}
 	if c.WebhookBodyBudget <= 0 {
 		c.WebhookBodyBudget = max(DefaultWebhookBodyBudget, c.MaxWebhookBody)
-	} else if c.WebhookBodyBudget < c.MaxWebhookBody {
-		errs = append(errs, fmt.Errorf("webhook_body_budget (%d) is smaller than max_webhook_body (%d): the largest body could never be read", c.WebhookBodyBudget, c.MaxWebhookBody))
 	}
 	if c.WebhookReadTimeout <= 0 {
 		c.WebhookReadTimeout = DefaultWebhookReadTimeout
@@ -301,6 +253,56 @@ func (c *Config) validate() error {
 	if c.MaxPlanAhead <= 0 {
 		c.MaxPlanAhead = DefaultMaxPlanAhead
 	}
+	return c
+}
+
+// validate reports what is wrong with c, which withDefaults has filled in. The
+// choice of store (DataDir, StoreURL) is the runner's to check (internal/serve).
+func (c Config) validate() error {
+	var errs []error
+	if c.GRPCAddr != "" { // Listen refuses none; a service served in-process needs none
+		if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
+			errs = append(errs, fmt.Errorf("grpc address %q: %v", c.GRPCAddr, err))
+		}
+	}
+	if c.HTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			errs = append(errs, fmt.Errorf("http address %q: %v", c.HTTPAddr, err))
+		}
+	}
+	if c.APIAddr != "" {
+		if _, _, err := net.SplitHostPort(c.APIAddr); err != nil {
+			errs = append(errs, fmt.Errorf("api address %q: %v", c.APIAddr, err))
+		}
+	}
+	if strings.HasPrefix(c.StoreURL, "redis://") && c.Durability == DurabilityStrict {
+		errs = append(errs, errors.New(`durability "strict" is Badger's; on Redis, durability is set in Redis (appendonly yes, appendfsync always, replicas): see docs/scale-out.md`))
+	}
+	if err := checkWABAIDs(c.WABAIDs); err != nil {
+		errs = append(errs, err)
+	}
+	if c.DefaultRegion != "" {
+		if _, err := regionCode(c.DefaultRegion); err != nil {
+			errs = append(errs, fmt.Errorf("default_region: %v", err))
+		}
+	}
+	switch c.Durability {
+	case DurabilityDefault, DurabilityStrict:
+	default:
+		errs = append(errs, fmt.Errorf("durability %q: want %q or %q", c.Durability, DurabilityDefault, DurabilityStrict))
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("tls: cert_file and key_file go together"))
+	}
+	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
+		errs = append(errs, errors.New("tls: client_ca_file (mutual TLS) needs cert_file and key_file"))
+	}
+	if c.HashNumbers && len(c.HashSecret) < 16 {
+		errs = append(errs, errors.New("privacy.hash_numbers needs hash_secret (or SENDGUARD_HASH_SECRET) of at least 16 bytes, kept outside the data directory"))
+	}
+	if c.WebhookBodyBudget < c.MaxWebhookBody {
+		errs = append(errs, fmt.Errorf("webhook_body_budget (%d) is smaller than max_webhook_body (%d): the largest body could never be read", c.WebhookBodyBudget, c.MaxWebhookBody))
+	}
 	switch {
 	case c.DiskHeadroom < 0:
 		errs = append(errs, fmt.Errorf("disk_headroom %d: want 0 (computed) or a size", c.DiskHeadroom))
@@ -311,6 +313,37 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("record_cache %d: want 0 (off) or a size", c.RecordCache))
 	}
 	return errors.Join(errs...)
+}
+
+// Check fills in c's defaults and reports what is wrong with it, as New would,
+// without a store: the runner checks before it opens one.
+func (c Config) Check() error {
+	c = c.withDefaults()
+	if err := c.validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	_, err := c.keyIndex()
+	return err
+}
+
+// keyIndex indexes the API keys; without any, it refuses a listen address that
+// is not loopback (requireLoopback).
+func (c Config) keyIndex() (keyIndex, error) {
+	keys, err := newKeyIndex(c.APIKeys)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if len(keys) == 0 {
+		for what, addr := range map[string]string{"grpc": c.GRPCAddr, "http": c.HTTPAddr, "api": c.APIAddr} {
+			if addr == "" {
+				continue
+			}
+			if err := requireLoopback(what, addr); err != nil {
+				return nil, fmt.Errorf("refusing to start: %w", err)
+			}
+		}
+	}
+	return keys, nil
 }
 
 // fileConfig is the YAML configuration file. Durations are Go durations ("24h",
@@ -387,15 +420,19 @@ type filePolicy struct {
 		Start string `yaml:"start"`
 		End   string `yaml:"end"`
 	} `yaml:"quiet_hours"`
-	TemplateRepeatWindow *string  `yaml:"template_repeat_window"`
-	MessagingLimit       *int32   `yaml:"messaging_limit"`
-	BlockedRegions       []string `yaml:"blocked_regions"`
-	RequireOptIn         *bool    `yaml:"require_opt_in"`
-	ShareNumberSignals   *bool    `yaml:"share_number_signals"`
-	Shadow               *bool    `yaml:"shadow"`
-	ShadowRules          []string `yaml:"shadow_rules"`
+	TemplateRepeatWindow  *string  `yaml:"template_repeat_window"`
+	MessagingLimit        *int32   `yaml:"messaging_limit"`
+	BlockedRegions        []string `yaml:"blocked_regions"`
+	RequireOptIn          *bool    `yaml:"require_opt_in"`
+	KeywordOptInIsConsent *bool    `yaml:"keyword_opt_in_is_consent"`
+	ShareNumberSignals    *bool    `yaml:"share_number_signals"`
+	Shadow                *bool    `yaml:"shadow"`
+	ShadowRules           []string `yaml:"shadow_rules"`
 	// NumberValidation is "valid" or "possible" (or the enum's names).
 	NumberValidation string `yaml:"number_validation"`
+	// DefaultRegion, in the config file, is the top-level default_region
+	// again (the two must agree); in a policy file, the business's own.
+	DefaultRegion *string `yaml:"default_region"`
 }
 
 // LoadConfigFile reads a YAML configuration file onto c. Fields absent from the file
@@ -532,6 +569,16 @@ func LoadConfigFile(path string, c *Config) error {
 		c.RecordCache = n
 	}
 	if f.Policy != nil {
+		// The deployment's policy's default region is the deployment's default
+		// region: one setting under two keys, which must agree.
+		if r := f.Policy.DefaultRegion; r != nil {
+			switch {
+			case f.DefaultRegion == "":
+				c.DefaultRegion = strings.ToUpper(*r)
+			case !strings.EqualFold(*r, f.DefaultRegion):
+				return fmt.Errorf("config %s: policy.default_region %q differs from default_region %q: both are the deployment's default region", path, *r, f.DefaultRegion)
+			}
+		}
 		pb, err := f.Policy.proto()
 		if err != nil {
 			return fmt.Errorf("config %s: policy.%w", path, err)
@@ -657,6 +704,7 @@ func (f *filePolicy) proto() (*sgv1.Policy, error) {
 	p.MessagingLimit = f.MessagingLimit
 	p.BlockedRegions = f.BlockedRegions
 	p.RequireOptIn = f.RequireOptIn
+	p.KeywordOptInIsConsent = f.KeywordOptInIsConsent
 	p.ShareNumberSignals = f.ShareNumberSignals
 	p.Shadow = f.Shadow
 	for i, name := range f.ShadowRules {
@@ -673,6 +721,7 @@ func (f *filePolicy) proto() (*sgv1.Policy, error) {
 		}
 		p.NumberValidation = v
 	}
+	p.DefaultRegion = f.DefaultRegion
 	return p, nil
 }
 

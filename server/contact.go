@@ -97,8 +97,8 @@ func (s *Server) getContact(ctx context.Context, req *sgv1.GetContactRequest) (*
 		out.OptedOutAt = ts(at)
 	}
 	if rel.Consented() {
-		out.ConsentAt = ts(rel.OwnStartAt)
-		out.ConsentReason = rel.OwnStartReason
+		out.ConsentAt = ts(rel.ConsentAt)
+		out.ConsentReason = rel.ConsentReason
 	}
 	// The windows that concern a send from the request's sender (any sender's
 	// when it names none).
@@ -189,6 +189,7 @@ func (s *Server) setOptOut(ctx context.Context, req *sgv1.SetOptOutRequest) (*sg
 	var userID string
 	err = s.store.UpdateContact(ctx, r.key, "", func(c *storage.Contact) (storage.Write, error) {
 		snap := b.snap.Load()
+		before := c.Facts
 		if _, err := s.foldSuppression(ctx, r, c); err != nil {
 			return storage.Write{}, err
 		}
@@ -197,7 +198,7 @@ func (s *Server) setOptOut(ctx context.Context, req *sgv1.SetOptOutRequest) (*sg
 		resp.OptedOut = c.Rel.OwnOptedOut()
 		resp.MetaOptedOut = c.Rel.MetaOptedOut()
 		userID = c.Rel.UserID
-		return storage.Write{Rel: true, RelTTL: storage.TTLUntil(c.Rel.ExpiresAt(&snap.policy), now)}, nil
+		return s.writeBack(snap, c, before, now), nil
 	})
 	if err != nil {
 		return nil, err

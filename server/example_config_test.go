@@ -25,14 +25,14 @@ func TestExampleConfigStatesTheDefaults(t *testing.T) {
 	if err := LoadConfigFile(exampleConfig, &got); err != nil {
 		t.Fatal(err)
 	}
-	if err := got.validate(); err != nil {
+	if err := got.withDefaultsChecked(); err != nil {
 		t.Fatalf("the example does not validate: %v", err)
 	}
 	if _, err := newKeyIndex(got.APIKeys); err != nil {
 		t.Fatalf("the example's api_keys: %v", err)
 	}
 	want := DefaultConfig()
-	if err := want.validate(); err != nil {
+	if err := want.withDefaultsChecked(); err != nil {
 		t.Fatal(err)
 	}
 	if len(got.APIKeys) != 1 || got.APIKeys[0].SHA256 != strings.Repeat("0", 64) {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+	"github.com/sendguard/sendguard/storage"
 	"github.com/sendguard/sendguard/storage/badger"
 	"github.com/sendguard/sendguard/storage/faulty"
 )
@@ -25,7 +26,7 @@ func TestStorageFault(t *testing.T) {
 	}
 	defer st.Close()
 	fs := faulty.Wrap(st)
-	h := newHarness(t, func(c *Config) { c.Store = fs; c.WebhookSecret = testSecret })
+	h := newHarnessOn(t, func(storage.Store, Config) storage.Store { return fs }, func(c *Config) { c.WebhookSecret = testSecret })
 	ctx := context.Background()
 	health := healthpb.NewHealthClient(h.c.Conn())
 	serving := func() healthpb.HealthCheckResponse_ServingStatus {

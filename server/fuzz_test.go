@@ -31,9 +31,9 @@ func FuzzRequests(f *testing.F) {
 	}
 	defer st.Close()
 	cfg := DefaultConfig()
-	cfg.Store, cfg.Logger = st, discardLogger()
+	cfg.HashSecret, cfg.Logger = testHashSecret, discardLogger()
 	cfg.Now = func() time.Time { return t0 }
-	s, err := NewService(cfg)
+	s, err := New(st, cfg)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sendguard/sendguard/client"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+	"github.com/sendguard/sendguard/storage"
 	"github.com/sendguard/sendguard/storage/badger"
 )
 
@@ -46,8 +47,22 @@ type harness struct {
 	api   sgv1.SendGuardClient
 }
 
+// testHashSecret is the hash secret of the tests' servers.
+var testHashSecret = []byte("sendguard-test-secret")
+
 // newHarness starts a server on an in-memory Badger store over bufconn.
+// sharing turns share_number_signals on for the deployment (off by default).
+func sharing(c *Config) { c.Defaults.ShareNumberSignals = true }
+
 func newHarness(t testing.TB, mutate ...func(*Config)) *harness {
+	t.Helper()
+	return newHarnessOn(t, nil, mutate...)
+}
+
+// newHarnessOn is newHarness with the in-memory store passed through wrap (nil
+// for none), which sees the config after mutate: for a test's decorator of the
+// store, or a store of its own.
+func newHarnessOn(t testing.TB, wrap func(st storage.Store, c Config) storage.Store, mutate ...func(*Config)) *harness {
 	t.Helper()
 	st, err := badger.Open(badger.Options{InMemory: true})
 	if err != nil {
@@ -55,13 +70,17 @@ func newHarness(t testing.TB, mutate ...func(*Config)) *harness {
 	}
 	clock := &fakeClock{t: t0}
 	cfg := DefaultConfig()
-	cfg.Store = st
+	cfg.HashSecret = testHashSecret
 	cfg.Now = clock.Now
 	cfg.Logger = discardLogger()
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	srv, err := NewService(cfg)
+	var served storage.Store = st
+	if wrap != nil {
+		served = wrap(st, cfg)
+	}
+	srv, err := New(served, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +100,24 @@ func newHarness(t testing.TB, mutate ...func(*Config)) *harness {
 		st.Close()
 	})
 	return &harness{lis: lis, srv: srv, clock: clock, c: c, api: c.API()}
+}
+
+// withDefaultsChecked fills in c's defaults and validates it, as New does.
+func (c *Config) withDefaultsChecked() error {
+	*c = c.withDefaults()
+	return c.validate()
+}
+
+// newServer builds a server from cfg on an in-memory Badger store, closed when
+// the test ends, as the runner (internal/serve) does on the store it opens.
+func newServer(t testing.TB, cfg Config) (*Server, error) {
+	t.Helper()
+	st, err := badger.Open(badger.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return New(st, cfg)
 }
 
 // dialKey opens another connection to the harness's server that sends an API key.

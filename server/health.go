@@ -58,7 +58,7 @@ func (s *Server) storeFailed(err error) {
 		return
 	}
 	s.metrics.storeFailures.Inc()
-	if _, ok := s.store.(storage.Pinger); !ok {
+	if _, ok := storage.UnwrapAs[storage.Pinger](s.store); !ok {
 		s.markDown(err)
 		go s.probeStore()
 		return
@@ -89,7 +89,7 @@ func (s *Server) markDown(err error) {
 func (s *Server) probeOnce() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if p, ok := s.store.(storage.Pinger); ok {
+	if p, ok := storage.UnwrapAs[storage.Pinger](s.store); ok {
 		return p.Ping(ctx)
 	}
 	_, err := s.store.GetPolicy(ctx, "")
@@ -171,7 +171,7 @@ func servingStatus(ok bool) healthpb.HealthCheckResponse_ServingStatus {
 // (storage.SpaceGuard: Badger on Linux) until the server stops: the writes
 // health status and the disk gauges.
 func (s *Server) startSpaceWatch() {
-	sg, ok := s.store.(storage.SpaceGuard)
+	sg, ok := storage.UnwrapAs[storage.SpaceGuard](s.store)
 	if !ok {
 		return
 	}

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/sendguard/sendguard/client"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 	"github.com/sendguard/sendguard/storage"
 	"github.com/sendguard/sendguard/storage/badger"
@@ -36,7 +35,7 @@ func TestPanicIsInternalWithoutDetail(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	h := newHarness(t, func(c *Config) { c.Store = panicStore{st} })
+	h := newHarnessOn(t, func(storage.Store, Config) storage.Store { return panicStore{st} })
 	_, err = h.c.Check(context.Background(), marketing(brPhone))
 	if status.Code(err) != codes.Internal || strings.Contains(err.Error(), "secret") {
 		t.Fatalf("got %v, want Internal without the panic text", err)
@@ -47,75 +46,11 @@ func TestPanicIsInternalWithoutDetail(t *testing.T) {
 	}
 }
 
-// TestRunDrainsStreams: stopping the server lets an open stream finish, then closes
-// the store.
-func TestRunDrainsStreams(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.GRPCAddr, cfg.HTTPAddr, cfg.APIAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Logger = discardLogger()
-	srv, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	c, err := client.Dial(srv.GRPCAddr(), client.Options{Insecure: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	stream, err := c.CheckStream(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	send := func(id string) {
-		t.Helper()
-		if err := stream.Send(&sgv1.CheckSendRequest{RequestId: id, BusinessId: "acme", Phone: brPhone, Category: sgv1.Category_CATEGORY_UTILITY}); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := stream.Recv()
-		if err != nil || resp.RequestId != id {
-			t.Fatalf("row %s: %v %v", id, resp, err)
-		}
-	}
-	send("before")
-	cancel() // SIGTERM
-	time.Sleep(100 * time.Millisecond)
-	select {
-	case err := <-done:
-		t.Fatalf("Run returned with a stream open: %v", err)
-	default:
-	}
-	send("during drain")
-	if err := stream.CloseSend(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stream.Recv(); err == nil {
-		t.Fatal("stream not ended")
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("Run did not return after the stream ended")
-	}
-	// The store is closed: reopening the directory works.
-	st, err := badger.Open(badger.Options{Dir: cfg.DataDir})
-	if err != nil {
-		t.Fatalf("store not closed: %v", err)
-	}
-	st.Close()
-}
-
 func TestNewRejectsBadAddress(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.GRPCAddr = "not an address"
 	cfg.DataDir = t.TempDir()
-	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "grpc address") {
+	if _, err := newServer(t, cfg); err == nil || !strings.Contains(err.Error(), "grpc address") {
 		t.Fatalf("bad address accepted: %v", err)
 	}
 }

@@ -28,12 +28,17 @@ func runServer(t *testing.T, mutate func(*Config)) *Server {
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.GRPCAddr, cfg.HTTPAddr, cfg.APIAddr = "127.0.0.1:0", "", "127.0.0.1:0"
+	cfg.HashSecret = testHashSecret
 	cfg.Logger = discardLogger()
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	srv, err := New(cfg)
+	srv, err := newServer(t, cfg)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen(); err != nil {
+		srv.Close()
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sendguard/sendguard/storage"
 	"github.com/sendguard/sendguard/storage/badger"
 	"github.com/sendguard/sendguard/storage/faulty"
 )
@@ -45,8 +46,7 @@ func TestCallLogging(t *testing.T) {
 			defer st.Close()
 			fs := faulty.Wrap(st)
 			var out syncBuffer
-			h := newHarness(t, func(c *Config) {
-				c.Store = fs
+			h := newHarnessOn(t, func(storage.Store, Config) storage.Store { return fs }, func(c *Config) {
 				c.Logger = slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: level}))
 			})
 			h.check(t, marketing(brPhone))

@@ -28,7 +28,7 @@ func reservation(phone, userID, campaign, ref string) *sgv1.CheckSendRequest {
 // nothing, not a DEFER for the first's frequency cap); a given ref is returned
 // as given.
 func TestDerivedMessageRef(t *testing.T) {
-	h := newHarness(t, withClockDedup)
+	h := newHarnessOn(t, withClockDedup)
 	first := h.check(t, reservation("+55 11 98765-4321", "", "bf", ""))
 	if first.Verdict != allow || first.Duplicate || first.MessageRef != "bf/"+brPhone {
 		t.Fatalf("first spelling: %v dup=%v ref %q, want ALLOW bf/%s", first.Verdict, first.Duplicate, first.MessageRef, brPhone)
@@ -72,7 +72,7 @@ func TestDerivedMessageRef(t *testing.T) {
 // carries no message_ref, derived or given; a duplicate does, whatever the
 // verdict judged now.
 func TestNoMessageRefOnDenyOrDefer(t *testing.T) {
-	h := newHarness(t, withClockDedup)
+	h := newHarnessOn(t, withClockDedup)
 	ctx := context.Background()
 	if _, err := h.c.SetOptOut(ctx, &sgv1.SetOptOutRequest{BusinessId: "acme", Phone: mxPhone, OptedOut: true, Reason: "test"}); err != nil {
 		t.Fatal(err)
@@ -105,7 +105,7 @@ func TestNoMessageRefOnDenyOrDefer(t *testing.T) {
 // number's keyed hash, never the number (senders pass it to Meta), and is still
 // one ref for every spelling.
 func TestDerivedMessageRefHashed(t *testing.T) {
-	h := newHarness(t, withClockDedup, func(c *Config) { c.HashNumbers, c.HashSecret = true, []byte("0123456789abcdef-secret") })
+	h := newHarnessOn(t, withClockDedup, func(c *Config) { c.HashNumbers, c.HashSecret = true, []byte("0123456789abcdef-secret") })
 	first := h.check(t, reservation("+55 11 98765-4321", "", "bf", ""))
 	want := "bf/" + h.srv.numberKey(brPhone)
 	if first.Verdict != allow || first.MessageRef != want || !strings.HasPrefix(first.MessageRef, "bf/"+hashedPrefix) {

@@ -11,7 +11,6 @@ import (
 	"github.com/sendguard/sendguard/internal/buildinfo"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 	"github.com/sendguard/sendguard/storage"
-	"github.com/sendguard/sendguard/storage/badger"
 	"github.com/sendguard/sendguard/validator"
 )
 
@@ -145,22 +144,17 @@ func (m *metrics) watchSpace(sg storage.SpaceGuard) {
 	)
 }
 
-// recordCacher is a store with a record cache (Badger with record_cache).
-type recordCacher interface {
-	RecordCache() (badger.RecordCacheStats, bool)
-}
-
 // watchRecordCache exports the record cache's hits, misses and size, when the
-// store has one.
+// store has one (storage.RecordCacher: Badger with record_cache).
 func (m *metrics) watchRecordCache(st storage.Store) {
-	rc, ok := st.(recordCacher)
+	rc, ok := storage.UnwrapAs[storage.RecordCacher](st)
 	if !ok {
 		return
 	}
 	if _, on := rc.RecordCache(); !on {
 		return
 	}
-	stats := func() badger.RecordCacheStats {
+	stats := func() storage.RecordCacheStats {
 		s, _ := rc.RecordCache()
 		return s
 	}

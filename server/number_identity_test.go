@@ -289,7 +289,7 @@ func TestConfigNumberIdentity(t *testing.T) {
 	if err := LoadConfigFile(path, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.withDefaultsChecked(); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Defaults.DefaultRegion != "BR" || cfg.Defaults.NumberValidation != sgv1.NumberValidation_NUMBER_VALIDATION_POSSIBLE {

@@ -147,9 +147,7 @@ func mergePolicy(base validator.Policy, o *sgv1.Policy) (validator.Policy, error
 		p.NumberValidation = v
 	}
 	if o.KeywordOptInIsConsent != nil {
-		// Issue 14: an opt-in keyword still records consent in this version;
-		// accepting the field would claim what the rules do not do.
-		return p, errors.New("keyword_opt_in_is_consent: not supported by this version (an opt-in keyword records consent)")
+		p.KeywordOptInIsConsent = *o.KeywordOptInIsConsent
 	}
 	return p, nil
 }
@@ -372,23 +370,24 @@ func formatClock(m int) string { return fmt.Sprintf("%02d:%02d", m/60, m%60) }
 // policyProto renders an effective policy with every field set.
 func policyProto(p validator.Policy) *sgv1.Policy {
 	out := &sgv1.Policy{
-		EcosystemCooldown:    durationpb.New(p.EcosystemCooldown),
-		EcosystemCooldownMax: durationpb.New(p.EcosystemCooldownMax),
-		ExperimentTtl:        durationpb.New(p.ExperimentTTL),
-		ServiceWindow:        durationpb.New(p.ServiceWindow),
-		PairInterval:         durationpb.New(p.PairInterval),
-		PairBurst:            proto.Int32(int32(p.PairBurst)),
-		OptOutKeywords:       slices.Clone(p.OptOutKeywords),
-		OptInKeywords:        slices.Clone(p.OptInKeywords),
-		TemplateRepeatWindow: durationpb.New(p.TemplateRepeatWindow),
-		MessagingLimit:       proto.Int32(int32(p.MessagingLimit)),
-		BlockedRegions:       slices.Clone(p.BlockedRegions),
-		RequireOptIn:         proto.Bool(p.RequireOptIn),
-		ShareNumberSignals:   proto.Bool(p.ShareNumberSignals),
-		Shadow:               proto.Bool(p.Shadow),
-		ShadowRules:          slices.Clone(p.ShadowRules),
-		DefaultRegion:        proto.String(p.DefaultRegion),
-		NumberValidation:     p.NumberValidation,
+		EcosystemCooldown:     durationpb.New(p.EcosystemCooldown),
+		EcosystemCooldownMax:  durationpb.New(p.EcosystemCooldownMax),
+		ExperimentTtl:         durationpb.New(p.ExperimentTTL),
+		ServiceWindow:         durationpb.New(p.ServiceWindow),
+		PairInterval:          durationpb.New(p.PairInterval),
+		PairBurst:             proto.Int32(int32(p.PairBurst)),
+		OptOutKeywords:        slices.Clone(p.OptOutKeywords),
+		OptInKeywords:         slices.Clone(p.OptInKeywords),
+		TemplateRepeatWindow:  durationpb.New(p.TemplateRepeatWindow),
+		MessagingLimit:        proto.Int32(int32(p.MessagingLimit)),
+		BlockedRegions:        slices.Clone(p.BlockedRegions),
+		RequireOptIn:          proto.Bool(p.RequireOptIn),
+		KeywordOptInIsConsent: proto.Bool(p.KeywordOptInIsConsent),
+		ShareNumberSignals:    proto.Bool(p.ShareNumberSignals),
+		Shadow:                proto.Bool(p.Shadow),
+		ShadowRules:           slices.Clone(p.ShadowRules),
+		DefaultRegion:         proto.String(p.DefaultRegion),
+		NumberValidation:      p.NumberValidation,
 	}
 	for _, c := range p.FrequencyCaps {
 		out.FrequencyCaps = append(out.FrequencyCaps, &sgv1.FrequencyCap{Count: int32(c.Count), Window: durationpb.New(c.Window)})

@@ -237,10 +237,9 @@ func TestConfigPolicyValidation(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg := DefaultConfig()
-			cfg.Store = nil
 			err := LoadConfigFile(path, &cfg)
 			if err == nil {
-				err = cfg.validate() // what New does at startup
+				err = cfg.Check() // what New does at startup
 			}
 			switch {
 			case tc.key == "" && err != nil:

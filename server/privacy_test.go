@@ -105,7 +105,7 @@ func TestHashNumbers(t *testing.T) {
 	if resp := h.check(t, marketing(brPhone)); resp.Verdict != deferV {
 		t.Fatalf("shared facts with hashed numbers: %v", resp)
 	}
-	if _, err := New(Config{GRPCAddr: "127.0.0.1:0", DataDir: t.TempDir(), HashNumbers: true}); err == nil {
+	if _, err := newServer(t, Config{GRPCAddr: "127.0.0.1:0", DataDir: t.TempDir(), HashNumbers: true}); err == nil {
 		t.Fatal("hash_numbers without a secret was accepted")
 	}
 }

@@ -217,6 +217,9 @@ func mergeRelationship(dst, src *validator.Relationship, p *validator.Policy) {
 	if src.OwnStartAt.After(dst.OwnStartAt) {
 		dst.OwnStartAt, dst.OwnStartReason = src.OwnStartAt, src.OwnStartReason
 	}
+	if src.ConsentAt.After(dst.ConsentAt) {
+		dst.ConsentAt, dst.ConsentReason = src.ConsentAt, src.ConsentReason
+	}
 	if dst.WaID == "" {
 		dst.WaID = src.WaID
 	}

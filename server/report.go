@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 	"github.com/sendguard/sendguard/storage"
 	"github.com/sendguard/sendguard/validator"
+	"github.com/sendguard/sendguard/validator/keyword"
 )
 
 // Where an event comes from: the gRPC (and HTTP) API, or Meta's webhook, whose
@@ -98,6 +100,7 @@ func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultReques
 	var (
 		effect   validator.TemplateEffect
 		restrict restrictionEffect
+		slot     slotChange
 	)
 	fn := func(c *storage.Contact) (storage.Write, error) {
 		snap := b.snap.Load()
@@ -106,7 +109,9 @@ func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultReques
 		}
 		before := c.Facts
 		facts := factsFor(snap, c, r)
+		slot.before, slot.beforeAt = validator.SlotHeld(&c.Rel, res.Ref, res.MessageID)
 		effect = validator.ApplyResult(&c.Rel, facts, &snap.policy, res)
+		slot.after, slot.afterAt = validator.SlotHeld(&c.Rel, res.Ref, res.MessageID)
 		restrict = restrictionEffectOf(&c.Rel, &snap.state, &res, sender)
 		s.learn(c, r, snap)
 		return s.writeBack(snap, c, before, now), nil
@@ -141,6 +146,9 @@ func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultReques
 			if err := s.applyRestrictionEffect(ctx, b, restrict); err != nil {
 				return err
 			}
+			if err := slot.apply(ctx, s, b); err != nil {
+				return err
+			}
 		}
 		if effect.Kind != validator.TemplateNone && effect.Template != "" &&
 			validator.TemplateEffectChanges(&b.snap.Load().state, effect) {
@@ -150,6 +158,28 @@ func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultReques
 	}
 	dedup := s.opaque("d", resultDedupKey(req.GetMessageId(), req.GetMessageRef(), req.GetStatus()))
 	return event{update: storage.ContactUpdate{Key: r.key, Dedup: dedup, Fn: fn}, done: done}, resp, nil
+}
+
+// slotChange is what a report did to its send's messaging-limit slot (see
+// validator.SlotHeld): a FAILED report of a reservation that took one gives it
+// back; a delivery reported after that failure takes it again. A duplicate
+// report changes neither (its flags are already set), so the business's count
+// is given back once. (When the business write fails after the contact's, the
+// retried report is a duplicate and the slot stays counted: it frees when its
+// 24 h end, the safe side.)
+type slotChange struct {
+	before, after     bool
+	beforeAt, afterAt time.Time
+}
+
+func (sc slotChange) apply(ctx context.Context, s *Server, b *business) error {
+	switch {
+	case sc.before && !sc.after:
+		return s.biz.updateState(ctx, b, func(st *validator.Business) { validator.RemoveReach(st, sc.beforeAt) })
+	case !sc.before && sc.after:
+		return s.biz.updateState(ctx, b, func(st *validator.Business) { validator.AddReach(st, sc.afterAt) })
+	}
+	return nil
 }
 
 // ReportInbound records a message or call from the user.
@@ -182,13 +212,8 @@ func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequ
 		Kind: req.GetKind(), At: at, MessageID: s.storedMessageID(req.GetMessageId()), Text: req.GetText(),
 		Sender: sender, Referral: req.GetAdReferral(),
 	}
-	if in.Kind != sgv1.InboundKind_INBOUND_KIND_CALL && req.GetText() != "" {
-		switch {
-		case snap.optOut.Match(req.GetText()):
-			in.Keyword = validator.KeywordOptOut
-		case snap.optIn.Match(req.GetText()):
-			in.Keyword = validator.KeywordOptIn
-		}
+	if in.Kind != sgv1.InboundKind_INBOUND_KIND_CALL {
+		in.Keyword, in.Reason = matchKeyword(snap, req.GetText(), req.GetButtonPayload())
 	}
 	dedup := ""
 	if id := req.GetMessageId(); id != "" {
@@ -228,6 +253,33 @@ func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequ
 		return nil
 	}
 	return event{update: storage.ContactUpdate{Key: r.key, Dedup: dedup, Fn: fn}, done: done}, resp, nil
+}
+
+// matchKeyword matches an inbound message against the business's keywords:
+// its text (what the user typed, or the label of the quick-reply button they
+// tapped: Meta's marketing opt-out button sends "Stop promotions", "Parar
+// promoções"…), and the button's payload (or an interactive reply's id), which
+// the business chose. Each is matched whole (trimmed, case and accents aside).
+// An opt-out in either wins over an opt-in in the other. The reason names what
+// matched: `keyword "STOP"` for typed text, `button "Stop promotions"` for a
+// button's label, `button payload "STOP_PROMOS"` for its payload.
+func matchKeyword(snap *bizSnapshot, text, payload string) (validator.InboundKeyword, string) {
+	label := "keyword "
+	if payload != "" {
+		label = "button "
+	}
+	for _, m := range []struct {
+		matcher *keyword.Matcher
+		kind    validator.InboundKeyword
+	}{{snap.optOut, validator.KeywordOptOut}, {snap.optIn, validator.KeywordOptIn}} {
+		switch {
+		case text != "" && m.matcher.Match(text):
+			return m.kind, label + strconv.Quote(strings.TrimSpace(text))
+		case payload != "" && m.matcher.Match(payload):
+			return m.kind, "button payload " + strconv.Quote(strings.TrimSpace(payload))
+		}
+	}
+	return validator.KeywordNone, ""
 }
 
 // eventTarget resolves what every event needs: its business, its recipient (see

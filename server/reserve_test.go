@@ -51,8 +51,8 @@ func (s *clockDedupStore) UpdateContact(ctx context.Context, k storage.ContactKe
 	return err
 }
 
-func withClockDedup(c *Config) {
-	c.Store = &clockDedupStore{Store: c.Store, now: c.Now, keys: map[string]time.Time{}}
+func withClockDedup(st storage.Store, c Config) storage.Store {
+	return &clockDedupStore{Store: st, now: c.Now, keys: map[string]time.Time{}}
 }
 
 // refs lists the message_refs of a contact's sends, oldest first.
@@ -72,7 +72,7 @@ func (h *harness) refs(t *testing.T, phone string) []string {
 // A reservation stays idempotent for storage.DedupTTL however many sends follow
 // it: its send leaves the history, its dedup key stays.
 func TestReservationIdempotentAfter200Sends(t *testing.T) {
-	h := newHarness(t, withClockDedup)
+	h := newHarnessOn(t, withClockDedup)
 	ctx := context.Background()
 	// Caps and pair rate off, so that 200 sends a minute apart are allowed.
 	if _, err := h.c.SetPolicy(ctx, &sgv1.SetPolicyRequest{BusinessId: "acme", Policy: &sgv1.Policy{
@@ -121,7 +121,7 @@ func TestReservationIdempotentAfter200Sends(t *testing.T) {
 // A message_ref whose check was DEFER or DENY reserved nothing and may be used
 // again; once allowed it is a duplicate.
 func TestDeferredRefMayBeUsedAgain(t *testing.T) {
-	h := newHarness(t, withClockDedup)
+	h := newHarnessOn(t, withClockDedup)
 	first := marketing(brPhone)
 	first.Reserve, first.MessageRef = true, "a"
 	h.check(t, first)

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+	"github.com/sendguard/sendguard/storage"
 	"github.com/sendguard/sendguard/validator"
 )
 
@@ -122,7 +123,7 @@ func TestInFlightDeliveriesDoNotLift(t *testing.T) {
 // a lift.
 func TestRestrictionSurvivesARetry(t *testing.T) {
 	var fs *failingBusinessStore
-	h := newHarness(t, func(c *Config) { fs = &failingBusinessStore{Store: c.Store}; c.Store = fs })
+	h := newHarnessOn(t, func(st storage.Store, _ Config) storage.Store { fs = &failingBusinessStore{Store: st}; return fs })
 	rep := statusReport("w1", "pn-a", stFailed, 131048, t0)
 	fs.fail.Store(true)
 	if _, err := h.c.Report(context.Background(), rep); status.Code(err) != codes.Unavailable {

@@ -61,7 +61,7 @@ func TestSuppressionSurvivesNewEvents(t *testing.T) {
 
 // Facts learned about a user known only by a BSUID are read back for that user.
 func TestUserIDOnlyFacts(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, sharing)
 	const uid = "BR.99887766"
 	h.report(t, &sgv1.ReportResultRequest{BusinessId: "acme", UserId: uid, MessageId: "w1",
 		Status: sgv1.MessageStatus_MESSAGE_STATUS_FAILED, ErrorCode: 131049, Category: sgv1.Category_CATEGORY_MARKETING})
@@ -135,7 +135,7 @@ func (f *factsTTLStore) UpdateContacts(ctx context.Context, us []storage.Contact
 // record's life for the others.
 func TestFactsTTLNotShortenedByAnotherBusiness(t *testing.T) {
 	var fs *factsTTLStore
-	h := newHarness(t, func(c *Config) { fs = &factsTTLStore{Store: c.Store}; c.Store = fs })
+	h := newHarnessOn(t, func(st storage.Store, _ Config) storage.Store { fs = &factsTTLStore{Store: st}; return fs }, sharing)
 	ctx := context.Background()
 	h.report(t, failed(brPhone, 130472, t0))
 	if _, err := h.c.SetPolicy(ctx, &sgv1.SetPolicyRequest{BusinessId: "globex", Policy: &sgv1.Policy{ExperimentTtl: durationpb.New(0)},
@@ -169,7 +169,7 @@ func (f *failingBusinessStore) UpdateBusiness(ctx context.Context, b string, fn 
 // retried (the retry is a duplicate for the contact).
 func TestTemplatePauseSurvivesARetry(t *testing.T) {
 	var fs *failingBusinessStore
-	h := newHarness(t, func(c *Config) { fs = &failingBusinessStore{Store: c.Store}; c.Store = fs })
+	h := newHarnessOn(t, func(st storage.Store, _ Config) storage.Store { fs = &failingBusinessStore{Store: st}; return fs })
 	rep := failed(brPhone, 132015, t0)
 	fs.fail.Store(true)
 	if _, err := h.c.Report(context.Background(), rep); status.Code(err) != codes.Unavailable {
@@ -242,9 +242,7 @@ type otherReplicaStore struct {
 	at time.Time
 }
 
-func (o *otherReplicaStore) SharedSecret(context.Context, string) ([]byte, error) {
-	return []byte("0123456789abcdef0123456789abcdef"), nil
-}
+func (o *otherReplicaStore) SharedByReplicas() bool { return true }
 
 func (o *otherReplicaStore) UpdateBusiness(ctx context.Context, b string, fn func(*validator.Business) error) (validator.Business, error) {
 	if _, err := o.Store.UpdateBusiness(ctx, b, fn); err != nil {
@@ -261,10 +259,8 @@ func (o *otherReplicaStore) UpdateBusiness(ctx context.Context, b string, fn fun
 // are not missed: under a limit of 4, two reaches of this replica and two of the
 // other fill it.
 func TestMessagingLimitSeesOtherReplicasReaches(t *testing.T) {
-	h := newHarness(t, func(c *Config) {
-		c.Store = &otherReplicaStore{Store: c.Store, at: t0}
-		c.BusinessRefresh = -1 // no periodic re-read to hide a stale count
-	})
+	h := newHarnessOn(t, func(st storage.Store, _ Config) storage.Store { return &otherReplicaStore{Store: st, at: t0} },
+		func(c *Config) { c.BusinessRefresh = -1 }) // no periodic re-read to hide a stale count
 	if _, err := h.c.SetPolicy(context.Background(), &sgv1.SetPolicyRequest{BusinessId: "acme",
 		Policy: &sgv1.Policy{MessagingLimit: proto.Int32(4)}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"messaging_limit"}}}); err != nil {
 		t.Fatal(err)

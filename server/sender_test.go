@@ -7,7 +7,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
@@ -129,17 +128,5 @@ func TestSenderOfAnotherBusiness(t *testing.T) {
 	}
 	if row.GetError().GetCode() != int32(codes.PermissionDenied) || row.GetVerdict() != sgv1.Verdict_VERDICT_UNSPECIFIED {
 		t.Fatalf("stream row with another business's sender: %v, want its error PERMISSION_DENIED", row)
-	}
-}
-
-// TestKeywordOptInIsConsentRefused: the policy field exists in the API, but this
-// version still records consent on every opt-in keyword, so setting it is
-// refused rather than silently ignored.
-func TestKeywordOptInIsConsentRefused(t *testing.T) {
-	h := newHarness(t)
-	_, err := h.c.API().SetPolicy(context.Background(), &sgv1.SetPolicyRequest{BusinessId: "acme",
-		Policy: &sgv1.Policy{KeywordOptInIsConsent: proto.Bool(false)}})
-	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "keyword_opt_in_is_consent") {
-		t.Fatalf("SetPolicy(keyword_opt_in_is_consent) = %v, want INVALID_ARGUMENT naming it", err)
 	}
 }

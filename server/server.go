@@ -2,14 +2,11 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -32,21 +29,24 @@ import (
 // serviceName is the name the health service reports for SendGuard.
 const serviceName = "sendguard.v1.SendGuard"
 
-// Server is a sendguard server: the gRPC service, the HTTP endpoints and the store.
+// Server is the sendguard service: the gRPC service and its HTTP handlers, the
+// business cache and the health state, on a store it is given and does not
+// close. New builds it; the runner (internal/serve) opens the store, loads the
+// hash secret and serves it with Listen and Run. In-process users (bufconn
+// tests, the Go client's examples) serve GRPCServer themselves and call Close.
 type Server struct {
 	sgv1.UnimplementedSendGuardServer
 
 	cfg        Config
 	log        *slog.Logger
 	store      storage.Store
-	ownStore   bool
 	biz        *businesses
 	metrics    *metrics
 	webhook    *webhookState
 	health     *health.Server
 	grpc       *grpc.Server
 	hashSecret []byte
-	shared     bool      // other replicas write the store too (sharedStore)
+	shared     bool      // other replicas write the store too (storage.IsShared)
 	macs       sync.Pool // of hash.Hash keyed with hashSecret (Server.mac)
 	keys       keyIndex
 	senders    senderIndex   // phone_number_ids by business (sender.go)
@@ -57,7 +57,6 @@ type Server struct {
 	serving    servingState  // what the health service says (health.go)
 	done       chan struct{} // closed when the server stops
 	closeOnce  sync.Once
-	service    bool // built by NewService: Close also stops the gRPC server
 
 	grpcLis net.Listener
 	httpLis net.Listener
@@ -66,110 +65,69 @@ type Server struct {
 	api     *http.Server
 }
 
-// New validates cfg, opens the store and binds the listeners. Call Run to serve.
-func New(cfg Config) (*Server, error) {
+// New builds the service on st from cfg (defaults filled in for its zero
+// fields, then validated): its clock is cfg.Now and its hash secret
+// cfg.HashSecret, which must be set. It listens nowhere: serve GRPCServer (and
+// HTTPHandler, APIHandler) in-process, or call Listen and Run. st stays the
+// caller's to close, after the server has stopped.
+func New(st storage.Store, cfg Config) (*Server, error) {
+	if st == nil {
+		return nil, errors.New("config: no store")
+	}
+	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	keys, err := newKeyIndex(cfg.APIKeys)
+	keys, err := cfg.keyIndex()
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	if len(keys) == 0 {
-		for what, addr := range map[string]string{"grpc": cfg.GRPCAddr, "http": cfg.HTTPAddr, "api": cfg.APIAddr} {
-			if addr == "" {
-				continue
-			}
-			if err := requireLoopback(what, addr); err != nil {
-				return nil, fmt.Errorf("refusing to start: %w", err)
-			}
-		}
-	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), store: cfg.Store, keys: keys, done: make(chan struct{})}
-	if s.store == nil {
-		st, err := openStore(cfg)
-		if err != nil {
-			return nil, err
-		}
-		s.store, s.ownStore = st, true
-	}
-	s.shared = sharedStore(s.store)
-	if s.hashSecret, err = loadHashSecret(cfg, s.store); err != nil {
-		s.closeStore()
 		return nil, err
 	}
+	if len(cfg.HashSecret) == 0 {
+		return nil, errors.New("config: no hash secret")
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), store: st, keys: keys, done: make(chan struct{}),
+		hashSecret: cfg.HashSecret, shared: storage.IsShared(st)}
 	if err := s.build(); err != nil {
-		s.closeStore()
 		return nil, err
 	}
-	lis, err := net.Listen("tcp", cfg.GRPCAddr)
-	if err != nil {
-		s.grpc.Stop() // ends its stream workers
-		s.closeStore()
-		return nil, fmt.Errorf("grpc listen: %w", err)
+	s.startRefresh()
+	s.startSpaceWatch()
+	return s, nil
+}
+
+// Listen binds the gRPC, HTTP and API addresses of the config (the HTTP and API
+// ones unless ""). Run serves them.
+func (s *Server) Listen() error {
+	if s.cfg.GRPCAddr == "" {
+		return errors.New("config: grpc address is empty")
 	}
-	limited := newLimitListener(lis, cfg.MaxConnections)
+	lis, err := net.Listen("tcp", s.cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("grpc listen: %w", err)
+	}
+	limited := newLimitListener(lis, s.cfg.MaxConnections)
 	s.grpcLis = limited
 	s.metrics.registry.MustRegister(listenerMetrics(limited)...)
-	if cfg.HTTPAddr != "" {
-		if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-			s.grpc.Stop()
+	if s.cfg.HTTPAddr != "" {
+		if s.httpLis, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
 			s.grpcLis.Close()
-			s.closeStore()
-			return nil, fmt.Errorf("http listen: %w", err)
+			return fmt.Errorf("http listen: %w", err)
 		}
 		s.httpLis = s.limitHTTPListener(s.httpLis)
 		s.http = s.newHTTPServer()
 	}
 	if err := s.listenAPI(); err != nil {
-		s.grpc.Stop()
 		s.grpcLis.Close()
 		if s.httpLis != nil {
 			s.httpLis.Close()
 		}
-		s.closeStore()
-		return nil, err
+		return err
 	}
-	s.startRefresh()
-	s.startSpaceWatch()
-	return s, nil
+	return nil
 }
 
-// NewService builds the gRPC service on a store without listening: for in-process
-// use (bufconn tests, benchmarks). Register it with Register.
-func NewService(cfg Config) (*Server, error) {
-	if cfg.Store == nil {
-		return nil, errors.New("config: NewService needs a Store")
-	}
-	if cfg.GRPCAddr == "" {
-		cfg.GRPCAddr = "127.0.0.1:0"
-	}
-	if err := cfg.validate(); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	keys, err := newKeyIndex(cfg.APIKeys)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), store: cfg.Store, keys: keys, done: make(chan struct{}), service: true}
-	s.shared = sharedStore(s.store)
-	if len(cfg.HashSecret) > 0 || s.shared {
-		if s.hashSecret, err = loadHashSecret(cfg, s.store); err != nil {
-			return nil, err
-		}
-	} else {
-		s.hashSecret = []byte("sendguard-test-secret")
-	}
-	if err := s.build(); err != nil {
-		return nil, err
-	}
-	s.startRefresh()
-	s.startSpaceWatch()
-	return s, nil
-}
-
-// build makes what New and NewService share once the store and the hash secret
-// are known: the business cache, the webhook metrics and the gRPC server.
+// build makes what the service holds once the store and the hash secret are
+// known: the business cache, the webhook metrics and the gRPC server.
 func (s *Server) build() (err error) {
 	s.senders = newSenderIndex(s.cfg.PhoneNumberIDs)
 	s.biz, err = newBusinesses(s.store, s.cfg.Defaults, s.shared, s.cfg.BusinessCache, s.log)
@@ -198,8 +156,13 @@ func (s *Server) startRefresh() {
 // GRPCServer returns the gRPC server with every service registered.
 func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
 
-// GRPCAddr and HTTPAddr return the bound addresses.
-func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }
+// GRPCAddr returns the bound gRPC address, or "" before Listen.
+func (s *Server) GRPCAddr() string {
+	if s.grpcLis == nil {
+		return ""
+	}
+	return s.grpcLis.Addr().String()
+}
 
 // HTTPAddr returns the bound HTTP address, or "" when HTTP is off.
 func (s *Server) HTTPAddr() string {
@@ -295,8 +258,9 @@ func (s *Server) httpHandler() http.Handler {
 	return mux
 }
 
-// Run serves until ctx ends, then stops: health goes NOT_SERVING, streams get
-// ShutdownGrace to drain (then are cut), and the store is closed last.
+// Run serves what Listen bound until ctx ends, then stops: health goes
+// NOT_SERVING, streams get ShutdownGrace to drain (then are cut). The store is
+// left open, for its owner to close.
 func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 3)
 	var wg sync.WaitGroup
@@ -336,18 +300,20 @@ func (s *Server) Run(ctx context.Context) error {
 	return runErr
 }
 
-// Close stops background work of a server built by NewService, and its gRPC
-// server with the handler goroutines it keeps (Run's stop does it for New's).
+// Close stops the service's background work and its gRPC server with the
+// handler goroutines it keeps, at once: for in-process use (Run stops a
+// listening server gracefully).
 func (s *Server) Close() {
-	s.closeOnce.Do(func() { close(s.done) })
-	if s.service {
-		s.grpc.Stop()
-	}
+	s.stopBackground()
+	s.grpc.Stop()
 }
+
+// stopBackground ends the business refresh, the store probe and the disk watch.
+func (s *Server) stopBackground() { s.closeOnce.Do(func() { close(s.done) }) }
 
 func (s *Server) stop() {
 	s.log.Info("sendguard stopping", "grace", s.cfg.ShutdownGrace)
-	s.Close()
+	s.stopBackground()
 	s.health.Shutdown()
 	apiDone := s.shutdownAPI(s.cfg.ShutdownGrace)
 	done := make(chan struct{})
@@ -368,53 +334,7 @@ func (s *Server) stop() {
 		_ = s.http.Shutdown(ctx)
 	}
 	<-apiDone
-	s.closeStore()
 	s.log.Info("sendguard stopped")
-}
-
-func (s *Server) closeStore() {
-	if s.ownStore {
-		if err := s.store.Close(); err != nil {
-			s.log.Error("closing store", "err", err)
-		}
-	}
-}
-
-// loadHashSecret returns the configured secret; or, on a store shared by
-// replicas, the one kept in the store (the first replica creates it); or the one
-// kept in the data directory (created on first start).
-func loadHashSecret(cfg Config, st storage.Store) ([]byte, error) {
-	if len(cfg.HashSecret) > 0 {
-		return cfg.HashSecret, nil
-	}
-	if keeper, ok := st.(storage.SecretKeeper); ok {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		b, err := keeper.SharedSecret(ctx, "hash")
-		if err != nil {
-			return nil, fmt.Errorf("shared hash secret: %w", err)
-		}
-		return b, nil
-	}
-	if cfg.Store != nil && cfg.DataDir == "" {
-		return []byte("sendguard-ephemeral-secret"), nil
-	}
-	path := filepath.Join(cfg.DataDir, "suppression.key")
-	b, err := os.ReadFile(path)
-	if err == nil && len(b) >= 32 {
-		return b, nil
-	}
-	if err != nil && !os.IsNotExist(err) {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	b = make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		return nil, fmt.Errorf("write %s: %w", path, err)
-	}
-	return b, nil
 }
 
 // Defaults returns the deployment's default policy.

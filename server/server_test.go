@@ -244,10 +244,18 @@ func TestKeywordsOptOutAndIn(t *testing.T) {
 	if resp := h.check(t, marketing(brPhone)); resp.Verdict != deny || rules(resp)[0] != sgv1.Rule_RULE_OPTED_OUT {
 		t.Fatalf("after STOP: %v %v", resp.Verdict, rules(resp))
 	}
-	h.inbound(t, &sgv1.ReportInboundRequest{BusinessId: "acme", Phone: brPhone, MessageId: "m9", Text: "Voltar"})
+	// A chatbot's "back" button is not an opt-in (issue 14).
+	if resp := h.inbound(t, &sgv1.ReportInboundRequest{BusinessId: "acme", Phone: brPhone, MessageId: "m9", Text: "Voltar"}); resp.OptedIn {
+		t.Fatalf("Voltar: opted_in")
+	}
+	h.clock.Advance(48 * time.Hour)
+	if resp := h.check(t, marketing(brPhone)); resp.Verdict != deny || rules(resp)[0] != sgv1.Rule_RULE_OPTED_OUT {
+		t.Fatalf("after VOLTAR: %v %v", resp.Verdict, rules(resp))
+	}
+	h.inbound(t, &sgv1.ReportInboundRequest{BusinessId: "acme", Phone: brPhone, MessageId: "m10", Text: "start"})
 	h.clock.Advance(48 * time.Hour)
 	if resp := h.check(t, marketing(brPhone)); resp.Verdict != allow {
-		t.Fatalf("after VOLTAR: %v %v", resp.Verdict, rules(resp))
+		t.Fatalf("after START: %v %v", resp.Verdict, rules(resp))
 	}
 }
 
@@ -312,7 +320,7 @@ func TestUserIDOnly(t *testing.T) {
 }
 
 func TestNumberFactsSharedAcrossBusinesses(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, sharing)
 	h.report(t, failed(brPhone, 131049, t0))
 	other := marketing(brPhone)
 	other.BusinessId = "globex"

@@ -19,6 +19,7 @@ import (
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 	"github.com/sendguard/sendguard/storage"
+	"github.com/sendguard/sendguard/storage/badger"
 )
 
 // nearlyFull is a store whose disk the test fills and empties: while full it
@@ -59,11 +60,8 @@ func (f *nearlyFull) UpdateContacts(ctx context.Context, updates []storage.Conta
 // Meta retries; all of it comes back once space is freed.
 func TestDiskNearlyFull(t *testing.T) {
 	var fs *nearlyFull
-	h := newHarness(t, func(c *Config) {
-		fs = &nearlyFull{Store: c.Store}
-		c.Store = fs
-		c.WebhookSecret = testSecret
-	})
+	h := newHarnessOn(t, func(st storage.Store, _ Config) storage.Store { fs = &nearlyFull{Store: st}; return fs },
+		func(c *Config) { c.WebhookSecret = testSecret })
 	ctx := context.Background()
 	hd := h.srv.HTTPHandler()
 	health := healthpb.NewHealthClient(h.c.Conn())
@@ -185,7 +183,7 @@ func TestStoreDownStopsWrites(t *testing.T) {
 }
 
 // TestDiskHeadroomReachesBadger: disk_headroom from the config file is the
-// headroom of the Badger store the server opens (here larger than any disk, so
+// headroom of the Badger store the runner opens (here larger than any disk, so
 // writes are refused from the start and reads go on).
 func TestDiskHeadroomReachesBadger(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sendguard.yaml")
@@ -199,21 +197,21 @@ func TestDiskHeadroomReachesBadger(t *testing.T) {
 	if cfg.DiskHeadroom != 1000<<40 {
 		t.Fatalf("disk_headroom: %d", cfg.DiskHeadroom)
 	}
-	cfg.DataDir = t.TempDir()
-	cfg.Logger = discardLogger()
-	st, err := openStore(cfg)
+	// The runner opens Badger with the config's headroom (internal/serve's
+	// TestDiskHeadroomReachesBadger checks that it does).
+	st, err := badger.Open(badger.Options{Dir: t.TempDir(), Logger: discardLogger(), DiskHeadroom: cfg.DiskHeadroom})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	sp, ok := st.(storage.SpaceGuard).Space()
+	sp, ok := st.Space()
 	if !ok {
 		t.Skip("this system's Badger store does not watch its disk")
 	}
 	if sp.Writable || sp.Headroom != 1000<<40 {
 		t.Fatalf("Space with a 1000 TiB headroom: %+v", sp)
 	}
-	h := newHarness(t, func(c *Config) { c.Store = st })
+	h := newHarnessOn(t, func(storage.Store, Config) storage.Store { return st })
 	if _, err := h.c.Report(context.Background(), failed(brPhone, 131049, t0)); status.Code(err) != codes.Unavailable {
 		t.Fatalf("ReportResult under a 1000 TiB headroom: %v", err)
 	}

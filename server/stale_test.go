@@ -55,8 +55,7 @@ func TestAcknowledgedStopIsNeverStale(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var replicas []*harness
 			for _, st := range tc.stores(t) {
-				replicas = append(replicas, newHarness(t, func(c *Config) {
-					c.Store = st
+				replicas = append(replicas, newHarnessOn(t, func(storage.Store, Config) storage.Store { return st }, func(c *Config) {
 					c.WebhookSecret = testSecret
 					c.PhoneNumberIDs = map[string]string{pnid: "acme"}
 				}))

@@ -175,6 +175,20 @@ func (s *Server) applyWebhookEvents(ctx context.Context, events []webhook.Event,
 			}
 			continue
 		}
+		if events[i].Kind == webhook.KindIdentityChange {
+			// Two keys, read then written: applied on its own, in order.
+			outcome, err := s.applyIdentityChange(ctx, &events[i], received)
+			if err != nil {
+				return 0, 0, err
+			}
+			switch outcome {
+			case "applied":
+				applied++
+			case "duplicate":
+				dup++
+			}
+			continue
+		}
 		ev, ok, err := s.prepareWebhookEvent(ctx, &events[i])
 		switch {
 		case err != nil && isStoreError(err):
@@ -257,10 +271,10 @@ func (s *Server) prepareWebhookEvent(ctx context.Context, ev *webhook.Event) (ev
 		req := &sgv1.ReportInboundRequest{
 			BusinessId: business, Phone: ev.Phone, UserId: ev.UserID, MessageId: ev.MessageID,
 			Kind: sgv1.InboundKind_INBOUND_KIND_MESSAGE, Text: ev.Text, Timestamp: ts, Sender: ev.PhoneNumberID,
-			AdReferral: ev.Referral,
+			AdReferral: ev.Referral, ButtonPayload: ev.ButtonPayload,
 		}
 		if ev.Kind == webhook.KindCall {
-			req.Kind, req.Text = sgv1.InboundKind_INBOUND_KIND_CALL, ""
+			req.Kind, req.Text, req.ButtonPayload = sgv1.InboundKind_INBOUND_KIND_CALL, "", ""
 		}
 		prepared, _, err = s.prepareInbound(ctx, req, sourceWebhook)
 	case webhook.KindUserPreference:

@@ -308,14 +308,14 @@ func TestWebhookLimitsConfig(t *testing.T) {
 	if err := LoadConfigFile(path, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.withDefaultsChecked(); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.MaxWebhookBody != 1<<20 || cfg.WebhookBodyBudget != 4<<20 || cfg.WebhookReadTimeout != 3*time.Second || cfg.HTTPMaxConnections != 64 {
 		t.Fatalf("loaded %d %d %v %d", cfg.MaxWebhookBody, cfg.WebhookBodyBudget, cfg.WebhookReadTimeout, cfg.HTTPMaxConnections)
 	}
 	def := DefaultConfig()
-	if err := def.validate(); err != nil {
+	if err := def.withDefaultsChecked(); err != nil {
 		t.Fatal(err)
 	}
 	if def.WebhookBodyBudget != DefaultWebhookBodyBudget || def.WebhookReadTimeout != DefaultWebhookReadTimeout ||
@@ -324,12 +324,12 @@ func TestWebhookLimitsConfig(t *testing.T) {
 	}
 	big := DefaultConfig()
 	big.MaxWebhookBody = 64 << 20
-	if err := big.validate(); err != nil || big.WebhookBodyBudget != 64<<20 {
+	if err := big.withDefaultsChecked(); err != nil || big.WebhookBodyBudget != 64<<20 {
 		t.Fatalf("a body limit over the default budget raises the default budget: %v, %d", err, big.WebhookBodyBudget)
 	}
 	small := DefaultConfig()
 	small.WebhookBodyBudget = 1 << 20
-	if err := small.validate(); err == nil || !strings.Contains(err.Error(), "webhook_body_budget") {
+	if err := small.withDefaultsChecked(); err == nil || !strings.Contains(err.Error(), "webhook_body_budget") {
 		t.Fatalf("a budget under max_webhook_body: %v", err)
 	}
 	write("webhook_read_timeout: soon\n")

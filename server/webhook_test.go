@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+	"github.com/sendguard/sendguard/storage"
 	"github.com/sendguard/sendguard/webhook"
 )
 
@@ -25,7 +26,12 @@ var testSecret = []byte("app-secret")
 const pnid = "106540352242922"
 
 func webhookHarness(t testing.TB, mutate ...func(*Config)) (*harness, http.Handler) {
-	h := newHarness(t, append([]func(*Config){func(c *Config) {
+	return webhookHarnessOn(t, nil, mutate...)
+}
+
+// webhookHarnessOn is webhookHarness on a store of the test's (see newHarnessOn).
+func webhookHarnessOn(t testing.TB, wrap func(st storage.Store, c Config) storage.Store, mutate ...func(*Config)) (*harness, http.Handler) {
+	h := newHarnessOn(t, wrap, append([]func(*Config){func(c *Config) {
 		c.WebhookSecret = testSecret
 		c.WebhookVerifyToken = "verify-me"
 	}}, mutate...)...)

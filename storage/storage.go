@@ -98,42 +98,6 @@ type ContactUpdate struct {
 	Fn    func(c *Contact) (Write, error)
 }
 
-// SecretKeeper is implemented by stores that several server replicas share. The
-// secret that keys the hashes a server stores (dedup keys, suppressions) must be
-// the same in every replica, so it is kept in the store: the first caller creates
-// a random one (at least 32 bytes), every later caller gets the same.
-type SecretKeeper interface {
-	SharedSecret(ctx context.Context, name string) ([]byte, error)
-}
-
-// Pinger is implemented by stores reached over a network that can fail in part
-// (one Redis master of several): Ping tells whether the store answers at all.
-type Pinger interface {
-	Ping(ctx context.Context) error
-}
-
-// SpaceGuard is implemented by stores that watch the disk under them and refuse
-// writes, with an error wrapping ErrNoSpace, while its free space is below the
-// headroom the engine needs for its own work (Badger writes through memory
-// mappings, where a full disk is a crash rather than an error). Redis manages its
-// own disk and has none.
-type SpaceGuard interface {
-	// Space tells how the disk stood at the store's last look; ok is false when
-	// the store does not watch it (in memory, or on a system it cannot ask).
-	Space() (sp Space, ok bool)
-}
-
-// Space is what a SpaceGuard saw of its disk.
-type Space struct {
-	// Free is the space available on the filesystem of the store, in bytes.
-	Free int64
-	// Headroom is the free space the store keeps for its engine; writes are
-	// refused while Free is below it.
-	Headroom int64
-	// Writable is false while writes are refused.
-	Writable bool
-}
-
 // Store keeps sendguard's state. Every method is safe for concurrent use. Errors from
 // the engine wrap ErrUnavailable; a canceled or expired context is returned as
 // ctx.Err(), unwrapped.
@@ -153,12 +117,12 @@ type Store interface {
 	// key is recorded in the same atomic write as fn's changes, even when fn writes
 	// nothing, unless fn's Write says SkipDedup. An error from fn
 	// aborts the update (nothing is written, the dedup key is not recorded) and is
-	// returned as is. A dedup key is recognised when it comes again for the same
-	// ContactKey (Badger's key space is the whole business, which is wider; Redis
-	// keeps a dedup key in its recipient's slot so that it is written atomically
-	// with the update). fn may read the store but must not update it (a nested update
-	// can wait on the lock the outer one holds). Facts in the Write of a key that is
-	// not a number are ignored.
+	// returned as is. A dedup key is certain to be recognised when it comes again
+	// for the same ContactKey; whether it is for another recipient of the same
+	// business is unspecified, so callers put in it what identifies the event (a
+	// message id), not the recipient alone. fn may read the store but must not
+	// update it (a nested update may wait on the one in progress). Facts in the
+	// Write of a key that is not a number are ignored.
 	UpdateContact(ctx context.Context, k ContactKey, dedupKey string, fn func(c *Contact) (Write, error)) error
 
 	// UpdateContacts applies several updates as UpdateContact would, in order (an

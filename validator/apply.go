@@ -304,14 +304,19 @@ type Inbound struct {
 	// Referral is set for a message from a click-to-WhatsApp ad or a Page
 	// button (Meta's referral, ReportInbound's ad_referral): a free entry point.
 	Referral bool
+	// Reason is what matched the keyword, recorded as the opt-out's or lift's
+	// reason (e.g. `button "Stop promotions"`); "" for `keyword "<Text>"`.
+	Reason string
 }
 
 // ApplyInbound applies a message or call from the user at in.At: it opens the
 // sender's service window, a message (not a call) ends the undeliverable streak
 // before it, a message with an ad referral is a free entry point (answered by a
-// send already recorded, it opens the free entry point window at once), and an
-// opt-out or opt-in keyword records the business's own opt-out or consent with
-// the keyword as its reason.
+// send already recorded, it opens the free entry point window at once), an
+// opt-out keyword records the business's own opt-out, and an opt-in keyword
+// lifts it, recording consent too only when p.KeywordOptInIsConsent, each with
+// the keyword as its reason. A stop and a lift of the same time: the stop wins
+// (see OwnOptedOut), whichever arrives first.
 func ApplyInbound(rel *Relationship, facts *NumberFacts, p *Policy, in Inbound) {
 	st := rel.State(in.Sender)
 	st.LastInboundAt = maxTime(st.LastInboundAt, in.At)
@@ -327,15 +332,22 @@ func ApplyInbound(rel *Relationship, facts *NumberFacts, p *Policy, in Inbound) 
 	if !call && facts.UndeliverableStreak > 0 && !in.At.Before(facts.UndeliverableAt) {
 		facts.UndeliverableStreak = 0
 	}
+	reason := in.Reason
+	if reason == "" {
+		reason = KeywordReason(in.Text)
+	}
 	switch in.Keyword {
 	case KeywordOptOut:
-		reason := "keyword " + strconv.Quote(strings.TrimSpace(in.Text))
 		setOwn(rel, true, reason, in.At)
 		AddEvent(rel, in.At, "opted out: "+reason)
 	case KeywordOptIn:
-		reason := "keyword " + strconv.Quote(strings.TrimSpace(in.Text))
 		setOwn(rel, false, reason, in.At)
-		AddEvent(rel, in.At, "opted in: "+reason)
+		if p.KeywordOptInIsConsent {
+			setConsent(rel, reason, in.At)
+			AddEvent(rel, in.At, "opted in: "+reason)
+		} else {
+			AddEvent(rel, in.At, "opt-out lifted (not consent): "+reason)
+		}
 	default:
 		if call {
 			AddEvent(rel, in.At, "inbound call")
@@ -345,8 +357,14 @@ func ApplyInbound(rel *Relationship, facts *NumberFacts, p *Policy, in Inbound) 
 	}
 }
 
-// SetOptOut records the business's own opt-out (optedOut) or an opt-in, i.e.
-// consent, with its reason. It does not touch Meta's record.
+// KeywordReason is the reason recorded for an opt-out or opt-in keyword text.
+func KeywordReason(text string) string {
+	return "keyword " + strconv.Quote(strings.TrimSpace(text))
+}
+
+// SetOptOut records the business's own opt-out (optedOut), or an opt-in: the
+// lift of that opt-out and consent, both with its time and reason. It does not
+// touch Meta's record.
 //
 // It is an operator's command, not a report that may arrive late, so it always
 // takes effect: when the opposite record is at the same time or later (a frozen
@@ -360,10 +378,20 @@ func SetOptOut(rel *Relationship, optedOut bool, reason string, at time.Time) {
 		at = rel.OwnStopAt.Add(time.Nanosecond)
 	}
 	setOwn(rel, optedOut, reason, at)
+	if !optedOut {
+		setConsent(rel, reason, at)
+	}
 	if optedOut {
 		AddEvent(rel, at, "opted out: "+reason)
 	} else {
 		AddEvent(rel, at, "opted in: "+reason)
+	}
+}
+
+// setConsent records consent at `at`, unless a later one is recorded.
+func setConsent(rel *Relationship, reason string, at time.Time) {
+	if !at.Before(rel.ConsentAt) {
+		rel.ConsentAt, rel.ConsentReason = at, reason
 	}
 }
 

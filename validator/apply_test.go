@@ -151,18 +151,19 @@ func TestApplyInbound(t *testing.T) {
 	f := newFixture()
 	ApplyInbound(&f.rel, &f.facts, &f.pol, Inbound{Keyword: KeywordOptOut, Text: "  Parar ", At: t0})
 	ApplyInbound(&f.rel, &f.facts, &f.pol, Inbound{Kind: sgv1.InboundKind_INBOUND_KIND_CALL, At: at(hour)})
-	ApplyInbound(&f.rel, &f.facts, &f.pol, Inbound{Keyword: KeywordOptIn, Text: "VOLTAR", At: at(2 * hour)})
+	ApplyInbound(&f.rel, &f.facts, &f.pol, Inbound{Keyword: KeywordOptIn, Text: "START", At: at(2 * hour)})
 	ApplyInbound(&f.rel, &f.facts, &f.pol, Inbound{Keyword: KeywordOptOut, Text: "STOP", At: at(-hour)}) // older
 	if !f.rel.OwnStopAt.Equal(t0) || f.rel.OwnStopReason != `keyword "Parar"` {
 		t.Errorf("stop %s %q", fmtT(f.rel.OwnStopAt), f.rel.OwnStopReason)
 	}
-	if !f.rel.OwnStartAt.Equal(at(2*hour)) || f.rel.OwnStartReason != `keyword "VOLTAR"` || !f.rel.Consented() || f.rel.OwnOptedOut() {
-		t.Errorf("start %s %q", fmtT(f.rel.OwnStartAt), f.rel.OwnStartReason)
+	// The keyword lifts the opt-out, and is not consent (keyword_opt_in_is_consent off).
+	if !f.rel.OwnStartAt.Equal(at(2*hour)) || f.rel.OwnStartReason != `keyword "START"` || f.rel.Consented() || f.rel.OwnOptedOut() {
+		t.Errorf("start %s %q consent %s", fmtT(f.rel.OwnStartAt), f.rel.OwnStartReason, fmtT(f.rel.ConsentAt))
 	}
 	if !f.rel.LastInboundAt.Equal(at(2 * hour)) {
 		t.Errorf("LastInboundAt %s", fmtT(f.rel.LastInboundAt))
 	}
-	want := []string{`opted out: keyword "STOP"`, `opted out: keyword "Parar"`, "inbound call", `opted in: keyword "VOLTAR"`}
+	want := []string{`opted out: keyword "STOP"`, `opted out: keyword "Parar"`, "inbound call", `opt-out lifted (not consent): keyword "START"`}
 	if got := eventTexts(&f.rel); !slices.Equal(got, want) {
 		t.Errorf("events %q", got)
 	}

@@ -150,7 +150,7 @@ func retryAt(in *Input, first *hits) time.Time {
 }
 
 // numRules is the number of rules: at most one hit each.
-const numRules = 16
+const numRules = len(ruleTable)
 
 // hit is one rule that applies at the judged time, before it becomes a Reason.
 // The sentence is built only for the hits Decide returns, from the fields below.
@@ -217,59 +217,75 @@ func (a *hit) before(b *hit) bool {
 	return a.rule < b.rule
 }
 
+// ruleTable is every rule, in the Rule enum's order (TestRuleTable holds it
+// so): judge runs each, and a check has at most one hit per rule.
+var ruleTable = [...]sgv1.Rule{
+	sgv1.Rule_RULE_INVALID_NUMBER,
+	sgv1.Rule_RULE_REGION_BLOCKED,
+	sgv1.Rule_RULE_OPTED_OUT,
+	sgv1.Rule_RULE_NO_CONSENT,
+	sgv1.Rule_RULE_ECOSYSTEM_LIMIT,
+	sgv1.Rule_RULE_EXPERIMENT,
+	sgv1.Rule_RULE_FREQUENCY_CAP,
+	sgv1.Rule_RULE_SERVICE_WINDOW,
+	sgv1.Rule_RULE_UNDELIVERABLE,
+	sgv1.Rule_RULE_PAIR_RATE,
+	sgv1.Rule_RULE_TEMPLATE_PAUSED,
+	sgv1.Rule_RULE_MESSAGING_LIMIT,
+	sgv1.Rule_RULE_QUIET_HOURS,
+	sgv1.Rule_RULE_TEMPLATE_REPEAT,
+	sgv1.Rule_RULE_ACCOUNT_RESTRICTED,
+	sgv1.Rule_RULE_SENDER_LIMITED,
+}
+
 // judge evaluates every rule at time t (which is in.Check.SendAt or a later time
-// tried for RetryAt; the rules read t, never in.Check.SendAt).
+// tried for RetryAt; the rules read t, never in.Check.SendAt). Each rule is a
+// direct call (a table of functions would move the hit to the heap and stop
+// inlining); a rule of the table without its case panics, in TestRuleTable.
 func judge(in *Input, t time.Time, hs *hits) {
 	hs.n = 0
-	p := in.Policy
 	var h hit
-	if invalidNumber(in, &h) {
-		hs.add(p, &h)
-	}
-	if regionBlocked(in, &h) {
-		hs.add(p, &h)
-	}
-	if optedOut(in, &h) {
-		hs.add(p, &h)
-	}
-	if noConsent(in, &h) {
-		hs.add(p, &h)
-	}
-	if ecosystemLimit(in, t, &h) {
-		hs.add(p, &h)
-	}
-	if experiment(in, t, &h) {
-		hs.add(p, &h)
-	}
-	if frequencyCap(in, t, &h) {
-		hs.add(p, &h)
-	}
-	if serviceWindow(in, t, &h) {
-		hs.add(p, &h)
-	}
-	if undeliverable(in, t, &h) {
-		hs.add(p, &h)
-	}
-	if pairRate(in, t, &h) {
-		hs.add(p, &h)
-	}
-	if templatePaused(in, t, &h) {
-		hs.add(p, &h)
-	}
-	if messagingLimit(in, t, &h) {
-		hs.add(p, &h)
-	}
-	if quietHours(in, t, &h) {
-		hs.add(p, &h)
-	}
-	if templateRepeat(in, t, &h) {
-		hs.add(p, &h)
-	}
-	if accountRestricted(in, t, &h) {
-		hs.add(p, &h)
-	}
-	if senderLimited(in, t, &h) {
-		hs.add(p, &h)
+	for _, r := range ruleTable {
+		var ok bool
+		switch r {
+		case sgv1.Rule_RULE_INVALID_NUMBER:
+			ok = invalidNumber(in, &h)
+		case sgv1.Rule_RULE_REGION_BLOCKED:
+			ok = regionBlocked(in, &h)
+		case sgv1.Rule_RULE_OPTED_OUT:
+			ok = optedOut(in, &h)
+		case sgv1.Rule_RULE_NO_CONSENT:
+			ok = noConsent(in, &h)
+		case sgv1.Rule_RULE_ECOSYSTEM_LIMIT:
+			ok = ecosystemLimit(in, t, &h)
+		case sgv1.Rule_RULE_EXPERIMENT:
+			ok = experiment(in, t, &h)
+		case sgv1.Rule_RULE_FREQUENCY_CAP:
+			ok = frequencyCap(in, t, &h)
+		case sgv1.Rule_RULE_SERVICE_WINDOW:
+			ok = serviceWindow(in, t, &h)
+		case sgv1.Rule_RULE_UNDELIVERABLE:
+			ok = undeliverable(in, t, &h)
+		case sgv1.Rule_RULE_PAIR_RATE:
+			ok = pairRate(in, t, &h)
+		case sgv1.Rule_RULE_TEMPLATE_PAUSED:
+			ok = templatePaused(in, t, &h)
+		case sgv1.Rule_RULE_MESSAGING_LIMIT:
+			ok = messagingLimit(in, t, &h)
+		case sgv1.Rule_RULE_QUIET_HOURS:
+			ok = quietHours(in, t, &h)
+		case sgv1.Rule_RULE_TEMPLATE_REPEAT:
+			ok = templateRepeat(in, t, &h)
+		case sgv1.Rule_RULE_ACCOUNT_RESTRICTED:
+			ok = accountRestricted(in, t, &h)
+		case sgv1.Rule_RULE_SENDER_LIMITED:
+			ok = senderLimited(in, t, &h)
+		default:
+			panic("validator: no judge for " + r.String())
+		}
+		if ok {
+			hs.add(in.Policy, &h)
+		}
 	}
 }
 

@@ -189,3 +189,22 @@ func TestDecidePure(t *testing.T) {
 		}
 	}
 }
+
+// TestRuleTable: the rule table names every rule of the enum once, in the
+// enum's order (a new Rule value needs its rule in the table).
+func TestRuleTable(t *testing.T) {
+	if want := len(sgv1.Rule_name) - 1; len(ruleTable) != want { // less RULE_UNSPECIFIED
+		t.Fatalf("%d rules in the table, %d in the Rule enum", len(ruleTable), want)
+	}
+	for i, r := range ruleTable {
+		if r != sgv1.Rule(i+1) {
+			t.Errorf("ruleTable[%d] is %v, want %v", i, r, sgv1.Rule(i+1))
+		}
+	}
+	// Every rule of the table has its judge (judge panics on one without).
+	p := Defaults()
+	in := Input{Rel: &Relationship{}, Facts: &NumberFacts{}, Business: &Business{}, Policy: &p,
+		Check: Check{Category: sgv1.Category_CATEGORY_MARKETING, HasNumber: true}}
+	var hs hits
+	judge(&in, time.Unix(1_780_000_000, 0), &hs)
+}

@@ -31,9 +31,9 @@ func detail(in *Input, t time.Time, h *hit) string {
 		b = optedOutDetail(b, in)
 	case sgv1.Rule_RULE_NO_CONSENT:
 		b = append(b, "The policy requires an opt-in for marketing and none is in force for this user"...)
-		if !in.Rel.OwnStartAt.IsZero() {
+		if !in.Rel.ConsentAt.IsZero() {
 			b = append(b, " (the last one, on "...)
-			b = appendTime(b, in.Rel.OwnStartAt)
+			b = appendTime(b, in.Rel.ConsentAt)
 			b = append(b, ", was withdrawn)"...)
 		}
 		b = append(b, '.')

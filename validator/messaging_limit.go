@@ -65,12 +65,13 @@ func slotFree(buckets []ReachBucket, limit int, t time.Time) time.Time {
 }
 
 // reachedWithin reports whether a send reached the user outside the window in the
-// 24 h before t: (t-24h, t].
+// 24 h before t: (t-24h, t]. A reservation whose send failed gave its slot
+// back and reached nobody (see countsAsReach).
 func reachedWithin(rel *Relationship, t time.Time) bool {
 	from := t.Add(-reachWindow)
 	for i := len(rel.Sends) - 1; i >= 0; i-- {
 		s := &rel.Sends[i]
-		if s.Reached && s.At.After(from) && !s.At.After(t) {
+		if countsAsReach(s) && s.At.After(from) && !s.At.After(t) {
 			return true
 		}
 	}
@@ -84,12 +85,20 @@ func nextReach(rel *Relationship, t time.Time) (time.Time, bool) {
 	ok := false
 	for i := range rel.Sends {
 		s := &rel.Sends[i]
-		if s.Reached && s.At.After(t) && (!ok || s.At.Before(r)) {
+		if countsAsReach(s) && s.At.After(t) && (!ok || s.At.Before(r)) {
 			r, ok = s.At, true
 		}
 	}
 	return r, ok
 }
+
+// countsAsReach reports whether s makes its user one already reached: it
+// reached the user outside the window, and is not a reservation whose slot a
+// FAILED report gave back (the next template to that user takes a slot
+// again). (Sends recorded from reports hold no slot; their Reached is judged
+// once, when they are recorded, so that reports in any order build the same
+// history.)
+func countsAsReach(s *Send) bool { return s.Reached && !(s.Slot && s.Failed) }
 
 func messagingLimit(in *Input, t time.Time, h *hit) bool {
 	p, rel := in.Policy, in.Rel
@@ -148,4 +157,44 @@ func AddReach(b *Business, at time.Time) {
 		r = slices.Insert(r, i, ReachBucket{Minute: m, Count: 1})
 	}
 	b.Reached = r
+}
+
+// SlotHeld reports whether the send with this ref (else message id) holds a
+// slot of the business's messaging limit, and its time: its reservation took
+// one (Send.Slot) and it has not failed. The server compares it before and
+// after applying a report, and gives the slot back to Business.Reached
+// (RemoveReach) when a FAILED report ends it, or takes it again (AddReach)
+// when a delivery reported after the failure (multi-device) revives it. Both
+// follow from the send's flags, so a repeated report changes nothing and the
+// count after a set of reports does not depend on their order.
+func SlotHeld(rel *Relationship, ref, messageID string) (bool, time.Time) {
+	if ref == "" && messageID == "" {
+		return false, time.Time{}
+	}
+	i := FindSend(rel, ref, messageID)
+	if i < 0 {
+		return false, time.Time{}
+	}
+	s := &rel.Sends[i]
+	return s.Slot && !s.Failed, s.At
+}
+
+// RemoveReach gives back one slot counted at `at`: it takes one from the
+// bucket of at's minute, or, when there is none (a SENT report moved the send
+// earlier than its reservation), from the first bucket after it. Nothing
+// happens when no bucket is left (the slot has already left the 24 h).
+func RemoveReach(b *Business, at time.Time) {
+	ts := at.Unix()
+	m := ts / 60
+	if ts < 0 && ts%60 != 0 {
+		m-- // floor
+	}
+	for i := range b.Reached {
+		if r := &b.Reached[i]; r.Minute >= m && r.Count > 0 {
+			if r.Count--; r.Count == 0 {
+				b.Reached = slices.Delete(b.Reached, i, i+1)
+			}
+			return
+		}
+	}
 }

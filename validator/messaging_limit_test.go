@@ -100,3 +100,77 @@ func TestMessagingLimitReserve(t *testing.T) {
 		t.Error("without a limit: business changed or send not marked")
 	}
 }
+
+// applySlot applies a report to the relationship and, as the server does, the
+// change of the send's slot to the business.
+func applySlot(biz *Business, rel *Relationship, pol *Policy, r Result) {
+	before, at := SlotHeld(rel, r.Ref, r.MessageID)
+	ApplyResult(rel, &rel.Local, pol, r)
+	after, at2 := SlotHeld(rel, r.Ref, r.MessageID)
+	switch {
+	case before && !after:
+		RemoveReach(biz, at)
+	case !before && after:
+		AddReach(biz, at2)
+	}
+}
+
+// TestMessagingLimitFailedGivesSlotBack: a reservation whose send later FAILED
+// gives its slot back (a new user fits at once), whatever the order and however
+// often the reports come; a delivery reported after the failure (multi-device)
+// takes it again; the failed user takes a slot again when reached anew.
+func TestMessagingLimitFailedGivesSlotBack(t *testing.T) {
+	slot := func(until time.Time) want {
+		return deferred(until, "DEFER MESSAGING_LIMIT "+fmtT(until))
+	}
+	failedA := Result{Status: failedS, ErrorCode: 131026, Ref: "a", MessageID: "wamid.a", At: at(5 * time.Minute)}
+	failedA2 := failedA
+	failedA2.Ref = "" // the webhook's status names only the wamid
+	tests := []struct {
+		name    string
+		reports []Result
+		want    want // a new user's template at t0+1h
+		count   int  // users counted at t0+1h
+	}{
+		{"no report: both slots taken", nil, slot(at(24*hour + time.Minute)), 2},
+		{"A's send failed: its slot is free", []Result{failedA}, allowed(), 1},
+		{"the failure reported twice, by ref and by wamid", []Result{failedA, failedA2, failedA}, allowed(), 1},
+		{"SENT, then FAILED", []Result{{Status: sent, Ref: "a", MessageID: "wamid.a", At: at(time.Minute)}, failedA}, allowed(), 1},
+		{"FAILED, then a delivery (multi-device): the slot is taken again",
+			[]Result{failedA, {Status: delivered, MessageID: "wamid.a", At: at(6 * time.Minute)}},
+			slot(at(24*hour + time.Minute)), 2},
+		{"a delivery, then FAILED: nothing given back",
+			[]Result{{Status: delivered, Ref: "a", MessageID: "wamid.a", At: at(4 * time.Minute)}, failedA},
+			slot(at(24*hour + time.Minute)), 2},
+		{"B's send failed: B's slot (the later one) is free", []Result{{Status: failedS, ErrorCode: 131049, Ref: "b", At: at(11 * time.Minute)}}, allowed(), 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			biz, pol, a, b := limitFixture(t)
+			for _, r := range tc.reports {
+				rel := a
+				if r.Ref == "b" {
+					rel = b
+				}
+				applySlot(biz, rel, pol, r)
+			}
+			if got := reachedSum(biz.Reached, at(hour).Unix()); got != tc.count {
+				t.Errorf("users counted %d, want %d (%+v)", got, tc.count, biz.Reached)
+			}
+			user := &Relationship{}
+			in := &Input{Check: Check{Category: util, SendAt: at(hour)}, Rel: user, Facts: &user.Local, Business: biz, Policy: pol}
+			checkDecision(t, Decide(in), tc.want)
+		})
+	}
+
+	// A user whose reserved send failed is not "already reached": the next
+	// template to them takes a slot again.
+	biz, pol, a, _ := limitFixture(t)
+	applySlot(biz, a, pol, failedA)
+	if !Reserve(a, biz, pol, Send{At: at(hour), Ref: "a-retry", Category: util}) {
+		t.Error("the retry to A took no slot")
+	}
+	if got := reachedSum(biz.Reached, at(hour).Unix()); got != 2 {
+		t.Errorf("after the retry: %d users counted, want 2", got)
+	}
+}

@@ -1,9 +1,11 @@
 package validator
 
 import (
+	"slices"
 	"time"
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+	"github.com/sendguard/sendguard/validator/keyword"
 )
 
 // Cap allows at most Count marketing sends in any window of length Window.
@@ -36,9 +38,17 @@ type Policy struct {
 	MessagingLimit       int // unique users reached outside the window per rolling 24 h; 0 = off
 	BlockedRegions       []string
 	RequireOptIn         bool
-	ShareNumberSignals   bool
-	Shadow               bool        // the whole business in shadow mode
-	ShadowRules          []sgv1.Rule // rules in shadow mode
+	// KeywordOptInIsConsent: an opt-in keyword (START) records consent for
+	// RequireOptIn, besides lifting the business's own opt-out. Off by
+	// default: only SetOptOut(false) records consent.
+	KeywordOptInIsConsent bool
+	// ShareNumberSignals: the number-wide facts (131049, 130472, 131026) are
+	// pooled with the deployment's other businesses. Off by default (the
+	// WhatsApp Business Solution Terms: one client's Meta data must not
+	// restrict another client).
+	ShareNumberSignals bool
+	Shadow             bool        // the whole business in shadow mode
+	ShadowRules        []sgv1.Rule // rules in shadow mode
 	// NumberValidation is what INVALID_NUMBER denies besides impossible
 	// numbers: NUMBER_VALIDATION_POSSIBLE, nothing more; anything else (VALID,
 	// the default), a number that is not valid unless the history proves it
@@ -66,15 +76,10 @@ func Defaults() Policy {
 		UndeliverableBackoff: []time.Duration{day, 72 * time.Hour, week},
 		PairInterval:         6 * time.Second,
 		PairBurst:            45,
-		OptOutKeywords: []string{
-			"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT",
-			"BAJA", "DETENER", "PARAR", "SALIR", "DESUSCRIBIR",
-			"SAIR", "CANCELAR", "REMOVER", "DESCADASTRAR",
-		},
-		OptInKeywords:      []string{"START", "UNSTOP", "ALTA", "INICIAR", "VOLVER", "VOLTAR"},
-		BlockedRegions:     []string{"US"},
-		ShareNumberSignals: true,
-		NumberValidation:   sgv1.NumberValidation_NUMBER_VALIDATION_VALID,
+		OptOutKeywords:       slices.Clone(keyword.DefaultOptOut),
+		OptInKeywords:        slices.Clone(keyword.DefaultOptIn),
+		BlockedRegions:       []string{"US"},
+		NumberValidation:     sgv1.NumberValidation_NUMBER_VALIDATION_VALID,
 	}
 }
 

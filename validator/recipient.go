@@ -121,12 +121,16 @@ func metaStop(rel *Relationship, sender string) *SenderState {
 	return other
 }
 
-// OwnOptedOut reports whether the business's own opt-out is in force.
-func (r *Relationship) OwnOptedOut() bool { return r.OwnStopAt.After(r.OwnStartAt) }
+// OwnOptedOut reports whether the business's own opt-out is in force: a stop
+// not lifted after it (a stop and a lift of the same time: the stop wins).
+func (r *Relationship) OwnOptedOut() bool {
+	return !r.OwnStopAt.IsZero() && !r.OwnStopAt.Before(r.OwnStartAt)
+}
 
-// Consented reports whether an opt-in is recorded and not withdrawn since.
+// Consented reports whether consent is recorded and not withdrawn since (a
+// stop at the same time withdraws it).
 func (r *Relationship) Consented() bool {
-	return !r.OwnStartAt.IsZero() && r.OwnStartAt.After(r.OwnStopAt)
+	return !r.ConsentAt.IsZero() && r.ConsentAt.After(r.OwnStopAt)
 }
 
 // optedOut is OPTED_OUT, from Meta's record (any sender's: it blocks every sender

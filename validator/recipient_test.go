@@ -262,6 +262,48 @@ func TestOptedOut(t *testing.T) {
 			},
 			want: denied("DENY OPTED_OUT -"),
 		},
+		// The tie rule: a stop and a lift of the same time, the stop wins,
+		// whichever arrives first (the business's own, and Meta's per sender).
+		{
+			name: "own: STOP then START of the same time: the stop wins",
+			setup: func(f *fixture) {
+				ApplyInbound(&f.rel, &f.facts, &f.pol, Inbound{Keyword: KeywordOptOut, Text: "STOP", At: at(-hour)})
+				ApplyInbound(&f.rel, &f.facts, &f.pol, Inbound{Keyword: KeywordOptIn, Text: "START", At: at(-hour)})
+			},
+			want: denied("DENY OPTED_OUT -"),
+		},
+		{
+			name: "own: START then STOP of the same time: the stop wins",
+			setup: func(f *fixture) {
+				ApplyInbound(&f.rel, &f.facts, &f.pol, Inbound{Keyword: KeywordOptIn, Text: "START", At: at(-hour)})
+				ApplyInbound(&f.rel, &f.facts, &f.pol, Inbound{Keyword: KeywordOptOut, Text: "STOP", At: at(-hour)})
+			},
+			want: denied("DENY OPTED_OUT -"),
+		},
+		{
+			name: "own: the marketing opt-out button's label",
+			setup: func(f *fixture) {
+				ApplyInbound(&f.rel, &f.facts, &f.pol, Inbound{Keyword: KeywordOptOut, Text: "Parar promoções", Reason: `button "Parar promoções"`, At: at(-hour)})
+			},
+			want:   denied("DENY OPTED_OUT -"),
+			detail: `(button "Parar promoções")`,
+		},
+		{
+			name: "Meta's from a sender: resume then stop of the same time: the stop wins",
+			setup: func(f *fixture) {
+				ApplyUserPreference(&f.rel, "106540352242922", false, at(-hour))
+				ApplyUserPreference(&f.rel, "106540352242922", true, at(-hour))
+			},
+			want: denied("DENY OPTED_OUT 131050 -"),
+		},
+		{
+			name: "Meta's from a sender: 131050 and a resume of the same time, resume first",
+			setup: func(f *fixture) {
+				ApplyUserPreference(&f.rel, "106540352242922", false, at(-hour))
+				f.result(Result{Status: failedS, ErrorCode: 131050, Category: mkt, MessageID: "wamid.tie", Sender: "106540352242922", At: at(-hour)})
+			},
+			want: denied("DENY OPTED_OUT 131050 -"),
+		},
 		{
 			name:   "suppression entry of a forgotten opt-out",
 			setup:  func(f *fixture) { f.chk.Suppressed = true },
@@ -312,9 +354,28 @@ func TestNoConsent(t *testing.T) {
 		{"off by default", false, func(*fixture) {}, mkt, allowed()},
 		{"required, none recorded", true, func(*fixture) {}, mkt, denied("DENY NO_CONSENT -")},
 		{"required, SetOptOut(false)", true, func(f *fixture) { SetOptOut(&f.rel, false, "signup form", at(-hour)) }, mkt, allowed()},
-		{"required, START keyword", true, func(f *fixture) {
+		{"required, START keyword: a lift, not consent", true, func(f *fixture) {
+			ApplyInbound(&f.rel, &f.facts, &f.pol, Inbound{Keyword: KeywordOptIn, Text: "START", At: at(-hour)})
+		}, mkt, denied("DENY NO_CONSENT -")},
+		{"required, START keyword with keyword_opt_in_is_consent", true, func(f *fixture) {
+			f.pol.KeywordOptInIsConsent = true
 			ApplyInbound(&f.rel, &f.facts, &f.pol, Inbound{Keyword: KeywordOptIn, Text: "START", At: at(-hour)})
 		}, mkt, allowed()},
+		{"required, STOP then START keyword with keyword_opt_in_is_consent", true, func(f *fixture) {
+			f.pol.KeywordOptInIsConsent = true
+			ApplyInbound(&f.rel, &f.facts, &f.pol, Inbound{Keyword: KeywordOptOut, Text: "STOP", At: at(-2 * hour)})
+			ApplyInbound(&f.rel, &f.facts, &f.pol, Inbound{Keyword: KeywordOptIn, Text: "START", At: at(-hour)})
+		}, mkt, allowed()},
+		{"required, consent then a keyword STOP and START: the lift is not consent", true, func(f *fixture) {
+			SetOptOut(&f.rel, false, "signup form", at(-3*hour))
+			ApplyInbound(&f.rel, &f.facts, &f.pol, Inbound{Keyword: KeywordOptOut, Text: "STOP", At: at(-2 * hour)})
+			ApplyInbound(&f.rel, &f.facts, &f.pol, Inbound{Keyword: KeywordOptIn, Text: "START", At: at(-hour)})
+		}, mkt, denied("DENY NO_CONSENT -")},
+		{"required, consent and a stop of the same time: the stop wins", true, func(f *fixture) {
+			f.pol.KeywordOptInIsConsent = true
+			ApplyInbound(&f.rel, &f.facts, &f.pol, Inbound{Keyword: KeywordOptIn, Text: "START", At: at(-hour)})
+			ApplyInbound(&f.rel, &f.facts, &f.pol, Inbound{Keyword: KeywordOptOut, Text: "STOP", At: at(-hour)})
+		}, mkt, denied("DENY OPTED_OUT -", "DENY NO_CONSENT -")},
 		{"required, consent withdrawn", true, func(f *fixture) {
 			SetOptOut(&f.rel, false, "signup form", at(-2*hour))
 			SetOptOut(&f.rel, true, "STOP", at(-hour))

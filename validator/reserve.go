@@ -14,9 +14,10 @@ import (
 // pass a copy of a shared slice).
 func Reserve(rel *Relationship, b *Business, p *Policy, s Send) (reached bool) {
 	s.Reached = reaches(rel, p, &s)
+	reached = s.Reached && p.MessagingLimit > 0
+	s.Slot = reached
 	recordSend(rel, p, s)
 	AddEvent(rel, s.At, "reserved"+describe(s.Category, s.Template))
-	reached = s.Reached && p.MessagingLimit > 0
 	if reached && b != nil {
 		AddReach(b, s.At)
 	}

@@ -52,6 +52,11 @@ type Send struct {
 	// Reached is set when this send reached the user outside the service window
 	// (counts toward the messaging limit).
 	Reached bool
+	// Slot is set when this send's reservation took a slot of the business's
+	// messaging limit (counted in Business.Reached). The slot is held while
+	// the send has not failed: a FAILED report gives it back, and a delivery
+	// reported after that (multi-device) takes it again (see SlotHeld).
+	Slot bool
 	// Sender is the sending number ("" the implicit sender): the pair rate and
 	// the free entry point are per sender.
 	Sender string
@@ -143,13 +148,20 @@ type Relationship struct {
 	// Senders are the named senders' states, sorted by Sender, at most
 	// MaxSenders; nil while no event named a sender.
 	Senders []SenderState
-	// The business's own opt-out (STOP keyword, SetOptOut(true)) and opt-in (START
-	// keyword, SetOptOut(false)). The opt-out is in force when OwnStopAt is after
-	// OwnStartAt; consent is recorded when OwnStartAt is after OwnStopAt.
+	// The business's own opt-out (an opt-out keyword or button, SetOptOut(true))
+	// and its lift (an opt-in keyword, SetOptOut(false)). The opt-out is in
+	// force when OwnStopAt is set and not before OwnStartAt: a stop and a lift
+	// of the same time, the stop wins.
 	OwnStopAt      time.Time
 	OwnStopReason  string
 	OwnStartAt     time.Time
 	OwnStartReason string
+	// Consent (for NO_CONSENT and require_opt_in), kept apart from the lift:
+	// recorded by SetOptOut(false), and by an opt-in keyword only with
+	// keyword_opt_in_is_consent. In force when ConsentAt is after OwnStopAt (a
+	// later or simultaneous stop withdraws it).
+	ConsentAt     time.Time
+	ConsentReason string
 	// Sends are the recent sends, oldest first, at most MaxSends (see TrimSends).
 	Sends []Send
 	// UserID is the business-scoped user ID linked to this number; WaID the learned

@@ -26,6 +26,10 @@ const (
 	// KindAccountBan is an account_update DISABLED_UPDATE: the account was
 	// disabled, scheduled to be, or reinstated.
 	KindAccountBan
+	// KindIdentityChange is a system message: the user changed number
+	// (MessageType "user_changed_number") or BSUID ("user_changed_user_id").
+	// Phone and UserID are the old identity, NewPhone and NewUserID the new.
+	KindIdentityChange
 )
 
 func (k Kind) String() string {
@@ -42,6 +46,8 @@ func (k Kind) String() string {
 		return "account_restriction"
 	case KindAccountBan:
 		return "account_ban"
+	case KindIdentityChange:
+		return "identity_change"
 	}
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -56,6 +62,7 @@ const (
 	MaxPhoneNumberIDLen = 128  // PhoneNumberID (it becomes the business_id)
 	MaxCallbackDataLen  = 512  // CallbackData (Meta's own limit on biz_opaque_callback_data)
 	MaxTextLen          = 4096 // Text
+	MaxButtonPayloadLen = 1024 // ButtonPayload (ReportInbound's button_payload limit)
 	MaxShortLen         = 256  // Username, MessageType, PreferenceCategory, Restriction, BanState
 	MaxErrorTextLen     = 1024 // ErrorTitle, ErrorDetails
 )
@@ -85,6 +92,10 @@ type Event struct {
 	// withholds); then UserID is set. At least one of the two is set.
 	Phone, UserID, ParentUserID, Username string
 
+	// NewPhone and NewUserID are the user's new number (system.wa_id) and
+	// new BSUID (system.user_id) of a KindIdentityChange.
+	NewPhone, NewUserID string
+
 	// MessageID is the wamid of a status or message, or the wacid of a call.
 	// Always set for statuses, messages and calls; empty for preferences.
 	MessageID string
@@ -109,9 +120,15 @@ type Event struct {
 	// ("connect" or "terminate") for KindCall.
 	MessageType string
 	// Text is what the user wrote: text.body, the button.text of a "button"
-	// reply, the button_reply or list_reply title of an "interactive" reply;
-	// empty for every other type.
+	// reply (a template's quick-reply button, such as Meta's marketing
+	// opt-out button), the button_reply or list_reply title of an
+	// "interactive" reply; empty for every other type.
 	Text string
+	// ButtonPayload is the button.payload of a "button" reply, or the
+	// button_reply id of an "interactive" one: what the business set as the
+	// button's payload or id. The server matches keywords against it as
+	// against Text.
+	ButtonPayload string
 
 	// PreferenceStop is true when the user stopped (value "stop") and false
 	// when the user resumed ("resume") the PreferenceCategory, e.g.
@@ -215,7 +232,7 @@ var knownAccountEvents = func() map[string]bool {
 }()
 
 // droppedFields are the <name>s of "field_dropped:<name>".
-var droppedFields = []string{"username", "message_type", "preference_category", "text",
+var droppedFields = []string{"username", "message_type", "preference_category", "text", "button_payload",
 	"callback_data", "error_title", "error_details", "phone"}
 
 // Reasons returns every reason Parse may count, the closed set of [Stats].

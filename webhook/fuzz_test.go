@@ -42,7 +42,7 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		for i, e := range evs {
-			if e.Kind < KindStatus || e.Kind > KindAccountBan {
+			if e.Kind < KindStatus || e.Kind > KindIdentityChange {
 				t.Fatalf("event %d has no kind: %+v", i, e)
 			}
 			if e.Kind == KindAccountRestriction || e.Kind == KindAccountBan {
@@ -55,7 +55,11 @@ func FuzzParse(f *testing.F) {
 			if e.PhoneNumberID == "" || e.Phone == "" && e.UserID == "" {
 				t.Fatalf("event %d lacks an identity: %+v", i, e)
 			}
-			if len(e.Phone) > MaxPhoneLen || len(e.UserID) > MaxUserIDLen || len(e.MessageID) > MaxMessageIDLen {
+			if e.Kind == KindIdentityChange && e.NewPhone == "" && e.NewUserID == "" {
+				t.Fatalf("identity change %d names no new identity: %+v", i, e)
+			}
+			if len(e.Phone) > MaxPhoneLen || len(e.UserID) > MaxUserIDLen || len(e.MessageID) > MaxMessageIDLen ||
+				len(e.NewPhone) > MaxPhoneLen || len(e.NewUserID) > MaxUserIDLen {
 				t.Fatalf("event %d has a field over its limit: %+v", i, e)
 			}
 			if e.Kind != KindUserPreference && e.MessageID == "" {

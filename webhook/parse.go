@@ -236,8 +236,7 @@ func (p *parser) message(m *wireMessage, i, n int) {
 		return
 	}
 	if m.Type == "system" {
-		// The user changed number or BSUID: a notice, not the user writing.
-		p.st.add("system_message")
+		p.system(m, i, n)
 		return
 	}
 	if m.ID == "" {
@@ -257,12 +256,62 @@ func (p *parser) message(m *wireMessage, i, n int) {
 	case "text":
 		e.Text = m.Text.Body
 	case "button":
-		e.Text = m.Button.Text
+		e.Text, e.ButtonPayload = m.Button.Text, m.Button.Payload
 	case "interactive":
-		e.Text = m.Interactive.ButtonReply.Title
-		if e.Text == "" {
+		e.Text, e.ButtonPayload = m.Interactive.ButtonReply.Title, m.Interactive.ButtonReply.ID
+		if e.Text == "" && e.ButtonPayload == "" {
 			e.Text = m.Interactive.ListReply.Title
 		}
+	}
+	p.emit(&e, m.Timestamp, i, n)
+}
+
+// system reads a system message: a notice, not the user writing. The user
+// changing number (user_changed_number: from is the old number, system.wa_id
+// the new, and since 2026 system.previous_user_id and system.user_id the old
+// and new BSUID) or only BSUID (user_changed_user_id) is a KindIdentityChange;
+// any other system message is counted as "system_message".
+func (p *parser) system(m *wireMessage, i, n int) {
+	sys := &m.System
+	e := Event{Kind: KindIdentityChange, MessageID: m.ID, MessageType: sys.Type}
+	switch sys.Type {
+	case "user_changed_number":
+		e.Phone, e.UserID = m.From, sys.PreviousUserID
+		if e.UserID == "" {
+			e.UserID = m.FromUserID
+		}
+		e.NewPhone, e.NewUserID = sys.WaID, sys.UserID
+		if e.NewPhone == "" {
+			e.NewPhone = sys.NewWaID
+		}
+		if e.NewPhone == "" {
+			p.st.add("missing_recipient")
+			return
+		}
+	case "user_changed_user_id":
+		e.Phone, e.UserID, e.NewUserID = m.From, sys.PreviousUserID, sys.UserID
+		if e.UserID == "" || e.NewUserID == "" {
+			p.st.add("missing_recipient")
+			return
+		}
+		if looksLikeUserID(e.Phone) {
+			e.Phone = "" // a from that is the BSUID itself
+		}
+	default:
+		p.st.add("system_message")
+		return
+	}
+	if m.ID == "" {
+		p.st.add("missing_id")
+		return
+	}
+	if len(e.NewPhone) > MaxPhoneLen || len(e.NewUserID) > MaxUserIDLen {
+		p.st.add("field_too_long")
+		return
+	}
+	if hasControl(e.NewPhone) || hasControl(e.NewUserID) {
+		p.st.add("bad_field")
+		return
 	}
 	p.emit(&e, m.Timestamp, i, n)
 }
@@ -371,6 +420,7 @@ func (p *parser) emit(e *Event, ts flexTime, i, n int) {
 	p.drop(&e.MessageType, "message_type", MaxShortLen)
 	p.drop(&e.PreferenceCategory, "preference_category", MaxShortLen)
 	p.drop(&e.Text, "text", MaxTextLen)
+	p.drop(&e.ButtonPayload, "button_payload", MaxButtonPayloadLen)
 	p.drop(&e.CallbackData, "callback_data", MaxCallbackDataLen)
 	p.drop(&e.ErrorTitle, "error_title", MaxErrorTextLen)
 	p.drop(&e.ErrorDetails, "error_details", MaxErrorTextLen)

@@ -156,7 +156,7 @@ func TestParseTestdata(t *testing.T) {
 			want: []Event{{
 				Kind: KindMessage, PhoneNumberID: pnid, Timestamp: unix(1751143200), Phone: "16505551234",
 				MessageID:   "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQUIxMjM0NTY3ODkwQUJDREVGMAA=",
-				MessageType: "button", Text: "Stop promotions",
+				MessageType: "button", Text: "Stop promotions", ButtonPayload: "STOP_PROMOTIONS",
 			}},
 		},
 		{
@@ -165,7 +165,7 @@ func TestParseTestdata(t *testing.T) {
 				{
 					Kind: KindMessage, PhoneNumberID: pnid, Timestamp: unix(1751143300), Phone: "16505551234",
 					MessageID:   "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQUMxMTIyMzM0NDU1NjY3Nzg4OQA=",
-					MessageType: "interactive", Text: "STOP",
+					MessageType: "interactive", Text: "STOP", ButtonPayload: "unsubscribe",
 				},
 				{
 					Kind: KindMessage, PhoneNumberID: pnid, Timestamp: unix(1751143310), Phone: "919876543210",
@@ -173,6 +173,27 @@ func TestParseTestdata(t *testing.T) {
 					MessageType: "interactive", Text: "Medium",
 				},
 			},
+		},
+		{
+			// Meta's system message: from is the old number, system.wa_id the
+			// new; since 2026 the old and new BSUIDs too.
+			file: "system_user_changed_number.json",
+			want: []Event{{
+				Kind: KindIdentityChange, PhoneNumberID: pnid, Timestamp: unix(1739321024),
+				Phone: "16505551234", UserID: "US.13491208655302741918",
+				NewPhone: "12195555358", NewUserID: "US.13491208655302749999",
+				MessageID:   "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA=",
+				MessageType: "user_changed_number",
+			}},
+		},
+		{
+			file: "system_user_changed_user_id.json",
+			want: []Event{{
+				Kind: KindIdentityChange, PhoneNumberID: pnid, Timestamp: unix(1786000000),
+				UserID: "US.13491208655302741918", NewUserID: "US.13491208655302749999",
+				MessageID:   "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMQA=",
+				MessageType: "user_changed_user_id",
+			}},
 		},
 		{
 			// The caption is not text the user typed as a message.
@@ -504,8 +525,12 @@ func TestParseCases(t *testing.T) {
 		{
 			name: "system and group messages",
 			body: wrap("messages", `{`+meta+`,"messages":[{"from":"1650","id":"wamid.s","type":"system","system":{"body":"User changed number","type":"user_changed_number"}},`+
+				`{"from":"1650","id":"wamid.c","type":"system","system":{"body":"Sheena changed their profile","type":"customer_identity_changed"}},`+
+				`{"from":"1650","id":"wamid.u","type":"system","system":{"type":"user_changed_user_id","user_id":"US.13491208655302741918"}},`+
 				`{"from":"1650","id":"wamid.g","group_id":"Y2FwaV9ncm91cDox","type":"text","text":{"body":"hi all"}},{"from":"1650","type":"text"}]}`),
-			skipped: map[string]int{"system_message": 1, "group_message": 1, "missing_id": 1},
+			// A number change without the new number, a BSUID change without
+			// the old BSUID: nothing to move to or from.
+			skipped: map[string]int{"system_message": 1, "missing_recipient": 2, "group_message": 1, "missing_id": 1},
 		},
 		{
 			name:    "group status",

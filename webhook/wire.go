@@ -108,10 +108,25 @@ type wireMessage struct {
 		Body string `json:"body"`
 	} `json:"text"`
 	Button struct {
-		Text string `json:"text"`
+		Text    string `json:"text"`
+		Payload string `json:"payload"`
 	} `json:"button"`
+	// System is a "system" message: the user changed number
+	// (user_changed_number: from is the old number, wa_id the new one) or
+	// BSUID (user_changed_user_id: previous_user_id the old, user_id the
+	// new). new_wa_id is the field's name in older API versions.
+	System struct {
+		Type                 string `json:"type"`
+		WaID                 string `json:"wa_id"`
+		NewWaID              string `json:"new_wa_id"`
+		UserID               string `json:"user_id"`
+		PreviousUserID       string `json:"previous_user_id"`
+		ParentUserID         string `json:"parent_user_id"`
+		PreviousParentUserID string `json:"previous_parent_user_id"`
+	} `json:"system"`
 	Interactive struct {
 		ButtonReply struct {
+			ID    string `json:"id"`
 			Title string `json:"title"`
 		} `json:"button_reply"`
 		ListReply struct {

@@ -255,7 +255,7 @@ func TestBackupEndpointRefuses(t *testing.T) {
 	}
 	get := func(s storage.Store, remote string) *http.Response {
 		t.Helper()
-		srv, err := server.NewService(server.Config{Store: s, Logger: quiet})
+		srv, err := server.New(s, server.Config{HashSecret: []byte("sendguard-test-secret"), Logger: quiet})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -51,10 +51,10 @@ func startInProcess(t *testing.T, now time.Time) *inproc {
 		t.Fatal(err)
 	}
 	cfg := server.DefaultConfig()
-	cfg.Store = st
+	cfg.HashSecret = []byte("sendguard-test-secret")
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.Now = func() time.Time { return now }
-	srv, err := server.NewService(cfg)
+	srv, err := server.New(st, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

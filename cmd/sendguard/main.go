@@ -36,12 +36,28 @@ func rootCmd() *cobra.Command {
 		Version:       buildinfo.Get().Version, // --version prints versionText
 	}
 	root.SetVersionTemplate(versionText())
-	root.AddCommand(serveCmd(), replayCmd(), keygenCmd(), versionCmd())
-	root.AddCommand(backupCmd(), restoreCmd())
-	root.AddCommand(benchCmd())
-	root.AddCommand(clientCmds()...)
+	root.AddGroup(
+		&cobra.Group{ID: groupServer, Title: "Server and its data:"},
+		&cobra.Group{ID: groupClient, Title: "Client (calls a running server):"},
+	)
+	for _, c := range []*cobra.Command{serveCmd(), keygenCmd(), backupCmd(), restoreCmd()} {
+		c.GroupID = groupServer
+		root.AddCommand(c)
+	}
+	for _, c := range append(clientCmds(), replayCmd()) {
+		c.GroupID = groupClient
+		root.AddCommand(c)
+	}
+	root.AddCommand(versionCmd())
 	return root
 }
+
+// The groups of the root command's help (the load command is apart:
+// cmd/sendguard-bench).
+const (
+	groupServer = "server"
+	groupClient = "client"
+)
 
 // exitUnreadLines is the exit status of a run that completed but found lines
 // of its input that are not CSV (reported and skipped), or, for optout --in,

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sendguard/sendguard/internal/audience"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
 
@@ -232,7 +233,7 @@ func TestOwnRegionIsUnwanted(t *testing.T) {
 	deny := sgv1.Verdict_VERDICT_DENY
 	own := &sgv1.CheckSendResponse{Verdict: deny, Reasons: []*sgv1.Reason{{Rule: sgv1.Rule_RULE_REGION_BLOCKED}}}
 	meta := &sgv1.CheckSendResponse{Verdict: deny, Reasons: []*sgv1.Reason{{Rule: sgv1.Rule_RULE_REGION_BLOCKED, MetaErrorCode: 131049}}}
-	if classify(own) != classUnwanted || classify(meta) != classDoomed {
-		t.Errorf("own region: %v, US: %v", classify(own), classify(meta))
+	if audience.Classify(own) != audience.Unwanted || audience.Classify(meta) != audience.Doomed {
+		t.Errorf("own region: %v, US: %v", audience.Classify(own), audience.Classify(meta))
 	}
 }

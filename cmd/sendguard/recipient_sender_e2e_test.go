@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sendguard/sendguard/client"
@@ -131,11 +134,44 @@ func TestUpgradeFromPreSenderStore(t *testing.T) {
 	o.inbound(&sgv1.ReportInboundRequest{Phone: "+5511987652002", MessageId: "wamid.hi", Text: "hi", Timestamp: ts(-time.Hour)})
 	o.report(&sgv1.ReportResultRequest{Phone: "+5511987652003", MessageId: "wamid.gone",
 		Status: sgv1.MessageStatus_MESSAGE_STATUS_FAILED, ErrorCode: 131026, Category: sgv1.Category_CATEGORY_UTILITY, Timestamp: ts(-2 * time.Hour)})
+	// Keyword lifts of before, when VOLTAR was an opt-in keyword and every
+	// opt-in keyword recorded consent, and an operator's opt-in.
+	for phone, words := range map[string][2]string{"+5511987652004": {"PARAR", "Voltar"}, "+5511987652005": {"STOP", "start"}} {
+		o.inbound(&sgv1.ReportInboundRequest{Phone: phone, MessageId: "wamid.stop" + phone, Text: words[0], Timestamp: ts(-30 * time.Hour)})
+		o.inbound(&sgv1.ReportInboundRequest{Phone: phone, MessageId: "wamid.lift" + phone, Text: words[1], Timestamp: ts(-29 * time.Hour)})
+	}
+	for _, out := range []bool{true, false} {
+		if _, err := o.c.SetOptOut(context.Background(), &sgv1.SetOptOutRequest{BusinessId: "acme", Phone: "+5511987652006", OptedOut: out, Reason: "web form"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o.wantReason("VOLTAR on the old binary", o.check("+5511987652004", "", mktg), allow, 0, 0)
 	stop(t, p)
 
-	p = startServer(t, buildBinary(t), data)
+	// The old build shared number-wide facts by default; this one does not
+	// (README: upgrading), so the deployment keeps them by saying so.
+	cfg := filepath.Join(t.TempDir(), "sendguard.yaml")
+	if err := os.WriteFile(cfg, []byte("policy:\n  share_number_signals: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p = startServerArgs(t, buildBinary(t), data, nil, "--config", cfg)
 	defer stop(t, p)
 	o.c = dial(t, p.grpc)
+	// Keyword lifts re-judged: VOLTAR lifts nothing now, START still lifts but
+	// is no consent; the operator's opt-in stands as lift and consent.
+	o.wantReason("old VOLTAR lift", o.check("+5511987652004", "", mktg), deny, sgv1.Rule_RULE_OPTED_OUT, 0)
+	o.wantReason("old START lift", o.check("+5511987652005", "", mktg), allow, 0, 0)
+	o.wantReason("old SetOptOut(false)", o.check("+5511987652006", "", mktg), allow, 0, 0)
+	if _, err := o.c.SetPolicy(context.Background(), &sgv1.SetPolicyRequest{BusinessId: "acme",
+		Policy: &sgv1.Policy{RequireOptIn: proto.Bool(true)}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"require_opt_in"}}}); err != nil {
+		t.Fatal(err)
+	}
+	o.wantReason("old START lift, require_opt_in", o.check("+5511987652005", "", mktg), deny, sgv1.Rule_RULE_NO_CONSENT, 0)
+	o.wantReason("old SetOptOut(false), require_opt_in", o.check("+5511987652006", "", mktg), allow, 0, 0)
+	if _, err := o.c.SetPolicy(context.Background(), &sgv1.SetPolicyRequest{BusinessId: "acme",
+		Policy: &sgv1.Policy{RequireOptIn: proto.Bool(false)}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"require_opt_in"}}}); err != nil {
+		t.Fatal(err)
+	}
 	o.wantReason("old opt-out, check without sender", o.check("+5511987652001", "", mktg), deny, sgv1.Rule_RULE_OPTED_OUT, 131050)
 	o.wantReason("old opt-out, check from A", o.check("+5511987652001", recipientSenderA, mktg), deny, sgv1.Rule_RULE_OPTED_OUT, 0)
 	o.wantReason("old window, service from A", o.check("+5511987652002", recipientSenderA, svcCat), allow, 0, 0)

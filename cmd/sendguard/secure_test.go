@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sendguard/sendguard/internal/serve"
 	"github.com/sendguard/sendguard/server"
 )
 
@@ -80,13 +81,14 @@ func TestTLSAndAPIKey(t *testing.T) {
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.TLS = server.TLSConfig{CertFile: certs.serverCert, KeyFile: certs.serverKey, ClientCAFile: certs.ca}
 	cfg.APIKeys = []server.APIKey{{Name: "acme-worker", SHA256: server.HashAPIKey(key), Businesses: []string{"acme"}}}
-	srv, err := server.New(cfg)
+	r, err := serve.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv := r.Server()
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
+	go func() { done <- r.Run(ctx) }()
 	t.Cleanup(func() {
 		stop()
 		<-done

@@ -14,6 +14,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/sendguard/sendguard/internal/memlimit"
+	"github.com/sendguard/sendguard/internal/serve"
 	"github.com/sendguard/sendguard/internal/tracing"
 	"github.com/sendguard/sendguard/server"
 )
@@ -95,13 +96,13 @@ Flags override the config file; the config file overrides the defaults.`,
 				log.Info("tracing: spans of RPCs and webhook POSTs exported over OTLP")
 				defer shutdownTracing(tp, log)
 			}
-			srv, err := server.New(cfg)
+			r, err := serve.Open(cfg)
 			if err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return srv.Run(ctx)
+			return r.Run(ctx)
 		},
 	}
 	f := cmd.Flags()

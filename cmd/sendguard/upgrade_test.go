@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -24,9 +25,15 @@ func TestUpgradeFromOldBinary(t *testing.T) {
 	verify(c, "on the old binary")
 	stop(t, p)
 
+	// That build shared number-wide facts by default; this one does not
+	// (README: upgrading), so the deployment keeps them by saying so.
+	cfg := filepath.Join(t.TempDir(), "sendguard.yaml")
+	if err := os.WriteFile(cfg, []byte("policy:\n  share_number_signals: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	bin := buildBinary(t)
 	for _, when := range []string{"after the upgrade", "after a second start"} {
-		p := startServer(t, bin, data)
+		p := startServerArgs(t, bin, data, nil, "--config", cfg)
 		verify(dial(t, p.grpc), when)
 		stop(t, p)
 	}

@@ -30,6 +30,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sendguard/sendguard/client"
+	"github.com/sendguard/sendguard/internal/audience"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
 
@@ -180,6 +181,9 @@ then 3. Memory is bounded by --window whatever the file's size. A progress bar
 	f.StringVar(&category, "category", "marketing", "marketing, utility, authentication or service")
 	f.StringVar(&o.template, "template", "", "the template name")
 	f.StringVar(&o.campaign, "campaign", "", "the campaign id (recorded with reservations; default with --reserve: --template)")
+	f.StringVar(&o.sender, "sender", "", "the sending number's phone_number_id (default: every row judged against every sender of the business)")
+	f.StringVar(&o.language, "template-language", "", "the template's language (e.g. pt_BR)")
+	f.StringVar(&o.senderColumn, "sender-column", "", "a column holding each row's sender (phone_number_id): a header name or a 1-based number; an empty cell takes --sender")
 	f.StringVar(&sendAt, "send-at", "", "judge the campaign at a planned time instead of now (RFC 3339, local \"2026-11-27 10:00\", or +2h)")
 	f.StringVar(&in, "in", "", "the audience CSV (- for standard input)")
 	f.StringVar(&out, "out", "", "where to write the verdicts CSV (- for standard output; the summary then goes to stderr)")
@@ -201,6 +205,8 @@ then 3. Memory is bounded by --window whatever the file's size. A progress bar
 type auditOptions struct {
 	business, template, campaign string
 	region                       string // passed on every request; "" for none
+	sender, language             string // passed on every request; "" for none
+	senderColumn                 string // --sender-column: a row's sender, when not empty, instead of sender
 	category                     sgv1.Category
 	sendAt                       *timestamppb.Timestamp
 	noHeader, reserve, refByRow  bool
@@ -288,6 +294,11 @@ func runValidate(cmd *cobra.Command, cf *clientFlags, o *auditOptions, inPath, o
 	}
 	rd.width = len(header.fields)
 	cols, err := detectColumns(header.fields, phoneCol, userCol, o.noHeader)
+	if err == nil && o.senderColumn != "" {
+		var i int
+		i, err = namedColumn(headerNames(header.fields, o.noHeader), o.senderColumn, "sender", o.noHeader)
+		cols.sender = i + 1
+	}
 	if err != nil {
 		how := "detected"
 		if o.delimiter != 0 {
@@ -564,6 +575,7 @@ type columns struct {
 	width  int      // fields per row (the header's)
 	phone  int      // index of the phone column, -1 if none
 	userID int      // index of the user ID column, -1 if none
+	sender int      // 1 + the index of the --sender-column, 0 if none
 	out    []string // the output header: the input's, then the verdict columns
 }
 
@@ -599,35 +611,10 @@ func normalizeHeader(s string) string {
 // by the header names above. At least one of the two must be found.
 func detectColumns(header []string, phoneFlag, userFlag string, noHeader bool) (columns, error) {
 	c := columns{width: len(header), phone: -1, userID: -1}
-	names := make([]string, len(header))
-	for i, h := range header {
-		if noHeader {
-			names[i] = "column" + strconv.Itoa(i+1)
-		} else {
-			names[i] = strings.TrimPrefix(h, "\ufeff")
-		}
-	}
+	names := headerNames(header, noHeader)
 	find := func(flag, what string, candidates []string) (int, error) {
 		if flag != "" {
-			for i, n := range names {
-				if n == flag {
-					return i, nil
-				}
-			}
-			if !noHeader {
-				for i, n := range names {
-					if normalizeHeader(n) == normalizeHeader(flag) && normalizeHeader(flag) != "" {
-						return i, nil
-					}
-				}
-			}
-			if k, err := strconv.Atoi(flag); err == nil {
-				if k < 1 || k > len(names) {
-					return -1, fmt.Errorf("%s column %d: the file has %d columns", what, k, len(names))
-				}
-				return k - 1, nil
-			}
-			return -1, fmt.Errorf("%s column %q is not in the header (%s)", what, flag, strings.Join(names, ", "))
+			return namedColumn(names, flag, what, noHeader)
 		}
 		if noHeader {
 			return -1, nil
@@ -673,6 +660,44 @@ func detectColumns(header []string, phoneFlag, userFlag string, noHeader bool) (
 		c.out = append(c.out, n)
 	}
 	return c, nil
+}
+
+// headerNames are the names of the columns: the header's, or column1, column2…
+// without one.
+func headerNames(header []string, noHeader bool) []string {
+	names := make([]string, len(header))
+	for i, h := range header {
+		if noHeader {
+			names[i] = "column" + strconv.Itoa(i+1)
+		} else {
+			names[i] = strings.TrimPrefix(h, "\ufeff")
+		}
+	}
+	return names
+}
+
+// namedColumn finds the column a flag names: a header name (exact, or
+// normalized) or a 1-based number.
+func namedColumn(names []string, flag, what string, noHeader bool) (int, error) {
+	for i, n := range names {
+		if n == flag {
+			return i, nil
+		}
+	}
+	if !noHeader {
+		for i, n := range names {
+			if normalizeHeader(n) == normalizeHeader(flag) && normalizeHeader(flag) != "" {
+				return i, nil
+			}
+		}
+	}
+	if k, err := strconv.Atoi(flag); err == nil {
+		if k < 1 || k > len(names) {
+			return -1, fmt.Errorf("%s column %d: the file has %d columns", what, k, len(names))
+		}
+		return k - 1, nil
+	}
+	return -1, fmt.Errorf("%s column %q is not in the header (%s)", what, flag, strings.Join(names, ", "))
 }
 
 // outColumns are appended to every row; message_ref follows them with --reserve.
@@ -1075,6 +1100,12 @@ func (a *audit) row(n int, rec audienceRecord) *auditRow {
 	r.req = &sgv1.CheckSendRequest{
 		BusinessId: o.business, Phone: phone, UserId: userID, Category: o.category, Template: o.template,
 		CampaignId: o.campaign, RequestId: strconv.Itoa(n), SendAt: o.sendAt, Region: o.region,
+		Sender: o.sender, TemplateLanguage: o.language,
+	}
+	if a.cols.sender > 0 {
+		if v := strings.TrimSpace(r.fields[a.cols.sender-1]); v != "" {
+			r.req.Sender = v
+		}
 	}
 	if o.reserve {
 		// The server derives the ref from the recipient unless --ref-key row.
@@ -1168,36 +1199,6 @@ func ceilSecond(t time.Time) time.Time {
 	return t.Truncate(time.Second).Add(time.Second)
 }
 
-// rowClass sorts the sends a campaign avoids.
-type rowClass int
-
-const (
-	classNone     rowClass = iota // ALLOW, ERROR, DUPLICATE: not an avoided send
-	classDoomed                   // Meta would refuse it
-	classUnwanted                 // Meta would deliver it, against the sender's own rules
-)
-
-// classify sorts a decision: DEFER and DENY are avoided sends, doomed when any
-// blocking reason predicts a Meta error (or the number is not a number at all),
-// unwanted otherwise.
-func classify(resp *sgv1.CheckSendResponse) rowClass {
-	v := resp.GetVerdict()
-	if resp.GetError() != nil || resp.GetDuplicate() || (v != sgv1.Verdict_VERDICT_DEFER && v != sgv1.Verdict_VERDICT_DENY) {
-		return classNone
-	}
-	for _, r := range resp.GetReasons() {
-		if !r.GetShadow() && reasonDoomed(r) {
-			return classDoomed
-		}
-	}
-	return classUnwanted
-}
-
-// reasonDoomed reports whether a reason means Meta would refuse the send.
-func reasonDoomed(r *sgv1.Reason) bool {
-	return r.GetMetaErrorCode() != 0 || r.GetRule() == sgv1.Rule_RULE_INVALID_NUMBER
-}
-
 // auditSummary counts what a run found.
 type auditSummary struct {
 	opts                  *auditOptions
@@ -1259,14 +1260,14 @@ func (s *auditSummary) add(r *auditRow) {
 		switch {
 		case reason.GetShadow():
 			rc.shadow++
-		case reasonDoomed(reason):
+		case audience.ReasonDoomed(reason):
 			rc.doomed++
 		default:
 			rc.unwanted++
 		}
 	}
-	switch classify(resp) {
-	case classDoomed:
+	switch audience.Classify(resp) {
+	case audience.Doomed:
 		s.doomed++
 		for _, reason := range resp.GetReasons() {
 			switch {
@@ -1277,7 +1278,7 @@ func (s *auditSummary) add(r *auditRow) {
 				s.invalid++
 			}
 		}
-	case classUnwanted:
+	case audience.Unwanted:
 		s.unwanted++
 	}
 }

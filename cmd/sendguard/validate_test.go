@@ -95,47 +95,10 @@ func reason(rule sgv1.Rule, code int32, shadow bool) *sgv1.Reason {
 	return &sgv1.Reason{Rule: rule, MetaErrorCode: code, Shadow: shadow}
 }
 
-// TestClassify: avoided sends are doomed when any blocking reason predicts a Meta
-// error (or the number is not one), unwanted otherwise; ALLOW, errors and
-// duplicates are not avoided sends.
-func TestClassify(t *testing.T) {
+// TestSummary: the summary counts rows by verdict, by rule and by class
+// (the classification itself is internal/audience's, tested there).
+func TestSummary(t *testing.T) {
 	deny, deferV, allow := sgv1.Verdict_VERDICT_DENY, sgv1.Verdict_VERDICT_DEFER, sgv1.Verdict_VERDICT_ALLOW
-	for _, tc := range []struct {
-		name string
-		resp *sgv1.CheckSendResponse
-		want rowClass
-	}{
-		{"allow", &sgv1.CheckSendResponse{Verdict: allow}, classNone},
-		{"allow, shadowed cap", &sgv1.CheckSendResponse{Verdict: allow, Shadow: true, Reasons: []*sgv1.Reason{reason(sgv1.Rule_RULE_FREQUENCY_CAP, 0, true)}}, classNone},
-		{"row error", &sgv1.CheckSendResponse{Error: &sgv1.RowError{Code: 3}}, classNone},
-		{"duplicate", &sgv1.CheckSendResponse{Verdict: deferV, Duplicate: true, Reasons: []*sgv1.Reason{reason(sgv1.Rule_RULE_FREQUENCY_CAP, 0, false)}}, classNone},
-		{"invalid number", &sgv1.CheckSendResponse{Verdict: deny, Reasons: []*sgv1.Reason{reason(sgv1.Rule_RULE_INVALID_NUMBER, 0, false)}}, classDoomed},
-		{"US", &sgv1.CheckSendResponse{Verdict: deny, Reasons: []*sgv1.Reason{reason(sgv1.Rule_RULE_REGION_BLOCKED, 131049, false)}}, classDoomed},
-		{"Meta's opt-out", &sgv1.CheckSendResponse{Verdict: deny, Reasons: []*sgv1.Reason{reason(sgv1.Rule_RULE_OPTED_OUT, 131050, false)}}, classDoomed},
-		{"own opt-out", &sgv1.CheckSendResponse{Verdict: deny, Reasons: []*sgv1.Reason{reason(sgv1.Rule_RULE_OPTED_OUT, 0, false)}}, classUnwanted},
-		{"no consent", &sgv1.CheckSendResponse{Verdict: deny, Reasons: []*sgv1.Reason{reason(sgv1.Rule_RULE_NO_CONSENT, 0, false)}}, classUnwanted},
-		{"131049 cooldown", &sgv1.CheckSendResponse{Verdict: deferV, Reasons: []*sgv1.Reason{reason(sgv1.Rule_RULE_ECOSYSTEM_LIMIT, 131049, false)}}, classDoomed},
-		{"experiment", &sgv1.CheckSendResponse{Verdict: deferV, Reasons: []*sgv1.Reason{reason(sgv1.Rule_RULE_EXPERIMENT, 130472, false)}}, classDoomed},
-		{"undeliverable", &sgv1.CheckSendResponse{Verdict: deferV, Reasons: []*sgv1.Reason{reason(sgv1.Rule_RULE_UNDELIVERABLE, 131026, false)}}, classDoomed},
-		{"pair rate", &sgv1.CheckSendResponse{Verdict: deferV, Reasons: []*sgv1.Reason{reason(sgv1.Rule_RULE_PAIR_RATE, 131056, false)}}, classDoomed},
-		{"paused", &sgv1.CheckSendResponse{Verdict: deferV, Reasons: []*sgv1.Reason{reason(sgv1.Rule_RULE_TEMPLATE_PAUSED, 132015, false)}}, classDoomed},
-		{"disabled", &sgv1.CheckSendResponse{Verdict: deny, Reasons: []*sgv1.Reason{reason(sgv1.Rule_RULE_TEMPLATE_PAUSED, 132016, false)}}, classDoomed},
-		{"window", &sgv1.CheckSendResponse{Verdict: deny, Reasons: []*sgv1.Reason{reason(sgv1.Rule_RULE_SERVICE_WINDOW, 131047, false)}}, classDoomed},
-		{"cap", &sgv1.CheckSendResponse{Verdict: deferV, Reasons: []*sgv1.Reason{reason(sgv1.Rule_RULE_FREQUENCY_CAP, 0, false)}}, classUnwanted},
-		{"quiet hours", &sgv1.CheckSendResponse{Verdict: deferV, Reasons: []*sgv1.Reason{reason(sgv1.Rule_RULE_QUIET_HOURS, 0, false)}}, classUnwanted},
-		{"repeat", &sgv1.CheckSendResponse{Verdict: deferV, Reasons: []*sgv1.Reason{reason(sgv1.Rule_RULE_TEMPLATE_REPEAT, 0, false)}}, classUnwanted},
-		{"messaging limit", &sgv1.CheckSendResponse{Verdict: deferV, Reasons: []*sgv1.Reason{reason(sgv1.Rule_RULE_MESSAGING_LIMIT, 0, false)}}, classUnwanted},
-		{"cap and 131049: doomed wins", &sgv1.CheckSendResponse{Verdict: deferV, Reasons: []*sgv1.Reason{
-			reason(sgv1.Rule_RULE_FREQUENCY_CAP, 0, false), reason(sgv1.Rule_RULE_ECOSYSTEM_LIMIT, 131049, false)}}, classDoomed},
-		{"cap, shadowed 131049", &sgv1.CheckSendResponse{Verdict: deferV, Reasons: []*sgv1.Reason{
-			reason(sgv1.Rule_RULE_FREQUENCY_CAP, 0, false), reason(sgv1.Rule_RULE_ECOSYSTEM_LIMIT, 131049, true)}}, classUnwanted},
-	} {
-		if got := classify(tc.resp); got != tc.want {
-			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
-		}
-	}
-
-	// The summary counts rows by verdict, by rule and by class.
 	o := &auditOptions{reserve: true}
 	s := newSummary(o)
 	for _, r := range []*auditRow{

@@ -16,7 +16,7 @@ import (
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 	"github.com/sendguard/sendguard/server"
-	"github.com/sendguard/sendguard/storage/badger"
+	"github.com/sendguard/sendguard/storage"
 	"github.com/sendguard/sendguard/webhook"
 )
 
@@ -158,7 +158,7 @@ func (w *workloads) flowCampaign(ctx context.Context, c int, audience, allowed [
 	start := time.Now()
 	open := func(ctx context.Context) (grpc.ClientStream, error) {
 		if allowed != nil {
-			return w.t.conn().Conn().NewStream(ctx, &server.BenchEchoStreamDesc, server.BenchEchoMethod)
+			return w.t.conn().Conn().NewStream(ctx, &echoStreamDesc, echoMethod)
 		}
 		return w.t.conn().API().CheckSendStream(ctx)
 	}
@@ -415,9 +415,9 @@ func (w *workloads) flow(ctx context.Context) error {
 }
 
 // recordCache reads the in-process store's record cache counters.
-func (w *workloads) recordCache() (badger.RecordCacheStats, bool) {
+func (w *workloads) recordCache() (storage.RecordCacheStats, bool) {
 	if w.t.store == nil {
-		return badger.RecordCacheStats{}, false
+		return storage.RecordCacheStats{}, false
 	}
 	return w.t.store.RecordCache()
 }

@@ -29,6 +29,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sendguard/sendguard/client"
+	"github.com/sendguard/sendguard/internal/serve"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 	"github.com/sendguard/sendguard/server"
 	"github.com/sendguard/sendguard/storage/badger"
@@ -134,7 +135,7 @@ type Config struct {
 	FlowTimeout time.Duration
 }
 
-// DefaultConfig returns the defaults of `sendguard bench`.
+// DefaultConfig returns the defaults of `sendguard-bench`.
 func DefaultConfig() Config {
 	return Config{
 		PhoneNumberID:  Business,
@@ -253,17 +254,26 @@ func startLocal(ctx context.Context, dir, durability string, conns int, recordCa
 	secret := make([]byte, 16)
 	_, _ = crand.Read(secret)
 	cfg := server.DefaultConfig()
-	cfg.DataDir, cfg.Store = dir, st
+	cfg.DataDir = dir
 	cfg.GRPCAddr, cfg.HTTPAddr, cfg.APIAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Logger = log
 	cfg.Durability = durability
 	cfg.WebhookSecret = []byte(hex.EncodeToString(secret))
-	srv, err := server.New(cfg)
+	if cfg.HashSecret, err = serve.LoadHashSecret(cfg, st); err != nil {
+		st.Close()
+		return nil, err
+	}
+	srv, err := server.New(st, cfg)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	srv.EnableBenchEcho()
+	if err := srv.Listen(); err != nil {
+		srv.Close()
+		st.Close()
+		return nil, err
+	}
+	registerEcho(srv.GRPCServer())
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(rctx) }()
@@ -634,7 +644,7 @@ func (w *workloads) stream(ctx context.Context, echo, reserve bool, d time.Durat
 	open := func(ctx context.Context) (grpc.ClientStream, error) {
 		c := w.t.conn()
 		if echo {
-			return c.Conn().NewStream(ctx, &server.BenchEchoStreamDesc, server.BenchEchoMethod)
+			return c.Conn().NewStream(ctx, &echoStreamDesc, echoMethod)
 		}
 		return c.API().CheckSendStream(ctx)
 	}
@@ -680,14 +690,14 @@ func (w *workloads) all(ctx context.Context, small *target) error {
 	if cfg.wants(WStream) || cfg.wants(WReserve) {
 		// Probe: an empty echo stream ends with io.EOF, a server not in bench mode
 		// answers Unimplemented.
-		st, err := w.t.conn().Conn().NewStream(ctx, &server.BenchEchoStreamDesc, server.BenchEchoMethod)
+		st, err := w.t.conn().Conn().NewStream(ctx, &echoStreamDesc, echoMethod)
 		if err == nil {
 			_ = st.CloseSend()
 			err = st.RecvMsg(new(sgv1.CheckSendResponse))
 		}
 		if status.Code(err) == codes.Unimplemented {
 			echoAvailable = false
-			rp.notes = append(rp.notes, "the echo baseline needs a server in bench mode (`sendguard bench --serve-only`); stream ratios are not available")
+			rp.notes = append(rp.notes, "the echo baseline needs a server in bench mode (`sendguard-bench --serve-only`); stream ratios are not available")
 		}
 	}
 	streamPair := func(name string, reserve bool) error {

@@ -80,7 +80,7 @@ func TestWebhookBody(t *testing.T) {
 	}
 }
 
-// TestRun is a miniature `sendguard bench`: every workload runs against an
+// TestRun is a miniature `sendguard-bench`: every workload runs against an
 // in-process server and the table has a row for each.
 func TestRun(t *testing.T) {
 	if testing.Short() {

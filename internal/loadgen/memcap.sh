@@ -13,7 +13,7 @@
 #   internal/loadgen/memcap.sh DATA_DIR NUMBERS [LIMIT_BYTES...]
 #
 # When DATA_DIR holds no finished seeding, it is seeded first with NUMBERS
-# numbers, every one stored (sendguard bench --serve-only --numbers NUMBERS
+# numbers, every one stored (sendguard-bench --serve-only --numbers NUMBERS
 # --fresh 0 --data DATA_DIR: about 4 minutes and 0.9 GB at 10 M); later runs
 # reuse it.
 set -euo pipefail
@@ -26,9 +26,9 @@ if [[ ${#limits[@]} -eq 0 ]]; then
 	limits=(0 1073741824)
 fi
 work=$(mktemp -d)
-bin=${SENDGUARD_BIN:-$work/sendguard}
-if [[ -z ${SENDGUARD_BIN:-} ]]; then
-	go build -o "$bin" ./cmd/sendguard
+bin=${SENDGUARD_BENCH_BIN:-$work/sendguard-bench}
+if [[ -z ${SENDGUARD_BENCH_BIN:-} ]]; then
+	go build -o "$bin" ./cmd/sendguard-bench
 fi
 cg=sendguard-memcap-$$
 cgdir=""
@@ -47,7 +47,7 @@ cleanup() {
 }
 trap 'cleanup; rm -rf "$work"' EXIT
 
-# start_server LOG ARGS... starts "$bin bench --serve-only ARGS..." in the
+# start_server LOG ARGS... starts "$bin --serve-only ARGS..." in the
 # background, in the cgroup cgdir when it is set, with its output in LOG, and
 # waits until it is ready (or fails, printing LOG).
 start_server() {
@@ -56,7 +56,7 @@ start_server() {
 	# The shell joins the cgroup first and only then becomes the server: a
 	# server that could not join does not start.
 	sh -c 'if [ -n "$1" ]; then echo $$ > "$1/cgroup.procs" || exit 1; fi; shift; exec "$@"' \
-		sh "$cgdir" "$bin" bench --serve-only "$@" >"$log" 2>&1 &
+		sh "$cgdir" "$bin" --serve-only "$@" >"$log" 2>&1 &
 	pid=$!
 	until grep -q 'bench server ready' "$log"; do
 		if ! kill -0 "$pid" 2>/dev/null; then
@@ -128,7 +128,7 @@ run() {
 	sleep 30
 	faults=$(cut -d')' -f2 "/proc/$pid/stat" | awk '{print $10}')
 	echo "== $label"
-	if ! "$bin" bench --addr "$grpc" --http-addr "$http" --skip-seed --numbers "$numbers" \
+	if ! "$bin" --addr "$grpc" --http-addr "$http" --skip-seed --numbers "$numbers" \
 		--workloads "${MEMCAP_WORKLOADS:-stream,unary,unary1}" --duration 10s --rounds 3 --markdown >"$work/load.out" 2>&1; then
 		cat "$work/load.out" >&2
 		if ! kill -0 "$pid" 2>/dev/null; then

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sendguard/sendguard/client"
 	"github.com/sendguard/sendguard/internal/redistest"
+	"github.com/sendguard/sendguard/internal/serve"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 	"github.com/sendguard/sendguard/server"
 	"github.com/sendguard/sendguard/storage"
@@ -76,9 +77,18 @@ func BenchmarkScaleOut(b *testing.B) {
 		cfg := server.DefaultConfig()
 		cfg.GRPCAddr, cfg.HTTPAddr, cfg.APIAddr = "127.0.0.1:0", "", ""
 		cfg.Logger = log
-		cfg.Store, cfg.DataDir = st, b.TempDir()
-		srv, err := server.New(cfg)
+		cfg.DataDir = b.TempDir()
+		secret, err := serve.LoadHashSecret(cfg, st) // Redis's shared one: the same in both replicas
 		if err != nil {
+			b.Fatal(err)
+		}
+		cfg.HashSecret = secret
+		srv, err := server.New(st, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := srv.Listen(); err != nil {
+			srv.Close()
 			b.Fatal(err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())

@@ -5,6 +5,8 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+
+	"github.com/sendguard/sendguard/storage"
 )
 
 // The record cache keeps recipients' records as they are stored (the encoded
@@ -223,25 +225,12 @@ func (sh *cacheShard) moveFront(e *cacheEntry) {
 	e.prev.next, e.next.prev = e, e
 }
 
-// RecordCacheStats is what the record cache has done since the store opened.
-type RecordCacheStats struct {
-	// Hits and Misses count the reads of a recipient's record that found it
-	// cached and those that did not: a check's (GetContact: the key filter's
-	// answers for keys never stored are neither) and the read of every update
-	// (a reservation's, a report's), whose misses include numbers not stored
-	// yet.
-	Hits, Misses uint64
-	// Bytes is what the cached records take, by the cache's own count;
-	// Limit is the most it holds (Options.RecordCache).
-	Bytes, Limit int64
-}
-
-// RecordCache reports the record cache's counters; ok is false when the store
-// has none (Options.RecordCache 0).
-func (s *Store) RecordCache() (st RecordCacheStats, ok bool) {
+// RecordCache implements storage.RecordCacher: the record cache's counters; ok
+// is false when the store has none (Options.RecordCache 0).
+func (s *Store) RecordCache() (st storage.RecordCacheStats, ok bool) {
 	c := s.cache
 	if c == nil {
-		return RecordCacheStats{}, false
+		return storage.RecordCacheStats{}, false
 	}
-	return RecordCacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Bytes: c.used.Load(), Limit: c.limit}, true
+	return storage.RecordCacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Bytes: c.used.Load(), Limit: c.limit}, true
 }

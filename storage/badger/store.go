@@ -18,7 +18,11 @@ import (
 	"github.com/sendguard/sendguard/storage/internal/stripe"
 )
 
-var _ storage.Store = (*Store)(nil)
+var (
+	_ storage.Store      = (*Store)(nil)
+	_ storage.Backuper   = (*Store)(nil)
+	_ storage.SpaceGuard = (*Store)(nil)
+)
 
 // DefaultGCInterval is how often the value-log GC runs when Options.GCInterval is 0.
 const DefaultGCInterval = 5 * time.Minute

@@ -49,6 +49,8 @@ func typicalRelationship(sends int) validator.Relationship {
 		OwnStopReason:  "STOP keyword",
 		OwnStartAt:     at(base - 600),
 		OwnStartReason: "SetOptOut(false): signed up on the web form",
+		ConsentAt:      at(base - 600),
+		ConsentReason:  "SetOptOut(false): signed up on the web form",
 		UserID:         "BR.1502576394655843",
 		WaID:           "5215512345678",
 		Local:          fullFacts(),
@@ -65,6 +67,7 @@ func typicalRelationship(sends int) validator.Relationship {
 			Reached:    i%2 == 0,
 			Delivered:  i%3 == 0,
 			Inferred:   i%4 == 3,
+			Slot:       i%5 == 0,
 		})
 	}
 	for i := range 5 {
@@ -538,5 +541,70 @@ func TestSections(t *testing.T) {
 		if err := DecodeRelationship(bad, &got); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: err %v, want ErrInvalid", name, err)
 		}
+	}
+}
+
+// TestConsentSection: consent is kept apart from the lift of the business's
+// own opt-out (section 'c', written only when reading the record as an older
+// one would not give it back), and a record written before is read as the
+// README's upgrade note says: a lift whose reason names its keyword is
+// re-judged by this release's opt-in keywords (START, UNSTOP: the lift stands,
+// no consent; VOLTAR, ALTA: no lift, the opt-out is in force again), any other
+// lift stands as lift and consent.
+func TestConsentSection(t *testing.T) {
+	stop, lift, consent := at(base-700), at(base-600), at(base-500)
+	mk := func(startReason string, consentAt time.Time, consentReason string) validator.Relationship {
+		r := typicalRelationship(2)
+		r.OwnStopAt, r.OwnStartAt, r.OwnStartReason = stop, lift, startReason
+		r.ConsentAt, r.ConsentReason = consentAt, consentReason
+		return r
+	}
+	type state struct {
+		optedOut, consented bool
+		consentAt           time.Time
+		consentReason       string
+	}
+	for _, tc := range []struct {
+		name        string
+		rel         validator.Relationship
+		written     bool  // a 'c' section is written
+		now, legacy state // read back from this release's record, and from the record of before
+	}{
+		{"SetOptOut(false): lift and consent", mk("web form", lift, "web form"), false,
+			state{false, true, lift, "web form"}, state{false, true, lift, "web form"}},
+		{"START keyword, not consent", mk(`keyword "START"`, time.Time{}, ""), true,
+			state{false, false, time.Time{}, ""}, state{false, false, time.Time{}, ""}},
+		{"START keyword recorded as consent", mk(`keyword "START"`, lift, `keyword "START"`), true,
+			state{false, true, lift, `keyword "START"`}, state{false, false, time.Time{}, ""}},
+		{"VOLTAR keyword", mk(`keyword "VOLTAR"`, lift, `keyword "VOLTAR"`), true,
+			state{false, true, lift, `keyword "VOLTAR"`}, state{true, false, time.Time{}, ""}},
+		{"alta keyword", mk(`keyword "alta"`, lift, `keyword "alta"`), true,
+			state{false, true, lift, `keyword "alta"`}, state{true, false, time.Time{}, ""}},
+		{"a consent apart from the lift", mk("web form", consent, "double opt-in"), true,
+			state{false, true, consent, "double opt-in"}, state{false, true, lift, "web form"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			check := func(what string, b []byte, want state) {
+				t.Helper()
+				var got validator.Relationship
+				if err := DecodeRelationship(b, &got); err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+				g := state{got.OwnOptedOut(), got.Consented(), got.ConsentAt, got.ConsentReason}
+				if !g.consentAt.Equal(want.consentAt) || g.optedOut != want.optedOut || g.consented != want.consented || g.consentReason != want.consentReason {
+					t.Errorf("%s: read %+v, want %+v", what, g, want)
+				}
+			}
+			b := AppendRelationship(nil, &tc.rel)
+			saved := sections
+			sections = nil // as the release before wrote it: no consent, the lift was consent
+			old := AppendRelationship(nil, &tc.rel)
+			sections = saved
+			if written := !bytes.Equal(b, old); written != tc.written {
+				t.Errorf("section written %v, want %v", written, tc.written)
+			}
+			check("this release's record", b, tc.now)
+			check("the record of before", old, tc.legacy)
+		})
 	}
 }

@@ -17,7 +17,8 @@ const (
 	sendReached   = 1 << 1
 	sendDelivered = 1 << 2
 	sendInferred  = 1 << 3
-	sendFlags     = sendFailed | sendReached | sendDelivered | sendInferred
+	sendSlot      = 1 << 4 // issue 14: the reservation took a messaging-limit slot
+	sendFlags     = sendFailed | sendReached | sendDelivered | sendInferred | sendSlot
 )
 
 // Smallest encodings of a list element, used to bound list lengths on decode.
@@ -74,6 +75,9 @@ func AppendRelationship(dst []byte, r *validator.Relationship) []byte {
 		if s.Inferred {
 			flags |= sendInferred
 		}
+		if s.Slot {
+			flags |= sendSlot
+		}
 		dst = append(dst, flags)
 	}
 
@@ -106,10 +110,14 @@ type section struct {
 	present func(r *validator.Relationship) bool
 	append  func(dst []byte, r *validator.Relationship) []byte
 	decode  func(d *decoder, r *validator.Relationship)
+	// absent, if set, is called after decoding a record without this section
+	// (written before it existed, or with nothing to write): it reads what
+	// an older record meant in the section's terms.
+	absent func(r *validator.Relationship)
 }
 
 // sections are the relationship's sections, in ascending tag order.
-var sections = []section{}
+var sections = []section{consentSection}
 
 // hasSections reports whether any section of r is written.
 func hasSections(r *validator.Relationship) bool {
@@ -131,7 +139,8 @@ func appendSections(dst []byte, r *validator.Relationship) []byte {
 	return dst
 }
 
-// decodeSections reads the sections that follow the senders' trailer.
+// decodeSections reads the sections that follow the senders' trailer, and
+// calls absent for each section the record lacks.
 func decodeSections(d *decoder, r *validator.Relationship) {
 	next := 0 // sections[next:] may still follow
 	for d.err == nil && d.off < len(d.b) {
@@ -144,8 +153,20 @@ func decodeSections(d *decoder, r *validator.Relationship) {
 			d.fail(fmt.Sprintf("section tag %q (unknown, repeated or out of order)", tag))
 			return
 		}
+		absentSections(sections[next:i], r)
 		sections[i].decode(d, r)
 		next = i + 1
+	}
+	if d.err == nil {
+		absentSections(sections[next:], r)
+	}
+}
+
+func absentSections(skipped []section, r *validator.Relationship) {
+	for i := range skipped {
+		if f := skipped[i].absent; f != nil {
+			f(r)
+		}
 	}
 }
 
@@ -270,6 +291,7 @@ func DecodeRelationship(b []byte, r *validator.Relationship) error {
 			s.Reached = flags&sendReached != 0
 			s.Delivered = flags&sendDelivered != 0
 			s.Inferred = flags&sendInferred != 0
+			s.Slot = flags&sendSlot != 0
 		}
 	}
 

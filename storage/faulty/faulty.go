@@ -24,6 +24,11 @@ var _ storage.Store = (*Store)(nil)
 // Wrap returns s with fault injection.
 func Wrap(s storage.Store) *Store { return &Store{inner: s} }
 
+// Unwrap implements storage.Unwrapper: the optional capabilities of the store
+// it wraps (storage.UnwrapAs) are found through it, and a fault does not touch
+// them (a Pinger's Ping, a SpaceGuard's Space answer as the store's own).
+func (f *Store) Unwrap() storage.Store { return f.inner }
+
 // Fail makes every later call return cause wrapped in storage.ErrUnavailable, as a
 // backend reports an engine failure; Fail(nil) clears the fault.
 func (f *Store) Fail(cause error) {

@@ -25,6 +25,7 @@ import (
 var (
 	_ storage.Store        = (*Store)(nil)
 	_ storage.SecretKeeper = (*Store)(nil)
+	_ storage.Shared       = (*Store)(nil)
 	_ storage.Pinger       = (*Store)(nil)
 )
 
@@ -385,6 +386,10 @@ func (s *Store) fail(ctx context.Context, op string, err error) error {
 	}
 	return fmt.Errorf("%w: redis %s: %v", storage.ErrUnavailable, op, err)
 }
+
+// SharedByReplicas implements storage.Shared: every replica that names the same
+// Redis writes it.
+func (s *Store) SharedByReplicas() bool { return true }
 
 // SharedSecret implements storage.SecretKeeper: the first replica to ask stores
 // a new random secret (SET NX); every replica then reads the same one. Losing it

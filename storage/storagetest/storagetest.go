@@ -81,10 +81,16 @@ func relationship() validator.Relationship {
 			LastInboundAt: at(base - 50),
 			PairTAT:       at(base + 6),
 		},
+		// A keyword lift apart from an earlier consent, and a send that took a
+		// messaging-limit slot (issue 14), round-trip too.
+		OwnStopAt:      at(base - 150),
+		OwnStopReason:  `button "Stop promotions"`,
 		OwnStartAt:     at(base - 100),
-		OwnStartReason: "web form",
+		OwnStartReason: `keyword "START"`,
+		ConsentAt:      at(base - 200),
+		ConsentReason:  "web form",
 		Sends: []validator.Send{
-			{At: at(base - 20), Ref: "r1", MessageID: "wamid.1", Category: sgv1.Category_CATEGORY_MARKETING, Template: "sale", CampaignID: "c1", Reached: true},
+			{At: at(base - 20), Ref: "r1", MessageID: "wamid.1", Category: sgv1.Category_CATEGORY_MARKETING, Template: "sale", CampaignID: "c1", Reached: true, Slot: true},
 			{At: at(base - 10), Ref: "r2", Category: sgv1.Category_CATEGORY_UTILITY, Template: "receipt", Failed: true},
 		},
 		UserID: "BR.1502576394655843",

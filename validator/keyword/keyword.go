@@ -8,11 +8,22 @@ import (
 )
 
 // DefaultOptOut are the common opt-out keywords in English, Spanish and
-// Portuguese.
-var DefaultOptOut = []string{"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "BAJA", "DETENER", "PARAR", "SALIR", "DESUSCRIBIR", "SAIR", "CANCELAR", "REMOVER", "DESCADASTRAR"}
+// Portuguese, and the labels of Meta's marketing opt-out quick-reply button,
+// which Meta shows in the template's language ("Stop promotions", and as
+// senders' templates and webhook fixtures show it in Portuguese and Spanish)
+// and does not act on: a tap arrives as a button reply whose text is the
+// label, and the business must opt the user out.
+var DefaultOptOut = []string{
+	"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT",
+	"BAJA", "DETENER", "PARAR", "SALIR", "DESUSCRIBIR",
+	"SAIR", "CANCELAR", "REMOVER", "DESCADASTRAR",
+	"Stop promotions", "Parar promoções", "Detener promociones",
+}
 
-// DefaultOptIn are the common keywords for opting back in.
-var DefaultOptIn = []string{"START", "UNSTOP", "ALTA", "INICIAR", "VOLVER", "VOLTAR"}
+// DefaultOptIn are the keywords for opting back in: only the explicit ones.
+// Chatbot navigation words (VOLTAR, VOLVER, INICIAR: "back", "start"), which
+// users tap in menus, are not a request for marketing.
+var DefaultOptIn = []string{"START", "UNSTOP"}
 
 // Normalize returns the form in which keywords are compared:
 //   - compatibility-decomposed (NFKD) with combining marks dropped, so

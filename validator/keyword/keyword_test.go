@@ -70,12 +70,24 @@ func TestMatch(t *testing.T) {
 		{"", false, false},
 		{"   ", false, false},
 		{"!", false, false},
-		{"ALTA", false, true},
-		{"Voltar", false, true},
+		// Chatbot navigation is not an opt-in (issue 14).
+		{"ALTA", false, false},
+		{"Voltar", false, false},
+		{"VOLVER", false, false},
+		{"Iniciar!", false, false},
 		{"start", false, true},
-		{"Iniciar!", false, true},
 		{"Volver a empezar", false, false},
 		{"unstop", false, true},
+		{" START ", false, true},
+		// The labels of Meta's marketing opt-out button, as a tap sends them.
+		{"Stop promotions", true, false},
+		{"STOP PROMOTIONS", true, false},
+		{"Parar promoções", true, false},
+		{"parar promocoes", true, false},
+		{"Detener promociones", true, false},
+		{"Detener  promociones!", true, false},
+		{"Please stop promotions", false, false},
+		{"stop promotion", false, false},
 	}
 	for _, tt := range tests {
 		if got := out.Match(tt.text); got != tt.optOut {

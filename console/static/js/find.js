@@ -51,6 +51,9 @@ function render(c) {
   if (c.optedOut) optOut.push(h('strong', null, 'Opted out of your marketing'), c.optOutReason ? ` — ${c.optOutReason}` : '');
   if (!c.metaOptedOut && !c.optedOut) optOut.push(c.suppressed ? 'Suppressed (a forgotten opt-out)' : 'Not opted out');
   const windowOpen = c.serviceWindowUntil ? ['open until ', timeEl(c.serviceWindowUntil)] : ['closed'];
+  const freeEntry = c.freeEntryWindowUntil
+    ? ['open until ', timeEl(c.freeEntryWindowUntil), ' (a free entry point: marketing is not held back by the experiment)']
+    : ['closed'];
   $('contact').replaceChildren(
     h('div', { class: 'cards' },
       card('Identity',
@@ -63,6 +66,7 @@ function render(c) {
         row('Consent', c.consentAt ? ['given ', timeEl(c.consentAt), c.consentReason ? ` — ${c.consentReason}` : ''] : 'none recorded')),
       card('Windows',
         row('Customer service window', ...windowOpen),
+        row('Free entry point window', h('span', { id: 'free-entry' }, ...freeEntry)),
         row('Last inbound', timeEl(c.lastInboundAt))),
       card('Number-wide facts',
         row('131049 cooldown until', timeEl(n.ecosystemUntil)),

@@ -1,23 +1,14 @@
 // What one answer of CheckSendBatch means for an audience, as `sendguard
-// validate` counts it (cmd/sendguard/validate.go: record, classify,
-// auditSummary.add). The browser tests run validate and this page on the same
-// files and compare every row's verdict and rules and every count, so the two
-// cannot drift apart.
+// validate` counts it (cmd/sendguard/validate.go: record, auditSummary.add).
+// Which avoided sends are doomed or unwanted is not decided here: that is
+// classification.js, generated from internal/audience, the classification
+// validate uses. The browser tests run validate and this page on the same
+// files and compare every row's verdict and rules and every count, so the
+// counting cannot drift apart either.
 
-// rowClass of an answer: an avoided send is 'doomed' (Meta would refuse it:
-// some blocking reason predicts a Meta error, or the phone is not a number)
-// or 'unwanted' (Meta would deliver it, against the sender's own rules); ''
-// for ALLOW, ERROR and DUPLICATE rows.
-export function classify(resp) {
-  const v = resp.verdict;
-  if (resp.error || resp.duplicate || (v !== 'VERDICT_DEFER' && v !== 'VERDICT_DENY')) return '';
-  return (resp.reasons || []).some((r) => !r.shadow && reasonDoomed(r)) ? 'doomed' : 'unwanted';
-}
+import { classify, reasonDoomed } from './classification.js';
 
-// reasonDoomed: the reason means Meta would refuse the send.
-export function reasonDoomed(r) {
-  return !!r.metaErrorCode || r.rule === 'RULE_INVALID_NUMBER';
-}
+export { classify, reasonDoomed };
 
 const codeNames = ['OK', 'CANCELED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS',
   'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED',

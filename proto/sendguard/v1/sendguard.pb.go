@@ -1162,7 +1162,10 @@ type ReportInboundRequest struct {
 	MessageId string `protobuf:"bytes,4,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
 	// Message or call; unset means a message.
 	Kind InboundKind `protobuf:"varint,5,opt,name=kind,proto3,enum=sendguard.v1.InboundKind" json:"kind,omitempty"`
-	// The text body, checked for opt-out and opt-in keywords.
+	// The text body, checked for opt-out and opt-in keywords; for a tap on a
+	// quick-reply button, its label (Meta's marketing opt-out button sends
+	// "Stop promotions" or its translation, which the default opt-out keywords
+	// hold).
 	Text string `protobuf:"bytes,6,opt,name=text,proto3" json:"text,omitempty"`
 	// When it happened; default now.
 	Timestamp *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
@@ -1176,7 +1179,9 @@ type ReportInboundRequest struct {
 	// The business number the user wrote to or called (its phone_number_id), at
 	// most 128 bytes.
 	Sender string `protobuf:"bytes,9,opt,name=sender,proto3" json:"sender,omitempty"`
-	// The payload of the quick-reply button the user tapped, at most 1024 bytes.
+	// The payload of the quick-reply button the user tapped (or an interactive
+	// reply's id), at most 1024 bytes. Checked for opt-out and opt-in keywords
+	// as text is, on its own.
 	ButtonPayload string `protobuf:"bytes,10,opt,name=button_payload,json=buttonPayload,proto3" json:"button_payload,omitempty"`
 	// The message came from a click-to-WhatsApp ad or a Page button (Meta's
 	// referral): a free entry point. The business's first send from the same
@@ -1301,7 +1306,9 @@ type ReportInboundResponse struct {
 	Duplicate bool `protobuf:"varint,1,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	// The text was an opt-out keyword and the user is now opted out.
 	OptedOut bool `protobuf:"varint,2,opt,name=opted_out,json=optedOut,proto3" json:"opted_out,omitempty"`
-	// The text was an opt-in keyword and consent was recorded.
+	// The text or button payload was an opt-in keyword: the business's own
+	// opt-out is lifted (consent is recorded only with the policy's
+	// keyword_opt_in_is_consent).
 	OptedIn bool `protobuf:"varint,3,opt,name=opted_in,json=optedIn,proto3" json:"opted_in,omitempty"`
 	// When the customer service window now closes.
 	ServiceWindowUntil *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=service_window_until,json=serviceWindowUntil,proto3" json:"service_window_until,omitempty"`
@@ -2816,9 +2823,13 @@ type Policy struct {
 	PairInterval *durationpb.Duration `protobuf:"bytes,7,opt,name=pair_interval,json=pairInterval,proto3" json:"pair_interval,omitempty"`
 	// Pair rate burst. Default 45.
 	PairBurst *int32 `protobuf:"varint,8,opt,name=pair_burst,json=pairBurst,proto3,oneof" json:"pair_burst,omitempty"`
-	// Inbound texts that opt the user out (whole message, case- and accent-insensitive).
+	// Inbound texts (and button labels or payloads) that opt the user out (whole
+	// message, case- and accent-insensitive). Default: STOP, STOPALL,
+	// UNSUBSCRIBE, CANCEL, END, QUIT, BAJA, DETENER, PARAR, SALIR, DESUSCRIBIR,
+	// SAIR, CANCELAR, REMOVER, DESCADASTRAR and the marketing opt-out button's
+	// labels ("Stop promotions", "Parar promoções", "Detener promociones").
 	OptOutKeywords []string `protobuf:"bytes,9,rep,name=opt_out_keywords,json=optOutKeywords,proto3" json:"opt_out_keywords,omitempty"`
-	// Inbound texts that opt the user back in.
+	// Inbound texts that lift the business's own opt-out. Default: START, UNSTOP.
 	OptInKeywords []string `protobuf:"bytes,10,rep,name=opt_in_keywords,json=optInKeywords,proto3" json:"opt_in_keywords,omitempty"`
 	// The recipient's local quiet hours for marketing. Default off.
 	QuietHours *QuietHours `protobuf:"bytes,11,opt,name=quiet_hours,json=quietHours,proto3" json:"quiet_hours,omitempty"`
@@ -2832,7 +2843,9 @@ type Policy struct {
 	// Deny marketing to users without a recorded opt-in. Default false.
 	RequireOptIn *bool `protobuf:"varint,15,opt,name=require_opt_in,json=requireOptIn,proto3,oneof" json:"require_opt_in,omitempty"`
 	// Share and read number-wide facts (131049, 130472, 131026) across businesses.
-	// Default true.
+	// Default false: pooling one client's Meta data to restrict another is what
+	// the WhatsApp Business Solution Terms forbid; turn it on only for
+	// businesses that are one brand.
 	ShareNumberSignals *bool `protobuf:"varint,16,opt,name=share_number_signals,json=shareNumberSignals,proto3,oneof" json:"share_number_signals,omitempty"`
 	// The whole business in shadow mode: reasons are reported, the verdict stays ALLOW
 	// (opt-outs excepted).
@@ -2847,8 +2860,9 @@ type Policy struct {
 	// delivered, read or inbound event); POSSIBLE only one that is not a possible
 	// number. Unspecified: the deployment default.
 	NumberValidation NumberValidation `protobuf:"varint,20,opt,name=number_validation,json=numberValidation,proto3,enum=sendguard.v1.NumberValidation" json:"number_validation,omitempty"`
-	// An opt-in keyword (START, UNSTOP) records consent, not only lifting the
-	// business's own opt-out. Default false.
+	// An opt-in keyword (START, UNSTOP) records consent (for require_opt_in),
+	// not only lifting the business's own opt-out. Default false: consent comes
+	// from SetOptOut(opted_out = false).
 	KeywordOptInIsConsent *bool `protobuf:"varint,21,opt,name=keyword_opt_in_is_consent,json=keywordOptInIsConsent,proto3,oneof" json:"keyword_opt_in_is_consent,omitempty"`
 	unknownFields         protoimpl.UnknownFields
 	sizeCache             protoimpl.SizeCache

@@ -537,7 +537,10 @@ export type ReportInboundRequest = Message<"sendguard.v1.ReportInboundRequest"> 
   kind: InboundKind;
 
   /**
-   * The text body, checked for opt-out and opt-in keywords.
+   * The text body, checked for opt-out and opt-in keywords; for a tap on a
+   * quick-reply button, its label (Meta's marketing opt-out button sends
+   * "Stop promotions" or its translation, which the default opt-out keywords
+   * hold).
    *
    * @generated from field: string text = 6;
    */
@@ -571,7 +574,9 @@ export type ReportInboundRequest = Message<"sendguard.v1.ReportInboundRequest"> 
   sender: string;
 
   /**
-   * The payload of the quick-reply button the user tapped, at most 1024 bytes.
+   * The payload of the quick-reply button the user tapped (or an interactive
+   * reply's id), at most 1024 bytes. Checked for opt-out and opt-in keywords
+   * as text is, on its own.
    *
    * @generated from field: string button_payload = 10;
    */
@@ -616,7 +621,9 @@ export type ReportInboundResponse = Message<"sendguard.v1.ReportInboundResponse"
   optedOut: boolean;
 
   /**
-   * The text was an opt-in keyword and consent was recorded.
+   * The text or button payload was an opt-in keyword: the business's own
+   * opt-out is lifted (consent is recorded only with the policy's
+   * keyword_opt_in_is_consent).
    *
    * @generated from field: bool opted_in = 3;
    */
@@ -1554,14 +1561,18 @@ export type Policy = Message<"sendguard.v1.Policy"> & {
   pairBurst?: number | undefined;
 
   /**
-   * Inbound texts that opt the user out (whole message, case- and accent-insensitive).
+   * Inbound texts (and button labels or payloads) that opt the user out (whole
+   * message, case- and accent-insensitive). Default: STOP, STOPALL,
+   * UNSUBSCRIBE, CANCEL, END, QUIT, BAJA, DETENER, PARAR, SALIR, DESUSCRIBIR,
+   * SAIR, CANCELAR, REMOVER, DESCADASTRAR and the marketing opt-out button's
+   * labels ("Stop promotions", "Parar promoções", "Detener promociones").
    *
    * @generated from field: repeated string opt_out_keywords = 9;
    */
   optOutKeywords: string[];
 
   /**
-   * Inbound texts that opt the user back in.
+   * Inbound texts that lift the business's own opt-out. Default: START, UNSTOP.
    *
    * @generated from field: repeated string opt_in_keywords = 10;
    */
@@ -1605,7 +1616,9 @@ export type Policy = Message<"sendguard.v1.Policy"> & {
 
   /**
    * Share and read number-wide facts (131049, 130472, 131026) across businesses.
-   * Default true.
+   * Default false: pooling one client's Meta data to restrict another is what
+   * the WhatsApp Business Solution Terms forbid; turn it on only for
+   * businesses that are one brand.
    *
    * @generated from field: optional bool share_number_signals = 16;
    */
@@ -1645,8 +1658,9 @@ export type Policy = Message<"sendguard.v1.Policy"> & {
   numberValidation: NumberValidation;
 
   /**
-   * An opt-in keyword (START, UNSTOP) records consent, not only lifting the
-   * business's own opt-out. Default false.
+   * An opt-in keyword (START, UNSTOP) records consent (for require_opt_in),
+   * not only lifting the business's own opt-out. Default false: consent comes
+   * from SetOptOut(opted_out = false).
    *
    * @generated from field: optional bool keyword_opt_in_is_consent = 21;
    */

@@ -1,3 +1,7 @@
+// Command sendguard-bench is sendguard's load command: it seeds numbers, runs
+// every workload against its no-op baseline and prints the table
+// (docs/performance.md). It lives apart from the product binary, as does the
+// echo service it measures streams against (internal/loadgen).
 package main
 
 import (
@@ -9,10 +13,18 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sendguard/sendguard/internal/buildinfo"
 	"github.com/sendguard/sendguard/internal/loadgen"
 	"github.com/sendguard/sendguard/internal/memlimit"
 	"github.com/sendguard/sendguard/server"
 )
+
+func main() {
+	if err := benchCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "sendguard-bench:", err)
+		os.Exit(1)
+	}
+}
 
 func benchCmd() *cobra.Command {
 	cfg := loadgen.DefaultConfig()
@@ -22,11 +34,14 @@ func benchCmd() *cobra.Command {
 		failCodes   = loadgen.FormatFailCodes(cfg.FailCodes)
 	)
 	cmd := &cobra.Command{
-		Use:   "bench",
-		Short: "Load test: seed numbers, run every workload and its no-op baseline, print the table",
+		Use:           "sendguard-bench",
+		Short:         "Load test: seed numbers, run every workload and its no-op baseline, print the table",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       buildinfo.Get().Version,
 		Long: `Measure sendguard against the performance targets (docs/performance.md).
 
-Without --addr, bench starts a server in this process on 127.0.0.1 in bench mode
+Without --addr, sendguard-bench starts a server in this process on 127.0.0.1 in bench mode
 (with a no-op echo stream, the baseline of the stream workloads), seeds --numbers
 numbers straight into its store (--history of them with opt-outs, failures and
 recent sends, --fresh of them left unknown), and runs each workload for
@@ -45,9 +60,9 @@ recent sends, --fresh of them left unknown), and runs each workload for
                                                    vs the same flow with no-op rules
 
 Baselines run in the same process, on the same connection, in the same run, so
-the ratios cancel the machine's noise. With --addr, bench targets a running
-server (seeding it through ReportResult unless --skip-seed); its stream ratios
-need a server started by "sendguard bench --serve-only".`,
+the ratios cancel the machine's noise. With --addr, sendguard-bench targets a
+running server (seeding it through ReportResult unless --skip-seed); its stream
+ratios need a server started by "sendguard-bench --serve-only".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)

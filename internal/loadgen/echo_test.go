@@ -1,9 +1,10 @@
-package server
+package loadgen
 
 import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"testing"
 
@@ -14,12 +15,13 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+	"github.com/sendguard/sendguard/server"
 	"github.com/sendguard/sendguard/storage/badger"
 )
 
 // TestBenchEcho: the echo baseline answers each row with its request_id, an
-// ALLOW and the phone, in order, only on a server that enabled it; a server
-// built the ordinary way does not serve it.
+// ALLOW and the phone, in order, only on a server it was registered on; a
+// server built the ordinary way does not serve it.
 func TestBenchEcho(t *testing.T) {
 	for _, enabled := range []bool{false, true} {
 		st, err := badger.Open(badger.Options{InMemory: true})
@@ -27,15 +29,15 @@ func TestBenchEcho(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer st.Close()
-		cfg := DefaultConfig()
-		cfg.Store, cfg.Logger = st, discardLogger()
-		srv, err := NewService(cfg)
+		cfg := server.DefaultConfig()
+		cfg.HashSecret, cfg.Logger = []byte("echo-test-secret"), slog.New(slog.DiscardHandler)
+		srv, err := server.New(st, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer srv.Close()
 		if enabled {
-			srv.EnableBenchEcho()
+			registerEcho(srv.GRPCServer())
 		}
 		lis := bufconn.Listen(1 << 20)
 		go func() { _ = srv.GRPCServer().Serve(lis) }()
@@ -46,7 +48,7 @@ func TestBenchEcho(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		stream, err := conn.NewStream(context.Background(), &BenchEchoStreamDesc, BenchEchoMethod)
+		stream, err := conn.NewStream(context.Background(), &echoStreamDesc, echoMethod)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,174 @@
+// Package serve is sendguard's serve path, the runner around the service
+// (server.Server): it checks the config, opens the store the config names
+// (Badger in the data directory, or Redis), loads the hash secret, builds the
+// service on them, binds its listeners, serves until its context ends and closes
+// the store last. The service knows none of the storage backends; this package
+// is where they are chosen.
+package serve
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sendguard/sendguard/server"
+	"github.com/sendguard/sendguard/storage"
+	"github.com/sendguard/sendguard/storage/badger"
+	redisstore "github.com/sendguard/sendguard/storage/redis"
+)
+
+// Runner is a service bound to its listeners, on a store it opened.
+type Runner struct {
+	srv   *server.Server
+	store storage.Store
+	cfg   server.Config
+}
+
+// Open checks cfg, opens its store, loads the hash secret, builds the service
+// and binds its listeners. Call Run to serve (or Close to give up).
+func Open(cfg server.Config) (*Runner, error) {
+	if err := checkStore(cfg); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = server.DefaultConfig().Logger
+	}
+	st, err := openStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.HashSecret, err = LoadHashSecret(cfg, st); err != nil {
+		st.Close()
+		return nil, err
+	}
+	srv, err := server.New(st, cfg)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := srv.Listen(); err != nil {
+		srv.Close()
+		st.Close()
+		return nil, err
+	}
+	return &Runner{srv: srv, store: st, cfg: cfg}, nil
+}
+
+// Server returns the service.
+func (r *Runner) Server() *server.Server { return r.srv }
+
+// Store returns the store the runner opened (closed when Run returns).
+func (r *Runner) Store() storage.Store { return r.store }
+
+// Run serves until ctx ends, then stops the service (server.Server.Run) and
+// closes the store.
+func (r *Runner) Run(ctx context.Context) error {
+	err := r.srv.Run(ctx)
+	r.closeStore()
+	return err
+}
+
+// Close stops a runner that is not running, and closes its store.
+func (r *Runner) Close() {
+	r.srv.Close()
+	r.closeStore()
+}
+
+func (r *Runner) closeStore() {
+	if err := r.store.Close(); err != nil {
+		r.cfg.Logger.Error("closing store", "err", err)
+	}
+}
+
+// checkStore checks the choice of store (a data directory for Badger, or a
+// redis:// address) and that there is a gRPC address to listen on.
+func checkStore(cfg server.Config) error {
+	if cfg.GRPCAddr == "" {
+		return errors.New("grpc address is empty")
+	}
+	switch {
+	case cfg.StoreURL == "":
+		if cfg.DataDir == "" {
+			return errors.New("data directory is empty")
+		}
+	case strings.HasPrefix(cfg.StoreURL, "redis://"):
+	default:
+		return fmt.Errorf("store %q: want redis://host:port[,host:port…], or no store for Badger in the data directory", redisstore.Redact(cfg.StoreURL))
+	}
+	return nil
+}
+
+// openStore opens the store cfg names: Badger in cfg.DataDir, or Redis.
+func openStore(cfg server.Config) (storage.Store, error) {
+	if cfg.StoreURL == "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("data directory: %w", err)
+		}
+		st, err := badger.Open(badger.Options{Dir: cfg.DataDir, Logger: cfg.Logger, SyncWrites: cfg.Durability == server.DurabilityStrict,
+			DiskHeadroom: cfg.DiskHeadroom, RecordCache: cfg.RecordCache})
+		if err != nil {
+			return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
+		}
+		return st, nil
+	}
+	o, err := redisstore.ParseURL(cfg.StoreURL)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.RedisPassword != "" {
+		o.Password = cfg.RedisPassword
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	st, err := redisstore.Open(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", redisstore.Redact(cfg.StoreURL), err)
+	}
+	cfg.Logger.Info("store: redis", "addrs", strings.Join(o.Addrs, ","), "cluster", st.Cluster())
+	return st, nil
+}
+
+// LoadHashSecret returns the configured secret; or, on a store shared by
+// replicas, the one kept in the store (the first replica creates it); or the one
+// kept in the data directory (created on first start).
+func LoadHashSecret(cfg server.Config, st storage.Store) ([]byte, error) {
+	if len(cfg.HashSecret) > 0 {
+		return cfg.HashSecret, nil
+	}
+	if keeper, ok := storage.UnwrapAs[storage.SecretKeeper](st); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		b, err := keeper.SharedSecret(ctx, "hash")
+		if err != nil {
+			return nil, fmt.Errorf("shared hash secret: %w", err)
+		}
+		return b, nil
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("no hash secret: configure hash_secret, or a data directory to keep one in")
+	}
+	path := filepath.Join(cfg.DataDir, "suppression.key")
+	b, err := os.ReadFile(path)
+	if err == nil && len(b) >= 32 {
+		return b, nil
+	}
+	if err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	b = make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	return b, nil
+}

@@ -1,0 +1,180 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/sendguard/sendguard/client"
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+	"github.com/sendguard/sendguard/server"
+	"github.com/sendguard/sendguard/storage"
+	"github.com/sendguard/sendguard/storage/badger"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+const brPhone = "+5511987654321"
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestRunDrainsStreams: stopping the server lets an open stream finish, then closes
+// the store.
+func TestRunDrainsStreams(t *testing.T) {
+	cfg := server.DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.APIAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Logger = discardLogger()
+	r, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	c, err := client.Dial(r.Server().GRPCAddr(), client.Options{Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	stream, err := c.CheckStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(id string) {
+		t.Helper()
+		if err := stream.Send(&sgv1.CheckSendRequest{RequestId: id, BusinessId: "acme", Phone: brPhone, Category: sgv1.Category_CATEGORY_UTILITY}); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := stream.Recv()
+		if err != nil || resp.RequestId != id {
+			t.Fatalf("row %s: %v %v", id, resp, err)
+		}
+	}
+	send("before")
+	cancel() // SIGTERM
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned with a stream open: %v", err)
+	default:
+	}
+	send("during drain")
+	if err := stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err == nil {
+		t.Fatal("stream not ended")
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return after the stream ended")
+	}
+	// The store is closed: reopening the directory works.
+	st, err := badger.Open(badger.Options{Dir: cfg.DataDir})
+	if err != nil {
+		t.Fatalf("store not closed: %v", err)
+	}
+	st.Close()
+}
+
+// TestHashSecretKeptInDataDir: without a configured secret, the runner creates
+// one in the data directory on first start and reads the same one after; a
+// configured one wins; without either there is none.
+func TestHashSecretKeptInDataDir(t *testing.T) {
+	st, err := badger.Open(badger.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg := server.DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	first, err := LoadHashSecret(cfg, st)
+	if err != nil || len(first) < 32 {
+		t.Fatalf("first start: %x, %v", first, err)
+	}
+	again, err := LoadHashSecret(cfg, st)
+	if err != nil || !bytes.Equal(first, again) {
+		t.Fatalf("second start: %x, %v; want %x", again, err, first)
+	}
+	if b, err := os.ReadFile(filepath.Join(cfg.DataDir, "suppression.key")); err != nil || !bytes.Equal(b, first) {
+		t.Fatalf("suppression.key: %x, %v", b, err)
+	}
+	cfg.HashSecret = []byte("configured-secret")
+	if got, err := LoadHashSecret(cfg, st); err != nil || string(got) != "configured-secret" {
+		t.Fatalf("configured: %q, %v", got, err)
+	}
+	cfg.HashSecret, cfg.DataDir = nil, ""
+	if got, err := LoadHashSecret(cfg, st); err == nil {
+		t.Fatalf("no secret and no data directory: %x", got)
+	}
+}
+
+// TestOpenChecksTheStore: a missing data directory or a store address that is
+// not Redis's is refused before anything is opened.
+func TestOpenChecksTheStore(t *testing.T) {
+	for name, c := range map[string]struct {
+		mutate func(*server.Config)
+		want   string
+	}{
+		"no data directory": {func(c *server.Config) { c.DataDir = "" }, "data directory is empty"},
+		"unknown store":     {func(c *server.Config) { c.StoreURL = "memcached://user:hunter2@h:1" }, "want redis://"},
+		"bad address":       {func(c *server.Config) { c.GRPCAddr = "not an address" }, "grpc address"},
+		"no address":        {func(c *server.Config) { c.GRPCAddr = "" }, "grpc address is empty"},
+	} {
+		cfg := server.DefaultConfig()
+		cfg.DataDir = t.TempDir()
+		cfg.GRPCAddr, cfg.HTTPAddr, cfg.APIAddr = "127.0.0.1:0", "", ""
+		cfg.Logger = discardLogger()
+		c.mutate(&cfg)
+		r, err := Open(cfg)
+		if err == nil {
+			r.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: %v, want an error with %q", name, err, c.want)
+		}
+	}
+}
+
+// TestDiskHeadroomReachesBadger: disk_headroom from the config file is the
+// headroom of the Badger store the runner opens (here larger than any disk, so
+// writes are refused from the start).
+func TestDiskHeadroomReachesBadger(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sendguard.yaml")
+	if err := os.WriteFile(path, []byte("disk_headroom: 1000TiB\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := server.DefaultConfig()
+	if err := server.LoadConfigFile(path, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = t.TempDir()
+	cfg.Logger = discardLogger()
+	st, err := openStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sp, ok := st.(storage.SpaceGuard).Space()
+	if !ok {
+		t.Skip("this system's Badger store does not watch its disk")
+	}
+	if sp.Writable || sp.Headroom != 1000<<40 {
+		t.Fatalf("Space with a 1000 TiB headroom: %+v", sp)
+	}
+}
