@@ -38,6 +38,17 @@ type bizSnapshot struct {
 	optOut    *keyword.Matcher
 	optIn     *keyword.Matcher
 	state     validator.Business // never mutated once published
+	// tierApplies is set when neither the business's policy nor the
+	// deployment's sets a messaging limit: Meta's tier (state.Tier, learned
+	// from business_capability_update) is then the limit.
+	tierApplies bool
+}
+
+// withTier makes Meta's tier the snapshot's messaging limit where it applies.
+func (s *bizSnapshot) withTier() {
+	if s.tierApplies {
+		s.policy.MessagingLimit = max(s.state.Tier, 0) // -1: unlimited
+	}
 }
 
 func newSnapshot(defaults validator.Policy, overrides *sgv1.Policy, state validator.Business) (*bizSnapshot, error) {
@@ -48,13 +59,16 @@ func newSnapshot(defaults validator.Policy, overrides *sgv1.Policy, state valida
 	if overrides == nil {
 		overrides = &sgv1.Policy{}
 	}
-	return &bizSnapshot{
-		policy:    p,
-		overrides: overrides,
-		optOut:    keyword.NewMatcher(p.OptOutKeywords),
-		optIn:     keyword.NewMatcher(p.OptInKeywords),
-		state:     state,
-	}, nil
+	snap := &bizSnapshot{
+		policy:      p,
+		overrides:   overrides,
+		optOut:      keyword.NewMatcher(p.OptOutKeywords),
+		optIn:       keyword.NewMatcher(p.OptInKeywords),
+		state:       state,
+		tierApplies: overrides.MessagingLimit == nil && defaults.MessagingLimit == 0,
+	}
+	snap.withTier()
+	return snap, nil
 }
 
 // businessLocks is the number of write locks businesses share (a power of two).
@@ -185,7 +199,7 @@ func (bs *businesses) load(ctx context.Context, id string) (snap *bizSnapshot, s
 	if err != nil {
 		return nil, false, err
 	}
-	if !found && len(state.Templates) == 0 && len(state.Reached) == 0 && len(state.Restrictions) == 0 {
+	if !found && len(state.Templates) == 0 && len(state.Reached) == 0 && len(state.Restrictions) == 0 && state.Tier == 0 {
 		return bs.blank, false, nil
 	}
 	snap, err = newSnapshot(bs.defaults, overrides, state)
@@ -302,6 +316,7 @@ func (bs *businesses) updateStateLocked(ctx context.Context, b *business, fn fun
 	}
 	ns := *b.snap.Load()
 	ns.state = next
+	ns.withTier()
 	b.snap.Store(&ns)
 	bs.cache(b, true)
 	return nil

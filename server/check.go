@@ -135,8 +135,9 @@ func (s *Server) reserve(ctx context.Context, req *sgv1.CheckSendRequest, b *bus
 			At:         chk.SendAt,
 			Sender:     sender,
 			Ref:        ref,
-			Category:   req.GetCategory(),
+			Category:   dec.EffectiveCategory,
 			Template:   req.GetTemplate(),
+			Language:   req.GetTemplateLanguage(),
 			CampaignID: req.GetCampaignId(),
 		})
 		if r.userID != "" && c.Rel.UserID == "" && r.hasNumber {
@@ -255,6 +256,7 @@ func (s *Server) checkInput(req *sgv1.CheckSendRequest, r recipient, sendAt time
 	chk := validator.Check{
 		Category:      req.GetCategory(),
 		Template:      req.GetTemplate(),
+		Language:      req.GetTemplateLanguage(),
 		SendAt:        sendAt,
 		HasNumber:     r.hasNumber,
 		Number:        r.numberProblem(),
@@ -263,7 +265,7 @@ func (s *Server) checkInput(req *sgv1.CheckSendRequest, r recipient, sendAt time
 	}
 	if r.hasNumber {
 		chk.Region = r.number.Region
-		if snap.policy.QuietHours != nil && req.GetCategory() == sgv1.Category_CATEGORY_MARKETING {
+		if snap.policy.QuietHours != nil && validator.EffectiveCategory(&snap.state, &chk, sendAt) == sgv1.Category_CATEGORY_MARKETING {
 			chk.Zones = identity.Zones(r.number)
 		}
 	}
@@ -338,9 +340,9 @@ func (s *Server) answer(req *sgv1.CheckSendRequest, r recipient, c *storage.Cont
 		Duplicate: dup,
 		UserId:    c.Rel.UserID,
 		WaId:      waID(c.Rel.WaID, r),
-		// Meta's own categorisation of templates is not learned yet (issue 14):
-		// the category judged is the request's.
-		EffectiveCategory: req.GetCategory(),
+		// The category judged: the request's, or MARKETING when Meta treats
+		// the template as marketing.
+		EffectiveCategory: dec.EffectiveCategory,
 	}
 	if r.hasNumber {
 		resp.PhoneE164 = r.number.E164

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -24,9 +25,6 @@ func (s *Server) ClearRestriction(ctx context.Context, req *sgv1.ClearRestrictio
 	}
 	now := s.cfg.Now()
 	resp := &sgv1.ClearRestrictionResponse{}
-	if match == nil {
-		return resp, nil // a learned 130497: not learned by this version
-	}
 	if !s.shared {
 		// This process is the only writer: when its snapshot holds nothing to
 		// clear, the store does not either (and a clear of an unknown business
@@ -54,8 +52,8 @@ func (s *Server) ClearRestriction(ctx context.Context, req *sgv1.ClearRestrictio
 // clearMatch validates a ClearRestriction request and returns what it selects:
 // with a sender, that sender's limits (rule SENDER_LIMITED or unspecified);
 // without one, the account's restrictions (ACCOUNT_RESTRICTED), every sender's
-// limits (SENDER_LIMITED), or both (unspecified). REGION_BLOCKED names a learned
-// 130497, which this version does not learn: nil, nothing to clear.
+// limits (SENDER_LIMITED), or both (unspecified); REGION_BLOCKED with a region
+// the account's learned 130497 in that region (only when named so).
 func (s *Server) clearMatch(req *sgv1.ClearRestrictionRequest) (func(*validator.Restriction) bool, error) {
 	if err := checkID("business_id", req.GetBusinessId(), maxBusinessID, true); err != nil {
 		return nil, err
@@ -68,10 +66,14 @@ func (s *Server) clearMatch(req *sgv1.ClearRestrictionRequest) (func(*validator.
 	}
 	rule, sender := req.GetRule(), req.GetSender()
 	if rule == sgv1.Rule_RULE_REGION_BLOCKED {
-		if _, err := regionCode(req.GetRegion()); err != nil {
+		region, err := regionCode(req.GetRegion())
+		if err != nil {
 			return nil, invalidArg("region: %v (RULE_REGION_BLOCKED clears a learned 130497 of one region)", err)
 		}
-		return nil, nil
+		if sender != "" {
+			return nil, invalidArg("sender: a region restriction is the account's (leave it empty)")
+		}
+		return func(r *validator.Restriction) bool { return r.Kind.ByRegion() && strings.EqualFold(r.Sender, region) }, nil
 	}
 	if req.GetRegion() != "" {
 		return nil, invalidArg("region: only with rule RULE_REGION_BLOCKED")
@@ -80,7 +82,7 @@ func (s *Server) clearMatch(req *sgv1.ClearRestrictionRequest) (func(*validator.
 	case rule == sgv1.Rule_RULE_ACCOUNT_RESTRICTED && sender != "":
 		return nil, invalidArg("sender: an account restriction has no sender (leave it empty)")
 	case rule == sgv1.Rule_RULE_ACCOUNT_RESTRICTED:
-		return func(r *validator.Restriction) bool { return !r.Kind.OfSender() }, nil
+		return func(r *validator.Restriction) bool { return !r.Kind.OfSender() && !r.Kind.ByRegion() }, nil
 	case rule != sgv1.Rule_RULE_SENDER_LIMITED && rule != sgv1.Rule_RULE_UNSPECIFIED:
 		return nil, invalidArg("rule: %v is not a restriction (RULE_ACCOUNT_RESTRICTED, RULE_SENDER_LIMITED, RULE_REGION_BLOCKED or unspecified)", rule)
 	case sender != "":
@@ -88,7 +90,7 @@ func (s *Server) clearMatch(req *sgv1.ClearRestrictionRequest) (func(*validator.
 	case rule == sgv1.Rule_RULE_SENDER_LIMITED:
 		return func(r *validator.Restriction) bool { return r.Kind.OfSender() }, nil
 	}
-	return func(*validator.Restriction) bool { return true }, nil
+	return func(r *validator.Restriction) bool { return !r.Kind.ByRegion() }, nil
 }
 
 // restrictionsProto is the restrictions in force at now that concern sender
@@ -102,6 +104,8 @@ func restrictionsProto(st *validator.Business, sender string, now time.Time) []*
 }
 
 func restrictionProto(r validator.Restriction) *sgv1.Restriction {
+	// A learned 130497's region is named in its detail (Restriction has no
+	// region field); Sender is a sender's only.
 	out := &sgv1.Restriction{
 		Rule:          r.Kind.Rule(),
 		Sender:        r.Sender,
@@ -109,6 +113,9 @@ func restrictionProto(r validator.Restriction) *sgv1.Restriction {
 		Since:         timestamppb.New(r.At),
 		Verdict:       r.Kind.Verdict(),
 		Detail:        validator.RestrictionDetail(r),
+	}
+	if r.Kind.ByRegion() {
+		out.Sender = ""
 	}
 	if end := r.End(); !end.IsZero() {
 		out.Until = timestamppb.New(end)

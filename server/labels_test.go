@@ -50,13 +50,16 @@ func TestLabelSetsAreClosed(t *testing.T) {
 		"source":  {"api", "webhook"},
 		"type": {"sent", "delivered", "read", "played", "failed", "inbound_message", "inbound_call",
 			"user_preference_stop", "user_preference_resume", "account_restriction", "account_ban",
-			"user_changed_number", "user_changed_user_id"},
-		"meta_error_code": {"130429", "131048", "131031", "368", "131042"},
-		"event":           {"started", "escalated", "lifted", "cleared"},
-		"outcome":         {"applied", "duplicate"},
-		"method":          {"GET", "POST"},
+			"user_changed_number", "user_changed_user_id",
+			"template_status", "template_category", "capability", "quality"},
+		"meta_error_code": {"130429", "131048", "131031", "368", "131042", "130497"},
+		"event": {"started", "escalated", "lifted", "cleared", "paused", "disabled", "approved", "marked_marketing",
+			"cleared_marketing", "flagged", "unflagged", "upgrade", "downgrade", "onboarding", "throughput_upgrade", "other"},
+		"outcome": {"applied", "duplicate"},
+		"method":  {"GET", "POST"},
 		"reason": append(webhook.Reasons(), "invalid_event", "unmapped_phone_number_id", "preference_category",
-			"unknown_kind", "unmapped_waba_id", "account_restriction_type", "account_ban_state"),
+			"unknown_kind", "unmapped_waba_id", "account_restriction_type", "account_ban_state", "template_event",
+			"category_update_impending"),
 	}
 	for r := range sgv1.Rule_name {
 		closed["rule"] = append(closed["rule"], ruleLabel(sgv1.Rule(r)))

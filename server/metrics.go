@@ -12,6 +12,7 @@ import (
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 	"github.com/sendguard/sendguard/storage"
 	"github.com/sendguard/sendguard/validator"
+	"github.com/sendguard/sendguard/webhook"
 )
 
 // metrics are a server's Prometheus metrics, on a registry of its own (no globals,
@@ -29,6 +30,11 @@ type metrics struct {
 	// restrictionEvents counts restrictions started, escalated, lifted and
 	// cleared (restriction_metrics.go).
 	restrictionEvents *prometheus.CounterVec
+	// templateEvents counts Meta's template webhooks that changed a template
+	// (paused, disabled, approved, marked or cleared as marketing);
+	// qualityEvents its phone_number_quality_update events by event.
+	templateEvents *prometheus.CounterVec
+	qualityEvents  *prometheus.CounterVec
 
 	// Children of decisions and reasons by verdict or rule and shadow, looked up
 	// once: a label lookup hashes the label values on every call, and every
@@ -96,8 +102,24 @@ func newMetrics() *metrics {
 			Help: "Times the store started failing (health went NOT_SERVING).",
 		}),
 		restrictionEvents: newRestrictionEvents(),
+		templateEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sendguard_template_events_total",
+			Help: "Meta's template webhooks that changed a template's state, by event (paused, disabled, approved, marked_marketing, cleared_marketing).",
+		}, []string{"event"}),
+		qualityEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sendguard_sender_quality_events_total",
+			Help: "Meta's phone_number_quality_update webhooks by event (flagged, unflagged, upgrade, downgrade, onboarding, throughput_upgrade, other).",
+		}, []string{"event"}),
 	}
+	for _, e := range templateEventNames {
+		m.templateEvents.WithLabelValues(e)
+	}
+	for _, q := range webhook.QualityEvents {
+		m.qualityEvents.WithLabelValues(strings.ToLower(q))
+	}
+	m.qualityEvents.WithLabelValues("other")
 	m.registry.MustRegister(m.grpc, m.decisions, m.reasons, m.rowErrors, m.events, m.reservations, m.panics, m.storeFailures, m.restrictionEvents,
+		m.templateEvents, m.qualityEvents,
 		buildInfoGauge(buildinfo.Get()),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -295,3 +295,11 @@ func (s *Server) suppressionHash(id string) string {
 	sum := s.mac(id)
 	return hex.EncodeToString(sum[:])
 }
+
+// region is the recipient's region ("" when the number is unknown).
+func (r recipient) region() string {
+	if !r.hasNumber {
+		return ""
+	}
+	return r.number.Region
+}

@@ -28,7 +28,7 @@ func TestBusinessRefreshSeesOtherWriters(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := h.srv.store.UpdateBusiness(t.Context(), "acme", func(b *validator.Business) error {
-		b.Templates = map[string]validator.TemplateState{"promo": {PausedAt: t0, Pauses: 1}}
+		b.Templates = map[string][]validator.TemplateState{"promo": {{PausedAt: t0, Pauses: 1}}}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -42,7 +42,7 @@ func TestBusinessRefreshSeesOtherWriters(t *testing.T) {
 		snap := b.snap.Load()
 		r := h.check(t, marketing(phone))
 		if r.Verdict == sgv1.Verdict_VERDICT_DENY && rules(r)[0] == sgv1.Rule_RULE_REGION_BLOCKED &&
-			snap.state.Templates["promo"].Pauses == 1 {
+			len(snap.state.Templates["promo"]) == 1 && snap.state.Templates["promo"][0].Pauses == 1 {
 			break
 		}
 		if time.Now().After(deadline) {

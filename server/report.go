@@ -92,6 +92,9 @@ func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultReques
 		Ref:        req.GetMessageRef(),
 		At:         at,
 		Sender:     sender,
+		Language:   req.GetTemplateLanguage(),
+		// Kept verbatim: only marketing and marketing_lite mean anything here.
+		PricingCategory: req.GetPricingCategory(),
 	}
 	resp := &sgv1.ReportResultResponse{}
 	if r.hasNumber {
@@ -112,7 +115,7 @@ func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultReques
 		slot.before, slot.beforeAt = validator.SlotHeld(&c.Rel, res.Ref, res.MessageID)
 		effect = validator.ApplyResult(&c.Rel, facts, &snap.policy, res)
 		slot.after, slot.afterAt = validator.SlotHeld(&c.Rel, res.Ref, res.MessageID)
-		restrict = restrictionEffectOf(&c.Rel, &snap.state, &res, sender)
+		restrict = restrictionEffectOf(&c.Rel, &snap.state, &res, sender, r.region())
 		s.learn(c, r, snap)
 		return s.writeBack(snap, c, before, now), nil
 	}
@@ -150,8 +153,7 @@ func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultReques
 				return err
 			}
 		}
-		if effect.Kind != validator.TemplateNone && effect.Template != "" &&
-			validator.TemplateEffectChanges(&b.snap.Load().state, effect) {
+		if effect.Template != "" && validator.TemplateEffectChanges(&b.snap.Load().state, effect) {
 			return s.biz.updateState(ctx, b, func(st *validator.Business) { validator.ApplyTemplate(st, effect) })
 		}
 		return nil
@@ -346,8 +348,12 @@ func (s *Server) writeBack(snap *bizSnapshot, c *storage.Contact, factsBefore va
 }
 
 // mayChangeTemplate tells whether a (duplicate) report could change a template's
-// state: a pause or disable, or a success of a template the business has state for.
+// state: a pause or disable, a marketing pricing category, or a success of a
+// template the business has state for.
 func mayChangeTemplate(req *sgv1.ReportResultRequest, st *validator.Business) bool {
+	if validator.MarketingPricing(req.GetPricingCategory()) {
+		return true
+	}
 	if req.GetStatus() == sgv1.MessageStatus_MESSAGE_STATUS_FAILED {
 		return req.GetErrorCode() == 132015 || req.GetErrorCode() == 132016
 	}

@@ -47,14 +47,19 @@ func isSuccess(st sgv1.MessageStatus) bool {
 // restrictionEffectOf computes a result's effect from the relationship it was
 // just applied to (inside the contact update, where the send is bound). A
 // success is looked up only when the business has a restriction it could lift.
-func restrictionEffectOf(rel *validator.Relationship, state *validator.Business, res *validator.Result, sender string) restrictionEffect {
+// region is the recipient's region ("" unknown): a 130497 is learned, and
+// lifted, per region.
+func restrictionEffectOf(rel *validator.Relationship, state *validator.Business, res *validator.Result, sender, region string) restrictionEffect {
 	switch {
 	case res.Status == sgv1.MessageStatus_MESSAGE_STATUS_FAILED:
 		kind := validator.RestrictionKindOf(res.ErrorCode)
-		if kind == validator.RestrictionNone {
+		if kind == validator.RestrictionNone || kind.ByRegion() && region == "" {
 			return restrictionEffect{}
 		}
 		f := &validator.RestrictionFailure{Kind: kind, Sender: sender, At: res.At}
+		if kind.ByRegion() {
+			f.Sender = region
+		}
 		if at, _, ok := validator.SentTime(rel, res.Ref, res.MessageID); ok {
 			f.SentAt = at
 		}
@@ -67,7 +72,8 @@ func restrictionEffectOf(rel *validator.Relationship, state *validator.Business,
 		if cat == sgv1.Category_CATEGORY_UNSPECIFIED {
 			cat = res.Category
 		}
-		return restrictionEffect{success: &validator.RestrictionSuccess{Sender: sender, Category: cat, SentAt: at, At: res.At}}
+		return restrictionEffect{success: &validator.RestrictionSuccess{Sender: sender, Category: cat, SentAt: at, At: res.At,
+			Delivered: res.Status != sgv1.MessageStatus_MESSAGE_STATUS_SENT, Region: region}}
 	}
 	return restrictionEffect{}
 }
@@ -164,7 +170,7 @@ func (s *Server) duplicateRestrictionEffect(ctx context.Context, b *business, r 
 	st := &b.snap.Load().state
 	switch {
 	case res.Status == sgv1.MessageStatus_MESSAGE_STATUS_FAILED:
-		return restrictionEffectOf(&validator.Relationship{}, st, res, sender), nil
+		return restrictionEffectOf(&validator.Relationship{}, st, res, sender, r.region()), nil
 	case !isSuccess(res.Status) || !hasRestriction(st):
 		return restrictionEffect{}, nil
 	}
@@ -172,5 +178,5 @@ func (s *Server) duplicateRestrictionEffect(ctx context.Context, b *business, r 
 	if err != nil {
 		return restrictionEffect{}, err
 	}
-	return restrictionEffectOf(&c.Rel, st, res, sender), nil
+	return restrictionEffectOf(&c.Rel, st, res, sender, r.region()), nil
 }

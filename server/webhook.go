@@ -162,7 +162,7 @@ func (s *Server) applyWebhookEvents(ctx context.Context, events []webhook.Event,
 	prepared := make([]event, 0, len(events))
 	for i := range events {
 		s.boundEventTime(&events[i], received)
-		if k := events[i].Kind; k == webhook.KindAccountRestriction || k == webhook.KindAccountBan {
+		if events[i].WABAID != "" { // an account event: account_update, templates, capability, quality
 			outcome, err := s.applyAccountEvent(ctx, &events[i], received)
 			if err != nil {
 				return 0, 0, err // a store error: the events are not batched, nothing else can fail
@@ -265,7 +265,7 @@ func (s *Server) prepareWebhookEvent(ctx context.Context, ev *webhook.Event) (ev
 		prepared, _, err = s.prepareResult(ctx, &sgv1.ReportResultRequest{
 			BusinessId: business, Phone: ev.Phone, UserId: ev.UserID, MessageId: ev.MessageID,
 			MessageRef: ev.CallbackData, Status: ev.Status, ErrorCode: ev.ErrorCode, ErrorTitle: ev.ErrorTitle,
-			Category: ev.Category, Timestamp: ts, Sender: ev.PhoneNumberID,
+			Category: ev.Category, Timestamp: ts, Sender: ev.PhoneNumberID, PricingCategory: ev.PricingCategory,
 		}, sourceWebhook)
 	case webhook.KindMessage, webhook.KindCall:
 		req := &sgv1.ReportInboundRequest{

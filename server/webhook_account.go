@@ -63,6 +63,10 @@ func (s *Server) applyAccountEvent(ctx context.Context, ev *webhook.Event, recei
 	if at.IsZero() {
 		at = received
 	}
+	switch ev.Kind {
+	case webhook.KindTemplateStatus, webhook.KindTemplateCategory, webhook.KindCapability, webhook.KindQuality:
+		return s.applyWABAEvent(ctx, business, ev, at)
+	}
 	e, skip := accountEffect(ev, at)
 	if skip != "" {
 		s.webhook.skipped.WithLabelValues(skip).Inc()

@@ -25,7 +25,7 @@ func restricted(in *Input, t time.Time, h *hit, sender bool) bool {
 	best := -1
 	for i := range rs {
 		r := &rs[i]
-		if r.Kind.OfSender() != sender || !r.Kind.Applies(in.Check.Category) ||
+		if r.Kind.OfSender() != sender || r.Kind.ByRegion() || !r.Kind.Applies(in.Check.Category) ||
 			!r.Concerns(in.Check.Sender) || !r.Active(t) {
 			continue
 		}

@@ -29,6 +29,19 @@ type Result struct {
 	// Sender is the sender the result is attributed to ("" the implicit
 	// sender); a send that names none takes it.
 	Sender string
+	// Language is the template's language; may be empty: then taken from the
+	// matching Send.
+	Language string
+	// PricingCategory is Meta's pricing.category of a status, verbatim
+	// ("marketing", "marketing_lite", "utility", ...; "" unknown): marketing or
+	// marketing_lite marks the send's template as marketing.
+	PricingCategory string
+}
+
+// MarketingPricing reports whether Meta's pricing.category says the message was
+// billed as marketing.
+func MarketingPricing(category string) bool {
+	return category == "marketing" || category == "marketing_lite"
 }
 
 // ApplyResult applies a result to the relationship and to the number-wide facts
@@ -44,7 +57,7 @@ type Result struct {
 // counts toward the business's messaging limit, which only reservations feed.
 func ApplyResult(rel *Relationship, facts *NumberFacts, p *Policy, r Result) TemplateEffect {
 	// The sender's state is kept from its first event ("" beyond MaxSenders).
-	cat, tmpl, sender := r.Category, r.Template, rel.State(r.Sender).Sender
+	cat, tmpl, lang, sender := r.Category, r.Template, r.Language, rel.State(r.Sender).Sender
 	failed := r.Status == sgv1.MessageStatus_MESSAGE_STATUS_FAILED
 	delivered := r.Status == sgv1.MessageStatus_MESSAGE_STATUS_DELIVERED ||
 		r.Status == sgv1.MessageStatus_MESSAGE_STATUS_READ || r.Status == sgv1.MessageStatus_MESSAGE_STATUS_PLAYED
@@ -52,6 +65,7 @@ func ApplyResult(rel *Relationship, facts *NumberFacts, p *Policy, r Result) Tem
 		s := &rel.Sends[i]
 		bind(&s.Category, &cat)
 		bindString(&s.Template, &tmpl)
+		bindString(&s.Language, &lang)
 		bindString(&s.Ref, &r.Ref)
 		bindString(&s.MessageID, &r.MessageID)
 		bindString(&s.CampaignID, &r.CampaignID)
@@ -73,7 +87,7 @@ func ApplyResult(rel *Relationship, facts *NumberFacts, p *Policy, r Result) Tem
 	} else if knownStatus(r.Status) && !r.At.IsZero() && (r.Status == sgv1.MessageStatus_MESSAGE_STATUS_SENT || r.Ref != "" || r.MessageID != "") {
 		s := Send{
 			At: r.At, Ref: r.Ref, MessageID: r.MessageID, Sender: sender,
-			Category: cat, Template: tmpl, CampaignID: r.CampaignID, Failed: failed, Delivered: delivered,
+			Category: cat, Template: tmpl, Language: lang, CampaignID: r.CampaignID, Failed: failed, Delivered: delivered,
 			Inferred: r.Status != sgv1.MessageStatus_MESSAGE_STATUS_SENT,
 		}
 		s.Reached = !failed && reaches(rel, p, &s)
@@ -92,7 +106,12 @@ func ApplyResult(rel *Relationship, facts *NumberFacts, p *Policy, r Result) Tem
 	}
 
 	desc := describe(cat, tmpl)
-	effect := TemplateEffect{Template: tmpl, At: r.At}
+	// A message billed as marketing says the template was marketing when it
+	// was sent.
+	effect := TemplateEffect{Template: tmpl, Language: lang, At: r.At}
+	if MarketingPricing(r.PricingCategory) {
+		effect.Marketing, effect.MarkedFrom = true, sentAt
+	}
 	switch r.Status {
 	case sgv1.MessageStatus_MESSAGE_STATUS_SENT:
 		effect.Kind = TemplateOK
@@ -113,7 +132,7 @@ func ApplyResult(rel *Relationship, facts *NumberFacts, p *Policy, r Result) Tem
 		AddEvent(rel, r.At, "failed "+strconv.FormatInt(int64(r.ErrorCode), 10)+desc)
 	}
 	if tmpl == "" {
-		effect.Kind = TemplateNone
+		effect = TemplateEffect{}
 	}
 	return effect
 }
@@ -145,6 +164,7 @@ func matchSend(rel *Relationship, ref, messageID string) int {
 	s := &rel.Sends[i]
 	bind(&s.Category, &dup.Category)
 	bindString(&s.Template, &dup.Template)
+	bindString(&s.Language, &dup.Language)
 	bindString(&s.MessageID, &dup.MessageID)
 	bindString(&s.CampaignID, &dup.CampaignID)
 	s.Delivered = s.Delivered || dup.Delivered

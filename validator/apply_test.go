@@ -264,7 +264,7 @@ func applyInOrder(events []Result) *fixture {
 type orderState struct {
 	Rel       Relationship
 	Facts     NumberFacts
-	Templates map[string]TemplateState
+	Templates map[string][]TemplateState
 	Events    []time.Time
 }
 
@@ -305,7 +305,7 @@ func TestApplyResultOrderIndependent(t *testing.T) {
 
 	// The reference itself is what the events say.
 	if ref.facts.EcoStreak != 1 || !ref.facts.EcoAt.Equal(at(26*hour+sec)) || ref.facts.UndeliverableStreak != 0 ||
-		!ref.facts.ExperimentAt.IsZero() || !ref.rel.MetaOptedOut() || ref.biz.Templates["promo"].Disabled() ||
+		!ref.facts.ExperimentAt.IsZero() || !ref.rel.MetaOptedOut() || tmplState(&ref.biz, "promo").Disabled() ||
 		len(ref.rel.Sends) != 12 || ref.rel.Sends[0].Failed || !ref.rel.Sends[0].Delivered || ref.rel.PairStreak != 1 {
 		t.Fatalf("reference state: rel %+v\nfacts %+v\ntemplates %+v", ref.rel, ref.facts, ref.biz.Templates)
 	}

@@ -10,6 +10,7 @@ import (
 type Check struct {
 	Category      sgv1.Category
 	Template      string
+	Language      string           // the template's language ("" any)
 	SendAt        time.Time        // judge as of this time
 	HasNumber     bool             // a phone was given or linked (false: user_id only)
 	Number        NumberProblem    // what is wrong with the phone, if anything (INVALID_NUMBER)
@@ -78,6 +79,9 @@ type Decision struct {
 	WindowUntil time.Time
 	// Shadow is set when a shadowed rule would have blocked the send.
 	Shadow bool
+	// EffectiveCategory is the category judged: the check's, or MARKETING when
+	// Meta treats its template as marketing (EffectiveCategory).
+	EffectiveCategory sgv1.Category
 }
 
 // maxRetryRounds bounds the search for RetryAt. Each round jumps to the latest
@@ -92,9 +96,15 @@ const maxRetryRounds = 32
 func Decide(in *Input) Decision {
 	var hs hits
 	t := in.Check.SendAt
+	named := in.Check.Category
+	if eff := EffectiveCategory(in.Business, &in.Check, t); eff != named {
+		promoted := *in
+		promoted.Check.Category = eff
+		in = &promoted
+	}
 	judge(in, t, &hs)
 
-	d := Decision{Verdict: sgv1.Verdict_VERDICT_ALLOW}
+	d := Decision{Verdict: sgv1.Verdict_VERDICT_ALLOW, EffectiveCategory: in.Check.Category}
 	for i := 0; i < hs.n; i++ {
 		h := &hs.h[i]
 		switch {
@@ -120,7 +130,7 @@ func Decide(in *Input) Decision {
 		d.Reasons[i] = Reason{
 			Rule:          h.rule,
 			Verdict:       h.verdict,
-			Detail:        detail(in, t, h),
+			Detail:        detail(in, t, h) + promotedDetail(in, named),
 			MetaErrorCode: h.code,
 			Until:         h.until,
 			Shadow:        h.shadow,

@@ -18,6 +18,10 @@ func detail(in *Input, t time.Time, h *hit) string {
 	case sgv1.Rule_RULE_INVALID_NUMBER:
 		b = invalidNumberDetail(b, in)
 	case sgv1.Rule_RULE_REGION_BLOCKED:
+		if h.code == 130497 {
+			b = appendRestriction(b, &in.Business.Restrictions[h.n])
+			break
+		}
 		if metaBlocks(in.Check.Region) {
 			b = append(b, "Meta does not deliver marketing templates to numbers of region "...)
 			b = append(b, in.Check.Region...)
@@ -170,6 +174,13 @@ func appendRestriction(b []byte, r *Restriction) []byte {
 		b = append(b, "Meta restricted the business account from replying to users (account_update RESTRICTED_CUSTOMER_INITIATED_MESSAGING) on "...)
 	case AccountDisabled:
 		b = append(b, "Meta disabled the business account (account_update DISABLED_UPDATE) on "...)
+	case AccountRegion:
+		b = append(b, "Meta restricted the business account from messaging users in region "...)
+		b = append(b, r.Sender...)
+		b = append(b, " (130497) on "...)
+		b = appendTime(b, r.At)
+		b = append(b, "; it lasts until a DELIVERED to that region of a message sent after it, or ClearRestriction naming the region."...)
+		return b
 	}
 	b = appendTime(b, r.At)
 	end := r.End()
@@ -373,4 +384,24 @@ func invalidNumberDetail(b []byte, in *Input) []byte {
 		b = append(b, in.Check.InvalidDetail...)
 	}
 	return append(b, '.')
+}
+
+// promotedDetail is what a reason adds when the check was judged as marketing
+// although the caller named another category: Meta treats its template as
+// marketing. "" otherwise.
+func promotedDetail(in *Input, named sgv1.Category) string {
+	if in.Check.Category == named {
+		return ""
+	}
+	b := []byte(" Judged as marketing, not ")
+	b = append(b, categoryName(named)...)
+	b = append(b, ": Meta treats template "...)
+	b = strconv.AppendQuote(b, in.Check.Template)
+	if in.Check.Language != "" {
+		b = append(b, " ("...)
+		b = append(b, in.Check.Language...)
+		b = append(b, ')')
+	}
+	b = append(b, " as marketing."...)
+	return string(b)
 }

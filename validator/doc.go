@@ -4,13 +4,16 @@
 // applied to that state by pure functions too. Nothing here does I/O or reads a clock.
 //
 // Decide (decide.go) judges a check against every rule; each rule lives with the
-// state it reads: recipient.go (INVALID_NUMBER, REGION_BLOCKED, OPTED_OUT,
-// NO_CONSENT), number.go (the number-wide ECOSYSTEM_LIMIT, EXPERIMENT,
-// UNDELIVERABLE), frequency.go (FREQUENCY_CAP, TEMPLATE_REPEAT), window.go
-// (SERVICE_WINDOW), free_entry.go (the free entry point window that lifts
-// EXPERIMENT), pair.go (PAIR_RATE), template.go (TEMPLATE_PAUSED),
-// messaging_limit.go, quiet_hours.go, account_restricted.go (ACCOUNT_RESTRICTED)
-// and sender_limited.go (SENDER_LIMITED); detail.go writes the reasons' sentences.
+// state it reads: recipient.go (INVALID_NUMBER, REGION_BLOCKED: the blocked
+// regions and a learned 130497; OPTED_OUT, NO_CONSENT), number.go (the
+// number-wide ECOSYSTEM_LIMIT, EXPERIMENT, UNDELIVERABLE), frequency.go
+// (FREQUENCY_CAP, TEMPLATE_REPEAT), window.go (SERVICE_WINDOW), free_entry.go
+// (the free entry point window that lifts EXPERIMENT), pair.go (PAIR_RATE),
+// template.go (TEMPLATE_PAUSED, per template name and language, and the
+// effective category: a template Meta treats as marketing is judged as
+// marketing), messaging_limit.go (and Meta's tier), quiet_hours.go,
+// account_restricted.go (ACCOUNT_RESTRICTED) and sender_limited.go
+// (SENDER_LIMITED); detail.go writes the reasons' sentences.
 // sender.go says which sender's recipient state (window, free entry point, pair
 // rate, Meta's opt-out record) a check reads.
 // apply.go applies results and inbound messages, reserve.go records sends,

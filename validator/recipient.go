@@ -61,15 +61,25 @@ const metaBlockedRegion = "US"
 // than a doomed one, so it predicts no Meta error.
 func regionBlocked(in *Input, h *hit) bool {
 	c := &in.Check
-	if c.Category != marketing || c.Region == "" {
+	if c.Region == "" {
 		return false
 	}
-	for _, r := range in.Policy.BlockedRegions {
-		if strings.EqualFold(r, c.Region) {
-			*h = hit{rule: sgv1.Rule_RULE_REGION_BLOCKED, verdict: deny}
-			if metaBlocks(c.Region) {
-				h.code = 131049
+	if c.Category == marketing {
+		for _, r := range in.Policy.BlockedRegions {
+			if strings.EqualFold(r, c.Region) {
+				*h = hit{rule: sgv1.Rule_RULE_REGION_BLOCKED, verdict: deny, n: -1}
+				if metaBlocks(c.Region) {
+					h.code = 131049
+				}
+				return true
 			}
+		}
+	}
+	// A 130497 learned for the account in this region: every category.
+	rs := in.Business.Restrictions
+	for i := range rs {
+		if rs[i].Kind.ByRegion() && rs[i].Streak > 0 && strings.EqualFold(rs[i].Sender, c.Region) {
+			*h = hit{rule: sgv1.Rule_RULE_REGION_BLOCKED, verdict: deny, code: 130497, at: rs[i].At, n: i}
 			return true
 		}
 	}

@@ -3,6 +3,7 @@ package validator
 import (
 	"cmp"
 	"slices"
+	"strings"
 	"time"
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
@@ -51,6 +52,12 @@ const (
 	// AccountDisabled is an account_update DISABLED_UPDATE with ban state
 	// DISABLE: the account is banned. DENY until REINSTATE or a lift.
 	AccountDisabled
+	// AccountRegion is 130497: Meta restricts the account from messaging users
+	// in one country. Its Sender field holds that region (ISO 3166 alpha-2),
+	// not a sender; it gives REGION_BLOCKED (DENY, every category) for
+	// recipients of that region until a DELIVERED to the region of a message
+	// sent after it, or ClearRestriction naming the region.
+	AccountRegion
 	numRestrictionKinds
 )
 
@@ -90,6 +97,7 @@ var kinds = [numRestrictionKinds]kindInfo{
 	AccountBusinessInitiated: {code: 368, applies: isTemplate, steps: policySteps},
 	AccountUserInitiated:     {code: 368, applies: serviceCategory, steps: policySteps},
 	AccountDisabled:          {code: 368, deny: true, applies: everyCategory},
+	AccountRegion:            {code: 130497, deny: true, applies: everyCategory},
 }
 
 // RestrictionKindOf is the kind a FAILED report's error code starts, or
@@ -106,8 +114,22 @@ func RestrictionKindOf(code int32) RestrictionKind {
 		return AccountPolicy
 	case 131042:
 		return AccountPayment
+	case 130497:
+		return AccountRegion
 	}
 	return RestrictionNone
+}
+
+// ByRegion reports whether the kind is kept per region (its Sender field
+// holds the region): AccountRegion.
+func (k RestrictionKind) ByRegion() bool { return k == AccountRegion }
+
+// Region is the region of an AccountRegion restriction ("" for other kinds).
+func (r Restriction) Region() string {
+	if r.Kind.ByRegion() {
+		return r.Sender
+	}
+	return ""
 }
 
 // Code is the Meta error code the kind predicts.
@@ -119,6 +141,9 @@ func (k RestrictionKind) OfSender() bool { return kinds[k].sender }
 
 // Rule is the rule the kind gives.
 func (k RestrictionKind) Rule() sgv1.Rule {
+	if k.ByRegion() {
+		return sgv1.Rule_RULE_REGION_BLOCKED
+	}
 	if k.OfSender() {
 		return sgv1.Rule_RULE_SENDER_LIMITED
 	}
@@ -214,7 +239,7 @@ func (r Restriction) Step() time.Duration {
 // sender's to every sender, and a check that names no sender ("") is judged
 // against every sender.
 func (r Restriction) Concerns(sender string) bool {
-	return !r.Kind.OfSender() || sender == "" || r.Sender == "" || r.Sender == sender
+	return r.Kind.ByRegion() || !r.Kind.OfSender() || sender == "" || r.Sender == "" || r.Sender == sender
 }
 
 // forgotten reports whether the restriction no longer matters at now: not in
@@ -231,7 +256,7 @@ func (r Restriction) forgotten(now time.Time) bool {
 // escalates a restriction.
 type RestrictionFailure struct {
 	Kind   RestrictionKind
-	Sender string // for a sender kind: the sender it is attributed to ("" the implicit one)
+	Sender string // for a sender kind: the sender it is attributed to ("" the implicit one); for AccountRegion the region
 	At     time.Time
 	// SentAt is when the failed message was sent, zero when unknown (a webhook,
 	// a failure of a send recorded from statuses only).
@@ -257,6 +282,11 @@ type RestrictionSuccess struct {
 	Category sgv1.Category
 	SentAt   time.Time
 	At       time.Time
+	// Delivered is set for a delivery (DELIVERED, READ, PLAYED), not a SENT;
+	// Region is the recipient's region. Only a delivery to its region lifts
+	// an AccountRegion restriction.
+	Delivered bool
+	Region    string
 }
 
 // ApplyRestrictionFailure applies a failure to the business's restrictions and
@@ -267,10 +297,10 @@ type RestrictionSuccess struct {
 // and a repeat of a DENY kind change nothing (an end Meta gives later than the
 // known one extends it).
 func ApplyRestrictionFailure(b *Business, f RestrictionFailure) bool {
-	if !f.Kind.Valid() || f.At.IsZero() {
+	if !f.Kind.Valid() || f.At.IsZero() || f.Kind.ByRegion() && f.Sender == "" {
 		return false
 	}
-	if !f.Kind.OfSender() {
+	if !f.Kind.OfSender() && !f.Kind.ByRegion() {
 		f.Sender = ""
 	}
 	i, found := findRestriction(b.Restrictions, f.Kind, f.Sender)
@@ -295,10 +325,10 @@ func ApplyRestrictionFailure(b *Business, f RestrictionFailure) bool {
 // RestrictionFailureChanges reports whether ApplyRestrictionFailure(b, f) would
 // change b, so a caller can skip writing the business record.
 func RestrictionFailureChanges(b *Business, f RestrictionFailure) bool {
-	if !f.Kind.Valid() || f.At.IsZero() {
+	if !f.Kind.Valid() || f.At.IsZero() || f.Kind.ByRegion() && f.Sender == "" {
 		return false
 	}
-	if !f.Kind.OfSender() {
+	if !f.Kind.OfSender() && !f.Kind.ByRegion() {
 		f.Sender = ""
 	}
 	cur := Restriction{Kind: f.Kind, Sender: f.Sender}
@@ -381,6 +411,9 @@ func RestrictionSuccessChanges(b *Business, s RestrictionSuccess) bool {
 func lifts(r *Restriction, s RestrictionSuccess) bool {
 	if r.Streak <= 0 || s.SentAt.IsZero() || !s.SentAt.After(r.At) {
 		return false
+	}
+	if r.Kind.ByRegion() {
+		return s.Delivered && s.Region != "" && strings.EqualFold(s.Region, r.Sender)
 	}
 	if r.Kind.OfSender() && r.Sender != "" && r.Sender != s.Sender {
 		return false

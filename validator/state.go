@@ -37,11 +37,13 @@ const MaxEvents = 20
 
 // Send is one send to a recipient recorded by a reservation or a SENT report.
 type Send struct {
-	At         time.Time
-	Ref        string // the client's message_ref, "" if none
-	MessageID  string // Meta's wamid, once a report binds it
-	Category   sgv1.Category
-	Template   string
+	At        time.Time
+	Ref       string // the client's message_ref, "" if none
+	MessageID string // Meta's wamid, once a report binds it
+	Category  sgv1.Category
+	Template  string
+	// Language is the template's language ("" unknown).
+	Language   string
 	CampaignID string
 	// Failed is set by a FAILED report for this send: it no longer counts toward the
 	// business's own frequency caps (it still counted for pair rate: Meta saw it).
@@ -174,15 +176,33 @@ type Relationship struct {
 	Events []Event
 }
 
-// TemplateState is one template of one business.
+// TemplateState is one template of one business in one language.
 type TemplateState struct {
-	// PausedAt is the last 132015; Pauses counts them (the pause lasts 3 h the first
-	// time, 6 h after). DisabledAt is the last 132016. OKAt is the latest SENT or
-	// DELIVERED report of the template: it lifts a disable that came before it.
+	// Language is the template's language ("pt_BR"); "" is a state known
+	// without one (a report that named none, a record written before languages
+	// were kept), which applies to every language of the template.
+	Language string
+	// PausedAt is the last 132015 (or PAUSED webhook); Pauses counts them (the
+	// pause lasts 3 h the first time, 6 h after). DisabledAt is the last 132016
+	// (or DISABLED webhook). OKAt is the latest SENT or DELIVERED report of the
+	// template: it lifts a disable that came before it.
 	PausedAt   time.Time
 	Pauses     int
 	DisabledAt time.Time
 	OKAt       time.Time
+	// LiftedAt is Meta's latest APPROVED or REINSTATED webhook: it lifts a pause
+	// and a disable before it. BlockedLast is set when the last pause or
+	// disable has LiftedAt's time and arrived after the approval (events of
+	// equal time apply in arrival order).
+	LiftedAt    time.Time
+	BlockedLast bool
+	// MarkedAt is when Meta started treating the template as marketing (a
+	// marketing pricing.category, a category update to marketing; it may lie
+	// ahead: an impending update); ClearedAt the latest completed category
+	// update to another category. Marked from MarkedAt while MarkedAt is after
+	// ClearedAt.
+	MarkedAt  time.Time
+	ClearedAt time.Time
 }
 
 // ReachBucket counts users first reached (outside the window) in one minute.
@@ -193,7 +213,9 @@ type ReachBucket struct {
 
 // Business is the business-level state that rules read.
 type Business struct {
-	Templates map[string]TemplateState
+	// Templates are the templates' states by name, each name's languages
+	// sorted ("" first).
+	Templates map[string][]TemplateState
 	// Reached counts, per minute, the unique users reached outside the service window
 	// in the last 24 h (the messaging limit); oldest first, trimmed to 24 h.
 	Reached []ReachBucket
@@ -201,4 +223,9 @@ type Business struct {
 	// remembered for escalation), sorted by kind then sender; at most
 	// MaxRestrictions (restriction.go).
 	Restrictions []Restriction
+	// Tier is the messaging limit Meta last gave the business (its
+	// business_capability_update webhook), as of TierAt: 0 unknown, -1
+	// unlimited. Used as the messaging limit when the policy sets none.
+	Tier   int
+	TierAt time.Time
 }

@@ -101,14 +101,14 @@ func TestApplyTemplate(t *testing.T) {
 	ApplyTemplate(&b, e)
 	ApplyTemplate(&b, TemplateEffect{Template: "x", Kind: TemplateDisabled, At: t0}) // older
 	ApplyTemplate(&b, TemplateEffect{Template: "x", Kind: TemplateOK, At: at(30 * time.Minute)})
-	if st := b.Templates["x"]; !st.DisabledAt.Equal(at(hour)) || !st.Disabled() {
+	if st := tmplState(&b, "x"); !st.DisabledAt.Equal(at(hour)) || !st.Disabled() {
 		t.Fatalf("state %+v", st)
 	}
 	if TemplateEffectChanges(&b, TemplateEffect{Template: "x", Kind: TemplateOK, At: at(10 * time.Minute)}) {
 		t.Error("an older OK would change the state")
 	}
 	ApplyTemplate(&b, TemplateEffect{Template: "x", Kind: TemplateOK, At: at(2 * hour)})
-	if st := b.Templates["x"]; st.Disabled() {
+	if st := tmplState(&b, "x"); st.Disabled() {
 		t.Fatalf("still disabled: %+v", st)
 	}
 	ApplyTemplate(&b, TemplateEffect{Template: "", Kind: TemplatePaused, At: at(3 * hour)})
@@ -116,4 +116,10 @@ func TestApplyTemplate(t *testing.T) {
 	if len(b.Templates) != 1 {
 		t.Errorf("templates %+v", b.Templates)
 	}
+}
+
+// tmplState is the state of a template known without a language.
+func tmplState(b *Business, name string) TemplateState {
+	st, _ := TemplateFor(b, name, "")
+	return st
 }

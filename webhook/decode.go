@@ -143,6 +143,28 @@ func (d *streamDecoder) value(v *wireValue) error {
 			return slice(d, &v.RestrictionInfo, capItems, decodeInto[wireRestriction](d))
 		case is(key, "ban_info"):
 			return d.decode(&v.BanInfo)
+		case is(key, "message_template_name"):
+			return d.decode(&v.TemplateName)
+		case is(key, "message_template_language"):
+			return d.decode(&v.TemplateLanguage)
+		case is(key, "other_info"):
+			return d.decode(&v.OtherInfo)
+		case is(key, "previous_category"):
+			return d.decode(&v.PreviousCategory)
+		case is(key, "new_category"):
+			return d.decode(&v.NewCategory)
+		case is(key, "correct_category"):
+			return d.decode(&v.CorrectCategory)
+		case is(key, "category_update_timestamp"):
+			return d.decode(&v.CategoryUpdateTimestamp)
+		case is(key, "max_daily_conversations_per_business"):
+			return d.decode(&v.MaxPerBusiness)
+		case is(key, "max_daily_conversation_per_phone"):
+			return d.decode(&v.MaxPerPhone)
+		case is(key, "display_phone_number"):
+			return d.decode(&v.DisplayPhoneNumber)
+		case is(key, "current_limit"):
+			return d.decode(&v.CurrentLimit)
 		}
 		return d.skip()
 	})

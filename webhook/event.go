@@ -30,6 +30,19 @@ const (
 	// (MessageType "user_changed_number") or BSUID ("user_changed_user_id").
 	// Phone and UserID are the old identity, NewPhone and NewUserID the new.
 	KindIdentityChange
+	// KindTemplateStatus is a message_template_status_update: Meta paused,
+	// disabled, approved or reinstated a template (TemplateEvent).
+	KindTemplateStatus
+	// KindTemplateCategory is a template_category_update: a template's
+	// category changed (PreviousCategory → NewCategory) or is going to
+	// (CorrectCategory from CategoryUpdateAt).
+	KindTemplateCategory
+	// KindCapability is a business_capability_update: the business's
+	// messaging limit (Tier).
+	KindCapability
+	// KindQuality is a phone_number_quality_update: a sending number's quality
+	// or limit changed (QualityEvent).
+	KindQuality
 )
 
 func (k Kind) String() string {
@@ -48,6 +61,14 @@ func (k Kind) String() string {
 		return "account_ban"
 	case KindIdentityChange:
 		return "identity_change"
+	case KindTemplateStatus:
+		return "template_status"
+	case KindTemplateCategory:
+		return "template_category"
+	case KindCapability:
+		return "capability"
+	case KindQuality:
+		return "quality"
 	}
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -111,6 +132,9 @@ type Event struct {
 	// marketing, authentication_international as authentication,
 	// referral_conversion as service); unspecified when absent or unknown.
 	Category sgv1.Category
+	// PricingCategory is the status's pricing.category verbatim
+	// ("marketing", "marketing_lite", "utility", ...; "" when absent).
+	PricingCategory string
 	// CallbackData is the status's biz_opaque_callback_data, which senders
 	// set to their message_ref.
 	CallbackData string
@@ -152,6 +176,28 @@ type Event struct {
 	// BanState is the waba_ban_state of a KindAccountBan: DISABLE, REINSTATE or
 	// SCHEDULE_FOR_DISABLE.
 	BanState string
+
+	// Template and TemplateLanguage name the template of a KindTemplateStatus
+	// or KindTemplateCategory (message_template_name, _language; the language
+	// may be empty). TemplateEvent is a status update's event (PAUSED,
+	// DISABLED, APPROVED, REINSTATED; Parse returns only these), PauseTitle its
+	// other_info.title (FIRST_PAUSE, SECOND_PAUSE, UNPAUSE, ...).
+	Template, TemplateLanguage string
+	TemplateEvent, PauseTitle  string
+	// A category update: completed (PreviousCategory → NewCategory), or
+	// impending (CorrectCategory, from CategoryUpdateAt; NewCategory is then
+	// the current one). Categories are Meta's, upper-case (MARKETING,
+	// UTILITY, AUTHENTICATION).
+	PreviousCategory, NewCategory, CorrectCategory string
+	CategoryUpdateAt                               time.Time
+	// Tier is the messaging limit of a KindCapability (-1 unlimited; never
+	// 0), or of a KindQuality that carries one (0 when it does not).
+	Tier int
+	// QualityEvent is a KindQuality's event (FLAGGED, UNFLAGGED, UPGRADE,
+	// DOWNGRADE, ONBOARDING, THROUGHPUT_UPGRADE, or "other");
+	// DisplayPhoneNumber the number it is about, as displayed (Meta names no
+	// phone_number_id); CurrentLimit its current_limit, verbatim.
+	QualityEvent, DisplayPhoneNumber, CurrentLimit string
 }
 
 // Stats counts what Parse skipped, by reason, so the server can count it in
@@ -172,7 +218,11 @@ type Event struct {
 // too_many_events; of account_update: account_event:<event> (<event> one of
 // the lower-cased events Meta documents that Parse does not read, "none" or
 // "other"), empty_restriction_info, missing_restriction_type,
-// missing_ban_state, missing_waba_id.
+// missing_ban_state, missing_waba_id; of the template, capability and quality
+// updates: template_event:<event> (a status event that does not change
+// whether a template may be sent, lower-cased, "none" or "other"),
+// missing_template_name, category_update:none (neither form), missing_limit,
+// quality_event:none.
 type Stats struct {
 	// Skipped maps a reason to how many items it applied to. Nil when nothing
 	// was skipped.
@@ -195,12 +245,33 @@ func (s Stats) Total() int {
 // "unknown_field:<field>"; any other field as "unknown_field:other".
 var documentedFields = []string{
 	"account_alerts", "account_review_update", "automatic_events",
-	"business_capability_update", "flows", "history", "message_echoes",
+	"flows", "history", "message_echoes",
 	"message_template_components_update", "message_template_quality_update",
-	"message_template_status_update", "partner_solutions", "payment_configuration_update",
-	"phone_number_name_update", "phone_number_quality_update", "security", "smb_app_state_sync",
-	"template_category_update", "template_correct_category_detection", "tracking_events",
+	"partner_solutions", "payment_configuration_update",
+	"phone_number_name_update", "security", "smb_app_state_sync",
+	"template_correct_category_detection", "tracking_events",
 }
+
+// templateEvents are the message_template_status_update events Meta documents
+// (its reference, 2026) that do not change whether a template may be sent
+// (Parse reads PAUSED, DISABLED, APPROVED and REINSTATED), lower-cased: each
+// is counted as "template_event:<event>", any other as "template_event:other".
+var templateEvents = []string{
+	"archived", "deleted", "flagged", "in_appeal", "limit_exceeded", "locked", "pending",
+	"pending_deletion", "rejected", "unarchived", "unlocked",
+}
+
+var knownTemplateEvents = func() map[string]bool {
+	m := make(map[string]bool, len(templateEvents))
+	for _, e := range templateEvents {
+		m[e] = true
+	}
+	return m
+}()
+
+// QualityEvents are the phone_number_quality_update events Meta and BSPs
+// document; another event is reported as "other".
+var QualityEvents = []string{"FLAGGED", "UNFLAGGED", "UPGRADE", "DOWNGRADE", "ONBOARDING", "THROUGHPUT_UPGRADE"}
 
 // knownFields indexes documentedFields.
 var knownFields = func() map[string]bool {
@@ -245,7 +316,11 @@ func Reasons() []string {
 		"unknown_call_event:none", "unknown_call_event:other", "unknown_preference:none",
 		"unknown_preference:other", "bad_timestamp", "bad_error_code", "field_too_long", "bad_field",
 		"too_many_events", "empty_restriction_info", "missing_restriction_type", "missing_ban_state",
-		"missing_waba_id", "account_event:none", "account_event:other"}
+		"missing_waba_id", "account_event:none", "account_event:other", "template_event:none",
+		"template_event:other", "missing_template_name", "category_update:none", "missing_limit", "quality_event:none"}
+	for _, e := range templateEvents {
+		r = append(r, "template_event:"+e)
+	}
 	for _, f := range documentedFields {
 		r = append(r, "unknown_field:"+f)
 	}

@@ -42,12 +42,20 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		for i, e := range evs {
-			if e.Kind < KindStatus || e.Kind > KindIdentityChange {
+			if e.Kind < KindStatus || e.Kind > KindQuality {
 				t.Fatalf("event %d has no kind: %+v", i, e)
 			}
 			if e.Kind == KindAccountRestriction || e.Kind == KindAccountBan {
 				if e.WABAID == "" || len(e.WABAID) > MaxPhoneNumberIDLen || e.Restriction == "" && e.BanState == "" ||
 					len(e.Restriction) > MaxShortLen || len(e.BanState) > MaxShortLen || e.PhoneNumberID != "" {
+					t.Fatalf("account event %d is malformed: %+v", i, e)
+				}
+				continue
+			}
+			if e.Kind >= KindTemplateStatus {
+				if e.WABAID == "" || len(e.WABAID) > MaxPhoneNumberIDLen || e.PhoneNumberID != "" ||
+					(e.Kind == KindTemplateStatus || e.Kind == KindTemplateCategory) && (e.Template == "" || len(e.Template) > MaxShortLen) ||
+					e.Kind == KindCapability && e.Tier == 0 {
 					t.Fatalf("account event %d is malformed: %+v", i, e)
 				}
 				continue

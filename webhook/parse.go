@@ -120,6 +120,18 @@ func (p *parser) change(c *wireChange) {
 	case "account_update":
 		p.accountUpdate(v)
 		return
+	case "message_template_status_update":
+		p.templateStatus(v)
+		return
+	case "template_category_update":
+		p.templateCategory(v)
+		return
+	case "business_capability_update":
+		p.capability(v)
+		return
+	case "phone_number_quality_update":
+		p.quality(v)
+		return
 	case "smb_message_echoes":
 		// Messages the business sent from the WhatsApp Business app.
 		p.count("message_echoes", max(1, len(v.MessageEchoes)))
@@ -212,6 +224,9 @@ func (p *parser) status(s *wireStatus, i, n int, inCalls bool) {
 		Status:       status,
 		Category:     category(s.Pricing.Category, s.Conversation.Origin.Type),
 		CallbackData: s.CallbackData,
+	}
+	if c := s.Pricing.Category; len(c) <= MaxShortLen && !hasControl(c) {
+		e.PricingCategory = c
 	}
 	if status == sgv1.MessageStatus_MESSAGE_STATUS_FAILED && len(s.Errors) > 0 {
 		first := &s.Errors[0]
@@ -629,4 +644,112 @@ func (p *parser) emitAccount(e *Event, what, missing string) {
 		p.st.add("bad_timestamp")
 	}
 	p.events = append(p.events, *e)
+}
+
+// templateStatus reads a message_template_status_update: PAUSED, DISABLED,
+// APPROVED and REINSTATED change whether the template may be sent; other
+// events are counted by name.
+func (p *parser) templateStatus(v *wireValue) {
+	switch v.Event {
+	case "PAUSED", "DISABLED", "APPROVED", "REINSTATED":
+	default:
+		p.st.addValue("template_event:", strings.ToLower(v.Event), knownTemplateEvents)
+		return
+	}
+	if !p.templateFields(v) {
+		return
+	}
+	e := Event{Kind: KindTemplateStatus, Template: v.TemplateName, TemplateLanguage: v.TemplateLanguage,
+		TemplateEvent: v.Event, PauseTitle: v.OtherInfo.Title}
+	if len(e.PauseTitle) > MaxShortLen || hasControl(e.PauseTitle) {
+		e.PauseTitle = ""
+	}
+	p.emitAccount(&e, v.Event, "")
+}
+
+// templateCategory reads a template_category_update: the completed form
+// (previous_category, new_category) or the impending one (correct_category
+// from category_update_timestamp).
+func (p *parser) templateCategory(v *wireValue) {
+	if !p.templateFields(v) {
+		return
+	}
+	e := Event{Kind: KindTemplateCategory, Template: v.TemplateName, TemplateLanguage: v.TemplateLanguage,
+		PreviousCategory: v.PreviousCategory, NewCategory: v.NewCategory, CorrectCategory: v.CorrectCategory}
+	what := e.NewCategory
+	if e.CorrectCategory != "" {
+		what = e.CorrectCategory
+		switch v.CategoryUpdateTimestamp.state {
+		case valid:
+			e.CategoryUpdateAt = time.Unix(v.CategoryUpdateTimestamp.sec, 0).UTC()
+		case invalid:
+			p.st.add("bad_timestamp")
+		}
+	}
+	if len(e.PreviousCategory) > MaxShortLen || len(e.NewCategory) > MaxShortLen || len(e.CorrectCategory) > MaxShortLen {
+		p.st.add("field_too_long")
+		return
+	}
+	p.emitAccount(&e, what, "category_update:none")
+}
+
+// templateFields checks a template update's name and language, counting why
+// not when they are unusable.
+func (p *parser) templateFields(v *wireValue) bool {
+	switch {
+	case v.TemplateName == "":
+		p.st.add("missing_template_name")
+		return false
+	case len(v.TemplateName) > MaxShortLen || len(v.TemplateLanguage) > MaxShortLen:
+		p.st.add("field_too_long")
+		return false
+	case hasControl(v.TemplateName) || hasControl(v.TemplateLanguage):
+		p.st.add("bad_field")
+		return false
+	}
+	return true
+}
+
+// capability reads a business_capability_update: the business's messaging
+// limit (max_daily_conversations_per_business, or the older
+// max_daily_conversation_per_phone).
+func (p *parser) capability(v *wireValue) {
+	tier := v.MaxPerBusiness
+	if tier.state != valid {
+		tier = v.MaxPerPhone
+	}
+	if v.MaxPerBusiness.state == invalid || v.MaxPerPhone.state == invalid {
+		p.st.add("type_mismatch")
+	}
+	what := ""
+	if tier.state == valid {
+		what = "limit"
+	}
+	e := Event{Kind: KindCapability, Tier: tier.n}
+	p.emitAccount(&e, what, "missing_limit")
+}
+
+// quality reads a phone_number_quality_update: its event, the number as
+// displayed, and the business's limit when it carries one.
+func (p *parser) quality(v *wireValue) {
+	ev := "other"
+	for _, q := range QualityEvents {
+		if v.Event == q {
+			ev = q
+		}
+	}
+	if v.Event == "" {
+		ev = ""
+	}
+	e := Event{Kind: KindQuality, QualityEvent: ev, DisplayPhoneNumber: v.DisplayPhoneNumber, CurrentLimit: v.CurrentLimit}
+	if v.MaxPerBusiness.state == valid {
+		e.Tier = v.MaxPerBusiness.n
+	}
+	if len(e.DisplayPhoneNumber) > MaxPhoneLen || hasControl(e.DisplayPhoneNumber) {
+		e.DisplayPhoneNumber = ""
+	}
+	if len(e.CurrentLimit) > MaxShortLen || hasControl(e.CurrentLimit) {
+		e.CurrentLimit = ""
+	}
+	p.emitAccount(&e, ev, "quality_event:none")
 }

@@ -44,6 +44,26 @@ type wireValue struct {
 	BanInfo         struct {
 		State string `json:"waba_ban_state"`
 	} `json:"ban_info"`
+
+	// message_template_status_update and template_category_update: the
+	// template (its event is Event), the pause's title, the category change.
+	TemplateName     string `json:"message_template_name"`
+	TemplateLanguage string `json:"message_template_language"`
+	OtherInfo        struct {
+		Title string `json:"title"`
+	} `json:"other_info"`
+	PreviousCategory        string   `json:"previous_category"`
+	NewCategory             string   `json:"new_category"`
+	CorrectCategory         string   `json:"correct_category"`
+	CategoryUpdateTimestamp flexTime `json:"category_update_timestamp"`
+
+	// business_capability_update and phone_number_quality_update: the
+	// messaging limit (an integer, or a TIER_* string in quality updates),
+	// the sending number as displayed, the quality update's current limit.
+	MaxPerBusiness     flexTier `json:"max_daily_conversations_per_business"`
+	MaxPerPhone        flexTier `json:"max_daily_conversation_per_phone"`
+	DisplayPhoneNumber string   `json:"display_phone_number"`
+	CurrentLimit       string   `json:"current_limit"`
 }
 
 // wireRestriction is an item of an account_update's restriction_info[].
@@ -284,4 +304,43 @@ func parseInt(s string) (int64, bool) {
 		return 0, false
 	}
 	return int64(f), true
+}
+
+// flexTier is a messaging limit: a JSON number (2000, -1 for unlimited) or a
+// string, either digits or Meta's tier names (TIER_250, TIER_2K,
+// TIER_UNLIMITED, ...). It never fails to decode: a value it cannot read, and
+// TIER_NOT_SET, leave it absent (n 0).
+type flexTier struct {
+	n     int
+	state uint8
+}
+
+// tierNames are Meta's tier names and the limits they stand for (-1 unlimited).
+var tierNames = map[string]int{
+	"TIER_50": 50, "TIER_250": 250, "TIER_1K": 1000, "TIER_2K": 2000, "TIER_10K": 10_000,
+	"TIER_100K": 100_000, "TIER_UNLIMITED": -1,
+}
+
+func (v *flexTier) UnmarshalJSON(b []byte) error {
+	v.n, v.state = 0, absent
+	s, ok := scalar(b)
+	if !ok {
+		v.state = invalid
+		return nil
+	}
+	if s == "" || s == "TIER_NOT_SET" {
+		return nil
+	}
+	if n, ok := tierNames[s]; ok {
+		v.n, v.state = n, valid
+		return nil
+	}
+	n, ok := parseInt(s)
+	switch {
+	case !ok || n < -1 || n > math.MaxInt32:
+		v.state = invalid
+	case n == -1 || n > 0:
+		v.n, v.state = int(n), valid
+	}
+	return nil
 }

@@ -261,6 +261,7 @@ func TestBackupEndpointRefuses(t *testing.T) {
 		}
 		defer srv.Close()
 		req := httptest.NewRequest(http.MethodGet, server.BackupPath, nil)
+		req.Host = "127.0.0.1:8081" // without API keys the API port answers only to loopback names
 		req.RemoteAddr = remote
 		rec := httptest.NewRecorder()
 		api, err := srv.APIHandler()

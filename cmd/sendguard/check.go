@@ -89,7 +89,7 @@ non-zero only when the question could not be asked.
 			ref = now
 		}
 		writeDecision(&printer{w: cmd.OutOrStdout(), loc: loc, ref: ref}, checkView{
-			phone: phone, userID: userID, category: cat, template: template, sendAt: at, messageRef: messageRef,
+			phone: phone, userID: userID, category: cat, template: template, language: language, sendAt: at, messageRef: messageRef,
 		}, resp)
 		return nil
 	}
@@ -99,7 +99,7 @@ non-zero only when the question could not be asked.
 	f.StringVar(&userID, "user-id", "", "the recipient's business-scoped user ID (BSUID), for users whose number is hidden")
 	f.StringVar(&category, "category", "marketing", "marketing, utility, authentication or service")
 	f.StringVar(&template, "template", "", "the template name")
-	f.StringVar(&language, "template-language", "", "the template's language (e.g. pt_BR); accepted, not yet used by the rules")
+	f.StringVar(&language, "template-language", "", "the template's language (e.g. pt_BR): Meta's pauses and categories are per language (default: any language)")
 	f.StringVar(&sender, "sender", "", "the sending number's phone_number_id (default: judged against every sender of the business)")
 	f.StringVar(&campaign, "campaign", "", "the campaign id (recorded with a reservation)")
 	f.StringVar(&sendAt, "send-at", "", "judge a planned send time instead of now (RFC 3339, local \"2026-11-27 10:00\", or +2h)")

@@ -74,6 +74,18 @@ func TestCheckGolden(t *testing.T) {
 		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"blocked_regions"}}}); err != nil {
 		t.Fatal(err)
 	}
+	// Template "order_update" (pt_BR) went out as utility and Meta billed it
+	// as marketing: a utility check of it is judged as marketing.
+	for _, r := range []*sgv1.ReportResultRequest{
+		{BusinessId: "acme", Phone: "5511987650011", MessageId: "wamid.11", Status: sgv1.MessageStatus_MESSAGE_STATUS_SENT,
+			Category: sgv1.Category_CATEGORY_UTILITY, Template: "order_update", TemplateLanguage: "pt_BR", Timestamp: timestamppb.New(goldenT0.Add(-2 * time.Hour))},
+		{BusinessId: "acme", Phone: "5511987650011", MessageId: "wamid.11", Status: sgv1.MessageStatus_MESSAGE_STATUS_DELIVERED,
+			PricingCategory: "marketing", Timestamp: timestamppb.New(goldenT0.Add(-2*time.Hour + time.Minute))},
+	} {
+		if _, err := s.c.Report(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
 	common := []string{"--addr", s.addr, "--time-zone", goldenZone, "--send-at", "2026-11-27T10:00:00Z"}
 	var out strings.Builder
 	for _, args := range [][]string{
@@ -94,6 +106,7 @@ func TestCheckGolden(t *testing.T) {
 		{"+5511987650003", "--business", "acme", "--template", "cyber_monday"},
 		{"+54 9 11 2345-6789", "--business", "gamma", "--template", "cyber_monday"},
 		{"+1 201 555 0123", "--business", "gamma", "--template", "cyber_monday"},
+		{"--business", "acme", "--phone", "+1 201 555 0123", "--category", "utility", "--template", "order_update", "--template-language", "pt_BR"},
 	} {
 		stdout, stderr, err := runCmd(t, checkCmd(), append(args, common...)...)
 		if err != nil || stderr != "" {

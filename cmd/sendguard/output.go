@@ -164,6 +164,7 @@ type checkView struct {
 	phone, userID string
 	category      sgv1.Category
 	template      string
+	language      string    // the template's, "" any
 	sendAt        time.Time // zero: now
 	messageRef    string    // set when reserving
 }
@@ -175,6 +176,9 @@ func writeDecision(p *printer, v checkView, resp *sgv1.CheckSendResponse) {
 	what := categoryWord(v.category)
 	if v.template != "" {
 		what += fmt.Sprintf(" template %q", v.template)
+		if v.language != "" {
+			what += " (" + v.language + ")"
+		}
 	}
 	if v.sendAt.IsZero() {
 		what += ", now"
@@ -182,6 +186,9 @@ func writeDecision(p *printer, v checkView, resp *sgv1.CheckSendResponse) {
 		what += ", at " + p.time(v.sendAt)
 	}
 	p.f("  send:     %s\n", what)
+	if eff := resp.GetEffectiveCategory(); eff != sgv1.Category_CATEGORY_UNSPECIFIED && eff != v.category {
+		p.f("  judged:   as %s: Meta treats this template as %s\n", categoryWord(eff), categoryWord(eff))
+	}
 	if v.messageRef != "" {
 		switch {
 		case resp.GetDuplicate():

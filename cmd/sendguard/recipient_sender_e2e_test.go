@@ -197,3 +197,44 @@ func hasRule(r *sgv1.CheckSendResponse, rule sgv1.Rule) bool {
 	}
 	return false
 }
+
+// TestUpgradeFromPreSenderStoreTemplates: template state written by the
+// release before templates were kept by language (by name only) applies to
+// every language after the upgrade: a pause defers the template in any
+// language until it ends, a disable denies it. Skipped without
+// SENDGUARD_PRESENDER_BINARY (`make test-upgrade` runs it).
+func TestUpgradeFromPreSenderStoreTemplates(t *testing.T) {
+	old := os.Getenv("SENDGUARD_PRESENDER_BINARY")
+	if old == "" {
+		t.Skip("set SENDGUARD_PRESENDER_BINARY (make test-upgrade)")
+	}
+	data := t.TempDir()
+	now := time.Now().UTC().Truncate(time.Second)
+	ts := func(d time.Duration) *timestamppb.Timestamp { return timestamppb.New(now.Add(d)) }
+	p := startServer(t, old, data)
+	o := recipientOps{t: t, c: dial(t, p.grpc)}
+	o.report(&sgv1.ReportResultRequest{Phone: "+5511987653001", MessageId: "wamid.paused", Template: "spring_sale",
+		Status: sgv1.MessageStatus_MESSAGE_STATUS_FAILED, ErrorCode: 132015, Category: mktg, Timestamp: ts(-time.Hour)})
+	o.report(&sgv1.ReportResultRequest{Phone: "+5511987653002", MessageId: "wamid.disabled", Template: "autumn",
+		Status: sgv1.MessageStatus_MESSAGE_STATUS_FAILED, ErrorCode: 132016, Category: mktg, Timestamp: ts(-time.Hour)})
+	stop(t, p)
+
+	p = startServer(t, buildBinary(t), data)
+	defer stop(t, p)
+	check := func(tmpl, lang string) *sgv1.CheckSendResponse {
+		r, err := dial(t, p.grpc).Check(context.Background(), &sgv1.CheckSendRequest{BusinessId: "acme", Phone: "+5511987653009",
+			Category: sgv1.Category_CATEGORY_UTILITY, Template: tmpl, TemplateLanguage: lang})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for _, lang := range []string{"", "pt_BR", "en_US"} {
+		r := check("spring_sale", lang)
+		o.wantReason("old pause, language "+lang, r, deferV, sgv1.Rule_RULE_TEMPLATE_PAUSED, 132015)
+		if want := now.Add(2 * time.Hour); !r.GetRetryAt().AsTime().Equal(want) {
+			t.Errorf("old pause, language %q: retry_at %v, want %v", lang, r.GetRetryAt().AsTime(), want)
+		}
+		o.wantReason("old disable, language "+lang, check("autumn", lang), deny, sgv1.Rule_RULE_TEMPLATE_PAUSED, 132016)
+	}
+}

@@ -17,7 +17,7 @@ func reportCmd() *cobra.Command {
 	var (
 		business, phone, userID, messageID, messageRef, statusFlag string
 		errorTitle, category, template, campaign, at, region       string
-		sender, language                                           string
+		sender, language, pricing                                  string
 		errorCode                                                  int32
 		asJSON                                                     bool
 	)
@@ -58,7 +58,7 @@ send, e.g. from a reservation) is required. --at says when it happened (default 
 		req := &sgv1.ReportResultRequest{
 			BusinessId: business, Phone: phone, UserId: userID, MessageId: messageID, MessageRef: messageRef,
 			Status: st, ErrorCode: errorCode, ErrorTitle: errorTitle, Template: template, CampaignId: campaign, Region: region,
-			Sender: sender, TemplateLanguage: language,
+			Sender: sender, TemplateLanguage: language, PricingCategory: pricing,
 		}
 		if category != "" {
 			if req.Category, err = parseCategory(category); err != nil {
@@ -100,7 +100,8 @@ send, e.g. from a reservation) is required. --at says when it happened (default 
 	f.StringVar(&errorTitle, "error-title", "", "Meta's error title (kept for people)")
 	f.StringVar(&category, "category", "", "the message's category: marketing, utility, authentication or service")
 	f.StringVar(&template, "template", "", "the template name")
-	f.StringVar(&language, "template-language", "", "the template's language (e.g. pt_BR); accepted, not yet used by the rules")
+	f.StringVar(&language, "template-language", "", "the template's language (e.g. pt_BR): Meta's pauses and categories are per language")
+	f.StringVar(&pricing, "pricing-category", "", "Meta's pricing.category of the status, verbatim (marketing or marketing_lite marks the template as marketing)")
 	f.StringVar(&sender, "sender", "", "the sending number's phone_number_id (default: the business's only mapped number, else none)")
 	f.StringVar(&campaign, "campaign", "", "the campaign id")
 	f.StringVar(&at, "at", "", "when it happened (RFC 3339, local \"2026-11-27 10:00\", or -2h; default now)")

@@ -116,7 +116,7 @@ func seed(t *testing.T, s *Store, numbers int) {
 	for i := range 3 {
 		b := fmt.Sprintf("biz-%d", i)
 		if _, err := s.UpdateBusiness(ctx, b, func(bs *validator.Business) error {
-			bs.Templates = map[string]validator.TemplateState{"promo": {PausedAt: at, Pauses: i + 1}}
+			bs.Templates = map[string][]validator.TemplateState{"promo": {{PausedAt: at, Pauses: i + 1}}}
 			bs.Reached = []validator.ReachBucket{{Minute: at.Unix() / 60, Count: i + 10}}
 			return nil
 		}); err != nil {
@@ -275,7 +275,7 @@ func TestBackupWhileWriting(t *testing.T) {
 	if p, err := final.GetPolicy(ctx, "biz-0"); err != nil || string(p) != "a newer policy" {
 		t.Errorf("policy: %q, %v", p, err)
 	}
-	if b, err := final.GetBusiness(ctx, "biz-2"); err != nil || b.Templates["promo"].Pauses != 3 || b.Reached[0].Count != 12 {
+	if b, err := final.GetBusiness(ctx, "biz-2"); err != nil || b.Templates["promo"][0].Pauses != 3 || b.Reached[0].Count != 12 {
 		t.Errorf("business: %+v, %v", b, err)
 	}
 	err = final.UpdateContact(ctx, storage.ContactKey{Business: "biz-1", ID: "+5511900000001"}, "wamid.1",

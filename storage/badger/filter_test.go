@@ -159,7 +159,7 @@ var kinds = map[string]kind{
 	"business": {
 		write: func(t testing.TB, s *Store, i int) {
 			if _, err := s.UpdateBusiness(t.Context(), fmt.Sprint("biz-", i), func(b *validator.Business) error {
-				b.Templates = map[string]validator.TemplateState{"t": {Pauses: 1}}
+				b.Templates = map[string][]validator.TemplateState{"t": {{Pauses: 1}}}
 				return nil
 			}); err != nil {
 				t.Error(err)
@@ -170,7 +170,7 @@ var kinds = map[string]kind{
 			if err != nil {
 				t.Error(err)
 			}
-			return b.Templates["t"].Pauses == 1
+			return len(b.Templates["t"]) == 1 && b.Templates["t"][0].Pauses == 1
 		},
 	},
 }

@@ -287,7 +287,7 @@ func TestStoreRefusesWrites(t *testing.T) {
 	refused("SetLink", s.SetLink(ctx, "acme", "BR.1", k.ID))
 	refused("DeleteLink", s.DeleteLink(ctx, "acme", "BR.1"))
 	_, err = s.UpdateBusiness(ctx, "acme", func(b *validator.Business) error {
-		b.Templates = map[string]validator.TemplateState{"t": {}}
+		b.Templates = map[string][]validator.TemplateState{"t": {{}}}
 		return nil
 	})
 	refused("UpdateBusiness", err)

@@ -78,11 +78,14 @@ func typicalRelationship(sends int) validator.Relationship {
 
 func fullBusiness() validator.Business {
 	return validator.Business{
-		Templates: map[string]validator.TemplateState{
-			"spring_sale_v2": {PausedAt: at(base), Pauses: 1},
-			"otp":            {DisabledAt: at(base + 10), OKAt: at(base + 20)},
-			"welcome":        {},
+		Templates: map[string][]validator.TemplateState{
+			"spring_sale_v2": {{PausedAt: at(base), Pauses: 1}, {Language: "pt_BR", PausedAt: at(base + 1), Pauses: 2, LiftedAt: at(base + 1), BlockedLast: true}},
+			"otp":            {{DisabledAt: at(base + 10), OKAt: at(base + 20)}},
+			"welcome":        {{}},
+			"promo":          {{Language: "en_US", MarkedAt: at(base + 30), ClearedAt: at(base + 3)}},
 		},
+		Tier:    -1,
+		TierAt:  at(base + 40),
 		Reached: []validator.ReachBucket{{Minute: base / 60, Count: 7}, {Minute: base/60 + 1, Count: 1}},
 		Restrictions: []validator.Restriction{
 			{Kind: validator.SenderSpam, Sender: "106540352242922", At: at(base), Streak: 2, LiftedAt: at(base - 100)},
@@ -606,5 +609,47 @@ func TestConsentSection(t *testing.T) {
 			check("this release's record", b, tc.now)
 			check("the record of before", old, tc.legacy)
 		})
+	}
+}
+
+// TestSendLanguages: each send's template language round-trips in section
+// 't'; a relationship without languages encodes as before the section existed.
+func TestSendLanguages(t *testing.T) {
+	r := typicalRelationship(3)
+	before := AppendRelationship(nil, &r)
+	r.Sends[1].Language = "pt_BR"
+	b := AppendRelationship(nil, &r)
+	var got validator.Relationship
+	if err := DecodeRelationship(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, r) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, r)
+	}
+	r.Sends[1].Language = ""
+	if after := AppendRelationship(nil, &r); !bytes.Equal(after, before) {
+		t.Error("a relationship without languages encodes differently than before section 't'")
+	}
+}
+
+// TestBusinessTemplatesByNameOnly: a business record written before
+// languages were kept (templates by name only) decodes as states known
+// without a language, which apply to every language; a name and language
+// twice is refused.
+func TestBusinessTemplatesByNameOnly(t *testing.T) {
+	old := []byte{Version, 1, 5, 'p', 'r', 'o', 'm', 'o', 0, 2, 0, 0, 0} // Pauses 1 (zigzag)
+	var b validator.Business
+	if err := DecodeBusiness(old, &b); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.Templates["promo"]; len(st) != 1 || st[0].Language != "" || st[0].Pauses != 1 {
+		t.Fatalf("old record decodes as %+v", b.Templates)
+	}
+	if again := AppendBusiness(nil, &b); !bytes.Equal(again, old) {
+		t.Errorf("re-encoded as %v, want %v (unchanged)", again, old)
+	}
+	dup := validator.Business{Templates: map[string][]validator.TemplateState{"promo": {{Language: "en"}, {Language: "en", Pauses: 1}}}}
+	if err := DecodeBusiness(AppendBusiness(nil, &dup), &b); err == nil {
+		t.Error("a template named twice in one language decoded")
 	}
 }

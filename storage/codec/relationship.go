@@ -117,7 +117,35 @@ type section struct {
 }
 
 // sections are the relationship's sections, in ascending tag order.
-var sections = []section{consentSection}
+var sections = []section{
+	consentSection,
+	{tag: 't', present: sendLanguagesPresent, append: appendSendLanguages, decode: decodeSendLanguages},
+}
+
+// Section 't': each send's template language (Send.Language), in send order;
+// written when any send has one.
+
+func sendLanguagesPresent(r *validator.Relationship) bool {
+	for i := range r.Sends {
+		if r.Sends[i].Language != "" {
+			return true
+		}
+	}
+	return false
+}
+
+func appendSendLanguages(dst []byte, r *validator.Relationship) []byte {
+	for i := range r.Sends {
+		dst = appendString(dst, r.Sends[i].Language)
+	}
+	return dst
+}
+
+func decodeSendLanguages(d *decoder, r *validator.Relationship) {
+	for i := range r.Sends {
+		r.Sends[i].Language = d.string("Send.Language")
+	}
+}
 
 // hasSections reports whether any section of r is written.
 func hasSections(r *validator.Relationship) bool {

@@ -197,7 +197,7 @@ func (s *Store) readBusiness(ctx context.Context, business string) (validator.Bu
 			return b, "", fmt.Errorf("storage/redis: corrupt template record: %v", err)
 		}
 		if b.Templates == nil {
-			b.Templates = map[string]validator.TemplateState{}
+			b.Templates = map[string][]validator.TemplateState{}
 		}
 		for _, st := range one.Templates {
 			b.Templates[name] = st
@@ -205,6 +205,13 @@ func (s *Store) readBusiness(ctx context.Context, business string) (validator.Bu
 	}
 	for field, v := range rall.Val() {
 		var one validator.Business
+		if field == tierField {
+			if err := codec.DecodeBusiness([]byte(v), &one); err != nil {
+				return b, "", fmt.Errorf("storage/redis: corrupt tier record: %v", err)
+			}
+			b.Tier, b.TierAt = one.Tier, one.TierAt
+			continue
+		}
 		if err := codec.DecodeBusiness([]byte(v), &one); err != nil || len(one.Restrictions) != 1 ||
 			restrictionField(one.Restrictions[0]) != field {
 			return b, "", fmt.Errorf("storage/redis: corrupt restriction record %q: %v", field, err)
@@ -292,12 +299,16 @@ func (s *Store) UpdateBusiness(ctx context.Context, business string, fn func(b *
 			return false, err
 		}
 		next = validator.Business{Templates: maps.Clone(old.Templates), Reached: slices.Clone(old.Reached),
-			Restrictions: slices.Clone(old.Restrictions)}
+			Restrictions: slices.Clone(old.Restrictions), Tier: old.Tier, TierAt: old.TierAt}
 		if err := fn(&next); err != nil {
 			return false, err
 		}
 		args := templateChanges(old.Templates, next.Templates)
 		args = append(args, restrictionChanges(old.Restrictions, next.Restrictions)...)
+		if next.Tier != old.Tier || !next.TierAt.Equal(old.TierAt) {
+			one := validator.Business{Tier: next.Tier, TierAt: next.TierAt}
+			args = append(args, "S", tierField, string(codec.AppendBusiness(nil, &one)))
+		}
 		if len(args) > 0 {
 			res, err := templatesScript.Run(ctx, s.c, []string{s.templatesKey(business), s.versionKey(business), s.restrictionsKey(business)},
 				append([]any{version, token()}, args...)...).Int64()
@@ -329,7 +340,11 @@ func (s *Store) UpdateBusiness(ctx context.Context, business string, fn func(b *
 	return next, nil
 }
 
-func templateChanges(old, next map[string]validator.TemplateState) []any {
+// tierField is the restrictions hash's field that holds Meta's messaging tier
+// (a restriction's field is "<kind>:<sender>", never this).
+const tierField = "tier"
+
+func templateChanges(old, next map[string][]validator.TemplateState) []any {
 	var args []any
 	for _, name := range slices.Sorted(maps.Keys(old)) {
 		if _, ok := next[name]; !ok {
@@ -338,10 +353,10 @@ func templateChanges(old, next map[string]validator.TemplateState) []any {
 	}
 	for _, name := range slices.Sorted(maps.Keys(next)) {
 		st := next[name]
-		if o, ok := old[name]; ok && o == st {
+		if o, ok := old[name]; ok && slices.Equal(o, st) {
 			continue
 		}
-		one := validator.Business{Templates: map[string]validator.TemplateState{name: st}}
+		one := validator.Business{Templates: map[string][]validator.TemplateState{name: st}}
 		args = append(args, "s", name, string(codec.AppendBusiness(nil, &one)))
 	}
 	return args

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -211,10 +212,13 @@ func testReplicasBusiness(t *testing.T, stores []*redis.Store) {
 			for range each {
 				_, err := s.UpdateBusiness(t.Context(), "acme", func(b *validator.Business) error {
 					if b.Templates == nil {
-						b.Templates = map[string]validator.TemplateState{}
+						b.Templates = map[string][]validator.TemplateState{}
 					}
-					ts := b.Templates["sale"]
-					ts.Pauses++
+					ts := slices.Clone(b.Templates["sale"])
+					if len(ts) == 0 {
+						ts = []validator.TemplateState{{}}
+					}
+					ts[0].Pauses++
 					b.Templates["sale"] = ts
 					// As the server does: add one reach to the fresh state.
 					for i := range b.Reached {
@@ -239,7 +243,7 @@ func testReplicasBusiness(t *testing.T, stores []*redis.Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if b.Templates["sale"].Pauses != workers*each || len(b.Reached) != 1 || b.Reached[0].Count != workers*each {
+		if b.Templates["sale"][0].Pauses != workers*each || len(b.Reached) != 1 || b.Reached[0].Count != workers*each {
 			t.Fatalf("replica %d reads %+v after %d updates from two replicas", i, b, workers*each)
 		}
 	}

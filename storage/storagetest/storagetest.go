@@ -611,10 +611,16 @@ func testSuppressions(t *testing.T, s storage.Store) {
 
 func business() validator.Business {
 	return validator.Business{
-		Templates: map[string]validator.TemplateState{
-			"sale": {PausedAt: at(base), Pauses: 1},
-			"otp":  {DisabledAt: at(base - 10), OKAt: at(base)},
+		Templates: map[string][]validator.TemplateState{
+			"sale": {{PausedAt: at(base), Pauses: 1}},
+			"otp":  {{DisabledAt: at(base - 10), OKAt: at(base)}},
+			"promo": {
+				{Language: "en_US", PausedAt: at(base), Pauses: 2, LiftedAt: at(base), BlockedLast: true},
+				{Language: "pt_BR", MarkedAt: at(base + 5), ClearedAt: at(base - 5), DisabledAt: at(base)},
+			},
 		},
+		Tier:    2000,
+		TierAt:  at(base - 20),
 		Reached: []validator.ReachBucket{{Minute: base / 60, Count: 3}},
 		Restrictions: []validator.Restriction{
 			{Kind: validator.SenderSpam, Sender: "pn-1", At: at(base), Streak: 2},
@@ -670,12 +676,7 @@ func testBusinessRestrictionsConcurrent(t *testing.T, s storage.Store) {
 			for range each {
 				_, err := s.UpdateBusiness(t.Context(), bizA, func(b *validator.Business) error {
 					if w%2 == 0 {
-						if b.Templates == nil {
-							b.Templates = map[string]validator.TemplateState{}
-						}
-						ts := b.Templates["sale"]
-						ts.Pauses++
-						b.Templates["sale"] = ts
+						bumpPauses(b)
 						return nil
 					}
 					if len(b.Restrictions) == 0 {
@@ -696,7 +697,7 @@ func testBusinessRestrictionsConcurrent(t *testing.T, s storage.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(b.Restrictions) != 1 || b.Restrictions[0].Streak != workers/2*each || b.Templates["sale"].Pauses != workers/2*each {
+	if len(b.Restrictions) != 1 || b.Restrictions[0].Streak != workers/2*each || salePauses(&b) != workers/2*each {
 		t.Fatalf("after %d concurrent increments of each: %+v (lost updates)", workers/2*each, b)
 	}
 }
@@ -741,12 +742,7 @@ func testBusinessConcurrent(t *testing.T, s storage.Store) {
 		wg.Go(func() {
 			for range each {
 				_, err := s.UpdateBusiness(t.Context(), bizA, func(b *validator.Business) error {
-					if b.Templates == nil {
-						b.Templates = map[string]validator.TemplateState{}
-					}
-					ts := b.Templates["sale"]
-					ts.Pauses++
-					b.Templates["sale"] = ts
+					bumpPauses(b)
 					return nil
 				})
 				if err != nil {
@@ -761,7 +757,7 @@ func testBusinessConcurrent(t *testing.T, s storage.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := b.Templates["sale"].Pauses; got != workers*each {
+	if got := salePauses(&b); got != workers*each {
 		t.Fatalf("counter = %d after %d concurrent increments (lost updates)", got, workers*each)
 	}
 }
@@ -948,4 +944,23 @@ func testBatchConcurrent(t *testing.T, s storage.Store) {
 			t.Fatalf("%s: %d sends, want 80", k.ID, n)
 		}
 	}
+}
+
+// bumpPauses adds one to the pauses of template "sale" (in no language).
+func bumpPauses(b *validator.Business) {
+	if b.Templates == nil {
+		b.Templates = map[string][]validator.TemplateState{}
+	}
+	ts := slices.Clone(b.Templates["sale"])
+	if len(ts) == 0 {
+		ts = []validator.TemplateState{{}}
+	}
+	ts[0].Pauses++
+	b.Templates["sale"] = ts
+}
+
+// salePauses is the pauses of template "sale" (in no language).
+func salePauses(b *validator.Business) int {
+	st, _ := validator.TemplateFor(b, "sale", "")
+	return st.Pauses
 }

@@ -473,6 +473,8 @@ type CheckSendRequest struct {
 	// against every sender of the business (any sender's restriction applies).
 	Sender string `protobuf:"bytes,12,opt,name=sender,proto3" json:"sender,omitempty"`
 	// The template's language as Meta names it (e.g. "pt_BR"), at most 64 bytes.
+	// Meta pauses and categorises templates per language: empty matches every
+	// language's state of the template.
 	TemplateLanguage string `protobuf:"bytes,13,opt,name=template_language,json=templateLanguage,proto3" json:"template_language,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
@@ -942,11 +944,15 @@ type ReportResultRequest struct {
 	// metadata.phone_number_id), at most 128 bytes. Empty: the business's only
 	// known sender, else the implicit sender.
 	Sender string `protobuf:"bytes,14,opt,name=sender,proto3" json:"sender,omitempty"`
-	// The template's language (e.g. "pt_BR"), at most 64 bytes.
+	// The template's language (e.g. "pt_BR"), at most 64 bytes. Empty: the
+	// matching send's (a reservation's), else unknown (a 132015/132016 without
+	// a language applies to every language of the template).
 	TemplateLanguage string `protobuf:"bytes,15,opt,name=template_language,json=templateLanguage,proto3" json:"template_language,omitempty"`
 	// Meta's pricing.category of the status, verbatim ("marketing",
 	// "marketing_lite", "utility", "authentication", "service", ...), at most 64
-	// bytes.
+	// bytes. "marketing" and "marketing_lite" mark the send's template (bound by
+	// message_id / message_ref) as marketing: checks of it are then judged as
+	// marketing (effective_category).
 	PricingCategory string `protobuf:"bytes,16,opt,name=pricing_category,json=pricingCategory,proto3" json:"pricing_category,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
@@ -2460,14 +2466,16 @@ func (x *GetPolicyResponse) GetRestrictions() []*Restriction {
 // Restriction is an account or sender fact in force: what Meta said and until when.
 type Restriction struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// RULE_ACCOUNT_RESTRICTED or RULE_SENDER_LIMITED.
+	// RULE_ACCOUNT_RESTRICTED, RULE_SENDER_LIMITED, or RULE_REGION_BLOCKED for a
+	// learned 130497 (the account is restricted in one region, which detail
+	// names).
 	Rule Rule `protobuf:"varint,1,opt,name=rule,proto3,enum=sendguard.v1.Rule" json:"rule,omitempty"`
 	// The sending number (phone_number_id) of a SENDER_LIMITED; empty for the
 	// account, or for a sender limit reported without a sender (it applies to
 	// every sender).
 	Sender string `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`
-	// The Meta error that set it (131031, 368, 131042, 130429, 131048); 368 for
-	// an account_update webhook's restriction or ban.
+	// The Meta error that set it (131031, 368, 131042, 130429, 131048, 130497);
+	// 368 for an account_update webhook's restriction or ban.
 	MetaErrorCode int32 `protobuf:"varint,3,opt,name=meta_error_code,json=metaErrorCode,proto3" json:"meta_error_code,omitempty"`
 	// When the error (or the webhook) that started or last escalated it happened.
 	Since *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`

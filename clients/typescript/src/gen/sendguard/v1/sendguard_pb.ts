@@ -125,6 +125,8 @@ export type CheckSendRequest = Message<"sendguard.v1.CheckSendRequest"> & {
 
   /**
    * The template's language as Meta names it (e.g. "pt_BR"), at most 64 bytes.
+   * Meta pauses and categorises templates per language: empty matches every
+   * language's state of the template.
    *
    * @generated from field: string template_language = 13;
    */
@@ -444,7 +446,9 @@ export type ReportResultRequest = Message<"sendguard.v1.ReportResultRequest"> & 
   sender: string;
 
   /**
-   * The template's language (e.g. "pt_BR"), at most 64 bytes.
+   * The template's language (e.g. "pt_BR"), at most 64 bytes. Empty: the
+   * matching send's (a reservation's), else unknown (a 132015/132016 without
+   * a language applies to every language of the template).
    *
    * @generated from field: string template_language = 15;
    */
@@ -453,7 +457,9 @@ export type ReportResultRequest = Message<"sendguard.v1.ReportResultRequest"> & 
   /**
    * Meta's pricing.category of the status, verbatim ("marketing",
    * "marketing_lite", "utility", "authentication", "service", ...), at most 64
-   * bytes.
+   * bytes. "marketing" and "marketing_lite" mark the send's template (bound by
+   * message_id / message_ref) as marketing: checks of it are then judged as
+   * marketing (effective_category).
    *
    * @generated from field: string pricing_category = 16;
    */
@@ -1307,7 +1313,9 @@ export const GetPolicyResponseSchema: GenMessage<GetPolicyResponse> = /*@__PURE_
  */
 export type Restriction = Message<"sendguard.v1.Restriction"> & {
   /**
-   * RULE_ACCOUNT_RESTRICTED or RULE_SENDER_LIMITED.
+   * RULE_ACCOUNT_RESTRICTED, RULE_SENDER_LIMITED, or RULE_REGION_BLOCKED for a
+   * learned 130497 (the account is restricted in one region, which detail
+   * names).
    *
    * @generated from field: sendguard.v1.Rule rule = 1;
    */
@@ -1323,8 +1331,8 @@ export type Restriction = Message<"sendguard.v1.Restriction"> & {
   sender: string;
 
   /**
-   * The Meta error that set it (131031, 368, 131042, 130429, 131048); 368 for
-   * an account_update webhook's restriction or ban.
+   * The Meta error that set it (131031, 368, 131042, 130429, 131048, 130497);
+   * 368 for an account_update webhook's restriction or ban.
    *
    * @generated from field: int32 meta_error_code = 3;
    */
