@@ -53,6 +53,10 @@ bench: ## Run the Go benchmarks and a short load run (100k numbers, 4 s per work
 bench-full: ## The load run behind docs/performance.md: 10M numbers, every target (about 15 minutes)
 	$(GO) run ./cmd/sendguard-bench --numbers 10000000 --duration 10s --rounds 5 --scale-base 10000 --markdown
 
+.PHONY: bench-flow
+bench-flow: ## A campaign's flow (validate, reserve, statuses by webhook) vs the same flow with no-op rules: 1M numbers, campaigns of 100k (docs/performance.md, Update 7)
+	$(GO) run ./cmd/sendguard-bench --workloads flow --numbers 1000000 --campaign 100000
+
 .PHONY: bench-memcap
 bench-memcap: ## 10M numbers with no memory limit, then in a 1 GiB cgroup (needs root; seeds MEMCAP_DIR once; docs/performance.md)
 	internal/loadgen/memcap.sh $${MEMCAP_DIR:-/var/tmp/sendguard-memcap-10m} 10000000

@@ -139,6 +139,12 @@ type Config struct {
 	// writes: below it, writes are refused (UNAVAILABLE) and reads go on. 0
 	// computes it from the store's size (storage/badger/space.go).
 	DiskHeadroom int64
+	// RecordCache is the size in bytes of the cache of recipients' records in
+	// front of Badger (storage/badger/cache.go): checks, reservations and
+	// reports of a recently seen number skip the store's read. 0 turns it off;
+	// DefaultConfig sets DefaultRecordCache. Redis has none: other replicas
+	// write the records.
+	RecordCache int64
 	// Logger receives the server's logs.
 	Logger *slog.Logger
 	// TracerProvider, when set, gets a span for every SendGuard RPC and webhook
@@ -168,6 +174,14 @@ const (
 	DefaultMaxPlanAhead = 400 * 24 * time.Hour
 )
 
+// DefaultRecordCache is the default Config.RecordCache: 64 MiB, which holds the
+// records of about 150,000 recently seen numbers (a record with history is a
+// few hundred bytes, plus the cache's own 128 per entry) — the numbers a
+// campaign checked and reserved in the last minutes, whose statuses come back
+// next. With the server's own memory (about 250 MiB at 10 M stored numbers) it
+// leaves Badger's tables most of a 1 GB budget (docs/performance.md, Update 7).
+const DefaultRecordCache = 64 << 20
+
 // DefaultConfig returns the configuration `make run` uses.
 func DefaultConfig() Config {
 	return Config{
@@ -178,6 +192,7 @@ func DefaultConfig() Config {
 		Defaults:      validator.Defaults(),
 		ShutdownGrace: 10 * time.Second,
 		Durability:    DurabilityDefault,
+		RecordCache:   DefaultRecordCache,
 		Logger:        slog.Default(),
 		Now:           time.Now,
 	}
@@ -294,6 +309,9 @@ func (c Config) validate() error {
 	case c.DiskHeadroom > 0 && c.StoreURL != "":
 		errs = append(errs, errors.New("disk_headroom is Badger's; Redis manages its own disk"))
 	}
+	if c.RecordCache < 0 {
+		errs = append(errs, fmt.Errorf("record_cache %d: want 0 (off) or a size", c.RecordCache))
+	}
 	return errors.Join(errs...)
 }
 
@@ -377,7 +395,9 @@ type fileConfig struct {
 	BusinessCache        int    `yaml:"business_cache"`
 	// DiskHeadroom is a size ("512MiB"); see Config.
 	DiskHeadroom string `yaml:"disk_headroom"`
-	Privacy      *struct {
+	// RecordCache is a size ("64MiB"; "0" turns it off); see Config.
+	RecordCache string `yaml:"record_cache"`
+	Privacy     *struct {
 		HashNumbers bool `yaml:"hash_numbers"`
 	} `yaml:"privacy"`
 }
@@ -540,6 +560,13 @@ func LoadConfigFile(path string, c *Config) error {
 			return fmt.Errorf("config %s: disk_headroom: %w", path, err)
 		}
 		c.DiskHeadroom = n
+	}
+	if f.RecordCache != "" {
+		n, err := ParseSize(f.RecordCache)
+		if err != nil {
+			return fmt.Errorf("config %s: record_cache: %w", path, err)
+		}
+		c.RecordCache = n
 	}
 	if f.Policy != nil {
 		// The deployment's policy's default region is the deployment's default

@@ -166,6 +166,40 @@ func (m *metrics) watchSpace(sg storage.SpaceGuard) {
 	)
 }
 
+// watchRecordCache exports the record cache's hits, misses and size, when the
+// store has one (storage.RecordCacher: Badger with record_cache).
+func (m *metrics) watchRecordCache(st storage.Store) {
+	rc, ok := storage.UnwrapAs[storage.RecordCacher](st)
+	if !ok {
+		return
+	}
+	if _, on := rc.RecordCache(); !on {
+		return
+	}
+	stats := func() storage.RecordCacheStats {
+		s, _ := rc.RecordCache()
+		return s
+	}
+	m.registry.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sendguard_record_cache_hits_total",
+			Help: "Reads of a recipient's record (checks, and the reads of reservations and reports) served from the record cache (record_cache).",
+		}, func() float64 { return float64(stats().Hits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sendguard_record_cache_misses_total",
+			Help: "Reads of a recipient's record that missed the record cache and read the store (a check's only when the number may be stored).",
+		}, func() float64 { return float64(stats().Misses) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sendguard_record_cache_bytes",
+			Help: "Bytes the record cache holds, by its own count (keys, records and 128 bytes of bookkeeping each).",
+		}, func() float64 { return float64(stats().Bytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sendguard_record_cache_limit_bytes",
+			Help: "The most the record cache holds (record_cache).",
+		}, func() float64 { return float64(stats().Limit) }),
+	)
+}
+
 // observe counts one decision.
 func (m *metrics) observe(d *validator.Decision) {
 	if v := int(d.Verdict); v >= 0 && v < len(m.decisionsBy) {

@@ -139,6 +139,7 @@ func (s *Server) build() (err error) {
 	s.slots = newDecisionSlots(s.shared)
 	s.metrics.registry.MustRegister(s.limitMetrics()...)
 	s.metrics.registry.MustRegister(newRestrictionGauge(s))
+	s.metrics.watchRecordCache(s.store)
 	s.webhook = newWebhookState(s.cfg, s.metrics.registry)
 	s.grpc, err = s.newGRPCServer()
 	return err

@@ -93,3 +93,24 @@ type Space struct {
 type Backuper interface {
 	Backup(ctx context.Context, w io.Writer, since uint64) (uint64, error)
 }
+
+// RecordCacher is implemented by stores that keep a cache of recipients'
+// records in front of their engine (Badger with record_cache): RecordCache
+// tells what it has done; ok is false when the store has none.
+type RecordCacher interface {
+	RecordCache() (st RecordCacheStats, ok bool)
+}
+
+// RecordCacheStats is what a store's record cache has done since the store
+// opened.
+type RecordCacheStats struct {
+	// Hits and Misses count the reads of a recipient's record that found it
+	// cached and those that did not: a check's (GetContact: the key filter's
+	// answers for keys never stored are neither) and the read of every update
+	// (a reservation's, a report's), whose misses include numbers not stored
+	// yet.
+	Hits, Misses uint64
+	// Bytes is what the cached records take, by the cache's own count;
+	// Limit is the most it holds (record_cache).
+	Bytes, Limit int64
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -15,6 +16,7 @@ import (
 	"github.com/sendguard/sendguard/internal/buildinfo"
 	"github.com/sendguard/sendguard/internal/loadgen"
 	"github.com/sendguard/sendguard/internal/memlimit"
+	"github.com/sendguard/sendguard/server"
 )
 
 func main() {
@@ -26,7 +28,11 @@ func main() {
 
 func benchCmd() *cobra.Command {
 	cfg := loadgen.DefaultConfig()
-	var serveOnly bool
+	var (
+		serveOnly   bool
+		recordCache string
+		failCodes   = loadgen.FormatFailCodes(cfg.FailCodes)
+	)
 	cmd := &cobra.Command{
 		Use:           "sendguard-bench",
 		Short:         "Load test: seed numbers, run every workload and its no-op baseline, print the table",
@@ -48,6 +54,10 @@ recent sends, --fresh of them left unknown), and runs each workload for
   report   ReportResult, default and strict durability
   webhook  webhook POSTs of 1,000 statuses, default and strict durability
   scale    CheckSend p99 (1 caller) at --numbers   vs a second server holding --scale-base
+  flow     (only when named) two campaigns of --campaign numbers: validate,
+           reserve each ALLOW, statuses by signed webhook POSTs (SENT, DELIVERED,
+           READ; FAILED for --failed of them, with --fail-codes)
+                                                   vs the same flow with no-op rules
 
 Baselines run in the same process, on the same connection, in the same run, so
 the ratios cancel the machine's noise. With --addr, sendguard-bench targets a
@@ -58,6 +68,13 @@ ratios need a server started by "sendguard-bench --serve-only".`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			cfg.Out, cfg.Log = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			var err error
+			if cfg.RecordCache, err = server.ParseSize(recordCache); err != nil {
+				return fmt.Errorf("--record-cache: %w", err)
+			}
+			if cfg.FailCodes, err = loadgen.ParseFailCodes(failCodes); err != nil {
+				return fmt.Errorf("--fail-codes: %w", err)
+			}
 			if cfg.Addr != "" {
 				cfg.APIKey = os.Getenv("SENDGUARD_API_KEY")
 				cfg.WebhookSecret = []byte(os.Getenv("SENDGUARD_WHATSAPP_APP_SECRET"))
@@ -91,7 +108,13 @@ ratios need a server started by "sendguard-bench --serve-only".`,
 	f.IntVar(&cfg.WebhookBatch, "webhook-batch", cfg.WebhookBatch, "statuses per webhook POST")
 	f.IntVar(&cfg.WebhookPosters, "webhook-posters", cfg.WebhookPosters, "webhook POSTs in flight")
 	f.IntVar(&cfg.ScaleBase, "scale-base", cfg.ScaleBase, "numbers stored when the scale workload's first p99 is taken (0: off)")
-	f.StringSliceVar(&cfg.Workloads, "workloads", nil, "workloads to run (default all): stream, unary, unary1, reserve, report, webhook, scale, json")
+	f.StringSliceVar(&cfg.Workloads, "workloads", nil, "workloads to run (default all but flow): stream, unary, unary1, reserve, report, webhook, scale, json, flow")
+	f.StringVar(&recordCache, "record-cache", strconv.FormatInt(cfg.RecordCache, 10), "record cache of the in-process server's store (a size such as 64MiB; 0: none)")
+	f.IntVar(&cfg.Campaign, "campaign", cfg.Campaign, "flow: numbers per campaign, drawn without replacement from --numbers")
+	f.Float64Var(&cfg.Overlap, "overlap", cfg.Overlap, "flow: fraction of the second campaign's audience that was in the first")
+	f.Float64Var(&cfg.FailRate, "failed", cfg.FailRate, "flow: fraction of the guarded sends whose status is FAILED")
+	f.StringVar(&failCodes, "fail-codes", failCodes, "flow: Meta error codes of the FAILED statuses and their shares (assumed: Meta publishes none)")
+	f.DurationVar(&cfg.FlowTimeout, "flow-timeout", cfg.FlowTimeout, "flow: each step of a campaign is cut after this long")
 	f.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the measured part (client and in-process server) to this file")
 	f.StringVar(&cfg.MemProfile, "memprofile", "", "write an allocation profile to this file at the end")
 	f.BoolVar(&cfg.Markdown, "markdown", false, "print the table as Markdown")

@@ -46,10 +46,15 @@ const (
 	WWebhook = "webhook" // webhook POSTs of WebhookBatch statuses, default and strict durability
 	WScale   = "scale"   // CheckSend p99 (1 caller) at Numbers vs a second server holding ScaleBase
 	WJSON    = "json"    // CheckSend as JSON on the API port at Concurrency callers vs GET /healthz at the same
+	WFlow    = "flow"    // two campaigns (validate, reserve, statuses by webhook) vs the same flow with no-op rules; only when named
 )
 
-// AllWorkloads lists every workload.
+// AllWorkloads lists every workload that runs when none is named.
 var AllWorkloads = []string{WStream, WUnary, WUnary1, WReserve, WReport, WWebhook, WScale, WJSON}
+
+// knownWorkloads are the workloads that may be named: every one of
+// AllWorkloads and the flow, which is long and runs only when named.
+var knownWorkloads = append(slices.Clone(AllWorkloads), WFlow)
 
 // Config configures a load run. Zero values take the defaults of DefaultConfig.
 type Config struct {
@@ -114,6 +119,20 @@ type Config struct {
 	Out, Log io.Writer
 	// Markdown prints the table as Markdown.
 	Markdown bool
+
+	// RecordCache is the record cache of the in-process server's store, in
+	// bytes (0: none); DefaultConfig sets the server's default.
+	RecordCache int64
+
+	// The flow workload (flow.go): two campaigns of Campaign numbers drawn from
+	// the Numbers, the second overlapping the first by Overlap; FailRate of the
+	// guarded sends fail, with FailCodes in their shares; each step is cut after
+	// FlowTimeout.
+	Campaign    int
+	Overlap     float64
+	FailRate    float64
+	FailCodes   []FailCode
+	FlowTimeout time.Duration
 }
 
 // DefaultConfig returns the defaults of `sendguard-bench`.
@@ -132,6 +151,12 @@ func DefaultConfig() Config {
 		WebhookBatch:   1000,
 		WebhookPosters: 2,
 		ScaleBase:      10_000,
+		RecordCache:    server.DefaultRecordCache,
+		Campaign:       1_000_000,
+		Overlap:        0.5,
+		FailRate:       0.1,
+		FailCodes:      DefaultFailCodes,
+		FlowTimeout:    10 * time.Minute,
 	}
 }
 
@@ -164,8 +189,16 @@ func (c *Config) validate() error {
 		return fmt.Errorf("numbers %d: at most %d", c.Numbers, MaxNumbers)
 	}
 	for _, w := range c.Workloads {
-		if !slices.Contains(AllWorkloads, w) {
-			return fmt.Errorf("unknown workload %q (have %s)", w, strings.Join(AllWorkloads, ", "))
+		if !slices.Contains(knownWorkloads, w) {
+			return fmt.Errorf("unknown workload %q (have %s)", w, strings.Join(knownWorkloads, ", "))
+		}
+	}
+	if c.RecordCache < 0 {
+		return fmt.Errorf("record cache %d: want 0 (none) or a size", c.RecordCache)
+	}
+	if c.wants(WFlow) {
+		if err := c.validateFlow(); err != nil {
+			return err
 		}
 	}
 	if c.Out == nil {
@@ -178,6 +211,9 @@ func (c *Config) validate() error {
 }
 
 func (c *Config) wants(w string) bool {
+	if w == WFlow {
+		return slices.Contains(c.Workloads, w)
+	}
 	return len(c.Workloads) == 0 || slices.Contains(c.Workloads, w)
 }
 
@@ -206,12 +242,12 @@ func (t *target) close() {
 
 // startLocal starts a bench-mode server in this process on 127.0.0.1 with the
 // store in dir (created if missing).
-func startLocal(ctx context.Context, dir, durability string, conns int, logw io.Writer) (*target, error) {
+func startLocal(ctx context.Context, dir, durability string, conns int, recordCache int64, logw io.Writer) (*target, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	st, err := badger.Open(badger.Options{Dir: dir, Logger: log, SyncWrites: durability == server.DurabilityStrict})
+	st, err := badger.Open(badger.Options{Dir: dir, Logger: log, SyncWrites: durability == server.DurabilityStrict, RecordCache: recordCache})
 	if err != nil {
 		return nil, err
 	}
@@ -387,7 +423,7 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 			defer os.RemoveAll(dir)
 		}
-		if t, err = startLocal(ctx, dir, server.DurabilityDefault, cfg.Conns, cfg.Log); err != nil {
+		if t, err = startLocal(ctx, dir, server.DurabilityDefault, cfg.Conns, cfg.RecordCache, cfg.Log); err != nil {
 			return err
 		}
 		logf("bench server on %s (data %s), %d cores, GOMAXPROCS %d", t.conns[0].Conn().Target(), dir, runtime.NumCPU(), runtime.GOMAXPROCS(0))
@@ -441,7 +477,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if !local {
 			rp.notes = append(rp.notes, "scale workload skipped: it needs the in-process server (a second, small one runs beside it)")
 		} else {
-			if small, err = startLocal(ctx, filepath.Join(t.dir, "small"), server.DurabilityDefault, cfg.Conns, cfg.Log); err != nil {
+			if small, err = startLocal(ctx, filepath.Join(t.dir, "small"), server.DurabilityDefault, cfg.Conns, cfg.RecordCache, cfg.Log); err != nil {
 				return err
 			}
 			defer small.close()
@@ -748,6 +784,11 @@ func (w *workloads) all(ctx context.Context, small *target) error {
 			return err
 		}
 	}
+	if cfg.wants(WFlow) {
+		if err := w.flow(ctx); err != nil {
+			return err
+		}
+	}
 	if cfg.wants(WReport) || cfg.wants(WWebhook) {
 		if err := w.reports(ctx, w.t, "default", "the seeded store"); err != nil {
 			return err
@@ -756,7 +797,7 @@ func (w *workloads) all(ctx context.Context, small *target) error {
 			// The durability modes compared on equal terms: two fresh servers,
 			// one per mode, each starting from an empty store.
 			for _, mode := range []string{server.DurabilityDefault, server.DurabilityStrict} {
-				fresh, err := startLocal(ctx, filepath.Join(w.t.dir, mode), mode, cfg.Conns, cfg.Log)
+				fresh, err := startLocal(ctx, filepath.Join(w.t.dir, mode), mode, cfg.Conns, cfg.RecordCache, cfg.Log)
 				if err != nil {
 					return err
 				}
@@ -863,7 +904,7 @@ func ServeOnly(ctx context.Context, cfg Config) error {
 		}
 		defer os.RemoveAll(dir)
 	}
-	t, err := startLocal(ctx, dir, server.DurabilityDefault, 1, cfg.Log)
+	t, err := startLocal(ctx, dir, server.DurabilityDefault, 1, cfg.RecordCache, cfg.Log)
 	if err != nil {
 		return err
 	}

@@ -138,3 +138,68 @@ func TestSeedMix(t *testing.T) {
 		}
 	}
 }
+
+// TestFlow is a miniature flow workload: two campaigns against an in-process
+// server and as the no-op flow; every status is accepted by both, and the
+// table has a row per step and the end-to-end ratio.
+func TestFlow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the flow")
+	}
+	cfg := DefaultConfig()
+	cfg.Numbers, cfg.Campaign, cfg.WebhookBatch = 3000, 1000, 200
+	cfg.Workloads = []string{WFlow}
+	var out, log bytes.Buffer
+	cfg.Out, cfg.Log = &out, &log
+	if err := Run(context.Background(), cfg); err != nil {
+		t.Fatalf("%v\n%s\n%s", err, out.String(), log.String())
+	}
+	table := out.String()
+	for _, want := range []string{
+		"flow: validate (stream), no-op (baseline)", "flow: reserve each ALLOW (stream)",
+		"flow: statuses (webhook POSTs of 200)", "flow: guarded sends end to end (2 campaigns of 1000 of 3000 numbers)",
+		"flow campaign 2: 1000 numbers", "record cache during the flow",
+	} {
+		if !strings.Contains(table, want) {
+			t.Errorf("no %q:\n%s", want, table)
+		}
+	}
+	if strings.Contains(table, "errors)") || strings.Contains(table, "cut at") {
+		t.Errorf("errors in the run:\n%s", table)
+	}
+}
+
+// TestFlowStatuses: the flow's bodies are webhooks Meta could send, and its
+// failures follow the configured codes and rate.
+func TestFlowStatuses(t *testing.T) {
+	cfg := DefaultConfig()
+	w := &workloads{cfg: &cfg, run: "r"}
+	part := []flowStatus{{1, "sent", 0, 0}, {2, "failed", 131026, 1}, {3, "read", 0, 2}}
+	events, stats, err := webhook.Parse(w.flowBody(0, part))
+	if err != nil || len(events) != 3 || len(stats.Skipped) != 0 {
+		t.Fatalf("%d events, %v, %v", len(events), stats.Skipped, err)
+	}
+	if events[1].ErrorCode != 131026 || events[2].CallbackData != w.flowRef(0, 2) || events[0].Phone != Digits(1) {
+		t.Fatalf("events: %+v", events)
+	}
+	const n = 100_000
+	count := map[int]int{}
+	for k := range n {
+		count[w.failCode(0, k)]++
+	}
+	near := func(got int, want float64) bool { return math.Abs(float64(got)/n-want) < 0.005 }
+	if !near(n-count[0], cfg.FailRate) {
+		t.Errorf("%d of %d failed, want %v", n-count[0], n, cfg.FailRate)
+	}
+	for _, fc := range cfg.FailCodes {
+		if !near(count[fc.Code], cfg.FailRate*fc.Share) {
+			t.Errorf("code %d: %d of %d, want %v", fc.Code, count[fc.Code], n, cfg.FailRate*fc.Share)
+		}
+	}
+	if fc, err := ParseFailCodes(FormatFailCodes(DefaultFailCodes)); err != nil || len(fc) != 4 || fc[1] != DefaultFailCodes[1] {
+		t.Fatalf("ParseFailCodes(FormatFailCodes) = %v, %v", fc, err)
+	}
+	if _, err := ParseFailCodes("131049"); err == nil {
+		t.Fatal("a code without a share was taken")
+	}
+}

@@ -48,6 +48,9 @@ type limits struct {
 	// seq, when set, numbers the calls or rows across rounds of a workload
 	// (so that a stream's rows stay distinct from one round to the next).
 	seq *atomic.Int64
+	// answer, when set, is called with each stream row's seq and answer (from
+	// the streams' receivers, concurrently).
+	answer func(seq int64, resp *sgv1.CheckSendResponse)
 }
 
 func (l limits) counter() *atomic.Int64 {
@@ -129,7 +132,7 @@ func runStreams(ctx context.Context, open streamOpener, streams, window int, lim
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, err := runStream(st, window, stopAt, lim.maxOps, next, mk)
+			r, err := runStream(st, window, stopAt, lim.maxOps, next, mk, lim.answer)
 			if err != nil {
 				errc <- err
 				cancel()
@@ -147,12 +150,14 @@ func runStreams(ctx context.Context, open streamOpener, streams, window int, lim
 	return total, <-errc
 }
 
-func runStream(st grpc.ClientStream, window int, stopAt time.Time, maxOps int64, next *atomic.Int64, mk func(seq int64) *sgv1.CheckSendRequest) (*result, error) {
+func runStream(st grpc.ClientStream, window int, stopAt time.Time, maxOps int64, next *atomic.Int64, mk func(seq int64) *sgv1.CheckSendRequest,
+	answer func(seq int64, resp *sgv1.CheckSendResponse)) (*result, error) {
 	r := &result{}
 	tokens := make(chan struct{}, window)
 	// Rows are answered in order, so the k-th answer is for the k-th row sent:
 	// its request_id and send time wait in slot k%window.
 	ids := make([]string, window)
+	seqs := make([]int64, window)
 	sentAt := make([]atomic.Int64, window)
 	sent := make(chan struct{}, window) // one token per row sent, for the receiver
 	sendErr := make(chan error, 1)
@@ -172,6 +177,7 @@ func runStream(st grpc.ClientStream, window int, stopAt time.Time, maxOps int64,
 			}
 			req := mk(seq)
 			ids[k%window] = req.RequestId
+			seqs[k%window] = seq
 			sentAt[k%window].Store(time.Now().UnixNano())
 			sent <- struct{}{}
 			if err := st.SendMsg(req); err != nil {
@@ -201,6 +207,9 @@ func runStream(st grpc.ClientStream, window int, stopAt time.Time, maxOps int64,
 			return r, fmt.Errorf("answer %d carries request_id %q, want %q: answers out of order", k, resp.RequestId, ids[slot])
 		}
 		r.lat.record(time.Duration(time.Now().UnixNano() - sentAt[slot].Load()))
+		if answer != nil {
+			answer(seqs[slot], resp)
+		}
 		<-tokens
 		r.ops++
 		if resp.Error != nil {

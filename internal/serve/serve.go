@@ -113,7 +113,7 @@ func openStore(cfg server.Config) (storage.Store, error) {
 			return nil, fmt.Errorf("data directory: %w", err)
 		}
 		st, err := badger.Open(badger.Options{Dir: cfg.DataDir, Logger: cfg.Logger, SyncWrites: cfg.Durability == server.DurabilityStrict,
-			DiskHeadroom: cfg.DiskHeadroom})
+			DiskHeadroom: cfg.DiskHeadroom, RecordCache: cfg.RecordCache})
 		if err != nil {
 			return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
 		}

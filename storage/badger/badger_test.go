@@ -58,6 +58,28 @@ func TestConformanceOnDisk(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storage.Store { return openDisk(t, t.TempDir()) })
 }
 
+// The same suite with the record cache (cache.go) on, small enough that it
+// evicts during the suite.
+func TestConformanceInMemoryCached(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Store { return openCached(t, "", 64<<10) })
+}
+
+func TestConformanceOnDiskCached(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Store { return openCached(t, t.TempDir(), 1<<20) })
+}
+
+// openCached opens a store with a record cache of size bytes, on disk in dir or
+// in memory ("").
+func openCached(t testing.TB, dir string, size int64) *Store {
+	t.Helper()
+	s, err := Open(Options{Dir: dir, InMemory: dir == "", Logger: quietLogger(), RecordCache: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 func TestOpenOptions(t *testing.T) {
 	for name, o := range map[string]Options{
 		"neither":   {},

@@ -46,6 +46,9 @@ type benchBackend struct {
 var benchBackends = []benchBackend{
 	{"mem", func(b *testing.B) *Store { return openMem(b) }},
 	{"disk", func(b *testing.B) *Store { return openDisk(b, b.TempDir()) }},
+	// On disk with a record cache that holds every bench number: the reads
+	// and the reservations' reads are served from it.
+	{"disk-cached", func(b *testing.B) *Store { return openCached(b, b.TempDir(), 64<<20) }},
 }
 
 // populate gives every bench number a relationship with keptSends sends and

@@ -16,16 +16,56 @@ import (
 
 // GetContact implements storage.Store: one point read of the recipient's
 // record, skipped (with the transaction) when the key filter rules it out.
+//
+// With a record cache (cache.go), a cached record is decoded without Badger; a
+// record read from Badger is cached, unless a write of its id ran meanwhile.
 func (s *Store) GetContact(ctx context.Context, k storage.ContactKey) (storage.Contact, error) {
 	key := contactKey(k.ID)
-	var c storage.Contact
+	if s.cache == nil {
+		var c storage.Contact
+		err := s.read(ctx, "get contact", key, func(t txn) error {
+			var err error
+			c, err = t.getContact(key, k, nil)
+			return err
+		})
+		if err != nil {
+			return storage.Contact{}, err
+		}
+		return c, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return storage.Contact{}, err
+	}
+	if err := s.enter(); err != nil {
+		return storage.Contact{}, err // closed: no answer from the cache either
+	}
+	v, ok, tok := s.cache.get(key)
+	s.inflight.Done()
+	if ok {
+		c, err := contactOf(v, k)
+		if err != nil {
+			return storage.Contact{}, fmt.Errorf("storage/badger: corrupt contact record: %w", err)
+		}
+		return c, nil
+	}
+	var (
+		c   storage.Contact
+		raw []byte
+	)
 	err := s.read(ctx, "get contact", key, func(t txn) error {
+		if t.Txn == nil {
+			return nil // ruled out by the key filter: not a miss of the cache
+		}
+		s.cache.missed()
 		var err error
-		c, err = t.getContact(key, k)
+		c, err = t.getContact(key, k, &raw)
 		return err
 	})
 	if err != nil {
 		return storage.Contact{}, err
+	}
+	if raw != nil {
+		s.cache.fill(key, raw, tok)
 	}
 	return c, nil
 }
@@ -104,27 +144,44 @@ func (s *Store) DeleteContact(ctx context.Context, k storage.ContactKey) (storag
 }
 
 // getContact reads k's relationship and facts from the record at key, decoding
-// only those two parts.
-func (t txn) getContact(key []byte, k storage.ContactKey) (storage.Contact, error) {
+// only those two parts. When raw is not nil, it is set to a copy of the record's
+// bytes (for the cache), or left nil when the key is missing.
+func (t txn) getContact(key []byte, k storage.ContactKey, raw *[]byte) (storage.Contact, error) {
 	var c storage.Contact
 	_, err := t.get(key, "contact", func(v []byte) error {
-		now := nowSeconds()
-		var rel []byte
-		facts, err := scanRecord(v, func(business []byte, p part) error {
-			if string(business) == k.Business && p.live(now) {
-				rel = p.data
-			}
-			return nil
-		})
-		if err != nil {
-			return err
+		var err error
+		c, err = contactOf(v, k)
+		if err == nil && raw != nil {
+			*raw = bytes.Clone(v)
 		}
-		if !facts.live(now) {
-			facts.data = nil
-		}
-		return decodeParts(&c, k, rel, facts.data)
+		return err
 	})
 	if err != nil {
+		return storage.Contact{}, err
+	}
+	return c, nil
+}
+
+// contactOf decodes k's relationship and facts from the record v (as stored),
+// only those two parts, leaving out those that have expired. The Contact is the
+// caller's own: nothing in it shares memory with v.
+func contactOf(v []byte, k storage.ContactKey) (storage.Contact, error) {
+	var c storage.Contact
+	now := nowSeconds()
+	var rel []byte
+	facts, err := scanRecord(v, func(business []byte, p part) error {
+		if string(business) == k.Business && p.live(now) {
+			rel = p.data
+		}
+		return nil
+	})
+	if err != nil {
+		return storage.Contact{}, err
+	}
+	if !facts.live(now) {
+		facts.data = nil
+	}
+	if err := decodeParts(&c, k, rel, facts.data); err != nil {
 		return storage.Contact{}, err
 	}
 	return c, nil
@@ -158,7 +215,7 @@ func (t txn) loadContact(key []byte, k storage.ContactKey) (contactRecord, stora
 		rec contactRecord
 		c   storage.Contact
 	)
-	found, err := t.get(key, "contact", func(v []byte) error {
+	decode := func(v []byte) error {
 		var err error
 		if rec, err = parseRecord(bytes.Clone(v), nowSeconds()); err != nil {
 			return err
@@ -168,11 +225,34 @@ func (t txn) loadContact(key []byte, k storage.ContactKey) (contactRecord, stora
 			rel = rec.rels[i].data
 		}
 		return decodeParts(&c, k, rel, rec.facts.data)
-	})
+	}
+	if t.cache != nil && !t.wrote(key) {
+		// The caller holds the id's stripe lock, under which every write of
+		// the record reaches the cache: a cached record is the last committed.
+		// (One this transaction staged is newer: Badger's read sees it.)
+		if v, ok := t.cache.peek(key); ok {
+			if err := decode(v); err != nil {
+				return contactRecord{}, storage.Contact{}, false, fmt.Errorf("storage/badger: corrupt contact record: %w", err)
+			}
+			return rec, c, true, nil
+		}
+	}
+	found, err := t.get(key, "contact", decode)
 	if err != nil {
 		return contactRecord{}, storage.Contact{}, false, err
 	}
 	return rec, c, found, nil
+}
+
+// wrote tells whether the write staged a contact record at key (an earlier
+// update of the same batch).
+func (t txn) wrote(key []byte) bool {
+	for _, r := range *t.records {
+		if bytes.Equal(r.key, key) {
+			return true
+		}
+	}
+	return false
 }
 
 // putRecord writes rec at key with its expiry, or deletes the key when rec holds
@@ -245,6 +325,9 @@ func (t txn) set(key, value []byte, exp uint64) error {
 	if filtered(key) {
 		t.keys.add(t.st, key)
 	}
+	if t.records != nil && key[0] == kindContact {
+		*t.records = append(*t.records, recordWrite{key: key, val: value})
+	}
 	e := badger.NewEntry(key, value)
 	e.ExpiresAt = exp
 	if err := t.SetEntry(e); err != nil {
@@ -256,6 +339,9 @@ func (t txn) set(key, value []byte, exp uint64) error {
 
 // del stages the deletion of key.
 func (t txn) del(key []byte) error {
+	if t.records != nil && key[0] == kindContact {
+		*t.records = append(*t.records, recordWrite{key: key})
+	}
 	if err := t.Delete(key); err != nil {
 		return unavailable("delete", err)
 	}

@@ -47,6 +47,10 @@ type Options struct {
 	// storage.ErrNoSpace, so that Badger never writes to a full disk through its
 	// memory mappings (space.go); 0 computes it from the store's size.
 	DiskHeadroom int64
+	// RecordCache is the size in bytes of the cache of recipients' records
+	// (cache.go) that reads of recently seen numbers are served from; 0 means
+	// none.
+	RecordCache int64
 
 	// disk, when not nil, replaces the filesystem the space guard asks (tests).
 	disk disk
@@ -103,6 +107,10 @@ type Store struct {
 	// space refuses writes while the disk is nearly full (space.go); nil in
 	// memory and where the disk cannot be asked.
 	space *spaceGuard
+
+	// cache holds recently read and written contact records (cache.go); nil
+	// when Options.RecordCache is 0.
+	cache *recordCache
 }
 
 // Open opens (or creates) a store and starts its value-log GC and the loading of
@@ -114,6 +122,9 @@ func Open(opts Options) (*Store, error) {
 	}
 	if opts.InMemory != (opts.Dir == "") {
 		return nil, errors.New("storage/badger: set exactly one of Options.Dir and Options.InMemory")
+	}
+	if opts.RecordCache < 0 {
+		return nil, errors.New("storage/badger: Options.RecordCache is negative")
 	}
 	if opts.DiskHeadroom < 0 {
 		return nil, errors.New("storage/badger: Options.DiskHeadroom is negative")
@@ -147,6 +158,7 @@ func Open(opts Options) (*Store, error) {
 		business:       stripe.New(businessStripes),
 		stopBackground: func() {},
 		space:          space,
+		cache:          newRecordCache(opts.RecordCache),
 	}
 	s.startFilter(opts.filterLeast, opts.loadGate)
 	every := opts.GCInterval
@@ -320,6 +332,17 @@ type txn struct {
 	// staged counts the bytes a write has staged, for the space guard; nil in a
 	// read. Writes stage through set and del only, which count them.
 	staged *int64
+	// cache is the store's record cache in a write (nil in a read, and when the
+	// store has none); records notes the contact keys the write staged, with
+	// their new values (nil: deleted), for the cache to take after the commit.
+	cache   *recordCache
+	records *[]recordWrite
+}
+
+// recordWrite is a contact record a write staged: its key and new value (nil
+// when deleted).
+type recordWrite struct {
+	key, val []byte
 }
 
 // mayHave tells whether key may be in the transaction's snapshot; false means it
@@ -378,6 +401,17 @@ func (s *Store) view(op string, key []byte, f func(t txn) error) error {
 func (s *Store) update(ctx context.Context, op string, f func(t txn) error) error {
 	st := s.keys.writer()
 	defer st.writers.Add(-1)
+	// The contact records every attempt staged: after the commit the cache takes
+	// the last attempt's; otherwise it drops them all (a failed commit may have
+	// been applied in part, as far as this process knows).
+	var records, touched []recordWrite
+	if s.cache != nil {
+		defer func() {
+			for _, r := range touched {
+				s.cache.invalidate(r.key)
+			}
+		}()
+	}
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -385,17 +419,27 @@ func (s *Store) update(ctx context.Context, op string, f func(t txn) error) erro
 		var inner error
 		err := s.db.Update(func(bt *badger.Txn) error {
 			var staged int64
-			inner = f(txn{Txn: bt, keys: &s.keys, use: st.use, st: st, staged: &staged})
+			records = records[:0]
+			t := txn{Txn: bt, keys: &s.keys, use: st.use, st: st, staged: &staged}
+			if s.cache != nil {
+				t.cache, t.records = s.cache, &records
+			}
+			inner = f(t)
 			if inner == nil && staged > 0 {
 				inner = s.space.admit(staged + txnOverhead)
 			}
 			return inner
 		})
+		if err == nil && inner == nil {
+			for _, r := range records {
+				s.cache.set(r.key, r.val)
+			}
+			return nil
+		}
+		touched = append(touched, records...)
 		switch {
 		case inner != nil:
 			return inner
-		case err == nil:
-			return nil
 		case !errors.Is(err, badger.ErrConflict):
 			return unavailable(op, err)
 		case attempt == maxAttempts:
