@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	sgdur "github.com/sendguard/sendguard/internal/duration"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 	"github.com/sendguard/sendguard/validator"
 )
@@ -467,7 +468,7 @@ func LoadConfigFile(path string, c *Config) error {
 		c.StoreURL = f.Store
 	}
 	if f.BusinessRefresh != "" {
-		d, err := time.ParseDuration(f.BusinessRefresh)
+		d, err := sgdur.Parse(f.BusinessRefresh)
 		if err != nil {
 			return fmt.Errorf("config %s: business_refresh: %w", path, err)
 		}
@@ -501,7 +502,7 @@ func LoadConfigFile(path string, c *Config) error {
 		c.WebhookBodyBudget = f.WebhookBodyBudget
 	}
 	if f.WebhookReadTimeout != "" {
-		d, err := time.ParseDuration(f.WebhookReadTimeout)
+		d, err := sgdur.Parse(f.WebhookReadTimeout)
 		if err != nil || d <= 0 {
 			return fmt.Errorf("config %s: webhook_read_timeout: want a positive duration such as 10s, got %q", path, f.WebhookReadTimeout)
 		}
@@ -548,7 +549,7 @@ func LoadConfigFile(path string, c *Config) error {
 		if d.in == "" {
 			continue
 		}
-		v, err := ParseDuration(d.in)
+		v, err := sgdur.Parse(d.in)
 		if err != nil || v <= 0 {
 			return fmt.Errorf("config %s: %s: want a positive duration such as 1h or 400d, got %q", path, d.key, d.in)
 		}
@@ -610,20 +611,6 @@ func LoadEnv(c *Config, getenv func(string) string) {
 	}
 }
 
-// ParseDuration parses a Go duration, or a whole number of days ("7d").
-func ParseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if d, ok := strings.CutSuffix(s, "d"); ok {
-		const day = 24 * time.Hour
-		n, err := strconv.Atoi(d)
-		if err != nil || n < 0 || n > math.MaxInt64/int(day) {
-			return 0, fmt.Errorf("invalid duration %q", s)
-		}
-		return time.Duration(n) * day, nil
-	}
-	return time.ParseDuration(s)
-}
-
 // ParseSize parses a byte count: a whole number with an optional unit, KB, MB,
 // GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), e.g. "512MiB".
 func ParseSize(s string) (int64, error) {
@@ -654,7 +641,7 @@ func (f *filePolicy) proto() (*sgv1.Policy, error) {
 		if s == nil {
 			return nil, nil
 		}
-		d, err := ParseDuration(*s)
+		d, err := sgdur.Parse(*s)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", name, err)
 		}
@@ -664,7 +651,7 @@ func (f *filePolicy) proto() (*sgv1.Policy, error) {
 	for i, fc := range f.FrequencyCaps {
 		w := time.Duration(0)
 		if fc.Window != "" {
-			if w, err = ParseDuration(fc.Window); err != nil {
+			if w, err = sgdur.Parse(fc.Window); err != nil {
 				return nil, fmt.Errorf("frequency_caps[%d].window: %v", i, err)
 			}
 		}
@@ -683,7 +670,7 @@ func (f *filePolicy) proto() (*sgv1.Policy, error) {
 		return nil, err
 	}
 	for i, s := range f.UndeliverableBackoff {
-		d, err := ParseDuration(s)
+		d, err := sgdur.Parse(s)
 		if err != nil {
 			return nil, fmt.Errorf("undeliverable_backoff[%d]: %v", i, err)
 		}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sendguard/sendguard/client"
+	"github.com/sendguard/sendguard/internal/duration"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
 
@@ -234,7 +234,10 @@ func parseTime(s string, now time.Time, loc *time.Location) (time.Time, error) {
 	case strings.EqualFold(s, "now"):
 		return now, nil
 	case s[0] == '+' || s[0] == '-':
-		d, err := parseDuration(s[1:])
+		d, err := duration.Parse(s[1:])
+		if err == nil && d < 0 {
+			err = errors.New("negative duration after the sign")
+		}
 		if err != nil {
 			return time.Time{}, fmt.Errorf("time %q: %w", s, err)
 		}
@@ -252,29 +255,6 @@ func parseTime(s string, now time.Time, loc *time.Location) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("time %q: want RFC 3339 (2026-11-27T10:00:00Z), a local date and time (2026-11-27 10:00), now, or +DURATION (+2h, +1d)", s)
-}
-
-// parseDuration is time.ParseDuration that also takes days ("1d", "1d12h").
-func parseDuration(s string) (time.Duration, error) {
-	var days int64
-	if i := strings.IndexByte(s, 'd'); i >= 0 {
-		n, err := strconv.ParseInt(s[:i], 10, 32)
-		if err != nil || n < 0 {
-			return 0, fmt.Errorf("bad day count %q", s[:i])
-		}
-		days, s = n, s[i+1:]
-		if s == "" {
-			return time.Duration(days) * 24 * time.Hour, nil
-		}
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, err
-	}
-	if d < 0 {
-		return 0, errors.New("negative duration after the sign")
-	}
-	return time.Duration(days)*24*time.Hour + d, nil
 }
 
 // parseCategory reads a category: marketing, utility, authentication (auth),

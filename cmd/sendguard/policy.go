@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/sendguard/sendguard/client"
+	"github.com/sendguard/sendguard/internal/duration"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 	"github.com/sendguard/sendguard/server"
 )
@@ -379,7 +380,7 @@ func policyMessage(name protoreflect.FullName, s string, off bool) (proto.Messag
 		if off {
 			return durationpb.New(0), nil
 		}
-		d, err := server.ParseDuration(s)
+		d, err := duration.Parse(s)
 		if err != nil {
 			return nil, fmt.Errorf("%q: want a duration such as 6s, 90m, 24h or 7d", s)
 		}
@@ -390,7 +391,7 @@ func policyMessage(name protoreflect.FullName, s string, off bool) (proto.Messag
 		}
 		count, window, ok := strings.Cut(s, "/")
 		n, err := strconv.ParseInt(strings.TrimSpace(count), 10, 32)
-		d, err2 := server.ParseDuration(window)
+		d, err2 := duration.Parse(window)
 		if !ok || err != nil || err2 != nil {
 			return nil, fmt.Errorf("%q: want COUNT/WINDOW, such as 1/24h or 3/7d", s)
 		}

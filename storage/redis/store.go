@@ -18,6 +18,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/sendguard/sendguard/internal/duration"
 	"github.com/sendguard/sendguard/storage"
 	"github.com/sendguard/sendguard/storage/internal/stripe"
 )
@@ -131,7 +132,7 @@ func ParseURL(raw string) (Options, error) {
 	o.Mode = q.Get("mode")
 	o.Prefix = q.Get("prefix")
 	if v := q.Get("timeout"); v != "" {
-		if o.Timeout, err = time.ParseDuration(v); err != nil || o.Timeout <= 0 {
+		if o.Timeout, err = duration.Parse(v); err != nil || o.Timeout <= 0 {
 			return o, fmt.Errorf("redis store address: timeout %q is not a positive duration", v)
 		}
 	}
@@ -146,7 +147,7 @@ func ParseURL(raw string) (Options, error) {
 		}
 	}
 	if v := q.Get("wait_timeout"); v != "" {
-		if o.WaitTimeout, err = time.ParseDuration(v); err != nil || o.WaitTimeout <= 0 {
+		if o.WaitTimeout, err = duration.Parse(v); err != nil || o.WaitTimeout <= 0 {
 			return o, fmt.Errorf("redis store address: wait_timeout %q is not a positive duration", v)
 		}
 	}
