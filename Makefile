@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 GO    ?= go
 BUF   := bin/buf
+GOLANGCI := bin/golangci-lint
 PKGS  := ./...
 
 .DEFAULT_GOAL := help
@@ -72,6 +73,11 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 60s)
 $(BUF): tools/go.mod tools/go.sum
 	cd tools && $(GO) build -o ../$(BUF) github.com/bufbuild/buf/cmd/buf
 
+# golangci-lint has its own module (tools/lint), so that its many dependencies
+# do not move the versions pinned in tools/go.mod.
+$(GOLANGCI): tools/lint/go.mod tools/lint/go.sum
+	cd tools/lint && $(GO) build -o ../../$(GOLANGCI) github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
 # The TypeScript client (clients/typescript): its npm packages, pinned in
 # package-lock.json, are installed (npm ci) when the lock is newer than the
 # last install; protoc-gen-es among them generates its code.
@@ -97,6 +103,14 @@ lint: $(BUF) ## buf lint, gofmt check, go vet and the package graph's walls (too
 	tools/package-walls.sh
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
 	$(GO) vet $(PKGS)
+
+.PHONY: lint-go
+lint-go: $(GOLANGCI) ## golangci-lint with .golangci.yml: staticcheck, unused, errcheck, gocritic, revive, protogetter, govet, ineffassign
+	$(GOLANGCI) run
+
+.PHONY: lint-fix
+lint-fix: $(GOLANGCI) ## Apply the fixes golangci-lint suggests (e.g. protogetter's getters); review the diff
+	$(GOLANGCI) run --fix
 
 .PHONY: check-generated
 check-generated: generate ## Fail when regenerating would change the committed code
