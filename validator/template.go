@@ -14,6 +14,7 @@ import (
 // TemplateEffectKind says what a result means for a template.
 type TemplateEffectKind uint8
 
+// The effects: none, paused, disabled, or OK (sent or delivered).
 const (
 	TemplateNone     TemplateEffectKind = iota // nothing
 	TemplatePaused                             // 132015
