@@ -98,7 +98,7 @@ test-ts: build ## The TypeScript client (clients/typescript): npm ci, prettier c
 	cd $(TS) && $(NPM_CI) && npm run lint --silent && SENDGUARD_BIN=$(CURDIR)/bin/sendguard npm test --silent
 
 .PHONY: lint
-lint: $(BUF) ## buf lint, buf breaking against proto/baseline.binpb, gofmt check, go vet, go mod tidy -diff (every module), the package graph's walls (tools/package-walls.sh)
+lint: $(BUF) $(GOLANGCI) ## buf lint, buf breaking against proto/baseline.binpb, the package graph's walls, gofmt, go vet, go mod tidy -diff (every module), golangci-lint (README "Lint and generated code")
 	$(BUF) lint
 	$(BUF) breaking --against $(PROTO_BASELINE)
 	tools/package-walls.sh
@@ -107,6 +107,7 @@ lint: $(BUF) ## buf lint, buf breaking against proto/baseline.binpb, gofmt check
 	@for m in . tools tools/lint; do \
 	  (cd $$m && $(GO) mod tidy -diff) || { echo "go.mod/go.sum of $$m are not tidy: run go mod tidy there"; exit 1; }; \
 	done
+	$(GOLANGCI) run
 
 # The released API contract as a buf image: `make lint` fails on a change that
 # breaks it (buf breaking, the FILE rules of buf.yaml). CI sees only main, so
