@@ -83,16 +83,16 @@ func (s *Server) getContact(ctx context.Context, req *sgv1.GetContactRequest) (*
 	if r.hasNumber {
 		out.PhoneE164 = r.number.E164
 	}
-	if out.GetUserId() == "" {
+	if out.UserId == "" {
 		out.UserId = r.userID
 	}
-	if out.GetWaId() == "" {
+	if out.WaId == "" {
 		out.WaId = waID(facts.WaID, r)
 	}
 	switch {
-	case out.GetOptedOut():
+	case out.OptedOut:
 		out.OptedOutAt = ts(rel.OwnStopAt)
-	case out.GetMetaOptedOut():
+	case out.MetaOptedOut:
 		at, _ := rel.MetaStoppedAt(req.GetSender())
 		out.OptedOutAt = ts(at)
 	}

@@ -171,7 +171,7 @@ func runStream(st grpc.ClientStream, window int, stopAt time.Time, maxOps int64,
 				return
 			}
 			req := mk(seq)
-			ids[k%window] = req.GetRequestId()
+			ids[k%window] = req.RequestId
 			sentAt[k%window].Store(time.Now().UnixNano())
 			sent <- struct{}{}
 			if err := st.SendMsg(req); err != nil {
@@ -197,13 +197,13 @@ func runStream(st grpc.ClientStream, window int, stopAt time.Time, maxOps int64,
 			return r, fmt.Errorf("answer %d for a row never sent", k)
 		}
 		slot := k % window
-		if resp.GetRequestId() != ids[slot] {
-			return r, fmt.Errorf("answer %d carries request_id %q, want %q: answers out of order", k, resp.GetRequestId(), ids[slot])
+		if resp.RequestId != ids[slot] {
+			return r, fmt.Errorf("answer %d carries request_id %q, want %q: answers out of order", k, resp.RequestId, ids[slot])
 		}
 		r.lat.record(time.Duration(time.Now().UnixNano() - sentAt[slot].Load()))
 		<-tokens
 		r.ops++
-		if resp.GetError() != nil {
+		if resp.Error != nil {
 			r.errs++
 		}
 	}
