@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 GO    ?= go
 BUF   := bin/buf
+GOLANGCI := bin/golangci-lint
 PKGS  := ./...
 
 .DEFAULT_GOAL := help
@@ -76,6 +77,11 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 60s)
 $(BUF): tools/go.mod tools/go.sum
 	cd tools && $(GO) build -o ../$(BUF) github.com/bufbuild/buf/cmd/buf
 
+# golangci-lint has its own module (tools/lint), so that its many dependencies
+# do not move the versions pinned in tools/go.mod.
+$(GOLANGCI): tools/lint/go.mod tools/lint/go.sum
+	cd tools/lint && $(GO) build -o ../../$(GOLANGCI) github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
 # The TypeScript client (clients/typescript): its npm packages, pinned in
 # package-lock.json, are installed (npm ci) when the lock is newer than the
 # last install; protoc-gen-es among them generates its code.
@@ -96,15 +102,54 @@ test-ts: build ## The TypeScript client (clients/typescript): npm ci, prettier c
 	cd $(TS) && $(NPM_CI) && npm run lint --silent && SENDGUARD_BIN=$(CURDIR)/bin/sendguard npm test --silent
 
 .PHONY: lint
-lint: $(BUF) ## buf lint, gofmt check, go vet and the package graph's walls (tools/package-walls.sh)
+lint: $(BUF) $(GOLANGCI) ## buf lint, buf breaking against proto/baseline.binpb, the package graph's walls, gofmt, go vet, go mod tidy -diff (every module), golangci-lint (README "Lint and generated code")
 	$(BUF) lint
+	$(BUF) breaking --against $(PROTO_BASELINE)
 	tools/package-walls.sh
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
 	$(GO) vet $(PKGS)
+	@for m in . tools tools/lint; do \
+	  (cd $$m && $(GO) mod tidy -diff) || { echo "go.mod/go.sum of $$m are not tidy: run go mod tidy there"; exit 1; }; \
+	done
+	$(GOLANGCI) run
+
+# The released API contract as a buf image: `make lint` fails on a change that
+# breaks it (buf breaking, the FILE rules of buf.yaml). CI sees only main, so
+# the baseline is committed; it moves only when a release adds to the API.
+PROTO_BASELINE := proto/baseline.binpb
+
+.PHONY: proto-baseline
+proto-baseline: $(BUF) ## Refresh proto/baseline.binpb (what buf breaking checks against) from proto/: only when releasing an API change; commit it
+	$(BUF) build --exclude-source-info -o $(PROTO_BASELINE)
+
+.PHONY: lint-go
+lint-go: $(GOLANGCI) ## golangci-lint with .golangci.yml: staticcheck, unused, errcheck, gocritic, revive, protogetter, govet, ineffassign
+	$(GOLANGCI) run
+
+.PHONY: lint-fix
+lint-fix: $(GOLANGCI) ## Apply the fixes golangci-lint suggests (e.g. protogetter's getters); review the diff
+	$(GOLANGCI) run --fix
+
+# Where make generate writes. check-generated fails when, after regenerating,
+# anything under them differs from what is committed: a changed or deleted
+# file, and a new untracked one (git status). It also fails when generating
+# changed the status of any other file of the tree (a plugin writing elsewhere).
+GENERATED := proto/ $(TS)/src/gen/ console/static/js/classification.js
 
 .PHONY: check-generated
-check-generated: generate ## Fail when regenerating would change the committed code
-	@git diff --exit-code -- proto/ $(TS)/src/gen/ console/static/js/classification.js && test -z "$$(git status --porcelain -- proto/ $(TS)/src/gen/ console/static/js/)" || { git status --short -- proto/ $(TS)/src/gen/ console/static/js/; echo 'generated code (Go, OpenAPI, descriptor set, TypeScript, console classification) is stale: run make generate and commit'; exit 1; }
+check-generated: $(BUF) $(TS)/node_modules/.package-lock.json ## Fail when regenerating would change the committed code or add a file
+	@before="$$(git status --porcelain --untracked-files=all)"; \
+	$(MAKE) --no-print-directory generate || exit 1; \
+	stale="$$(git status --porcelain --untracked-files=all -- $(GENERATED))"; \
+	after="$$(git status --porcelain --untracked-files=all)"; \
+	if [ -n "$$stale" ]; then \
+	  git status --short --untracked-files=all -- $(GENERATED); git diff --stat -- $(GENERATED); \
+	  echo 'generated code (Go, OpenAPI, descriptor set, TypeScript, console classification) is stale: run make generate and commit'; exit 1; \
+	fi; \
+	if [ "$$before" != "$$after" ]; then \
+	  diff <(echo "$$before") <(echo "$$after"); \
+	  echo 'make generate changed files outside $(GENERATED): list them in GENERATED and commit them'; exit 1; \
+	fi
 
 .PHONY: fmt
 fmt: ## gofmt every Go file

@@ -66,7 +66,7 @@ func ExampleGuard() {
 	// (and no retry of this job) sends it too.
 	resp, err := g.Reserve(ctx, "+55 11 98765-4321", marketing, "black_friday", "outbox-1")
 	if err != nil {
-		log.Fatal(err)
+		log.Fatal(err) //nolint:gocritic // exitAfterDefer: a program's way out; stop only tidies the example's server
 	}
 	fmt.Println("reserve:", resp.GetVerdict(), "duplicate:", resp.GetDuplicate(), resp.GetPhoneE164())
 
@@ -109,7 +109,7 @@ func ExampleGuard_Check() {
 	// Meta does not deliver marketing templates to US numbers.
 	resp, err := g.Check(context.Background(), "+1 201 555 0123", sgv1.Category_CATEGORY_MARKETING, "promo")
 	if err != nil {
-		log.Fatal(err)
+		log.Fatal(err) //nolint:gocritic // exitAfterDefer: a program's way out; stop only tidies the example's server
 	}
 	fmt.Println(resp.GetVerdict())
 	for _, r := range resp.GetReasons() {

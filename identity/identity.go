@@ -59,13 +59,13 @@ func (n Number) WaID() string {
 type Fold uint8
 
 const (
-	// FoldNone: the number was canonical as given (up to formatting).
+	// FoldNone means the number was canonical as given (up to formatting).
 	FoldNone Fold = iota
-	// FoldMexico: the '1' after the country code 52 was dropped.
+	// FoldMexico means the '1' after the country code 52 was dropped.
 	FoldMexico
-	// FoldBrazil: a '9' was inserted in front of an 8-digit mobile subscriber number.
+	// FoldBrazil means a '9' was inserted in front of an 8-digit mobile subscriber number.
 	FoldBrazil
-	// FoldArgentina: a national "15" mobile prefix (or a missing '9') was folded
+	// FoldArgentina means a national "15" mobile prefix (or a missing '9') was folded
 	// into the "+54 9 <area> <number>" mobile form, by libphonenumber itself or
 	// by this package.
 	FoldArgentina

@@ -30,7 +30,7 @@ func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
 
 // alnum reports whether s is 1 to 128 ASCII letters or digits.
 func alnum(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
+	if s == "" || len(s) > 128 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

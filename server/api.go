@@ -177,8 +177,7 @@ func (s *Server) listenAPI() error {
 	s.api.Protocols.SetHTTP1(true)
 	if s.cfg.TLS.CertFile != "" {
 		if s.api.TLSConfig, err = tlsConfig(s.cfg.TLS); err != nil {
-			s.apiLis.Close()
-			return err
+			return errors.Join(err, s.apiLis.Close())
 		}
 		s.api.Protocols.SetHTTP2(true)
 	} else {

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sendguard/sendguard/identity"
@@ -381,6 +379,3 @@ func reasonProto(r *validator.Reason) *sgv1.Reason {
 	}
 	return out
 }
-
-// grpcCode is the code of an error that is already a status.
-func grpcCode(err error) codes.Code { return status.Code(err) }

@@ -80,8 +80,8 @@ type callLimit struct {
 	methods map[string]bool
 }
 
-func newCallLimit(max int) *callLimit {
-	return &callLimit{max: int64(max), methods: map[string]bool{}}
+func newCallLimit(limit int) *callLimit {
+	return &callLimit{max: int64(limit), methods: map[string]bool{}}
 }
 
 // count registers the methods of the registered services (call once, after
@@ -131,8 +131,8 @@ type limitListener struct {
 	refused atomic.Int64
 }
 
-func newLimitListener(l net.Listener, max int) *limitListener {
-	return &limitListener{Listener: l, max: int64(max)}
+func newLimitListener(l net.Listener, limit int) *limitListener {
+	return &limitListener{Listener: l, max: int64(limit)}
 }
 
 // Accept returns the next connection while fewer than max are open.

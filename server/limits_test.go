@@ -44,7 +44,12 @@ func runServer(t *testing.T, mutate func(*Config)) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
 	return srv
 }
 
@@ -207,11 +212,11 @@ func TestStreamBudget(t *testing.T) {
 	// Wait until the senders stop moving.
 	var last int64 = -1
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if n := sent.Load(); n == last {
+		n := sent.Load()
+		if n == last {
 			break
-		} else {
-			last = n
 		}
+		last = n
 	}
 	held := srv.rows.used.Load()
 	oneRow := int64(len(req.GetTemplate())+64) + rowOverhead

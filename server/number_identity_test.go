@@ -369,12 +369,12 @@ func TestWebhookProvesNumberReal(t *testing.T) {
 			t.Fatalf("%s before any webhook: %v; want INVALID_NUMBER", phone, resp)
 		}
 	}
-	status := body(t, pnid, statuses(newStatus("wamid.d", "delivered", t0.Add(-time.Hour), strings.TrimPrefix(delivered, "+"), 0)))
+	delivery := body(t, pnid, statuses(newStatus("wamid.d", "delivered", t0.Add(-time.Hour), strings.TrimPrefix(delivered, "+"), 0)))
 	message := body(t, pnid, map[string]any{"messages": []any{map[string]any{
 		"from": strings.TrimPrefix(wrote, "+"), "id": "wamid.m", "timestamp": fmt.Sprint(t0.Add(-time.Hour).Unix()),
 		"type": "text", "text": map[string]string{"body": "hi"},
 	}}})
-	for _, b := range [][]byte{status, message} {
+	for _, b := range [][]byte{delivery, message} {
 		if code := postSigned(t, hd, b); code != 200 {
 			t.Fatalf("webhook: %d", code)
 		}

@@ -121,7 +121,8 @@ func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultReques
 	}
 	done := func(ctx context.Context, err error) error {
 		label := statusLabel(req.GetStatus())
-		if errors.Is(err, storage.ErrDuplicate) {
+		switch {
+		case errors.Is(err, storage.ErrDuplicate):
 			s.metrics.events.WithLabelValues(source, label, "duplicate").Inc()
 			resp.Duplicate = true
 			// A retry of a report whose business change was lost (the business
@@ -142,9 +143,9 @@ func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultReques
 			}
 			snap := b.snap.Load()
 			effect = validator.ApplyResult(&c.Rel, factsFor(snap, &c, r), &snap.policy, res)
-		} else if err != nil {
+		case err != nil:
 			return err
-		} else {
+		default:
 			s.metrics.events.WithLabelValues(source, label, "applied").Inc()
 			if err := s.applyRestrictionEffect(ctx, b, restrict); err != nil {
 				return err

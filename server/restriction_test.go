@@ -102,7 +102,7 @@ func TestClearRestriction(t *testing.T) {
 	h.report(t, statusReport("w1", "pn-a", stFailed, 131048, t0))
 	h.report(t, statusReport("w2", "pn-b", stFailed, 131048, t0))
 	h.report(t, statusReport("w3", "pn-b", stFailed, 131042, t0))
-	clear := func(req *sgv1.ClearRestrictionRequest) []string {
+	clearRestriction := func(req *sgv1.ClearRestrictionRequest) []string {
 		t.Helper()
 		req.BusinessId = "acme"
 		resp, err := api.ClearRestriction(ctx, req)
@@ -115,16 +115,16 @@ func TestClearRestriction(t *testing.T) {
 		}
 		return out
 	}
-	if got := clear(&sgv1.ClearRestrictionRequest{Rule: sgv1.Rule_RULE_REGION_BLOCKED, Region: "br"}); got != nil {
+	if got := clearRestriction(&sgv1.ClearRestrictionRequest{Rule: sgv1.Rule_RULE_REGION_BLOCKED, Region: "br"}); got != nil {
 		t.Errorf("a learned 130497 cleared %v; none is learned", got)
 	}
-	if got := fmt.Sprint(clear(&sgv1.ClearRestrictionRequest{Sender: "pn-a"})); got != "[SENDER_LIMITED/pn-a/131048]" {
+	if got := fmt.Sprint(clearRestriction(&sgv1.ClearRestrictionRequest{Sender: "pn-a"})); got != "[SENDER_LIMITED/pn-a/131048]" {
 		t.Errorf("clearing pn-a: %s", got)
 	}
 	if got := verdictOf(h.check(t, checkFrom("pn-a", sgv1.Category_CATEGORY_UTILITY))); got != "DEFER ACCOUNT_RESTRICTED 131042 retry=1h0m0s" {
 		t.Errorf("pn-a after its clear: %s (the account's 131042 stays)", got)
 	}
-	if got := fmt.Sprint(clear(&sgv1.ClearRestrictionRequest{Rule: sgv1.Rule_RULE_ACCOUNT_RESTRICTED})); got != "[ACCOUNT_RESTRICTED//131042]" {
+	if got := fmt.Sprint(clearRestriction(&sgv1.ClearRestrictionRequest{Rule: sgv1.Rule_RULE_ACCOUNT_RESTRICTED})); got != "[ACCOUNT_RESTRICTED//131042]" {
 		t.Errorf("clearing the account: %s", got)
 	}
 	if got := verdictOf(h.check(t, checkFrom("pn-a", sgv1.Category_CATEGORY_UTILITY))); got != "ALLOW" {
@@ -136,10 +136,10 @@ func TestClearRestriction(t *testing.T) {
 	if got := verdictOf(h.check(t, checkFrom("pn-a", sgv1.Category_CATEGORY_UTILITY))); got != "ALLOW" {
 		t.Errorf("a failure dated before the clear restarted the limit: %s", got)
 	}
-	if got := fmt.Sprint(clear(&sgv1.ClearRestrictionRequest{})); got != "[SENDER_LIMITED/pn-b/131048]" {
+	if got := fmt.Sprint(clearRestriction(&sgv1.ClearRestrictionRequest{})); got != "[SENDER_LIMITED/pn-b/131048]" {
 		t.Errorf("clearing everything: %s", got)
 	}
-	if got := clear(&sgv1.ClearRestrictionRequest{}); got != nil {
+	if got := clearRestriction(&sgv1.ClearRestrictionRequest{}); got != nil {
 		t.Errorf("clearing again: %v", got)
 	}
 	if _, err := api.ClearRestriction(ctx, &sgv1.ClearRestrictionRequest{BusinessId: "nobody"}); err != nil {

@@ -110,16 +110,15 @@ func (s *Server) Listen() error {
 	s.metrics.registry.MustRegister(listenerMetrics(limited)...)
 	if s.cfg.HTTPAddr != "" {
 		if s.httpLis, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
-			s.grpcLis.Close()
-			return fmt.Errorf("http listen: %w", err)
+			return errors.Join(fmt.Errorf("http listen: %w", err), s.grpcLis.Close())
 		}
 		s.httpLis = s.limitHTTPListener(s.httpLis)
 		s.http = s.newHTTPServer()
 	}
 	if err := s.listenAPI(); err != nil {
-		s.grpcLis.Close()
+		err = errors.Join(err, s.grpcLis.Close())
 		if s.httpLis != nil {
-			s.httpLis.Close()
+			err = errors.Join(err, s.httpLis.Close())
 		}
 		return err
 	}
@@ -212,13 +211,13 @@ func (s *Server) newGRPCServer() (*grpc.Server, error) {
 	}
 	opts = append(opts, limitOptions(s.cfg, s.calls)...)
 	opts = append(opts, s.tracingOptions()...)
-	opts = append(opts, grpc.ForceServerCodecV2(newLenientCodec()))
-	// Handlers run on long-lived goroutines whose stacks have already grown to
-	// what a check needs, instead of a new goroutine per call that grows its
-	// stack (copying it) several times: that was an eighth of CheckSend's CPU.
-	// As many as one connection may have calls at once (beyond that, gRPC starts
-	// a goroutine per call as before).
-	opts = append(opts, grpc.NumStreamWorkers(s.cfg.MaxConcurrentStreams))
+	opts = append(opts, grpc.ForceServerCodecV2(newLenientCodec()),
+		// Handlers run on long-lived goroutines whose stacks have already grown to
+		// what a check needs, instead of a new goroutine per call that grows its
+		// stack (copying it) several times: that was an eighth of CheckSend's CPU.
+		// As many as one connection may have calls at once (beyond that, gRPC starts
+		// a goroutine per call as before).
+		grpc.NumStreamWorkers(s.cfg.MaxConcurrentStreams))
 	if s.cfg.TLS.CertFile != "" {
 		creds, err := tlsCredentials(s.cfg.TLS)
 		if err != nil {

@@ -70,8 +70,8 @@ type rowBudget struct {
 	freed   chan struct{}
 }
 
-func newRowBudget(max int64) *rowBudget {
-	return &rowBudget{max: max, freed: make(chan struct{})}
+func newRowBudget(limit int64) *rowBudget {
+	return &rowBudget{max: limit, freed: make(chan struct{})}
 }
 
 // spent reports whether the rows in flight cost the whole budget.
@@ -283,7 +283,8 @@ func (s *Server) mayRead(ctx context.Context, inFlight *streamCost, drained <-ch
 		if held == 0 || held < streamWindowBytes && !s.rows.spent() {
 			return true
 		}
-		freed, done := (<-chan struct{})(nil), func() {}
+		var freed <-chan struct{}
+		done := func() {}
 		if held < streamWindowBytes {
 			// Past the budget: wait for any stream to release bytes, or for
 			// this one to answer what it holds. (Registered before looking

@@ -120,7 +120,7 @@ func TestTracing(t *testing.T) {
 			if got := s.SpanContext().TraceID().String(); got != callerTraceID {
 				t.Errorf("%s: trace %s, want the caller's %s", name, got, callerTraceID)
 			}
-			codesSeen[attr(s, "rpc.response.status_code").Emit()] = true
+			codesSeen[attr(s, "rpc.response.status_code").String()] = true
 		}
 	}
 	if !codesSeen["OK"] || !codesSeen["INVALID_ARGUMENT"] {

@@ -18,17 +18,17 @@ const (
 	maxReason     = 1024
 )
 
-// checkID validates an identifier field: required or optional, within max bytes,
+// checkID validates an identifier field: required or optional, within maxLen bytes,
 // valid UTF-8 and free of control characters (NUL is a key separator in storage).
-func checkID(field, v string, max int, required bool) error {
+func checkID(field, v string, maxLen int, required bool) error {
 	if v == "" {
 		if required {
 			return invalidArg("%s is required", field)
 		}
 		return nil
 	}
-	if len(v) > max {
-		return invalidArg("%s is %d bytes; at most %d", field, len(v), max)
+	if len(v) > maxLen {
+		return invalidArg("%s is %d bytes; at most %d", field, len(v), maxLen)
 	}
 	if !utf8.ValidString(v) {
 		return invalidArg("%s is not valid UTF-8", field)
@@ -39,9 +39,9 @@ func checkID(field, v string, max int, required bool) error {
 	return nil
 }
 
-func checkText(field, v string, max int) error {
-	if len(v) > max {
-		return invalidArg("%s is %d bytes; at most %d", field, len(v), max)
+func checkText(field, v string, maxLen int) error {
+	if len(v) > maxLen {
+		return invalidArg("%s is %d bytes; at most %d", field, len(v), maxLen)
 	}
 	if !utf8.ValidString(v) {
 		return invalidArg("%s is not valid UTF-8", field)

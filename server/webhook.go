@@ -26,10 +26,10 @@ const DefaultMaxWebhookBody = 8 << 20
 // WebhookPath is where Meta's WhatsApp webhook is served.
 const WebhookPath = "/webhooks/whatsapp"
 
-// WebhookEventsHeader, on a 200, counts what the POST's events did, e.g.
-// "applied=3 duplicate=1 skipped=0" (duplicate: recorded before; skipped: not
-// applied, see sendguard_webhook_skipped_total), so that `sendguard replay` can
-// tell new events from repeats.
+// WebhookEventsHeader is the response header that, on a 200, counts what the
+// POST's events did, e.g. "applied=3 duplicate=1 skipped=0" (duplicate:
+// recorded before; skipped: not applied, see sendguard_webhook_skipped_total),
+// so that `sendguard replay` can tell new events from repeats.
 const WebhookEventsHeader = "Sendguard-Events"
 
 // webhookState is what the webhook endpoint keeps: its metrics and the budget

@@ -64,24 +64,21 @@ type webhookBody struct {
 	flat    *[]byte
 }
 
-// Errors of readWebhookBody, each with its HTTP status.
-var (
-	errBudgetSpent = errors.New("webhook body budget spent")
-	errBodyTimeout = errors.New("webhook body not sent within the read timeout")
-)
+// errBudgetSpent: the webhook bodies being read already hold the budget (503).
+var errBudgetSpent = errors.New("webhook body budget spent")
 
-// readWebhookBody reads r's body, at most max bytes, charging the budget a
+// readWebhookBody reads r's body, at most maxBytes bytes, charging the budget a
 // chunk at a time as the bytes arrive (a client that declares a large
 // Content-Length and sends nothing holds one chunk). On failure it returns the
 // HTTP status to answer, having released what it took: 413 for a body over
-// max, 503 when the budget is spent, 408 when the client did not send the body
+// maxBytes, 503 when the budget is spent, 408 when the client did not send the body
 // before the read deadline, 400 for a broken body.
-func readWebhookBody(w http.ResponseWriter, r *http.Request, budget *bodyBudget, max int64) (*webhookBody, int) {
-	if r.ContentLength > max {
+func readWebhookBody(w http.ResponseWriter, r *http.Request, budget *bodyBudget, maxBytes int64) (*webhookBody, int) {
+	if r.ContentLength > maxBytes {
 		return nil, http.StatusRequestEntityTooLarge
 	}
 	b := &webhookBody{budget: budget}
-	if err := b.readFrom(http.MaxBytesReader(w, r.Body, max), r.ContentLength); err != nil {
+	if err := b.readFrom(http.MaxBytesReader(w, r.Body, maxBytes), r.ContentLength); err != nil {
 		b.release()
 		var tooBig *http.MaxBytesError
 		switch {

@@ -306,6 +306,7 @@ func escalate(streak int, at, t time.Time, backoff time.Duration) (int, time.Tim
 // InboundKeyword is what the server's keyword matcher made of an inbound text.
 type InboundKeyword uint8
 
+// The keywords an inbound text can carry: none, an opt-out or an opt-in.
 const (
 	KeywordNone InboundKeyword = iota
 	KeywordOptOut

@@ -26,15 +26,15 @@ type Check struct {
 type NumberProblem uint8
 
 const (
-	// NumberOK: a valid number, or no phone given.
+	// NumberOK is a valid number, or no phone given.
 	NumberOK NumberProblem = iota
-	// NumberImpossible: the phone is not a possible number (Check.InvalidDetail
+	// NumberImpossible means the phone is not a possible number (Check.InvalidDetail
 	// says why). Always INVALID_NUMBER.
 	NumberImpossible
-	// NumberNational: the phone is spelled nationally (no '+' or "00") and no
+	// NumberNational means the phone is spelled nationally (no '+' or "00") and no
 	// region was given to read it by. Always INVALID_NUMBER.
 	NumberNational
-	// NumberNotValid: a possible number that libphonenumber does not call
+	// NumberNotValid is a possible number that libphonenumber does not call
 	// valid (outside the ranges it knows are assigned). INVALID_NUMBER unless
 	// the policy takes possible numbers or the history proves the number real.
 	NumberNotValid

@@ -2,7 +2,6 @@ package validator
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -145,14 +144,6 @@ func reasonString(r Reason) string {
 	return s
 }
 
-func rules(d Decision) []sgv1.Rule {
-	var out []sgv1.Rule
-	for _, r := range d.Reasons {
-		out = append(out, r.Rule)
-	}
-	return out
-}
-
 // want is an expected decision: verdict, retry_at and reasons as summary renders them.
 type want struct {
 	verdict sgv1.Verdict
@@ -189,7 +180,3 @@ func deferred(retry time.Time, reasons ...string) want {
 }
 
 func denied(reasons ...string) want { return want{verdict: denyVT, reasons: reasons} }
-
-func hasRule(d Decision, r sgv1.Rule) bool {
-	return slices.ContainsFunc(d.Reasons, func(x Reason) bool { return x.Rule == r })
-}

@@ -191,7 +191,8 @@ func RemoveReach(b *Business, at time.Time) {
 	}
 	for i := range b.Reached {
 		if r := &b.Reached[i]; r.Minute >= m && r.Count > 0 {
-			if r.Count--; r.Count == 0 {
+			r.Count--
+			if r.Count == 0 {
 				b.Reached = slices.Delete(b.Reached, i, i+1)
 			}
 			return

@@ -30,6 +30,7 @@ import (
 type RestrictionKind uint8
 
 const (
+	// RestrictionNone is the zero value: no restriction.
 	RestrictionNone RestrictionKind = iota
 	// SenderThroughput is 130429: the number's Cloud API throughput was reached.
 	SenderThroughput

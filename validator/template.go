@@ -24,6 +24,7 @@ import (
 // TemplateEffectKind says what an event means for a template.
 type TemplateEffectKind uint8
 
+// The effects: none, paused, disabled, or OK (sent or delivered).
 const (
 	TemplateNone     TemplateEffectKind = iota // nothing
 	TemplatePaused                             // 132015, or a PAUSED webhook

@@ -63,6 +63,20 @@ func Parse(body []byte) ([]Event, Stats, error) {
 	return p.flatten(&w)
 }
 
+// parser turns one decoded body into events, counting what it skips.
+type parser struct {
+	st     Stats
+	events []Event
+
+	// The entry being read.
+	entry *wireEntry
+
+	// Of the change being read.
+	phoneNumberID string
+	pnidProblem   string // skip reason for every item of the change, or ""
+	contacts      contacts
+}
+
 // flatten turns a decoded body into its events, counting what it skips.
 func (p *parser) flatten(w *wireBody) ([]Event, Stats, error) {
 	if w.Object != objectWABA {
@@ -98,19 +112,6 @@ func startsObject(b []byte) bool {
 		return false
 	}
 	return false
-}
-
-type parser struct {
-	st     Stats
-	events []Event
-
-	// The entry being read.
-	entry *wireEntry
-
-	// Of the change being read.
-	phoneNumberID string
-	pnidProblem   string // skip reason for every item of the change, or ""
-	contacts      contacts
 }
 
 func (p *parser) change(c *wireChange) {
@@ -448,9 +449,9 @@ func (p *parser) emit(e *Event, ts flexTime, i, n int) {
 	p.events = append(p.events, *e)
 }
 
-// drop empties a descriptive field longer than max, and counts it.
-func (p *parser) drop(f *string, name string, max int) {
-	if len(*f) > max {
+// drop empties a descriptive field longer than maxLen, and counts it.
+func (p *parser) drop(f *string, name string, maxLen int) {
+	if len(*f) > maxLen {
 		*f = ""
 		p.st.add("field_dropped:" + name)
 	}

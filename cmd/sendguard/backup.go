@@ -108,9 +108,9 @@ func downloadBackup(ctx context.Context, url, out string, force bool) (int64, st
 	}
 	keep := false
 	defer func() {
-		if !keep {
-			f.Close()
-			os.Remove(tmp)
+		if !keep { // the error being returned says what went wrong
+			_ = f.Close()
+			_ = os.Remove(tmp)
 		}
 	}()
 	n, err := io.Copy(f, resp.Body)
@@ -136,14 +136,13 @@ func downloadBackup(ctx context.Context, url, out string, force bool) (int64, st
 		}
 	}
 	if err := os.Rename(tmp, out); err != nil {
-		os.Remove(tmp)
-		return n, "", err
+		return n, "", err // the deferred cleanup removes tmp
 	}
 	keep = true
 	// Make the rename itself durable.
 	if d, err := os.Open(filepath.Dir(out)); err == nil {
 		_ = d.Sync()
-		d.Close()
+		_ = d.Close() // opened read-only, for the Sync
 	}
 	return n, version, nil
 }

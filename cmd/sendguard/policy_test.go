@@ -41,10 +41,10 @@ func TestPolicyGolden(t *testing.T) {
 	golden(t, "policy.golden", []byte(out.String()))
 }
 
-func replaceArg(args []string, old, new string) []string {
+func replaceArg(args []string, from, to string) []string {
 	out := make([]string, len(args))
 	for i, a := range args {
-		out[i] = strings.ReplaceAll(a, old, new)
+		out[i] = strings.ReplaceAll(a, from, to)
 	}
 	return out
 }

@@ -263,7 +263,7 @@ func (r *replayer) reach(ctx context.Context) error {
 			return true, err
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close() // read to the end: only the connection's reuse is at stake
 		return false, nil
 	})
 }

@@ -91,7 +91,9 @@ func TestTLSAndAPIKey(t *testing.T) {
 	go func() { done <- r.Run(ctx) }()
 	t.Cleanup(func() {
 		stop()
-		<-done
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
 	})
 	addr := srv.GRPCAddr()
 	tlsFlags := []string{"--addr", addr, "--tls-ca", certs.ca, "--tls-cert", certs.clientCert, "--tls-key", certs.clientKey}

@@ -958,7 +958,8 @@ func (a *audit) run(stop context.Context, c *client.Client, rd *audienceReader, 
 		}
 		sum.add(r)
 		if a.progress != nil {
-			if pending++; pending == 256 {
+			pending++
+			if pending == 256 {
 				a.progress(pending)
 				pending = 0
 			}

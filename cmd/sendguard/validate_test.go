@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -158,7 +159,7 @@ func TestWorker(t *testing.T) {
 			}
 		}
 	}
-	if a.worker(&sgv1.CheckSendRequest{UserId: "BR.1"}, &rr) != a.worker(&sgv1.CheckSendRequest{UserId: "BR.1"}, &rr) {
+	if first, again := a.worker(&sgv1.CheckSendRequest{UserId: "BR.1"}, &rr), a.worker(&sgv1.CheckSendRequest{UserId: "BR.1"}, &rr); first != again {
 		t.Error("one user ID on two streams")
 	}
 	used := map[int]int{}
@@ -344,7 +345,7 @@ func TestValidateGolden(t *testing.T) {
 		{"validate_reserve", []string{"--business", "acme", "--template", "cyber_monday", "--campaign", "cm-2026", "--send-at", "2026-11-27T10:00:00Z", "--reserve", "--workers", "1"}, "audience.csv", 17},
 		{"validate_broken", []string{"--business", "acme", "--template", "cyber_monday", "--send-at", "2026-11-27T10:00:00Z", "--reserve", "--workers", "3"}, "export.csv", 8},
 	} {
-		args := append(tc.args, "--in", tc.in, "--out", tc.name+".csv")
+		args := append(slices.Clone(tc.args), "--in", tc.in, "--out", tc.name+".csv")
 		status := 0
 		stdout, stderr, err := runCmd(t, newValidateCmd(validateEnv{exit: func(c int) { status = c }, now: steppingClock()}), append(args, "--addr", s.addr)...)
 		if err != nil {
@@ -389,7 +390,7 @@ func newAuditFixture(t *testing.T, rows int) *auditFixture {
 	return &auditFixture{s: s, input: b.Bytes(), rows: rows}
 }
 
-func (f *auditFixture) run(o *auditOptions, stop context.Context, kill <-chan struct{}, progress func(int)) (*auditSummary, [][]string, error) {
+func (f *auditFixture) run(stop context.Context, o *auditOptions, kill <-chan struct{}, progress func(int)) (*auditSummary, [][]string, error) {
 	rd := newAudienceReader(bytes.NewReader(f.input), 0)
 	header, _ := rd.Read()
 	rd.width = len(header.fields)
@@ -431,7 +432,7 @@ func TestValidateInterrupted(t *testing.T) {
 	written := 0
 	o := &auditOptions{business: "acme", category: sgv1.Category_CATEGORY_MARKETING, template: "promo", reserve: true,
 		workers: 3, window: 300, sendAt: timestamppb.New(goldenT0)}
-	sum, recs, err := f.run(o, stop, nil, func(n int) {
+	sum, recs, err := f.run(stop, o, nil, func(n int) {
 		if written += n; written >= 2048 {
 			cancel()
 		}
@@ -463,7 +464,7 @@ func TestValidateKilled(t *testing.T) {
 	kill := make(chan struct{})
 	written := 0
 	o := &auditOptions{business: "acme", category: sgv1.Category_CATEGORY_UTILITY, workers: 2, window: 1000}
-	sum, recs, err := f.run(o, stop, kill, func(n int) {
+	sum, recs, err := f.run(stop, o, kill, func(n int) {
 		if written += n; written >= 1024 && stop.Err() == nil {
 			cancel()
 			close(kill)
@@ -483,7 +484,7 @@ func TestValidateServerGone(t *testing.T) {
 	f := newAuditFixture(t, 20000)
 	written := 0
 	o := &auditOptions{business: "acme", category: sgv1.Category_CATEGORY_UTILITY, workers: 2, window: 1000}
-	sum, recs, err := f.run(o, context.Background(), nil, func(n int) {
+	sum, recs, err := f.run(context.Background(), o, nil, func(n int) {
 		if written += n; written >= 1024 && written < 1024+n {
 			f.s.srv.GRPCServer().Stop()
 		}
@@ -506,7 +507,7 @@ func TestValidateComplete(t *testing.T) {
 		{business: "acme", category: sgv1.Category_CATEGORY_MARKETING, workers: 4, window: 7},
 		{business: "acme", category: sgv1.Category_CATEGORY_MARKETING, workers: 16, window: 100000},
 	} {
-		sum, recs, err := f.run(o, context.Background(), nil, nil)
+		sum, recs, err := f.run(context.Background(), o, nil, nil)
 		if err != nil || !sum.complete || sum.interrupted {
 			t.Fatalf("%+v: %v %+v", o, err, sum)
 		}

@@ -18,6 +18,7 @@ import (
 // Class sorts the sends a campaign avoids.
 type Class int
 
+// The classes: None for a row that avoids nothing, else why it is avoided.
 const (
 	None     Class = iota // ALLOW, a row error, a duplicate reservation: not an avoided send
 	Doomed                // Meta would refuse it

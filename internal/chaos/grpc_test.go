@@ -167,7 +167,7 @@ func TestChaosNeverReadingAttacker(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
+		t.Cleanup(func() { c.Close() }) // every connection stays open until the attack ends
 		for range perConn {
 			st, err := c.CheckStream(ctx)
 			if err != nil {
@@ -267,7 +267,7 @@ func TestChaosTenants(t *testing.T) {
 
 func splitLines(s string) []string {
 	var out []string
-	for len(s) > 0 {
+	for s != "" {
 		i := 0
 		for i < len(s) && s[i] != '\n' {
 			i++

@@ -234,18 +234,6 @@ func (l *logTail) add(line string) {
 	}
 }
 
-// contains reports whether any kept line contains s.
-func (l *logTail) contains(s string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, line := range l.lines {
-		if strings.Contains(line, s) {
-			return true
-		}
-	}
-	return false
-}
-
 func (l *logTail) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -241,7 +241,7 @@ func TestImageContents(t *testing.T) {
 	// The default config the Cmd names: loopback (there are no API keys) on the
 	// exposed ports, data in the volume.
 	var dc server.Config
-	if err := server.LoadConfigFile(filepath.Join(root, "deploy/image/sendguard.yaml"), &dc); err != nil {
+	if err := server.LoadConfigFile(filepath.Join(root, "deploy", "image", "sendguard.yaml"), &dc); err != nil {
 		t.Fatal(err)
 	}
 	var ports []string
@@ -271,7 +271,7 @@ func TestImageContents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defaultConfig, err := os.ReadFile(filepath.Join(root, "deploy/image/sendguard.yaml"))
+	defaultConfig, err := os.ReadFile(filepath.Join(root, "deploy", "image", "sendguard.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

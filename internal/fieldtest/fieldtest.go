@@ -32,8 +32,7 @@ func Fill(ptr any) {
 
 func fill(v reflect.Value, n *int) {
 	*n++
-	switch {
-	case v.Type() == timeType:
+	if v.Type() == timeType {
 		v.Set(reflect.ValueOf(time.Unix(base+int64(*n), 0).UTC()))
 		return
 	}
@@ -90,8 +89,7 @@ func zero(v reflect.Value, path string, out *[]string) {
 		}
 		return path + "." + s
 	}
-	switch {
-	case v.Type() == timeType:
+	if v.Type() == timeType {
 		if v.Interface().(time.Time).IsZero() {
 			*out = append(*out, path)
 		}

@@ -44,7 +44,7 @@ func (h *hist) record(d time.Duration) {
 }
 
 func (h *hist) merge(o *hist) {
-	for i, c := range o.counts {
+	for i, c := range &o.counts { // &: the array is 58 KiB
 		h.counts[i] += c
 	}
 	h.n += o.n
@@ -59,7 +59,7 @@ func (h *hist) quantile(q float64) time.Duration {
 	rank := uint64(q*float64(h.n) + 0.5)
 	rank = min(max(rank, 1), h.n)
 	var seen uint64
-	for i, c := range h.counts {
+	for i, c := range &h.counts {
 		seen += c
 		if seen >= rank {
 			return min(time.Duration(histValue(i)), h.max)

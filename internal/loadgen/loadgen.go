@@ -233,7 +233,7 @@ func (t *target) conn() *client.Client { return t.conns[t.rr.Add(1)%uint64(len(t
 
 func (t *target) close() {
 	for _, c := range t.conns {
-		c.Close()
+		_ = c.Close() // the run is over; what it measured is kept
 	}
 	if t.stop != nil {
 		t.stop()
@@ -260,18 +260,15 @@ func startLocal(ctx context.Context, dir, durability string, conns int, recordCa
 	cfg.Durability = durability
 	cfg.WebhookSecret = []byte(hex.EncodeToString(secret))
 	if cfg.HashSecret, err = serve.LoadHashSecret(cfg, st); err != nil {
-		st.Close()
-		return nil, err
+		return nil, errors.Join(err, st.Close())
 	}
 	srv, err := server.New(st, cfg)
 	if err != nil {
-		st.Close()
-		return nil, err
+		return nil, errors.Join(err, st.Close())
 	}
 	if err := srv.Listen(); err != nil {
 		srv.Close()
-		st.Close()
-		return nil, err
+		return nil, errors.Join(err, st.Close())
 	}
 	registerEcho(srv.GRPCServer())
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -283,7 +280,9 @@ func startLocal(ctx context.Context, dir, durability string, conns int, recordCa
 		if err := <-done; err != nil {
 			fmt.Fprintln(logw, "bench server:", err)
 		}
-		st.Close()
+		if err := st.Close(); err != nil {
+			fmt.Fprintln(logw, "bench store:", err)
+		}
 	}
 	if err := t.dial(srv.GRPCAddr(), "", conns); err != nil {
 		t.close()
@@ -505,7 +504,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	runErr := w.all(ctx, small)
-	stopProfile()
+	if err := stopProfile(); err != nil {
+		return fmt.Errorf("CPU profile %s: %w", cfg.CPUProfile, err)
+	}
 	if cfg.MemProfile != "" {
 		if err := writeHeapProfile(cfg.MemProfile); err != nil {
 			return err
@@ -611,7 +612,7 @@ func (w *workloads) jsonUnary(ctx context.Context, health bool, d time.Duration)
 			return err
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close() // read to the end: only the connection's reuse is at stake
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("%s", resp.Status)
 		}
@@ -812,13 +813,6 @@ func (w *workloads) all(ctx context.Context, small *target) error {
 	return nil
 }
 
-func metIf(measured, ok bool) string {
-	if !measured {
-		return "n/a"
-	}
-	return yes(ok)
-}
-
 // reports measures ReportResult and the webhook on t, whose durability mode is
 // mode.
 func (w *workloads) reports(ctx context.Context, t *target, mode, store string) error {
@@ -865,19 +859,20 @@ func (w *workloads) reports(ctx context.Context, t *target, mode, store string) 
 	return nil
 }
 
-func startProfiles(cpu string) (stop func(), err error) {
+// startProfiles starts the CPU profile into the file cpu (none when cpu is
+// empty); stop ends it and returns the error of closing the file.
+func startProfiles(cpu string) (stop func() error, err error) {
 	if cpu == "" {
-		return func() {}, nil
+		return func() error { return nil }, nil
 	}
 	f, err := os.Create(cpu)
 	if err != nil {
 		return nil, err
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
+		return nil, errors.Join(err, f.Close())
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+	return func() error { pprof.StopCPUProfile(); return f.Close() }, nil
 }
 
 func writeHeapProfile(path string) error {
@@ -885,8 +880,8 @@ func writeHeapProfile(path string) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	return errors.Join(pprof.Lookup("allocs").WriteTo(f, 0))
+	// A profile whose Close failed may be cut short: both errors count.
+	return errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
 }
 
 // ServeOnly starts a bench-mode server (with the echo baseline) on 127.0.0.1,

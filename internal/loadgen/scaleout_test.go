@@ -94,7 +94,12 @@ func BenchmarkScaleOut(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- srv.Run(ctx) }()
-		b.Cleanup(func() { cancel(); <-done })
+		b.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				b.Error(err)
+			}
+		})
 		return srv
 	}
 	dialAll := func(srvs ...*server.Server) []*client.Client {

@@ -33,9 +33,12 @@ func settle(ctx context.Context, db *badgerdb.DB, limit time.Duration, logf func
 				busy = true
 			}
 		}
-		if busy {
+		if !busy {
+			quiet++
+		} else {
 			quiet = 0
-		} else if quiet++; quiet >= 3 {
+		}
+		if quiet >= 3 {
 			break
 		}
 	}

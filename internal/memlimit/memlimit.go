@@ -52,18 +52,18 @@ func Apply() (set, cgroup int64) {
 // process's cgroup is the mount's root, which this reads too. ok is false when
 // there is no limit.
 func Cgroup(root string) (limit int64, ok bool) {
-	self, err := os.ReadFile(filepath.Join(root, "proc/self/cgroup"))
+	self, err := os.ReadFile(filepath.Join(root, "proc", "self", "cgroup"))
 	if err != nil {
 		return 0, false
 	}
 	v2, v1 := cgroupPaths(self)
 	if v2 != "" {
-		if l, ok := smallest(filepath.Join(root, "sys/fs/cgroup"), v2, "memory.max"); ok {
+		if l, ok := smallest(filepath.Join(root, "sys", "fs", "cgroup"), v2, "memory.max"); ok {
 			return l, true
 		}
 	}
 	if v1 != "" {
-		return smallest(filepath.Join(root, "sys/fs/cgroup/memory"), v1, "memory.limit_in_bytes")
+		return smallest(filepath.Join(root, "sys", "fs", "cgroup", "memory"), v1, "memory.limit_in_bytes")
 	}
 	return 0, false
 }

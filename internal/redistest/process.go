@@ -260,20 +260,22 @@ func pickPort(cluster bool) (int, error) {
 			return 0, fmt.Errorf("redistest: pick a port: %w", err)
 		}
 		port := l.Addr().(*net.TCPAddr).Port
+		// The listeners only probe that a port is free: closing them can
+		// fail only if they are already closed.
 		if !cluster {
-			l.Close()
+			_ = l.Close()
 			return port, nil
 		}
 		if port+busPortOffset > 65535 {
-			l.Close()
+			_ = l.Close()
 			continue
 		}
 		bus, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+busPortOffset)))
-		l.Close()
+		_ = l.Close()
 		if err != nil {
 			continue
 		}
-		bus.Close()
+		_ = bus.Close()
 		return port, nil
 	}
 	return 0, fmt.Errorf("redistest: no port P with P and P+%d free in %d attempts", busPortOffset, attempts)

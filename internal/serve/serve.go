@@ -46,18 +46,15 @@ func Open(cfg server.Config) (*Runner, error) {
 		return nil, err
 	}
 	if cfg.HashSecret, err = LoadHashSecret(cfg, st); err != nil {
-		st.Close()
-		return nil, err
+		return nil, errors.Join(err, st.Close())
 	}
 	srv, err := server.New(st, cfg)
 	if err != nil {
-		st.Close()
-		return nil, err
+		return nil, errors.Join(err, st.Close())
 	}
 	if err := srv.Listen(); err != nil {
 		srv.Close()
-		st.Close()
-		return nil, err
+		return nil, errors.Join(err, st.Close())
 	}
 	return &Runner{srv: srv, store: st, cfg: cfg}, nil
 }

@@ -434,9 +434,13 @@ func TestBackupLargerThanReadAhead(t *testing.T) {
 			}
 			finished = true
 		case <-tick.C:
-			if n := w.n.Load(); n != last {
+			n := w.n.Load()
+			if n != last {
 				last, idle = n, 0
-			} else if idle++; idle == 20 {
+				continue
+			}
+			idle++
+			if idle == 20 {
 				t.Fatalf("backup stuck at %d bytes for 20 s: the reader was held back and never let go", n)
 			}
 		}

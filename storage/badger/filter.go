@@ -251,7 +251,8 @@ func (s *Store) loadFilter(ctx context.Context) error {
 		defer it.Close()
 		n := 0
 		for it.Rewind(); it.Valid(); it.Next() {
-			if n++; n%4096 == 0 && ctx.Err() != nil {
+			n++
+			if n%4096 == 0 && ctx.Err() != nil {
 				return ctx.Err()
 			}
 			if k := it.Item().Key(); filtered(k) {

@@ -21,14 +21,14 @@ func TestEveryRelationshipFieldRoundTrips(t *testing.T) {
 	// name, a named sender has one, and a send's sender is one of them.
 	r.SenderState.Sender = ""
 	r.Sends[0].Sender = r.Senders[0].Sender
-	wantRoundTrip(t, &r, func(b []byte, got *validator.Relationship) error { return DecodeRelationship(b, got) },
+	wantRoundTrip(t, &r, DecodeRelationship,
 		AppendRelationship(nil, &r), "Sender")
 }
 
 func TestEveryNumberFactsFieldRoundTrips(t *testing.T) {
 	var f validator.NumberFacts
 	fieldtest.Fill(&f)
-	wantRoundTrip(t, &f, func(b []byte, got *validator.NumberFacts) error { return DecodeNumberFacts(b, got) },
+	wantRoundTrip(t, &f, DecodeNumberFacts,
 		AppendNumberFacts(nil, &f))
 }
 
@@ -37,7 +37,7 @@ func TestEveryBusinessFieldRoundTrips(t *testing.T) {
 	fieldtest.Fill(&b)
 	// A restriction's kind is one of the kinds the validator knows.
 	b.Restrictions[0].Kind = validator.SenderThroughput
-	wantRoundTrip(t, &b, func(enc []byte, got *validator.Business) error { return DecodeBusiness(enc, got) },
+	wantRoundTrip(t, &b, DecodeBusiness,
 		AppendBusiness(nil, &b))
 }
 

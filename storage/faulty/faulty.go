@@ -57,6 +57,7 @@ func (f *Store) check() error {
 	return f.fault
 }
 
+// GetContact is the wrapped store's, refused while a fault is set.
 func (f *Store) GetContact(ctx context.Context, k storage.ContactKey) (storage.Contact, error) {
 	if err := f.check(); err != nil {
 		return storage.Contact{}, err
@@ -64,6 +65,7 @@ func (f *Store) GetContact(ctx context.Context, k storage.ContactKey) (storage.C
 	return f.inner.GetContact(ctx, k)
 }
 
+// UpdateContact is the wrapped store's, refused while a fault is set.
 func (f *Store) UpdateContact(ctx context.Context, k storage.ContactKey, dedup string, fn func(*storage.Contact) (storage.Write, error)) error {
 	if err := f.check(); err != nil {
 		return err
@@ -71,6 +73,7 @@ func (f *Store) UpdateContact(ctx context.Context, k storage.ContactKey, dedup s
 	return f.inner.UpdateContact(ctx, k, dedup, fn)
 }
 
+// UpdateContacts is the wrapped store's, refused while a fault is set.
 func (f *Store) UpdateContacts(ctx context.Context, updates []storage.ContactUpdate) ([]error, error) {
 	if err := f.check(); err != nil {
 		return nil, err
@@ -78,6 +81,7 @@ func (f *Store) UpdateContacts(ctx context.Context, updates []storage.ContactUpd
 	return f.inner.UpdateContacts(ctx, updates)
 }
 
+// DeleteContact is the wrapped store's, refused while a fault is set.
 func (f *Store) DeleteContact(ctx context.Context, k storage.ContactKey) (storage.Contact, bool, error) {
 	if err := f.check(); err != nil {
 		return storage.Contact{}, false, err
@@ -85,6 +89,7 @@ func (f *Store) DeleteContact(ctx context.Context, k storage.ContactKey) (storag
 	return f.inner.DeleteContact(ctx, k)
 }
 
+// GetLink is the wrapped store's, refused while a fault is set.
 func (f *Store) GetLink(ctx context.Context, business, userID string) (string, error) {
 	if err := f.check(); err != nil {
 		return "", err
@@ -92,6 +97,7 @@ func (f *Store) GetLink(ctx context.Context, business, userID string) (string, e
 	return f.inner.GetLink(ctx, business, userID)
 }
 
+// SetLink is the wrapped store's, refused while a fault is set.
 func (f *Store) SetLink(ctx context.Context, business, userID, number string) error {
 	if err := f.check(); err != nil {
 		return err
@@ -99,6 +105,7 @@ func (f *Store) SetLink(ctx context.Context, business, userID, number string) er
 	return f.inner.SetLink(ctx, business, userID, number)
 }
 
+// DeleteLink is the wrapped store's, refused while a fault is set.
 func (f *Store) DeleteLink(ctx context.Context, business, userID string) error {
 	if err := f.check(); err != nil {
 		return err
@@ -106,6 +113,7 @@ func (f *Store) DeleteLink(ctx context.Context, business, userID string) error {
 	return f.inner.DeleteLink(ctx, business, userID)
 }
 
+// PutSuppression is the wrapped store's, refused while a fault is set.
 func (f *Store) PutSuppression(ctx context.Context, business, hash string) error {
 	if err := f.check(); err != nil {
 		return err
@@ -113,6 +121,7 @@ func (f *Store) PutSuppression(ctx context.Context, business, hash string) error
 	return f.inner.PutSuppression(ctx, business, hash)
 }
 
+// HasSuppression is the wrapped store's, refused while a fault is set.
 func (f *Store) HasSuppression(ctx context.Context, business, hash string) (bool, error) {
 	if err := f.check(); err != nil {
 		return false, err
@@ -120,6 +129,7 @@ func (f *Store) HasSuppression(ctx context.Context, business, hash string) (bool
 	return f.inner.HasSuppression(ctx, business, hash)
 }
 
+// DeleteSuppression is the wrapped store's, refused while a fault is set.
 func (f *Store) DeleteSuppression(ctx context.Context, business, hash string) error {
 	if err := f.check(); err != nil {
 		return err
@@ -127,6 +137,7 @@ func (f *Store) DeleteSuppression(ctx context.Context, business, hash string) er
 	return f.inner.DeleteSuppression(ctx, business, hash)
 }
 
+// GetBusiness is the wrapped store's, refused while a fault is set.
 func (f *Store) GetBusiness(ctx context.Context, business string) (validator.Business, error) {
 	if err := f.check(); err != nil {
 		return validator.Business{}, err
@@ -134,6 +145,7 @@ func (f *Store) GetBusiness(ctx context.Context, business string) (validator.Bus
 	return f.inner.GetBusiness(ctx, business)
 }
 
+// UpdateBusiness is the wrapped store's, refused while a fault is set.
 func (f *Store) UpdateBusiness(ctx context.Context, business string, fn func(*validator.Business) error) (validator.Business, error) {
 	if err := f.check(); err != nil {
 		return validator.Business{}, err
@@ -141,6 +153,7 @@ func (f *Store) UpdateBusiness(ctx context.Context, business string, fn func(*va
 	return f.inner.UpdateBusiness(ctx, business, fn)
 }
 
+// GetPolicy is the wrapped store's, refused while a fault is set.
 func (f *Store) GetPolicy(ctx context.Context, business string) ([]byte, error) {
 	if err := f.check(); err != nil {
 		return nil, err
@@ -148,6 +161,7 @@ func (f *Store) GetPolicy(ctx context.Context, business string) ([]byte, error) 
 	return f.inner.GetPolicy(ctx, business)
 }
 
+// PutPolicy is the wrapped store's, refused while a fault is set.
 func (f *Store) PutPolicy(ctx context.Context, business string, policy []byte) error {
 	if err := f.check(); err != nil {
 		return err

@@ -460,7 +460,7 @@ func (s *Store) updateChunk(ctx context.Context, updates []storage.ContactUpdate
 	if s.waitReplicas > 0 {
 		// Each update waits for its replicas on its own connection: one by one.
 		for i, u := range updates {
-			if err := s.single(ctx, u, &results[i]); err != nil {
+			if err := s.single(ctx, u, results, i); err != nil {
 				return err
 			}
 		}
@@ -549,7 +549,7 @@ func (s *Store) updateChunk(ctx context.Context, updates []storage.ContactUpdate
 			results[i] = storage.ErrDuplicate
 			continue
 		}
-		if err := s.single(ctx, u, &results[i]); err != nil {
+		if err := s.single(ctx, u, results, i); err != nil {
 			return err
 		}
 	}
@@ -561,23 +561,23 @@ func (s *Store) updateChunk(ctx context.Context, updates []storage.ContactUpdate
 		if !ok || results[j] == nil || errors.Is(results[j], storage.ErrDuplicate) {
 			continue
 		}
-		if err := s.single(ctx, updates[i], &results[i]); err != nil {
+		if err := s.single(ctx, updates[i], results, i); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// single applies one update of a batch on its own (UpdateContact) into *result;
-// it returns the error that fails the whole batch: the context's, or the
-// engine's.
-func (s *Store) single(ctx context.Context, u storage.ContactUpdate, result *error) error {
-	*result = s.UpdateContact(ctx, u.Key, u.Dedup, u.Fn)
+// single applies one update of a batch on its own (UpdateContact), its result
+// into results[i]; it returns the error that fails the whole batch: the
+// context's, or the engine's.
+func (s *Store) single(ctx context.Context, u storage.ContactUpdate, results []error, i int) error {
+	results[i] = s.UpdateContact(ctx, u.Key, u.Dedup, u.Fn)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if errors.Is(*result, storage.ErrUnavailable) {
-		return *result
+	if errors.Is(results[i], storage.ErrUnavailable) {
+		return results[i]
 	}
 	return nil
 }

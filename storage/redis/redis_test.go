@@ -1,6 +1,7 @@
 package redis_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -314,10 +315,10 @@ func testSharedSecret(t *testing.T, stores []*redis.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(a) < 32 || string(a) != string(b) {
+	if len(a) < 32 || !bytes.Equal(a, b) {
 		t.Fatalf("replicas got different secrets (%d and %d bytes)", len(a), len(b))
 	}
-	if c, _ := stores[1].SharedSecret(t.Context(), "other"); string(c) == string(a) {
+	if c, _ := stores[1].SharedSecret(t.Context(), "other"); bytes.Equal(c, a) {
 		t.Fatal("two names share a secret")
 	}
 }

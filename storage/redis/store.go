@@ -151,7 +151,10 @@ func ParseURL(raw string) (Options, error) {
 			return o, fmt.Errorf("redis store address: wait_timeout %q is not a positive duration", v)
 		}
 	}
-	return o, o.check()
+	// check fills in defaults: call it before o is read (in `return o,
+	// o.check()` the order is unspecified).
+	err = o.check()
+	return o, err
 }
 
 // Redact hides the credentials of a store address (scheme://user:password@…)
@@ -264,7 +267,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.Mode == ModeAuto && !cluster {
 		probe := goredis.NewClient(universalOptions(o).Simple())
 		info, err := probe.Info(ctx, "cluster").Result()
-		probe.Close()
+		_ = probe.Close() // a client of its own, used once: nothing is lost
 		if err != nil {
 			return nil, fmt.Errorf("%w: redis at %s: %v", storage.ErrUnavailable, o.Addrs[0], err)
 		}
@@ -286,7 +289,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		c = goredis.NewClient(universalOptions(o).Simple())
 	}
 	if err := c.Ping(ctx).Err(); err != nil {
-		c.Close()
+		_ = c.Close() // never used: the error returned says why
 		return nil, fmt.Errorf("%w: redis at %s: %v", storage.ErrUnavailable, strings.Join(o.Addrs, ","), err)
 	}
 	return &Store{

@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"reflect"
@@ -772,7 +773,7 @@ func testPolicies(t *testing.T, s storage.Store) {
 			t.Fatal(err)
 		}
 		got, err := s.GetPolicy(ctx, bizA)
-		if err != nil || string(got) != string(p) {
+		if err != nil || !bytes.Equal(got, p) {
 			t.Fatalf("GetPolicy = %x, %v; want %x", got, err, p)
 		}
 	}
