@@ -120,10 +120,10 @@ func (g *Guard) Reserve(ctx context.Context, phone string, category sgv1.Categor
 func (g *Guard) Report(ctx context.Context, req *sgv1.ReportResultRequest) (*sgv1.ReportResultResponse, error) {
 	if req.GetBusinessId() == "" || (req.GetRegion() == "" && g.o.Region != "") {
 		req = proto.CloneOf(req) // the caller's message stays as it was
-		if req.BusinessId == "" {
+		if req.GetBusinessId() == "" {
 			req.BusinessId = g.business
 		}
-		if req.Region == "" {
+		if req.GetRegion() == "" {
 			req.Region = g.o.Region
 		}
 	}

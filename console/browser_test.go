@@ -422,7 +422,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Security-Policy") != console.CSP {
 		t.Fatalf("GET %s: %s, CSP %q", s.consoleURL, resp.Status, resp.Header.Get("Content-Security-Policy"))
 	}
-	req, _ := http.NewRequest(http.MethodGet, s.consoleURL, nil)
+	req, _ := http.NewRequest(http.MethodGet, s.consoleURL, http.NoBody)
 	req.Host = "rebound.example"
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusMisdirectedRequest {
 		t.Fatalf("Host rebound.example: %v %v", resp, err)

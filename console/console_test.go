@@ -13,7 +13,7 @@ import (
 
 func get(t *testing.T, h http.Handler, host, target string) *http.Response {
 	t.Helper()
-	req := httptest.NewRequest(http.MethodGet, target, nil)
+	req := httptest.NewRequest(http.MethodGet, target, http.NoBody)
 	req.Host = host
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)

@@ -39,7 +39,7 @@ func apiHandler(t *testing.T, keys ...server.APIKey) http.Handler {
 }
 
 func serve(h http.Handler, host, target, key string) *http.Response {
-	req := httptest.NewRequest(http.MethodGet, target, nil)
+	req := httptest.NewRequest(http.MethodGet, target, http.NoBody)
 	req.Host = host
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)

@@ -31,7 +31,7 @@ func newDescMatcher(d *phonenumbers.PhoneNumberDesc) (descMatcher, error) {
 	}
 	var lengths []int32
 	if d != nil {
-		lengths = d.PossibleLength
+		lengths = d.GetPossibleLength()
 	}
 	return descMatcher{lengths: lengths, re: re}, nil
 }

@@ -119,8 +119,8 @@ func TestAPIEqualCheckSendBatch(t *testing.T) {
 		req.Requests = append(req.Requests, r)
 	}
 	resp := same(t, p, "CheckSendBatch", req, newMsg[*sgv1.CheckSendBatchResponse])
-	if len(resp.GetResponses()) != len(req.Requests) {
-		t.Fatalf("%d answers for %d rows", len(resp.GetResponses()), len(req.Requests))
+	if len(resp.GetResponses()) != len(req.GetRequests()) {
+		t.Fatalf("%d answers for %d rows", len(resp.GetResponses()), len(req.GetRequests()))
 	}
 }
 

@@ -221,8 +221,8 @@ func TestAPIKeys(t *testing.T) {
 	code, body = apiPost(t, srv, "sendguard.v1.SendGuard/CheckSendBatch", keyAcme,
 		`{"requests":[`+checkJSON+`,`+strings.Replace(checkJSON, "acme", "globex", 1)+`]}`)
 	var batch sgv1.CheckSendBatchResponse
-	if err := protojson.Unmarshal(body, &batch); code != 200 || err != nil || len(batch.Responses) != 2 ||
-		batch.Responses[0].GetError() != nil || codes.Code(batch.Responses[1].GetError().GetCode()) != codes.PermissionDenied {
+	if err := protojson.Unmarshal(body, &batch); code != 200 || err != nil || len(batch.GetResponses()) != 2 ||
+		batch.GetResponses()[0].GetError() != nil || codes.Code(batch.GetResponses()[1].GetError().GetCode()) != codes.PermissionDenied {
 		t.Errorf("batch: %d %s", code, body)
 	}
 	if code, body := apiPost(t, srv, "grpc.health.v1.Health/Check", "", `{}`); code != 200 {
@@ -355,7 +355,7 @@ func TestAPIHostCheck(t *testing.T) {
 			t.Errorf("CheckSend under Host %q: %d, want %d", host, got, want)
 		}
 	}
-	req, _ := http.NewRequest(http.MethodGet, "http://"+srv.APIAddr()+BackupPath, nil)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+srv.APIAddr()+BackupPath, http.NoBody)
 	req.Host = "rebound.example"
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -89,7 +89,7 @@ func calls(c *client.Client, b string) map[string]func() error {
 				return err
 			}
 			if e := resp[0].GetError(); e != nil {
-				return status.Error(codes.Code(e.Code), e.Message)
+				return status.Error(codes.Code(e.GetCode()), e.GetMessage())
 			}
 			return nil
 		},
@@ -107,7 +107,7 @@ func calls(c *client.Client, b string) map[string]func() error {
 			}
 			st.CloseSend()
 			if e := resp.GetError(); e != nil {
-				return status.Error(codes.Code(e.Code), e.Message)
+				return status.Error(codes.Code(e.GetCode()), e.GetMessage())
 			}
 			return nil
 		},
@@ -173,7 +173,7 @@ func TestTenancyStreamRows(t *testing.T) {
 			t.Fatal(err)
 		}
 		denied := codes.Code(resp.GetError().GetCode()) == codes.PermissionDenied
-		if denied != (i == 1) || resp.RequestId != b {
+		if denied != (i == 1) || resp.GetRequestId() != b {
 			t.Fatalf("row %d: %v", i, resp)
 		}
 	}
@@ -324,7 +324,7 @@ func TestBackupNeedsAnAdminKeyForAll(t *testing.T) {
 		t.Fatal(err)
 	}
 	for key, want := range map[string]int{"": 403, keyAdmin: 403, keyGlobex: 200} {
-		req := httptest.NewRequest(http.MethodGet, "/admin/backup", nil)
+		req := httptest.NewRequest(http.MethodGet, "/admin/backup", http.NoBody)
 		if key != "" {
 			req.Header.Set("Authorization", "Bearer "+key)
 		}

@@ -149,11 +149,11 @@ func TestCheckSendBatchBadBytes(t *testing.T) {
 		{"garbage", codes.InvalidArgument, "request is malformed"},
 		{"last", codes.OK, ""},
 	}
-	if len(resp.Responses) != len(want) {
-		t.Fatalf("%d answers: %v", len(resp.Responses), &resp)
+	if len(resp.GetResponses()) != len(want) {
+		t.Fatalf("%d answers: %v", len(resp.GetResponses()), &resp)
 	}
 	for i, w := range want {
-		r := resp.Responses[i]
+		r := resp.GetResponses()[i]
 		if r.GetRequestId() != w.id || codes.Code(r.GetError().GetCode()) != w.code || !strings.Contains(r.GetError().GetMessage(), w.msg) {
 			t.Errorf("row %d: %v; want request_id %q, code %v, message %q", i, r, w.id, w.code, w.msg)
 		}
@@ -185,7 +185,7 @@ func FuzzBatchCodec(f *testing.F) {
 			t.Fatalf("lenient codec failed: %v", err)
 		}
 		marked := badRequest(&got) != ""
-		for _, r := range got.Requests {
+		for _, r := range got.GetRequests() {
 			marked = marked || badRequest(r) != ""
 		}
 		switch {

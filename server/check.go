@@ -345,10 +345,10 @@ func (s *Server) answer(req *sgv1.CheckSendRequest, r recipient, c *storage.Cont
 	if r.hasNumber {
 		resp.PhoneE164 = r.number.E164
 	}
-	if resp.UserId == "" && !r.hasNumber {
+	if resp.GetUserId() == "" && !r.hasNumber {
 		resp.UserId = r.userID
 	}
-	if resp.WaId == "" && snap.policy.ShareNumberSignals {
+	if resp.GetWaId() == "" && snap.policy.ShareNumberSignals {
 		resp.WaId = waID(c.Facts.WaID, r)
 	}
 	if !dec.RetryAt.IsZero() {

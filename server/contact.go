@@ -83,16 +83,16 @@ func (s *Server) getContact(ctx context.Context, req *sgv1.GetContactRequest) (*
 	if r.hasNumber {
 		out.PhoneE164 = r.number.E164
 	}
-	if out.UserId == "" {
+	if out.GetUserId() == "" {
 		out.UserId = r.userID
 	}
-	if out.WaId == "" {
+	if out.GetWaId() == "" {
 		out.WaId = waID(facts.WaID, r)
 	}
 	switch {
-	case out.OptedOut:
+	case out.GetOptedOut():
 		out.OptedOutAt = ts(rel.OwnStopAt)
-	case out.MetaOptedOut:
+	case out.GetMetaOptedOut():
 		at, _ := rel.MetaStoppedAt(req.GetSender())
 		out.OptedOutAt = ts(at)
 	}

@@ -34,7 +34,7 @@ func TestStorageFault(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return resp.Status
+		return resp.GetStatus()
 	}
 	h.check(t, marketing(brPhone)) // loads the business while the store works
 
@@ -73,7 +73,7 @@ func TestStorageFault(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if resp := h.check(t, marketing(brPhone)); resp.Verdict != sgv1.Verdict_VERDICT_ALLOW {
+	if resp := h.check(t, marketing(brPhone)); resp.GetVerdict() != sgv1.Verdict_VERDICT_ALLOW {
 		t.Fatalf("after recovery: %v", resp)
 	}
 }

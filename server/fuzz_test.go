@@ -53,7 +53,7 @@ func FuzzRequests(f *testing.F) {
 		resp, err := s.CheckSend(ctx, &sgv1.CheckSendRequest{BusinessId: business, Phone: phone, UserId: userID, Region: region,
 			Category: sgv1.Category(category), Template: template, MessageRef: ref, SendAt: sendAt, Reserve: reserve})
 		ok(t, "CheckSend", err)
-		if err == nil && resp.Verdict == sgv1.Verdict_VERDICT_UNSPECIFIED {
+		if err == nil && resp.GetVerdict() == sgv1.Verdict_VERDICT_UNSPECIFIED {
 			t.Fatalf("CheckSend answered without a verdict: %v", resp)
 		}
 		_, err = s.ReportResult(ctx, &sgv1.ReportResultRequest{BusinessId: business, Phone: phone, UserId: userID, Region: region, MessageId: ref,

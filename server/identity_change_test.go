@@ -77,11 +77,11 @@ func TestUserChangedNumber(t *testing.T) {
 			mkt := func(wa string) *sgv1.CheckSendRequest {
 				return &sgv1.CheckSendRequest{BusinessId: pnid, Phone: "+" + wa, Sender: pnid, Category: sgv1.Category_CATEGORY_MARKETING}
 			}
-			if r := h.check(t, mkt(newWa)); r.Verdict != deny || rules(r)[0] != sgv1.Rule_RULE_OPTED_OUT || r.Reasons[0].MetaErrorCode != 131050 {
-				t.Fatalf("new number: %v %v", r.Verdict, r.Reasons)
+			if r := h.check(t, mkt(newWa)); r.GetVerdict() != deny || rules(r)[0] != sgv1.Rule_RULE_OPTED_OUT || r.GetReasons()[0].GetMetaErrorCode() != 131050 {
+				t.Fatalf("new number: %v %v", r.GetVerdict(), r.GetReasons())
 			}
-			if r := h.check(t, mkt(oldWa)); r.Verdict != allow {
-				t.Fatalf("old number: %v %v", r.Verdict, rules(r))
+			if r := h.check(t, mkt(oldWa)); r.GetVerdict() != allow {
+				t.Fatalf("old number: %v %v", r.GetVerdict(), rules(r))
 			}
 			for wa, want := range map[string]bool{oldWa: false, newWa: true} {
 				c, err := h.c.Contact(ctx, &sgv1.GetContactRequest{BusinessId: pnid, Phone: "+" + wa})
@@ -97,8 +97,8 @@ func TestUserChangedNumber(t *testing.T) {
 				UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"require_opt_in"}}}); err != nil {
 				t.Fatal(err)
 			}
-			if r := h.check(t, mkt(oldWa)); r.Verdict != deny || rules(r)[0] != sgv1.Rule_RULE_NO_CONSENT {
-				t.Fatalf("old number with require_opt_in: %v %v", r.Verdict, rules(r))
+			if r := h.check(t, mkt(oldWa)); r.GetVerdict() != deny || rules(r)[0] != sgv1.Rule_RULE_NO_CONSENT {
+				t.Fatalf("old number with require_opt_in: %v %v", r.GetVerdict(), rules(r))
 			}
 		})
 	}
@@ -127,11 +127,11 @@ func TestUserChangedUserID(t *testing.T) {
 				return h.check(t, &sgv1.CheckSendRequest{BusinessId: pnid, UserId: id, Category: sgv1.Category_CATEGORY_MARKETING})
 			}
 			for id, want := range map[string]sgv1.Verdict{"BR.1111": allow, "BR.2222": deny, "BR.3333": deny, "BR.4444": deny} {
-				if r := byID(id); r.Verdict != want {
-					t.Errorf("%s: %v %v, want %v", id, r.Verdict, rules(r), want)
+				if r := byID(id); r.GetVerdict() != want {
+					t.Errorf("%s: %v %v, want %v", id, r.GetVerdict(), rules(r), want)
 				}
 			}
-			if r := byID("BR.4444"); r.PhoneE164 != "+5511987650088" {
+			if r := byID("BR.4444"); r.GetPhoneE164() != "+5511987650088" {
 				t.Errorf("the new BSUID is not linked to the number: %v", r)
 			}
 		})

@@ -60,8 +60,8 @@ func TestButtonRepliesAreKeywords(t *testing.T) {
 			}
 			resp := hr.inbound(t, &sgv1.ReportInboundRequest{BusinessId: pnid, Phone: from, MessageId: "wamid.tap",
 				Text: tc.text, ButtonPayload: tc.payload, Timestamp: timestamppb.New(at), Sender: pnid})
-			if resp.OptedOut != tc.optedOut {
-				t.Errorf("ReportInbound: opted_out %v, want %v", resp.OptedOut, tc.optedOut)
+			if resp.GetOptedOut() != tc.optedOut {
+				t.Errorf("ReportInbound: opted_out %v, want %v", resp.GetOptedOut(), tc.optedOut)
 			}
 			req := &sgv1.CheckSendRequest{BusinessId: pnid, Phone: "+" + from, Category: sgv1.Category_CATEGORY_MARKETING}
 			hw.clock.Advance(25 * time.Hour) // past the window the tap opened
@@ -70,8 +70,8 @@ func TestButtonRepliesAreKeywords(t *testing.T) {
 			if !proto.Equal(a, b) {
 				t.Fatalf("webhook %v\nreport  %v", a, b)
 			}
-			if got := a.Verdict == deny; got != tc.optedOut {
-				t.Fatalf("verdict %v %v, want opted out %v", a.Verdict, rules(a), tc.optedOut)
+			if got := a.GetVerdict() == deny; got != tc.optedOut {
+				t.Fatalf("verdict %v %v, want opted out %v", a.GetVerdict(), rules(a), tc.optedOut)
 			}
 			for _, h := range []*harness{hw, hr} {
 				c, err := h.c.Contact(context.Background(), &sgv1.GetContactRequest{BusinessId: pnid, Phone: "+" + from})
@@ -106,11 +106,11 @@ func TestKeywordOptInIsConsent(t *testing.T) {
 			}
 			resp := h.check(t, marketing(brPhone))
 			if isConsent {
-				if resp.Verdict != allow {
-					t.Fatalf("START as consent: %v %v", resp.Verdict, rules(resp))
+				if resp.GetVerdict() != allow {
+					t.Fatalf("START as consent: %v %v", resp.GetVerdict(), rules(resp))
 				}
-			} else if resp.Verdict != deny || len(rules(resp)) != 1 || rules(resp)[0] != sgv1.Rule_RULE_NO_CONSENT {
-				t.Fatalf("START without consent: %v %v, want DENY NO_CONSENT alone (the opt-out is lifted)", resp.Verdict, rules(resp))
+			} else if resp.GetVerdict() != deny || len(rules(resp)) != 1 || rules(resp)[0] != sgv1.Rule_RULE_NO_CONSENT {
+				t.Fatalf("START without consent: %v %v, want DENY NO_CONSENT alone (the opt-out is lifted)", resp.GetVerdict(), rules(resp))
 			}
 			c, err := h.c.Contact(ctx, &sgv1.GetContactRequest{BusinessId: "acme", Phone: brPhone})
 			if err != nil {
@@ -131,8 +131,8 @@ func TestKeywordOptInIsConsent(t *testing.T) {
 			if got := c; !got.GetConsentAt().AsTime().Equal(h.clock.Now()) || got.GetConsentReason() != "double opt-in form" {
 				t.Fatalf("after SetOptOut(false): consent %v %q", got.GetConsentAt().AsTime(), got.GetConsentReason())
 			}
-			if resp := h.check(t, marketing(brPhone)); resp.Verdict != allow {
-				t.Fatalf("after SetOptOut(false): %v %v", resp.Verdict, rules(resp))
+			if resp := h.check(t, marketing(brPhone)); resp.GetVerdict() != allow {
+				t.Fatalf("after SetOptOut(false): %v %v", resp.GetVerdict(), rules(resp))
 			}
 		})
 	}
@@ -171,12 +171,12 @@ func TestStopAndLiftOfTheSameTime(t *testing.T) {
 				}
 			}
 			req := &sgv1.CheckSendRequest{BusinessId: pnid, Phone: "+" + from, Category: sgv1.Category_CATEGORY_MARKETING}
-			if resp := hr.check(t, req); resp.Verdict != deny || rules(resp)[0] != sgv1.Rule_RULE_OPTED_OUT {
-				t.Fatalf("RPC: %v %v", resp.Verdict, rules(resp))
+			if resp := hr.check(t, req); resp.GetVerdict() != deny || rules(resp)[0] != sgv1.Rule_RULE_OPTED_OUT {
+				t.Fatalf("RPC: %v %v", resp.GetVerdict(), rules(resp))
 			}
 			resp := hw.check(t, req)
-			if resp.Verdict != deny || rules(resp)[0] != sgv1.Rule_RULE_OPTED_OUT || resp.Reasons[0].MetaErrorCode != 131050 {
-				t.Fatalf("webhook: %v %v", resp.Verdict, resp.Reasons)
+			if resp.GetVerdict() != deny || rules(resp)[0] != sgv1.Rule_RULE_OPTED_OUT || resp.GetReasons()[0].GetMetaErrorCode() != 131050 {
+				t.Fatalf("webhook: %v %v", resp.GetVerdict(), resp.GetReasons())
 			}
 		})
 	}

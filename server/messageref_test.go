@@ -30,13 +30,13 @@ func reservation(phone, userID, campaign, ref string) *sgv1.CheckSendRequest {
 func TestDerivedMessageRef(t *testing.T) {
 	h := newHarnessOn(t, withClockDedup)
 	first := h.check(t, reservation("+55 11 98765-4321", "", "bf", ""))
-	if first.Verdict != allow || first.Duplicate || first.MessageRef != "bf/"+brPhone {
-		t.Fatalf("first spelling: %v dup=%v ref %q, want ALLOW bf/%s", first.Verdict, first.Duplicate, first.MessageRef, brPhone)
+	if first.GetVerdict() != allow || first.GetDuplicate() || first.GetMessageRef() != "bf/"+brPhone {
+		t.Fatalf("first spelling: %v dup=%v ref %q, want ALLOW bf/%s", first.GetVerdict(), first.GetDuplicate(), first.GetMessageRef(), brPhone)
 	}
 	for _, spelling := range []string{"5511987654321", "+55 (11) 98765-4321", brPhone} {
 		resp := h.check(t, reservation(spelling, "", "bf", ""))
-		if !resp.Duplicate || resp.MessageRef != first.MessageRef || resp.Verdict != allow {
-			t.Fatalf("%q: %v %v dup=%v ref %q, want an ALLOW duplicate under %q", spelling, resp.Verdict, rules(resp), resp.Duplicate, resp.MessageRef, first.MessageRef)
+		if !resp.GetDuplicate() || resp.GetMessageRef() != first.GetMessageRef() || resp.GetVerdict() != allow {
+			t.Fatalf("%q: %v %v dup=%v ref %q, want an ALLOW duplicate under %q", spelling, resp.GetVerdict(), rules(resp), resp.GetDuplicate(), resp.GetMessageRef(), first.GetMessageRef())
 		}
 	}
 	if got := h.refs(t, brPhone); fmt.Sprint(got) != "[bf/"+brPhone+"]" {
@@ -45,26 +45,26 @@ func TestDerivedMessageRef(t *testing.T) {
 
 	// Without a derived ref (the client's own per-spelling refs), the second
 	// spelling is the DEFER this derivation exists to prevent.
-	if resp := h.check(t, reservation("5511987654321", "", "other", "other/5511987654321")); resp.Verdict != deferV || resp.Duplicate {
-		t.Fatalf("another ref for the same number: %v dup=%v, want DEFER (frequency cap)", resp.Verdict, resp.Duplicate)
+	if resp := h.check(t, reservation("5511987654321", "", "other", "other/5511987654321")); resp.GetVerdict() != deferV || resp.GetDuplicate() {
+		t.Fatalf("another ref for the same number: %v dup=%v, want DEFER (frequency cap)", resp.GetVerdict(), resp.GetDuplicate())
 	}
 
 	// A given ref is used and returned as given; a user ID's key is u:<user_id>.
-	if resp := h.check(t, reservation("+5511987650001", "", "bf", "outbox-17")); resp.Verdict != allow || resp.MessageRef != "outbox-17" {
-		t.Fatalf("given ref: %v %q", resp.Verdict, resp.MessageRef)
+	if resp := h.check(t, reservation("+5511987650001", "", "bf", "outbox-17")); resp.GetVerdict() != allow || resp.GetMessageRef() != "outbox-17" {
+		t.Fatalf("given ref: %v %q", resp.GetVerdict(), resp.GetMessageRef())
 	}
-	if resp := h.check(t, reservation("", "BR.1502576394655843", "bf", "")); resp.Verdict != allow || resp.MessageRef != "bf/u:BR.1502576394655843" {
-		t.Fatalf("user ID: %v %q", resp.Verdict, resp.MessageRef)
+	if resp := h.check(t, reservation("", "BR.1502576394655843", "bf", "")); resp.GetVerdict() != allow || resp.GetMessageRef() != "bf/u:BR.1502576394655843" {
+		t.Fatalf("user ID: %v %q", resp.GetVerdict(), resp.GetMessageRef())
 	}
 	// Neither a ref nor a campaign: reserved without a ref, as before.
-	if resp := h.check(t, reservation("+5511987650002", "", "", "")); resp.Verdict != allow || resp.MessageRef != "" {
-		t.Fatalf("no campaign: %v %q", resp.Verdict, resp.MessageRef)
+	if resp := h.check(t, reservation("+5511987650002", "", "", "")); resp.GetVerdict() != allow || resp.GetMessageRef() != "" {
+		t.Fatalf("no campaign: %v %q", resp.GetVerdict(), resp.GetMessageRef())
 	}
 	// A check that does not reserve names no ref.
 	req := reservation("+5511987650003", "", "bf", "")
 	req.Reserve = false
-	if resp := h.check(t, req); resp.Verdict != allow || resp.MessageRef != "" {
-		t.Fatalf("no reservation: %v %q", resp.Verdict, resp.MessageRef)
+	if resp := h.check(t, req); resp.GetVerdict() != allow || resp.GetMessageRef() != "" {
+		t.Fatalf("no reservation: %v %q", resp.GetVerdict(), resp.GetMessageRef())
 	}
 }
 
@@ -78,17 +78,17 @@ func TestNoMessageRefOnDenyOrDefer(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, ref := range []string{"", "given"} {
-		if resp := h.check(t, reservation(mxPhone, "", "bf", ref)); resp.Verdict != deny || resp.MessageRef != "" {
-			t.Fatalf("ref %q, opted out: %v ref %q, want DENY and no ref", ref, resp.Verdict, resp.MessageRef)
+		if resp := h.check(t, reservation(mxPhone, "", "bf", ref)); resp.GetVerdict() != deny || resp.GetMessageRef() != "" {
+			t.Fatalf("ref %q, opted out: %v ref %q, want DENY and no ref", ref, resp.GetVerdict(), resp.GetMessageRef())
 		}
 	}
-	if resp := h.check(t, reservation("12345", "", "bf", "")); resp.Verdict != deny || resp.MessageRef != "" {
-		t.Fatalf("not a number: %v ref %q", resp.Verdict, resp.MessageRef)
+	if resp := h.check(t, reservation("12345", "", "bf", "")); resp.GetVerdict() != deny || resp.GetMessageRef() != "" {
+		t.Fatalf("not a number: %v ref %q", resp.GetVerdict(), resp.GetMessageRef())
 	}
 	h.check(t, reservation(brPhone, "", "a", ""))
 	for _, ref := range []string{"", "given"} {
-		if resp := h.check(t, reservation(brPhone, "", "b", ref)); resp.Verdict != deferV || resp.MessageRef != "" {
-			t.Fatalf("ref %q, under the cap: %v ref %q, want DEFER and no ref", ref, resp.Verdict, resp.MessageRef)
+		if resp := h.check(t, reservation(brPhone, "", "b", ref)); resp.GetVerdict() != deferV || resp.GetMessageRef() != "" {
+			t.Fatalf("ref %q, under the cap: %v ref %q, want DEFER and no ref", ref, resp.GetVerdict(), resp.GetMessageRef())
 		}
 	}
 	// The number opts out after its reservation: the duplicate is judged DENY
@@ -96,8 +96,8 @@ func TestNoMessageRefOnDenyOrDefer(t *testing.T) {
 	if _, err := h.c.SetOptOut(ctx, &sgv1.SetOptOutRequest{BusinessId: "acme", Phone: brPhone, OptedOut: true, Reason: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	if resp := h.check(t, reservation(brPhone, "", "a", "")); !resp.Duplicate || resp.Verdict != deny || resp.MessageRef != "a/"+brPhone {
-		t.Fatalf("duplicate after an opt-out: %v dup=%v ref %q", resp.Verdict, resp.Duplicate, resp.MessageRef)
+	if resp := h.check(t, reservation(brPhone, "", "a", "")); !resp.GetDuplicate() || resp.GetVerdict() != deny || resp.GetMessageRef() != "a/"+brPhone {
+		t.Fatalf("duplicate after an opt-out: %v dup=%v ref %q", resp.GetVerdict(), resp.GetDuplicate(), resp.GetMessageRef())
 	}
 }
 
@@ -108,19 +108,19 @@ func TestDerivedMessageRefHashed(t *testing.T) {
 	h := newHarnessOn(t, withClockDedup, func(c *Config) { c.HashNumbers, c.HashSecret = true, []byte("0123456789abcdef-secret") })
 	first := h.check(t, reservation("+55 11 98765-4321", "", "bf", ""))
 	want := "bf/" + h.srv.numberKey(brPhone)
-	if first.Verdict != allow || first.MessageRef != want || !strings.HasPrefix(first.MessageRef, "bf/"+hashedPrefix) {
-		t.Fatalf("hashed: %v ref %q, want %q", first.Verdict, first.MessageRef, want)
+	if first.GetVerdict() != allow || first.GetMessageRef() != want || !strings.HasPrefix(first.GetMessageRef(), "bf/"+hashedPrefix) {
+		t.Fatalf("hashed: %v ref %q, want %q", first.GetVerdict(), first.GetMessageRef(), want)
 	}
-	if strings.Contains(first.MessageRef, "987654321") || strings.Contains(first.MessageRef, "98765-4321") {
-		t.Fatalf("the number is readable in %q", first.MessageRef)
+	if strings.Contains(first.GetMessageRef(), "987654321") || strings.Contains(first.GetMessageRef(), "98765-4321") {
+		t.Fatalf("the number is readable in %q", first.GetMessageRef())
 	}
-	if resp := h.check(t, reservation("5511987654321", "", "bf", "")); !resp.Duplicate || resp.MessageRef != want {
-		t.Fatalf("second spelling: dup=%v ref %q, want a duplicate under %q", resp.Duplicate, resp.MessageRef, want)
+	if resp := h.check(t, reservation("5511987654321", "", "bf", "")); !resp.GetDuplicate() || resp.GetMessageRef() != want {
+		t.Fatalf("second spelling: dup=%v ref %q, want a duplicate under %q", resp.GetDuplicate(), resp.GetMessageRef(), want)
 	}
 	// Another deployment secret, another ref: the hash is keyed.
 	other := newHarness(t, func(c *Config) { c.HashNumbers, c.HashSecret = true, []byte("another-secret-0123456789") })
-	if resp := other.check(t, reservation(brPhone, "", "bf", "")); resp.MessageRef == want || !strings.HasPrefix(resp.MessageRef, "bf/h:") {
-		t.Fatalf("another secret: ref %q", resp.MessageRef)
+	if resp := other.check(t, reservation(brPhone, "", "bf", "")); resp.GetMessageRef() == want || !strings.HasPrefix(resp.GetMessageRef(), "bf/h:") {
+		t.Fatalf("another secret: ref %q", resp.GetMessageRef())
 	}
 }
 
@@ -130,8 +130,8 @@ func TestDerivedMessageRefHashed(t *testing.T) {
 func TestDerivedMessageRefTooLong(t *testing.T) {
 	h := newHarness(t)
 	fits := strings.Repeat("c", maxShortField-1-len(brPhone))
-	if resp := h.check(t, reservation(brPhone, "", fits, "")); resp.Verdict != allow || len(resp.MessageRef) != maxShortField {
-		t.Fatalf("a 256-byte ref: %v %d bytes", resp.Verdict, len(resp.MessageRef))
+	if resp := h.check(t, reservation(brPhone, "", fits, "")); resp.GetVerdict() != allow || len(resp.GetMessageRef()) != maxShortField {
+		t.Fatalf("a 256-byte ref: %v %d bytes", resp.GetVerdict(), len(resp.GetMessageRef()))
 	}
 	long := fits + "c"
 	_, err := h.c.Check(context.Background(), reservation("+5511987650001", "", long, ""))
@@ -140,8 +140,8 @@ func TestDerivedMessageRefTooLong(t *testing.T) {
 		t.Fatalf("a 257-byte derived ref: %v", err)
 	}
 	// Not reserved: the same number with a shorter campaign is a fresh ALLOW.
-	if resp := h.check(t, reservation("+5511987650001", "", "short", "")); resp.Verdict != allow || resp.Duplicate {
-		t.Fatalf("after the refused reservation: %v dup=%v", resp.Verdict, resp.Duplicate)
+	if resp := h.check(t, reservation("+5511987650001", "", "short", "")); resp.GetVerdict() != allow || resp.GetDuplicate() {
+		t.Fatalf("after the refused reservation: %v dup=%v", resp.GetVerdict(), resp.GetDuplicate())
 	}
 
 	st, err := h.c.CheckStream(context.Background())
@@ -162,7 +162,7 @@ func TestDerivedMessageRefTooLong(t *testing.T) {
 		t.Fatalf("stream row: %v %v", bad, err)
 	}
 	good, err := st.Recv()
-	if err != nil || good.Verdict != allow || good.MessageRef != "short/+5511987650003" {
+	if err != nil || good.GetVerdict() != allow || good.GetMessageRef() != "short/+5511987650003" {
 		t.Fatalf("the next stream row: %v %v", good, err)
 	}
 }
@@ -221,9 +221,9 @@ func TestDerivedMessageRefAcrossStreams(t *testing.T) {
 	for i := range numbers {
 		a, b := answers[0][i], answers[1][i]
 		want := fmt.Sprintf("bf/+55119%08d", i)
-		if a.Verdict != allow || b.Verdict != allow || a.Duplicate == b.Duplicate || a.MessageRef != want || b.MessageRef != want {
+		if a.GetVerdict() != allow || b.GetVerdict() != allow || a.GetDuplicate() == b.GetDuplicate() || a.GetMessageRef() != want || b.GetMessageRef() != want {
 			t.Fatalf("number %d: %v dup=%v %q / %v dup=%v %q; want one ALLOW and one duplicate, both %q",
-				i, a.Verdict, a.Duplicate, a.MessageRef, b.Verdict, b.Duplicate, b.MessageRef, want)
+				i, a.GetVerdict(), a.GetDuplicate(), a.GetMessageRef(), b.GetVerdict(), b.GetDuplicate(), b.GetMessageRef(), want)
 		}
 	}
 }

@@ -32,8 +32,8 @@ func TestMessagingLimitSlotGivenBack(t *testing.T) {
 	}
 	want := func(what string, r *sgv1.CheckSendResponse, v sgv1.Verdict) {
 		t.Helper()
-		if r.Verdict != v || v == deferV && rules(r)[0] != sgv1.Rule_RULE_MESSAGING_LIMIT {
-			t.Fatalf("%s: %v %v, want %v", what, r.Verdict, rules(r), v)
+		if r.GetVerdict() != v || v == deferV && rules(r)[0] != sgv1.Rule_RULE_MESSAGING_LIMIT {
+			t.Fatalf("%s: %v %v, want %v", what, r.GetVerdict(), rules(r), v)
 		}
 	}
 	// Two users from two senders fill the business's limit of 2.

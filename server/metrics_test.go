@@ -71,7 +71,7 @@ func TestForgetTwiceSaysTheOptOutIsKept(t *testing.T) {
 	}
 	for i, want := range []*sgv1.ForgetContactResponse{{Found: true, Suppressed: true}, {Found: false, Suppressed: true}} {
 		resp, err := h.c.Forget(ctx, &sgv1.ForgetContactRequest{BusinessId: "acme", Phone: brPhone})
-		if err != nil || resp.GetFound() != want.Found || resp.GetSuppressed() != want.Suppressed {
+		if err != nil || resp.GetFound() != want.GetFound() || resp.GetSuppressed() != want.GetSuppressed() {
 			t.Fatalf("forget %d: %v %v, want %v", i+1, resp, err, want)
 		}
 	}

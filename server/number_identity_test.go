@@ -38,14 +38,14 @@ func TestNationalSpellingOptOut(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	in := h.inbound(t, &sgv1.ReportInboundRequest{BusinessId: "acme", Phone: crmIntl, Text: "STOP", MessageId: "wamid.stop"})
-	if !in.OptedOut || in.PhoneE164 != crmE164 {
+	if !in.GetOptedOut() || in.GetPhoneE164() != crmE164 {
 		t.Fatalf("ReportInbound(STOP) = %v; want opted_out and phone_e164 %s", in, crmE164)
 	}
 
 	withRegion := marketing(crmNational)
 	withRegion.Region = "BR"
 	resp := h.check(t, withRegion)
-	if resp.Verdict != deny || !hasRule(resp, sgv1.Rule_RULE_OPTED_OUT) || resp.PhoneE164 != crmE164 {
+	if resp.GetVerdict() != deny || !hasRule(resp, sgv1.Rule_RULE_OPTED_OUT) || resp.GetPhoneE164() != crmE164 {
 		t.Fatalf("with region BR: %v; want DENY OPTED_OUT for %s", resp, crmE164)
 	}
 	withRegion.Region = "br" // any case
@@ -54,17 +54,17 @@ func TestNationalSpellingOptOut(t *testing.T) {
 	}
 
 	resp = h.check(t, marketing(crmNational))
-	if resp.Verdict != deny || !slices.Equal(rules(resp), []sgv1.Rule{sgv1.Rule_RULE_INVALID_NUMBER}) || resp.PhoneE164 != "" {
+	if resp.GetVerdict() != deny || !slices.Equal(rules(resp), []sgv1.Rule{sgv1.Rule_RULE_INVALID_NUMBER}) || resp.GetPhoneE164() != "" {
 		t.Fatalf("without region: %v; want DENY INVALID_NUMBER and no number", resp)
 	}
-	if d := resp.Reasons[0].Detail; !strings.Contains(d, "national format") || !strings.Contains(d, "set a region") {
+	if d := resp.GetReasons()[0].GetDetail(); !strings.Contains(d, "national format") || !strings.Contains(d, "set a region") {
 		t.Fatalf("without region: detail %q does not name the fix", d)
 	}
 	// Every category: a national spelling without a region is nobody's number.
 	for _, cat := range categories {
 		req := marketing(crmNational)
 		req.Category = cat
-		if resp := h.check(t, req); resp.Verdict != deny || !hasRule(resp, sgv1.Rule_RULE_INVALID_NUMBER) {
+		if resp := h.check(t, req); resp.GetVerdict() != deny || !hasRule(resp, sgv1.Rule_RULE_INVALID_NUMBER) {
 			t.Fatalf("%v without region: %v", cat, resp)
 		}
 	}
@@ -75,19 +75,19 @@ func TestNationalSpellingOptOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp = h.check(t, marketing(crmNational))
-	if resp.Verdict != deny || !hasRule(resp, sgv1.Rule_RULE_OPTED_OUT) || resp.PhoneE164 != crmE164 {
+	if resp.GetVerdict() != deny || !hasRule(resp, sgv1.Rule_RULE_OPTED_OUT) || resp.GetPhoneE164() != crmE164 {
 		t.Fatalf("with the policy's default_region BR: %v; want DENY OPTED_OUT", resp)
 	}
 	// The request's region wins over the policy's: read in the US, these
 	// digits are not a number (and certainly not the Brazilian who stopped).
 	us := marketing("(31) 99551-1909")
 	us.Region = "US"
-	if resp := h.check(t, us); hasRule(resp, sgv1.Rule_RULE_OPTED_OUT) || resp.PhoneE164 == crmE164 {
+	if resp := h.check(t, us); hasRule(resp, sgv1.Rule_RULE_OPTED_OUT) || resp.GetPhoneE164() == crmE164 {
 		t.Fatalf("with region US over the policy's BR: %v", resp)
 	}
 	// GetContact reads it the same way.
 	c, err := h.c.Contact(ctx, &sgv1.GetContactRequest{BusinessId: "acme", Phone: crmNational})
-	if err != nil || !c.OptedOut || c.PhoneE164 != crmE164 {
+	if err != nil || !c.GetOptedOut() || c.GetPhoneE164() != crmE164 {
 		t.Fatalf("GetContact(%q) = %v, %v", crmNational, c, err)
 	}
 }
@@ -101,16 +101,16 @@ func TestRegionOnEveryRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, err := h.c.Contact(ctx, &sgv1.GetContactRequest{BusinessId: "acme", Phone: crmE164})
-	if err != nil || !c.OptedOut {
+	if err != nil || !c.GetOptedOut() {
 		t.Fatalf("SetOptOut with region BR did not reach %s: %v, %v", crmE164, c, err)
 	}
 	r := h.report(t, &sgv1.ReportResultRequest{BusinessId: "acme", Phone: "031 99551 1909", Region: "BR", MessageId: "wamid.d",
 		Status: sgv1.MessageStatus_MESSAGE_STATUS_DELIVERED, Category: sgv1.Category_CATEGORY_UTILITY})
-	if r.PhoneE164 != crmE164 {
+	if r.GetPhoneE164() != crmE164 {
 		t.Fatalf("ReportResult with region BR: %v", r)
 	}
 	f, err := h.c.Forget(ctx, &sgv1.ForgetContactRequest{BusinessId: "acme", Phone: crmNational, Region: "BR"})
-	if err != nil || !f.Found {
+	if err != nil || !f.GetFound() {
 		t.Fatalf("ForgetContact with region BR: %v, %v", f, err)
 	}
 	// Without a region there is nothing to record it against.
@@ -155,10 +155,10 @@ func TestRegionIsValidated(t *testing.T) {
 	good.RequestId, good.Region = "good", "BR"
 	bad.RequestId, bad.Region = "bad", "XX"
 	out := runStream(t, h, []*sgv1.CheckSendRequest{bad, good})
-	if out[0].Error == nil || codes.Code(out[0].Error.Code) != codes.InvalidArgument || !strings.Contains(out[0].Error.Message, "region") {
+	if out[0].GetError() == nil || codes.Code(out[0].GetError().GetCode()) != codes.InvalidArgument || !strings.Contains(out[0].GetError().GetMessage(), "region") {
 		t.Fatalf("stream row with region XX: %v", out[0])
 	}
-	if out[1].Error != nil || out[1].PhoneE164 != crmE164 {
+	if out[1].GetError() != nil || out[1].GetPhoneE164() != crmE164 {
 		t.Fatalf("stream row with region BR: %v", out[1])
 	}
 }
@@ -172,11 +172,11 @@ func TestDeploymentDefaultRegion(t *testing.T) {
 	utility := func(business, phone string) *sgv1.CheckSendRequest {
 		return &sgv1.CheckSendRequest{BusinessId: business, Phone: phone, Category: sgv1.Category_CATEGORY_UTILITY}
 	}
-	if resp := h.check(t, utility("acme", "(201) 555-0123")); resp.PhoneE164 != "+12015550123" || resp.Verdict != allow {
+	if resp := h.check(t, utility("acme", "(201) 555-0123")); resp.GetPhoneE164() != "+12015550123" || resp.GetVerdict() != allow {
 		t.Fatalf("deployment default US: %v", resp)
 	}
 	pol, err := h.c.Policy(ctx, "acme")
-	if err != nil || pol.Effective.GetDefaultRegion() != "US" || pol.Overrides.DefaultRegion != nil {
+	if err != nil || pol.GetEffective().GetDefaultRegion() != "US" || pol.Overrides.DefaultRegion != nil {
 		t.Fatalf("effective policy %v, %v; want default_region US, not overridden", pol, err)
 	}
 	if _, err := h.c.SetPolicy(ctx, &sgv1.SetPolicyRequest{BusinessId: "nowhere", Policy: &sgv1.Policy{DefaultRegion: proto.String("")}}); err != nil {
@@ -197,7 +197,7 @@ func TestDeploymentDefaultRegion(t *testing.T) {
 	}
 	for phone, want := range map[string]bool{egypt: true, "+12015550123": false} {
 		c, err := h.c.Contact(ctx, &sgv1.GetContactRequest{BusinessId: pnid, Phone: phone})
-		if err != nil || c.OptedOut != want {
+		if err != nil || c.GetOptedOut() != want {
 			t.Fatalf("after the webhook STOP from %s: %s opted out = %v (%v); want %v", waID, phone, c.GetOptedOut(), err, want)
 		}
 	}
@@ -219,15 +219,15 @@ func TestNumberValidation(t *testing.T) {
 	const unassigned = "+11951373735"
 	for _, reserve := range []bool{false, true} {
 		resp := h.check(t, utility(unassigned, reserve))
-		if resp.Verdict != deny || !slices.Equal(rules(resp), []sgv1.Rule{sgv1.Rule_RULE_INVALID_NUMBER}) || resp.PhoneE164 != unassigned {
+		if resp.GetVerdict() != deny || !slices.Equal(rules(resp), []sgv1.Rule{sgv1.Rule_RULE_INVALID_NUMBER}) || resp.GetPhoneE164() != unassigned {
 			t.Fatalf("reserve=%v before any delivery: %v; want DENY INVALID_NUMBER", reserve, resp)
 		}
-		if d := resp.Reasons[0].Detail; !strings.Contains(d, "not valid") {
+		if d := resp.GetReasons()[0].GetDetail(); !strings.Contains(d, "not valid") {
 			t.Fatalf("detail %q", d)
 		}
 	}
 	c, err := h.c.Contact(ctx, &sgv1.GetContactRequest{BusinessId: "acme", Phone: unassigned})
-	if err != nil || len(c.Sends) != 0 {
+	if err != nil || len(c.GetSends()) != 0 {
 		t.Fatalf("a denied reservation recorded a send: %v, %v", c, err)
 	}
 	// Reports are recorded: a SENT does not prove the number real, a DELIVERED does.
@@ -239,20 +239,20 @@ func TestNumberValidation(t *testing.T) {
 	h.report(t, &sgv1.ReportResultRequest{BusinessId: "acme", Phone: unassigned, MessageId: "wamid.u1",
 		Status: sgv1.MessageStatus_MESSAGE_STATUS_DELIVERED, Timestamp: timestamppb.New(t0.Add(-time.Hour))})
 	for _, reserve := range []bool{false, true} {
-		if resp := h.check(t, utility(unassigned, reserve)); resp.Verdict != allow {
+		if resp := h.check(t, utility(unassigned, reserve)); resp.GetVerdict() != allow {
 			t.Fatalf("reserve=%v after DELIVERED: %v; want ALLOW", reserve, resp)
 		}
 	}
 	// A message from the number proves it too, and GetContact judges it the same way.
 	const other = "+16501234567" // exchange 1xx: possible, not valid
 	c, err = h.c.Contact(ctx, &sgv1.GetContactRequest{BusinessId: "acme", Phone: other})
-	if err != nil || !hasRule(c.Decisions[1].Decision, sgv1.Rule_RULE_INVALID_NUMBER) {
+	if err != nil || !hasRule(c.GetDecisions()[1].GetDecision(), sgv1.Rule_RULE_INVALID_NUMBER) {
 		t.Fatalf("GetContact(%s) before: %v, %v", other, c, err)
 	}
-	if in := h.inbound(t, &sgv1.ReportInboundRequest{BusinessId: "acme", Phone: other, Text: "hi"}); in.PhoneE164 != other {
+	if in := h.inbound(t, &sgv1.ReportInboundRequest{BusinessId: "acme", Phone: other, Text: "hi"}); in.GetPhoneE164() != other {
 		t.Fatalf("ReportInbound(%s) = %v", other, in)
 	}
-	if resp := h.check(t, utility(other, false)); resp.Verdict != allow {
+	if resp := h.check(t, utility(other, false)); resp.GetVerdict() != allow {
 		t.Fatalf("after a message from it: %v", resp)
 	}
 	// POSSIBLE takes a possible number without proof.
@@ -261,7 +261,7 @@ func TestNumberValidation(t *testing.T) {
 		Policy: &sgv1.Policy{NumberValidation: sgv1.NumberValidation_NUMBER_VALIDATION_POSSIBLE}}); err != nil {
 		t.Fatal(err)
 	}
-	if resp := h.check(t, utility(third, false)); resp.Verdict != allow {
+	if resp := h.check(t, utility(third, false)); resp.GetVerdict() != allow {
 		t.Fatalf("POSSIBLE: %v", resp)
 	}
 	// Not even possible: INVALID_NUMBER in a check, INVALID_ARGUMENT in a report.
@@ -314,7 +314,7 @@ func TestNationalSpellingOptOutOverTCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	in, err := c.Inbound(ctx, &sgv1.ReportInboundRequest{BusinessId: "shop", Phone: crmIntl, Text: "STOP", MessageId: "wamid.stop"})
-	if err != nil || !in.OptedOut || in.PhoneE164 != crmE164 {
+	if err != nil || !in.GetOptedOut() || in.GetPhoneE164() != crmE164 {
 		t.Fatalf("ReportInbound(STOP) = %v, %v; want opted_out, %s", in, err, crmE164)
 	}
 	for _, business := range []string{"crm", "shop"} {
@@ -335,20 +335,20 @@ func TestNationalSpellingOptOutOverTCP(t *testing.T) {
 		streamed := runStream(t, &harness{c: c}, rows)
 		for i, req := range rows {
 			for how, resp := range map[string]*sgv1.CheckSendResponse{"unary": unary[i], "stream": streamed[i]} {
-				if req.Region == "BR" {
-					if resp.Verdict != deny || !hasRule(resp, sgv1.Rule_RULE_OPTED_OUT) || resp.PhoneE164 != crmE164 {
-						t.Errorf("%s %s %v with region BR: %v; want DENY OPTED_OUT for %s", business, how, req.Category, resp, crmE164)
+				if req.GetRegion() == "BR" {
+					if resp.GetVerdict() != deny || !hasRule(resp, sgv1.Rule_RULE_OPTED_OUT) || resp.GetPhoneE164() != crmE164 {
+						t.Errorf("%s %s %v with region BR: %v; want DENY OPTED_OUT for %s", business, how, req.GetCategory(), resp, crmE164)
 					}
 					continue
 				}
-				if resp.Verdict != deny || rules(resp)[0] != sgv1.Rule_RULE_INVALID_NUMBER || hasRule(resp, sgv1.Rule_RULE_OPTED_OUT) ||
-					resp.PhoneE164 != "" || !strings.Contains(resp.Reasons[0].Detail, "set a region") {
-					t.Errorf("%s %s %v without region: %v; want DENY INVALID_NUMBER naming the fix", business, how, req.Category, resp)
+				if resp.GetVerdict() != deny || rules(resp)[0] != sgv1.Rule_RULE_INVALID_NUMBER || hasRule(resp, sgv1.Rule_RULE_OPTED_OUT) ||
+					resp.GetPhoneE164() != "" || !strings.Contains(resp.GetReasons()[0].GetDetail(), "set a region") {
+					t.Errorf("%s %s %v without region: %v; want DENY INVALID_NUMBER naming the fix", business, how, req.GetCategory(), resp)
 				}
 			}
 		}
 		nl, err := c.Contact(ctx, &sgv1.GetContactRequest{BusinessId: business, Phone: "+31995511909"})
-		if err != nil || nl.OptedOut {
+		if err != nil || nl.GetOptedOut() {
 			t.Fatalf("%s: the Netherlands' +31 995511909: %v, %v; want no opt-out", business, nl, err)
 		}
 	}
@@ -380,7 +380,7 @@ func TestWebhookProvesNumberReal(t *testing.T) {
 		}
 	}
 	for _, phone := range []string{delivered, wrote} {
-		if resp := h.check(t, utility(phone)); resp.Verdict != allow {
+		if resp := h.check(t, utility(phone)); resp.GetVerdict() != allow {
 			t.Fatalf("%s after the webhook: %v; want ALLOW", phone, resp)
 		}
 	}

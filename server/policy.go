@@ -63,7 +63,7 @@ func mergePolicy(base validator.Policy, o *sgv1.Policy) (validator.Policy, error
 		return p, nil
 	}
 	var err error
-	if p.FrequencyCaps, err = frequencyCaps(o.FrequencyCaps, p.FrequencyCaps); err != nil {
+	if p.FrequencyCaps, err = frequencyCaps(o.GetFrequencyCaps(), p.FrequencyCaps); err != nil {
 		return p, err
 	}
 	durs := []struct {
@@ -72,12 +72,12 @@ func mergePolicy(base validator.Policy, o *sgv1.Policy) (validator.Policy, error
 		out  *time.Duration
 		max  time.Duration
 	}{
-		{"ecosystem_cooldown", o.EcosystemCooldown, &p.EcosystemCooldown, maxPolicyDuration},
-		{"ecosystem_cooldown_max", o.EcosystemCooldownMax, &p.EcosystemCooldownMax, maxPolicyDuration},
-		{"experiment_ttl", o.ExperimentTtl, &p.ExperimentTTL, maxPolicyDuration},
-		{"service_window", o.ServiceWindow, &p.ServiceWindow, maxServiceWindow},
-		{"pair_interval", o.PairInterval, &p.PairInterval, maxPairInterval},
-		{"template_repeat_window", o.TemplateRepeatWindow, &p.TemplateRepeatWindow, maxPolicyDuration},
+		{"ecosystem_cooldown", o.GetEcosystemCooldown(), &p.EcosystemCooldown, maxPolicyDuration},
+		{"ecosystem_cooldown_max", o.GetEcosystemCooldownMax(), &p.EcosystemCooldownMax, maxPolicyDuration},
+		{"experiment_ttl", o.GetExperimentTtl(), &p.ExperimentTTL, maxPolicyDuration},
+		{"service_window", o.GetServiceWindow(), &p.ServiceWindow, maxServiceWindow},
+		{"pair_interval", o.GetPairInterval(), &p.PairInterval, maxPairInterval},
+		{"template_repeat_window", o.GetTemplateRepeatWindow(), &p.TemplateRepeatWindow, maxPolicyDuration},
 	}
 	for _, d := range durs {
 		if d.in == nil {
@@ -87,23 +87,23 @@ func mergePolicy(base validator.Policy, o *sgv1.Policy) (validator.Policy, error
 			return p, err
 		}
 	}
-	if p.UndeliverableBackoff, err = backoff(o.UndeliverableBackoff, p.UndeliverableBackoff); err != nil {
+	if p.UndeliverableBackoff, err = backoff(o.GetUndeliverableBackoff(), p.UndeliverableBackoff); err != nil {
 		return p, err
 	}
 	if o.PairBurst != nil {
-		if p.PairBurst, err = count("pair_burst", *o.PairBurst, 0, validator.MaxPairBurst); err != nil {
+		if p.PairBurst, err = count("pair_burst", o.GetPairBurst(), 0, validator.MaxPairBurst); err != nil {
 			return p, err
 		}
 	}
-	if p.OptOutKeywords, err = keywords("opt_out_keywords", o.OptOutKeywords, p.OptOutKeywords); err != nil {
+	if p.OptOutKeywords, err = keywords("opt_out_keywords", o.GetOptOutKeywords(), p.OptOutKeywords); err != nil {
 		return p, err
 	}
-	if p.OptInKeywords, err = keywords("opt_in_keywords", o.OptInKeywords, p.OptInKeywords); err != nil {
+	if p.OptInKeywords, err = keywords("opt_in_keywords", o.GetOptInKeywords(), p.OptInKeywords); err != nil {
 		return p, err
 	}
-	if q := o.QuietHours; q != nil {
-		start, err1 := parseClock(q.Start)
-		end, err2 := parseClock(q.End)
+	if q := o.GetQuietHours(); q != nil {
+		start, err1 := parseClock(q.GetStart())
+		end, err2 := parseClock(q.GetEnd())
 		switch {
 		case err1 != nil:
 			return p, fmt.Errorf("quiet_hours.start: %v", err1)
@@ -116,38 +116,38 @@ func mergePolicy(base validator.Policy, o *sgv1.Policy) (validator.Policy, error
 		}
 	}
 	if o.MessagingLimit != nil {
-		if p.MessagingLimit, err = count("messaging_limit", *o.MessagingLimit, 0, math.MaxInt32); err != nil {
+		if p.MessagingLimit, err = count("messaging_limit", o.GetMessagingLimit(), 0, math.MaxInt32); err != nil {
 			return p, err
 		}
 	}
-	if p.BlockedRegions, err = regions(o.BlockedRegions, p.BlockedRegions); err != nil {
+	if p.BlockedRegions, err = regions(o.GetBlockedRegions(), p.BlockedRegions); err != nil {
 		return p, err
 	}
 	if o.RequireOptIn != nil {
-		p.RequireOptIn = *o.RequireOptIn
+		p.RequireOptIn = o.GetRequireOptIn()
 	}
 	if o.ShareNumberSignals != nil {
-		p.ShareNumberSignals = *o.ShareNumberSignals
+		p.ShareNumberSignals = o.GetShareNumberSignals()
 	}
 	if o.Shadow != nil {
-		p.Shadow = *o.Shadow
+		p.Shadow = o.GetShadow()
 	}
-	if p.ShadowRules, err = shadowRules(o.ShadowRules, p.ShadowRules); err != nil {
+	if p.ShadowRules, err = shadowRules(o.GetShadowRules(), p.ShadowRules); err != nil {
 		return p, err
 	}
 	if o.DefaultRegion != nil {
-		if p.DefaultRegion, err = defaultRegion(*o.DefaultRegion); err != nil {
+		if p.DefaultRegion, err = defaultRegion(o.GetDefaultRegion()); err != nil {
 			return p, err
 		}
 	}
-	if v := o.NumberValidation; v != sgv1.NumberValidation_NUMBER_VALIDATION_UNSPECIFIED {
+	if v := o.GetNumberValidation(); v != sgv1.NumberValidation_NUMBER_VALIDATION_UNSPECIFIED {
 		if _, ok := sgv1.NumberValidation_name[int32(v)]; !ok {
 			return p, fmt.Errorf("number_validation: unknown value %d (want NUMBER_VALIDATION_VALID or NUMBER_VALIDATION_POSSIBLE)", v)
 		}
 		p.NumberValidation = v
 	}
 	if o.KeywordOptInIsConsent != nil {
-		p.KeywordOptInIsConsent = *o.KeywordOptInIsConsent
+		p.KeywordOptInIsConsent = o.GetKeywordOptInIsConsent()
 	}
 	return p, nil
 }

@@ -62,30 +62,32 @@ var accepted = []policyCase{
 	{"the largest cap", &sgv1.Policy{FrequencyCaps: []*sgv1.FrequencyCap{capOf(validator.MaxCapCount, 400*day)}}, "", nil},
 	{"8 caps", &sgv1.Policy{FrequencyCaps: []*sgv1.FrequencyCap{capOf(1, 1), capOf(2, 2), capOf(3, 3), capOf(4, 4), capOf(5, 5), capOf(6, 6), capOf(7, 7), capOf(8, 8)}}, "", nil},
 	{"identical caps folded", &sgv1.Policy{FrequencyCaps: []*sgv1.FrequencyCap{capOf(2, time.Hour), capOf(2, time.Hour), capOf(3, day)}}, "",
-		func(e *sgv1.Policy) bool { return len(e.FrequencyCaps) == 2 }},
-	{"caps off", &sgv1.Policy{FrequencyCaps: []*sgv1.FrequencyCap{{Count: 0}}}, "", func(e *sgv1.Policy) bool { return len(e.FrequencyCaps) == 0 }},
+		func(e *sgv1.Policy) bool { return len(e.GetFrequencyCaps()) == 2 }},
+	{"caps off", &sgv1.Policy{FrequencyCaps: []*sgv1.FrequencyCap{{Count: 0}}}, "", func(e *sgv1.Policy) bool { return len(e.GetFrequencyCaps()) == 0 }},
 	{"zero durations: off", &sgv1.Policy{EcosystemCooldown: dur(0), EcosystemCooldownMax: dur(0), ExperimentTtl: dur(0), ServiceWindow: dur(0), PairInterval: dur(0), TemplateRepeatWindow: dur(0)}, "", nil},
 	{"longest durations", &sgv1.Policy{EcosystemCooldown: dur(400 * day), EcosystemCooldownMax: dur(400 * day), ExperimentTtl: dur(400 * day), ServiceWindow: dur(day), PairInterval: dur(7 * day), TemplateRepeatWindow: dur(400 * day)}, "", nil},
 	{"64 backoff steps of 400d", &sgv1.Policy{UndeliverableBackoff: slices.Repeat([]*durationpb.Duration{dur(400 * day)}, 64)}, "", nil},
 	{"backoff repeats are steps", &sgv1.Policy{UndeliverableBackoff: []*durationpb.Duration{dur(day), dur(day), dur(7 * day)}}, "",
-		func(e *sgv1.Policy) bool { return len(e.UndeliverableBackoff) == 3 }},
-	{"backoff off", &sgv1.Policy{UndeliverableBackoff: []*durationpb.Duration{dur(0)}}, "", func(e *sgv1.Policy) bool { return len(e.UndeliverableBackoff) == 0 }},
+		func(e *sgv1.Policy) bool { return len(e.GetUndeliverableBackoff()) == 3 }},
+	{"backoff off", &sgv1.Policy{UndeliverableBackoff: []*durationpb.Duration{dur(0)}}, "", func(e *sgv1.Policy) bool { return len(e.GetUndeliverableBackoff()) == 0 }},
 	{"pair burst 0 (off)", &sgv1.Policy{PairBurst: proto.Int32(0)}, "", nil},
 	{"largest pair burst", &sgv1.Policy{PairBurst: proto.Int32(validator.MaxPairBurst)}, "", nil},
 	{"keywords of many scripts", &sgv1.Policy{OptOutKeywords: []string{"Stop promotions", "Parar promoções", "DÉTENER", "停止", "ストップ", "إيقاف", "रोकें", "Стоп", "1", "st.op", "¡Baja!", "no\u00a0más"}}, "",
-		func(e *sgv1.Policy) bool { return len(e.OptOutKeywords) == 12 }},
+		func(e *sgv1.Policy) bool { return len(e.GetOptOutKeywords()) == 12 }},
 	{"keywords trimmed and folded", &sgv1.Policy{OptInKeywords: []string{" START ", "start", "Stárt!", "UNSTOP"}}, "",
-		func(e *sgv1.Policy) bool { return slices.Equal(e.OptInKeywords, []string{"START", "UNSTOP"}) }},
+		func(e *sgv1.Policy) bool { return slices.Equal(e.GetOptInKeywords(), []string{"START", "UNSTOP"}) }},
 	{"64 keywords of 64 bytes", &sgv1.Policy{OptOutKeywords: append(repeatKeywords(63), strings.Repeat("é", 32))}, "", nil},
-	{"keywords off", &sgv1.Policy{OptInKeywords: []string{""}}, "", func(e *sgv1.Policy) bool { return len(e.OptInKeywords) == 0 }},
+	{"keywords off", &sgv1.Policy{OptInKeywords: []string{""}}, "", func(e *sgv1.Policy) bool { return len(e.GetOptInKeywords()) == 0 }},
 	{"messaging limit 0 and max", &sgv1.Policy{MessagingLimit: proto.Int32(math.MaxInt32)}, "", nil},
 	{"regions upper-cased and folded", &sgv1.Policy{BlockedRegions: []string{"us", "BR", "xk", "AC", "US"}}, "",
-		func(e *sgv1.Policy) bool { return slices.Equal(e.BlockedRegions, []string{"US", "BR", "XK", "AC"}) }},
-	{"every region", &sgv1.Policy{BlockedRegions: allRegions()}, "", func(e *sgv1.Policy) bool { return len(e.BlockedRegions) == len(regionCodes) }},
-	{"regions off", &sgv1.Policy{BlockedRegions: []string{""}}, "", func(e *sgv1.Policy) bool { return len(e.BlockedRegions) == 0 }},
+		func(e *sgv1.Policy) bool {
+			return slices.Equal(e.GetBlockedRegions(), []string{"US", "BR", "XK", "AC"})
+		}},
+	{"every region", &sgv1.Policy{BlockedRegions: allRegions()}, "", func(e *sgv1.Policy) bool { return len(e.GetBlockedRegions()) == len(regionCodes) }},
+	{"regions off", &sgv1.Policy{BlockedRegions: []string{""}}, "", func(e *sgv1.Policy) bool { return len(e.GetBlockedRegions()) == 0 }},
 	{"shadow rules folded", &sgv1.Policy{ShadowRules: []sgv1.Rule{sgv1.Rule_RULE_FREQUENCY_CAP, sgv1.Rule_RULE_PAIR_RATE, sgv1.Rule_RULE_FREQUENCY_CAP}}, "",
-		func(e *sgv1.Policy) bool { return len(e.ShadowRules) == 2 }},
-	{"shadow rules off", &sgv1.Policy{ShadowRules: []sgv1.Rule{sgv1.Rule_RULE_UNSPECIFIED}}, "", func(e *sgv1.Policy) bool { return len(e.ShadowRules) == 0 }},
+		func(e *sgv1.Policy) bool { return len(e.GetShadowRules()) == 2 }},
+	{"shadow rules off", &sgv1.Policy{ShadowRules: []sgv1.Rule{sgv1.Rule_RULE_UNSPECIFIED}}, "", func(e *sgv1.Policy) bool { return len(e.GetShadowRules()) == 0 }},
 	{"quiet hours", &sgv1.Policy{QuietHours: &sgv1.QuietHours{Start: "21:00", End: "08:00"}}, "", nil},
 	{"default region trimmed and upper-cased", &sgv1.Policy{DefaultRegion: proto.String(" br ")}, "",
 		func(e *sgv1.Policy) bool { return e.GetDefaultRegion() == "BR" }},
@@ -95,10 +97,12 @@ var accepted = []policyCase{
 		func(e *sgv1.Policy) bool { return e.DefaultRegion != nil && e.GetDefaultRegion() == "" }},
 	{"number validation possible", &sgv1.Policy{NumberValidation: sgv1.NumberValidation_NUMBER_VALIDATION_POSSIBLE}, "",
 		func(e *sgv1.Policy) bool {
-			return e.NumberValidation == sgv1.NumberValidation_NUMBER_VALIDATION_POSSIBLE
+			return e.GetNumberValidation() == sgv1.NumberValidation_NUMBER_VALIDATION_POSSIBLE
 		}},
 	{"number validation unspecified: the deployment's (valid)", &sgv1.Policy{}, "",
-		func(e *sgv1.Policy) bool { return e.NumberValidation == sgv1.NumberValidation_NUMBER_VALIDATION_VALID }},
+		func(e *sgv1.Policy) bool {
+			return e.GetNumberValidation() == sgv1.NumberValidation_NUMBER_VALIDATION_VALID
+		}},
 }
 
 var refused = []policyCase{
@@ -165,8 +169,8 @@ func TestSetPolicyValidation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if tc.check != nil && !tc.check(resp.Effective) {
-				t.Fatalf("effective policy %v", resp.Effective)
+			if tc.check != nil && !tc.check(resp.GetEffective()) {
+				t.Fatalf("effective policy %v", resp.GetEffective())
 			}
 		})
 	}
@@ -186,8 +190,8 @@ func TestSetPolicyValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !proto.Equal(before.Overrides, after.Overrides) {
-		t.Fatalf("refused policies changed the overrides:\n%v\n%v", before.Overrides, after.Overrides)
+	if !proto.Equal(before.GetOverrides(), after.GetOverrides()) {
+		t.Fatalf("refused policies changed the overrides:\n%v\n%v", before.GetOverrides(), after.GetOverrides())
 	}
 }
 
@@ -279,8 +283,8 @@ func TestStoredPolicyOutOfBoundsFallsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Effective.GetPairBurst() != 45 || got.Effective.GetRequireOptIn() {
-		t.Fatalf("effective %v, want the defaults", got.Effective)
+	if got.GetEffective().GetPairBurst() != 45 || got.GetEffective().GetRequireOptIn() {
+		t.Fatalf("effective %v, want the defaults", got.GetEffective())
 	}
 	if !strings.Contains(logs.String(), "stored policy no longer validates") || !strings.Contains(logs.String(), "pair_burst") {
 		t.Fatalf("no warning logged: %q", logs.String())

@@ -96,13 +96,13 @@ func TestHashNumbers(t *testing.T) {
 		t.Fatalf("numbers readable in the store: %q", found)
 	}
 	resp := h.check(t, marketing(mxPhone))
-	if resp.Verdict != deny || resp.WaId != "5215512345678" || resp.PhoneE164 != mxPhone {
+	if resp.GetVerdict() != deny || resp.GetWaId() != "5215512345678" || resp.GetPhoneE164() != mxPhone {
 		t.Fatalf("check with hashed numbers: %v", resp)
 	}
-	if resp := h.check(t, &sgv1.CheckSendRequest{BusinessId: "acme", UserId: "MX.5512345678000", Category: sgv1.Category_CATEGORY_MARKETING}); resp.Verdict != deny {
+	if resp := h.check(t, &sgv1.CheckSendRequest{BusinessId: "acme", UserId: "MX.5512345678000", Category: sgv1.Category_CATEGORY_MARKETING}); resp.GetVerdict() != deny {
 		t.Fatalf("check by user id with hashed numbers: %v", resp)
 	}
-	if resp := h.check(t, marketing(brPhone)); resp.Verdict != deferV {
+	if resp := h.check(t, marketing(brPhone)); resp.GetVerdict() != deferV {
 		t.Fatalf("shared facts with hashed numbers: %v", resp)
 	}
 	if _, err := newServer(t, Config{GRPCAddr: "127.0.0.1:0", DataDir: t.TempDir(), HashNumbers: true}); err == nil {

@@ -69,22 +69,22 @@ func TestReferralWebhookEqualsReportInbound(t *testing.T) {
 	}
 	req := &sgv1.CheckSendRequest{BusinessId: pnid, Phone: phone, Category: sgv1.Category_CATEGORY_MARKETING, Sender: pnid}
 	a, b := hw.check(t, req), hr.check(t, req)
-	if !proto.Equal(a, b) || a.Verdict != allow {
+	if !proto.Equal(a, b) || a.GetVerdict() != allow {
 		t.Fatalf("webhook %v\nreport  %v", a, b)
 	}
 	ca, cb := senderContact(t, hw, pnid, phone, pnid), senderContact(t, hr, pnid, phone, pnid)
 	want := wrote.Add(time.Hour + 72*time.Hour)
-	if !ca.FreeEntryWindowUntil.AsTime().Equal(want) || !proto.Equal(ca.FreeEntryWindowUntil, cb.FreeEntryWindowUntil) {
-		t.Fatalf("free entry window until: webhook %v, report %v, want %v", ca.FreeEntryWindowUntil, cb.FreeEntryWindowUntil, want)
+	if !ca.GetFreeEntryWindowUntil().AsTime().Equal(want) || !proto.Equal(ca.GetFreeEntryWindowUntil(), cb.GetFreeEntryWindowUntil()) {
+		t.Fatalf("free entry window until: webhook %v, report %v, want %v", ca.GetFreeEntryWindowUntil(), cb.GetFreeEntryWindowUntil(), want)
 	}
-	if ca.ServiceWindowUntil != nil {
-		t.Fatalf("service window still open: %v", ca.ServiceWindowUntil)
+	if ca.GetServiceWindowUntil() != nil {
+		t.Fatalf("service window still open: %v", ca.GetServiceWindowUntil())
 	}
 	// Another sender of the business has no free entry point.
 	other := proto.Clone(req).(*sgv1.CheckSendRequest)
 	other.Sender = "301234567890123"
-	if got := hw.check(t, other); got.Verdict != deferV || rules(got)[0] != sgv1.Rule_RULE_EXPERIMENT {
-		t.Fatalf("from another sender: %v %v", got.Verdict, rules(got))
+	if got := hw.check(t, other); got.GetVerdict() != deferV || rules(got)[0] != sgv1.Rule_RULE_EXPERIMENT {
+		t.Fatalf("from another sender: %v %v", got.GetVerdict(), rules(got))
 	}
 }
 
@@ -115,12 +115,12 @@ func TestPreferenceWebhookPerSender(t *testing.T) {
 		code   int32
 	}{{pnid, 131050}, {other, 0}, {"", 131050}} {
 		got := check(c.sender)
-		if got.Verdict != deny || got.Reasons[0].MetaErrorCode != c.code {
+		if got.GetVerdict() != deny || got.GetReasons()[0].GetMetaErrorCode() != c.code {
 			t.Fatalf("from %q after the other sender's resume: %v", c.sender, got)
 		}
 	}
 	pref(pnid, "resume", t0.Add(-time.Hour))
-	if got := check(other); got.Verdict != allow {
+	if got := check(other); got.GetVerdict() != allow {
 		t.Fatalf("after the sender's own resume: %v", got)
 	}
 }

@@ -16,7 +16,7 @@ import (
 func TestBusinessRefreshSeesOtherWriters(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.BusinessRefresh = 10 * time.Millisecond })
 	const phone = "+5511987654321"
-	if r := h.check(t, marketing(phone)); r.Verdict != sgv1.Verdict_VERDICT_ALLOW {
+	if r := h.check(t, marketing(phone)); r.GetVerdict() != sgv1.Verdict_VERDICT_ALLOW {
 		t.Fatalf("before: %v", r)
 	}
 	// Another replica blocks Brazil and pauses a template, straight in the store.
@@ -41,12 +41,12 @@ func TestBusinessRefreshSeesOtherWriters(t *testing.T) {
 		}
 		snap := b.snap.Load()
 		r := h.check(t, marketing(phone))
-		if r.Verdict == sgv1.Verdict_VERDICT_DENY && rules(r)[0] == sgv1.Rule_RULE_REGION_BLOCKED &&
+		if r.GetVerdict() == sgv1.Verdict_VERDICT_DENY && rules(r)[0] == sgv1.Rule_RULE_REGION_BLOCKED &&
 			len(snap.state.Templates["promo"]) == 1 && snap.state.Templates["promo"][0].Pauses == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("5 s after another writer's changes: %v %v, templates %v", r.Verdict, rules(r), snap.state.Templates)
+			t.Fatalf("5 s after another writer's changes: %v %v, templates %v", r.GetVerdict(), rules(r), snap.state.Templates)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

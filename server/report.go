@@ -244,7 +244,7 @@ func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequ
 		label := inboundLabel(req.GetKind())
 		if errors.Is(err, storage.ErrDuplicate) {
 			s.metrics.events.WithLabelValues(source, label, "duplicate").Inc()
-			*resp = sgv1.ReportInboundResponse{Duplicate: true, PhoneE164: resp.PhoneE164}
+			*resp = sgv1.ReportInboundResponse{Duplicate: true, PhoneE164: resp.GetPhoneE164()}
 			return nil
 		}
 		if err != nil {

@@ -85,13 +85,13 @@ func TestReservationIdempotentAfter200Sends(t *testing.T) {
 		req.Reserve, req.MessageRef = true, ref
 		return h.check(t, req)
 	}
-	if resp := send("R"); resp.Verdict != allow || resp.Duplicate {
-		t.Fatalf("first reservation: %v dup=%v", resp.Verdict, resp.Duplicate)
+	if resp := send("R"); resp.GetVerdict() != allow || resp.GetDuplicate() {
+		t.Fatalf("first reservation: %v dup=%v", resp.GetVerdict(), resp.GetDuplicate())
 	}
 	for i := range 200 {
 		h.clock.Advance(time.Minute)
-		if resp := send(fmt.Sprint("other-", i)); resp.Verdict != allow || resp.Duplicate {
-			t.Fatalf("send %d: %v %v dup=%v", i, resp.Verdict, rules(resp), resp.Duplicate)
+		if resp := send(fmt.Sprint("other-", i)); resp.GetVerdict() != allow || resp.GetDuplicate() {
+			t.Fatalf("send %d: %v %v dup=%v", i, resp.GetVerdict(), rules(resp), resp.GetDuplicate())
 		}
 	}
 	before := h.refs(t, brPhone)
@@ -101,8 +101,8 @@ func TestReservationIdempotentAfter200Sends(t *testing.T) {
 
 	// 8 days less a second after R: a duplicate, nothing counted.
 	h.clock.Advance(storage.DedupTTL - 200*time.Minute - time.Second)
-	if resp := send("R"); resp.Verdict != allow || !resp.Duplicate {
-		t.Fatalf("R within 8 days: %v dup=%v, want ALLOW duplicate", resp.Verdict, resp.Duplicate)
+	if resp := send("R"); resp.GetVerdict() != allow || !resp.GetDuplicate() {
+		t.Fatalf("R within 8 days: %v dup=%v, want ALLOW duplicate", resp.GetVerdict(), resp.GetDuplicate())
 	}
 	if after := h.refs(t, brPhone); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Fatalf("a duplicate changed the history:\n%v\n%v", before, after)
@@ -110,8 +110,8 @@ func TestReservationIdempotentAfter200Sends(t *testing.T) {
 
 	// After 8 days the key is gone too: R is judged afresh and reserved.
 	h.clock.Advance(2 * time.Second)
-	if resp := send("R"); resp.Verdict != allow || resp.Duplicate {
-		t.Fatalf("R after 8 days: %v dup=%v, want a fresh ALLOW", resp.Verdict, resp.Duplicate)
+	if resp := send("R"); resp.GetVerdict() != allow || resp.GetDuplicate() {
+		t.Fatalf("R after 8 days: %v dup=%v, want a fresh ALLOW", resp.GetVerdict(), resp.GetDuplicate())
 	}
 	if after := h.refs(t, brPhone); after[len(after)-1] != "R" {
 		t.Fatalf("R not reserved again: %v", after[len(after)-3:])
@@ -127,15 +127,15 @@ func TestDeferredRefMayBeUsedAgain(t *testing.T) {
 	h.check(t, first)
 	req := marketing(brPhone)
 	req.Reserve, req.MessageRef = true, "b"
-	if resp := h.check(t, req); resp.Verdict != deferV || resp.Duplicate {
-		t.Fatalf("under the cap: %v dup=%v, want DEFER", resp.Verdict, resp.Duplicate)
+	if resp := h.check(t, req); resp.GetVerdict() != deferV || resp.GetDuplicate() {
+		t.Fatalf("under the cap: %v dup=%v, want DEFER", resp.GetVerdict(), resp.GetDuplicate())
 	}
 	h.clock.Advance(24 * time.Hour)
-	if resp := h.check(t, req); resp.Verdict != allow || resp.Duplicate {
-		t.Fatalf("after the cap: %v dup=%v, want a fresh ALLOW", resp.Verdict, resp.Duplicate)
+	if resp := h.check(t, req); resp.GetVerdict() != allow || resp.GetDuplicate() {
+		t.Fatalf("after the cap: %v dup=%v, want a fresh ALLOW", resp.GetVerdict(), resp.GetDuplicate())
 	}
-	if resp := h.check(t, req); !resp.Duplicate {
-		t.Fatalf("allowed ref again: dup=%v", resp.Duplicate)
+	if resp := h.check(t, req); !resp.GetDuplicate() {
+		t.Fatalf("allowed ref again: dup=%v", resp.GetDuplicate())
 	}
 	if got := h.refs(t, brPhone); fmt.Sprint(got) != "[a b]" {
 		t.Fatalf("sends %v", got)
@@ -165,24 +165,24 @@ func TestLargeCapAndBurstEnforced(t *testing.T) {
 	// A burst of 100 at one instant, then PAIR_RATE until one interval later.
 	const utility = sgv1.Category_CATEGORY_UTILITY
 	for i := range 100 {
-		if resp := reserve(brPhone, utility, i); resp.Verdict != allow {
-			t.Fatalf("burst send %d: %v %v", i, resp.Verdict, rules(resp))
+		if resp := reserve(brPhone, utility, i); resp.GetVerdict() != allow {
+			t.Fatalf("burst send %d: %v %v", i, resp.GetVerdict(), rules(resp))
 		}
 	}
 	resp := reserve(brPhone, utility, 100)
-	if resp.Verdict != deferV || !resp.RetryAt.AsTime().Equal(t0.Add(6*time.Second)) {
-		t.Fatalf("101st at once: %v %v retry %v, want DEFER until +6s", resp.Verdict, rules(resp), resp.RetryAt.AsTime())
+	if resp.GetVerdict() != deferV || !resp.GetRetryAt().AsTime().Equal(t0.Add(6*time.Second)) {
+		t.Fatalf("101st at once: %v %v retry %v, want DEFER until +6s", resp.GetVerdict(), rules(resp), resp.GetRetryAt().AsTime())
 	}
 	// 100 in the day, each after the pair interval, then FREQUENCY_CAP.
 	const other = "+5511987650001"
 	for i := range 100 {
-		if resp := reserve(other, sgv1.Category_CATEGORY_MARKETING, i); resp.Verdict != allow {
-			t.Fatalf("capped send %d: %v %v", i, resp.Verdict, rules(resp))
+		if resp := reserve(other, sgv1.Category_CATEGORY_MARKETING, i); resp.GetVerdict() != allow {
+			t.Fatalf("capped send %d: %v %v", i, resp.GetVerdict(), rules(resp))
 		}
 		h.clock.Advance(6 * time.Second)
 	}
 	resp = reserve(other, sgv1.Category_CATEGORY_MARKETING, 100)
-	if resp.Verdict != deferV || rules(resp)[0] != sgv1.Rule_RULE_FREQUENCY_CAP || !resp.RetryAt.AsTime().Equal(t0.Add(24*time.Hour)) {
-		t.Fatalf("101st in the day: %v %v retry %v, want DEFER FREQUENCY_CAP until +24h", resp.Verdict, rules(resp), resp.RetryAt.AsTime())
+	if resp.GetVerdict() != deferV || rules(resp)[0] != sgv1.Rule_RULE_FREQUENCY_CAP || !resp.GetRetryAt().AsTime().Equal(t0.Add(24*time.Hour)) {
+		t.Fatalf("101st in the day: %v %v retry %v, want DEFER FREQUENCY_CAP until +24h", resp.GetVerdict(), rules(resp), resp.GetRetryAt().AsTime())
 	}
 }

@@ -130,7 +130,7 @@ func TestRestrictionSurvivesARetry(t *testing.T) {
 		t.Fatalf("with a failing store: %v", err)
 	}
 	fs.fail.Store(false)
-	if resp := h.report(t, rep); !resp.Duplicate {
+	if resp := h.report(t, rep); !resp.GetDuplicate() {
 		t.Fatal("the retry should be a duplicate for the contact")
 	}
 	if got := streakOf(t, h, validator.SenderSpam, "pn-a"); got != 1 {

@@ -44,16 +44,16 @@ func TestSuppressionSurvivesNewEvents(t *testing.T) {
 			}
 			h.clock.Advance(48 * time.Hour)
 			ev(h)
-			if resp := h.check(t, marketing(brPhone)); resp.Verdict != deny || rules(resp)[0] != sgv1.Rule_RULE_OPTED_OUT {
-				t.Fatalf("marketing after forget + %s: %v %v", name, resp.Verdict, rules(resp))
+			if resp := h.check(t, marketing(brPhone)); resp.GetVerdict() != deny || rules(resp)[0] != sgv1.Rule_RULE_OPTED_OUT {
+				t.Fatalf("marketing after forget + %s: %v %v", name, resp.GetVerdict(), rules(resp))
 			}
 			// An explicit opt-in lifts it.
 			if _, err := h.c.SetOptOut(ctx, &sgv1.SetOptOutRequest{BusinessId: "acme", Phone: brPhone, OptedOut: false}); err != nil {
 				t.Fatal(err)
 			}
 			h.clock.Advance(48 * time.Hour)
-			if resp := h.check(t, marketing(brPhone)); resp.Verdict != allow {
-				t.Fatalf("after opt-in: %v %v", resp.Verdict, rules(resp))
+			if resp := h.check(t, marketing(brPhone)); resp.GetVerdict() != allow {
+				t.Fatalf("after opt-in: %v %v", resp.GetVerdict(), rules(resp))
 			}
 		})
 	}
@@ -66,19 +66,19 @@ func TestUserIDOnlyFacts(t *testing.T) {
 	h.report(t, &sgv1.ReportResultRequest{BusinessId: "acme", UserId: uid, MessageId: "w1",
 		Status: sgv1.MessageStatus_MESSAGE_STATUS_FAILED, ErrorCode: 131049, Category: sgv1.Category_CATEGORY_MARKETING})
 	req := &sgv1.CheckSendRequest{BusinessId: "acme", UserId: uid, Category: sgv1.Category_CATEGORY_MARKETING}
-	if resp := h.check(t, req); resp.Verdict != deferV || rules(resp)[0] != sgv1.Rule_RULE_ECOSYSTEM_LIMIT {
-		t.Fatalf("by user_id: %v %v", resp.Verdict, rules(resp))
+	if resp := h.check(t, req); resp.GetVerdict() != deferV || rules(resp)[0] != sgv1.Rule_RULE_ECOSYSTEM_LIMIT {
+		t.Fatalf("by user_id: %v %v", resp.GetVerdict(), rules(resp))
 	}
 	// Linking the user to a number carries the fact over to the number.
 	h.inbound(t, &sgv1.ReportInboundRequest{BusinessId: "acme", UserId: uid, Phone: brPhone, MessageId: "m1",
 		Timestamp: timestamppb.New(t0.Add(-72 * time.Hour))})
-	if resp := h.check(t, marketing(brPhone)); resp.Verdict != deferV || rules(resp)[0] != sgv1.Rule_RULE_ECOSYSTEM_LIMIT {
-		t.Fatalf("by number after link: %v %v", resp.Verdict, rules(resp))
+	if resp := h.check(t, marketing(brPhone)); resp.GetVerdict() != deferV || rules(resp)[0] != sgv1.Rule_RULE_ECOSYSTEM_LIMIT {
+		t.Fatalf("by number after link: %v %v", resp.GetVerdict(), rules(resp))
 	}
 	other := marketing(brPhone)
 	other.BusinessId = "globex"
-	if resp := h.check(t, other); resp.Verdict != deferV {
-		t.Fatalf("another business after link: %v %v", resp.Verdict, rules(resp))
+	if resp := h.check(t, other); resp.GetVerdict() != deferV {
+		t.Fatalf("another business after link: %v %v", resp.GetVerdict(), rules(resp))
 	}
 }
 
@@ -87,17 +87,17 @@ func TestDuplicateReservationIsJudgedAgain(t *testing.T) {
 	h := newHarness(t)
 	req := marketing(brPhone)
 	req.Reserve, req.MessageRef = true, "r1"
-	if resp := h.check(t, req); resp.Verdict != allow {
-		t.Fatal(resp.Verdict)
+	if resp := h.check(t, req); resp.GetVerdict() != allow {
+		t.Fatal(resp.GetVerdict())
 	}
 	h.inbound(t, &sgv1.ReportInboundRequest{BusinessId: "acme", Phone: brPhone, MessageId: "stop", Text: "STOP"})
 	resp := h.check(t, req)
-	if !resp.Duplicate || resp.Verdict != deny || rules(resp)[0] != sgv1.Rule_RULE_OPTED_OUT {
-		t.Fatalf("retry after STOP: dup=%v %v %v", resp.Duplicate, resp.Verdict, rules(resp))
+	if !resp.GetDuplicate() || resp.GetVerdict() != deny || rules(resp)[0] != sgv1.Rule_RULE_OPTED_OUT {
+		t.Fatalf("retry after STOP: dup=%v %v %v", resp.GetDuplicate(), resp.GetVerdict(), rules(resp))
 	}
 	c, _ := h.c.Contact(context.Background(), &sgv1.GetContactRequest{BusinessId: "acme", Phone: brPhone})
-	if len(c.Sends) != 1 {
-		t.Fatalf("%d sends after a duplicate reservation", len(c.Sends))
+	if len(c.GetSends()) != 1 {
+		t.Fatalf("%d sends after a duplicate reservation", len(c.GetSends()))
 	}
 }
 
@@ -176,12 +176,12 @@ func TestTemplatePauseSurvivesARetry(t *testing.T) {
 		t.Fatalf("with a failing store: %v", err)
 	}
 	fs.fail.Store(false)
-	if resp := h.report(t, rep); !resp.Duplicate {
+	if resp := h.report(t, rep); !resp.GetDuplicate() {
 		t.Fatal("the retry should be a duplicate for the contact")
 	}
 	resp := h.check(t, &sgv1.CheckSendRequest{BusinessId: "acme", Phone: caPhone, Category: sgv1.Category_CATEGORY_UTILITY, Template: "promo"})
-	if resp.Verdict != deferV || rules(resp)[0] != sgv1.Rule_RULE_TEMPLATE_PAUSED {
-		t.Fatalf("template after retried pause: %v %v", resp.Verdict, rules(resp))
+	if resp.GetVerdict() != deferV || rules(resp)[0] != sgv1.Rule_RULE_TEMPLATE_PAUSED {
+		t.Fatalf("template after retried pause: %v %v", resp.GetVerdict(), rules(resp))
 	}
 }
 
@@ -195,7 +195,7 @@ func TestReportNeedsAnID(t *testing.T) {
 
 func TestPhoneWithTabParses(t *testing.T) {
 	h := newHarness(t)
-	if resp := h.check(t, marketing("+55\t11 98765 4321")); resp.PhoneE164 != brPhone {
+	if resp := h.check(t, marketing("+55\t11 98765 4321")); resp.GetPhoneE164() != brPhone {
 		t.Fatalf("%v", resp)
 	}
 }
@@ -220,7 +220,7 @@ func TestMessagingLimitConcurrent(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			if resp.Verdict == allow {
+			if resp.GetVerdict() == allow {
 				allowed.Add(1)
 			} else if rules(resp)[0] != sgv1.Rule_RULE_MESSAGING_LIMIT {
 				t.Errorf("%v", rules(resp))
@@ -268,8 +268,8 @@ func TestMessagingLimitSeesOtherReplicasReaches(t *testing.T) {
 	for i, want := range []sgv1.Verdict{allow, allow, deferV} {
 		resp := h.check(t, &sgv1.CheckSendRequest{BusinessId: "acme", Phone: fmt.Sprintf("+55119%08d", i),
 			Category: sgv1.Category_CATEGORY_UTILITY, Reserve: true, MessageRef: fmt.Sprint("m", i)})
-		if resp.Verdict != want {
-			t.Fatalf("reach %d: %v %v, want %v (2 reaches per reservation are stored)", i+1, resp.Verdict, rules(resp), want)
+		if resp.GetVerdict() != want {
+			t.Fatalf("reach %d: %v %v, want %v (2 reaches per reservation are stored)", i+1, resp.GetVerdict(), rules(resp), want)
 		}
 	}
 }

@@ -64,8 +64,8 @@ func TestUnparsablePhoneIsDenied(t *testing.T) {
 	h := newHarness(t)
 	for _, cat := range []sgv1.Category{sgv1.Category_CATEGORY_MARKETING, sgv1.Category_CATEGORY_AUTHENTICATION} {
 		resp := h.check(t, &sgv1.CheckSendRequest{BusinessId: "acme", Phone: "not a phone", Category: cat})
-		if resp.Verdict != deny || !slices.Equal(rules(resp), []sgv1.Rule{sgv1.Rule_RULE_INVALID_NUMBER}) {
-			t.Fatalf("%v: got %v %v, want DENY INVALID_NUMBER", cat, resp.Verdict, rules(resp))
+		if resp.GetVerdict() != deny || !slices.Equal(rules(resp), []sgv1.Rule{sgv1.Rule_RULE_INVALID_NUMBER}) {
+			t.Fatalf("%v: got %v %v, want DENY INVALID_NUMBER", cat, resp.GetVerdict(), rules(resp))
 		}
 	}
 }
@@ -92,14 +92,14 @@ func TestSeedErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		resp := h.check(t, marketing(phones[tc.code]))
-		if resp.Verdict != tc.verdict || rules(resp)[0] != tc.rule {
-			t.Errorf("%d: got %v %v, want %v %v", tc.code, resp.Verdict, rules(resp), tc.verdict, tc.rule)
+		if resp.GetVerdict() != tc.verdict || rules(resp)[0] != tc.rule {
+			t.Errorf("%d: got %v %v, want %v %v", tc.code, resp.GetVerdict(), rules(resp), tc.verdict, tc.rule)
 		}
-		if resp.Reasons[0].MetaErrorCode != tc.code {
-			t.Errorf("%d: reason predicts %d", tc.code, resp.Reasons[0].MetaErrorCode)
+		if resp.GetReasons()[0].GetMetaErrorCode() != tc.code {
+			t.Errorf("%d: reason predicts %d", tc.code, resp.GetReasons()[0].GetMetaErrorCode())
 		}
-		if !tc.retry.IsZero() && !resp.RetryAt.AsTime().Equal(tc.retry) {
-			t.Errorf("%d: retry_at %v, want %v", tc.code, resp.RetryAt.AsTime(), tc.retry)
+		if !tc.retry.IsZero() && !resp.GetRetryAt().AsTime().Equal(tc.retry) {
+			t.Errorf("%d: retry_at %v, want %v", tc.code, resp.GetRetryAt().AsTime(), tc.retry)
 		}
 	}
 	// A utility template is not stopped by the marketing-only rules, but 131026 is
@@ -108,12 +108,12 @@ func TestSeedErrors(t *testing.T) {
 		return &sgv1.CheckSendRequest{BusinessId: "acme", Phone: p, Category: sgv1.Category_CATEGORY_UTILITY}
 	}
 	for _, code := range []int32{131049, 131050, 130472} {
-		if resp := h.check(t, util(phones[code])); resp.Verdict != allow {
-			t.Errorf("utility after %d: got %v %v, want ALLOW", code, resp.Verdict, rules(resp))
+		if resp := h.check(t, util(phones[code])); resp.GetVerdict() != allow {
+			t.Errorf("utility after %d: got %v %v, want ALLOW", code, resp.GetVerdict(), rules(resp))
 		}
 	}
-	if resp := h.check(t, util(phones[131026])); resp.Verdict != deferV {
-		t.Errorf("utility after 131026: got %v, want DEFER", resp.Verdict)
+	if resp := h.check(t, util(phones[131026])); resp.GetVerdict() != deferV {
+		t.Errorf("utility after 131026: got %v, want DEFER", resp.GetVerdict())
 	}
 }
 
@@ -134,7 +134,7 @@ func TestConcurrentReserves(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			switch resp.Verdict {
+			switch resp.GetVerdict() {
 			case allow:
 				allowed.Add(1)
 			case deferV:
@@ -152,49 +152,49 @@ func TestReserveIsIdempotentAndFailedStopsCounting(t *testing.T) {
 	h := newHarness(t)
 	req := marketing(brPhone)
 	req.Reserve, req.MessageRef = true, "send-1"
-	if resp := h.check(t, req); resp.Verdict != allow || resp.Duplicate {
-		t.Fatalf("first reserve: %v dup=%v", resp.Verdict, resp.Duplicate)
+	if resp := h.check(t, req); resp.GetVerdict() != allow || resp.GetDuplicate() {
+		t.Fatalf("first reserve: %v dup=%v", resp.GetVerdict(), resp.GetDuplicate())
 	}
-	if resp := h.check(t, req); resp.Verdict != allow || !resp.Duplicate {
-		t.Fatalf("same ref again: %v dup=%v, want ALLOW duplicate", resp.Verdict, resp.Duplicate)
+	if resp := h.check(t, req); resp.GetVerdict() != allow || !resp.GetDuplicate() {
+		t.Fatalf("same ref again: %v dup=%v, want ALLOW duplicate", resp.GetVerdict(), resp.GetDuplicate())
 	}
 	req2 := proto.Clone(req).(*sgv1.CheckSendRequest)
 	req2.MessageRef = "send-2"
 	resp := h.check(t, req2)
-	if resp.Verdict != deferV || rules(resp)[0] != sgv1.Rule_RULE_FREQUENCY_CAP {
-		t.Fatalf("second send: %v %v, want DEFER FREQUENCY_CAP", resp.Verdict, rules(resp))
+	if resp.GetVerdict() != deferV || rules(resp)[0] != sgv1.Rule_RULE_FREQUENCY_CAP {
+		t.Fatalf("second send: %v %v, want DEFER FREQUENCY_CAP", resp.GetVerdict(), rules(resp))
 	}
-	if !resp.RetryAt.AsTime().Equal(t0.Add(24 * time.Hour)) {
-		t.Fatalf("retry_at %v, want %v", resp.RetryAt.AsTime(), t0.Add(24*time.Hour))
+	if !resp.GetRetryAt().AsTime().Equal(t0.Add(24 * time.Hour)) {
+		t.Fatalf("retry_at %v, want %v", resp.GetRetryAt().AsTime(), t0.Add(24*time.Hour))
 	}
 	// The send API refused the first send: it stops counting toward the cap.
 	h.report(t, &sgv1.ReportResultRequest{BusinessId: "acme", Phone: brPhone, MessageRef: "send-1",
 		Status: sgv1.MessageStatus_MESSAGE_STATUS_FAILED, ErrorCode: 131000, Timestamp: timestamppb.New(t0)})
 	h.clock.Advance(10 * time.Second) // past the pair interval
-	if resp := h.check(t, req2); resp.Verdict != allow {
-		t.Fatalf("after FAILED: %v %v, want ALLOW", resp.Verdict, rules(resp))
+	if resp := h.check(t, req2); resp.GetVerdict() != allow {
+		t.Fatalf("after FAILED: %v %v, want ALLOW", resp.GetVerdict(), rules(resp))
 	}
 }
 
 func TestReportsAreIdempotent(t *testing.T) {
 	h := newHarness(t)
 	rep := failed(brPhone, 131049, t0)
-	if h.report(t, rep).Duplicate {
+	if h.report(t, rep).GetDuplicate() {
 		t.Fatal("first report marked duplicate")
 	}
-	if !h.report(t, rep).Duplicate {
+	if !h.report(t, rep).GetDuplicate() {
 		t.Fatal("second report not marked duplicate")
 	}
 	in := &sgv1.ReportInboundRequest{BusinessId: "acme", Phone: brPhone, MessageId: "wamid.in1", Text: "hi", Timestamp: timestamppb.New(t0)}
-	if h.inbound(t, in).Duplicate || !h.inbound(t, in).Duplicate {
+	if h.inbound(t, in).GetDuplicate() || !h.inbound(t, in).GetDuplicate() {
 		t.Fatal("inbound duplicate detection")
 	}
 	c, err := h.c.Contact(context.Background(), &sgv1.GetContactRequest{BusinessId: "acme", Phone: brPhone})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Number.EcosystemStreak != 1 {
-		t.Fatalf("streak %d after a duplicated 131049, want 1", c.Number.EcosystemStreak)
+	if c.GetNumber().GetEcosystemStreak() != 1 {
+		t.Fatalf("streak %d after a duplicated 131049, want 1", c.GetNumber().GetEcosystemStreak())
 	}
 }
 
@@ -203,17 +203,17 @@ func TestInboundOpensWindow(t *testing.T) {
 		t.Run(kind.String(), func(t *testing.T) {
 			h := newHarness(t)
 			svc := &sgv1.CheckSendRequest{BusinessId: "acme", Phone: brPhone, Category: sgv1.Category_CATEGORY_SERVICE}
-			if resp := h.check(t, svc); resp.Verdict != deny || rules(resp)[0] != sgv1.Rule_RULE_SERVICE_WINDOW {
-				t.Fatalf("before inbound: %v %v", resp.Verdict, rules(resp))
+			if resp := h.check(t, svc); resp.GetVerdict() != deny || rules(resp)[0] != sgv1.Rule_RULE_SERVICE_WINDOW {
+				t.Fatalf("before inbound: %v %v", resp.GetVerdict(), rules(resp))
 			}
 			h.inbound(t, &sgv1.ReportInboundRequest{BusinessId: "acme", Phone: brPhone, MessageId: "in-1", Kind: kind})
 			resp := h.check(t, svc)
-			if resp.Verdict != allow || !resp.ServiceWindowUntil.AsTime().Equal(t0.Add(24*time.Hour)) {
-				t.Fatalf("after inbound: %v %v window %v", resp.Verdict, rules(resp), resp.ServiceWindowUntil)
+			if resp.GetVerdict() != allow || !resp.GetServiceWindowUntil().AsTime().Equal(t0.Add(24*time.Hour)) {
+				t.Fatalf("after inbound: %v %v window %v", resp.GetVerdict(), rules(resp), resp.GetServiceWindowUntil())
 			}
 			h.clock.Advance(24 * time.Hour)
-			if resp := h.check(t, svc); resp.Verdict != deny {
-				t.Fatalf("after 24h: %v", resp.Verdict)
+			if resp := h.check(t, svc); resp.GetVerdict() != deny {
+				t.Fatalf("after 24h: %v", resp.GetVerdict())
 			}
 		})
 	}
@@ -222,12 +222,12 @@ func TestInboundOpensWindow(t *testing.T) {
 func TestOpenWindowLiftsEcosystemLimit(t *testing.T) {
 	h := newHarness(t)
 	h.report(t, failed(brPhone, 131049, t0))
-	if resp := h.check(t, marketing(brPhone)); resp.Verdict != deferV {
-		t.Fatalf("got %v", resp.Verdict)
+	if resp := h.check(t, marketing(brPhone)); resp.GetVerdict() != deferV {
+		t.Fatalf("got %v", resp.GetVerdict())
 	}
 	h.inbound(t, &sgv1.ReportInboundRequest{BusinessId: "acme", Phone: brPhone, MessageId: "in-1", Text: "hello"})
-	if resp := h.check(t, marketing(brPhone)); resp.Verdict != allow {
-		t.Fatalf("window open: got %v %v", resp.Verdict, rules(resp))
+	if resp := h.check(t, marketing(brPhone)); resp.GetVerdict() != allow {
+		t.Fatalf("window open: got %v %v", resp.GetVerdict(), rules(resp))
 	}
 }
 
@@ -236,40 +236,40 @@ func TestKeywordsOptOutAndIn(t *testing.T) {
 	for i, text := range []string{"Please stop sending me these", "STOP"} {
 		resp := h.inbound(t, &sgv1.ReportInboundRequest{BusinessId: "acme", Phone: brPhone, MessageId: fmt.Sprint("m", i), Text: text,
 			Timestamp: timestamppb.New(t0.Add(time.Duration(i) * time.Minute))})
-		if resp.OptedOut != (text == "STOP") {
-			t.Fatalf("%q: opted_out=%v", text, resp.OptedOut)
+		if resp.GetOptedOut() != (text == "STOP") {
+			t.Fatalf("%q: opted_out=%v", text, resp.GetOptedOut())
 		}
 	}
 	h.clock.Advance(48 * time.Hour)
-	if resp := h.check(t, marketing(brPhone)); resp.Verdict != deny || rules(resp)[0] != sgv1.Rule_RULE_OPTED_OUT {
-		t.Fatalf("after STOP: %v %v", resp.Verdict, rules(resp))
+	if resp := h.check(t, marketing(brPhone)); resp.GetVerdict() != deny || rules(resp)[0] != sgv1.Rule_RULE_OPTED_OUT {
+		t.Fatalf("after STOP: %v %v", resp.GetVerdict(), rules(resp))
 	}
 	// A chatbot's "back" button is not an opt-in (issue 14).
-	if resp := h.inbound(t, &sgv1.ReportInboundRequest{BusinessId: "acme", Phone: brPhone, MessageId: "m9", Text: "Voltar"}); resp.OptedIn {
+	if resp := h.inbound(t, &sgv1.ReportInboundRequest{BusinessId: "acme", Phone: brPhone, MessageId: "m9", Text: "Voltar"}); resp.GetOptedIn() {
 		t.Fatalf("Voltar: opted_in")
 	}
 	h.clock.Advance(48 * time.Hour)
-	if resp := h.check(t, marketing(brPhone)); resp.Verdict != deny || rules(resp)[0] != sgv1.Rule_RULE_OPTED_OUT {
-		t.Fatalf("after VOLTAR: %v %v", resp.Verdict, rules(resp))
+	if resp := h.check(t, marketing(brPhone)); resp.GetVerdict() != deny || rules(resp)[0] != sgv1.Rule_RULE_OPTED_OUT {
+		t.Fatalf("after VOLTAR: %v %v", resp.GetVerdict(), rules(resp))
 	}
 	h.inbound(t, &sgv1.ReportInboundRequest{BusinessId: "acme", Phone: brPhone, MessageId: "m10", Text: "start"})
 	h.clock.Advance(48 * time.Hour)
-	if resp := h.check(t, marketing(brPhone)); resp.Verdict != allow {
-		t.Fatalf("after START: %v %v", resp.Verdict, rules(resp))
+	if resp := h.check(t, marketing(brPhone)); resp.GetVerdict() != allow {
+		t.Fatalf("after START: %v %v", resp.GetVerdict(), rules(resp))
 	}
 }
 
 func TestRegionBlocked(t *testing.T) {
 	h := newHarness(t)
-	if resp := h.check(t, marketing(usPhone)); resp.Verdict != deny || rules(resp)[0] != sgv1.Rule_RULE_REGION_BLOCKED {
-		t.Fatalf("US marketing: %v %v", resp.Verdict, rules(resp))
+	if resp := h.check(t, marketing(usPhone)); resp.GetVerdict() != deny || rules(resp)[0] != sgv1.Rule_RULE_REGION_BLOCKED {
+		t.Fatalf("US marketing: %v %v", resp.GetVerdict(), rules(resp))
 	}
-	if resp := h.check(t, marketing(caPhone)); resp.Verdict != allow {
-		t.Fatalf("CA marketing: %v %v", resp.Verdict, rules(resp))
+	if resp := h.check(t, marketing(caPhone)); resp.GetVerdict() != allow {
+		t.Fatalf("CA marketing: %v %v", resp.GetVerdict(), rules(resp))
 	}
 	util := &sgv1.CheckSendRequest{BusinessId: "acme", Phone: usPhone, Category: sgv1.Category_CATEGORY_UTILITY}
-	if resp := h.check(t, util); resp.Verdict != allow {
-		t.Fatalf("US utility: %v %v", resp.Verdict, rules(resp))
+	if resp := h.check(t, util); resp.GetVerdict() != allow {
+		t.Fatalf("US utility: %v %v", resp.GetVerdict(), rules(resp))
 	}
 }
 
@@ -280,17 +280,17 @@ func TestIdentitySpellings(t *testing.T) {
 	h.report(t, failed("5215512345678", 131050, t0))
 	for _, p := range []string{mxPhone, "525512345678", "+52 55 1234 5678", "5215512345678"} {
 		resp := h.check(t, marketing(p))
-		if resp.Verdict != deny || resp.PhoneE164 != mxPhone {
-			t.Fatalf("%q: %v e164=%q", p, resp.Verdict, resp.PhoneE164)
+		if resp.GetVerdict() != deny || resp.GetPhoneE164() != mxPhone {
+			t.Fatalf("%q: %v e164=%q", p, resp.GetVerdict(), resp.GetPhoneE164())
 		}
-		if resp.WaId != "5215512345678" {
-			t.Fatalf("%q: wa_id %q, want the learned WhatsApp ID", p, resp.WaId)
+		if resp.GetWaId() != "5215512345678" {
+			t.Fatalf("%q: wa_id %q, want the learned WhatsApp ID", p, resp.GetWaId())
 		}
 	}
 	// A Brazilian mobile kept in its old 8-digit form.
 	h.report(t, failed("551187654321", 131050, t0))
-	if resp := h.check(t, marketing("+55 11 98765-4321")); resp.Verdict != deny {
-		t.Fatalf("BR 9-digit after 8-digit report: %v", resp.Verdict)
+	if resp := h.check(t, marketing("+55 11 98765-4321")); resp.GetVerdict() != deny {
+		t.Fatalf("BR 9-digit after 8-digit report: %v", resp.GetVerdict())
 	}
 }
 
@@ -301,8 +301,8 @@ func TestUserIDOnly(t *testing.T) {
 	h.inbound(t, &sgv1.ReportInboundRequest{BusinessId: "acme", UserId: "BR.1502576394655843", MessageId: "m1", Text: "stop",
 		Timestamp: timestamppb.New(t0.Add(-26 * time.Hour))})
 	req := &sgv1.CheckSendRequest{BusinessId: "acme", UserId: "BR.1502576394655843", Category: sgv1.Category_CATEGORY_MARKETING}
-	if resp := h.check(t, req); resp.Verdict != deny {
-		t.Fatalf("by user_id: %v %v", resp.Verdict, rules(resp))
+	if resp := h.check(t, req); resp.GetVerdict() != deny {
+		t.Fatalf("by user_id: %v %v", resp.GetVerdict(), rules(resp))
 	}
 	// A later event links the BSUID to a number: the history follows, and the
 	// number-wide facts of that number are read for checks by user_id alone.
@@ -311,11 +311,11 @@ func TestUserIDOnly(t *testing.T) {
 		// Older than the window, which would lift UNDELIVERABLE while open.
 		Timestamp: timestamppb.New(t0.Add(-25 * time.Hour))})
 	resp := h.check(t, req)
-	if resp.PhoneE164 != "+5511987650009" || !slices.Contains(rules(resp), sgv1.Rule_RULE_OPTED_OUT) || !slices.Contains(rules(resp), sgv1.Rule_RULE_UNDELIVERABLE) {
-		t.Fatalf("after link: %v %v e164=%q", resp.Verdict, rules(resp), resp.PhoneE164)
+	if resp.GetPhoneE164() != "+5511987650009" || !slices.Contains(rules(resp), sgv1.Rule_RULE_OPTED_OUT) || !slices.Contains(rules(resp), sgv1.Rule_RULE_UNDELIVERABLE) {
+		t.Fatalf("after link: %v %v e164=%q", resp.GetVerdict(), rules(resp), resp.GetPhoneE164())
 	}
-	if resp := h.check(t, marketing("+5511987650009")); resp.Verdict != deny || resp.UserId != "BR.1502576394655843" {
-		t.Fatalf("by phone after link: %v user_id=%q", resp.Verdict, resp.UserId)
+	if resp := h.check(t, marketing("+5511987650009")); resp.GetVerdict() != deny || resp.GetUserId() != "BR.1502576394655843" {
+		t.Fatalf("by phone after link: %v user_id=%q", resp.GetVerdict(), resp.GetUserId())
 	}
 }
 
@@ -324,8 +324,8 @@ func TestNumberFactsSharedAcrossBusinesses(t *testing.T) {
 	h.report(t, failed(brPhone, 131049, t0))
 	other := marketing(brPhone)
 	other.BusinessId = "globex"
-	if resp := h.check(t, other); resp.Verdict != deferV || rules(resp)[0] != sgv1.Rule_RULE_ECOSYSTEM_LIMIT {
-		t.Fatalf("other business: %v %v", resp.Verdict, rules(resp))
+	if resp := h.check(t, other); resp.GetVerdict() != deferV || rules(resp)[0] != sgv1.Rule_RULE_ECOSYSTEM_LIMIT {
+		t.Fatalf("other business: %v %v", resp.GetVerdict(), rules(resp))
 	}
 	// A business that does not share neither reads nor contributes.
 	_, err := h.c.SetPolicy(context.Background(), &sgv1.SetPolicyRequest{BusinessId: "initech",
@@ -335,8 +335,8 @@ func TestNumberFactsSharedAcrossBusinesses(t *testing.T) {
 	}
 	private := marketing(brPhone)
 	private.BusinessId = "initech"
-	if resp := h.check(t, private); resp.Verdict != allow {
-		t.Fatalf("non-sharing business: %v %v", resp.Verdict, rules(resp))
+	if resp := h.check(t, private); resp.GetVerdict() != allow {
+		t.Fatalf("non-sharing business: %v %v", resp.GetVerdict(), rules(resp))
 	}
 }
 
@@ -348,17 +348,17 @@ func TestPolicyConsentAndShadow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !set.Effective.GetRequireOptIn() || set.Effective.GetPairBurst() != 45 || set.Overrides.PairBurst != nil {
+	if !set.GetEffective().GetRequireOptIn() || set.GetEffective().GetPairBurst() != 45 || set.Overrides.PairBurst != nil {
 		t.Fatalf("mask not respected: %v", set)
 	}
-	if resp := h.check(t, marketing(brPhone)); resp.Verdict != deny || rules(resp)[0] != sgv1.Rule_RULE_NO_CONSENT {
-		t.Fatalf("no consent: %v %v", resp.Verdict, rules(resp))
+	if resp := h.check(t, marketing(brPhone)); resp.GetVerdict() != deny || rules(resp)[0] != sgv1.Rule_RULE_NO_CONSENT {
+		t.Fatalf("no consent: %v %v", resp.GetVerdict(), rules(resp))
 	}
 	if _, err := h.c.SetOptOut(ctx, &sgv1.SetOptOutRequest{BusinessId: "acme", Phone: brPhone, OptedOut: false, Reason: "web form"}); err != nil {
 		t.Fatal(err)
 	}
-	if resp := h.check(t, marketing(brPhone)); resp.Verdict != allow {
-		t.Fatalf("with consent: %v %v", resp.Verdict, rules(resp))
+	if resp := h.check(t, marketing(brPhone)); resp.GetVerdict() != allow {
+		t.Fatalf("with consent: %v %v", resp.GetVerdict(), rules(resp))
 	}
 	// Shadow the frequency cap: the reason is reported, the verdict stays ALLOW.
 	if _, err := h.c.SetPolicy(ctx, &sgv1.SetPolicyRequest{BusinessId: "acme",
@@ -369,8 +369,8 @@ func TestPolicyConsentAndShadow(t *testing.T) {
 		req := marketing(brPhone)
 		req.Reserve, req.MessageRef = true, fmt.Sprint("s", i)
 		resp := h.check(t, req)
-		if resp.Verdict != allow || (i == 1) != resp.Shadow {
-			t.Fatalf("send %d: %v shadow=%v %v", i, resp.Verdict, resp.Shadow, rules(resp))
+		if resp.GetVerdict() != allow || (i == 1) != resp.GetShadow() {
+			t.Fatalf("send %d: %v shadow=%v %v", i, resp.GetVerdict(), resp.GetShadow(), rules(resp))
 		}
 	}
 	// Opt-outs are never shadowed, even with the whole business in shadow mode.
@@ -381,15 +381,15 @@ func TestPolicyConsentAndShadow(t *testing.T) {
 	if _, err := h.c.SetOptOut(ctx, &sgv1.SetOptOutRequest{BusinessId: "acme", Phone: brPhone, OptedOut: true}); err != nil {
 		t.Fatal(err)
 	}
-	if resp := h.check(t, marketing(brPhone)); resp.Verdict != deny {
-		t.Fatalf("opt-out in shadow mode: %v", resp.Verdict)
+	if resp := h.check(t, marketing(brPhone)); resp.GetVerdict() != deny {
+		t.Fatalf("opt-out in shadow mode: %v", resp.GetVerdict())
 	}
 	got, err := h.c.Policy(ctx, "acme")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !got.Overrides.GetShadow() || !got.Overrides.GetRequireOptIn() || len(got.Overrides.ShadowRules) != 2 {
-		t.Fatalf("overrides: %v", got.Overrides)
+	if !got.GetOverrides().GetShadow() || !got.GetOverrides().GetRequireOptIn() || len(got.GetOverrides().GetShadowRules()) != 2 {
+		t.Fatalf("overrides: %v", got.GetOverrides())
 	}
 	// Bad policies name the field.
 	_, err = h.c.SetPolicy(ctx, &sgv1.SetPolicyRequest{BusinessId: "acme", Policy: &sgv1.Policy{QuietHours: &sgv1.QuietHours{Start: "25:00", End: "08:00"}}})
@@ -411,17 +411,17 @@ func TestForgetContact(t *testing.T) {
 	ctx := context.Background()
 	h.report(t, failed(brPhone, 131050, t0))
 	resp, err := h.c.Forget(ctx, &sgv1.ForgetContactRequest{BusinessId: "acme", Phone: brPhone})
-	if err != nil || !resp.Found || !resp.Suppressed {
+	if err != nil || !resp.GetFound() || !resp.GetSuppressed() {
 		t.Fatalf("forget: %v %v", resp, err)
 	}
-	if resp := h.check(t, marketing(brPhone)); resp.Verdict != deny || rules(resp)[0] != sgv1.Rule_RULE_OPTED_OUT {
-		t.Fatalf("after forget: %v %v (the opt-out must survive as a suppression)", resp.Verdict, rules(resp))
+	if resp := h.check(t, marketing(brPhone)); resp.GetVerdict() != deny || rules(resp)[0] != sgv1.Rule_RULE_OPTED_OUT {
+		t.Fatalf("after forget: %v %v (the opt-out must survive as a suppression)", resp.GetVerdict(), rules(resp))
 	}
 	if _, err := h.c.Forget(ctx, &sgv1.ForgetContactRequest{BusinessId: "acme", Phone: brPhone, ForgetOptOut: true}); err != nil {
 		t.Fatal(err)
 	}
-	if resp := h.check(t, marketing(brPhone)); resp.Verdict != allow {
-		t.Fatalf("after forget_opt_out: %v %v", resp.Verdict, rules(resp))
+	if resp := h.check(t, marketing(brPhone)); resp.GetVerdict() != allow {
+		t.Fatalf("after forget_opt_out: %v %v", resp.GetVerdict(), rules(resp))
 	}
 }
 
@@ -433,22 +433,22 @@ func TestGetContact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.PhoneE164 != brPhone || len(c.Events) != 2 || len(c.Decisions) != 4 {
+	if c.GetPhoneE164() != brPhone || len(c.GetEvents()) != 2 || len(c.GetDecisions()) != 4 {
 		t.Fatalf("contact: %v", c)
 	}
-	if !c.Number.EcosystemUntil.AsTime().Equal(t0.Add(24 * time.Hour)) {
-		t.Fatalf("ecosystem_until %v", c.Number.EcosystemUntil)
+	if !c.GetNumber().GetEcosystemUntil().AsTime().Equal(t0.Add(24 * time.Hour)) {
+		t.Fatalf("ecosystem_until %v", c.GetNumber().GetEcosystemUntil())
 	}
-	for _, d := range c.Decisions {
+	for _, d := range c.GetDecisions() {
 		want := allow
-		switch d.Category {
+		switch d.GetCategory() {
 		case sgv1.Category_CATEGORY_MARKETING:
 			want = deferV
 		case sgv1.Category_CATEGORY_SERVICE:
 			want = deny
 		}
-		if d.Decision.Verdict != want {
-			t.Errorf("%v: %v, want %v", d.Category, d.Decision.Verdict, want)
+		if d.GetDecision().GetVerdict() != want {
+			t.Errorf("%v: %v, want %v", d.GetCategory(), d.GetDecision().GetVerdict(), want)
 		}
 	}
 }
@@ -484,7 +484,7 @@ func TestCheckSendStream(t *testing.T) {
 		if err != nil {
 			t.Fatalf("row %d: %v", i, err)
 		}
-		if resp.RequestId != reqs[i].RequestId || resp.Verdict != want[i].verdict || codes.Code(resp.GetError().GetCode()) != want[i].code {
+		if resp.GetRequestId() != reqs[i].GetRequestId() || resp.GetVerdict() != want[i].verdict || codes.Code(resp.GetError().GetCode()) != want[i].code {
 			t.Fatalf("row %d: %v", i, resp)
 		}
 	}

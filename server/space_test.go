@@ -71,7 +71,7 @@ func TestDiskNearlyFull(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return resp.Status
+		return resp.GetStatus()
 	}
 	waitFor := func(name string, want healthpb.HealthCheckResponse_ServingStatus) {
 		t.Helper()
@@ -86,7 +86,7 @@ func TestDiskNearlyFull(t *testing.T) {
 	get := func(path string) (int, string) {
 		t.Helper()
 		rec := httptest.NewRecorder()
-		hd.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		hd.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, http.NoBody))
 		b, _ := io.ReadAll(rec.Body)
 		return rec.Code, string(b)
 	}
@@ -127,10 +127,10 @@ func TestDiskNearlyFull(t *testing.T) {
 		t.Fatalf("webhook on a nearly full disk: %d, want 503 so that Meta retries", code)
 	}
 	// Reads go on, and so does what writes nothing: the same reservation again.
-	if resp := h.check(t, marketing(brPhone)); resp.Verdict != allow {
+	if resp := h.check(t, marketing(brPhone)); resp.GetVerdict() != allow {
 		t.Fatalf("a check on a nearly full disk: %v", resp)
 	}
-	if resp := h.check(t, reserve); !resp.Duplicate {
+	if resp := h.check(t, reserve); !resp.GetDuplicate() {
 		t.Fatalf("a repeated reservation on a nearly full disk: %v", resp)
 	}
 	if _, err := h.c.Contact(ctx, &sgv1.GetContactRequest{BusinessId: "acme", Phone: brPhone}); err != nil {
@@ -170,7 +170,7 @@ func TestStoreDownStopsWrites(t *testing.T) {
 	check := func(name string, want healthpb.HealthCheckResponse_ServingStatus) {
 		t.Helper()
 		resp, err := h.srv.health.Check(context.Background(), &healthpb.HealthCheckRequest{Service: name})
-		if err != nil || resp.Status != want {
+		if err != nil || resp.GetStatus() != want {
 			t.Fatalf("%s: %v %v, want %v", name, resp.GetStatus(), err, want)
 		}
 	}

@@ -80,7 +80,7 @@ func raceStops(t *testing.T, replicas []*harness) {
 			t.Fatal(err)
 		}
 		for _, r := range replicas {
-			if resp := r.check(t, marketing(phone(i))); resp.Verdict != sgv1.Verdict_VERDICT_ALLOW {
+			if resp := r.check(t, marketing(phone(i))); resp.GetVerdict() != sgv1.Verdict_VERDICT_ALLOW {
 				t.Fatalf("%s before its STOP: %v", phone(i), resp)
 			}
 		}
@@ -123,7 +123,7 @@ func raceStops(t *testing.T, replicas []*harness) {
 				}
 				if after {
 					checked.Add(1)
-					if resp.Verdict != sgv1.Verdict_VERDICT_DENY {
+					if resp.GetVerdict() != sgv1.Verdict_VERDICT_DENY {
 						t.Errorf("check of %s after its STOP was acknowledged: %v", phone(i), resp)
 						return
 					}
@@ -141,7 +141,7 @@ func raceStops(t *testing.T, replicas []*harness) {
 	// And once every STOP is in, every number is denied on every replica.
 	for i := range numbers {
 		for _, r := range replicas {
-			if resp := r.check(t, marketing(phone(i))); resp.Verdict != sgv1.Verdict_VERDICT_DENY {
+			if resp := r.check(t, marketing(phone(i))); resp.GetVerdict() != sgv1.Verdict_VERDICT_DENY {
 				t.Fatalf("%s after every STOP: %v", phone(i), resp)
 			}
 		}

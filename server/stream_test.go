@@ -33,8 +33,8 @@ func runStream(t *testing.T, h *harness, reqs []*sgv1.CheckSendRequest) []*sgv1.
 		if err != nil {
 			t.Fatalf("row %d: %v", i, err)
 		}
-		if resp.RequestId != reqs[i].RequestId {
-			t.Fatalf("row %d answered with request_id %q, want %q", i, resp.RequestId, reqs[i].RequestId)
+		if resp.GetRequestId() != reqs[i].GetRequestId() {
+			t.Fatalf("row %d answered with request_id %q, want %q", i, resp.GetRequestId(), reqs[i].GetRequestId())
 		}
 		out = append(out, resp)
 	}
@@ -82,10 +82,10 @@ func TestStreamDecidesInOrder(t *testing.T) {
 	out := runStream(t, h, reqs)
 	for k := range firsts {
 		first, second := out[firsts[k]], out[seconds[k]]
-		if first.Verdict != sgv1.Verdict_VERDICT_ALLOW || first.Duplicate {
+		if first.GetVerdict() != sgv1.Verdict_VERDICT_ALLOW || first.GetDuplicate() {
 			t.Fatalf("first reservation of number %d: %v", k, first)
 		}
-		if second.Verdict != sgv1.Verdict_VERDICT_DEFER || second.PhoneE164 != first.PhoneE164 {
+		if second.GetVerdict() != sgv1.Verdict_VERDICT_DEFER || second.GetPhoneE164() != first.GetPhoneE164() {
 			t.Fatalf("second reservation of number %d (after %v): %v", k, first, second)
 		}
 	}
@@ -105,7 +105,7 @@ func TestStreamRowErrorsInOrder(t *testing.T) {
 		reqs = append(reqs, r)
 	}
 	for i, resp := range runStream(t, h, reqs) {
-		if bad := i%7 == 0; bad != (resp.Error != nil) || !bad && resp.Verdict != sgv1.Verdict_VERDICT_ALLOW {
+		if bad := i%7 == 0; bad != (resp.GetError() != nil) || !bad && resp.GetVerdict() != sgv1.Verdict_VERDICT_ALLOW {
 			t.Fatalf("row %d: %v", i, resp)
 		}
 	}

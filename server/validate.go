@@ -113,7 +113,7 @@ func validateCheck(r *sgv1.CheckSendRequest) error {
 			return err
 		}
 	}
-	if r.SendAt != nil && !r.SendAt.IsValid() {
+	if r.GetSendAt() != nil && !r.GetSendAt().IsValid() {
 		return invalidArg("send_at is not a valid timestamp")
 	}
 	return validateCheckSender(r)
@@ -157,7 +157,7 @@ func validateResult(r *sgv1.ReportResultRequest) error {
 	if err := checkText("error_title", r.GetErrorTitle(), maxReason); err != nil {
 		return err
 	}
-	if r.Timestamp != nil && !r.Timestamp.IsValid() {
+	if r.GetTimestamp() != nil && !r.GetTimestamp().IsValid() {
 		return invalidArg("timestamp is not a valid timestamp")
 	}
 	return validateResultSender(r)
@@ -179,7 +179,7 @@ func validateInbound(r *sgv1.ReportInboundRequest) error {
 	if err := checkText("text", r.GetText(), maxText); err != nil {
 		return err
 	}
-	if r.Timestamp != nil && !r.Timestamp.IsValid() {
+	if r.GetTimestamp() != nil && !r.GetTimestamp().IsValid() {
 		return invalidArg("timestamp is not a valid timestamp")
 	}
 	return validateInboundSender(r)

@@ -124,7 +124,7 @@ func TestWebhookBodyBudgetReleasedOnEveryAnswer(t *testing.T) {
 		}
 	}
 	resp := h.check(t, &sgv1.CheckSendRequest{BusinessId: pnid, Phone: "+5511900000699", Category: sgv1.Category_CATEGORY_UTILITY})
-	if resp.PhoneE164 != "+5511900000699" {
+	if resp.GetPhoneE164() != "+5511900000699" {
 		t.Fatalf("the last status of the big body was not applied: %v", resp)
 	}
 }

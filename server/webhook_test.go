@@ -120,7 +120,7 @@ func TestWebhookVerification(t *testing.T) {
 		{"hub.challenge=1", 403},
 	} {
 		rec := httptest.NewRecorder()
-		hd.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, WebhookPath+"?"+tc.query, nil))
+		hd.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, WebhookPath+"?"+tc.query, http.NoBody))
 		if rec.Code != tc.code || (tc.code == 200 && rec.Body.String() != "1158201444") {
 			t.Errorf("%s: %d %q", tc.query, rec.Code, rec.Body.String())
 		}
@@ -146,14 +146,14 @@ func TestWebhookSignatureFailuresRecordNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Events) != 0 || c.MetaOptedOut {
+	if len(c.GetEvents()) != 0 || c.GetMetaOptedOut() {
 		t.Fatalf("an unauthenticated body was recorded: %v", c)
 	}
 	if code := postSigned(t, hd, b); code != 200 {
 		t.Fatalf("signed: %d", code)
 	}
-	if resp := h.check(t, &sgv1.CheckSendRequest{BusinessId: pnid, Phone: "+5511987654321", Category: sgv1.Category_CATEGORY_MARKETING}); resp.Verdict != deny {
-		t.Fatalf("after signed 131050: %v", resp.Verdict)
+	if resp := h.check(t, &sgv1.CheckSendRequest{BusinessId: pnid, Phone: "+5511987654321", Category: sgv1.Category_CATEGORY_MARKETING}); resp.GetVerdict() != deny {
+		t.Fatalf("after signed 131050: %v", resp.GetVerdict())
 	}
 }
 
@@ -195,28 +195,34 @@ func TestWebhookTestdata(t *testing.T) {
 	}
 	cases := map[string]func(h *harness) string{
 		"status_failed_131049.json": func(h *harness) string {
-			return check(contact(h, us, "").Number.EcosystemStreak == 1, "ecosystem streak")
+			return check(contact(h, us, "").GetNumber().GetEcosystemStreak() == 1, "ecosystem streak")
 		},
-		"status_failed_131050.json": func(h *harness) string { return check(contact(h, us, "").MetaOptedOut, "meta opt-out") },
-		"status_failed_130472.json": func(h *harness) string { return check(contact(h, us, "").Number.ExperimentAt != nil, "experiment") },
+		"status_failed_131050.json": func(h *harness) string { return check(contact(h, us, "").GetMetaOptedOut(), "meta opt-out") },
+		"status_failed_130472.json": func(h *harness) string {
+			return check(contact(h, us, "").GetNumber().GetExperimentAt() != nil, "experiment")
+		},
 		"status_failed_131026.json": func(h *harness) string {
-			return check(contact(h, us, "").Number.UndeliverableStreak == 1, "undeliverable")
+			return check(contact(h, us, "").GetNumber().GetUndeliverableStreak() == 1, "undeliverable")
 		},
-		"status_delivered.json": func(h *harness) string { return check(contact(h, us, "").Number.LastDeliveredAt != nil, "delivered") },
-		"status_read.json":      func(h *harness) string { return check(contact(h, us, "").Number.LastDeliveredAt != nil, "read") },
-		"status_sent.json":      func(h *harness) string { return check(len(contact(h, us, "").Sends) == 1, "send recorded") },
-		"message_text.json":     func(h *harness) string { return check(contact(h, us, "").LastInboundAt != nil, "window") },
-		"message_button.json":   func(h *harness) string { return check(contact(h, us, "").LastInboundAt != nil, "window") },
-		"message_image.json":    func(h *harness) string { return check(contact(h, us, "").LastInboundAt != nil, "window") },
+		"status_delivered.json": func(h *harness) string {
+			return check(contact(h, us, "").GetNumber().GetLastDeliveredAt() != nil, "delivered")
+		},
+		"status_read.json": func(h *harness) string {
+			return check(contact(h, us, "").GetNumber().GetLastDeliveredAt() != nil, "read")
+		},
+		"status_sent.json":    func(h *harness) string { return check(len(contact(h, us, "").GetSends()) == 1, "send recorded") },
+		"message_text.json":   func(h *harness) string { return check(contact(h, us, "").GetLastInboundAt() != nil, "window") },
+		"message_button.json": func(h *harness) string { return check(contact(h, us, "").GetLastInboundAt() != nil, "window") },
+		"message_image.json":  func(h *harness) string { return check(contact(h, us, "").GetLastInboundAt() != nil, "window") },
 		"call_user_initiated.json": func(h *harness) string {
-			return check(contact(h, us, "").LastInboundAt != nil, "window from call")
+			return check(contact(h, us, "").GetLastInboundAt() != nil, "window from call")
 		},
 		"call_business_initiated.json": func(h *harness) string {
-			return check(contact(h, us, "").LastInboundAt == nil, "no window from a business call")
+			return check(contact(h, us, "").GetLastInboundAt() == nil, "no window from a business call")
 		},
-		"user_preferences_stop.json": func(h *harness) string { return check(contact(h, us, "").MetaOptedOut, "stop") },
+		"user_preferences_stop.json": func(h *harness) string { return check(contact(h, us, "").GetMetaOptedOut(), "stop") },
 		"message_bsuid_username.json": func(h *harness) string {
-			return check(contact(h, "", "BR.1502576394655843").OptedOut, "PARAR from a username user")
+			return check(contact(h, "", "BR.1502576394655843").GetOptedOut(), "PARAR from a username user")
 		},
 	}
 	for file, verify := range cases {
@@ -263,8 +269,8 @@ func TestWebhookDuplicatesAndOrder(t *testing.T) {
 		}
 	}
 	c, _ := h.c.Contact(ctx, &sgv1.GetContactRequest{BusinessId: pnid, Phone: phone})
-	if c.Number.EcosystemStreak != 1 || len(c.Events) != 1 {
-		t.Fatalf("after a duplicated POST: streak %d, %d events", c.Number.EcosystemStreak, len(c.Events))
+	if c.GetNumber().GetEcosystemStreak() != 1 || len(c.GetEvents()) != 1 {
+		t.Fatalf("after a duplicated POST: streak %d, %d events", c.GetNumber().GetEcosystemStreak(), len(c.GetEvents()))
 	}
 	// delivered arrives before sent; read after both; a multi-device failed after
 	// delivered: the send is recorded once, and the delivery stands.
@@ -276,19 +282,19 @@ func TestWebhookDuplicatesAndOrder(t *testing.T) {
 	postSigned(t, hd, body(t, pnid, statuses(newStatus("wamid.B", "failed", later.Add(4*time.Second), phone, 131000))))
 	c, _ = h.c.Contact(ctx, &sgv1.GetContactRequest{BusinessId: pnid, Phone: phone})
 	var b []*sgv1.SendRecord
-	for _, s := range c.Sends {
-		if s.MessageId == "wamid.B" {
+	for _, s := range c.GetSends() {
+		if s.GetMessageId() == "wamid.B" {
 			b = append(b, s)
 		}
 	}
-	if len(b) != 1 || !b[0].At.AsTime().Equal(later.Add(time.Second)) || b[0].Failed {
+	if len(b) != 1 || !b[0].GetAt().AsTime().Equal(later.Add(time.Second)) || b[0].GetFailed() {
 		t.Fatalf("wamid.B sends: %v (want one, at the SENT time, counted despite the multi-device failure)", b)
 	}
-	if !c.Number.LastDeliveredAt.AsTime().Equal(later.Add(3 * time.Second)) {
-		t.Fatalf("last delivered %v", c.Number.LastDeliveredAt.AsTime())
+	if !c.GetNumber().GetLastDeliveredAt().AsTime().Equal(later.Add(3 * time.Second)) {
+		t.Fatalf("last delivered %v", c.GetNumber().GetLastDeliveredAt().AsTime())
 	}
-	if c.Number.EcosystemStreak != 0 {
-		t.Fatalf("a delivered marketing message did not reset the 131049 streak: %d", c.Number.EcosystemStreak)
+	if c.GetNumber().GetEcosystemStreak() != 0 {
+		t.Fatalf("a delivered marketing message did not reset the 131049 streak: %d", c.GetNumber().GetEcosystemStreak())
 	}
 }
 
@@ -304,8 +310,8 @@ func TestWebhookBatchOf1000(t *testing.T) {
 	}
 	for _, i := range []int{0, 1, 499, 998, 999} {
 		resp := h.check(t, &sgv1.CheckSendRequest{BusinessId: pnid, Phone: fmt.Sprintf("+55119%08d", i), Category: sgv1.Category_CATEGORY_MARKETING})
-		if resp.Verdict != deferV || rules(resp)[0] != sgv1.Rule_RULE_ECOSYSTEM_LIMIT {
-			t.Fatalf("number %d: %v %v", i, resp.Verdict, rules(resp))
+		if resp.GetVerdict() != deferV || rules(resp)[0] != sgv1.Rule_RULE_ECOSYSTEM_LIMIT {
+			t.Fatalf("number %d: %v %v", i, resp.GetVerdict(), rules(resp))
 		}
 	}
 }
@@ -322,22 +328,22 @@ func TestWebhookPhoneNumberIDMapping(t *testing.T) {
 	t.Run("mapped", func(t *testing.T) {
 		h, hd := webhookHarness(t, func(c *Config) { c.PhoneNumberIDs = map[string]string{pnid: "acme"} })
 		fail(t, hd, pnid)
-		if resp := h.check(t, req("acme")); resp.Verdict != deny {
-			t.Fatalf("mapped business: %v", resp.Verdict)
+		if resp := h.check(t, req("acme")); resp.GetVerdict() != deny {
+			t.Fatalf("mapped business: %v", resp.GetVerdict())
 		}
 	})
 	t.Run("unmapped is its own business", func(t *testing.T) {
 		h, hd := webhookHarness(t)
 		fail(t, hd, "999")
-		if resp := h.check(t, req("999")); resp.Verdict != deny {
-			t.Fatalf("unmapped id as business: %v", resp.Verdict)
+		if resp := h.check(t, req("999")); resp.GetVerdict() != deny {
+			t.Fatalf("unmapped id as business: %v", resp.GetVerdict())
 		}
 	})
 	t.Run("unmapped skipped", func(t *testing.T) {
 		h, hd := webhookHarness(t, func(c *Config) { c.SkipUnmappedPhoneNumberIDs = true })
 		fail(t, hd, "999")
-		if resp := h.check(t, req("999")); resp.Verdict != allow {
-			t.Fatalf("skipped id applied: %v", resp.Verdict)
+		if resp := h.check(t, req("999")); resp.GetVerdict() != allow {
+			t.Fatalf("skipped id applied: %v", resp.GetVerdict())
 		}
 		if got := testCounter(t, h, "sendguard_webhook_skipped_total", "unmapped_phone_number_id"); got != 1 {
 			t.Fatalf("skips counted: %v", got)
@@ -361,7 +367,7 @@ func TestWebhookEqualsReportResult(t *testing.T) {
 				Category: sgv1.Category_CATEGORY_MARKETING, Timestamp: timestamppb.New(at), Sender: pnid})
 			req := &sgv1.CheckSendRequest{BusinessId: pnid, Phone: "+5511987654321", Category: sgv1.Category_CATEGORY_MARKETING}
 			a, b := hw.check(t, req), hr.check(t, req)
-			if !proto.Equal(a, b) || a.Verdict == allow {
+			if !proto.Equal(a, b) || a.GetVerdict() == allow {
 				t.Fatalf("webhook %v\nreport  %v", a, b)
 			}
 		})

@@ -125,14 +125,6 @@ func RestrictionKindOf(code int32) RestrictionKind {
 // holds the region): AccountRegion.
 func (k RestrictionKind) ByRegion() bool { return k == AccountRegion }
 
-// Region is the region of an AccountRegion restriction ("" for other kinds).
-func (r Restriction) Region() string {
-	if r.Kind.ByRegion() {
-		return r.Sender
-	}
-	return ""
-}
-
 // Code is the Meta error code the kind predicts.
 func (k RestrictionKind) Code() int32 { return kinds[k].code }
 
@@ -200,6 +192,14 @@ type Restriction struct {
 	// LiftedAt is the latest lift (a success sent after At, ClearRestriction, a
 	// webhook saying it ended); an error at or before it does not restart it.
 	LiftedAt time.Time
+}
+
+// Region is the region of an AccountRegion restriction ("" for other kinds).
+func (r Restriction) Region() string {
+	if r.Kind.ByRegion() {
+		return r.Sender
+	}
+	return ""
 }
 
 // End is when the restriction stops applying: the end Meta gave, or At plus the

@@ -83,7 +83,7 @@ them (see 'sendguard restore --help').`,
 // has marked the backup complete (server.BackupVersionTrailer). It returns the
 // bytes written and the store version.
 func downloadBackup(ctx context.Context, url, out string, force bool) (int64, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, http.NoBody)
 	if err != nil {
 		return 0, "", err
 	}

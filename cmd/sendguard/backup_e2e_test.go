@@ -72,7 +72,7 @@ func TestBackupRestoreEndToEnd(t *testing.T) {
 	for i, r := range []struct{ business, phone, ref string }{{acme, num(6), "send-6"}, {strict, num(5), "send-5"}} {
 		resp, err := c.Check(ctx, &sgv1.CheckSendRequest{BusinessId: r.business, Phone: r.phone, Category: sgv1.Category_CATEGORY_MARKETING,
 			Template: "promo", Reserve: true, MessageRef: r.ref, SendAt: timestamppb.New(at.Add(-time.Duration(i+1) * time.Minute))})
-		if err != nil || resp.Verdict != sgv1.Verdict_VERDICT_ALLOW {
+		if err != nil || resp.GetVerdict() != sgv1.Verdict_VERDICT_ALLOW {
 			t.Fatalf("reserve %v: %v %v", r, resp, err)
 		}
 	}
@@ -187,7 +187,7 @@ func TestBackupRestoreEndToEnd(t *testing.T) {
 		if !proto.Equal(got, want) {
 			t.Errorf("%v\nrestored: %v\noriginal: %v", req, got, want)
 		}
-		verdicts[want.Verdict]++
+		verdicts[want.GetVerdict()]++
 	}
 	if verdicts[sgv1.Verdict_VERDICT_DENY] == 0 || verdicts[sgv1.Verdict_VERDICT_DEFER] == 0 || verdicts[sgv1.Verdict_VERDICT_ALLOW] == 0 {
 		t.Errorf("verdicts %v: the comparison should cover ALLOW, DEFER and DENY", verdicts)
@@ -212,7 +212,7 @@ func TestBackupRestoreEndToEnd(t *testing.T) {
 	retry := &sgv1.ReportResultRequest{BusinessId: acme, Phone: num(1), MessageId: "wamid.1",
 		Status: sgv1.MessageStatus_MESSAGE_STATUS_FAILED, ErrorCode: 131049, Category: sgv1.Category_CATEGORY_MARKETING,
 		Template: "promo", Timestamp: timestamppb.New(at.Add(-time.Minute))}
-	if r, err := c2.Report(ctx, retry); err != nil || !r.Duplicate {
+	if r, err := c2.Report(ctx, retry); err != nil || !r.GetDuplicate() {
 		t.Errorf("a retried report on the restored server: %v %v, want duplicate", r, err)
 	}
 
@@ -225,13 +225,13 @@ func TestBackupRestoreEndToEnd(t *testing.T) {
 	}
 	c3 := dial(t, startServer(t, bin, bare).grpc)
 	forgotten := &sgv1.CheckSendRequest{BusinessId: acme, Phone: num(9), Category: sgv1.Category_CATEGORY_MARKETING, SendAt: sendAt}
-	if r, err := c2.Check(ctx, forgotten); err != nil || r.Verdict != sgv1.Verdict_VERDICT_DENY {
+	if r, err := c2.Check(ctx, forgotten); err != nil || r.GetVerdict() != sgv1.Verdict_VERDICT_DENY {
 		t.Errorf("forgotten opt-out with the key: %v %v, want DENY", r, err)
 	}
-	if r, err := c3.Check(ctx, forgotten); err != nil || r.Verdict != sgv1.Verdict_VERDICT_ALLOW {
+	if r, err := c3.Check(ctx, forgotten); err != nil || r.GetVerdict() != sgv1.Verdict_VERDICT_ALLOW {
 		t.Errorf("forgotten opt-out without the key: %v %v (the test's premise: the key matters)", r, err)
 	}
-	if r, err := c3.Report(ctx, retry); err != nil || r.Duplicate {
+	if r, err := c3.Report(ctx, retry); err != nil || r.GetDuplicate() {
 		t.Errorf("a retried report without the key: %v %v (the test's premise: the key matters)", r, err)
 	}
 }
@@ -260,7 +260,7 @@ func TestBackupEndpointRefuses(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer srv.Close()
-		req := httptest.NewRequest(http.MethodGet, server.BackupPath, nil)
+		req := httptest.NewRequest(http.MethodGet, server.BackupPath, http.NoBody)
 		req.Host = "127.0.0.1:8081" // without API keys the API port answers only to loopback names
 		req.RemoteAddr = remote
 		rec := httptest.NewRecorder()

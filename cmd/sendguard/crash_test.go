@@ -81,7 +81,7 @@ func TestCrashLosesNothing(t *testing.T) {
 					ref := fmt.Sprintf("ref.%d.%d.%d", round, w, i)
 					resp, err := c.Check(ctx, &sgv1.CheckSendRequest{BusinessId: "acme", Phone: phone, Category: sgv1.Category_CATEGORY_MARKETING,
 						Template: "promo", Reserve: true, MessageRef: ref})
-					if err == nil && resp.Verdict == sgv1.Verdict_VERDICT_ALLOW {
+					if err == nil && resp.GetVerdict() == sgv1.Verdict_VERDICT_ALLOW {
 						a.mu.Lock()
 						a.reserved[phone] = append(a.reserved[phone], ref)
 						a.mu.Unlock()
@@ -108,7 +108,7 @@ func TestCrashLosesNothing(t *testing.T) {
 		vctx := context.Background()
 		for _, phone := range a.reports {
 			resp, err := c2.Check(vctx, &sgv1.CheckSendRequest{BusinessId: "acme", Phone: phone, Category: sgv1.Category_CATEGORY_MARKETING})
-			if err != nil || resp.Verdict != sgv1.Verdict_VERDICT_DEFER || resp.Reasons[0].Rule != sgv1.Rule_RULE_ECOSYSTEM_LIMIT {
+			if err != nil || resp.GetVerdict() != sgv1.Verdict_VERDICT_DEFER || resp.GetReasons()[0].GetRule() != sgv1.Rule_RULE_ECOSYSTEM_LIMIT {
 				t.Fatalf("round %d: an acknowledged 131049 for %s is lost: %v %v", round, phone, resp, err)
 			}
 		}
@@ -120,11 +120,11 @@ func TestCrashLosesNothing(t *testing.T) {
 			reserves += len(refs)
 			resp, err := c2.Check(vctx, &sgv1.CheckSendRequest{BusinessId: "acme", Phone: phone, Category: sgv1.Category_CATEGORY_MARKETING,
 				Template: "promo", Reserve: true, MessageRef: refs[0]})
-			if err != nil || !resp.Duplicate {
+			if err != nil || !resp.GetDuplicate() {
 				t.Fatalf("round %d: the acknowledged reservation %s of %s is lost: %v %v", round, refs[0], phone, resp, err)
 			}
 			ct, err := c2.Contact(vctx, &sgv1.GetContactRequest{BusinessId: "acme", Phone: phone})
-			if err != nil || len(ct.Sends) != 1 {
+			if err != nil || len(ct.GetSends()) != 1 {
 				t.Fatalf("round %d: %s holds %d sends, want exactly 1: %v", round, phone, len(ct.GetSends()), err)
 			}
 		}

@@ -233,7 +233,7 @@ func seedEndToEnd(t *testing.T, c *client.Client) func(c *client.Client, when st
 	}
 	reserve := &sgv1.CheckSendRequest{BusinessId: "acme", Phone: "+5511987650006", Category: sgv1.Category_CATEGORY_MARKETING,
 		Template: "promo", Reserve: true, MessageRef: "send-1"}
-	if resp, err := c.Check(ctx, reserve); err != nil || resp.Verdict != sgv1.Verdict_VERDICT_ALLOW {
+	if resp, err := c.Check(ctx, reserve); err != nil || resp.GetVerdict() != sgv1.Verdict_VERDICT_ALLOW {
 		t.Fatalf("reserve: %v %v", resp, err)
 	}
 
@@ -255,12 +255,12 @@ func seedEndToEnd(t *testing.T, c *client.Client) func(c *client.Client, when st
 			if err != nil {
 				t.Fatalf("%s %s: %v", when, phone, err)
 			}
-			if resp.Verdict != w.verdict || len(resp.Reasons) == 0 || resp.Reasons[0].Rule != w.rule {
-				t.Errorf("%s %s: %v %v, want %v %v", when, phone, resp.Verdict, resp.Reasons, w.verdict, w.rule)
+			if resp.GetVerdict() != w.verdict || len(resp.GetReasons()) == 0 || resp.GetReasons()[0].GetRule() != w.rule {
+				t.Errorf("%s %s: %v %v, want %v %v", when, phone, resp.GetVerdict(), resp.GetReasons(), w.verdict, w.rule)
 			}
 		}
 		resp, err := c.Check(ctx, reserve)
-		if err != nil || !resp.Duplicate {
+		if err != nil || !resp.GetDuplicate() {
 			t.Errorf("%s: the reservation's message_ref is not remembered: %v %v", when, resp, err)
 		}
 	}
@@ -311,7 +311,7 @@ func TestWebhookEndToEnd(t *testing.T) {
 	}
 	viaWebhook, viaReport := check("+5511987650101"), check("+5511987650102")
 	viaWebhook.PhoneE164, viaReport.PhoneE164 = "", ""
-	if viaWebhook.Verdict != sgv1.Verdict_VERDICT_DEFER || !proto.Equal(viaWebhook, viaReport) {
+	if viaWebhook.GetVerdict() != sgv1.Verdict_VERDICT_DEFER || !proto.Equal(viaWebhook, viaReport) {
 		t.Fatalf("webhook %v\nreport  %v", viaWebhook, viaReport)
 	}
 
@@ -341,7 +341,7 @@ func TestWebhookEndToEnd(t *testing.T) {
 		t.Fatalf("second replay: %v\n%s", err, out)
 	}
 	for _, phone := range []string{"+5511987650103", "+5511987650104"} {
-		if r := check(phone); r.Verdict != sgv1.Verdict_VERDICT_DENY {
+		if r := check(phone); r.GetVerdict() != sgv1.Verdict_VERDICT_DENY {
 			t.Fatalf("%s after replay: %v", phone, r)
 		}
 	}

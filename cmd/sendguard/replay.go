@@ -254,7 +254,7 @@ read:
 // starts, with a message that says so.
 func (r *replayer) reach(ctx context.Context) error {
 	return r.retry(ctx, "reach", func() (bool, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base+"/healthz", nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base+"/healthz", http.NoBody)
 		if err != nil {
 			return false, err
 		}

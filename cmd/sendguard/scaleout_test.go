@@ -52,7 +52,7 @@ func allowedOf(t *testing.T, clients []*client.Client, n int, req func(i int) *s
 				t.Errorf("check %d: %v", i, err)
 				return
 			}
-			if resp.Verdict == sgv1.Verdict_VERDICT_ALLOW {
+			if resp.GetVerdict() == sgv1.Verdict_VERDICT_ALLOW {
 				allowed.Add(1)
 			}
 		})
@@ -88,21 +88,21 @@ func TestScaleOutEndToEnd(t *testing.T) {
 		return resp
 	}
 	firstRule := func(r *sgv1.CheckSendResponse) sgv1.Rule {
-		if len(r.Reasons) == 0 {
+		if len(r.GetReasons()) == 0 {
 			return sgv1.Rule_RULE_UNSPECIFIED
 		}
-		return r.Reasons[0].Rule
+		return r.GetReasons()[0].GetRule()
 	}
 
 	// A reservation through one replica blocks a second through the other (the
 	// default marketing cap is one per 24 h), and its message_ref is known there.
-	if r := check(a, marketing("+5511987650101", "send-1")); r.Verdict != sgv1.Verdict_VERDICT_ALLOW {
+	if r := check(a, marketing("+5511987650101", "send-1")); r.GetVerdict() != sgv1.Verdict_VERDICT_ALLOW {
 		t.Fatalf("first reserve through replica 1: %v", r)
 	}
-	if r := check(b, marketing("+5511987650101", "send-2")); r.Verdict != sgv1.Verdict_VERDICT_DEFER || firstRule(r) != sgv1.Rule_RULE_FREQUENCY_CAP {
-		t.Fatalf("second reserve through replica 2: %v %v, want DEFER FREQUENCY_CAP", r.Verdict, r.Reasons)
+	if r := check(b, marketing("+5511987650101", "send-2")); r.GetVerdict() != sgv1.Verdict_VERDICT_DEFER || firstRule(r) != sgv1.Rule_RULE_FREQUENCY_CAP {
+		t.Fatalf("second reserve through replica 2: %v %v, want DEFER FREQUENCY_CAP", r.GetVerdict(), r.GetReasons())
 	}
-	if r := check(b, marketing("+5511987650101", "send-1")); !r.Duplicate {
+	if r := check(b, marketing("+5511987650101", "send-1")); !r.GetDuplicate() {
 		t.Fatalf("replica 2 does not know replica 1's message_ref: %v", r)
 	}
 
@@ -116,8 +116,8 @@ func TestScaleOutEndToEnd(t *testing.T) {
 		Kind: sgv1.InboundKind_INBOUND_KIND_MESSAGE, Text: "STOP", Timestamp: timestamppb.New(time.Now().Add(-time.Minute))}); err != nil {
 		t.Fatal(err)
 	}
-	if r := check(b, marketing("+5511987650103", "")); r.Verdict != sgv1.Verdict_VERDICT_DENY || firstRule(r) != sgv1.Rule_RULE_OPTED_OUT {
-		t.Fatalf("replica 2 after STOP to replica 1: %v %v, want DENY OPTED_OUT", r.Verdict, r.Reasons)
+	if r := check(b, marketing("+5511987650103", "")); r.GetVerdict() != sgv1.Verdict_VERDICT_DENY || firstRule(r) != sgv1.Rule_RULE_OPTED_OUT {
+		t.Fatalf("replica 2 after STOP to replica 1: %v %v, want DENY OPTED_OUT", r.GetVerdict(), r.GetReasons())
 	}
 
 	// Forgotten through replica 2, the opted-out number stays suppressed on
@@ -125,8 +125,8 @@ func TestScaleOutEndToEnd(t *testing.T) {
 	if _, err := b.Forget(ctx, &sgv1.ForgetContactRequest{BusinessId: "acme", Phone: "+5511987650103"}); err != nil {
 		t.Fatal(err)
 	}
-	if r := check(a, marketing("+5511987650103", "")); r.Verdict != sgv1.Verdict_VERDICT_DENY || firstRule(r) != sgv1.Rule_RULE_OPTED_OUT {
-		t.Fatalf("replica 1 after the opted-out number was forgotten on replica 2: %v %v, want DENY OPTED_OUT", r.Verdict, r.Reasons)
+	if r := check(a, marketing("+5511987650103", "")); r.GetVerdict() != sgv1.Verdict_VERDICT_DENY || firstRule(r) != sgv1.Rule_RULE_OPTED_OUT {
+		t.Fatalf("replica 1 after the opted-out number was forgotten on replica 2: %v %v, want DENY OPTED_OUT", r.GetVerdict(), r.GetReasons())
 	}
 
 	// The same report through both replicas is applied once.
@@ -141,11 +141,11 @@ func TestScaleOutEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r1.Duplicate || !r2.Duplicate {
-		t.Fatalf("one report through two replicas: duplicate %v then %v, want false then true", r1.Duplicate, r2.Duplicate)
+	if r1.GetDuplicate() || !r2.GetDuplicate() {
+		t.Fatalf("one report through two replicas: duplicate %v then %v, want false then true", r1.GetDuplicate(), r2.GetDuplicate())
 	}
-	if r := check(b, marketing("+5511987650104", "")); r.Verdict != sgv1.Verdict_VERDICT_DEFER || firstRule(r) != sgv1.Rule_RULE_ECOSYSTEM_LIMIT {
-		t.Fatalf("after 131049: %v %v", r.Verdict, r.Reasons)
+	if r := check(b, marketing("+5511987650104", "")); r.GetVerdict() != sgv1.Verdict_VERDICT_DEFER || firstRule(r) != sgv1.Rule_RULE_ECOSYSTEM_LIMIT {
+		t.Fatalf("after 131049: %v %v", r.GetVerdict(), r.GetReasons())
 	}
 
 	// A policy set through replica 1 reaches replica 2 (which has the business
@@ -155,8 +155,8 @@ func TestScaleOutEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	redistest.UntilSucceeds(t, 10*time.Second, 100*time.Millisecond, func() error {
-		if r := check(b, marketing("+5511987650105", "")); r.Verdict != sgv1.Verdict_VERDICT_DENY || firstRule(r) != sgv1.Rule_RULE_REGION_BLOCKED {
-			return fmt.Errorf("replica 2 answers %v %v after the policy change on replica 1", r.Verdict, r.Reasons)
+		if r := check(b, marketing("+5511987650105", "")); r.GetVerdict() != sgv1.Verdict_VERDICT_DENY || firstRule(r) != sgv1.Rule_RULE_REGION_BLOCKED {
+			return fmt.Errorf("replica 2 answers %v %v after the policy change on replica 1", r.GetVerdict(), r.GetReasons())
 		}
 		return nil
 	})
@@ -202,8 +202,8 @@ func TestScaleOutMessagingLimit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if resp.Verdict != sgv1.Verdict_VERDICT_DEFER || resp.Reasons[0].Rule != sgv1.Rule_RULE_MESSAGING_LIMIT {
-			t.Fatalf("replica %d after the limit: %v %v, want DEFER MESSAGING_LIMIT", i+1, resp.Verdict, resp.Reasons)
+		if resp.GetVerdict() != sgv1.Verdict_VERDICT_DEFER || resp.GetReasons()[0].GetRule() != sgv1.Rule_RULE_MESSAGING_LIMIT {
+			t.Fatalf("replica %d after the limit: %v %v, want DEFER MESSAGING_LIMIT", i+1, resp.GetVerdict(), resp.GetReasons())
 		}
 	}
 }

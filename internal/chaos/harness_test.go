@@ -209,7 +209,7 @@ func (s *server) get(t *testing.T, path string) (int, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.http+path, nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.http+path, http.NoBody)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)

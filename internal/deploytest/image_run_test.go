@@ -234,10 +234,10 @@ func TestImageRuns(t *testing.T) {
 		}
 		c := dialContainer(t, pid, "")
 		h, err := healthpb.NewHealthClient(c.grpc.Conn()).Check(ctx, &healthpb.HealthCheckRequest{Service: "sendguard.v1.SendGuard.writes"})
-		if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
+		if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 			t.Errorf("health of writes: %v %v", h, err)
 		}
-		if resp, err := c.grpc.Check(ctx, check); err != nil || resp.Verdict != sgv1.Verdict_VERDICT_ALLOW {
+		if resp, err := c.grpc.Check(ctx, check); err != nil || resp.GetVerdict() != sgv1.Verdict_VERDICT_ALLOW {
 			t.Errorf("CheckSend: %v %v", resp, err)
 		}
 		if code, body := c.get(t, "/healthz"); code != http.StatusOK {
@@ -263,7 +263,7 @@ func TestImageRuns(t *testing.T) {
 			t.Errorf("CheckSend without a key: %v, want UNAUTHENTICATED", err)
 		}
 		c := dialContainer(t, pid, key)
-		if _, err := c.grpc.Report(ctx, &sgv1.ReportResultRequest{BusinessId: "acme", Phone: check.Phone, MessageId: "wamid.deploytest",
+		if _, err := c.grpc.Report(ctx, &sgv1.ReportResultRequest{BusinessId: "acme", Phone: check.GetPhone(), MessageId: "wamid.deploytest",
 			Status: sgv1.MessageStatus_MESSAGE_STATUS_FAILED, ErrorCode: 131050, Category: sgv1.Category_CATEGORY_MARKETING,
 			Timestamp: timestamppb.New(time.Now().Add(-time.Minute))}); err != nil {
 			t.Fatalf("ReportResult 131050: %v", err)
@@ -274,7 +274,7 @@ func TestImageRuns(t *testing.T) {
 		pid = p.start("sg-keys-again", flags)
 		c = dialContainer(t, pid, key)
 		resp, err := c.grpc.Check(ctx, check)
-		if err != nil || resp.Verdict != sgv1.Verdict_VERDICT_DENY || resp.Reasons[0].Rule != sgv1.Rule_RULE_OPTED_OUT {
+		if err != nil || resp.GetVerdict() != sgv1.Verdict_VERDICT_DENY || resp.GetReasons()[0].GetRule() != sgv1.Rule_RULE_OPTED_OUT {
 			t.Errorf("CheckSend in a new container on the volume: %v %v, want DENY OPTED_OUT", resp, err)
 		}
 		if code, _ := c.get(t, "/metrics"); code != http.StatusOK {
@@ -282,7 +282,7 @@ func TestImageRuns(t *testing.T) {
 		}
 		// The JSON API on the third exposed port answers the same.
 		if code, body := c.postJSON(t, "/sendguard.v1.SendGuard/CheckSend", key,
-			`{"businessId":"acme","phone":"`+check.Phone+`","category":"CATEGORY_MARKETING"}`); code != http.StatusOK || !strings.Contains(body, "RULE_OPTED_OUT") {
+			`{"businessId":"acme","phone":"`+check.GetPhone()+`","category":"CATEGORY_MARKETING"}`); code != http.StatusOK || !strings.Contains(body, "RULE_OPTED_OUT") {
 			t.Errorf("JSON CheckSend on the API port: %d %s, want 200 with RULE_OPTED_OUT", code, body)
 		}
 		p.stop("sg-keys-again")

@@ -71,7 +71,7 @@ func TestBenchEcho(t *testing.T) {
 				if err := stream.RecvMsg(resp); err != nil {
 					t.Fatal(err)
 				}
-				if resp.RequestId != id || resp.Verdict != sgv1.Verdict_VERDICT_ALLOW || resp.PhoneE164 != "+5511987654321" {
+				if resp.GetRequestId() != id || resp.GetVerdict() != sgv1.Verdict_VERDICT_ALLOW || resp.GetPhoneE164() != "+5511987654321" {
 					t.Fatalf("echo of %s: %v", id, resp)
 				}
 			}

@@ -172,7 +172,7 @@ func (w *workloads) flowCampaign(ctx context.Context, c int, audience, allowed [
 		ok = make([]bool, len(audience))
 	}
 	r, err := runStreams(ctx, open, cfg.Streams, cfg.Window, lim(len(audience), func(seq int64, resp *sgv1.CheckSendResponse) {
-		if ok != nil && resp.Verdict == sgv1.Verdict_VERDICT_ALLOW {
+		if ok != nil && resp.GetVerdict() == sgv1.Verdict_VERDICT_ALLOW {
 			ok[seq] = true
 		}
 	}), func(seq int64) *sgv1.CheckSendRequest { return w.flowRequest(c, audience[seq], "") })
@@ -195,7 +195,7 @@ func (w *workloads) flowCampaign(ctx context.Context, c int, audience, allowed [
 	reserved := make([]bool, len(allowed)) // each row's answer sets its own element
 
 	r, err = runStreams(ctx, open, cfg.Streams, cfg.Window, lim(len(allowed), func(seq int64, resp *sgv1.CheckSendResponse) {
-		if resp.Verdict == sgv1.Verdict_VERDICT_ALLOW {
+		if resp.GetVerdict() == sgv1.Verdict_VERDICT_ALLOW {
 			reserved[seq] = true
 		}
 	}), func(seq int64) *sgv1.CheckSendRequest { return w.flowRequest(c, allowed[seq], w.flowRef(c, int(seq))) })
@@ -368,7 +368,7 @@ func (w *workloads) flow(ctx context.Context) error {
 		return err
 	}
 	defer noop.close()
-	var real, base flowRun
+	var guarded, base flowRun
 	statsBefore, cached := w.recordCache()
 	for c := range 2 {
 		audience := w.flowAudience(c)
@@ -385,7 +385,7 @@ func (w *workloads) flow(ctx context.Context) error {
 		w.logf("  campaign %d: %d guarded sends in %s (no-op %s): %.2f×", c+1, r.guarded, r.total.Round(time.Millisecond), b.total.Round(time.Millisecond), r.rate()/b.rate())
 		rp.notes = append(rp.notes, fmt.Sprintf("flow campaign %d: %d numbers, %d guarded sends, %s (no-op flow %s), %.2f×",
 			c+1, len(audience), r.guarded, r.total.Round(time.Millisecond), b.total.Round(time.Millisecond), r.rate()/b.rate()))
-		real.add(r)
+		guarded.add(r)
 		base.add(b)
 	}
 	if st, ok := w.recordCache(); ok && cached {
@@ -400,17 +400,17 @@ func (w *workloads) flow(ctx context.Context) error {
 		rp.notes = append(rp.notes, fmt.Sprintf("memory of this process (server and load generator) after the flow at %d numbers: VmRSS %s = anonymous %s + file-backed %s",
 			cfg.Numbers, mib(m.RSS), mib(m.Anon), mib(m.File)))
 	}
-	for i, s := range real.steps {
+	for i, s := range guarded.steps {
 		bs := base.steps[i]
 		_, x := ratio(s.r, bs.r)
 		rp.add("flow: "+s.name+", no-op (baseline)", bs.r, "1.00×", "—", "—")
 		rp.add("flow: "+s.name, s.r, x, "reported", "—")
 	}
-	x := real.rate() / max(base.rate(), 1e-9)
+	x := guarded.rate() / max(base.rate(), 1e-9)
 	rp.rows = append(rp.rows,
 		row{workload: "flow: guarded sends end to end, no-op (baseline)", rate: rate(base.rate()), p50: "—", p99: "—", p999: "—", ratio: "1.00×", target: "—", met: "—"},
 		row{workload: fmt.Sprintf("flow: guarded sends end to end (%d campaigns of %d of %d numbers)", 2, cfg.Campaign, cfg.Numbers),
-			rate: rate(real.rate()), p50: "—", p99: "—", p999: "—", ratio: fmt.Sprintf("%.2f×", x), target: "≥ 0.6× no-op", met: yes(x >= 0.6)})
+			rate: rate(guarded.rate()), p50: "—", p99: "—", p999: "—", ratio: fmt.Sprintf("%.2f×", x), target: "≥ 0.6× no-op", met: yes(x >= 0.6)})
 	return nil
 }
 

@@ -620,7 +620,7 @@ func (w *workloads) jsonUnary(ctx context.Context, health bool, d time.Duration)
 	}
 	return runUnary(ctx, w.cfg.Concurrency, limits{duration: d}, func(ctx context.Context, seq int64) error {
 		if health {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+w.t.httpAddr+"/healthz", nil)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+w.t.httpAddr+"/healthz", http.NoBody)
 			return do(req)
 		}
 		body, err := protojson.Marshal(w.checkRequest(seq, rand.IntN(w.cfg.Numbers), false))

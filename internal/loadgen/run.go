@@ -176,7 +176,7 @@ func runStream(st grpc.ClientStream, window int, stopAt time.Time, maxOps int64,
 				return
 			}
 			req := mk(seq)
-			ids[k%window] = req.RequestId
+			ids[k%window] = req.GetRequestId()
 			seqs[k%window] = seq
 			sentAt[k%window].Store(time.Now().UnixNano())
 			sent <- struct{}{}
@@ -203,8 +203,8 @@ func runStream(st grpc.ClientStream, window int, stopAt time.Time, maxOps int64,
 			return r, fmt.Errorf("answer %d for a row never sent", k)
 		}
 		slot := k % window
-		if resp.RequestId != ids[slot] {
-			return r, fmt.Errorf("answer %d carries request_id %q, want %q: answers out of order", k, resp.RequestId, ids[slot])
+		if resp.GetRequestId() != ids[slot] {
+			return r, fmt.Errorf("answer %d carries request_id %q, want %q: answers out of order", k, resp.GetRequestId(), ids[slot])
 		}
 		r.lat.record(time.Duration(time.Now().UnixNano() - sentAt[slot].Load()))
 		if answer != nil {
@@ -212,7 +212,7 @@ func runStream(st grpc.ClientStream, window int, stopAt time.Time, maxOps int64,
 		}
 		<-tokens
 		r.ops++
-		if resp.Error != nil {
+		if resp.GetError() != nil {
 			r.errs++
 		}
 	}

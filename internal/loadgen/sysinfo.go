@@ -62,7 +62,7 @@ func readMem() memInfo {
 func remoteRSS(ctx context.Context, httpAddr string) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/metrics", http.NoBody)
 	if err != nil {
 		return 0, err
 	}

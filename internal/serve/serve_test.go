@@ -57,7 +57,7 @@ func TestRunDrainsStreams(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp, err := stream.Recv()
-		if err != nil || resp.RequestId != id {
+		if err != nil || resp.GetRequestId() != id {
 			t.Fatalf("row %s: %v %v", id, resp, err)
 		}
 	}
