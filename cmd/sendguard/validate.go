@@ -295,33 +295,8 @@ func runValidate(cmd *cobra.Command, cf *clientFlags, v *validateFlags, env vali
 	bw := bufio.NewWriterSize(out, 1<<20)
 	w := csv.NewWriter(bw)
 
-	// Ctrl-C: the first signal stops the reading, the second (or drainTimeout)
-	// stops waiting for the answers to the rows already read.
-	stop, stopNow := context.WithCancel(cmd.Context())
-	defer stopNow()
-	kill := make(chan struct{})
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	finished := make(chan struct{})
-	defer close(finished)
-	go func() {
-		select {
-		case <-sigs:
-		case <-finished:
-			return
-		}
-		stopNow()
-		t := time.NewTimer(drainTimeout)
-		defer t.Stop()
-		select {
-		case <-sigs:
-		case <-t.C:
-		case <-finished:
-			return
-		}
-		close(kill)
-	}()
+	stop, kill, release := interrupts(cmd.Context())
+	defer release()
 
 	aenv := audience.Env{Now: env.now, Kill: kill}
 	var bar *progressbar.ProgressBar
@@ -462,4 +437,37 @@ func countLines(path string) (int64, error) {
 		n++
 	}
 	return n, nil
+}
+
+// interrupts handles Ctrl-C for a run: the first SIGINT or SIGTERM ends stop
+// (the reading stops), the second, or drainTimeout after the first, closes kill
+// (stop waiting for the answers to the rows already read). release ends it.
+func interrupts(ctx context.Context) (stop context.Context, kill <-chan struct{}, release func()) {
+	stop, stopNow := context.WithCancel(ctx)
+	killed := make(chan struct{})
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	finished := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+		case <-finished:
+			return
+		}
+		stopNow()
+		t := time.NewTimer(drainTimeout)
+		defer t.Stop()
+		select {
+		case <-sigs:
+		case <-t.C:
+		case <-finished:
+			return
+		}
+		close(killed)
+	}()
+	return stop, killed, func() {
+		close(finished)
+		signal.Stop(sigs)
+		stopNow()
+	}
 }
