@@ -284,26 +284,32 @@ func (p *pipeline) receive(i int, st sgv1.SendGuard_CheckSendStreamClient) {
 	broken := false
 	for r := range p.recvq[i] {
 		if !broken {
-			resp, err := st.Recv()
-			switch {
-			case err != nil:
-				broken = true
-				if context.Cause(p.ctx) == nil {
-					if errors.Is(err, io.EOF) {
-						err = errors.New("the server ended the stream early")
-					}
-					p.fail(streamError(err))
-				}
-			case resp.GetRequestId() != strconv.Itoa(r.n):
-				broken = true
-				p.fail(fmt.Errorf("the server answered row %s where row %d was expected", resp.GetRequestId(), r.n))
-			default:
-				r.resp = resp
-			}
+			broken = !p.answer(st, r)
 		}
 		r.lost = r.resp == nil
 		close(r.done)
 	}
+}
+
+// answer receives r's answer from st; false when the stream broke or answered
+// another row (the run then failed, unless it had already ended).
+func (p *pipeline) answer(st sgv1.SendGuard_CheckSendStreamClient, r *row) bool {
+	resp, err := st.Recv()
+	switch {
+	case err != nil:
+		if context.Cause(p.ctx) == nil {
+			if errors.Is(err, io.EOF) {
+				err = errors.New("the server ended the stream early")
+			}
+			p.fail(streamError(err))
+		}
+		return false
+	case resp.GetRequestId() != strconv.Itoa(r.n):
+		p.fail(fmt.Errorf("the server answered row %s where row %d was expected", resp.GetRequestId(), r.n))
+		return false
+	}
+	r.resp = resp
+	return true
 }
 
 // write writes the rows in input order, up to the first one that has no answer
