@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -296,4 +297,16 @@ func callError(rpc, addr string, err error) error {
 		return fmt.Errorf("%s: no answer from %s within the deadline (--timeout)", rpc, addr)
 	}
 	return fmt.Errorf("%s: %s: %s", rpc, codeName(st.Code()), st.Message())
+}
+
+// codeName spells a gRPC code as the API documents it: INVALID_ARGUMENT.
+func codeName(c codes.Code) string {
+	var b strings.Builder
+	for i, r := range c.String() {
+		if i > 0 && unicode.IsUpper(r) {
+			b.WriteByte('_')
+		}
+		b.WriteRune(unicode.ToUpper(r))
+	}
+	return b.String()
 }

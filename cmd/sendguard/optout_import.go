@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sendguard/sendguard/client"
+	"github.com/sendguard/sendguard/internal/audience"
 )
 
 // importOptions are what `optout --in` reads.
@@ -74,7 +75,7 @@ func runImport(cmd *cobra.Command, cf *clientFlags, o *optOutFlags, opts importO
 		defer f.Close()
 		in = f
 	}
-	rd := newAudienceReader(in, opts.comma)
+	rd := audience.NewReader(in, opts.comma)
 	header, err := rd.Read()
 	if errors.Is(err, io.EOF) {
 		return fmt.Errorf("%s is empty", opts.path)
@@ -82,14 +83,14 @@ func runImport(cmd *cobra.Command, cf *clientFlags, o *optOutFlags, opts importO
 	if err != nil {
 		return fmt.Errorf("read %s: %w", opts.path, err)
 	}
-	if header.err != nil {
-		return fmt.Errorf("%s: the header: %w", opts.path, header.err)
+	if header.Err != nil {
+		return fmt.Errorf("%s: the header: %w", opts.path, header.Err)
 	}
-	cols, err := detectColumns(header.fields, opts.phoneCol, opts.userCol, opts.noHeader)
+	cols, err := audience.DetectColumns(header.Fields, opts.phoneCol, opts.userCol, opts.noHeader)
 	if err != nil {
 		return fmt.Errorf("%s: %w", opts.path, err)
 	}
-	rd.width = cols.width
+	rd.SetWidth(cols.Width)
 	if o.reason == "" {
 		o.reason = "suppression list " + filepath.Base(opts.path)
 		if opts.path == "-" {
@@ -109,7 +110,7 @@ func runImport(cmd *cobra.Command, cf *clientFlags, o *optOutFlags, opts importO
 	defer cancel()
 
 	imp := &importer{c: c, addr: cf.addr, opts: o, cols: cols, workers: opts.workers}
-	var first *audienceRecord
+	var first *audience.Record
 	if opts.noHeader {
 		first = &header
 	}
@@ -149,7 +150,7 @@ type importer struct {
 	c       *client.Client
 	addr    string // the server's, for messages
 	opts    *optOutFlags
-	cols    columns
+	cols    audience.Columns
 	workers int
 
 	mu  sync.Mutex
@@ -161,7 +162,7 @@ type importer struct {
 // server refuses for its phone or user ID is an invalid number; any other
 // failure stops the import and is returned. first, with --no-header, is the line
 // read as the header.
-func (imp *importer) run(stop context.Context, rd *audienceReader, first *audienceRecord) (*importSummary, error) {
+func (imp *importer) run(stop context.Context, rd *audience.Reader, first *audience.Record) (*importSummary, error) {
 	start := time.Now()
 	ctx, fail := context.WithCancelCause(context.Background())
 	defer fail(nil)
@@ -183,7 +184,7 @@ func (imp *importer) run(stop context.Context, rd *audienceReader, first *audien
 		readErr error
 		readAll bool
 	)
-	take := func(rec audienceRecord) bool {
+	take := func(rec audience.Record) bool {
 		r, ok := imp.row(rec)
 		if !ok {
 			return true
@@ -209,7 +210,7 @@ func (imp *importer) run(stop context.Context, rd *audienceReader, first *audien
 			break
 		}
 		imp.mu.Lock()
-		imp.sum.lastLine = rec.line + rec.lines - 1
+		imp.sum.lastLine = rec.Line + rec.Lines - 1
 		imp.mu.Unlock()
 		if !take(rec) {
 			break
@@ -233,30 +234,30 @@ func (imp *importer) run(stop context.Context, rd *audienceReader, first *audien
 
 // row turns a record into a row to send; a record that is not one (a bad line,
 // another number of fields, no recipient) is counted and not sent.
-func (imp *importer) row(rec audienceRecord) (importRow, bool) {
+func (imp *importer) row(rec audience.Record) (importRow, bool) {
 	imp.mu.Lock()
 	defer imp.mu.Unlock()
 	imp.sum.rows++
 	switch {
-	case rec.err != nil:
+	case rec.Err != nil:
 		imp.sum.bad++
-		imp.sum.badNotes = note(imp.sum.badNotes, lineNote{rec.line, fmt.Sprintf("line %d is not CSV: %v: %s", rec.line, rec.err, shown(clip(rec.raw, 80)))})
+		imp.sum.badNotes = note(imp.sum.badNotes, lineNote{rec.Line, fmt.Sprintf("line %d is not CSV: %v: %s", rec.Line, rec.Err, shown(clip(rec.Raw, 80)))})
 		return importRow{}, false
-	case len(rec.fields) != imp.cols.width:
+	case len(rec.Fields) != imp.cols.Width:
 		imp.sum.bad++
-		imp.sum.badNotes = note(imp.sum.badNotes, lineNote{rec.line, fmt.Sprintf("line %d has %d fields; the header has %d", rec.line, len(rec.fields), imp.cols.width)})
+		imp.sum.badNotes = note(imp.sum.badNotes, lineNote{rec.Line, fmt.Sprintf("line %d has %d fields; the header has %d", rec.Line, len(rec.Fields), imp.cols.Width)})
 		return importRow{}, false
 	}
-	r := importRow{line: rec.line}
-	if i := imp.cols.phone; i >= 0 {
-		r.phone = strings.TrimSpace(rec.fields[i])
+	r := importRow{line: rec.Line}
+	if i := imp.cols.Phone; i >= 0 {
+		r.phone = strings.TrimSpace(rec.Fields[i])
 	}
-	if i := imp.cols.userID; i >= 0 {
-		r.userID = strings.TrimSpace(rec.fields[i])
+	if i := imp.cols.UserID; i >= 0 {
+		r.userID = strings.TrimSpace(rec.Fields[i])
 	}
 	if r.phone == "" && r.userID == "" {
 		imp.sum.invalid++
-		imp.sum.invalidNotes = note(imp.sum.invalidNotes, lineNote{rec.line, fmt.Sprintf("line %d: no phone number", rec.line)})
+		imp.sum.invalidNotes = note(imp.sum.invalidNotes, lineNote{rec.Line, fmt.Sprintf("line %d: no phone number", rec.Line)})
 		return importRow{}, false
 	}
 	return r, true

@@ -171,12 +171,12 @@ func TestOptOutImportFormats(t *testing.T) {
 // the file unread and says where it stopped.
 func TestOptOutImportInterrupted(t *testing.T) {
 	s := startInProcess(t, goldenT0)
-	rd := newAudienceReader(strings.NewReader("phone\n+5511987650041\n+5511987650042\n"), 0)
+	rd := audience.NewReader(strings.NewReader("phone\n+5511987650041\n+5511987650042\n"), 0)
 	h, err := rd.Read()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cols, err := detectColumns(h.fields, "", "", false)
+	cols, err := audience.DetectColumns(h.Fields, "", "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,12 +211,12 @@ func TestOptOutImportStoppedAfterTheEnd(t *testing.T) {
 	s := startInProcess(t, goldenT0)
 	stop, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	rd := newAudienceReader(stopAtEOF{strings.NewReader("phone\n+5511987650043\n+5511987650044\n"), cancel}, 0)
+	rd := audience.NewReader(stopAtEOF{strings.NewReader("phone\n+5511987650043\n+5511987650044\n"), cancel}, 0)
 	h, err := rd.Read()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cols, err := detectColumns(h.fields, "", "", false)
+	cols, err := audience.DetectColumns(h.Fields, "", "", false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -346,122 +345,10 @@ func hasFacts(n *sgv1.NumberFacts) bool {
 	return n.GetEcosystemUntil() != nil || n.GetExperimentUntil() != nil || n.GetUndeliverableUntil() != nil || n.GetLastDeliveredAt() != nil
 }
 
-// summaryVerdicts are the rows of the verdict table, in order.
-var summaryVerdicts = []string{"ALLOW", "DEFER", "DENY", verdictError}
-
-// writeSummary prints the end of a validate run: what was done, the verdicts, the
-// rules, and the sends avoided.
-func writeSummary(w io.Writer, s *auditSummary) {
-	rate := float64(s.rows) / max(s.elapsed.Seconds(), 1e-9)
-	fmt.Fprintf(w, "validated %d rows in %s (%.0f rows/s); verdicts in %s\n", s.rows, s.elapsed.Round(time.Millisecond), rate, s.out)
-	if s.interrupted {
-		fmt.Fprintf(w, "stopped early: the output holds the first %d rows, in order; the rest were not checked\n", s.rows)
-	}
-	if s.malformed() > 0 {
-		fmt.Fprintf(w, "%s: ERROR rows whose message holds the line number and the line as read; fix those lines and validate them again\n", malformedText(s))
-	}
-	if s.emptyLines > 0 {
-		fmt.Fprintf(w, "%s skipped\n", plurals(s.emptyLines, "empty line", "empty lines"))
-	}
-	if s.rows == 0 {
-		return
-	}
-	share := func(n int) string { return fmt.Sprintf("%5.1f%%", 100*float64(n)/float64(s.rows)) }
-	verdicts := summaryVerdicts
-	if s.opts.reserve {
-		verdicts = append(slices.Clone(verdicts), verdictDuplicate)
-	}
-	fmt.Fprintf(w, "\n%-10s %10s %7s\n", "verdict", "rows", "share")
-	for _, v := range verdicts {
-		n := s.verdicts[v]
-		note := ""
-		switch {
-		case v == "ALLOW" && s.opts.reserve:
-			note = "  reserved: send these"
-		case v == verdictDuplicate:
-			note = "  reserved before: do not send"
-		case v == "ALLOW" && s.shadowed > 0:
-			note = fmt.Sprintf("  (%d would be blocked by a rule in shadow mode)", s.shadowed)
-		}
-		fmt.Fprintf(w, "%-10s %10d %7s%s\n", v, n, share(n), note)
-	}
-
-	if len(s.rules) > 0 {
-		rules := make([]sgv1.Rule, 0, len(s.rules))
-		for r := range s.rules {
-			rules = append(rules, r)
-		}
-		slices.Sort(rules)
-		width := len("rule")
-		for _, r := range rules {
-			width = max(width, len(ruleWord(r)))
-		}
-		fmt.Fprintf(w, "\n%-*s %10s %10s %10s\n", width, "rule", "doomed", "unwanted", "shadow")
-		for _, r := range rules {
-			c := s.rules[r]
-			fmt.Fprintf(w, "%-*s %10s %10s %10s\n", width, ruleWord(r), dash(c.doomed), dash(c.unwanted), dash(c.shadow))
-		}
-	}
-
-	avoided := s.doomed + s.unwanted
-	fmt.Fprintf(w, "\navoided sends: %d of %d rows\n", avoided, s.rows)
-	doomed := "Meta would refuse them: no charge, but each lowers your quality rating"
-	if len(s.codes) > 0 || s.invalid > 0 {
-		codes := make([]int32, 0, len(s.codes))
-		for c := range s.codes {
-			codes = append(codes, c)
-		}
-		slices.Sort(codes)
-		var parts []string
-		if s.invalid > 0 {
-			parts = append(parts, fmt.Sprintf("not a number x%d", s.invalid))
-		}
-		for _, c := range codes {
-			parts = append(parts, fmt.Sprintf("%d x%d", c, s.codes[c]))
-		}
-		doomed = "Meta would refuse them (" + strings.Join(parts, ", ") + "): no charge, but each lowers your quality rating"
-	}
-	fmt.Fprintf(w, "  doomed   %10d  %s\n", s.doomed, doomed)
-	unwanted := "Meta would deliver them, against your own rules"
-	if s.opts.priced {
-		unwanted += fmt.Sprintf("; at %s per message they would have cost %.2f", strconv.FormatFloat(s.opts.price, 'f', -1, 64), float64(s.unwanted)*s.opts.price)
-	} else {
-		unwanted += " (--price-per-message prices them)"
-	}
-	fmt.Fprintf(w, "  unwanted %10d  %s\n", s.unwanted, unwanted)
-	if s.verdicts["DEFER"] > 0 {
-		fmt.Fprintf(w, "DEFER rows may be sent after their retry_at.\n")
-	}
-}
-
-// malformedText says how many lines were not rows of the file, and why.
-func malformedText(s *auditSummary) string {
-	switch {
-	case s.notCSV > 0 && s.wrongWidth > 0:
-		return fmt.Sprintf("%d lines are not rows of the file: %d not CSV, %d with another number of fields than the header",
-			s.malformed(), s.notCSV, s.wrongWidth)
-	case s.notCSV == 1:
-		return "1 line is not CSV"
-	case s.notCSV > 0:
-		return fmt.Sprintf("%d lines are not CSV", s.notCSV)
-	case s.wrongWidth == 1:
-		return "1 line has another number of fields than the header"
-	}
-	return fmt.Sprintf("%d lines have another number of fields than the header", s.wrongWidth)
-}
-
-// plural is "1 thing" or "n things".
 // plurals is n with the singular or the plural form given.
 func plurals(n int, one, many string) string {
 	if n == 1 {
 		return "1 " + one
 	}
 	return strconv.Itoa(n) + " " + many
-}
-
-func dash(n int) string {
-	if n == 0 {
-		return "-"
-	}
-	return strconv.Itoa(n)
 }

@@ -1,9 +1,3 @@
-// Package audience holds what `sendguard validate` and the console's Audience
-// page both say about a campaign's answers: which avoided sends are doomed
-// (Meta would refuse them) and which unwanted (Meta would deliver them, and
-// charge, against the sender's own rules). The classification is written once,
-// here; the console's script reads it from classification.js, which
-// TestConsoleClassification keeps equal to this file's table.
 package audience
 
 import (

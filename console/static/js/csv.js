@@ -1,5 +1,5 @@
 // Reading an audience file exactly as `sendguard validate` does
-// (cmd/sendguard/audience_reader.go and detectColumns in validate.go): the
+// (internal/audience: reader.go, and DetectColumns in columns.go): the
 // same records, the same lines that are not CSV, the same columns found. The
 // browser tests run both on the same files and compare every row.
 //
@@ -157,7 +157,7 @@ function keptText(s) {
 }
 
 // Header names that hold a phone number or a user ID, most specific first (as
-// validate.go's phoneHeaders and userIDHeaders).
+// internal/audience/columns.go's phoneHeaders and userIDHeaders).
 const phoneHeaders = [
   'phone', 'phonenumber', 'phonee164', 'e164', 'msisdn', 'whatsapp', 'whatsappnumber',
   'whatsappphone', 'waid', 'mobile', 'mobilenumber', 'mobilephone', 'cellphone', 'cell',

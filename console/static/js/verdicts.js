@@ -1,5 +1,5 @@
 // What one answer of CheckSendBatch means for an audience, as `sendguard
-// validate` counts it (cmd/sendguard/validate.go: record, auditSummary.add).
+// validate` counts it (internal/audience: outRecord, Summary.add).
 // Which avoided sends are doomed or unwanted is not decided here: that is
 // classification.js, generated from internal/audience, the classification
 // validate uses. The browser tests run validate and this page on the same

@@ -1,4 +1,4 @@
-package main
+package audience
 
 import (
 	"bytes"
@@ -15,11 +15,11 @@ import (
 
 // readAll reads every record of input with delimiter comma (0: detect) and
 // header width (0: any), and returns them and the reader.
-func readAll(t testing.TB, input string, comma byte, width int) ([]audienceRecord, *audienceReader) {
+func readAll(t testing.TB, input string, comma byte, width int) ([]Record, *Reader) {
 	t.Helper()
-	ar := newAudienceReader(strings.NewReader(input), comma)
+	ar := NewReader(strings.NewReader(input), comma)
 	ar.width = width
-	var recs []audienceRecord
+	var recs []Record
 	for {
 		rec, err := ar.Read()
 		if errors.Is(err, io.EOF) {
@@ -35,17 +35,17 @@ func readAll(t testing.TB, input string, comma byte, width int) ([]audienceRecor
 // show prints a record for comparison: "L3 [a|b|c]" for a record of line 3,
 // "L3-4 [a|b]" for one of lines 3 and 4, "L3! why: raw" for a line that is
 // not CSV, "L3 [a|b] raw" for a record with another number of fields.
-func show(rec audienceRecord) string {
-	at := fmt.Sprintf("L%d", rec.line)
-	if rec.lines > 1 {
-		at += fmt.Sprintf("-%d", rec.line+rec.lines-1)
+func show(rec Record) string {
+	at := fmt.Sprintf("L%d", rec.Line)
+	if rec.Lines > 1 {
+		at += fmt.Sprintf("-%d", rec.Line+rec.Lines-1)
 	}
-	if rec.err != nil {
-		return fmt.Sprintf("%s! %s: %s", at, errName(rec.err), rec.raw)
+	if rec.Err != nil {
+		return fmt.Sprintf("%s! %s: %s", at, errName(rec.Err), rec.Raw)
 	}
-	s := at + " [" + strings.Join(rec.fields, "|") + "]"
-	if rec.raw != "" {
-		s += " raw " + rec.raw
+	s := at + " [" + strings.Join(rec.Fields, "|") + "]"
+	if rec.Raw != "" {
+		s += " raw " + rec.Raw
 	}
 	return s
 }
@@ -71,9 +71,9 @@ func errName(err error) string {
 	return err.Error()
 }
 
-// TestAudienceReader: every shape of broken quote, field count, line end and
+// TestReader: every shape of broken quote, field count, line end and
 // delimiter gives the records it should, and every line is in exactly one.
-func TestAudienceReader(t *testing.T) {
+func TestReader(t *testing.T) {
 	elevenLines := strings.Repeat("2,b,c\n", 11)
 	for _, tc := range []struct {
 		name  string
@@ -141,20 +141,20 @@ func TestAudienceReader(t *testing.T) {
 	}
 }
 
-// TestAudienceReaderLong: a line over maxLineBytes is not CSV and keeps its
+// TestReaderLong: a line over maxLineBytes is not CSV and keeps its
 // start; a quoted field that runs past it too; the lines after them are read.
-func TestAudienceReaderLong(t *testing.T) {
+func TestReaderLong(t *testing.T) {
 	long := "1,é" + strings.Repeat("x", maxLineBytes) + ",c"
 	recs, ar := readAll(t, "a,b,c\n"+long+"\r\n2,b,c\n1,\"x\n"+strings.Repeat("y", maxLineBytes-5)+"\",c\n3,b,c", 0, 3)
 	if len(recs) != 6 || ar.empty != 0 {
 		t.Fatalf("%d records", len(recs))
 	}
-	if recs[1].err != errLineTooLong || recs[1].line != 2 || !strings.HasSuffix(recs[1].raw, "…") || !strings.HasPrefix(recs[1].raw, "1,é") ||
-		len(recs[1].raw) > keptLongLine+len("…") || !utf8.ValidString(recs[1].raw) {
-		t.Fatalf("long line: %v line %d raw %d bytes", recs[1].err, recs[1].line, len(recs[1].raw))
+	if recs[1].Err != errLineTooLong || recs[1].Line != 2 || !strings.HasSuffix(recs[1].Raw, "…") || !strings.HasPrefix(recs[1].Raw, "1,é") ||
+		len(recs[1].Raw) > keptLongLine+len("…") || !utf8.ValidString(recs[1].Raw) {
+		t.Fatalf("long line: %v line %d raw %d bytes", recs[1].Err, recs[1].Line, len(recs[1].Raw))
 	}
-	if show(recs[2]) != "L3 [2|b|c]" || recs[3].err != errRecordTooLong || recs[3].line != 4 || recs[4].err != errBareQuote || show(recs[5]) != "L6 [3|b|c]" {
-		t.Fatalf("after the long line: %s / %v / %v / %s", show(recs[2]), recs[3].err, recs[4].err, show(recs[5]))
+	if show(recs[2]) != "L3 [2|b|c]" || recs[3].Err != errRecordTooLong || recs[3].Line != 4 || recs[4].Err != errBareQuote || show(recs[5]) != "L6 [3|b|c]" {
+		t.Fatalf("after the long line: %s / %v / %v / %s", show(recs[2]), recs[3].Err, recs[4].Err, show(recs[5]))
 	}
 	// A character cut in two at keptLongLine is dropped.
 	cut := strings.Repeat("x", keptLongLine-1) + "é"
@@ -163,10 +163,10 @@ func TestAudienceReaderLong(t *testing.T) {
 	}
 }
 
-// TestAudienceReaderReadError: a read error ends the records after the lines
+// TestReaderReadError: a read error ends the records after the lines
 // read before it; inside an open quoted field it is the read error, not a line
 // that is not CSV.
-func TestAudienceReaderReadError(t *testing.T) {
+func TestReaderReadError(t *testing.T) {
 	boom := errors.New("disk on fire")
 	for _, tc := range []struct {
 		in   string
@@ -176,11 +176,11 @@ func TestAudienceReaderReadError(t *testing.T) {
 		{"a,b\n1,\"2\n3", []string{"L1 [a|b]"}},
 		{"a,b\n1,2", []string{"L1 [a|b]", "L2 [1|2]"}},
 	} {
-		ar := newAudienceReader(io.MultiReader(strings.NewReader(tc.in), iotest.ErrReader(boom)), 0)
+		ar := NewReader(io.MultiReader(strings.NewReader(tc.in), iotest.ErrReader(boom)), 0)
 		var got []string
 		var err error
 		for {
-			var rec audienceRecord
+			var rec Record
 			if rec, err = ar.Read(); err != nil {
 				break
 			}
@@ -240,7 +240,7 @@ func physicalLines(input []byte) [][]byte {
 // checkCoverage checks that every line of input is in exactly one record, in
 // order, or is an empty line skipped, and that a line that is not CSV keeps
 // its text. It returns the number of empty lines skipped.
-func checkCoverage(t testing.TB, input []byte, recs []audienceRecord) (skipped int) {
+func checkCoverage(t testing.TB, input []byte, recs []Record) (skipped int) {
 	t.Helper()
 	lines := physicalLines(input)
 	text := func(i int) []byte { // line i (from 1) as the reader sees it
@@ -252,19 +252,19 @@ func checkCoverage(t testing.TB, input []byte, recs []audienceRecord) (skipped i
 	}
 	next := 1
 	for _, rec := range recs {
-		for ; next < rec.line; next++ {
+		for ; next < rec.Line; next++ {
 			if len(text(next)) != 0 {
-				t.Fatalf("line %d (%q) is in no record (the next record starts on line %d)", next, text(next), rec.line)
+				t.Fatalf("line %d (%q) is in no record (the next record starts on line %d)", next, text(next), rec.Line)
 			}
 			skipped++
 		}
-		if rec.line != next || rec.lines < 1 || rec.lines > maxRecordLines || (rec.err != nil && rec.lines != 1) {
-			t.Fatalf("record at line %d spanning %d lines; line %d expected", rec.line, rec.lines, next)
+		if rec.Line != next || rec.Lines < 1 || rec.Lines > maxRecordLines || (rec.Err != nil && rec.Lines != 1) {
+			t.Fatalf("record at line %d spanning %d lines; line %d expected", rec.Line, rec.Lines, next)
 		}
-		if rec.err != nil && !errors.Is(rec.err, errLineTooLong) && rec.raw != string(text(rec.line)) {
-			t.Fatalf("line %d is not CSV and its raw text %q is not the line %q", rec.line, rec.raw, text(rec.line))
+		if rec.Err != nil && !errors.Is(rec.Err, errLineTooLong) && rec.Raw != string(text(rec.Line)) {
+			t.Fatalf("line %d is not CSV and its raw text %q is not the line %q", rec.Line, rec.Raw, text(rec.Line))
 		}
-		next += rec.lines
+		next += rec.Lines
 	}
 	for ; next <= len(lines); next++ {
 		if len(text(next)) != 0 {
@@ -275,10 +275,10 @@ func checkCoverage(t testing.TB, input []byte, recs []audienceRecord) (skipped i
 	return skipped
 }
 
-// FuzzAudienceReader: whatever the input, no line is lost or read twice, the
+// FuzzReader: whatever the input, no line is lost or read twice, the
 // records come in order, and an input that encoding/csv reads in full (strict
 // quotes, no record over the reader's limits) gives the same fields.
-func FuzzAudienceReader(f *testing.F) {
+func FuzzReader(f *testing.F) {
 	for _, seed := range []string{
 		"id,name,phone\n1,Ana,+55\n",
 		"\ufeffid;nome;telefone\r\n1;\"Ana; \"\"A\"\"\";(31) 99551-1909\r\n",
@@ -313,37 +313,37 @@ func FuzzAudienceReader(f *testing.F) {
 			return
 		}
 		for _, rec := range recs {
-			if rec.err != nil {
-				if errors.Is(rec.err, errTooManyLines) {
+			if rec.Err != nil {
+				if errors.Is(rec.Err, errTooManyLines) {
 					return
 				}
-				t.Fatalf("line %d is not CSV for the reader (%v) but encoding/csv reads the file: %q", rec.line, rec.err, want)
+				t.Fatalf("line %d is not CSV for the reader (%v) but encoding/csv reads the file: %q", rec.Line, rec.Err, want)
 			}
 		}
 		if len(recs) != len(want) {
 			t.Fatalf("%d records, encoding/csv %d", len(recs), len(want))
 		}
 		for i, rec := range recs {
-			if !slices.Equal(rec.fields, want[i]) {
-				t.Fatalf("record %d: %q, encoding/csv %q", i, rec.fields, want[i])
+			if !slices.Equal(rec.Fields, want[i]) {
+				t.Fatalf("record %d: %q, encoding/csv %q", i, rec.Fields, want[i])
 			}
 		}
 	})
 }
 
-// BenchmarkAudienceReader reads a 100,000-row export with the audience reader
+// BenchmarkReader reads a 100,000-row export with the audience reader
 // and, as the baseline, with encoding/csv (what validate used before).
-func BenchmarkAudienceReader(b *testing.B) {
+func BenchmarkReader(b *testing.B) {
 	var in bytes.Buffer
 	in.WriteString("id;nome;celular;cidade\r\n")
 	for i := range 100_000 {
 		fmt.Fprintf(&in, "%d;\"Cliente %d\";(11) 9%04d-%04d;São Paulo\r\n", i, i, i/10000, i%10000)
 	}
 	data := in.Bytes()
-	b.Run("audienceReader", func(b *testing.B) {
+	b.Run("Reader", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		for b.Loop() {
-			rd := newAudienceReader(bytes.NewReader(data), 0)
+			rd := NewReader(bytes.NewReader(data), 0)
 			for {
 				if _, err := rd.Read(); err != nil {
 					break

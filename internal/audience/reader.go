@@ -1,4 +1,4 @@
-package main
+package audience
 
 import (
 	"bufio"
@@ -45,16 +45,16 @@ const (
 	keptLongLine = 1 << 10
 )
 
-// audienceRecord is one record of an audience file: its fields, or, for a line
+// Record is one record of an audience file: its fields, or, for a line
 // that is not CSV, the line as read and why.
-type audienceRecord struct {
-	fields []string // nil when err is set
-	line   int      // the record's first line, from 1
-	lines  int      // the lines it spans
-	// raw is the line as read (without its line end) when the line is not CSV
+type Record struct {
+	Fields []string // nil when Err is set
+	Line   int      // the record's first line, from 1
+	Lines  int      // the lines it spans
+	// Raw is the line as read (without its line end) when the line is not CSV
 	// or has another number of fields than the header.
-	raw string
-	err error // why the line is not CSV
+	Raw string
+	Err error // why the line is not CSV
 }
 
 // Why a line is not CSV.
@@ -75,9 +75,9 @@ func (e *spanError) Error() string {
 	return fmt.Sprintf(`a quoted field opened on this line closes on line %d, but the row then has %d fields, not %d: the " is a stray one`, e.closes, e.fields, e.want)
 }
 
-// audienceReader reads the records of an audience file. Read errors (not CSV
+// Reader reads the records of an audience file. Read errors (not CSV
 // errors) are sticky, as is io.EOF.
-type audienceReader struct {
+type Reader struct {
 	br    *bufio.Reader
 	comma byte // the delimiter
 	// width is how many fields a record that spans lines must have (the
@@ -99,10 +99,10 @@ type physLine struct {
 	long bool // longer than maxLineBytes: text holds its first keptLongLine bytes
 }
 
-// newAudienceReader reads r with the delimiter comma, or, when comma is 0, the
+// NewReader reads r with the delimiter comma, or, when comma is 0, the
 // one detectDelimiter finds in the first line that is not empty.
-func newAudienceReader(r io.Reader, comma byte) *audienceReader {
-	ar := &audienceReader{br: bufio.NewReaderSize(r, 1<<16), comma: comma, next: 1}
+func NewReader(r io.Reader, comma byte) *Reader {
+	ar := &Reader{br: bufio.NewReaderSize(r, 1<<16), comma: comma, next: 1}
 	if comma == 0 {
 		ar.comma = ','
 		for i := 0; ; i++ {
@@ -150,20 +150,30 @@ func detectDelimiter(header []byte) byte {
 	return delimiters[best]
 }
 
+// SetWidth sets how many fields a record that spans lines must have: the
+// header's, once it is read.
+func (r *Reader) SetWidth(n int) { r.width = n }
+
+// Comma is the delimiter, given or detected.
+func (r *Reader) Comma() byte { return r.comma }
+
+// Empty is how many empty lines were skipped so far.
+func (r *Reader) Empty() int { return r.empty }
+
 // Read returns the next record: a record of one or more lines, or a line that
 // is not CSV (err set). It returns io.EOF at the end of the input, or the error
 // that stopped reading it.
-func (r *audienceReader) Read() (audienceRecord, error) {
+func (r *Reader) Read() (Record, error) {
 	for {
 		l, ok := r.peek(0)
 		if !ok {
-			return audienceRecord{}, r.err
+			return Record{}, r.err
 		}
 		line := r.next
 		switch {
 		case l.long:
 			r.consume(1)
-			return audienceRecord{line: line, lines: 1, raw: keptText(l.text) + "…", err: errLineTooLong}, nil
+			return Record{Line: line, Lines: 1, Raw: keptText(l.text) + "…", Err: errLineTooLong}, nil
 		case len(l.text) == 0:
 			r.consume(1)
 			r.empty++
@@ -177,14 +187,14 @@ func (r *audienceReader) Read() (audienceRecord, error) {
 			if r.err != nil && !errors.Is(r.err, io.EOF) && errors.Is(err, errNeverClosed) {
 				// The input broke inside a quoted field: that is a read error,
 				// not a line that is not CSV.
-				return audienceRecord{}, r.err
+				return Record{}, r.err
 			}
 			r.consume(1)
-			return audienceRecord{line: line, lines: 1, raw: string(l.text), err: err}, nil
+			return Record{Line: line, Lines: 1, Raw: string(l.text), Err: err}, nil
 		}
-		rec := audienceRecord{fields: fields, line: line, lines: n}
+		rec := Record{Fields: fields, Line: line, Lines: n}
 		if r.width > 0 && len(fields) != r.width {
-			rec.raw = string(l.text)
+			rec.Raw = string(l.text)
 		}
 		r.consume(n)
 		return rec, nil
@@ -195,7 +205,7 @@ func (r *audienceReader) Read() (audienceRecord, error) {
 // it spans, or why its first line is not CSV. The fields' text is gathered in
 // r.buf and cut from one string, as encoding/csv does: two allocations a
 // record.
-func (r *audienceReader) parse() ([]string, int, error) {
+func (r *Reader) parse() ([]string, int, error) {
 	var (
 		li   int // the line being read, as an index into ahead
 		line = r.ahead[0].text
@@ -266,7 +276,7 @@ func (r *audienceReader) parse() ([]string, int, error) {
 }
 
 // fields cuts the fields that parse gathered.
-func (r *audienceReader) fields() []string {
+func (r *Reader) fields() []string {
 	all := string(r.buf)
 	fields := make([]string, len(r.ends))
 	start := 0
@@ -279,7 +289,7 @@ func (r *audienceReader) fields() []string {
 
 // peek returns the line i lines after the next one to consume, reading it if
 // need be; false when the input ends (or broke) before it.
-func (r *audienceReader) peek(i int) (physLine, bool) {
+func (r *Reader) peek(i int) (physLine, bool) {
 	for len(r.ahead) <= i {
 		if r.err != nil {
 			return physLine{}, false
@@ -297,7 +307,7 @@ func (r *audienceReader) peek(i int) (physLine, bool) {
 }
 
 // consume drops the next n lines.
-func (r *audienceReader) consume(n int) {
+func (r *Reader) consume(n int) {
 	k := copy(r.ahead, r.ahead[n:])
 	clear(r.ahead[k:]) // let the lines go
 	r.ahead = r.ahead[:k]
@@ -306,7 +316,7 @@ func (r *audienceReader) consume(n int) {
 
 // readLine reads one line of the input: false with io.EOF at its end; a line
 // with an error when the input ends (or breaks) after it without a line end.
-func (r *audienceReader) readLine() (physLine, bool, error) {
+func (r *Reader) readLine() (physLine, bool, error) {
 	var (
 		l    physLine
 		read int // bytes of the line read, its line end included
