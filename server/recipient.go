@@ -89,7 +89,7 @@ func (s *Server) resolve(ctx context.Context, b *business, phone phoneIn, userID
 		r.key.ID = storage.UserIDPrefix + userID
 	case err != nil:
 		return r, err
-	case strings.HasPrefix(num, hashedPrefix):
+	case strings.HasPrefix(num, storage.HashedNumberPrefix):
 		// A keyed-hash deployment links to the hashed key: the number itself is
 		// not known, its history is.
 		r.key.ID = num
@@ -105,16 +105,13 @@ func (s *Server) resolve(ctx context.Context, b *business, phone phoneIn, userID
 	return r, nil
 }
 
-// hashedPrefix starts a key that is a keyed hash of a number (privacy option).
-const hashedPrefix = "h:"
-
 // numberKey is the storage key of a number: the E.164 itself, or its keyed hash
 // when the deployment stores no numbers (hash_numbers).
 func (s *Server) numberKey(e164 string) string {
 	if !s.cfg.HashNumbers {
 		return e164
 	}
-	return hashedPrefix + s.opaque("n", e164)
+	return storage.HashedNumberPrefix + s.opaque("n", e164)
 }
 
 // opaque is a keyed hash of v (22 characters), for identifiers that must not be
