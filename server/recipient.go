@@ -2,13 +2,7 @@ package server
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
-	"hash"
-	"io"
 	"strings"
 
 	"github.com/sendguard/sendguard/identity"
@@ -111,35 +105,7 @@ func (s *Server) numberKey(e164 string) string {
 	if !s.cfg.HashNumbers {
 		return e164
 	}
-	return storage.HashedNumberPrefix + s.opaque("n", e164)
-}
-
-// opaque is a keyed hash of v (22 characters), for identifiers that must not be
-// readable from a copied data directory: dedup keys (Meta's wamids encode the
-// recipient's number) always, message ids when numbers are hashed.
-func (s *Server) opaque(kind, v string) string {
-	if v == "" {
-		return ""
-	}
-	sum := s.mac(kind, "\x00", v)
-	return base64.RawURLEncoding.EncodeToString(sum[:16])
-}
-
-// mac is the HMAC-SHA256, keyed with the hash secret, of the parts written one
-// after the other. Keyed HMACs come from a pool: keying one costs more than
-// hashing a number with it.
-func (s *Server) mac(parts ...string) (sum [sha256.Size]byte) {
-	m, ok := s.macs.Get().(hash.Hash)
-	if !ok {
-		m = hmac.New(sha256.New, s.hashSecret)
-	}
-	for _, p := range parts {
-		_, _ = io.WriteString(m, p) // a hash.Hash's Write never returns an error
-	}
-	m.Sum(sum[:0])
-	m.Reset()
-	s.macs.Put(m)
-	return sum
+	return storage.HashedNumberPrefix + s.hash.opaque("n", e164)
 }
 
 // storedMessageID is the message id as the state keeps it.
@@ -147,7 +113,7 @@ func (s *Server) storedMessageID(id string) string {
 	if !s.cfg.HashNumbers {
 		return id
 	}
-	return s.opaque("m", id)
+	return s.hash.opaque("m", id)
 }
 
 // link records that userID is the recipient's number for the business, when an
@@ -196,12 +162,6 @@ func (s *Server) link(ctx context.Context, r recipient) error {
 		return nil
 	}
 	return s.store.SetLink(ctx, r.key.Business, r.userID, r.key.ID)
-}
-
-// suppressionHash is the keyed hash under which a forgotten opt-out is kept.
-func (s *Server) suppressionHash(id string) string {
-	sum := s.mac(id)
-	return hex.EncodeToString(sum[:])
 }
 
 // region is the recipient's region ("" when the number is unknown).

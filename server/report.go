@@ -159,7 +159,7 @@ func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultReques
 		}
 		return nil
 	}
-	dedup := s.opaque("d", resultDedupKey(req.GetMessageId(), req.GetMessageRef(), req.GetStatus()))
+	dedup := s.hash.opaque("d", resultDedupKey(req.GetMessageId(), req.GetMessageRef(), req.GetStatus()))
 	return event{update: storage.ContactUpdate{Key: r.key, Dedup: dedup, Fn: fn}, done: done}, resp, nil
 }
 
@@ -220,7 +220,7 @@ func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequ
 	}
 	dedup := ""
 	if id := req.GetMessageId(); id != "" {
-		dedup = s.opaque("d", "i\x00"+id)
+		dedup = s.hash.opaque("d", "i\x00"+id)
 	}
 	resp := &sgv1.ReportInboundResponse{}
 	if r.hasNumber {
