@@ -202,7 +202,7 @@ func (s *Server) reservationDedupKey(r recipient, ref string) string {
 	if ref == "" {
 		return ""
 	}
-	return s.opaque("d", "s\x00"+r.key.ID+"\x00"+ref)
+	return s.hash.opaque("d", "s\x00"+r.key.ID+"\x00"+ref)
 }
 
 // reservedSend is the index of the send that ref reserved, or -1.
@@ -290,7 +290,7 @@ func (s *Server) foldSuppression(ctx context.Context, r recipient, c *storage.Co
 	if c.RelFound || r.key.ID == "" {
 		return false, nil
 	}
-	ok, err := s.store.HasSuppression(ctx, r.key.Business, s.suppressionHash(r.key.ID))
+	ok, err := s.store.HasSuppression(ctx, r.key.Business, s.hash.suppression(r.key.ID))
 	if err != nil || !ok {
 		return false, err
 	}
@@ -307,7 +307,7 @@ func (s *Server) suppressed(ctx context.Context, r recipient, c *storage.Contact
 	if c.RelFound || r.key.ID == "" || r.invalid && !r.hasNumber && r.userID == "" {
 		return false, nil
 	}
-	return s.store.HasSuppression(ctx, r.key.Business, s.suppressionHash(r.key.ID))
+	return s.store.HasSuppression(ctx, r.key.Business, s.hash.suppression(r.key.ID))
 }
 
 // decide runs the rules on a stored contact.

@@ -282,7 +282,7 @@ func (s *Server) forget(ctx context.Context, req *sgv1.ForgetContactRequest) (*s
 	resp := &sgv1.ForgetContactResponse{Found: found, Suppressed: isOut}
 	if keep && !isOut {
 		// An opt-out forgotten before is still kept: forgetting again says so.
-		if resp.Suppressed, err = s.store.HasSuppression(ctx, business, s.suppressionHash(r.key.ID)); err != nil {
+		if resp.Suppressed, err = s.store.HasSuppression(ctx, business, s.hash.suppression(r.key.ID)); err != nil {
 			return nil, err
 		}
 	}
@@ -307,10 +307,10 @@ func (s *Server) forget(ctx context.Context, req *sgv1.ForgetContactRequest) (*s
 // suppressionHashes are the keyed hashes a forgotten opt-out is kept under: the
 // recipient's key, and its user ID when it has one.
 func (s *Server) suppressionHashes(r recipient, userID string) []string {
-	hs := []string{s.suppressionHash(r.key.ID)}
+	hs := []string{s.hash.suppression(r.key.ID)}
 	for _, uid := range []string{userID, r.userID} {
 		if id := storage.UserIDPrefix + uid; uid != "" && id != r.key.ID {
-			hs = append(hs, s.suppressionHash(id))
+			hs = append(hs, s.hash.suppression(id))
 		}
 	}
 	return hs

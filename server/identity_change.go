@@ -79,7 +79,7 @@ func (s *Server) applyIdentityChange(ctx context.Context, ev *webhook.Event, rec
 			return "", err
 		}
 	}
-	dedup := s.opaque("d", "x\x00"+ev.MessageID)
+	dedup := s.hash.opaque("d", "x\x00"+ev.MessageID)
 	err = s.store.UpdateContact(ctx, from.key, dedup, func(c *storage.Contact) (storage.Write, error) {
 		if !c.RelFound {
 			return storage.Write{}, nil

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+	"github.com/sendguard/sendguard/storage"
 )
 
 // reservation is a marketing reservation of phone (or userID) for campaign,
@@ -108,7 +109,7 @@ func TestDerivedMessageRefHashed(t *testing.T) {
 	h := newHarnessOn(t, withClockDedup, func(c *Config) { c.HashNumbers, c.HashSecret = true, []byte("0123456789abcdef-secret") })
 	first := h.check(t, reservation("+55 11 98765-4321", "", "bf", ""))
 	want := "bf/" + h.srv.numberKey(brPhone)
-	if first.GetVerdict() != allow || first.GetMessageRef() != want || !strings.HasPrefix(first.GetMessageRef(), "bf/"+hashedPrefix) {
+	if first.GetVerdict() != allow || first.GetMessageRef() != want || !strings.HasPrefix(first.GetMessageRef(), "bf/"+storage.HashedNumberPrefix) {
 		t.Fatalf("hashed: %v ref %q, want %q", first.GetVerdict(), first.GetMessageRef(), want)
 	}
 	if strings.Contains(first.GetMessageRef(), "987654321") || strings.Contains(first.GetMessageRef(), "98765-4321") {

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sendguard/sendguard/internal/buildinfo"
+	"github.com/sendguard/sendguard/internal/enumword"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 	"github.com/sendguard/sendguard/storage"
 	"github.com/sendguard/sendguard/validator"
@@ -228,30 +229,19 @@ func shadowLabel(b bool) string {
 	return "false"
 }
 
+// verdictLabel is "allow", "defer", "deny" or (for any other number) "unspecified".
 func verdictLabel(v sgv1.Verdict) string {
-	switch v {
-	case sgv1.Verdict_VERDICT_ALLOW:
-		return "allow"
-	case sgv1.Verdict_VERDICT_DEFER:
-		return "defer"
-	case sgv1.Verdict_VERDICT_DENY:
-		return "deny"
+	if !enumword.Verdicts.Known(v) {
+		v = sgv1.Verdict_VERDICT_UNSPECIFIED
 	}
-	return "unspecified"
+	return enumword.Verdicts.Lower(v)
 }
 
-func ruleLabel(r sgv1.Rule) string {
-	n := r.String()
-	if len(n) > len("RULE_") {
-		return n[len("RULE_"):]
-	}
-	return n
-}
+// ruleLabel is the rule's name without RULE_ ("QUIET_HOURS").
+func ruleLabel(r sgv1.Rule) string { return enumword.Rules.Upper(r) }
 
 // statusLabel is "sent", "delivered", "read", "played" or "failed".
-func statusLabel(s sgv1.MessageStatus) string {
-	return strings.ToLower(strings.TrimPrefix(s.String(), "MESSAGE_STATUS_"))
-}
+func statusLabel(s sgv1.MessageStatus) string { return enumword.Statuses.Lower(s) }
 
 // inboundLabel is "inbound_message" or "inbound_call".
 func inboundLabel(k sgv1.InboundKind) string {

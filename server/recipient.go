@@ -2,16 +2,8 @@ package server
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
-	"hash"
-	"io"
-	"slices"
 	"strings"
-	"time"
 
 	"github.com/sendguard/sendguard/identity"
 	"github.com/sendguard/sendguard/storage"
@@ -91,7 +83,7 @@ func (s *Server) resolve(ctx context.Context, b *business, phone phoneIn, userID
 		r.key.ID = storage.UserIDPrefix + userID
 	case err != nil:
 		return r, err
-	case strings.HasPrefix(num, hashedPrefix):
+	case strings.HasPrefix(num, storage.HashedNumberPrefix):
 		// A keyed-hash deployment links to the hashed key: the number itself is
 		// not known, its history is.
 		r.key.ID = num
@@ -107,44 +99,13 @@ func (s *Server) resolve(ctx context.Context, b *business, phone phoneIn, userID
 	return r, nil
 }
 
-// hashedPrefix starts a key that is a keyed hash of a number (privacy option).
-const hashedPrefix = "h:"
-
 // numberKey is the storage key of a number: the E.164 itself, or its keyed hash
 // when the deployment stores no numbers (hash_numbers).
 func (s *Server) numberKey(e164 string) string {
 	if !s.cfg.HashNumbers {
 		return e164
 	}
-	return hashedPrefix + s.opaque("n", e164)
-}
-
-// opaque is a keyed hash of v (22 characters), for identifiers that must not be
-// readable from a copied data directory: dedup keys (Meta's wamids encode the
-// recipient's number) always, message ids when numbers are hashed.
-func (s *Server) opaque(kind, v string) string {
-	if v == "" {
-		return ""
-	}
-	sum := s.mac(kind, "\x00", v)
-	return base64.RawURLEncoding.EncodeToString(sum[:16])
-}
-
-// mac is the HMAC-SHA256, keyed with the hash secret, of the parts written one
-// after the other. Keyed HMACs come from a pool: keying one costs more than
-// hashing a number with it.
-func (s *Server) mac(parts ...string) (sum [sha256.Size]byte) {
-	m, ok := s.macs.Get().(hash.Hash)
-	if !ok {
-		m = hmac.New(sha256.New, s.hashSecret)
-	}
-	for _, p := range parts {
-		_, _ = io.WriteString(m, p) // a hash.Hash's Write never returns an error
-	}
-	m.Sum(sum[:0])
-	m.Reset()
-	s.macs.Put(m)
-	return sum
+	return storage.HashedNumberPrefix + s.hash.opaque("n", e164)
 }
 
 // storedMessageID is the message id as the state keeps it.
@@ -152,7 +113,7 @@ func (s *Server) storedMessageID(id string) string {
 	if !s.cfg.HashNumbers {
 		return id
 	}
-	return s.opaque("m", id)
+	return s.hash.opaque("m", id)
 }
 
 // link records that userID is the recipient's number for the business, when an
@@ -181,10 +142,10 @@ func (s *Server) link(ctx context.Context, r recipient) error {
 		err = s.store.UpdateContact(ctx, r.key, "", func(c *storage.Contact) (storage.Write, error) {
 			snap := b.snap.Load()
 			before := c.Facts
-			mergeRelationship(&c.Rel, &prev.Rel, &snap.policy)
+			validator.MergeRelationship(&c.Rel, &prev.Rel, &snap.policy)
 			// What was learned about the user before their number was known
 			// becomes number-wide knowledge (when the business shares it).
-			mergeFacts(factsFor(snap, c, r), &prev.Rel.Local)
+			validator.MergeFacts(factsFor(snap, c, r), &prev.Rel.Local)
 			if c.Rel.UserID == "" {
 				c.Rel.UserID = r.userID
 			}
@@ -201,99 +162,6 @@ func (s *Server) link(ctx context.Context, r recipient) error {
 		return nil
 	}
 	return s.store.SetLink(ctx, r.key.Business, r.userID, r.key.ID)
-}
-
-// mergeRelationship folds src (a history kept under a bare user ID) into dst,
-// keeping the sends that p keeps. It is idempotent: folding the same src twice
-// gives the same dst.
-func mergeRelationship(dst, src *validator.Relationship, p *validator.Policy) {
-	mergeSender(dst.State(""), &src.SenderState)
-	for i := range src.Senders {
-		mergeSender(dst.State(src.Senders[i].Sender), &src.Senders[i])
-	}
-	if src.OwnStopAt.After(dst.OwnStopAt) {
-		dst.OwnStopAt, dst.OwnStopReason = src.OwnStopAt, src.OwnStopReason
-	}
-	if src.OwnStartAt.After(dst.OwnStartAt) {
-		dst.OwnStartAt, dst.OwnStartReason = src.OwnStartAt, src.OwnStartReason
-	}
-	if src.ConsentAt.After(dst.ConsentAt) {
-		dst.ConsentAt, dst.ConsentReason = src.ConsentAt, src.ConsentReason
-	}
-	if dst.WaID == "" {
-		dst.WaID = src.WaID
-	}
-	for _, snd := range src.Sends {
-		if snd.Ref != "" || snd.MessageID != "" {
-			if validator.FindSend(dst, snd.Ref, snd.MessageID) >= 0 {
-				continue
-			}
-		} else if slices.Contains(dst.Sends, snd) {
-			continue
-		}
-		dst.Sends = append(dst.Sends, snd)
-	}
-	slices.SortStableFunc(dst.Sends, func(a, b validator.Send) int { return a.At.Compare(b.At) })
-	validator.TrimSends(dst, p)
-	for _, e := range src.Events {
-		if !slices.Contains(dst.Events, e) {
-			dst.Events = append(dst.Events, e)
-		}
-	}
-	slices.SortStableFunc(dst.Events, func(a, b validator.Event) int { return a.At.Compare(b.At) })
-	if len(dst.Events) > validator.MaxEvents {
-		dst.Events = dst.Events[len(dst.Events)-validator.MaxEvents:]
-	}
-}
-
-// mergeSender folds one sender's state src into dst (the same sender's),
-// keeping for each fact the later record.
-func mergeSender(dst, src *validator.SenderState) {
-	later := func(d *time.Time, s time.Time) {
-		if s.After(*d) {
-			*d = s
-		}
-	}
-	later(&dst.MetaStopAt, src.MetaStopAt)
-	later(&dst.MetaResumeAt, src.MetaResumeAt)
-	later(&dst.LastInboundAt, src.LastInboundAt)
-	later(&dst.WindowClosedAt, src.WindowClosedAt)
-	later(&dst.ReferralAt, src.ReferralAt)
-	if src.FreeEntryAt.After(dst.FreeEntryAt) {
-		dst.FreeEntryAt = src.FreeEntryAt
-	}
-	later(&dst.PairTAT, src.PairTAT)
-	if src.PairLimitedAt.After(dst.PairLimitedAt) {
-		dst.PairLimitedAt, dst.PairStreak = src.PairLimitedAt, src.PairStreak
-	}
-}
-
-// mergeFacts folds src into dst, keeping for each fact the later record.
-func mergeFacts(dst, src *validator.NumberFacts) {
-	if src.EcoAt.After(dst.EcoAt) {
-		dst.EcoAt, dst.EcoStreak = src.EcoAt, src.EcoStreak
-	}
-	if src.ExperimentAt.After(dst.ExperimentAt) {
-		dst.ExperimentAt = src.ExperimentAt
-	}
-	if src.UndeliverableAt.After(dst.UndeliverableAt) {
-		dst.UndeliverableAt, dst.UndeliverableStreak = src.UndeliverableAt, src.UndeliverableStreak
-	}
-	if src.LastDeliveredAt.After(dst.LastDeliveredAt) {
-		dst.LastDeliveredAt = src.LastDeliveredAt
-	}
-	if src.LastMarketingDeliveredAt.After(dst.LastMarketingDeliveredAt) {
-		dst.LastMarketingDeliveredAt = src.LastMarketingDeliveredAt
-	}
-	if dst.WaID == "" {
-		dst.WaID = src.WaID
-	}
-}
-
-// suppressionHash is the keyed hash under which a forgotten opt-out is kept.
-func (s *Server) suppressionHash(id string) string {
-	sum := s.mac(id)
-	return hex.EncodeToString(sum[:])
 }
 
 // region is the recipient's region ("" when the number is unknown).

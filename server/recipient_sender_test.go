@@ -212,11 +212,11 @@ func TestMergeRelationshipPerSender(t *testing.T) {
 	src.State("301234567890123").MetaStopAt = t0.Add(-3 * time.Hour)
 	src.MetaStopAt = t0.Add(-4 * time.Hour)
 	src.Sends = []validator.Send{{At: t0.Add(-time.Hour), MessageID: "wamid.b", Sender: "301234567890123"}}
-	mergeRelationship(&dst, &src, &p)
+	validator.MergeRelationship(&dst, &src, &p)
 	once := dst
 	once.Senders = slices.Clone(dst.Senders)
 	once.Sends = slices.Clone(dst.Sends)
-	mergeRelationship(&dst, &src, &p)
+	validator.MergeRelationship(&dst, &src, &p)
 	if !reflect.DeepEqual(dst.Senders, once.Senders) || !reflect.DeepEqual(dst.Sends, once.Sends) {
 		t.Fatalf("folding twice changed the result:\n%+v\n%+v", once.Senders, dst.Senders)
 	}

@@ -159,7 +159,7 @@ func (s *Server) prepareResult(ctx context.Context, req *sgv1.ReportResultReques
 		}
 		return nil
 	}
-	dedup := s.opaque("d", resultDedupKey(req.GetMessageId(), req.GetMessageRef(), req.GetStatus()))
+	dedup := s.hash.opaque("d", resultDedupKey(req.GetMessageId(), req.GetMessageRef(), req.GetStatus()))
 	return event{update: storage.ContactUpdate{Key: r.key, Dedup: dedup, Fn: fn}, done: done}, resp, nil
 }
 
@@ -220,7 +220,7 @@ func (s *Server) prepareInbound(ctx context.Context, req *sgv1.ReportInboundRequ
 	}
 	dedup := ""
 	if id := req.GetMessageId(); id != "" {
-		dedup = s.opaque("d", "i\x00"+id)
+		dedup = s.hash.opaque("d", "i\x00"+id)
 	}
 	resp := &sgv1.ReportInboundResponse{}
 	if r.hasNumber {
@@ -368,7 +368,7 @@ func (s *Server) learn(c *storage.Contact, r recipient, snap *bizSnapshot) {
 	if r.hasNumber {
 		if wa := r.number.WaID(); wa != "" {
 			if s.cfg.HashNumbers {
-				wa = foldPrefix + r.number.Fold.String()
+				wa = storage.FoldPrefix + r.number.Fold.String()
 			}
 			c.Rel.WaID = wa
 			if snap.policy.ShareNumberSignals {
@@ -381,12 +381,9 @@ func (s *Server) learn(c *storage.Contact, r recipient, snap *bizSnapshot) {
 	}
 }
 
-// foldPrefix marks a stored WhatsApp ID that is only the name of a folding.
-const foldPrefix = "fold:"
-
 // waID is the WhatsApp-ID spelling to answer with, from what is stored.
 func waID(stored string, r recipient) string {
-	f, ok := strings.CutPrefix(stored, foldPrefix)
+	f, ok := strings.CutPrefix(stored, storage.FoldPrefix)
 	if !ok {
 		return stored
 	}

@@ -37,26 +37,25 @@ const serviceName = "sendguard.v1.SendGuard"
 type Server struct {
 	sgv1.UnimplementedSendGuardServer
 
-	cfg        Config
-	log        *slog.Logger
-	store      storage.Store
-	biz        *businesses
-	metrics    *metrics
-	webhook    *webhookState
-	health     *health.Server
-	grpc       *grpc.Server
-	hashSecret []byte
-	shared     bool      // other replicas write the store too (storage.IsShared)
-	macs       sync.Pool // of hash.Hash keyed with hashSecret (Server.mac)
-	keys       keyIndex
-	senders    senderIndex   // phone_number_ids by business (sender.go)
-	calls      *callLimit    // calls in progress (limits.go)
-	rows       *rowBudget    // rows held by every stream (stream.go)
-	slots      decisionSlots // rows decided by every stream at once (stream.go)
-	unhealthy  atomic.Bool   // the store failed; a probe is watching it
-	serving    servingState  // what the health service says (health.go)
-	done       chan struct{} // closed when the server stops
-	closeOnce  sync.Once
+	cfg       Config
+	log       *slog.Logger
+	store     storage.Store
+	biz       *businesses
+	metrics   *metrics
+	webhook   *webhookState
+	health    *health.Server
+	grpc      *grpc.Server
+	hash      *hasher // keyed hashes of identifiers, keyed with cfg.HashSecret (hasher.go)
+	shared    bool    // other replicas write the store too (storage.IsShared)
+	keys      keyIndex
+	senders   senderIndex   // phone_number_ids by business (sender.go)
+	calls     *callLimit    // calls in progress (limits.go)
+	rows      *rowBudget    // rows held by every stream (stream.go)
+	slots     decisionSlots // rows decided by every stream at once (stream.go)
+	unhealthy atomic.Bool   // the store failed; a probe is watching it
+	serving   servingState  // what the health service says (health.go)
+	done      chan struct{} // closed when the server stops
+	closeOnce sync.Once
 
 	grpcLis net.Listener
 	httpLis net.Listener
@@ -86,7 +85,7 @@ func New(st storage.Store, cfg Config) (*Server, error) {
 		return nil, errors.New("config: no hash secret")
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), store: st, keys: keys, done: make(chan struct{}),
-		hashSecret: cfg.HashSecret, shared: storage.IsShared(st)}
+		hash: newHasher(cfg.HashSecret), shared: storage.IsShared(st)}
 	if err := s.build(); err != nil {
 		return nil, err
 	}

@@ -331,6 +331,6 @@ func (s *Server) preparePreference(ctx context.Context, business string, ev *web
 		}
 		return err
 	}
-	dedup := s.opaque("d", "p\x00"+r.key.ID+"\x00"+value+"\x00"+strconv.FormatInt(at.Unix(), 10))
+	dedup := s.hash.opaque("d", "p\x00"+r.key.ID+"\x00"+value+"\x00"+strconv.FormatInt(at.Unix(), 10))
 	return event{update: storage.ContactUpdate{Key: r.key, Dedup: dedup, Fn: fn}, done: done}, nil
 }

@@ -32,10 +32,6 @@ var (
 // 7 days; DESIGN.md asks for at least 8).
 const DedupTTL = 8 * 24 * time.Hour
 
-// UserIDPrefix starts a ContactKey.ID that is a business-scoped user ID rather than a
-// number (a user whose number is not known).
-const UserIDPrefix = "u:"
-
 // ContactKey names one recipient of one business.
 type ContactKey struct {
 	Business string

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sendguard/sendguard/internal/enumword"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
 
@@ -456,32 +457,20 @@ func describe(c sgv1.Category, tmpl string) string {
 	return " (" + name + ", template " + tmpl + ")"
 }
 
+// categoryName is "marketing", "utility", "authentication", "service", or ""
+// for an unspecified or unknown category.
 func categoryName(c sgv1.Category) string {
-	switch c {
-	case sgv1.Category_CATEGORY_MARKETING:
-		return "marketing"
-	case sgv1.Category_CATEGORY_UTILITY:
-		return "utility"
-	case sgv1.Category_CATEGORY_AUTHENTICATION:
-		return "authentication"
-	case sgv1.Category_CATEGORY_SERVICE:
-		return "service"
+	if c == sgv1.Category_CATEGORY_UNSPECIFIED || !enumword.Categories.Known(c) {
+		return ""
 	}
-	return ""
+	return enumword.Categories.Lower(c)
 }
 
+// statusWord is "sent", "delivered", "read", "played", "failed", or "status"
+// for an unspecified or unknown status.
 func statusWord(s sgv1.MessageStatus) string {
-	switch s {
-	case sgv1.MessageStatus_MESSAGE_STATUS_SENT:
-		return "sent"
-	case sgv1.MessageStatus_MESSAGE_STATUS_DELIVERED:
-		return "delivered"
-	case sgv1.MessageStatus_MESSAGE_STATUS_READ:
-		return "read"
-	case sgv1.MessageStatus_MESSAGE_STATUS_PLAYED:
-		return "played"
-	case sgv1.MessageStatus_MESSAGE_STATUS_FAILED:
-		return "failed"
+	if s == sgv1.MessageStatus_MESSAGE_STATUS_UNSPECIFIED || !enumword.Statuses.Known(s) {
+		return "status"
 	}
-	return "status"
+	return enumword.Statuses.Lower(s)
 }

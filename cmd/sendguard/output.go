@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sendguard/sendguard/internal/enumword"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
 
@@ -43,11 +44,9 @@ func printJSON(cmd *cobra.Command, m proto.Message) error {
 // timeLayout prints a time for a person: weekday, date, time and zone.
 const timeLayout = "Mon 2006-01-02 15:04:05 MST"
 
-func verdictWord(v sgv1.Verdict) string { return strings.TrimPrefix(v.String(), "VERDICT_") }
-func ruleWord(r sgv1.Rule) string       { return strings.TrimPrefix(r.String(), "RULE_") }
-func categoryWord(c sgv1.Category) string {
-	return strings.ToLower(strings.TrimPrefix(c.String(), "CATEGORY_"))
-}
+func verdictWord(v sgv1.Verdict) string   { return enumword.Verdicts.Upper(v) }
+func ruleWord(r sgv1.Rule) string         { return enumword.Rules.Upper(r) }
+func categoryWord(c sgv1.Category) string { return enumword.Categories.Lower(c) }
 
 // printer formats for one reader: a time zone and a reference time ("in 3h").
 type printer struct {

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sendguard/sendguard/client"
+	"github.com/sendguard/sendguard/internal/enumword"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
 
@@ -196,10 +196,4 @@ Idempotent by --message-id (Meta's id of the inbound message).
 	return cmd
 }
 
-func statusWord(s sgv1.MessageStatus) string {
-	w := s.String()
-	if len(w) > len("MESSAGE_STATUS_") {
-		w = w[len("MESSAGE_STATUS_"):]
-	}
-	return strings.ToLower(w)
-}
+func statusWord(s sgv1.MessageStatus) string { return enumword.Statuses.Lower(s) }

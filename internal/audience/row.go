@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/sendguard/sendguard/internal/enumword"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
 
@@ -167,8 +168,8 @@ func ceilSecond(t time.Time) time.Time {
 	return t.Truncate(time.Second).Add(time.Second)
 }
 
-func verdictWord(v sgv1.Verdict) string { return strings.TrimPrefix(v.String(), "VERDICT_") }
-func ruleWord(r sgv1.Rule) string       { return strings.TrimPrefix(r.String(), "RULE_") }
+func verdictWord(v sgv1.Verdict) string { return enumword.Verdicts.Upper(v) }
+func ruleWord(r sgv1.Rule) string       { return enumword.Rules.Upper(r) }
 
 // codeName spells a gRPC code as the API documents it: INVALID_ARGUMENT.
 func codeName(c codes.Code) string {

@@ -14,7 +14,8 @@ package badger
 //	b\x00<business>              business state (codec.AppendBusiness), no TTL
 //	p\x00<business>              policy overrides (an encoded sendguard.v1.Policy), no TTL
 //
-// <id> is a storage.ContactKey.ID: an E.164 number, or "u:" + BSUID (whose record
+// <id> is a storage.ContactKey.ID (prefixes in storage/keys.go): an E.164
+// number, "h:" + its keyed hash (hash_numbers), or "u:" + BSUID (whose record
 // has no facts).
 //
 // Stores written before the contact record kept a relationship under
