@@ -10,7 +10,6 @@ import (
 	"os"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sendguard/sendguard/client"
+	"github.com/sendguard/sendguard/internal/audience"
 	"github.com/sendguard/sendguard/internal/duration"
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
@@ -292,21 +292,9 @@ func callError(rpc, addr string, err error) error {
 	case codes.Unavailable:
 		return fmt.Errorf("%s: the server at %s is unavailable (is `sendguard serve` running there, with the same TLS setting?): %s", rpc, addr, st.Message())
 	case codes.Unauthenticated, codes.PermissionDenied:
-		return fmt.Errorf("%s: %s: %s (set SENDGUARD_API_KEY to a key for this business)", rpc, codeName(st.Code()), st.Message())
+		return fmt.Errorf("%s: %s: %s (set SENDGUARD_API_KEY to a key for this business)", rpc, audience.CodeName(st.Code()), st.Message())
 	case codes.DeadlineExceeded:
 		return fmt.Errorf("%s: no answer from %s within the deadline (--timeout)", rpc, addr)
 	}
-	return fmt.Errorf("%s: %s: %s", rpc, codeName(st.Code()), st.Message())
-}
-
-// codeName spells a gRPC code as the API documents it: INVALID_ARGUMENT.
-func codeName(c codes.Code) string {
-	var b strings.Builder
-	for i, r := range c.String() {
-		if i > 0 && unicode.IsUpper(r) {
-			b.WriteByte('_')
-		}
-		b.WriteRune(unicode.ToUpper(r))
-	}
-	return b.String()
+	return fmt.Errorf("%s: %s: %s", rpc, audience.CodeName(st.Code()), st.Message())
 }

@@ -399,7 +399,7 @@ func streamError(err error) error {
 	case codes.Unavailable:
 		return fmt.Errorf("CheckSendStream: the server is unavailable: %s", st.Message())
 	case codes.Unauthenticated, codes.PermissionDenied:
-		return fmt.Errorf("CheckSendStream: %s: %s (set SENDGUARD_API_KEY to a key for this business)", codeName(st.Code()), st.Message())
+		return fmt.Errorf("CheckSendStream: %s: %s (set SENDGUARD_API_KEY to a key for this business)", CodeName(st.Code()), st.Message())
 	}
-	return fmt.Errorf("CheckSendStream: %s: %s", codeName(st.Code()), st.Message())
+	return fmt.Errorf("CheckSendStream: %s: %s", CodeName(st.Code()), st.Message())
 }

@@ -119,7 +119,7 @@ func outRecord(o *Options, cols Columns, r *row) []string {
 		verdict, msg = verdictError, r.errMsg
 	case resp.GetError() != nil:
 		verdict = verdictError
-		msg = codeName(codes.Code(resp.GetError().GetCode())) + ": " + resp.GetError().GetMessage()
+		msg = CodeName(codes.Code(resp.GetError().GetCode())) + ": " + resp.GetError().GetMessage()
 	default:
 		verdict = verdictWord(resp.GetVerdict())
 		if resp.GetDuplicate() {
@@ -171,8 +171,8 @@ func ceilSecond(t time.Time) time.Time {
 func verdictWord(v sgv1.Verdict) string { return enumword.Verdicts.Upper(v) }
 func ruleWord(r sgv1.Rule) string       { return enumword.Rules.Upper(r) }
 
-// codeName spells a gRPC code as the API documents it: INVALID_ARGUMENT.
-func codeName(c codes.Code) string {
+// CodeName spells a gRPC code as the API documents it: INVALID_ARGUMENT.
+func CodeName(c codes.Code) string {
 	var b strings.Builder
 	for i, r := range c.String() {
 		if i > 0 && unicode.IsUpper(r) {
