@@ -2,7 +2,6 @@ package codec
 
 import (
 	"encoding/binary"
-	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -171,17 +170,12 @@ func decodeBusinessSections(d *decoder, b *validator.Business, rows []templateRo
 	order := []byte{tagTier, tagTemplates}
 	next := 0
 	for d.err == nil && d.off < len(d.b) {
-		tag := d.byte("section tag")
-		i := next
-		for i < len(order) && order[i] != tag {
-			i++
-		}
-		if i == len(order) {
-			d.fail(fmt.Sprintf("business section tag %q (unknown, repeated or out of order)", tag))
+		i := d.sectionTag("business", order, next)
+		if i < 0 {
 			return
 		}
 		next = i + 1
-		switch tag {
+		switch order[i] {
 		case tagTier:
 			b.Tier = int(d.varint("Tier"))
 			b.TierAt = d.time("TierAt")

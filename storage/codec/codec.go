@@ -182,3 +182,21 @@ func (d *decoder) count(what string, minSize, limit int) int {
 func appendUint(dst []byte, n int) []byte {
 	return binary.AppendUvarint(dst, uint64(n))
 }
+
+// sectionTag reads the tag of the next optional section of what. Sections
+// are written in the order of order, each at most once, so the tag must be
+// one of order[next:]; it returns the tag's index in order, or -1 (and the
+// decoder fails) for a tag that is unknown, repeated or out of order.
+func (d *decoder) sectionTag(what string, order []byte, next int) int {
+	tag := d.byte(what + " section tag")
+	if d.err != nil {
+		return -1
+	}
+	for i := next; i < len(order); i++ {
+		if order[i] == tag {
+			return i
+		}
+	}
+	d.fail(fmt.Sprintf("%s section tag %q (unknown, repeated or out of order)", what, tag))
+	return -1
+}

@@ -210,19 +210,14 @@ func appendSections(dst []byte, r *validator.Relationship) []byte {
 func decodeSections(d *decoder, r *validator.Relationship) {
 	next := 0 // allSections[next:] may still follow
 	for d.err == nil && d.off < len(d.b) {
-		tag := d.byte("section tag")
-		i := next
-		for i < len(allSections) && allSections[i] != tag {
-			i++
-		}
-		if i == len(allSections) {
-			d.fail(fmt.Sprintf("section tag %q (unknown, repeated or out of order)", tag))
+		i := d.sectionTag("relationship", allSections[:], next)
+		if i < 0 {
 			return
 		}
 		for _, skipped := range allSections[next:i] {
 			absentSection(skipped, r)
 		}
-		decodeSection(d, tag, r)
+		decodeSection(d, allSections[i], r)
 		next = i + 1
 	}
 	if d.err == nil {
