@@ -7,8 +7,12 @@
 # (docs/performance.md, Update 3).
 #
 # MEMCAP_WORKLOADS chooses the workloads (default stream,unary,unary1; the writes:
-# reserve,report,webhook). Needs root (cgroups, drop_caches) and a cgroup v1 or
-# v2 memory controller.
+# reserve,report,webhook; or flow) and MEMCAP_LOAD_ARGS adds flags to the load
+# (such as --campaign 1000000 for the flow). The server's VmRSS is sampled every
+# second during the load, and its peak printed with the VmRSS at the end.
+# MEMCAP_COPY=1 runs each load on a fresh copy of DATA_DIR (a flow writes to the
+# store; the copy keeps every run's start the same). Needs root (cgroups,
+# drop_caches) and a cgroup v1 or v2 memory controller.
 #
 #   internal/loadgen/memcap.sh DATA_DIR NUMBERS [LIMIT_BYTES...]
 #
@@ -33,8 +37,14 @@ fi
 cg=sendguard-memcap-$$
 cgdir=""
 pid=""
+sampler=""
 
 cleanup() {
+	if [[ -n $sampler ]]; then
+		kill "$sampler" 2>/dev/null || true
+		wait "$sampler" 2>/dev/null || true
+		sampler=""
+	fi
 	if [[ -n $pid ]]; then
 		kill -INT "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
@@ -45,7 +55,8 @@ cleanup() {
 		cgdir=""
 	fi
 }
-trap 'cleanup; rm -rf "$work"' EXIT
+trap 'cleanup; rm -rf "$work" "${copy:-}"' EXIT
+copy=
 
 # start_server LOG ARGS... starts "$bin --serve-only ARGS..." in the
 # background, in the cgroup cgdir when it is set, with its output in LOG, and
@@ -108,13 +119,19 @@ fi
 # run LABEL LIMIT starts the server (in a cgroup of LIMIT bytes unless LIMIT is
 # 0) on a cold page cache, runs the load from this process and prints the results.
 run() {
-	local label=$1 limit=$2 grpc http faults
+	local label=$1 limit=$2 grpc http faults data=$dir
+	if [[ -n ${MEMCAP_COPY:-} ]]; then
+		copy=$dir.memcap-copy
+		rm -rf "$copy"
+		cp -a "$dir" "$copy"
+		data=$copy
+	fi
 	if [[ $limit != 0 ]]; then
 		make_cgroup "$limit"
 	fi
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
-	start_server "$work/server.log" --skip-seed --numbers "$numbers" --data "$dir"
+	start_server "$work/server.log" --skip-seed --numbers "$numbers" --data "$data"
 	if [[ -n $cgdir ]] && ! grep -q "$cg" "/proc/$pid/cgroup"; then
 		echo "the server is not in cgroup $cg" >&2
 		exit 1
@@ -128,8 +145,15 @@ run() {
 	sleep 30
 	faults=$(cut -d')' -f2 "/proc/$pid/stat" | awk '{print $10}')
 	echo "== $label"
+	# The server's VmRSS (kB), every second, until the load ends.
+	(while [[ -r /proc/$pid/status ]]; do
+		awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || true
+		sleep 1
+	done) >"$work/rss" &
+	sampler=$!
+	# shellcheck disable=SC2086 # MEMCAP_LOAD_ARGS is split into flags on purpose
 	if ! "$bin" --addr "$grpc" --http-addr "$http" --skip-seed --numbers "$numbers" \
-		--workloads "${MEMCAP_WORKLOADS:-stream,unary,unary1}" --duration 10s --rounds 3 --markdown >"$work/load.out" 2>&1; then
+		--workloads "${MEMCAP_WORKLOADS:-stream,unary,unary1}" --duration 10s --rounds 3 --markdown ${MEMCAP_LOAD_ARGS:-} >"$work/load.out" 2>&1; then
 		cat "$work/load.out" >&2
 		if ! kill -0 "$pid" 2>/dev/null; then
 			echo "the server died: $(dmesg 2>/dev/null | grep -i 'killed process' | tail -1)" >&2
@@ -137,7 +161,11 @@ run() {
 		fi
 		exit 1
 	fi
-	grep -E '^\||memory' "$work/load.out" || true
+	kill "$sampler" 2>/dev/null || true
+	wait "$sampler" 2>/dev/null || true
+	sampler=""
+	grep -E '^\||memory|flow campaign|record cache' "$work/load.out" || true
+	echo "server: peak VmRSS during the load $(($(sort -n "$work/rss" | tail -1) / 1024)) MiB (sampled every second)"
 	echo "server: $(grep -E 'VmRSS|RssAnon|RssFile' "/proc/$pid/status" | tr -s ' \t\n' ' ')"
 	echo "server: major page faults during the load: $(($(cut -d')' -f2 "/proc/$pid/stat" | awk '{print $10}') - faults))"
 	cleanup

@@ -85,10 +85,11 @@ func applyUpdate(t txn, u storage.ContactUpdate) error {
 	var dk []byte
 	if u.Dedup != "" {
 		dk = dedupKey(u.Key.Business, u.Dedup)
-		// Read from the engine (the filter holds no dedup keys): the read is
-		// what makes Badger fail the commit of this transaction when another
-		// one records the same key first, and two numbers' events may share a
-		// dedup key without sharing a stripe lock.
+		// Through the key filter, like every key: every earlier event of
+		// this number recorded its key under the number's stripe lock, which
+		// the caller holds, so a read the filter rules out is exact for them
+		// (filter.go). Two numbers' events that share a key may then both
+		// be applied, which storage.Store leaves unspecified.
 		seen, err := t.exists(dk)
 		if err != nil {
 			return err

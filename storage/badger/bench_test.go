@@ -132,3 +132,56 @@ func BenchmarkUpdateContactReserve(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkUpdateContactsStatuses applies batches of 200 status events (a
+// webhook POST's chunk: a new dedup key each, the delivered time noted) to
+// the populated numbers, in a store that already holds the dedup keys of
+// 100,000 earlier events, from GOMAXPROCS goroutines.
+func BenchmarkUpdateContactsStatuses(b *testing.B) {
+	now := time.Unix(1_780_000_000, 0).UTC()
+	status := func(c *storage.Contact) (storage.Write, error) {
+		c.Facts.LastDeliveredAt = now
+		return storage.Write{Facts: true}, nil
+	}
+	const chunk, earlier = 200, 100_000
+	for _, be := range benchBackends {
+		s := be.open(b)
+		populate(b, s)
+		updates := make([]storage.ContactUpdate, 0, chunk)
+		for i := range earlier {
+			updates = append(updates, storage.ContactUpdate{Key: benchKey(i), Dedup: fmt.Sprint("old.", i), Fn: status})
+			if len(updates) == chunk {
+				if _, err := s.UpdateContacts(b.Context(), updates); err != nil {
+					b.Fatal(err)
+				}
+				updates = updates[:0]
+			}
+		}
+		if err := s.db.Flatten(2); err != nil { // the keys in tables, not only memtables
+			b.Fatal(err)
+		}
+		var next atomic.Int64 // across the runs of b.N: every event new
+		b.Run(be.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				updates := make([]storage.ContactUpdate, chunk)
+				for pb.Next() {
+					for j := range updates {
+						n := int(next.Add(1))
+						updates[j] = storage.ContactUpdate{Key: benchKey(n * 7919), Dedup: fmt.Sprint("new.", n), Fn: status}
+					}
+					results, err := s.UpdateContacts(b.Context(), updates)
+					if err != nil {
+						b.Fatal(err)
+					}
+					for _, err := range results {
+						if err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+			})
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*chunk), "ns/event")
+		})
+	}
+}

@@ -319,12 +319,10 @@ func (t txn) put(key, value []byte, ttl time.Duration) error {
 	return t.set(key, value, expiryAfter(ttl))
 }
 
-// set stages key = value, expiring at exp (Unix seconds; 0: never). A key the
-// filter holds is added to it first, before the write is staged.
+// set stages key = value, expiring at exp (Unix seconds; 0: never). The key is
+// added to the filter first, before the write is staged.
 func (t txn) set(key, value []byte, exp uint64) error {
-	if filtered(key) {
-		t.keys.add(t.st, key)
-	}
+	t.keys.add(t.st, key)
 	if t.records != nil && key[0] == kindContact {
 		*t.records = append(*t.records, recordWrite{key: key, val: value})
 	}

@@ -15,7 +15,7 @@ import (
 // for, and a Badger read of a missing key still costs a transaction (a global
 // lock and two channel sends for its read timestamp) and a search of every
 // memtable and level. The store therefore keeps a Bloom filter of the keys it
-// holds (all but dedup keys: see filtered), and a point read of a key the filter
+// holds, and a point read of a key the filter
 // rules out does not go to Badger; when it rules out every key a read needs, no
 // transaction is opened at all.
 //
@@ -49,9 +49,15 @@ import (
 //     moment it took the filter: every key committed before then is in it.
 //
 // In a read-write transaction, a read skipped is a read Badger does not check for
-// conflicts at commit. That is safe for the contact-record and business keys,
-// which are only written under the stripe lock of their recipient (or business)
-// that the transaction holds; dedup keys are not, and are read from Badger.
+// conflicts at commit. That is safe because every key a write reads is written
+// only under an in-process lock that the writing transaction holds: a contact
+// record and the dedup keys of its events under its recipient's stripe lock, a
+// business's keys under the business's. (An event of another number may carry
+// the same dedup key; whether it is recognised is unspecified by storage.Store,
+// and a concurrent one may be applied too.) Dedup keys are held like the rest: a
+// store receiving status webhooks holds one for every message of the last
+// storage.DedupTTL, and every status checks its own, which is new almost
+// always.
 
 const (
 	// filterBitsPerKey sizes the filter: 16 bits for each key it is sized for
@@ -62,12 +68,6 @@ const (
 	// filterRetry is how long the loader waits after a failed scan.
 	filterRetry = time.Minute
 )
-
-// filtered tells whether the filter holds key: every key but dedup keys, which
-// are always read from Badger (see applyUpdate) and would only take room (a
-// store receiving status webhooks holds one for every message of the last
-// DedupTTL).
-func filtered(key []byte) bool { return key[0] != kindDedup }
 
 // filterKeys is the number of keys to size a filter for when the store holds about
 // n keys: twice that, so that a filter lasts while the store doubles.
@@ -255,9 +255,7 @@ func (s *Store) loadFilter(ctx context.Context) error {
 			if n%4096 == 0 && ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if k := it.Item().Key(); filtered(k) {
-				f.Add(k)
-			}
+			f.Add(it.Item().Key())
 		}
 		return nil
 	})

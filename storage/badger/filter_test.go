@@ -79,8 +79,8 @@ func fresh(i int) storage.ContactKey {
 }
 
 // filteredPerRecord is how many keys the filter holds per record index i of
-// every kind: one each but dedup's, whose keys it does not hold.
-var filteredPerRecord = len(kinds) - 1
+// every kind: one each (dedup's is written by contact's update).
+var filteredPerRecord = len(kinds)
 
 var kinds = map[string]kind{
 	"contact": {

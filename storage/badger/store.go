@@ -346,12 +346,12 @@ type recordWrite struct {
 }
 
 // mayHave tells whether key may be in the transaction's snapshot; false means it
-// is certainly not. A key the filter does not hold (a dedup key) may always be.
+// is certainly not.
 func (t txn) mayHave(key []byte) bool {
 	switch {
 	case t.Txn == nil:
 		return false
-	case t.use == nil || !filtered(key) || t.use.MayContain(key):
+	case t.use == nil || t.use.MayContain(key):
 		return true
 	default:
 		// Ruled out, unless a newer filter was put in use meanwhile: a write that

@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"UserIDKeyHasNoFacts", testUserIDKey},
 		{"Dedup", testDedup},
 		{"DedupSkipped", testDedupSkipped},
+		{"DedupConcurrent", testDedupConcurrent},
 		{"LongHistory", testLongHistory},
 		{"FnErrorAborts", testFnErrorAborts},
 		{"ConcurrentReserveAllowsOne", testConcurrentReserve},
@@ -432,6 +433,63 @@ func testConcurrentReserve(t *testing.T, s storage.Store) {
 	sends := len(mustGet(t, s, k).Rel.Sends) + len(mustGet(t, s, storage.ContactKey{Business: bizB, ID: k.ID}).Rel.Sends)
 	if sends != 1 {
 		t.Fatalf("%d sends stored, want 1", sends)
+	}
+}
+
+// testDedupConcurrent: one recipient's event delivered many times at once (a
+// webhook retried while the first delivery is in flight, a ReportResult sent
+// twice), alone and in batches, for several events: each is applied exactly
+// once and every other delivery is a duplicate.
+func testDedupConcurrent(t *testing.T, s storage.Store) {
+	const events, workers = 20, 8
+	k := storage.ContactKey{Business: bizA, ID: "+5511987654321"}
+	var applied [events]atomic.Int32
+	count := func(w, i int, err error) {
+		switch {
+		case err == nil:
+			applied[i].Add(1)
+		case !errors.Is(err, storage.ErrDuplicate):
+			t.Errorf("worker %d, event %d: %v", w, i, err)
+		}
+	}
+	mark := func(c *storage.Contact) (storage.Write, error) {
+		c.Rel.PairStreak++
+		return storage.Write{Rel: true}, nil
+	}
+	var start, wg sync.WaitGroup
+	start.Add(1)
+	for w := range workers {
+		wg.Go(func() {
+			start.Wait()
+			if w%2 == 0 {
+				for i := range events {
+					count(w, i, s.UpdateContact(t.Context(), k, fmt.Sprint("wamid.", i, "/read"), mark))
+				}
+				return
+			}
+			updates := make([]storage.ContactUpdate, events)
+			for i := range updates {
+				updates[i] = storage.ContactUpdate{Key: k, Dedup: fmt.Sprint("wamid.", i, "/read"), Fn: mark}
+			}
+			results, err := s.UpdateContacts(t.Context(), updates)
+			if err != nil {
+				t.Errorf("worker %d: batch: %v", w, err)
+				return
+			}
+			for i, err := range results {
+				count(w, i, err)
+			}
+		})
+	}
+	start.Done()
+	wg.Wait()
+	for i := range applied {
+		if n := applied[i].Load(); n != 1 {
+			t.Errorf("event %d applied %d times by %d deliveries at once, want 1", i, n, workers)
+		}
+	}
+	if got := mustGet(t, s, k).Rel.PairStreak; got != events {
+		t.Fatalf("%d updates stored for %d events, want one each", got, events)
 	}
 }
 
