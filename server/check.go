@@ -28,37 +28,64 @@ func (s *Server) CheckSend(ctx context.Context, req *sgv1.CheckSendRequest) (*sg
 
 // check is CheckSend after validation.
 func (s *Server) check(ctx context.Context, req *sgv1.CheckSendRequest) (*sgv1.CheckSendResponse, error) {
-	if err := s.checkSender(req.GetBusinessId(), req.GetSender()); err != nil {
+	p, err := s.prepareCheck(ctx, req)
+	if err != nil {
 		return nil, err
+	}
+	if p.reserves() {
+		return s.reserve(ctx, p)
+	}
+	return s.judge(ctx, p)
+}
+
+// preparedCheck is a check with everything the store is not needed for
+// resolved: the business, the recipient and the rules' input.
+type preparedCheck struct {
+	req  *sgv1.CheckSendRequest
+	now  time.Time
+	b    *business
+	r    recipient
+	snap *bizSnapshot
+	chk  validator.Check
+}
+
+// reserves tells whether the check reserves: asked to, for a recipient that can
+// be stored.
+func (p *preparedCheck) reserves() bool { return p.req.GetReserve() && !p.r.invalid }
+
+// prepareCheck resolves a validated request up to its store read.
+func (s *Server) prepareCheck(ctx context.Context, req *sgv1.CheckSendRequest) (preparedCheck, error) {
+	if err := s.checkSender(req.GetBusinessId(), req.GetSender()); err != nil {
+		return preparedCheck{}, err
 	}
 	now := s.cfg.Now()
 	sendAt, err := s.sendTime(req.GetSendAt(), now)
 	if err != nil {
-		return nil, err
+		return preparedCheck{}, err
 	}
 	b, err := s.biz.get(ctx, req.GetBusinessId())
 	if err != nil {
-		return nil, err
+		return preparedCheck{}, err
 	}
 	r, err := s.resolve(ctx, b, phoneIn{raw: req.GetPhone(), region: req.GetRegion()}, req.GetUserId())
 	if err != nil {
-		return nil, err
+		return preparedCheck{}, err
 	}
 	snap := b.snap.Load()
-	chk := s.checkInput(req, r, sendAt, snap)
+	return preparedCheck{req: req, now: now, b: b, r: r, snap: snap, chk: s.checkInput(req, r, sendAt, snap)}, nil
+}
 
-	if !req.GetReserve() || r.invalid {
-		c, err := s.store.GetContact(ctx, r.key)
-		if err != nil {
-			return nil, err
-		}
-		if chk.Suppressed, err = s.suppressed(ctx, r, &c); err != nil {
-			return nil, err
-		}
-		dec := decide(snap, &c, chk, r)
-		return s.response(req, r, &c, snap, &dec, false), nil
+// judge answers a check that reserves nothing: one read of the recipient.
+func (s *Server) judge(ctx context.Context, p preparedCheck) (*sgv1.CheckSendResponse, error) {
+	c, err := s.store.GetContact(ctx, p.r.key)
+	if err != nil {
+		return nil, err
 	}
-	return s.reserve(ctx, req, b, r, chk, now)
+	if p.chk.Suppressed, err = s.suppressed(ctx, p.r, &c); err != nil {
+		return nil, err
+	}
+	dec := decide(p.snap, &c, p.chk, p.r)
+	return s.response(p.req, p.r, &c, p.snap, &dec, false), nil
 }
 
 // errNeedLock restarts a reservation that found a messaging limit it did not lock
@@ -76,102 +103,131 @@ var errNeedLock = errors.New("messaging limit needs the business lock")
 // reservation with a campaign_id gets one derived from its recipient (see
 // reservationRef). The answer carries the ref when the send is reserved under it
 // (ALLOW) or was before (a duplicate), never on a DEFER or DENY.
-func (s *Server) reserve(ctx context.Context, req *sgv1.CheckSendRequest, b *business, r recipient, chk validator.Check, now time.Time) (*sgv1.CheckSendResponse, error) {
-	// The send is recorded as from the check's sender, else from the business's
-	// only known sender (as a report would be attributed).
-	sender, err := s.reportSender(req.GetBusinessId(), req.GetSender())
+func (s *Server) reserve(ctx context.Context, p preparedCheck) (*sgv1.CheckSendResponse, error) {
+	v, err := s.newReservation(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	ref, err := reservationRef(req, r)
-	if err != nil {
-		return nil, err
-	}
-	locked := false
 	defer func() {
-		if locked {
-			b.mu.Unlock()
+		if v.locked {
+			v.b.mu.Unlock()
 		}
 	}()
-	if b.snap.Load().policy.MessagingLimit > 0 {
-		if b, err = s.biz.lock(ctx, b); err != nil {
+	if v.b.snap.Load().policy.MessagingLimit > 0 {
+		if v.b, err = s.biz.lock(ctx, v.b); err != nil {
 			return nil, err
 		}
-		locked = true
+		v.locked = true
 	}
-	var (
-		dec     validator.Decision
-		dup     bool
-		final   storage.Contact
-		reached bool // the send took a messaging-limit slot
-		used    *bizSnapshot
-	)
-	fn := func(c *storage.Contact) (storage.Write, error) {
-		used = b.snap.Load()
-		reached, dup = false, false
-		if used.policy.MessagingLimit > 0 && !locked {
-			return storage.Write{}, errNeedLock
-		}
-		folded, err := s.foldSuppression(ctx, r, c)
-		if err != nil {
-			return storage.Write{}, err
-		}
-		if i := reservedSend(&c.Rel, ref); i >= 0 {
-			// Reserved before the dedup key existed, or more than 8 days ago
-			// for a send planned further ahead.
-			dup, final = true, *c
-			dec = decideWithout(used, c, i, chk, r)
-			return storage.Write{SkipDedup: true}, nil
-		}
-		dec = decide(used, c, chk, r)
-		final = *c
-		if dec.Verdict != sgv1.Verdict_VERDICT_ALLOW {
-			return storage.Write{Rel: folded, SkipDedup: true}, nil
-		}
-		// The reach goes into the stored state below (added, not written over).
-		reached = validator.Reserve(&c.Rel, nil, &used.policy, validator.Send{
-			At:         chk.SendAt,
-			Sender:     sender,
-			Ref:        ref,
-			Category:   dec.EffectiveCategory,
-			Template:   req.GetTemplate(),
-			Language:   req.GetTemplateLanguage(),
-			CampaignID: req.GetCampaignId(),
-		})
-		if r.userID != "" && c.Rel.UserID == "" && r.hasNumber {
-			c.Rel.UserID = r.userID
-		}
-		final = *c
-		return storage.Write{Rel: true, RelTTL: storage.TTLUntil(c.Rel.ExpiresAt(&used.policy), now)}, nil
-	}
-	dedup := s.reservationDedupKey(r, ref)
-	err = s.store.UpdateContact(ctx, r.key, dedup, fn)
+	err = s.store.UpdateContact(ctx, v.r.key, v.dedup, v.fn)
 	if errors.Is(err, errNeedLock) {
-		if b, err = s.biz.lock(ctx, b); err != nil {
+		if v.b, err = s.biz.lock(ctx, v.b); err != nil {
 			return nil, err
 		}
-		locked = true
-		err = s.store.UpdateContact(ctx, r.key, dedup, fn)
+		v.locked = true
+		err = s.store.UpdateContact(ctx, v.r.key, v.dedup, v.fn)
 	}
+	return s.reserved(ctx, v, err)
+}
+
+// pendingReservation is one reservation on its way through the store: what it was
+// asked, and what its update decided (fn may run more than once: each run sets
+// every field again).
+type pendingReservation struct {
+	preparedCheck
+	ctx    context.Context
+	s      *Server
+	sender string // recorded as the send's sender
+	ref    string // the message_ref it is made under ("" for none)
+	dedup  string // its dedup key ("" without a ref)
+	locked bool   // b.mu is held: reaches may be counted
+
+	dec     validator.Decision
+	dup     bool
+	final   storage.Contact
+	reached bool // the send took a messaging-limit slot
+	used    *bizSnapshot
+}
+
+// newReservation prepares p's reservation: its sender, ref and dedup key.
+func (s *Server) newReservation(ctx context.Context, p preparedCheck) (*pendingReservation, error) {
+	// The send is recorded as from the check's sender, else from the business's
+	// only known sender (as a report would be attributed).
+	sender, err := s.reportSender(p.req.GetBusinessId(), p.req.GetSender())
+	if err != nil {
+		return nil, err
+	}
+	ref, err := reservationRef(p.req, p.r)
+	if err != nil {
+		return nil, err
+	}
+	return &pendingReservation{preparedCheck: p, ctx: ctx, s: s, sender: sender, ref: ref, dedup: s.reservationDedupKey(p.r, ref)}, nil
+}
+
+// fn is the reservation's update of the recipient: judge, and record the send
+// when allowed. Without the business lock it refuses (errNeedLock) a business
+// that has come to have a messaging limit.
+func (v *pendingReservation) fn(c *storage.Contact) (storage.Write, error) {
+	v.used = v.b.snap.Load()
+	v.reached, v.dup = false, false
+	if v.used.policy.MessagingLimit > 0 && !v.locked {
+		return storage.Write{}, errNeedLock
+	}
+	folded, err := v.s.foldSuppression(v.ctx, v.r, c)
+	if err != nil {
+		return storage.Write{}, err
+	}
+	if i := reservedSend(&c.Rel, v.ref); i >= 0 {
+		// Reserved before the dedup key existed, or more than 8 days ago
+		// for a send planned further ahead.
+		v.dup, v.final = true, *c
+		v.dec = decideWithout(v.used, c, i, v.chk, v.r)
+		return storage.Write{SkipDedup: true}, nil
+	}
+	v.dec = decide(v.used, c, v.chk, v.r)
+	v.final = *c
+	if v.dec.Verdict != sgv1.Verdict_VERDICT_ALLOW {
+		return storage.Write{Rel: folded, SkipDedup: true}, nil
+	}
+	// The reach goes into the stored state below (added, not written over).
+	v.reached = validator.Reserve(&c.Rel, nil, &v.used.policy, validator.Send{
+		At:         v.chk.SendAt,
+		Sender:     v.sender,
+		Ref:        v.ref,
+		Category:   v.dec.EffectiveCategory,
+		Template:   v.req.GetTemplate(),
+		Language:   v.req.GetTemplateLanguage(),
+		CampaignID: v.req.GetCampaignId(),
+	})
+	if v.r.userID != "" && c.Rel.UserID == "" && v.r.hasNumber {
+		c.Rel.UserID = v.r.userID
+	}
+	v.final = *c
+	return storage.Write{Rel: true, RelTTL: storage.TTLUntil(c.Rel.ExpiresAt(&v.used.policy), v.now)}, nil
+}
+
+// reserved answers a reservation once its update is done, err being the
+// update's outcome.
+func (s *Server) reserved(ctx context.Context, v *pendingReservation, err error) (*sgv1.CheckSendResponse, error) {
 	if errors.Is(err, storage.ErrDuplicate) {
-		return s.duplicate(ctx, req, ref, b, r, chk)
+		return s.duplicate(ctx, v.req, v.ref, v.b, v.r, v.chk)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if reached {
+	if v.reached {
 		// Added to the stored state rather than written over it: replicas that
 		// share a store count each other's reaches.
-		if err := s.biz.updateStateLocked(ctx, b, func(st *validator.Business) { validator.AddReach(st, chk.SendAt) }); err != nil {
+		if err := s.biz.updateStateLocked(ctx, v.b, func(st *validator.Business) { validator.AddReach(st, v.chk.SendAt) }); err != nil {
 			return nil, err
 		}
 	}
-	if !dup && dec.Verdict == sgv1.Verdict_VERDICT_ALLOW {
+	if !v.dup && v.dec.Verdict == sgv1.Verdict_VERDICT_ALLOW {
 		s.metrics.reservations.Inc()
 	}
-	resp := s.response(req, r, &final, used, &dec, dup)
-	if dup || dec.Verdict == sgv1.Verdict_VERDICT_ALLOW {
-		resp.MessageRef = ref
+	resp := s.response(v.req, v.r, &v.final, v.used, &v.dec, v.dup)
+	if v.dup || v.dec.Verdict == sgv1.Verdict_VERDICT_ALLOW {
+		resp.MessageRef = v.ref
 	}
 	return resp, nil
 }

@@ -19,15 +19,18 @@ import (
 // metrics are a server's Prometheus metrics, on a registry of its own (no globals,
 // so that tests can run servers side by side).
 type metrics struct {
-	registry      *prometheus.Registry
-	grpc          *grpcprom.ServerMetrics
-	decisions     *prometheus.CounterVec
-	reasons       *prometheus.CounterVec
-	rowErrors     *prometheus.CounterVec
-	events        *prometheus.CounterVec
-	reservations  prometheus.Counter
-	panics        prometheus.Counter
-	storeFailures prometheus.Counter
+	registry     *prometheus.Registry
+	grpc         *grpcprom.ServerMetrics
+	decisions    *prometheus.CounterVec
+	reasons      *prometheus.CounterVec
+	rowErrors    *prometheus.CounterVec
+	events       *prometheus.CounterVec
+	reservations prometheus.Counter
+	// reservationBatch observes how many reservations of a stream's lane were
+	// written in one commit (stream.go's writeBatch).
+	reservationBatch prometheus.Histogram
+	panics           prometheus.Counter
+	storeFailures    prometheus.Counter
 	// restrictionEvents counts restrictions started, escalated, lifted and
 	// cleared (restriction_metrics.go).
 	restrictionEvents *prometheus.CounterVec
@@ -94,6 +97,11 @@ func newMetrics() *metrics {
 			Name: "sendguard_reservations_total",
 			Help: "Sends reserved by allowed checks.",
 		}),
+		reservationBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sendguard_reservation_batch_rows",
+			Help:    "Reservations of one CheckSendStream lane written to the store together, in one commit (1: alone).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32},
+		}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sendguard_panics_recovered_total",
 			Help: "Panics recovered in handlers.",
@@ -119,7 +127,7 @@ func newMetrics() *metrics {
 		m.qualityEvents.WithLabelValues(strings.ToLower(q))
 	}
 	m.qualityEvents.WithLabelValues("other")
-	m.registry.MustRegister(m.grpc, m.decisions, m.reasons, m.rowErrors, m.events, m.reservations, m.panics, m.storeFailures, m.restrictionEvents,
+	m.registry.MustRegister(m.grpc, m.decisions, m.reasons, m.rowErrors, m.events, m.reservations, m.reservationBatch, m.panics, m.storeFailures, m.restrictionEvents,
 		m.templateEvents, m.qualityEvents,
 		buildInfoGauge(buildinfo.Get()),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
+	"github.com/sendguard/sendguard/storage"
 )
 
 // CheckSendStream is a pipeline, so that one stream keeps every core busy: a
@@ -341,32 +342,169 @@ func (d decisionSlots) take(ctx context.Context) bool {
 func (d decisionSlots) give() { <-d }
 
 // runLane decides the rows of one lane, in order, until the lane is closed:
-// on a slot, up to slotRows rows at a time while rows are waiting.
+// on a slot, the rows waiting (up to slotRows) at a time, as decideRows does.
 func (s *Server) runLane(ctx context.Context, lane <-chan *streamRow) {
+	rows := make([]*streamRow, 0, slotRows)
+	var batch laneBatch
 	for r := range lane {
 		if !s.slots.take(ctx) {
 			for range lane { // the stream has ended: let the reader finish
 			}
 			return
 		}
-		more := true
-		for n := 0; more; n++ {
-			r.resp = s.checkRow(ctx, r.req)
-			r.done <- struct{}{}
-			if n+1 == slotRows {
-				break
-			}
+		rows = append(rows[:0], r)
+	gather:
+		for len(rows) < slotRows {
 			select {
-			case r, more = <-lane:
+			case next, ok := <-lane:
+				if !ok {
+					break gather // closed: the range above ends
+				}
+				rows = append(rows, next)
 			default:
-				more = false
+				break gather
 			}
 		}
+		s.decideRows(ctx, rows, &batch)
 		s.slots.give()
-		if r == nil { // the lane was closed
-			return
-		}
 	}
+}
+
+// laneBatch is a lane's reservations waiting to be written together, kept
+// between slots for its memory.
+type laneBatch struct {
+	rows    []*streamRow
+	pending []*pendingReservation
+	updates []storage.ContactUpdate
+	keys    map[string]struct{}
+}
+
+// decideRows decides a lane's rows, in order. Reservations of distinct numbers
+// whose business has no messaging limit are written together, in one
+// UpdateContacts (one transaction on Badger, one round trip of commits on
+// Redis) instead of one commit each; every other row is decided alone, after
+// the reservations before it are written. A row's answer is released as soon
+// as it is decided.
+//
+// The rows a batch holds are decided in order among themselves (UpdateContacts
+// applies them in order), and every other row is decided after the batch before
+// it is written; a batch's rows are only decided after rows that came later if
+// those fail before the store (an invalid request), which reads nothing. A
+// second reservation of a number already in the batch writes the batch first.
+// A business where reservations count against one budget (a messaging limit)
+// is never batched. The reads of a batch run in its lane, so the lanes still
+// read in parallel; only the commits are shared.
+func (s *Server) decideRows(ctx context.Context, rows []*streamRow, batch *laneBatch) {
+	for _, r := range rows {
+		p, err := s.prepareRow(ctx, r.req)
+		if err != nil {
+			r.resp = s.rowError(ctx, r.req, err)
+			r.done <- struct{}{}
+			continue
+		}
+		var v *pendingReservation
+		if p.reserves() && p.snap.policy.MessagingLimit == 0 && p.req.GetUserId() == "" {
+			if v, err = s.newReservation(ctx, p); err != nil {
+				r.resp = s.rowError(ctx, r.req, err)
+				r.done <- struct{}{}
+				continue
+			}
+		}
+		if v == nil {
+			s.writeBatch(ctx, batch)
+			r.resp = s.decidePrepared(ctx, p)
+			r.done <- struct{}{}
+			continue
+		}
+		if _, again := batch.keys[v.r.key.ID]; again {
+			s.writeBatch(ctx, batch)
+		}
+		if batch.keys == nil {
+			batch.keys = make(map[string]struct{}, slotRows)
+		}
+		batch.keys[v.r.key.ID] = struct{}{}
+		batch.rows = append(batch.rows, r)
+		batch.pending = append(batch.pending, v)
+	}
+	s.writeBatch(ctx, batch)
+}
+
+// prepareRow checks a row's request and prepares its check.
+func (s *Server) prepareRow(ctx context.Context, req *sgv1.CheckSendRequest) (preparedCheck, error) {
+	if err := s.rowRequest(ctx, req); err != nil {
+		return preparedCheck{}, err
+	}
+	return s.prepareCheck(ctx, req)
+}
+
+// decidePrepared answers a prepared row alone.
+func (s *Server) decidePrepared(ctx context.Context, p preparedCheck) *sgv1.CheckSendResponse {
+	var (
+		resp *sgv1.CheckSendResponse
+		err  error
+	)
+	if p.reserves() {
+		resp, err = s.reserve(ctx, p)
+	} else {
+		resp, err = s.judge(ctx, p)
+	}
+	if err != nil {
+		return s.rowError(ctx, p.req, err)
+	}
+	return resp
+}
+
+// writeBatch writes a lane's batched reservations and releases their answers.
+// One that meets a messaging limit set meanwhile is made again alone, under
+// the business lock (its update wrote nothing).
+func (s *Server) writeBatch(ctx context.Context, batch *laneBatch) {
+	if len(batch.pending) == 0 {
+		return
+	}
+	var (
+		results []error
+		err     error
+	)
+	if len(batch.pending) == 1 {
+		v := batch.pending[0]
+		results = []error{s.store.UpdateContact(ctx, v.r.key, v.dedup, v.fn)}
+	} else {
+		batch.updates = batch.updates[:0]
+		for _, v := range batch.pending {
+			batch.updates = append(batch.updates, storage.ContactUpdate{Key: v.r.key, Dedup: v.dedup, Fn: v.fn})
+		}
+		results, err = s.store.UpdateContacts(ctx, batch.updates)
+	}
+	if err == nil {
+		s.metrics.reservationBatch.Observe(float64(len(batch.pending)))
+	}
+	for i, r := range batch.rows {
+		v := batch.pending[i]
+		var resp *sgv1.CheckSendResponse
+		switch res := batchResult(results, i, err); {
+		case errors.Is(res, errNeedLock):
+			resp = s.decidePrepared(ctx, v.preparedCheck)
+		default:
+			if resp, res = s.reserved(ctx, v, res); res != nil {
+				resp = s.rowError(ctx, r.req, res)
+			}
+		}
+		r.resp = resp
+		r.done <- struct{}{}
+	}
+	clear(batch.rows)
+	clear(batch.pending)
+	batch.rows, batch.pending = batch.rows[:0], batch.pending[:0]
+	clear(batch.keys)
+}
+
+// batchResult is update i's outcome in a batch whose call returned results and
+// err (an error of the whole batch is every update's).
+func batchResult(results []error, i int, err error) error {
+	if err != nil {
+		return err
+	}
+	return results[i]
 }
 
 // route picks the lane of a row, or inline for a row that must be decided alone
@@ -396,20 +534,29 @@ func (s *Server) route(req *sgv1.CheckSendRequest, lanes int) (lane int, inline 
 
 // checkRow answers one row of a stream: a verdict, or the row's error.
 func (s *Server) checkRow(ctx context.Context, req *sgv1.CheckSendRequest) *sgv1.CheckSendResponse {
-	var err error
+	p, err := s.prepareRow(ctx, req)
+	if err != nil {
+		return s.rowError(ctx, req, err)
+	}
+	return s.decidePrepared(ctx, p)
+}
+
+// rowRequest checks a row's request before it is decided: well formed, allowed
+// to the caller, valid.
+func (s *Server) rowRequest(ctx context.Context, req *sgv1.CheckSendRequest) error {
 	if why := badRequest(req); why != "" {
-		err = status.Error(codes.InvalidArgument, why)
-	} else if err = s.authorize(ctx, req.GetBusinessId(), false); err == nil {
-		err = validateCheck(req)
+		return status.Error(codes.InvalidArgument, why)
 	}
-	if err == nil {
-		var resp *sgv1.CheckSendResponse
-		if resp, err = s.check(ctx, req); err == nil {
-			return resp
-		}
-		err = s.toStatus(ctx, err)
+	if err := s.authorize(ctx, req.GetBusinessId(), false); err != nil {
+		return err
 	}
-	st := status.Convert(err)
+	return validateCheck(req)
+}
+
+// rowError is the answer of a row that could not be decided, counted in the
+// metrics.
+func (s *Server) rowError(ctx context.Context, req *sgv1.CheckSendRequest, err error) *sgv1.CheckSendResponse {
+	st := status.Convert(s.toStatus(ctx, err))
 	s.metrics.rowErrors.WithLabelValues(st.Code().String()).Inc()
 	return &sgv1.CheckSendResponse{
 		RequestId: req.GetRequestId(),
