@@ -167,6 +167,7 @@ run() {
 	grep -E '^\||memory|flow campaign|record cache' "$work/load.out" || true
 	echo "server: peak VmRSS during the load $(($(sort -n "$work/rss" | tail -1) / 1024)) MiB (sampled every second)"
 	echo "server: $(grep -E 'VmRSS|RssAnon|RssFile' "/proc/$pid/status" | tr -s ' \t\n' ' ')"
+	echo "server: Go heap $(curl -s "http://$http/metrics" | awk '/^go_memstats_heap_(inuse|idle|released)_bytes / {printf "%s %d MiB ", $1, $2/1048576}')"
 	echo "server: major page faults during the load: $(($(cut -d')' -f2 "/proc/$pid/stat" | awk '{print $10}') - faults))"
 	cleanup
 }
