@@ -370,13 +370,28 @@ func (s *Server) runLane(ctx context.Context, lane <-chan *streamRow) {
 	}
 }
 
-// laneBatch is a lane's reservations waiting to be written together, kept
-// between slots for its memory.
+// laneBatch is a lane's reservations waiting to be written together (their
+// rows, in order), kept between slots for its memory.
 type laneBatch struct {
-	rows    []*streamRow
-	pending []*pendingReservation
+	held    []batchedRow
 	updates []storage.ContactUpdate
-	keys    map[string]struct{}
+}
+
+// batchedRow is a row held in a lane's batch, with its prepared reservation.
+type batchedRow struct {
+	row *streamRow
+	v   *pendingReservation
+}
+
+// holds tells whether the batch holds a reservation of the recipient id (a
+// linear scan: a batch holds at most slotRows).
+func (b *laneBatch) holds(id string) bool {
+	for _, h := range b.held {
+		if h.v.r.key.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // decideRows decides a lane's rows, in order. Reservations of distinct numbers
@@ -403,7 +418,7 @@ func (s *Server) decideRows(ctx context.Context, rows []*streamRow, batch *laneB
 			continue
 		}
 		var v *pendingReservation
-		if p.reserves() && p.snap.policy.MessagingLimit == 0 && p.req.GetUserId() == "" {
+		if p.reserves() && p.snap.policy.MessagingLimit == 0 {
 			if v, err = s.newReservation(ctx, p); err != nil {
 				r.resp = s.rowError(ctx, r.req, err)
 				r.done <- struct{}{}
@@ -416,15 +431,10 @@ func (s *Server) decideRows(ctx context.Context, rows []*streamRow, batch *laneB
 			r.done <- struct{}{}
 			continue
 		}
-		if _, again := batch.keys[v.r.key.ID]; again {
+		if batch.holds(v.r.key.ID) {
 			s.writeBatch(ctx, batch)
 		}
-		if batch.keys == nil {
-			batch.keys = make(map[string]struct{}, slotRows)
-		}
-		batch.keys[v.r.key.ID] = struct{}{}
-		batch.rows = append(batch.rows, r)
-		batch.pending = append(batch.pending, v)
+		batch.held = append(batch.held, batchedRow{row: r, v: v})
 	}
 	s.writeBatch(ctx, batch)
 }
@@ -458,44 +468,42 @@ func (s *Server) decidePrepared(ctx context.Context, p preparedCheck) *sgv1.Chec
 // One that meets a messaging limit set meanwhile is made again alone, under
 // the business lock (its update wrote nothing).
 func (s *Server) writeBatch(ctx context.Context, batch *laneBatch) {
-	if len(batch.pending) == 0 {
+	if len(batch.held) == 0 {
 		return
 	}
 	var (
 		results []error
 		err     error
 	)
-	if len(batch.pending) == 1 {
-		v := batch.pending[0]
+	if len(batch.held) == 1 {
+		v := batch.held[0].v
 		results = []error{s.store.UpdateContact(ctx, v.r.key, v.dedup, v.fn)}
 	} else {
 		batch.updates = batch.updates[:0]
-		for _, v := range batch.pending {
-			batch.updates = append(batch.updates, storage.ContactUpdate{Key: v.r.key, Dedup: v.dedup, Fn: v.fn})
+		for _, h := range batch.held {
+			batch.updates = append(batch.updates, storage.ContactUpdate{Key: h.v.r.key, Dedup: h.v.dedup, Fn: h.v.fn})
 		}
 		results, err = s.store.UpdateContacts(ctx, batch.updates)
 	}
 	if err == nil {
-		s.metrics.reservationBatch.Observe(float64(len(batch.pending)))
+		s.metrics.reservationBatch.Observe(float64(len(batch.held)))
 	}
-	for i, r := range batch.rows {
-		v := batch.pending[i]
+	for i, h := range batch.held {
 		var resp *sgv1.CheckSendResponse
 		switch res := batchResult(results, i, err); {
 		case errors.Is(res, errNeedLock):
-			resp = s.decidePrepared(ctx, v.preparedCheck)
+			resp = s.decidePrepared(ctx, h.v.preparedCheck)
 		default:
-			if resp, res = s.reserved(ctx, v, res); res != nil {
-				resp = s.rowError(ctx, r.req, res)
+			if resp, res = s.reserved(ctx, h.v, res); res != nil {
+				resp = s.rowError(ctx, h.row.req, res)
 			}
 		}
-		r.resp = resp
-		r.done <- struct{}{}
+		h.row.resp = resp
+		h.row.done <- struct{}{}
 	}
-	clear(batch.rows)
-	clear(batch.pending)
-	batch.rows, batch.pending = batch.rows[:0], batch.pending[:0]
-	clear(batch.keys)
+	clear(batch.held)
+	batch.held = batch.held[:0]
+	clear(batch.updates) // no fn kept alive past its batch
 }
 
 // batchResult is update i's outcome in a batch whose call returned results and
