@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -19,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -887,7 +889,7 @@ func writeHeapProfile(path string) error {
 // ServeOnly starts a bench-mode server (with the echo baseline) on 127.0.0.1,
 // seeds it, prints where it listens and its webhook secret, and serves until ctx
 // ends: for running the load from another process with --addr.
-func ServeOnly(ctx context.Context, cfg Config) error {
+func ServeOnly(ctx context.Context, cfg Config) (err error) {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
@@ -911,6 +913,33 @@ func ServeOnly(ctx context.Context, cfg Config) error {
 	}
 	fmt.Fprintf(cfg.Out, "bench server ready grpc=%s http=%s numbers=%d data=%s\nSENDGUARD_WHATSAPP_APP_SECRET=%s\n",
 		t.conns[0].Conn().Target(), t.httpAddr, cfg.Numbers, dir, t.secret)
-	<-ctx.Done()
-	return nil
+	// With --cpuprofile, the profile covers everything served until the end.
+	stopProfile, err := startProfiles(cfg.CPUProfile)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if perr := stopProfile(); perr != nil {
+			err = errors.Join(err, fmt.Errorf("CPU profile %s: %w", cfg.CPUProfile, perr))
+		}
+	}()
+	if cfg.MemProfile == "" {
+		<-ctx.Done()
+		return nil
+	}
+	// With --memprofile, each SIGUSR1 replaces the file with a heap profile of
+	// this moment (memcap.sh sends one whenever the VmRSS reaches a new peak).
+	snap := make(chan os.Signal, 1)
+	signal.Notify(snap, syscall.SIGUSR1)
+	defer signal.Stop(snap)
+	for {
+		select {
+		case <-snap:
+			if err := writeHeapProfile(cfg.MemProfile); err != nil {
+				fmt.Fprintln(cfg.Log, "heap profile:", err)
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }

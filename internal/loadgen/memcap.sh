@@ -11,7 +11,11 @@
 # (such as --campaign 1000000 for the flow). The server's VmRSS is sampled every
 # second during the load, and its peak printed with the VmRSS at the end.
 # MEMCAP_COPY=1 runs each load on a fresh copy of DATA_DIR (a flow writes to the
-# store; the copy keeps every run's start the same). Needs root (cgroups,
+# store; the copy keeps every run's start the same). MEMCAP_HEAP=FILE has the
+# server write a heap profile to FILE each time its VmRSS reaches a new peak (64
+# MiB above the last profile's), for "go tool pprof -sample_index=inuse_space";
+# MEMCAP_CPU=FILE a CPU profile of everything the server serves.
+# Needs root (cgroups,
 # drop_caches) and a cgroup v1 or v2 memory controller.
 #
 #   internal/loadgen/memcap.sh DATA_DIR NUMBERS [LIMIT_BYTES...]
@@ -131,7 +135,7 @@ run() {
 	fi
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
-	start_server "$work/server.log" --skip-seed --numbers "$numbers" --data "$data"
+	start_server "$work/server.log" --skip-seed --numbers "$numbers" --data "$data" ${MEMCAP_HEAP:+--memprofile "$MEMCAP_HEAP"} ${MEMCAP_CPU:+--cpuprofile "$MEMCAP_CPU"}
 	if [[ -n $cgdir ]] && ! grep -q "$cg" "/proc/$pid/cgroup"; then
 		echo "the server is not in cgroup $cg" >&2
 		exit 1
@@ -145,9 +149,16 @@ run() {
 	sleep 30
 	faults=$(cut -d')' -f2 "/proc/$pid/stat" | awk '{print $10}')
 	echo "== $label"
-	# The server's VmRSS (kB), every second, until the load ends.
-	(while [[ -r /proc/$pid/status ]]; do
-		awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || true
+	# The server's VmRSS (kB), every second, until the load ends; with
+	# MEMCAP_HEAP, a heap profile whenever it is 64 MiB above the last one's.
+	(profiled=0
+	while [[ -r /proc/$pid/status ]]; do
+		rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+		echo "$rss"
+		if [[ -n ${MEMCAP_HEAP:-} && -n $rss ]] && ((rss > profiled + 65536)); then
+			kill -USR1 "$pid" 2>/dev/null || true
+			profiled=$rss
+		fi
 		sleep 1
 	done) >"$work/rss" &
 	sampler=$!
