@@ -73,9 +73,10 @@ const (
 	// a dedup key, and another process may open the same database in a test).
 	maxAttempts = 8
 
-	// memTableSize and valueLogFileSize are Badger's (badgerOptions); the space
-	// guard sizes its headroom from them.
+	// memTableSize, baseTableSize and valueLogFileSize are Badger's
+	// (badgerOptions); the space guard sizes its headroom from the first and last.
 	memTableSize     = 16 << 20
+	baseTableSize    = 2 << 20
 	valueLogFileSize = 64 << 20
 )
 
@@ -192,7 +193,7 @@ func badgerOptions(opts Options, log *slog.Logger) badger.Options {
 	if opts.InMemory {
 		o = badger.DefaultOptions("").WithInMemory(true)
 	}
-	return o.
+	o = o.
 		// Badger's logs go to slog, warnings and errors only (its INFO is a line per
 		// compaction and flush).
 		WithLogger(slogAdapter{log}).
@@ -225,10 +226,24 @@ func badgerOptions(opts Options, log *slog.Logger) badger.Options {
 		// Badger's own expvar counters (gets, bloom hits per level) take a lock
 		// on every read; sendguard exports its own metrics and reads none of them.
 		WithMetricsEnabled(false).
+		// Tables of 2 MB (Badger's default for the base level) at every level
+		// (TableSizeMultiplier 1, below), where Badger doubles them at each
+		// level below the base (16 MB at the bottom of a 10 M store). A
+		// compaction holds each table it builds in memory until it is written:
+		// its blocks uncompressed and, beside them, room for each block's
+		// worst-case compression (a table's size counts its compressed blocks,
+		// so that is about 7 times its size at our 3.3:1, in buffers that
+		// double as they grow), with up to 8 more builders in flight per
+		// compaction. With 16 MB tables the compactions of the flow at 10 M
+		// numbers held 1.3 to 1.75 GB of heap; with 2 MB, 0.3 to 0.5 GB
+		// (docs/performance.md, Update 10).
+		WithBaseTableSize(baseTableSize).
 		// Two compactors for two cores (default 4; Badger needs at least 2).
 		WithNumCompactors(2).
 		// Goroutines used by Stream (backups): one per core (default 8).
 		WithNumGoroutines(2)
+	o.TableSizeMultiplier = 1 // no option method
+	return o
 }
 
 // slogAdapter routes Badger's Logger to slog at warning level and above.
