@@ -8,8 +8,9 @@
 #
 # MEMCAP_WORKLOADS chooses the workloads (default stream,unary,unary1; the writes:
 # reserve,report,webhook; or flow) and MEMCAP_LOAD_ARGS adds flags to the load
-# (such as --campaign 1000000 for the flow). The server's VmRSS is sampled every
-# second during the load, and its peak printed with the VmRSS at the end.
+# (such as --campaign 1000000 for the flow). The server's VmRSS and its anonymous
+# part are sampled every second during the load, and their peaks printed with the
+# VmRSS at the end.
 # MEMCAP_COPY=1 runs each load on a fresh copy of DATA_DIR (a flow writes to the
 # store; the copy keeps every run's start the same). MEMCAP_HEAP=FILE has the
 # server write a heap profile to FILE each time its VmRSS reaches a new peak (64
@@ -153,8 +154,8 @@ run() {
 	# MEMCAP_HEAP, a heap profile whenever it is 64 MiB above the last one's.
 	(profiled=0
 	while [[ -r /proc/$pid/status ]]; do
-		rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
-		echo "$rss"
+		read -r rss anon < <(awk '/^VmRSS/ {r=$2} /^RssAnon/ {a=$2} END {print r, a}' "/proc/$pid/status" 2>/dev/null || true)
+		echo "$rss ${anon:-0}"
 		if [[ -n ${MEMCAP_HEAP:-} && -n $rss ]] && ((rss > profiled + 65536)); then
 			kill -USR1 "$pid" 2>/dev/null || true
 			profiled=$rss
@@ -176,7 +177,7 @@ run() {
 	wait "$sampler" 2>/dev/null || true
 	sampler=""
 	grep -E '^\||memory|flow campaign|record cache' "$work/load.out" || true
-	echo "server: peak VmRSS during the load $(($(sort -n "$work/rss" | tail -1) / 1024)) MiB (sampled every second)"
+	echo "server: peak VmRSS during the load $(($(sort -n "$work/rss" | tail -1 | cut -d' ' -f1) / 1024)) MiB, peak anonymous $(($(sort -n -k2 "$work/rss" | tail -1 | cut -d' ' -f2) / 1024)) MiB (sampled every second)"
 	echo "server: $(grep -E 'VmRSS|RssAnon|RssFile' "/proc/$pid/status" | tr -s ' \t\n' ' ')"
 	echo "server: Go heap $(curl -s "http://$http/metrics" | awk '/^go_memstats_heap_(inuse|idle|released)_bytes / {printf "%s %d MiB ", $1, $2/1048576}')"
 	echo "server: major page faults during the load: $(($(cut -d')' -f2 "/proc/$pid/stat" | awk '{print $10}') - faults))"
