@@ -877,13 +877,18 @@ func startProfiles(cpu string) (stop func() error, err error) {
 	return func() error { pprof.StopCPUProfile(); return f.Close() }, nil
 }
 
+// writeHeapProfile writes a heap profile (in use and allocated) to a new file
+// that then replaces path, so that path always holds a whole profile.
 func writeHeapProfile(path string) error {
-	f, err := os.Create(path)
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*")
 	if err != nil {
 		return err
 	}
 	// A profile whose Close failed may be cut short: both errors count.
-	return errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
+	if err := errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close()); err != nil {
+		return errors.Join(err, os.Remove(f.Name()))
+	}
+	return os.Rename(f.Name(), path)
 }
 
 // ServeOnly starts a bench-mode server (with the echo baseline) on 127.0.0.1,
@@ -911,8 +916,6 @@ func ServeOnly(ctx context.Context, cfg Config) (err error) {
 			return err
 		}
 	}
-	fmt.Fprintf(cfg.Out, "bench server ready grpc=%s http=%s numbers=%d data=%s\nSENDGUARD_WHATSAPP_APP_SECRET=%s\n",
-		t.conns[0].Conn().Target(), t.httpAddr, cfg.Numbers, dir, t.secret)
 	// With --cpuprofile, the profile covers everything served until the end.
 	stopProfile, err := startProfiles(cfg.CPUProfile)
 	if err != nil {
@@ -923,18 +926,21 @@ func ServeOnly(ctx context.Context, cfg Config) (err error) {
 			err = errors.Join(err, fmt.Errorf("CPU profile %s: %w", cfg.CPUProfile, perr))
 		}
 	}()
-	if cfg.MemProfile == "" {
-		<-ctx.Done()
-		return nil
-	}
 	// With --memprofile, each SIGUSR1 replaces the file with a heap profile of
 	// this moment (memcap.sh sends one whenever the VmRSS reaches a new peak).
-	snap := make(chan os.Signal, 1)
-	signal.Notify(snap, syscall.SIGUSR1)
-	defer signal.Stop(snap)
+	// The handler is in place before "ready" is printed: a SIGUSR1 nobody
+	// handles ends the process.
+	var snap chan os.Signal
+	if cfg.MemProfile != "" {
+		snap = make(chan os.Signal, 1)
+		signal.Notify(snap, syscall.SIGUSR1)
+		defer signal.Stop(snap)
+	}
+	fmt.Fprintf(cfg.Out, "bench server ready grpc=%s http=%s numbers=%d data=%s\nSENDGUARD_WHATSAPP_APP_SECRET=%s\n",
+		t.conns[0].Conn().Target(), t.httpAddr, cfg.Numbers, dir, t.secret)
 	for {
 		select {
-		case <-snap:
+		case <-snap: // never when nil
 			if err := writeHeapProfile(cfg.MemProfile); err != nil {
 				fmt.Fprintln(cfg.Log, "heap profile:", err)
 			}

@@ -2,9 +2,15 @@ package loadgen
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -202,4 +208,96 @@ func TestFlowStatuses(t *testing.T) {
 	if _, err := ParseFailCodes("131049"); err == nil {
 		t.Fatal("a code without a share was taken")
 	}
+}
+
+// TestServeOnlyProfiles runs the serve-only server with both profiles, as
+// memcap.sh does: a SIGUSR1 after "ready" replaces the heap profile with a whole
+// one, and the CPU profile is written when the server stops.
+func TestServeOnlyProfiles(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	cfg.Numbers = 200
+	cfg.DataDir = filepath.Join(dir, "data")
+	cfg.MemProfile, cfg.CPUProfile = filepath.Join(dir, "heap.pprof"), filepath.Join(dir, "cpu.pprof")
+	out := &readyWriter{ready: make(chan struct{})}
+	cfg.Out, cfg.Log = out, io.Discard
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- ServeOnly(ctx, cfg) }()
+	select {
+	case <-out.ready:
+	case err := <-done:
+		t.Fatalf("ServeOnly returned before it was ready: %v", err)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the server was not ready after 2 minutes")
+	}
+
+	for _, want := range []int{1, 2} { // a second signal replaces the first profile
+		before, _ := os.Stat(cfg.MemProfile)
+		if err := syscall.Kill(os.Getpid(), syscall.SIGUSR1); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(time.Minute)
+		for {
+			st, err := os.Stat(cfg.MemProfile)
+			if err == nil && (before == nil || !os.SameFile(before, st)) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("signal %d: no new heap profile after a minute", want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		checkProfile(t, cfg.MemProfile, "inuse_space")
+	}
+	if m, _ := filepath.Glob(cfg.MemProfile + ".*"); len(m) != 0 {
+		t.Errorf("temporary files left: %v", m)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	checkProfile(t, cfg.CPUProfile, "cpu")
+}
+
+// checkProfile fails unless path is a whole gzipped pprof profile naming want
+// among its sample types.
+func checkProfile(t *testing.T, path, want string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	z, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	b, err := io.ReadAll(z)
+	if err != nil {
+		t.Fatalf("%s: cut short: %v", path, err)
+	}
+	if !bytes.Contains(b, []byte(want)) {
+		t.Fatalf("%s: no %q in the profile's strings (%d bytes)", path, want, len(b))
+	}
+}
+
+// readyWriter takes the serve-only server's output and closes ready at its
+// "bench server ready" line.
+type readyWriter struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	once  sync.Once
+	ready chan struct{}
+}
+
+func (w *readyWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if bytes.Contains(w.buf.Bytes(), []byte("bench server ready")) {
+		w.once.Do(func() { close(w.ready) })
+	}
+	return len(p), nil
 }
