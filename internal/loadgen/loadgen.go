@@ -115,7 +115,8 @@ type Config struct {
 	// Workloads selects workloads by name; empty runs all.
 	Workloads []string
 	// CPUProfile and MemProfile, when set, are written for the measured part of
-	// the run (not the seeding).
+	// the run (not the seeding); by ServeOnly, a CPU profile of all it serves
+	// and a heap profile on each SIGUSR1.
 	CPUProfile, MemProfile string
 	// Out receives the table; Log receives progress lines.
 	Out, Log io.Writer
@@ -877,18 +878,23 @@ func startProfiles(cpu string) (stop func() error, err error) {
 	return func() error { pprof.StopCPUProfile(); return f.Close() }, nil
 }
 
-// writeHeapProfile writes a heap profile (in use and allocated) to a new file
-// that then replaces path, so that path always holds a whole profile.
+// writeHeapProfile writes a heap profile (in use as of the last garbage
+// collection, and allocated) to a new file that then replaces path, so that path
+// always holds a whole profile.
 func writeHeapProfile(path string) error {
 	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*")
 	if err != nil {
 		return err
 	}
 	// A profile whose Close failed may be cut short: both errors count.
-	if err := errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close()); err != nil {
+	err = errors.Join(f.Chmod(0o644), pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
 		return errors.Join(err, os.Remove(f.Name()))
 	}
-	return os.Rename(f.Name(), path)
+	return nil
 }
 
 // ServeOnly starts a bench-mode server (with the echo baseline) on 127.0.0.1,
@@ -926,15 +932,16 @@ func ServeOnly(ctx context.Context, cfg Config) (err error) {
 			err = errors.Join(err, fmt.Errorf("CPU profile %s: %w", cfg.CPUProfile, perr))
 		}
 	}()
-	// With --memprofile, each SIGUSR1 replaces the file with a heap profile of
-	// this moment (memcap.sh sends one whenever the VmRSS reaches a new peak).
-	// The handler is in place before "ready" is printed: a SIGUSR1 nobody
-	// handles ends the process.
+	// With --memprofile, each SIGUSR1 replaces the file with a heap profile
+	// (memcap.sh sends one whenever the server's anonymous memory reaches a new
+	// peak). The handler is in place before "ready" is printed, and SIGUSR1 is
+	// ignored from the end of serving until the process exits (the store's
+	// close included): a SIGUSR1 nobody handles ends the process.
 	var snap chan os.Signal
 	if cfg.MemProfile != "" {
 		snap = make(chan os.Signal, 1)
 		signal.Notify(snap, syscall.SIGUSR1)
-		defer signal.Stop(snap)
+		defer signal.Ignore(syscall.SIGUSR1)
 	}
 	fmt.Fprintf(cfg.Out, "bench server ready grpc=%s http=%s numbers=%d data=%s\nSENDGUARD_WHATSAPP_APP_SECRET=%s\n",
 		t.conns[0].Conn().Target(), t.httpAddr, cfg.Numbers, dir, t.secret)

@@ -220,7 +220,8 @@ func TestServeOnlyProfiles(t *testing.T) {
 	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.MemProfile, cfg.CPUProfile = filepath.Join(dir, "heap.pprof"), filepath.Join(dir, "cpu.pprof")
 	out := &readyWriter{ready: make(chan struct{})}
-	cfg.Out, cfg.Log = out, io.Discard
+	var log syncBuffer
+	cfg.Out, cfg.Log = out, &log
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -245,7 +246,7 @@ func TestServeOnlyProfiles(t *testing.T) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("signal %d: no new heap profile after a minute", want)
+				t.Fatalf("signal %d: no new heap profile after a minute; log:\n%s", want, log.String())
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -255,8 +256,13 @@ func TestServeOnlyProfiles(t *testing.T) {
 		t.Errorf("temporary files left: %v", m)
 	}
 	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%v; log:\n%s", err, log.String())
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the server did not stop within 2 minutes")
 	}
 	checkProfile(t, cfg.CPUProfile, "cpu")
 }
@@ -286,18 +292,33 @@ func checkProfile(t *testing.T, path, want string) {
 // readyWriter takes the serve-only server's output and closes ready at its
 // "bench server ready" line.
 type readyWriter struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
+	syncBuffer
 	once  sync.Once
 	ready chan struct{}
 }
 
 func (w *readyWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	if bytes.Contains(w.buf.Bytes(), []byte("bench server ready")) {
+	n, err := w.syncBuffer.Write(p)
+	if strings.Contains(w.String(), "bench server ready") {
 		w.once.Do(func() { close(w.ready) })
 	}
-	return len(p), nil
+	return n, err
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -13,9 +13,10 @@
 # VmRSS at the end.
 # MEMCAP_COPY=1 runs each load on a fresh copy of DATA_DIR (a flow writes to the
 # store; the copy keeps every run's start the same). MEMCAP_HEAP=FILE has the
-# server write a heap profile to FILE each time its VmRSS reaches a new peak (64
-# MiB above the last profile's), for "go tool pprof -sample_index=inuse_space";
-# MEMCAP_CPU=FILE a CPU profile of everything the server serves.
+# server write a heap profile to FILE.LIMIT each time its anonymous memory
+# reaches a new peak (64 MiB above the last profile's), for "go tool pprof
+# -sample_index=inuse_space"; MEMCAP_CPU=FILE a CPU profile of everything the
+# server serves to FILE.LIMIT (LIMIT is the run's limit, 0 for none).
 # Needs root (cgroups,
 # drop_caches) and a cgroup v1 or v2 memory controller.
 #
@@ -136,7 +137,8 @@ run() {
 	fi
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
-	start_server "$work/server.log" --skip-seed --numbers "$numbers" --data "$data" ${MEMCAP_HEAP:+--memprofile "$MEMCAP_HEAP"} ${MEMCAP_CPU:+--cpuprofile "$MEMCAP_CPU"}
+	start_server "$work/server.log" --skip-seed --numbers "$numbers" --data "$data" \
+		${MEMCAP_HEAP:+--memprofile "$MEMCAP_HEAP.$limit"} ${MEMCAP_CPU:+--cpuprofile "$MEMCAP_CPU.$limit"}
 	if [[ -n $cgdir ]] && ! grep -q "$cg" "/proc/$pid/cgroup"; then
 		echo "the server is not in cgroup $cg" >&2
 		exit 1
@@ -150,15 +152,16 @@ run() {
 	sleep 30
 	faults=$(cut -d')' -f2 "/proc/$pid/stat" | awk '{print $10}')
 	echo "== $label"
-	# The server's VmRSS (kB), every second, until the load ends; with
-	# MEMCAP_HEAP, a heap profile whenever it is 64 MiB above the last one's.
+	# The server's VmRSS and anonymous memory (kB), every second, until the
+	# load ends; with MEMCAP_HEAP, a heap profile whenever the anonymous memory
+	# is 64 MiB above the last profile's (VmRSS also grows as tables are read).
 	(profiled=0
 	while [[ -r /proc/$pid/status ]]; do
 		read -r rss anon < <(awk '/^VmRSS/ {r=$2} /^RssAnon/ {a=$2} END {print r, a}' "/proc/$pid/status" 2>/dev/null || true)
 		echo "$rss ${anon:-0}"
-		if [[ -n ${MEMCAP_HEAP:-} && -n $rss ]] && ((rss > profiled + 65536)); then
+		if [[ -n ${MEMCAP_HEAP:-} && -n ${anon:-} ]] && ((anon > profiled + 65536)); then
 			kill -USR1 "$pid" 2>/dev/null || true
-			profiled=$rss
+			profiled=$anon
 		fi
 		sleep 1
 	done) >"$work/rss" &

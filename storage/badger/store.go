@@ -226,7 +226,7 @@ func badgerOptions(opts Options, log *slog.Logger) badger.Options {
 		// Badger's own expvar counters (gets, bloom hits per level) take a lock
 		// on every read; sendguard exports its own metrics and reads none of them.
 		WithMetricsEnabled(false).
-		// Tables of 2 MB (Badger's default for the base level) at every level
+		// Tables of 2 MB (Badger's default for the base level) at L1 and below
 		// (TableSizeMultiplier 1, below), where Badger doubles them at each
 		// level below the base (16 MB at the bottom of a 10 M store). A
 		// compaction holds each table it builds in memory until it is written:
@@ -234,9 +234,11 @@ func badgerOptions(opts Options, log *slog.Logger) badger.Options {
 		// worst-case compression (a table's size counts its compressed blocks,
 		// so that is about 7 times its size at our 3.3:1, in buffers that
 		// double as they grow), with up to 8 more builders in flight per
-		// compaction. With 16 MB tables the compactions of the flow at 10 M
-		// numbers held 1.3 to 1.75 GB of heap; with 2 MB, 0.3 to 0.5 GB
-		// (docs/performance.md, Update 10).
+		// compaction. With 16 MB tables the builders of the flow at 10 M
+		// numbers held 1.55 to 1.75 GB of heap at its peaks; with 2 MB, about
+		// 0.5 GB (docs/performance.md, Update 10). L0 is unchanged: its tables
+		// are flushed memtables, and an L0-to-L0 compaction builds one table of
+		// all it merges.
 		WithBaseTableSize(baseTableSize).
 		// Two compactors for two cores (default 4; Badger needs at least 2).
 		WithNumCompactors(2).
