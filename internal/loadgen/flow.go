@@ -424,10 +424,13 @@ func (w *workloads) recordCache() (storage.RecordCacheStats, bool) {
 
 var errFlowConfig = errors.New("flow")
 
-// validateFlow checks the flow's settings.
+// validateFlow checks the flow's settings, after giving Campaign its default.
 func (c *Config) validateFlow() error {
+	if c.Campaign == 0 {
+		c.Campaign = max(1, c.Numbers/10)
+	}
 	switch {
-	case c.Campaign <= 0:
+	case c.Campaign < 0:
 		return fmt.Errorf("%w: campaign %d: want a positive size", errFlowConfig, c.Campaign)
 	case c.Overlap < 0 || c.Overlap > 1:
 		return fmt.Errorf("%w: overlap %v: want a fraction", errFlowConfig, c.Overlap)

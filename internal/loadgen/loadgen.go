@@ -127,8 +127,9 @@ type Config struct {
 	// bytes (0: none); DefaultConfig sets the server's default.
 	RecordCache int64
 
-	// The flow workload (flow.go): two campaigns of Campaign numbers drawn from
-	// the Numbers, the second overlapping the first by Overlap; FailRate of the
+	// The flow workload (flow.go): two campaigns of Campaign numbers (0: a
+	// tenth of Numbers, the 1 M of 10 M) drawn from the Numbers, the
+	// second overlapping the first by Overlap; FailRate of the
 	// guarded sends fail, with FailCodes in their shares; each step is cut after
 	// FlowTimeout.
 	Campaign    int
@@ -155,7 +156,6 @@ func DefaultConfig() Config {
 		WebhookPosters: 2,
 		ScaleBase:      10_000,
 		RecordCache:    server.DefaultRecordCache,
-		Campaign:       1_000_000,
 		Overlap:        0.5,
 		FailRate:       0.1,
 		FailCodes:      DefaultFailCodes,

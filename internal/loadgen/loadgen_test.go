@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"io"
 	"math"
 	"os"
@@ -172,6 +173,32 @@ func TestFlow(t *testing.T) {
 	}
 	if strings.Contains(table, "errors)") || strings.Contains(table, "cut at") {
 		t.Errorf("errors in the run:\n%s", table)
+	}
+}
+
+// TestFlowCampaignDefault: without --campaign a campaign is a tenth of the
+// numbers (the 1 M of 10 M, make bench-flow's 100 k of 1 M), and a size
+// the population cannot hold twice is refused by name.
+func TestFlowCampaignDefault(t *testing.T) {
+	for _, tc := range []struct {
+		numbers, campaign, want int
+	}{
+		{10_000_000, 0, 1_000_000},
+		{1_000_000, 0, 100_000},
+		{5, 0, 1},
+		{3000, 1000, 1000},
+		{1000, 700, -1}, // 1,050 needed with the default overlap of a half
+		{1000, -1, -1},
+	} {
+		cfg := DefaultConfig()
+		cfg.Numbers, cfg.Campaign = tc.numbers, tc.campaign
+		err := cfg.validateFlow()
+		switch {
+		case tc.want < 0 && !errors.Is(err, errFlowConfig):
+			t.Errorf("numbers %d, campaign %d: err %v, want a flow error", tc.numbers, tc.campaign, err)
+		case tc.want >= 0 && (err != nil || cfg.Campaign != tc.want):
+			t.Errorf("numbers %d, campaign %d: campaign %d, err %v; want %d", tc.numbers, tc.campaign, cfg.Campaign, err, tc.want)
+		}
 	}
 }
 
