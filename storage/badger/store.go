@@ -73,10 +73,9 @@ const (
 	// a dedup key, and another process may open the same database in a test).
 	maxAttempts = 8
 
-	// memTableSize, baseTableSize and valueLogFileSize are Badger's
-	// (badgerOptions); the space guard sizes its headroom from the first and last.
+	// memTableSize and valueLogFileSize are Badger's (badgerOptions); the space
+	// guard sizes its headroom from them.
 	memTableSize     = 16 << 20
-	baseTableSize    = 2 << 20
 	valueLogFileSize = 64 << 20
 )
 
@@ -239,7 +238,7 @@ func badgerOptions(opts Options, log *slog.Logger) badger.Options {
 		// 0.5 GB (docs/performance.md, Update 10). L0 is unchanged: its tables
 		// are flushed memtables, and an L0-to-L0 compaction builds one table of
 		// all it merges.
-		WithBaseTableSize(baseTableSize).
+		WithBaseTableSize(2 << 20).
 		// Two compactors for two cores (default 4; Badger needs at least 2).
 		WithNumCompactors(2).
 		// Goroutines used by Stream (backups): one per core (default 8).
