@@ -111,6 +111,7 @@ ratios need a server started by "sendguard-bench --serve-only".`,
 	f.StringSliceVar(&cfg.Workloads, "workloads", nil, "workloads to run (default all but flow): stream, unary, unary1, reserve, report, webhook, scale, json, flow")
 	f.StringVar(&recordCache, "record-cache", strconv.FormatInt(cfg.RecordCache, 10), "record cache of the in-process server's store (a size such as 64MiB; 0: none)")
 	f.IntVar(&cfg.Campaign, "campaign", cfg.Campaign, "flow: numbers per campaign, drawn without replacement from --numbers (0: a tenth of --numbers)")
+	f.IntVar(&cfg.Slice, "slice", cfg.Slice, "flow: send a campaign in slices of this many numbers, each slice's statuses back before the next starts (0: the whole campaign, then its statuses)")
 	f.Float64Var(&cfg.Overlap, "overlap", cfg.Overlap, "flow: fraction of the second campaign's audience that was in the first")
 	f.Float64Var(&cfg.FailRate, "failed", cfg.FailRate, "flow: fraction of the guarded sends whose status is FAILED")
 	f.StringVar(&failCodes, "fail-codes", failCodes, "flow: Meta error codes of the FAILED statuses and their shares (assumed: Meta publishes none)")

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -28,6 +29,14 @@ import (
 // WebhookBatch statuses, signed: SENT, DELIVERED and READ, or FAILED with one
 // of Meta's codes for FailRate of them. A second campaign follows over an
 // audience that overlaps the first by Overlap.
+//
+// By default the whole campaign is validated and reserved before its first
+// status, and each wave of statuses (SENT, DELIVERED, READ) covers all of its
+// sends: the pessimistic order, in which a status finds its record as long
+// gone from any cache as it can be. Meta's statuses come seconds to minutes
+// after each send while the campaign goes on; Slice models that: the campaign
+// goes out in slices of Slice numbers, and a slice's statuses come back before
+// the next slice starts.
 //
 // Each campaign runs twice, alternately: against sendguard, then as the same
 // flow with the rules replaced by a no-op — the echo stream for both streams
@@ -149,15 +158,58 @@ func (w *workloads) flowRef(c, k int) string {
 }
 
 // flowCampaign runs campaign c against sendguard (allowed nil), or as the no-op
-// flow over the sends sendguard allowed (allowed: their numbers, in order). It
-// returns the measurement and the numbers whose reservation was allowed.
-func (w *workloads) flowCampaign(ctx context.Context, c int, audience, allowed []int, noop *noopHook) (*flowRun, []int, error) {
+// flow over the sends sendguard allowed (allowed: their numbers, in order, per
+// slice). It sends the audience in slices of Slice numbers (flowSlice), and
+// returns the measurement and, per slice, the numbers whose reservation was
+// allowed.
+func (w *workloads) flowCampaign(ctx context.Context, c int, audience []int, allowed [][]int, noop *noopHook) (*flowRun, [][]int, error) {
 	cfg := w.cfg
+	size := cfg.Slice
+	if size <= 0 || size > len(audience) {
+		size = len(audience)
+	}
+	url, secret := "http://"+w.t.httpAddr+server.WebhookPath, w.t.secret
+	if noop != nil {
+		url, secret = noop.url, noop.secret
+	}
+	p := &poster{url: url, secret: secret,
+		client: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.WebhookPosters}}}
+	defer p.client.CloseIdleConnections()
 	gc()
 	run := &flowRun{}
+	var out [][]int
 	start := time.Now()
-	open := func(ctx context.Context) (grpc.ClientStream, error) {
+	first := 0 // the campaign's index of the slice's first row to reserve
+	for i, from := 0, 0; from < len(audience); i, from = i+1, from+size {
+		var al []int
 		if allowed != nil {
+			al = allowed[i]
+		}
+		r, sends, reserved, err := w.flowSlice(ctx, c, audience[from:min(len(audience), from+size)], allowed != nil, al, first, p)
+		if err != nil {
+			return nil, nil, err
+		}
+		run.add(r)
+		out = append(out, sends)
+		first += reserved
+	}
+	run.total = time.Since(start)
+	return run, out, nil
+}
+
+// flowSlice runs one slice of campaign c: validate the audience, reserve each
+// ALLOW, and post their statuses with p; against sendguard, or as the no-op
+// (noop: the echo stream answers every row ALLOW, and allowed, the numbers
+// sendguard allowed, are reserved). first is the
+// campaign's index of the slice's first row to reserve: a guarded send's
+// message_ref and status are those of its index in the campaign. It returns
+// the measurement, the numbers whose reservation was allowed and how many rows
+// it reserved.
+func (w *workloads) flowSlice(ctx context.Context, c int, audience []int, noop bool, allowed []int, first int, p *poster) (*flowRun, []int, int, error) {
+	cfg := w.cfg
+	run := &flowRun{}
+	open := func(ctx context.Context) (grpc.ClientStream, error) {
+		if noop {
 			return w.t.conn().Conn().NewStream(ctx, &echoStreamDesc, echoMethod)
 		}
 		return w.t.conn().API().CheckSendStream(ctx)
@@ -168,7 +220,7 @@ func (w *workloads) flowCampaign(ctx context.Context, c int, audience, allowed [
 
 	// 1. Validate the audience.
 	var ok []bool
-	if allowed == nil {
+	if !noop {
 		ok = make([]bool, len(audience))
 	}
 	r, err := runStreams(ctx, open, cfg.Streams, cfg.Window, lim(len(audience), func(seq int64, resp *sgv1.CheckSendResponse) {
@@ -177,13 +229,13 @@ func (w *workloads) flowCampaign(ctx context.Context, c int, audience, allowed [
 		}
 	}), func(seq int64) *sgv1.CheckSendRequest { return w.flowRequest(c, audience[seq], "") })
 	if err != nil {
-		return nil, nil, fmt.Errorf("validate: %w", err)
+		return nil, nil, 0, fmt.Errorf("validate: %w", err)
 	}
 	if r.ops < int64(len(audience)) {
 		r.note = fmt.Sprintf("(cut at %s: %d of %d rows)", cfg.FlowTimeout, r.ops, len(audience))
 	}
 	run.steps = append(run.steps, flowStep{"validate (stream)", r})
-	if allowed == nil {
+	if !noop {
 		for k, n := range audience {
 			if ok[k] {
 				allowed = append(allowed, n)
@@ -198,9 +250,11 @@ func (w *workloads) flowCampaign(ctx context.Context, c int, audience, allowed [
 		if resp.GetVerdict() == sgv1.Verdict_VERDICT_ALLOW {
 			reserved[seq] = true
 		}
-	}), func(seq int64) *sgv1.CheckSendRequest { return w.flowRequest(c, allowed[seq], w.flowRef(c, int(seq))) })
+	}), func(seq int64) *sgv1.CheckSendRequest {
+		return w.flowRequest(c, allowed[seq], w.flowRef(c, first+int(seq)))
+	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("reserve: %w", err)
+		return nil, nil, 0, fmt.Errorf("reserve: %w", err)
 	}
 	run.steps = append(run.steps, flowStep{"reserve each ALLOW (stream)", r})
 	var sends []int // indexes into allowed
@@ -215,22 +269,15 @@ func (w *workloads) flowCampaign(ctx context.Context, c int, audience, allowed [
 	// DELIVERED, then READ.
 	var waves [3][]flowStatus
 	for _, k := range sends {
-		n := allowed[k]
-		if code := w.failCode(c, k); code != 0 {
-			waves[0] = append(waves[0], flowStatus{n, "failed", code, k})
+		n, send := allowed[k], first+k
+		if code := w.failCode(c, send); code != 0 {
+			waves[0] = append(waves[0], flowStatus{n, "failed", code, send})
 			continue
 		}
-		waves[0] = append(waves[0], flowStatus{n, "sent", 0, k})
-		waves[1] = append(waves[1], flowStatus{n, "delivered", 0, k})
-		waves[2] = append(waves[2], flowStatus{n, "read", 0, k})
+		waves[0] = append(waves[0], flowStatus{n, "sent", 0, send})
+		waves[1] = append(waves[1], flowStatus{n, "delivered", 0, send})
+		waves[2] = append(waves[2], flowStatus{n, "read", 0, send})
 	}
-	url, secret := "http://"+w.t.httpAddr+server.WebhookPath, w.t.secret
-	if noop != nil {
-		url, secret = noop.url, noop.secret
-	}
-	p := &poster{url: url, secret: secret,
-		client: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.WebhookPosters}}}
-	defer p.client.CloseIdleConnections()
 	statuses := &result{}
 	for _, wave := range waves {
 		batches := (len(wave) + cfg.WebhookBatch - 1) / cfg.WebhookBatch
@@ -242,12 +289,11 @@ func (w *workloads) flowCampaign(ctx context.Context, c int, audience, allowed [
 		statuses.add(r)
 	}
 	run.steps = append(run.steps, flowStep{fmt.Sprintf("statuses (webhook POSTs of %d)", cfg.WebhookBatch), statuses})
-	run.total = time.Since(start)
 	out := make([]int, len(sends))
 	for i, k := range sends {
 		out[i] = allowed[k]
 	}
-	return run, out, nil
+	return run, out, len(allowed), nil
 }
 
 // failCode is the error code of campaign c's k-th send's status, or 0 when it
@@ -325,11 +371,13 @@ func failTitle(code int) string {
 }
 
 // noopHook is the no-op flow's webhook receiver: it checks the signature and
-// parses the body as sendguard does, and stores nothing.
+// parses the body as sendguard does, and stores nothing but a count of the
+// statuses it took.
 type noopHook struct {
 	url    string
 	secret []byte
 	srv    *http.Server
+	taken  atomic.Int64
 }
 
 func startNoopHook(secret []byte) (*noopHook, error) {
@@ -344,10 +392,12 @@ func startNoopHook(secret []byte) (*noopHook, error) {
 			http.Error(rw, "bad signature", http.StatusUnauthorized)
 			return
 		}
-		if _, _, err := webhook.Parse(body); err != nil {
+		events, _, err := webhook.Parse(body)
+		if err != nil {
 			http.Error(rw, err.Error(), http.StatusBadRequest)
 			return
 		}
+		h.taken.Add(int64(len(events)))
 	})}
 	go func() { _ = h.srv.Serve(lis) }()
 	return h, nil
@@ -369,15 +419,15 @@ func (w *workloads) flow(ctx context.Context) error {
 	}
 	defer noop.close()
 	var guarded, base flowRun
-	statsBefore, cached := w.recordCache()
+	statsBefore, cached := w.recordCache(ctx)
 	for c := range 2 {
 		audience := w.flowAudience(c)
-		w.logf("flow: campaign %d of %d numbers (of %d), against sendguard", c+1, len(audience), cfg.Numbers)
+		w.logf("flow: campaign %d of %d numbers (of %d%s), against sendguard", c+1, len(audience), cfg.Numbers, w.sliceNote())
 		r, allowed, err := w.flowCampaign(ctx, c, audience, nil, nil)
 		if err != nil {
 			return fmt.Errorf("flow campaign %d: %w", c+1, err)
 		}
-		w.logf("flow: campaign %d as the no-op flow (%d guarded sends)", c+1, len(allowed))
+		w.logf("flow: campaign %d as the no-op flow (%d guarded sends)", c+1, r.guarded)
 		b, _, err := w.flowCampaign(ctx, c, audience, allowed, noop)
 		if err != nil {
 			return fmt.Errorf("flow campaign %d (no-op): %w", c+1, err)
@@ -388,12 +438,12 @@ func (w *workloads) flow(ctx context.Context) error {
 		guarded.add(r)
 		base.add(b)
 	}
-	if st, ok := w.recordCache(); ok && cached {
+	if st, ok := w.recordCache(ctx); ok && cached {
 		hits, misses := st.Hits-statsBefore.Hits, st.Misses-statsBefore.Misses
 		rp.notes = append(rp.notes, fmt.Sprintf("record cache during the flow: %d hits, %d misses (%.0f %% hits), %s held of %s",
 			hits, misses, 100*float64(hits)/float64(max(hits+misses, 1)), mib(st.Bytes), mib(st.Limit)))
-	} else if w.t.store != nil {
-		rp.notes = append(rp.notes, "record cache off (--record-cache 0)")
+	} else {
+		rp.notes = append(rp.notes, "record cache off, or its counters unreadable (--record-cache 0; a server's record_cache: 0)")
 	}
 	if w.t.store != nil {
 		m := readMem()
@@ -409,17 +459,38 @@ func (w *workloads) flow(ctx context.Context) error {
 	x := guarded.rate() / max(base.rate(), 1e-9)
 	rp.rows = append(rp.rows,
 		row{workload: "flow: guarded sends end to end, no-op (baseline)", rate: rate(base.rate()), p50: "—", p99: "—", p999: "—", ratio: "1.00×", target: "—", met: "—"},
-		row{workload: fmt.Sprintf("flow: guarded sends end to end (%d campaigns of %d of %d numbers)", 2, cfg.Campaign, cfg.Numbers),
+		row{workload: fmt.Sprintf("flow: guarded sends end to end (%d campaigns of %d of %d numbers%s)", 2, cfg.Campaign, cfg.Numbers, w.sliceNote()),
 			rate: rate(guarded.rate()), p50: "—", p99: "—", p999: "—", ratio: fmt.Sprintf("%.2f×", x), target: "≥ 0.6× no-op", met: yes(x >= 0.6)})
 	return nil
 }
 
-// recordCache reads the in-process store's record cache counters.
-func (w *workloads) recordCache() (storage.RecordCacheStats, bool) {
-	if w.t.store == nil {
+// sliceNote says how a campaign is sent, when it is sent in slices.
+func (w *workloads) sliceNote() string {
+	if w.cfg.Slice <= 0 || w.cfg.Slice >= w.cfg.Campaign {
+		return ""
+	}
+	return fmt.Sprintf(", in slices of %d", w.cfg.Slice)
+}
+
+// recordCache reads the target's record cache counters: the in-process
+// store's, or a separate server's from its /metrics (ok false when it has no
+// cache, or they cannot be read).
+func (w *workloads) recordCache(ctx context.Context) (storage.RecordCacheStats, bool) {
+	if w.t.store != nil {
+		return w.t.store.RecordCache()
+	}
+	m, err := remoteMetrics(ctx, w.t.httpAddr)
+	if err != nil {
 		return storage.RecordCacheStats{}, false
 	}
-	return w.t.store.RecordCache()
+	limit, ok := m["sendguard_record_cache_limit_bytes"]
+	if !ok {
+		return storage.RecordCacheStats{}, false
+	}
+	return storage.RecordCacheStats{
+		Hits: uint64(m["sendguard_record_cache_hits_total"]), Misses: uint64(m["sendguard_record_cache_misses_total"]),
+		Bytes: int64(m["sendguard_record_cache_bytes"]), Limit: int64(limit),
+	}, true
 }
 
 var errFlowConfig = errors.New("flow")
@@ -432,6 +503,8 @@ func (c *Config) validateFlow() error {
 	switch {
 	case c.Campaign < 0:
 		return fmt.Errorf("%w: campaign %d: want a positive size", errFlowConfig, c.Campaign)
+	case c.Slice < 0:
+		return fmt.Errorf("%w: slice %d: want a positive size, or 0 for the whole campaign", errFlowConfig, c.Slice)
 	case c.Overlap < 0 || c.Overlap > 1:
 		return fmt.Errorf("%w: overlap %v: want a fraction", errFlowConfig, c.Overlap)
 	case float64(c.Campaign)*(2-c.Overlap) > float64(c.Numbers):

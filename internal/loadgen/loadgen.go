@@ -131,8 +131,13 @@ type Config struct {
 	// tenth of Numbers, the 1 M of 10 M) drawn from the Numbers, the
 	// second overlapping the first by Overlap; FailRate of the
 	// guarded sends fail, with FailCodes in their shares; each step is cut after
-	// FlowTimeout.
+	// FlowTimeout. Slice, when positive, sends a campaign in slices of that many
+	// numbers of its audience: each slice is validated, reserved and its
+	// statuses come back before the next slice starts, as Meta's statuses come
+	// seconds to minutes after each send while the campaign goes on; 0 sends
+	// the whole campaign before its first status (the pessimistic order).
 	Campaign    int
+	Slice       int
 	Overlap     float64
 	FailRate    float64
 	FailCodes   []FailCode

@@ -7,15 +7,23 @@ import (
 	"errors"
 	"io"
 	"math"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sendguard/sendguard/identity"
+	"github.com/sendguard/sendguard/server"
+	"github.com/sendguard/sendguard/storage"
+	"github.com/sendguard/sendguard/validator"
 	"github.com/sendguard/sendguard/webhook"
 )
 
@@ -348,4 +356,132 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestFlowSlices sends a campaign in slices of 150 numbers (150, 150, 100)
+// against an in-process server, then as the no-op flow: every slice's ALLOWs
+// are reserved under message_refs distinct across the campaign, every guarded
+// send's statuses reach its own send (delivered, or failed as failCode says
+// for its index), and the no-op flow carries the same sends in the same
+// slices, its receiver taking every status it posts.
+func TestFlowSlices(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the flow")
+	}
+	ctx := context.Background()
+	cfg := DefaultConfig()
+	cfg.Numbers, cfg.Campaign, cfg.Slice, cfg.WebhookBatch = 1000, 400, 150, 40
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	var log syncBuffer
+	tg, err := startLocal(ctx, t.TempDir(), server.DurabilityDefault, 1, cfg.RecordCache, &log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.close()
+	if err := seedStore(ctx, tg.store, 0, cfg.Numbers, cfg.mix(), 2, func(int) {}); err != nil {
+		t.Fatal(err)
+	}
+	w := &workloads{cfg: &cfg, t: tg, run: "s", logf: func(string, ...any) {}}
+	audience := w.flowAudience(0)
+	r, allowed, err := w.flowCampaign(ctx, 0, audience, nil, nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if len(allowed) != 3 {
+		t.Fatalf("%d slices, want 3", len(allowed))
+	}
+	var guarded int64
+	refs := map[string]bool{}
+	for i, part := range allowed {
+		slice := audience[i*150 : min(len(audience), (i+1)*150)]
+		guarded += int64(len(part))
+		for _, n := range part {
+			if !slices.Contains(slice, n) {
+				t.Fatalf("slice %d: number %d is not in its audience", i, n)
+			}
+			c, err := tg.store.GetContact(ctx, storage.ContactKey{Business: Business, ID: Number(n)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var send *validator.Send
+			for j := range c.Rel.Sends {
+				if strings.HasPrefix(c.Rel.Sends[j].Ref, "flow.s.0.") {
+					send = &c.Rel.Sends[j]
+				}
+			}
+			if send == nil {
+				t.Fatalf("number %d: no send of the campaign in %+v", n, c.Rel.Sends)
+			}
+			if refs[send.Ref] {
+				t.Fatalf("number %d: message_ref %s used twice", n, send.Ref)
+			}
+			refs[send.Ref] = true
+			k, err := strconv.Atoi(strings.TrimPrefix(send.Ref, "flow.s.0."))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if failed := w.failCode(0, k) != 0; send.Failed != failed || send.Delivered == failed {
+				t.Errorf("number %d, send %d: failed %v, delivered %v; want failed %v", n, k, send.Failed, send.Delivered, failed)
+			}
+		}
+	}
+	if guarded == 0 || guarded != r.guarded {
+		t.Fatalf("%d guarded sends in the slices, %d counted", guarded, r.guarded)
+	}
+
+	noop, err := startNoopHook([]byte("noop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer noop.close()
+	b, again, err := w.flowCampaign(ctx, 0, audience, allowed, noop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.guarded != r.guarded || !slices.EqualFunc(again, allowed, slices.Equal) {
+		t.Fatalf("no-op flow: %d sends in %v, want %d in %v", b.guarded, again, r.guarded, allowed)
+	}
+	if posted := b.steps[2].r.ops; posted < b.guarded || noop.taken.Load() != posted {
+		t.Fatalf("no-op receiver took %d statuses of %d posted for %d sends", noop.taken.Load(), posted, b.guarded)
+	}
+}
+
+// TestRemoteRecordCache: against a separate server, the flow reads the record
+// cache's counters from its /metrics (samples without labels, comments and
+// labelled samples skipped), and a server without them has no cache.
+func TestRemoteRecordCache(t *testing.T) {
+	body := "# HELP sendguard_record_cache_hits_total Reads.\n# TYPE sendguard_record_cache_hits_total counter\n" +
+		"sendguard_record_cache_hits_total 1.5e+06\nsendguard_record_cache_misses_total 500000\n" +
+		"sendguard_record_cache_bytes 6.7e+07\nsendguard_record_cache_limit_bytes 6.7108864e+07\n" +
+		"grpc_server_handled_total{grpc_code=\"OK\"} 9\nprocess_resident_memory_bytes 1.2e+09\n"
+	var withCache atomic.Bool
+	withCache.Store(true)
+	srv := &http.Server{ReadHeaderTimeout: time.Second, Handler: http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+		if withCache.Load() {
+			_, _ = io.WriteString(rw, body)
+		} else {
+			_, _ = io.WriteString(rw, "process_resident_memory_bytes 1\n")
+		}
+	})}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Close()
+	w := &workloads{t: &target{httpAddr: lis.Addr().String()}}
+	st, ok := w.recordCache(context.Background())
+	want := storage.RecordCacheStats{Hits: 1_500_000, Misses: 500_000, Bytes: 67_000_000, Limit: 64 << 20}
+	if !ok || st != want {
+		t.Fatalf("recordCache = %+v, %v; want %+v", st, ok, want)
+	}
+	if rss, err := remoteRSS(context.Background(), lis.Addr().String()); err != nil || rss != 1_200_000_000 {
+		t.Fatalf("remoteRSS = %d, %v", rss, err)
+	}
+	withCache.Store(false)
+	if st, ok := w.recordCache(context.Background()); ok {
+		t.Fatalf("a server without the counters has a cache: %+v", st)
+	}
 }

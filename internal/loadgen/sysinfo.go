@@ -60,28 +60,49 @@ func readMem() memInfo {
 
 // remoteRSS reads process_resident_memory_bytes from a server's /metrics.
 func remoteRSS(ctx context.Context, httpAddr string) (int64, error) {
+	m, err := remoteMetrics(ctx, httpAddr)
+	if err != nil {
+		return 0, err
+	}
+	v, ok := m["process_resident_memory_bytes"]
+	if !ok {
+		return 0, fmt.Errorf("no process_resident_memory_bytes in %s/metrics", httpAddr)
+	}
+	return int64(v), nil
+}
+
+// remoteMetrics reads the samples without labels from a server's /metrics
+// (Prometheus's text format), by name.
+func remoteMetrics(ctx context.Context, httpAddr string) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/metrics", http.NoBody)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s/metrics: %s", httpAddr, resp.Status)
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
+	m := map[string]float64{}
 	for line := range bytes.Lines(body) {
-		if v, ok := bytes.CutPrefix(line, []byte("process_resident_memory_bytes ")); ok {
-			f, err := strconv.ParseFloat(string(bytes.TrimSpace(v)), 64)
-			return int64(f), err
+		name, v, ok := strings.Cut(strings.TrimSpace(string(line)), " ")
+		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
+			continue
+		}
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			m[name] = f
 		}
 	}
-	return 0, fmt.Errorf("no process_resident_memory_bytes in %s/metrics", httpAddr)
+	return m, nil
 }
 
 // diskUsage is the space a directory tree takes on disk (allocated blocks, so
