@@ -214,8 +214,11 @@ func (w *workloads) flowSlice(ctx context.Context, c int, audience []int, noop b
 		}
 		return w.t.conn().API().CheckSendStream(ctx)
 	}
-	lim := func(n int, answer func(int64, *sgv1.CheckSendResponse)) limits {
-		return limits{duration: cfg.FlowTimeout, maxOps: int64(n), answer: answer}
+	stream := func(n int, answer func(int64, *sgv1.CheckSendResponse), mk func(int64) *sgv1.CheckSendRequest) (*result, error) {
+		if n == 0 {
+			return &result{}, nil // no rows (maxOps 0 would not bound the streams)
+		}
+		return runStreams(ctx, open, cfg.Streams, cfg.Window, limits{duration: cfg.FlowTimeout, maxOps: int64(n), answer: answer}, mk)
 	}
 
 	// 1. Validate the audience.
@@ -223,11 +226,11 @@ func (w *workloads) flowSlice(ctx context.Context, c int, audience []int, noop b
 	if !noop {
 		ok = make([]bool, len(audience))
 	}
-	r, err := runStreams(ctx, open, cfg.Streams, cfg.Window, lim(len(audience), func(seq int64, resp *sgv1.CheckSendResponse) {
+	r, err := stream(len(audience), func(seq int64, resp *sgv1.CheckSendResponse) {
 		if ok != nil && resp.GetVerdict() == sgv1.Verdict_VERDICT_ALLOW {
 			ok[seq] = true
 		}
-	}), func(seq int64) *sgv1.CheckSendRequest { return w.flowRequest(c, audience[seq], "") })
+	}, func(seq int64) *sgv1.CheckSendRequest { return w.flowRequest(c, audience[seq], "") })
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("validate: %w", err)
 	}
@@ -246,11 +249,11 @@ func (w *workloads) flowSlice(ctx context.Context, c int, audience []int, noop b
 	// 2. Reserve each ALLOW.
 	reserved := make([]bool, len(allowed)) // each row's answer sets its own element
 
-	r, err = runStreams(ctx, open, cfg.Streams, cfg.Window, lim(len(allowed), func(seq int64, resp *sgv1.CheckSendResponse) {
+	r, err = stream(len(allowed), func(seq int64, resp *sgv1.CheckSendResponse) {
 		if resp.GetVerdict() == sgv1.Verdict_VERDICT_ALLOW {
 			reserved[seq] = true
 		}
-	}), func(seq int64) *sgv1.CheckSendRequest {
+	}, func(seq int64) *sgv1.CheckSendRequest {
 		return w.flowRequest(c, allowed[seq], w.flowRef(c, first+int(seq)))
 	})
 	if err != nil {
@@ -280,6 +283,9 @@ func (w *workloads) flowSlice(ctx context.Context, c int, audience []int, noop b
 	}
 	statuses := &result{}
 	for _, wave := range waves {
+		if len(wave) == 0 {
+			continue // nothing to post (maxOps 0 would not bound the posters)
+		}
 		batches := (len(wave) + cfg.WebhookBatch - 1) / cfg.WebhookBatch
 		r := runUnary(ctx, cfg.WebhookPosters, limits{duration: cfg.FlowTimeout, maxOps: int64(batches)}, func(ctx context.Context, seq int64) error {
 			part := wave[int(seq)*cfg.WebhookBatch : min(len(wave), int(seq+1)*cfg.WebhookBatch)]

@@ -430,6 +430,15 @@ func TestFlowSlices(t *testing.T) {
 	if guarded == 0 || guarded != r.guarded {
 		t.Fatalf("%d guarded sends in the slices, %d counted", guarded, r.guarded)
 	}
+	// Campaign 2's first slice is all in campaign 1's tail: reached just now
+	// (DEFER) or denied again, so it has no row to reserve and no status.
+	r2, allowed2, err := w.flowCampaign(ctx, 1, w.flowAudience(1), nil, nil)
+	if err != nil {
+		t.Fatalf("campaign 2: %v", err)
+	}
+	if len(allowed2) != 3 || len(allowed2[0]) != 0 || r2.guarded == 0 {
+		t.Fatalf("campaign 2: %d guarded sends in slices of %v sends; want 3 slices, the first empty", r2.guarded, lens(allowed2))
+	}
 
 	noop, err := startNoopHook([]byte("noop"))
 	if err != nil {
@@ -484,4 +493,12 @@ func TestRemoteRecordCache(t *testing.T) {
 	if st, ok := w.recordCache(context.Background()); ok {
 		t.Fatalf("a server without the counters has a cache: %+v", st)
 	}
+}
+
+func lens(s [][]int) []int {
+	out := make([]int, len(s))
+	for i, p := range s {
+		out[i] = len(p)
+	}
+	return out
 }
