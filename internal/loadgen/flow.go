@@ -200,11 +200,10 @@ func (w *workloads) flowCampaign(ctx context.Context, c int, audience []int, all
 // flowSlice runs one slice of campaign c: validate the audience, reserve each
 // ALLOW, and post their statuses with p; against sendguard, or as the no-op
 // (noop: the echo stream answers every row ALLOW, and allowed, the numbers
-// sendguard allowed, are reserved). first is the
-// campaign's index of the slice's first row to reserve: a guarded send's
-// message_ref and status are those of its index in the campaign. It returns
-// the measurement, the numbers whose reservation was allowed and how many rows
-// it reserved.
+// sendguard allowed, are reserved). first is the campaign's index of the
+// slice's first row to reserve: a guarded send's message_ref and status are
+// those of its index in the campaign. It returns the measurement, the numbers
+// whose reservation was allowed and how many rows it reserved.
 func (w *workloads) flowSlice(ctx context.Context, c int, audience []int, noop bool, allowed []int, first int, p *poster) (*flowRun, []int, int, error) {
 	cfg := w.cfg
 	run := &flowRun{}

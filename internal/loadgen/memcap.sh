@@ -8,7 +8,8 @@
 #
 # MEMCAP_WORKLOADS chooses the workloads (default stream,unary,unary1; the writes:
 # reserve,report,webhook; or flow) and MEMCAP_LOAD_ARGS adds flags to the load
-# (such as --campaign 1000000 for the flow). The server's VmRSS and its anonymous
+# (such as --campaign 1000000 for the flow), MEMCAP_SERVER_ARGS to the server
+# (such as --record-cache 512MiB). The server's VmRSS and its anonymous
 # part are sampled every second during the load, and their peaks printed with the
 # VmRSS at the end.
 # MEMCAP_COPY=1 runs each load on a fresh copy of DATA_DIR (a flow writes to the
@@ -137,8 +138,9 @@ run() {
 	fi
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
+	# shellcheck disable=SC2086 # MEMCAP_SERVER_ARGS is split into flags on purpose
 	start_server "$work/server.log" --skip-seed --numbers "$numbers" --data "$data" \
-		${MEMCAP_HEAP:+--memprofile "$MEMCAP_HEAP.$limit"} ${MEMCAP_CPU:+--cpuprofile "$MEMCAP_CPU.$limit"}
+		${MEMCAP_HEAP:+--memprofile "$MEMCAP_HEAP.$limit"} ${MEMCAP_CPU:+--cpuprofile "$MEMCAP_CPU.$limit"} ${MEMCAP_SERVER_ARGS:-}
 	if [[ -n $cgdir ]] && ! grep -q "$cg" "/proc/$pid/cgroup"; then
 		echo "the server is not in cgroup $cg" >&2
 		exit 1
