@@ -115,7 +115,7 @@ ratios need a server started by "sendguard-bench --serve-only".`,
 	f.Float64Var(&cfg.Overlap, "overlap", cfg.Overlap, "flow: fraction of the second campaign's audience that was in the first")
 	f.Float64Var(&cfg.FailRate, "failed", cfg.FailRate, "flow: fraction of the guarded sends whose status is FAILED")
 	f.StringVar(&failCodes, "fail-codes", failCodes, "flow: Meta error codes of the FAILED statuses and their shares (assumed: Meta publishes none)")
-	f.DurationVar(&cfg.FlowTimeout, "flow-timeout", cfg.FlowTimeout, "flow: each step of a campaign is cut after this long")
+	f.DurationVar(&cfg.FlowTimeout, "flow-timeout", cfg.FlowTimeout, "flow: each step of a campaign (of each slice, with --slice) is cut after this long")
 	f.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the measured part (client and in-process server) to this file; with --serve-only, of all it serves")
 	f.StringVar(&cfg.MemProfile, "memprofile", "", "write a heap profile (in use and allocated) to this file at the end; with --serve-only, on each SIGUSR1 instead")
 	f.BoolVar(&cfg.Markdown, "markdown", false, "print the table as Markdown")

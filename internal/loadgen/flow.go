@@ -157,12 +157,18 @@ func (w *workloads) flowRef(c, k int) string {
 	return "flow." + w.run + "." + strconv.Itoa(c) + "." + strconv.Itoa(k)
 }
 
+// flowSend is a send of a campaign: its number and its index among the
+// campaign's rows to reserve, which names its message_ref and its status
+// (failCode).
+type flowSend struct {
+	number, index int
+}
+
 // flowCampaign runs campaign c against sendguard (allowed nil), or as the no-op
-// flow over the sends sendguard allowed (allowed: their numbers, in order, per
-// slice). It sends the audience in slices of Slice numbers (flowSlice), and
-// returns the measurement and, per slice, the numbers whose reservation was
-// allowed.
-func (w *workloads) flowCampaign(ctx context.Context, c int, audience []int, allowed [][]int, noop *noopHook) (*flowRun, [][]int, error) {
+// flow over the sends sendguard allowed (allowed: per slice, in order). It
+// sends the audience in slices of Slice numbers (flowSlice), and returns the
+// measurement and, per slice, the sends whose reservation was allowed.
+func (w *workloads) flowCampaign(ctx context.Context, c int, audience []int, allowed [][]flowSend, noop *noopHook) (*flowRun, [][]flowSend, error) {
 	cfg := w.cfg
 	size := cfg.Slice
 	if size <= 0 || size > len(audience) {
@@ -177,34 +183,57 @@ func (w *workloads) flowCampaign(ctx context.Context, c int, audience []int, all
 	defer p.client.CloseIdleConnections()
 	gc()
 	run := &flowRun{}
-	var out [][]int
+	var (
+		out  [][]flowSend
+		cuts [3]flowCut // per step
+	)
 	start := time.Now()
 	first := 0 // the campaign's index of the slice's first row to reserve
+	parts := (len(audience) + size - 1) / size
 	for i, from := 0, 0; from < len(audience); i, from = i+1, from+size {
-		var al []int
+		var al []flowSend
 		if allowed != nil {
 			al = allowed[i]
 		}
-		r, sends, reserved, err := w.flowSlice(ctx, c, audience[from:min(len(audience), from+size)], allowed != nil, al, first, p)
+		r, sends, rows, err := w.flowSlice(ctx, c, audience[from:min(len(audience), from+size)], allowed != nil, al, first, p, &cuts)
 		if err != nil {
 			return nil, nil, err
 		}
 		run.add(r)
 		out = append(out, sends)
-		first += reserved
+		first += rows
 	}
 	run.total = time.Since(start)
+	for k, cut := range cuts {
+		if cut.slices > 0 {
+			run.steps[k].r.note = fmt.Sprintf("(cut at %s in %d of %d slices: %d of %d rows)", cfg.FlowTimeout, cut.slices, parts, cut.done, cut.want)
+		}
+	}
 	return run, out, nil
+}
+
+// flowCut counts a step's slices that FlowTimeout cut, and their rows.
+type flowCut struct {
+	slices     int
+	done, want int64
+}
+
+func (f *flowCut) add(done, want int64) {
+	if done < want {
+		f.slices++
+		f.done += done
+		f.want += want
+	}
 }
 
 // flowSlice runs one slice of campaign c: validate the audience, reserve each
 // ALLOW, and post their statuses with p; against sendguard, or as the no-op
-// (noop: the echo stream answers every row ALLOW, and allowed, the numbers
-// sendguard allowed, are reserved). first is the campaign's index of the
-// slice's first row to reserve: a guarded send's message_ref and status are
-// those of its index in the campaign. It returns the measurement, the numbers
-// whose reservation was allowed and how many rows it reserved.
-func (w *workloads) flowSlice(ctx context.Context, c int, audience []int, noop bool, allowed []int, first int, p *poster) (*flowRun, []int, int, error) {
+// (noop: the echo stream answers every row ALLOW, and allowed, the sends
+// sendguard allowed, are reserved). Against sendguard, first is the campaign's
+// index of the slice's first ALLOW. It counts the steps FlowTimeout cut in
+// cuts, and returns the measurement, the sends whose reservation was allowed
+// and how many rows it reserved.
+func (w *workloads) flowSlice(ctx context.Context, c int, audience []int, noop bool, allowed []flowSend, first int, p *poster, cuts *[3]flowCut) (*flowRun, []flowSend, int, error) {
 	cfg := w.cfg
 	run := &flowRun{}
 	open := func(ctx context.Context) (grpc.ClientStream, error) {
@@ -233,14 +262,12 @@ func (w *workloads) flowSlice(ctx context.Context, c int, audience []int, noop b
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("validate: %w", err)
 	}
-	if r.ops < int64(len(audience)) {
-		r.note = fmt.Sprintf("(cut at %s: %d of %d rows)", cfg.FlowTimeout, r.ops, len(audience))
-	}
+	cuts[0].add(r.ops, int64(len(audience)))
 	run.steps = append(run.steps, flowStep{"validate (stream)", r})
 	if !noop {
 		for k, n := range audience {
 			if ok[k] {
-				allowed = append(allowed, n)
+				allowed = append(allowed, flowSend{n, first + len(allowed)})
 			}
 		}
 	}
@@ -253,16 +280,18 @@ func (w *workloads) flowSlice(ctx context.Context, c int, audience []int, noop b
 			reserved[seq] = true
 		}
 	}, func(seq int64) *sgv1.CheckSendRequest {
-		return w.flowRequest(c, allowed[seq], w.flowRef(c, first+int(seq)))
+		s := allowed[seq]
+		return w.flowRequest(c, s.number, w.flowRef(c, s.index))
 	})
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("reserve: %w", err)
 	}
+	cuts[1].add(r.ops, int64(len(allowed)))
 	run.steps = append(run.steps, flowStep{"reserve each ALLOW (stream)", r})
-	var sends []int // indexes into allowed
+	var sends []flowSend
 	for k, ok := range reserved {
 		if ok {
-			sends = append(sends, k)
+			sends = append(sends, allowed[k])
 		}
 	}
 	run.guarded = int64(len(sends))
@@ -270,15 +299,14 @@ func (w *workloads) flowSlice(ctx context.Context, c int, audience []int, noop b
 	// 3. Their statuses, as Meta sends them: a wave of SENT (or FAILED), then
 	// DELIVERED, then READ.
 	var waves [3][]flowStatus
-	for _, k := range sends {
-		n, send := allowed[k], first+k
-		if code := w.failCode(c, send); code != 0 {
-			waves[0] = append(waves[0], flowStatus{n, "failed", code, send})
+	for _, s := range sends {
+		if code := w.failCode(c, s.index); code != 0 {
+			waves[0] = append(waves[0], flowStatus{s.number, "failed", code, s.index})
 			continue
 		}
-		waves[0] = append(waves[0], flowStatus{n, "sent", 0, send})
-		waves[1] = append(waves[1], flowStatus{n, "delivered", 0, send})
-		waves[2] = append(waves[2], flowStatus{n, "read", 0, send})
+		waves[0] = append(waves[0], flowStatus{s.number, "sent", 0, s.index})
+		waves[1] = append(waves[1], flowStatus{s.number, "delivered", 0, s.index})
+		waves[2] = append(waves[2], flowStatus{s.number, "read", 0, s.index})
 	}
 	statuses := &result{}
 	for _, wave := range waves {
@@ -290,15 +318,14 @@ func (w *workloads) flowSlice(ctx context.Context, c int, audience []int, noop b
 			part := wave[int(seq)*cfg.WebhookBatch : min(len(wave), int(seq+1)*cfg.WebhookBatch)]
 			return p.post(ctx, w.flowBody(c, part))
 		})
-		r.ops = int64(len(wave)) // events, not POSTs; the latency stays per POST
+		// Events, not POSTs (the latency stays per POST); a cut wave counts
+		// the events of the POSTs it made.
+		r.ops = min(int64(len(wave)), r.ops*int64(cfg.WebhookBatch))
+		cuts[2].add(r.ops, int64(len(wave)))
 		statuses.add(r)
 	}
 	run.steps = append(run.steps, flowStep{fmt.Sprintf("statuses (webhook POSTs of %d)", cfg.WebhookBatch), statuses})
-	out := make([]int, len(sends))
-	for i, k := range sends {
-		out[i] = allowed[k]
-	}
-	return run, out, len(allowed), nil
+	return run, sends, len(allowed), nil
 }
 
 // failCode is the error code of campaign c's k-th send's status, or 0 when it
@@ -443,12 +470,14 @@ func (w *workloads) flow(ctx context.Context) error {
 		guarded.add(r)
 		base.add(b)
 	}
-	if st, ok := w.recordCache(ctx); ok && cached {
+	if st, ok := w.recordCache(ctx); ok && cached && st.Hits >= statsBefore.Hits && st.Misses >= statsBefore.Misses {
+		// (Counters that went back: a separate server restarted, and the
+		// counts are not the flow's.)
 		hits, misses := st.Hits-statsBefore.Hits, st.Misses-statsBefore.Misses
 		rp.notes = append(rp.notes, fmt.Sprintf("record cache during the flow: %d hits, %d misses (%.0f %% hits), %s held of %s",
 			hits, misses, 100*float64(hits)/float64(max(hits+misses, 1)), mib(st.Bytes), mib(st.Limit)))
 	} else {
-		rp.notes = append(rp.notes, "record cache off, or its counters unreadable (--record-cache 0; a server's record_cache: 0)")
+		rp.notes = append(rp.notes, "record cache off (--record-cache 0; a server's record_cache: 0), or its counters unreadable or reset during the flow")
 	}
 	if w.t.store != nil {
 		m := readMem()

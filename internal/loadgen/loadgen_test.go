@@ -358,12 +358,15 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// TestFlowSlices sends a campaign in slices of 150 numbers (150, 150, 100)
+// TestFlowSlices sends two campaigns in slices of 150 numbers (150, 150, 100)
 // against an in-process server, then as the no-op flow: every slice's ALLOWs
 // are reserved under message_refs distinct across the campaign, every guarded
-// send's statuses reach its own send (delivered, or failed as failCode says
-// for its index), and the no-op flow carries the same sends in the same
-// slices, its receiver taking every status it posts.
+// send's record holds exactly one send of the campaign, delivered or failed as
+// failCode says for its index, campaign 2's first slice (all in campaign 1's
+// tail) has nothing to reserve, the steps count every row, and the no-op flow
+// carries the same sends in the same slices with the same statuses, its
+// receiver taking every status posted. The record cache's counters read from
+// the server's /metrics are the store's own.
 func TestFlowSlices(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the flow")
@@ -384,86 +387,96 @@ func TestFlowSlices(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := &workloads{cfg: &cfg, t: tg, run: "s", logf: func(string, ...any) {}}
-	audience := w.flowAudience(0)
-	r, allowed, err := w.flowCampaign(ctx, 0, audience, nil, nil)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, log.String())
-	}
-	if len(allowed) != 3 {
-		t.Fatalf("%d slices, want 3", len(allowed))
-	}
-	var guarded int64
-	refs := map[string]bool{}
-	for i, part := range allowed {
-		slice := audience[i*150 : min(len(audience), (i+1)*150)]
-		guarded += int64(len(part))
-		for _, n := range part {
-			if !slices.Contains(slice, n) {
-				t.Fatalf("slice %d: number %d is not in its audience", i, n)
-			}
-			c, err := tg.store.GetContact(ctx, storage.ContactKey{Business: Business, ID: Number(n)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var send *validator.Send
-			for j := range c.Rel.Sends {
-				if strings.HasPrefix(c.Rel.Sends[j].Ref, "flow.s.0.") {
-					send = &c.Rel.Sends[j]
-				}
-			}
-			if send == nil {
-				t.Fatalf("number %d: no send of the campaign in %+v", n, c.Rel.Sends)
-			}
-			if refs[send.Ref] {
-				t.Fatalf("number %d: message_ref %s used twice", n, send.Ref)
-			}
-			refs[send.Ref] = true
-			k, err := strconv.Atoi(strings.TrimPrefix(send.Ref, "flow.s.0."))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if failed := w.failCode(0, k) != 0; send.Failed != failed || send.Delivered == failed {
-				t.Errorf("number %d, send %d: failed %v, delivered %v; want failed %v", n, k, send.Failed, send.Delivered, failed)
-			}
-		}
-	}
-	if guarded == 0 || guarded != r.guarded {
-		t.Fatalf("%d guarded sends in the slices, %d counted", guarded, r.guarded)
-	}
-	// Campaign 2's first slice is all in campaign 1's tail: reached just now
-	// (DEFER) or denied again, so it has no row to reserve and no status.
-	r2, allowed2, err := w.flowCampaign(ctx, 1, w.flowAudience(1), nil, nil)
-	if err != nil {
-		t.Fatalf("campaign 2: %v", err)
-	}
-	if len(allowed2) != 3 || len(allowed2[0]) != 0 || r2.guarded == 0 {
-		t.Fatalf("campaign 2: %d guarded sends in slices of %v sends; want 3 slices, the first empty", r2.guarded, lens(allowed2))
-	}
-
 	noop, err := startNoopHook([]byte("noop"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer noop.close()
-	b, again, err := w.flowCampaign(ctx, 0, audience, allowed, noop)
-	if err != nil {
-		t.Fatal(err)
+
+	for c := range 2 {
+		audience := w.flowAudience(c)
+		r, allowed, err := w.flowCampaign(ctx, c, audience, nil, nil)
+		if err != nil {
+			t.Fatalf("campaign %d: %v\n%s", c+1, err, log.String())
+		}
+		if len(allowed) != 3 || (c == 1) != (len(allowed[0]) == 0) {
+			t.Fatalf("campaign %d: sends per slice %v; want 3 slices, only campaign 2's first empty", c+1, lens(allowed))
+		}
+		prefix := "flow.s." + strconv.Itoa(c) + "."
+		var guarded, statuses int64
+		indexes := map[int]bool{}
+		for i, part := range allowed {
+			slice := audience[i*150 : min(len(audience), (i+1)*150)]
+			guarded += int64(len(part))
+			for _, snd := range part {
+				if !slices.Contains(slice, snd.number) {
+					t.Fatalf("campaign %d, slice %d: number %d is not in its audience", c+1, i, snd.number)
+				}
+				if indexes[snd.index] {
+					t.Fatalf("campaign %d: send index %d used twice", c+1, snd.index)
+				}
+				indexes[snd.index] = true
+				ct, err := tg.store.GetContact(ctx, storage.ContactKey{Business: Business, ID: Number(snd.number)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var mine []validator.Send
+				for _, s := range ct.Rel.Sends {
+					if strings.HasPrefix(s.Ref, prefix) {
+						mine = append(mine, s)
+					}
+				}
+				if len(mine) != 1 || mine[0].Ref != w.flowRef(c, snd.index) {
+					t.Fatalf("campaign %d, number %d: sends %+v; want one, %s", c+1, snd.number, mine, w.flowRef(c, snd.index))
+				}
+				failed := w.failCode(c, snd.index) != 0
+				if mine[0].Failed != failed || mine[0].Delivered == failed {
+					t.Errorf("campaign %d, number %d, send %d: failed %v, delivered %v; want failed %v", c+1, snd.number, snd.index, mine[0].Failed, mine[0].Delivered, failed)
+				}
+				statuses += 3
+				if failed {
+					statuses = statuses - 3 + 1
+				}
+			}
+		}
+		if guarded == 0 || guarded != r.guarded {
+			t.Fatalf("campaign %d: %d guarded sends in the slices, %d counted", c+1, guarded, r.guarded)
+		}
+		if v, st := r.steps[0].r.ops, r.steps[2].r.ops; v != int64(len(audience)) || st != statuses {
+			t.Fatalf("campaign %d: %d rows validated, %d statuses; want %d, %d", c+1, v, st, len(audience), statuses)
+		}
+		if r.total <= 0 || r.steps[0].r.note != "" {
+			t.Fatalf("campaign %d: total %s, note %q", c+1, r.total, r.steps[0].r.note)
+		}
+
+		taken := noop.taken.Load()
+		b, again, err := w.flowCampaign(ctx, c, audience, allowed, noop)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.guarded != r.guarded || !slices.EqualFunc(again, allowed, slices.Equal) {
+			t.Fatalf("campaign %d, no-op flow: %d sends in %v, want %d in %v", c+1, b.guarded, lens(again), r.guarded, lens(allowed))
+		}
+		if posted := b.steps[2].r.ops; posted != statuses || noop.taken.Load()-taken != posted {
+			t.Fatalf("campaign %d: no-op receiver took %d statuses of %d posted; sendguard's flow posted %d", c+1, noop.taken.Load()-taken, posted, statuses)
+		}
 	}
-	if b.guarded != r.guarded || !slices.EqualFunc(again, allowed, slices.Equal) {
-		t.Fatalf("no-op flow: %d sends in %v, want %d in %v", b.guarded, again, r.guarded, allowed)
-	}
-	if posted := b.steps[2].r.ops; posted < b.guarded || noop.taken.Load() != posted {
-		t.Fatalf("no-op receiver took %d statuses of %d posted for %d sends", noop.taken.Load(), posted, b.guarded)
+
+	remote, ok := (&workloads{t: &target{httpAddr: tg.httpAddr}}).recordCache(ctx)
+	local, _ := tg.store.RecordCache()
+	if !ok || remote != local || local.Hits == 0 {
+		t.Fatalf("record cache from /metrics %+v (%v), from the store %+v", remote, ok, local)
 	}
 }
 
 // TestRemoteRecordCache: against a separate server, the flow reads the record
-// cache's counters from its /metrics (samples without labels, comments and
-// labelled samples skipped), and a server without them has no cache.
+// cache's counters from its /metrics (samples without labels, separated by
+// blanks, with or without a timestamp; comments and labelled samples skipped),
+// and a server without them has no cache.
 func TestRemoteRecordCache(t *testing.T) {
 	body := "# HELP sendguard_record_cache_hits_total Reads.\n# TYPE sendguard_record_cache_hits_total counter\n" +
 		"sendguard_record_cache_hits_total 1.5e+06\nsendguard_record_cache_misses_total 500000\n" +
-		"sendguard_record_cache_bytes 6.7e+07\nsendguard_record_cache_limit_bytes 6.7108864e+07\n" +
+		"sendguard_record_cache_bytes\t6.7e+07\nsendguard_record_cache_limit_bytes 6.7108864e+07 1700000000000\n\n" +
 		"grpc_server_handled_total{grpc_code=\"OK\"} 9\nprocess_resident_memory_bytes 1.2e+09\n"
 	var withCache atomic.Bool
 	withCache.Store(true)
@@ -489,13 +502,16 @@ func TestRemoteRecordCache(t *testing.T) {
 	if rss, err := remoteRSS(context.Background(), lis.Addr().String()); err != nil || rss != 1_200_000_000 {
 		t.Fatalf("remoteRSS = %d, %v", rss, err)
 	}
+	if m, err := remoteMetrics(context.Background(), lis.Addr().String()); err != nil || len(m) != 5 {
+		t.Fatalf("remoteMetrics = %v, %v; want the 5 samples without labels", m, err)
+	}
 	withCache.Store(false)
 	if st, ok := w.recordCache(context.Background()); ok {
 		t.Fatalf("a server without the counters has a cache: %+v", st)
 	}
 }
 
-func lens(s [][]int) []int {
+func lens(s [][]flowSend) []int {
 	out := make([]int, len(s))
 	for i, p := range s {
 		out[i] = len(p)

@@ -94,12 +94,14 @@ func remoteMetrics(ctx context.Context, httpAddr string) (map[string]float64, er
 	}
 	m := map[string]float64{}
 	for line := range bytes.Lines(body) {
-		name, v, ok := strings.Cut(strings.TrimSpace(string(line)), " ")
-		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
+		// name value [timestamp], separated by blanks; labelled samples
+		// (name{…}) and comments are left out.
+		f := strings.Fields(string(line))
+		if len(f) < 2 || strings.HasPrefix(f[0], "#") || strings.Contains(f[0], "{") {
 			continue
 		}
-		if f, err := strconv.ParseFloat(v, 64); err == nil {
-			m[name] = f
+		if v, err := strconv.ParseFloat(f[1], 64); err == nil {
+			m[f[0]] = v
 		}
 	}
 	return m, nil
