@@ -309,6 +309,7 @@ func (w *workloads) flowSlice(ctx context.Context, c int, audience []int, noop b
 		waves[2] = append(waves[2], flowStatus{s.number, "read", 0, s.index})
 	}
 	statuses := &result{}
+	var want int64
 	for _, wave := range waves {
 		if len(wave) == 0 {
 			continue // nothing to post (maxOps 0 would not bound the posters)
@@ -321,9 +322,10 @@ func (w *workloads) flowSlice(ctx context.Context, c int, audience []int, noop b
 		// Events, not POSTs (the latency stays per POST); a cut wave counts
 		// the events of the POSTs it made.
 		r.ops = min(int64(len(wave)), r.ops*int64(cfg.WebhookBatch))
-		cuts[2].add(r.ops, int64(len(wave)))
+		want += int64(len(wave))
 		statuses.add(r)
 	}
+	cuts[2].add(statuses.ops, want)
 	run.steps = append(run.steps, flowStep{fmt.Sprintf("statuses (webhook POSTs of %d)", cfg.WebhookBatch), statuses})
 	return run, sends, len(allowed), nil
 }
