@@ -33,10 +33,10 @@ import (
 // By default the whole campaign is validated and reserved before its first
 // status, and each wave of statuses (SENT, DELIVERED, READ) covers all of its
 // sends: the pessimistic order, in which a status finds its record as long
-// gone from any cache as it can be. Meta's statuses come seconds to minutes
-// after each send while the campaign goes on; Slice models that: the campaign
-// goes out in slices of Slice numbers, and a slice's statuses come back before
-// the next slice starts.
+// gone from any cache as it can be. In life statuses come back while the
+// campaign is still going out (how soon, Meta does not say; seconds to minutes
+// is assumed); Slice models that: the campaign goes out in slices of Slice
+// numbers, and a slice's statuses come back before the next slice starts.
 //
 // Each campaign runs twice, alternately: against sendguard, then as the same
 // flow with the rules replaced by a no-op — the echo stream for both streams

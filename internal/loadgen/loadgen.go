@@ -129,13 +129,12 @@ type Config struct {
 
 	// The flow workload (flow.go): two campaigns of Campaign numbers (0: a
 	// tenth of Numbers, the 1 M of 10 M) drawn from the Numbers, the
-	// second overlapping the first by Overlap; FailRate of the
-	// guarded sends fail, with FailCodes in their shares; each step (of each
-	// slice) is cut after FlowTimeout. Slice, when positive, sends a campaign in slices of that many
-	// numbers of its audience: each slice is validated, reserved and its
-	// statuses come back before the next slice starts, as Meta's statuses come
-	// seconds to minutes after each send while the campaign goes on; 0 sends
-	// the whole campaign before its first status (the pessimistic order).
+	// second overlapping the first by Overlap; FailRate of the guarded sends
+	// fail, with FailCodes in their shares; each step (of each slice) is cut
+	// after FlowTimeout. Slice, when positive, sends a campaign in slices of
+	// that many numbers of its audience, each slice's statuses back before the
+	// next slice starts; 0 sends the whole campaign before its first status
+	// (the pessimistic order).
 	Campaign    int
 	Slice       int
 	Overlap     float64
