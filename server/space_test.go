@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 	"github.com/sendguard/sendguard/storage"
@@ -260,5 +261,62 @@ func TestDiskHeadroomConfig(t *testing.T) {
 	c := DefaultConfig()
 	if err := LoadConfigFile(path, &c); err == nil || !strings.Contains(err.Error(), "disk_headroom") {
 		t.Fatalf("disk_headroom: plenty: %v", err)
+	}
+}
+
+// TestDiskNearlyFullBatchedReservations: on a nearly full disk, a lane's batch
+// of reservations is refused whole by the store, and each row then goes alone:
+// one whose update writes nothing (here a DEFER, and a repeated reservation)
+// gets the answer it gets alone, and only the one that writes is refused, as
+// CheckSend answers them. Then the same rows over a real stream.
+func TestDiskNearlyFullBatchedReservations(t *testing.T) {
+	var fs *nearlyFull
+	h := newHarnessOn(t, func(st storage.Store, _ Config) storage.Store { fs = &nearlyFull{Store: st}; return fs })
+	ctx := context.Background()
+	reserve := func(id, phone, ref string) *sgv1.CheckSendRequest {
+		r := marketing(phone)
+		r.RequestId, r.Reserve, r.MessageRef = id, true, ref
+		return r
+	}
+	const other = "+5511912345678"
+	if resp := h.check(t, reserve("first", brPhone, "m-1")); resp.GetVerdict() != allow {
+		t.Fatalf("first reservation: %v", resp)
+	}
+	fs.full.Store(true)
+	reqs := []*sgv1.CheckSendRequest{
+		reserve("again", brPhone, "m-2"), // deferred by m-1's send: writes nothing
+		reserve("new", other, "o-1"),     // would be allowed: its write is refused
+	}
+	// The answers each row gets alone, by CheckSend.
+	again, err := h.c.Check(ctx, reqs[0])
+	if err != nil || again.GetVerdict() != deferV {
+		t.Fatalf("CheckSend of a deferred reservation on a nearly full disk: %v %v", again, err)
+	}
+	if _, err := h.c.Check(ctx, reqs[1]); status.Code(err) != codes.Unavailable {
+		t.Fatalf("CheckSend of a new reservation on a nearly full disk: %v", err)
+	}
+
+	// Decided as one lane's batch (deterministic: both rows are held together).
+	rows := make([]*streamRow, len(reqs))
+	for i, req := range reqs {
+		rows[i] = &streamRow{req: req, done: make(chan struct{}, 1)}
+	}
+	var batch laneBatch
+	h.srv.decideRows(ctx, rows, &batch)
+	if got := rows[0].resp; got.GetError() != nil || got.GetVerdict() != deferV || !proto.Equal(got.GetRetryAt(), again.GetRetryAt()) {
+		t.Errorf("batched deferred row on a nearly full disk: %v, want %v as alone", got, again)
+	}
+	if got := rows[1].resp; got.GetError().GetCode() != int32(codes.Unavailable) || !strings.Contains(got.GetError().GetMessage(), "disk is nearly full") {
+		t.Errorf("batched new row on a nearly full disk: %v, want UNAVAILABLE (disk nearly full)", got)
+	}
+
+	// Over a stream, with the first reservation repeated: DUPLICATE, DEFER, UNAVAILABLE.
+	out := runStream(t, h, append([]*sgv1.CheckSendRequest{reserve("dup", brPhone, "m-1")}, reqs...))
+	if !out[0].GetDuplicate() || out[1].GetVerdict() != deferV || out[2].GetError().GetCode() != int32(codes.Unavailable) {
+		t.Fatalf("stream on a nearly full disk: %v", out)
+	}
+	fs.full.Store(false)
+	if out := runStream(t, h, reqs[1:]); out[0].GetVerdict() != allow {
+		t.Fatalf("the refused reservation after space was freed: %v", out[0])
 	}
 }

@@ -478,15 +478,26 @@ func (s *Server) writeBatch(ctx context.Context, batch *laneBatch) {
 	if len(batch.held) == 1 {
 		v := batch.held[0].v
 		results = []error{s.store.UpdateContact(ctx, v.r.key, v.dedup, v.fn)}
+		s.metrics.reservationBatch.Observe(1)
 	} else {
 		batch.updates = batch.updates[:0]
 		for _, h := range batch.held {
 			batch.updates = append(batch.updates, storage.ContactUpdate{Key: h.v.r.key, Dedup: h.v.dedup, Fn: h.v.fn})
 		}
 		results, err = s.store.UpdateContacts(ctx, batch.updates)
-	}
-	if err == nil {
-		s.metrics.reservationBatch.Observe(float64(len(batch.held)))
+		if errors.Is(err, storage.ErrNoSpace) {
+			// A nearly full disk refuses a transaction that writes anything,
+			// so the batch went whole. Each goes again alone: a row whose
+			// update writes nothing (DEFER, DENY, a duplicate) gets the answer
+			// it gets alone, and only those that write are refused.
+			results, err = make([]error, len(batch.held)), nil
+			for i, h := range batch.held {
+				results[i] = s.store.UpdateContact(ctx, h.v.r.key, h.v.dedup, h.v.fn)
+				s.metrics.reservationBatch.Observe(1)
+			}
+		} else if err == nil {
+			s.metrics.reservationBatch.Observe(float64(len(batch.held)))
+		}
 	}
 	for i, h := range batch.held {
 		var resp *sgv1.CheckSendResponse
