@@ -290,6 +290,11 @@ func callError(rpc, addr string, err error) error {
 	}
 	switch st.Code() {
 	case codes.Unavailable:
+		if strings.HasPrefix(st.Message(), "storage unavailable") {
+			// The server answered: its store refused (a nearly full disk, a
+			// failing store), which its message says.
+			return fmt.Errorf("%s: UNAVAILABLE from the server at %s: %s", rpc, addr, st.Message())
+		}
 		return fmt.Errorf("%s: the server at %s is unavailable (is `sendguard serve` running there, with the same TLS setting?): %s", rpc, addr, st.Message())
 	case codes.Unauthenticated, codes.PermissionDenied:
 		return fmt.Errorf("%s: %s: %s (set SENDGUARD_API_KEY to a key for this business)", rpc, audience.CodeName(st.Code()), st.Message())

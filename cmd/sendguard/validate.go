@@ -111,15 +111,19 @@ not send), counted apart in the summary. The rows of one number go to the same
 stream, so that the earlier row wins, as in the input order. --ref-key row sends
 CAMPAIGN/row-N instead (then two rows of one number are two sends).
 
-Exit status: 0 when the run completed and every line was read as CSV, whatever the
-verdicts (a row with another number of fields than the header is CSV: its ERROR row
-is like one the server refuses); 3 when the run completed but some lines were not
-CSV (each has its ERROR row); 1 when it could not run (or the stream broke: the
+Exit status: 0 when the run completed, every line was read as CSV and the server
+judged every row it could, whatever the verdicts (a row with another number of fields
+than the header is CSV: its ERROR row is like one the server refuses for good, such
+as INVALID_ARGUMENT); 3 when the run completed but some lines were not CSV (each has
+its ERROR row); 4 when the run completed but the server could not judge some rows
+for now (UNAVAILABLE, e.g. its disk is nearly full and reservations are refused;
+RESOURCE_EXHAUSTED; DEADLINE_EXCEEDED; ABORTED): each has its ERROR row, and the
+summary counts them: validate them again later; 1 when it could not run (or the stream broke: the
 output then holds the rows answered so far); 130 on Ctrl-C (SIGINT or SIGTERM):
 reading stops, the rows already read (at most --window) are still judged (up to 5 s;
 a second Ctrl-C stops at once), and the output holds every row answered, in order,
 as a valid CSV, followed by the partial summary. When several apply: 130, then 1,
-then 3. Memory is bounded by --window whatever the file's size. A progress bar
+then 3, then 4. Memory is bounded by --window whatever the file's size. A progress bar
 (rows/s, ETA) shows when stderr is a terminal.
 ` + connHelp,
 		Args: cobra.NoArgs,
@@ -327,7 +331,7 @@ func runValidate(cmd *cobra.Command, cf *clientFlags, v *validateFlags, env vali
 	if flushErr != nil {
 		failed = errors.Join(fmt.Errorf("write %s: %w", outPath, flushErr), failed)
 	}
-	switch code := exitStatus(sum.Interrupted, failed != nil, sum.NotCSV); code {
+	switch code := exitStatus(sum.Interrupted, failed != nil, sum.NotCSV, sum.Unjudged); code {
 	case exitInterrupted:
 		if failed != nil {
 			fmt.Fprintln(stderr, "sendguard:", failed)
@@ -341,6 +345,10 @@ func runValidate(cmd *cobra.Command, cf *clientFlags, v *validateFlags, env vali
 		fmt.Fprintf(stderr, "sendguard: %s: %s; each is an ERROR row of %s with its line number and the line as read\n",
 			inPath, plurals(sum.NotCSV, "line is not CSV", "lines are not CSV"), outPath)
 		env.exit(code)
+	case exitUnjudged:
+		fmt.Fprintf(stderr, "sendguard: the server could not judge %s for now; each is an ERROR row of %s saying why: validate them again later\n",
+			plurals(sum.Unjudged, "row", "rows"), outPath)
+		env.exit(code)
 	}
 	return nil
 }
@@ -350,13 +358,18 @@ func runValidate(cmd *cobra.Command, cf *clientFlags, v *validateFlags, env vali
 const (
 	exitFailed = 1 // it could not run, or the stream broke: the output holds the rows answered so far
 	exitNotCSV = 3 // it completed, but some lines were not CSV: each is an ERROR row
+	// exitUnjudged: it completed, but the server could not judge some rows for
+	// now (UNAVAILABLE, such as a nearly full disk refusing reservations;
+	// RESOURCE_EXHAUSTED; DEADLINE_EXCEEDED; ABORTED): each is an ERROR row.
+	exitUnjudged = 4
 	// exitInterrupted (130) is Ctrl-C.
 )
 
 // exitStatus is the status of a validate run: when several apply, interrupted
-// before failed before lines that were not CSV. A line with another number of
-// fields than the header is CSV: its ERROR row is like one the server refuses.
-func exitStatus(interrupted, failed bool, notCSV int) int {
+// before failed before lines that were not CSV before rows the server could not
+// judge for now. A line with another number of fields than the header is CSV:
+// its ERROR row is like one the server refuses for good (INVALID_ARGUMENT).
+func exitStatus(interrupted, failed bool, notCSV, unjudged int) int {
 	switch {
 	case interrupted:
 		return exitInterrupted
@@ -364,6 +377,8 @@ func exitStatus(interrupted, failed bool, notCSV int) int {
 		return exitFailed
 	case notCSV > 0:
 		return exitNotCSV
+	case unjudged > 0:
+		return exitUnjudged
 	}
 	return 0
 }

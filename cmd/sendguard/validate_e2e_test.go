@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -505,5 +506,90 @@ func TestValidateExcelExport(t *testing.T) {
 	}
 	if rec, err := rd.Read(); !errors.Is(err, io.EOF) {
 		t.Fatalf("rows after the last line: %q %v", rec, err)
+	}
+}
+
+// TestValidateDiskNearlyFull: against a server whose disk is nearly full (a
+// headroom larger than any disk refuses every write from the start), a
+// reserving run completes with an ERROR row for each reservation the server
+// refused, counts them in its summary and exits 4, so that a campaign script
+// does not take it for a finished run; rows that write nothing keep their
+// verdicts. The same file without --reserve only reads, and exits 0.
+func TestValidateDiskNearlyFull(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "sendguard.yaml")
+	if err := os.WriteFile(cfg, []byte("disk_headroom: 1000TiB\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startServerArgs(t, bin, filepath.Join(dir, "data"), nil, "--config", cfg)
+	in := filepath.Join(dir, "audience.csv")
+	if err := os.WriteFile(in, []byte("phone\n+5511987650001\n123\n+5511987650002\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(extra ...string) (rows [][]string, stdout, stderr string, code int) {
+		t.Helper()
+		out := filepath.Join(dir, "verdicts.csv")
+		args := append([]string{"validate", "--addr", p.grpc, "--business", "acme", "--category", "marketing", "--template", "promo",
+			"--in", in, "--out", out}, extra...)
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "SENDGUARD_API_KEY=")
+		var so, se bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &so, &se
+		err := cmd.Run()
+		var exit *exec.ExitError
+		switch {
+		case errors.As(err, &exit):
+			code = exit.ExitCode()
+		case err != nil:
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rows, err = csv.NewReader(bytes.NewReader(b)).ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+		return rows, so.String(), se.String(), code
+	}
+
+	rows, stdout, stderr, code := run("--reserve")
+	t.Logf("validate --reserve:\n%s%s", stdout, stderr)
+	if code != exitUnjudged {
+		t.Fatalf("validate --reserve on a nearly full disk: exit %d, want %d\n%s%s", code, exitUnjudged, stdout, stderr)
+	}
+	if len(rows) != 4 {
+		t.Fatalf("%d output lines, want a header and 3 rows: %q", len(rows), rows)
+	}
+	msg := slices.Index(rows[0], "message")
+	for _, i := range []int{1, 3} {
+		if rows[i][1] != "ERROR" || !strings.HasPrefix(rows[i][msg], "UNAVAILABLE: ") || !strings.Contains(rows[i][msg], "disk is nearly full") {
+			t.Errorf("row %d: %q, want an ERROR row saying the disk is nearly full", i, rows[i])
+		}
+	}
+	if rows[2][1] != "DENY" {
+		t.Errorf("row 2 (123): %q, want DENY", rows[2])
+	}
+	if !strings.Contains(stdout, "2 rows could not be judged for now (UNAVAILABLE 2): ERROR rows whose message says why; validate them again later") {
+		t.Errorf("summary does not count the rows to validate again:\n%s", stdout)
+	}
+	if !strings.Contains(stderr, "sendguard: the server could not judge 2 rows for now;") {
+		t.Errorf("stderr %q, want a line on the rows to validate again", stderr)
+	}
+
+	rows, stdout, stderr, code = run()
+	if code != 0 || rows[1][1] != "ALLOW" || rows[3][1] != "ALLOW" || strings.Contains(stdout, "could not be judged") {
+		t.Fatalf("validate (reads only) on a nearly full disk: exit %d, rows %q\n%s%s", code, rows, stdout, stderr)
+	}
+
+	// A single reservation says that the server answered, not that it may
+	// not be running.
+	cmd := exec.Command(bin, "check", "--addr", p.grpc, "--business", "acme", "--reserve", "--message-ref", "m-1", "+5511987650001")
+	cmd.Env = append(os.Environ(), "SENDGUARD_API_KEY=")
+	b, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(b), "UNAVAILABLE from the server at "+p.grpc+": storage unavailable: the disk is nearly full") ||
+		strings.Contains(string(b), "is `sendguard serve` running") {
+		t.Fatalf("check --reserve on a nearly full disk: %v\n%s", err, b)
 	}
 }

@@ -14,23 +14,26 @@ import (
 	"time"
 )
 
-// TestExitStatus: interrupted before failed before lines that are not CSV.
+// TestExitStatus: interrupted before failed before lines that are not CSV
+// before rows the server could not judge for now.
 func TestExitStatus(t *testing.T) {
 	for _, tc := range []struct {
-		interrupted, failed bool
-		malformed, want     int
+		interrupted, failed       bool
+		malformed, unjudged, want int
 	}{
-		{false, false, 0, 0},
-		{false, false, 2, exitNotCSV},
-		{false, true, 0, exitFailed},
-		{false, true, 2, exitFailed},
-		{true, false, 0, exitInterrupted},
-		{true, false, 2, exitInterrupted},
-		{true, true, 0, exitInterrupted},
-		{true, true, 2, exitInterrupted},
+		{false, false, 0, 0, 0},
+		{false, false, 2, 0, exitNotCSV},
+		{false, false, 0, 5, exitUnjudged},
+		{false, false, 2, 5, exitNotCSV},
+		{false, true, 0, 0, exitFailed},
+		{false, true, 2, 5, exitFailed},
+		{true, false, 0, 0, exitInterrupted},
+		{true, false, 2, 5, exitInterrupted},
+		{true, true, 0, 0, exitInterrupted},
+		{true, true, 2, 5, exitInterrupted},
 	} {
-		if got := exitStatus(tc.interrupted, tc.failed, tc.malformed); got != tc.want {
-			t.Errorf("exitStatus(%v, %v, %d) = %d, want %d", tc.interrupted, tc.failed, tc.malformed, got, tc.want)
+		if got := exitStatus(tc.interrupted, tc.failed, tc.malformed, tc.unjudged); got != tc.want {
+			t.Errorf("exitStatus(%v, %v, %d, %d) = %d, want %d", tc.interrupted, tc.failed, tc.malformed, tc.unjudged, got, tc.want)
 		}
 	}
 }

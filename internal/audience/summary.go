@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
 	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
 
@@ -15,6 +17,7 @@ import (
 type Summary struct {
 	Rows        int  // rows written
 	NotCSV      int  // ERROR rows for lines that are not CSV
+	Unjudged    int  // ERROR rows the server could not judge for now (Retryable): validated again later, they get verdicts
 	Complete    bool // every line was read and every row written
 	Interrupted bool // a stop or a kill ended the run before it completed
 
@@ -22,7 +25,8 @@ type Summary struct {
 	verdicts         map[string]int
 	rules            map[sgv1.Rule]*ruleCount
 	codes            map[int32]int // Meta errors predicted, per doomed row's reasons
-	invalid          int           // doomed rows whose phone is not a number
+	unjudgedCodes    map[codes.Code]int
+	invalid          int // doomed rows whose phone is not a number
 	doomed, unwanted int
 	shadowed         int // ALLOW rows that a shadowed rule would have blocked
 	reserved         int // new reservations (ALLOW with Reserve)
@@ -36,7 +40,8 @@ type Summary struct {
 type ruleCount struct{ doomed, unwanted, shadow int }
 
 func newSummary(o *Options) *Summary {
-	return &Summary{opts: o, verdicts: map[string]int{}, rules: map[sgv1.Rule]*ruleCount{}, codes: map[int32]int{}}
+	return &Summary{opts: o, verdicts: map[string]int{}, rules: map[sgv1.Rule]*ruleCount{}, codes: map[int32]int{},
+		unjudgedCodes: map[codes.Code]int{}}
 }
 
 func (s *Summary) add(r *row) {
@@ -51,6 +56,10 @@ func (s *Summary) add(r *row) {
 	switch {
 	case r.errMsg != "" || resp.GetError() != nil:
 		s.verdicts[verdictError]++
+		if e := resp.GetError(); e != nil && Retryable(codes.Code(e.GetCode())) {
+			s.Unjudged++
+			s.unjudgedCodes[codes.Code(e.GetCode())]++
+		}
 		return
 	case resp.GetDuplicate():
 		s.verdicts[verdictDuplicate]++
@@ -97,8 +106,39 @@ func (s *Summary) add(r *row) {
 	}
 }
 
+// Retryable tells whether a row refused with code c may get a verdict when it
+// is validated again later: the server could not judge it for now (it is
+// unavailable, its disk is nearly full, it is overloaded, or the row's deadline
+// passed), rather than finding the row itself wrong.
+func Retryable(c codes.Code) bool {
+	switch c {
+	case codes.Unavailable, codes.ResourceExhausted, codes.DeadlineExceeded, codes.Aborted:
+		return true
+	}
+	return false
+}
+
 // malformed is how many lines were not rows of the file.
 func (s *Summary) malformed() int { return s.NotCSV + s.wrongWidth }
+
+// unjudgedText says how many rows the server could not judge for now, and with
+// which codes: "3 rows could not be judged for now (UNAVAILABLE 3)".
+func (s *Summary) unjudgedText() string {
+	cs := make([]codes.Code, 0, len(s.unjudgedCodes))
+	for c := range s.unjudgedCodes {
+		cs = append(cs, c)
+	}
+	slices.Sort(cs)
+	parts := make([]string, 0, len(cs))
+	for _, c := range cs {
+		parts = append(parts, fmt.Sprintf("%s %d", CodeName(c), s.unjudgedCodes[c]))
+	}
+	verb := "rows could not be judged"
+	if s.Unjudged == 1 {
+		verb = "row could not be judged"
+	}
+	return fmt.Sprintf("%d %s for now (%s)", s.Unjudged, verb, strings.Join(parts, ", "))
+}
 
 // summaryVerdicts are the rows of the verdict table, in order.
 var summaryVerdicts = []string{"ALLOW", "DEFER", "DENY", verdictError}
@@ -113,6 +153,13 @@ func (s *Summary) Write(w io.Writer, out string) {
 	}
 	if s.malformed() > 0 {
 		fmt.Fprintf(w, "%s: ERROR rows whose message holds the line number and the line as read; fix those lines and validate them again\n", s.malformedText())
+	}
+	if s.Unjudged > 0 {
+		fmt.Fprintf(w, "%s: ERROR rows whose message says why; validate them again later", s.unjudgedText())
+		if s.opts.Reserve {
+			fmt.Fprint(w, " (the whole file may be run again with the same flags: a row reserved now answers DUPLICATE)")
+		}
+		fmt.Fprintln(w)
 	}
 	if s.emptyLines > 0 {
 		fmt.Fprintf(w, "%s skipped\n", plurals(s.emptyLines, "empty line", "empty lines"))
