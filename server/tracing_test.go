@@ -89,7 +89,12 @@ func TestTracing(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	traced(t, tp)
 
+	// A server span ends when its handler's last event is handled, which may
+	// come after the client has its answer: wait (bounded) for the four.
 	spans := rec.Ended()
+	for deadline := time.Now().Add(10 * time.Second); len(spans) < 4 && time.Now().Before(deadline); spans = rec.Ended() {
+		time.Sleep(10 * time.Millisecond)
+	}
 	byName := map[string][]sdktrace.ReadOnlySpan{}
 	for _, s := range spans {
 		byName[s.Name()] = append(byName[s.Name()], s)
