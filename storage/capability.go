@@ -57,6 +57,11 @@ func IsShared(st Store) bool {
 // gets the same.
 type SecretKeeper interface {
 	SharedSecret(ctx context.Context, name string) ([]byte, error)
+	// SharedValue stores value under name unless a value is stored there
+	// already, and returns the stored one: the first replica's value wins, and
+	// a replica whose value differs can tell (the hash secret's fingerprint,
+	// which replicas configured with different secrets would disagree on).
+	SharedValue(ctx context.Context, name string, value []byte) ([]byte, error)
 }
 
 // Pinger is implemented by stores reached over a network that can fail in part

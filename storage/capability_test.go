@@ -21,6 +21,9 @@ func (r replicated) SharedByReplicas() bool { return r.shared }
 func (replicated) SharedSecret(context.Context, string) ([]byte, error) {
 	return []byte("kept"), nil
 }
+func (replicated) SharedValue(_ context.Context, _ string, v []byte) ([]byte, error) {
+	return v, nil
+}
 func (replicated) Ping(context.Context) error { return errors.New("pong from the backend") }
 
 // decorator stands for a decorator that forwards by Unwrap alone.

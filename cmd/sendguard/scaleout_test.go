@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -273,5 +275,44 @@ func TestScaleOutFailover(t *testing.T) {
 	// Still the same process: no panic, no exit.
 	if err := p.cmd.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Fatalf("the sendguard process is gone: %v", err)
+	}
+}
+
+// TestReplicasRefuseAnotherHashSecret: two sendguard processes on one Redis
+// must hash with one secret. A replica started with hash_secret fixes it; a
+// second started without one (or with another) exits at once with an error
+// that says why, instead of serving with hashes the first never finds; one
+// with the same secret serves, and sees the first's opt-out.
+func TestReplicasRefuseAnotherHashSecret(t *testing.T) {
+	rs := redistest.StartServer(t)
+	bin := buildBinary(t)
+	url := "redis://" + rs.Addr()
+	const secret = "SENDGUARD_HASH_SECRET=the deployment's secret, 32 bytes"
+	a := startServerArgs(t, bin, t.TempDir(), []string{secret}, "--store", url)
+	ca := dial(t, a.grpc)
+	if _, err := ca.SetOptOut(t.Context(), &sgv1.SetOptOutRequest{BusinessId: "acme", Phone: "+5511987654321", OptedOut: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	for name, env := range map[string][]string{
+		"no hash_secret":      {"SENDGUARD_HASH_SECRET="},
+		"another hash_secret": {"SENDGUARD_HASH_SECRET=another secret of 32 bytes, too"},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		cmd := exec.CommandContext(ctx, bin, "serve", "--data", t.TempDir(), "--store", url,
+			"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0")
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		timedOut := ctx.Err() != nil
+		cancel()
+		if err == nil || timedOut || !strings.Contains(string(out), "differs from the one the replicas sharing this store hash with") {
+			t.Errorf("%s: a replica that hashes differently: %v, want it to exit at once saying why\n%s", name, err, out)
+		}
+	}
+
+	b := startServerArgs(t, bin, t.TempDir(), []string{secret}, "--store", url)
+	resp, err := dial(t, b.grpc).Check(t.Context(), &sgv1.CheckSendRequest{BusinessId: "acme", Phone: "+5511987654321", Category: sgv1.Category_CATEGORY_MARKETING})
+	if err != nil || resp.GetVerdict() != sgv1.Verdict_VERDICT_DENY {
+		t.Fatalf("a replica with the same secret, after the first's opt-out: %v %v, want DENY", resp, err)
 	}
 }

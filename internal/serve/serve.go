@@ -8,7 +8,9 @@ package serve
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -135,19 +137,28 @@ func openStore(cfg server.Config) (storage.Store, error) {
 
 // LoadHashSecret returns the configured secret; or, on a store shared by
 // replicas, the one kept in the store (the first replica creates it); or the one
-// kept in the data directory (created on first start).
+// kept in the data directory (created on first start). On a shared store every
+// replica must hash with the same secret, so the secret's fingerprint is kept in
+// the store too (the first replica's) and a replica with another secret does not
+// start (checkSharedSecret).
 func LoadHashSecret(cfg server.Config, st storage.Store) ([]byte, error) {
-	if len(cfg.HashSecret) > 0 {
-		return cfg.HashSecret, nil
-	}
 	if keeper, ok := storage.UnwrapAs[storage.SecretKeeper](st); ok {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
-		b, err := keeper.SharedSecret(ctx, "hash")
-		if err != nil {
-			return nil, fmt.Errorf("shared hash secret: %w", err)
+		b := cfg.HashSecret
+		if len(b) == 0 {
+			var err error
+			if b, err = keeper.SharedSecret(ctx, "hash"); err != nil {
+				return nil, fmt.Errorf("shared hash secret: %w", err)
+			}
+		}
+		if err := checkSharedSecret(ctx, keeper, b, len(cfg.HashSecret) > 0); err != nil {
+			return nil, err
 		}
 		return b, nil
+	}
+	if len(cfg.HashSecret) > 0 {
+		return cfg.HashSecret, nil
 	}
 	if cfg.DataDir == "" {
 		return nil, errors.New("no hash secret: configure hash_secret, or a data directory to keep one in")
@@ -168,4 +179,38 @@ func LoadHashSecret(cfg server.Config, st storage.Store) ([]byte, error) {
 		return nil, fmt.Errorf("write %s: %w", path, err)
 	}
 	return b, nil
+}
+
+// hashFingerprintName names the shared value that holds the fingerprint of the
+// hash secret the replicas of a shared store use.
+const hashFingerprintName = "hash-fingerprint"
+
+// checkSharedSecret makes sure that this replica hashes with the secret the
+// other replicas of its store use: the first replica stores the secret's
+// fingerprint (an HMAC of a fixed text, which does not reveal the secret), and
+// every later one compares its own. Replicas with different secrets would store
+// keyed hashes (dedup keys, suppressions of forgotten opt-outs, numbers with
+// hash_numbers) that the others never find: an event counted twice, or an
+// opt-out that one replica does not see.
+func checkSharedSecret(ctx context.Context, keeper storage.SecretKeeper, secret []byte, configured bool) error {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte("sendguard hash secret fingerprint v1"))
+	mine := mac.Sum(nil)[:16]
+	stored, err := keeper.SharedValue(ctx, hashFingerprintName, mine)
+	if err != nil {
+		return fmt.Errorf("shared hash secret's fingerprint: %w", err)
+	}
+	if hmac.Equal(stored, mine) {
+		return nil
+	}
+	source := "the store's own, as no hash_secret is configured"
+	if configured {
+		source = "hash_secret or SENDGUARD_HASH_SECRET"
+	}
+	return fmt.Errorf("hash secret: this replica's (%s) differs from the one the replicas sharing this store hash with: "+
+		"what it stored (dedup keys, suppressions, numbers with hash_numbers) would not match what they stored, "+
+		"so an event could count twice and an opt-out recorded by one could be missed by the other. "+
+		"Give every replica the same hash_secret, or none of them one. "+
+		"To start this store over with another secret on purpose, delete the store's key ending in \"value:{%s}\" "+
+		"(what was hashed with the old secret will no longer be found)", source, hashFingerprintName)
 }

@@ -124,6 +124,81 @@ func TestHashSecretKeptInDataDir(t *testing.T) {
 	}
 }
 
+// keeping is a store shared by replicas that keeps their secrets and values in
+// memory, first writer wins, as Redis does (SET NX).
+type keeping struct {
+	storage.Store
+	kept map[string][]byte
+}
+
+func (k *keeping) SharedSecret(_ context.Context, name string) ([]byte, error) {
+	if _, ok := k.kept["secret:"+name]; !ok {
+		k.kept["secret:"+name] = bytes.Repeat([]byte{byte(len(k.kept) + 1)}, 32)
+	}
+	return k.kept["secret:"+name], nil
+}
+
+func (k *keeping) SharedValue(_ context.Context, name string, v []byte) ([]byte, error) {
+	if _, ok := k.kept["value:"+name]; !ok {
+		k.kept["value:"+name] = bytes.Clone(v)
+	}
+	return k.kept["value:"+name], nil
+}
+
+// TestHashSecretSharedByReplicas: on a shared store, replicas that configure
+// no secret all get the store's; one that configures the same secret as the
+// first replica starts; one whose secret differs (another hash_secret, or none
+// where the first had one) does not, with an error that says why and how to
+// start over.
+func TestHashSecretSharedByReplicas(t *testing.T) {
+	st, err := badger.Open(badger.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	replica := func(k *keeping, secret string) ([]byte, error) {
+		cfg := server.DefaultConfig()
+		cfg.DataDir = t.TempDir() // not used on a shared store
+		if secret != "" {
+			cfg.HashSecret = []byte(secret)
+		}
+		return LoadHashSecret(cfg, k)
+	}
+	const differs = "differs from the one the replicas sharing this store hash with"
+
+	unset := &keeping{Store: st, kept: map[string][]byte{}}
+	a, err := replica(unset, "")
+	if err != nil || len(a) < 32 {
+		t.Fatalf("first replica, no secret configured: %x, %v", a, err)
+	}
+	if b, err := replica(unset, ""); err != nil || !bytes.Equal(a, b) {
+		t.Fatalf("second replica, no secret configured: %x, %v; want the first's %x", b, err, a)
+	}
+	if _, err := replica(unset, "a secret of its own, 32 bytes.."); err == nil ||
+		!strings.Contains(err.Error(), differs) || !strings.Contains(err.Error(), "(hash_secret or SENDGUARD_HASH_SECRET)") {
+		t.Fatalf("a replica with hash_secret among replicas without: %v", err)
+	}
+
+	set := &keeping{Store: st, kept: map[string][]byte{}}
+	if got, err := replica(set, "the deployment's secret, 32 byte"); err != nil || string(got) != "the deployment's secret, 32 byte" {
+		t.Fatalf("first replica with hash_secret: %q, %v", got, err)
+	}
+	if _, err := replica(set, "the deployment's secret, 32 byte"); err != nil {
+		t.Fatalf("second replica with the same hash_secret: %v", err)
+	}
+	if _, err := replica(set, "another secret, also 32 bytes..."); err == nil || !strings.Contains(err.Error(), differs) {
+		t.Fatalf("a replica with another hash_secret: %v", err)
+	}
+	_, err = replica(set, "")
+	if err == nil || !strings.Contains(err.Error(), differs) || !strings.Contains(err.Error(), "(the store's own, as no hash_secret is configured)") ||
+		!strings.Contains(err.Error(), `"value:{hash-fingerprint}"`) {
+		t.Fatalf("a replica without hash_secret among replicas with one: %v", err)
+	}
+	if fp := set.kept["value:hash-fingerprint"]; len(fp) != 16 || bytes.Contains([]byte("the deployment's secret, 32 byte"), fp) {
+		t.Fatalf("fingerprint kept: %x", fp)
+	}
+}
+
 // TestOpenChecksTheStore: a missing data directory or a store address that is
 // not Redis's is refused before anything is opened.
 func TestOpenChecksTheStore(t *testing.T) {

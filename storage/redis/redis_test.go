@@ -81,6 +81,7 @@ func TestCluster(t *testing.T) {
 	t.Run("ReplicasBusiness", func(t *testing.T) { testReplicasBusiness(t, sharing(t, 2, c.Addrs()...)) })
 	t.Run("ReplicasBatch", func(t *testing.T) { testReplicasBatch(t, sharing(t, 2, c.Addrs()...)) })
 	t.Run("SharedSecret", func(t *testing.T) { testSharedSecret(t, sharing(t, 2, c.Addrs()...)) })
+	t.Run("SharedValue", func(t *testing.T) { testSharedValue(t, sharing(t, 2, c.Addrs()...)) })
 }
 
 // testWaitTimesOut: a store that waits for more replicas than a master has
@@ -320,6 +321,25 @@ func testSharedSecret(t *testing.T, stores []*redis.Store) {
 	}
 	if c, _ := stores[1].SharedSecret(t.Context(), "other"); bytes.Equal(c, a) {
 		t.Fatal("two names share a secret")
+	}
+}
+
+// testSharedValue: the first replica's value under a name wins, on a cluster
+// whose masters have replicas (the value is WAITed for); names are apart.
+func testSharedValue(t *testing.T, stores []*redis.Store) {
+	a, err := stores[0].SharedValue(t.Context(), "fingerprint", []byte("first"))
+	if err != nil || string(a) != "first" {
+		t.Fatalf("first value: %q, %v", a, err)
+	}
+	b, err := stores[1].SharedValue(t.Context(), "fingerprint", []byte("second"))
+	if err != nil || string(b) != "first" {
+		t.Fatalf("second replica's value: %q, %v; want the first's", b, err)
+	}
+	if c, err := stores[1].SharedValue(t.Context(), "other", []byte("second")); err != nil || string(c) != "second" {
+		t.Fatalf("another name: %q, %v", c, err)
+	}
+	if s, err := stores[0].SharedSecret(t.Context(), "fingerprint"); err != nil || bytes.Equal(s, a) {
+		t.Fatalf("a secret and a value of one name share a key: %q, %v", s, err)
 	}
 }
 

@@ -401,46 +401,63 @@ func (s *Store) SharedByReplicas() bool { return true }
 // master has replicas, the secret is written again and WAITed for until one of
 // them has it; a replica that cannot confirm that does not start.
 func (s *Store) SharedSecret(ctx context.Context, name string) ([]byte, error) {
-	if err := s.enter(ctx); err != nil {
-		return nil, err
-	}
-	k := s.pre + "secret:{" + name + "}"
 	fresh := make([]byte, 32)
 	if _, err := crand.Read(fresh); err != nil {
 		return nil, err
 	}
-	node, err := s.master(ctx, k)
+	v, err := s.setOnce(ctx, s.pre+"secret:{"+name+"}", fresh)
 	if err != nil {
-		return nil, s.fail(ctx, "find secret's master", err)
-	}
-	if err := node.SetNX(ctx, k, fresh, 0).Err(); err != nil {
-		return nil, s.fail(ctx, "set secret", err)
-	}
-	v, err := node.Get(ctx, k).Bytes()
-	if err != nil {
-		return nil, s.fail(ctx, "get secret", err)
+		return nil, err
 	}
 	if len(v) < 32 {
 		return nil, fmt.Errorf("redis store: the shared secret %q is shorter than 32 bytes", name)
+	}
+	return v, nil
+}
+
+// SharedValue implements storage.SecretKeeper: the first replica to offer a
+// value under name stores it (SET NX, replicated as a secret is); every replica
+// gets the stored one back.
+func (s *Store) SharedValue(ctx context.Context, name string, value []byte) ([]byte, error) {
+	return s.setOnce(ctx, s.pre+"value:{"+name+"}", value)
+}
+
+// setOnce stores v at k unless k holds a value (SET NX) and returns what k holds.
+// When the master has replicas, the value is written again and WAITed for until
+// one of them has it (a value lost in a failover could be set again differently).
+func (s *Store) setOnce(ctx context.Context, k string, v []byte) ([]byte, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, err
+	}
+	node, err := s.master(ctx, k)
+	if err != nil {
+		return nil, s.fail(ctx, "find "+k+"'s master", err)
+	}
+	if err := node.SetNX(ctx, k, v, 0).Err(); err != nil {
+		return nil, s.fail(ctx, "set "+k, err)
+	}
+	got, err := node.Get(ctx, k).Bytes()
+	if err != nil {
+		return nil, s.fail(ctx, "get "+k, err)
 	}
 	info, err := node.Info(ctx, "replication").Result()
 	if err != nil {
 		return nil, s.fail(ctx, "replication info", err)
 	}
 	if strings.Contains(info, "connected_slaves:0") {
-		return v, nil
+		return got, nil
 	}
 	pipe := node.Pipeline()
-	pipe.Set(ctx, k, v, 0) // the same bytes: a write of this connection for WAIT to wait on
+	pipe.Set(ctx, k, got, 0) // the same bytes: a write of this connection for WAIT to wait on
 	acked := goredis.NewIntCmd(ctx, "wait", 1, 5000)
 	_ = pipe.Process(ctx, acked)
 	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, s.fail(ctx, "replicate secret", err)
+		return nil, s.fail(ctx, "replicate "+k, err)
 	}
 	if acked.Val() < 1 {
-		return nil, fmt.Errorf("%w: redis: the shared secret %q is not on any replica after 5 s", storage.ErrUnavailable, name)
+		return nil, fmt.Errorf("%w: redis: %s is not on any replica after 5 s", storage.ErrUnavailable, k)
 	}
-	return v, nil
+	return got, nil
 }
 
 // master returns the client of the master that serves key.
