@@ -53,7 +53,7 @@ func newValidateCmd(env validateEnv) *cobra.Command {
 		v                                validateFlags
 		o                                = &v.Options
 		category, sendAt, price, refFlag string
-		delimiter                        string
+		delimiter, outDelimiter          string
 	)
 	cmd := &cobra.Command{
 		Use:   "validate --business B --in audience.csv --out verdicts.csv [flags]",
@@ -64,7 +64,9 @@ per input row, in input order: the input columns plus verdict, rules, retry_at
 verdict counts, counts per rule, and the sends the campaign avoids.
 
 The delimiter (, ; tab |) is detected from the header, or given with --delimiter; a
-UTF-8 byte order mark is dropped and CRLF line ends (Excel's) work. The phone column
+UTF-8 byte order mark is dropped and CRLF line ends (Excel's) work. The output is
+written as the input is, with its delimiter (or --out-delimiter), its line ends and
+its byte order mark, so that a spreadsheet's export opens in it again with columns. The phone column
 is found by its header (phone, phone_number, msisdn, mobile, whatsapp, wa_id, number,
 telefone, celular… in any case and spelling) or named with --phone-column (a header
 name or a 1-based column number); a user ID column (user_id, bsuid) is picked up too,
@@ -153,6 +155,9 @@ then 3, then 4. Memory is bounded by --window whatever the file's size. A progre
 		default:
 			return fmt.Errorf("--ref-key %q: want recipient or row", refFlag)
 		}
+		if v.outComma, err = parseDelimiter(outDelimiter); err != nil {
+			return errors.New(strings.Replace(err.Error(), "--delimiter", "--out-delimiter", 1))
+		}
 		if o.Delimiter, err = parseDelimiter(delimiter); err != nil {
 			return err
 		}
@@ -190,6 +195,7 @@ then 3, then 4. Memory is bounded by --window whatever the file's size. A progre
 	f.BoolVar(&o.Reserve, "reserve", false, "reserve every allowed send (the sending step; see above)")
 	f.StringVar(&refFlag, "ref-key", "recipient", "with --reserve: what identifies a row in its message_ref: recipient (derived by the server) or row")
 	f.StringVar(&delimiter, "delimiter", "", `the field delimiter: ",", ";", tab, "|" or another character (default: detected from the header)`)
+	f.StringVar(&outDelimiter, "out-delimiter", "", `the output's field delimiter (default: the input's)`)
 	f.StringVar(&o.Region, "region", "", "the region (ISO 3166 alpha-2, e.g. BR) to read national spellings of numbers by")
 	f.StringVar(&price, "price-per-message", "", "price of one delivered template, to value the unwanted sends avoided (e.g. 0.025)")
 	f.IntVar(&o.Workers, "workers", 2, "concurrent streams (the server judges each stream's rows one after another)")
@@ -202,7 +208,8 @@ then 3, then 4. Memory is bounded by --window whatever the file's size. A progre
 // files it reads and writes ("-": standard input or output).
 type validateFlags struct {
 	audience.Options
-	in, out string
+	in, out  string
+	outComma byte // --out-delimiter; 0: the input's
 }
 
 // parseDelimiter reads --delimiter: one character, "tab" or "\t" for a tab; ""
@@ -298,6 +305,16 @@ func runValidate(cmd *cobra.Command, cf *clientFlags, v *validateFlags, env vali
 	}
 	bw := bufio.NewWriterSize(out, 1<<20)
 	w := csv.NewWriter(bw)
+	// The output is written as the input is: its delimiter, line ends and byte
+	// order mark (a ;-delimited Excel export opens in Excel again).
+	comma, bom, crlf := input.Dialect()
+	if v.outComma != 0 {
+		comma = v.outComma
+	}
+	w.Comma, w.UseCRLF = rune(comma), crlf
+	if bom {
+		_, _ = bw.WriteString("\ufeff")
+	}
 
 	stop, kill, release := interrupts(cmd.Context())
 	defer release()

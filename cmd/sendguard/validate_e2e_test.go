@@ -479,8 +479,17 @@ func TestValidateExcelExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	rd := csv.NewReader(bufio.NewReaderSize(f, 1<<20))
-	rd.ReuseRecord = true
+	// Written as the export is: a byte order mark, ";" and CRLF, for Excel.
+	br := bufio.NewReaderSize(f, 1<<20)
+	if bom, err := br.Peek(3); err != nil || string(bom) != "\ufeff" {
+		t.Fatalf("output starts with %q, want a byte order mark as the export does", bom)
+	}
+	_, _ = br.Discard(3)
+	if line, err := br.Peek(100); err != nil || !bytes.Contains(line, []byte("message\r\n")) {
+		t.Fatalf("output header %q, want it to end with CRLF as the export's does", line)
+	}
+	rd := csv.NewReader(br)
+	rd.Comma, rd.ReuseRecord = ';', true
 	header, err := rd.Read()
 	if err != nil || strings.Join(header, ",") != "id,nome,celular,cidade,verdict,rules,retry_at,phone_e164,message" {
 		t.Fatalf("header %q %v", header, err)

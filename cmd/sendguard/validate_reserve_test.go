@@ -136,7 +136,9 @@ func TestValidateRequests(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out.csv")
 			status := 0
 			args := append([]string{"--addr", addr, "--business", "acme", "--template", "promo", "--campaign", "cm", "--region", "br",
-				"--reserve", "--workers", strconv.Itoa(tc.workers), "--window", "16", "--in", in, "--out", out}, tc.args...)
+				"--reserve", "--workers", strconv.Itoa(tc.workers), "--window", "16", "--in", in, "--out", out,
+				"--out-delimiter", ","}, tc.args...) // the export is ;-delimited: its verdicts, ,-delimited
+
 			_, stderr, err := runCmd(t, newValidateCmd(validateEnv{exit: func(c int) { status = c }, now: time.Now}), args...)
 			if err != nil || status != exitNotCSV {
 				t.Fatalf("validate: %v, status %d\n%s", err, status, stderr)

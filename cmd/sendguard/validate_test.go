@@ -125,15 +125,20 @@ func TestValidateGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The output is written as the input is: the Excel export (;, CRLF, a byte
+	// order mark) comes back the same way, unless --out-delimiter says otherwise.
 	for _, tc := range []struct {
-		name    string
-		args    []string
-		in      string
-		records int
+		name      string
+		args      []string
+		in        string
+		records   int
+		comma     rune
+		bom, crlf bool
 	}{
-		{"validate", []string{"--business", "acme", "--template", "cyber_monday", "--send-at", "2026-11-27T10:00:00Z", "--price-per-message", "0.025"}, "audience.csv", 17},
-		{"validate_reserve", []string{"--business", "acme", "--template", "cyber_monday", "--campaign", "cm-2026", "--send-at", "2026-11-27T10:00:00Z", "--reserve", "--workers", "1"}, "audience.csv", 17},
-		{"validate_broken", []string{"--business", "acme", "--template", "cyber_monday", "--send-at", "2026-11-27T10:00:00Z", "--reserve", "--workers", "3"}, "export.csv", 8},
+		{"validate", []string{"--business", "acme", "--template", "cyber_monday", "--send-at", "2026-11-27T10:00:00Z", "--price-per-message", "0.025"}, "audience.csv", 17, ',', false, false},
+		{"validate_reserve", []string{"--business", "acme", "--template", "cyber_monday", "--campaign", "cm-2026", "--send-at", "2026-11-27T10:00:00Z", "--reserve", "--workers", "1"}, "audience.csv", 17, ',', false, false},
+		{"validate_broken", []string{"--business", "acme", "--template", "cyber_monday", "--send-at", "2026-11-27T10:00:00Z", "--reserve", "--workers", "3"}, "export.csv", 8, ';', true, true},
+		{"validate_broken_comma", []string{"--business", "acme", "--template", "cyber_monday", "--send-at", "2026-11-27T10:00:00Z", "--workers", "3", "--out-delimiter", ","}, "export.csv", 8, ',', true, true},
 	} {
 		args := append(slices.Clone(tc.args), "--in", tc.in, "--out", tc.name+".csv")
 		status := 0
@@ -151,10 +156,17 @@ func TestValidateGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 		golden(t, tc.name+"_out.golden.csv", out)
+		body, bom := bytes.CutPrefix(out, []byte("\ufeff"))
+		header, _, _ := bytes.Cut(body, []byte("\n"))
+		if crlf := bytes.HasSuffix(header, []byte("\r")); bom != tc.bom || crlf != tc.crlf {
+			t.Errorf("%s: output with a byte order mark %v and CRLF %v, want %v and %v", tc.name, bom, crlf, tc.bom, tc.crlf)
+		}
 		// The output is a valid CSV: one row per input row, every row as wide as the header.
-		recs, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
+		rd := csv.NewReader(bytes.NewReader(body))
+		rd.Comma = tc.comma
+		recs, err := rd.ReadAll()
 		if err != nil || len(recs) != tc.records {
-			t.Fatalf("output: %d records, %v", len(recs), err)
+			t.Fatalf("%s: output: %d records, %v", tc.name, len(recs), err)
 		}
 	}
 }
@@ -191,6 +203,7 @@ func TestValidateFlags(t *testing.T) {
 		{[]string{"--business", "acme", "--in", brokenHeader, "--out", out}, `line 2, the header, is not CSV: a quoted field opened on this line never closes; the line as read: id,"phone`},
 		{[]string{"--business", "acme", "--in", in, "--out", out, "--delimiter", ";;"}, "--delimiter"},
 		{[]string{"--business", "acme", "--in", in, "--out", out, "--delimiter", `"`}, "--delimiter"},
+		{[]string{"--business", "acme", "--in", in, "--out", out, "--out-delimiter", "::"}, `--out-delimiter "::"`},
 		{[]string{"--business", "acme", "--in", in, "--out", out, "--region", "BRA"}, "--region"},
 		{[]string{"--business", "acme", "--in", empty, "--out", out}, "empty"},
 		{[]string{"--business", "acme", "--in", nothingCSV, "--out", out, "--no-header"}, `no line is CSV; line 1: text after the "`},

@@ -79,6 +79,14 @@ func delimiterName(c byte) string {
 	return strconv.Quote(string(c))
 }
 
+// Dialect is how the file is written: its delimiter, whether it starts with a
+// UTF-8 byte order mark, and whether its lines end with CRLF. The output of a
+// run is written the same way, so that a file exported from a spreadsheet
+// opens in it again with its columns.
+func (in *Input) Dialect() (comma byte, bom, crlf bool) {
+	return in.rd.Comma(), in.rd.BOM(), in.rd.CRLF()
+}
+
 // RegionWarning warns, for a run without a region, when most of the phones in
 // the first rows have no "+" or "00": a national export would be read as
 // international (digits only) or refused as INVALID_NUMBER (other spellings).

@@ -89,8 +89,12 @@ type Reader struct {
 	err   error      // what ended the input (io.EOF or a read error), once ahead is drained
 	empty int        // empty lines skipped
 	bom   bool       // the start of the file was looked at
-	buf   []byte     // the fields of the record being parsed, one after the other
-	ends  []int      // where each field ends in buf
+	// hasBOM and crlf tell whether the file starts with a UTF-8 byte order
+	// mark, and whether its first line ends with CRLF (Excel's exports do
+	// both): the output is written the same way.
+	hasBOM, crlf bool
+	buf          []byte // the fields of the record being parsed, one after the other
+	ends         []int  // where each field ends in buf
 }
 
 // physLine is one line of the file, without its line end.
@@ -156,6 +160,13 @@ func (r *Reader) SetWidth(n int) { r.width = n }
 
 // Comma is the delimiter, given or detected.
 func (r *Reader) Comma() byte { return r.comma }
+
+// BOM tells whether the file starts with a UTF-8 byte order mark (once its
+// first line was read).
+func (r *Reader) BOM() bool { return r.hasBOM }
+
+// CRLF tells whether the file's first line ends with CRLF (once it was read).
+func (r *Reader) CRLF() bool { return r.crlf }
 
 // Empty is how many empty lines were skipped so far.
 func (r *Reader) Empty() int { return r.empty }
@@ -343,6 +354,9 @@ func (r *Reader) readLine() (physLine, bool, error) {
 			return l, false, err
 		}
 		if !l.long {
+			if !r.bom {
+				r.crlf = bytes.HasSuffix(l.text, []byte("\r\n"))
+			}
 			l.text = bytes.TrimSuffix(l.text, []byte("\n"))
 			l.text = bytes.TrimSuffix(l.text, []byte("\r"))
 			if len(l.text) > maxLineBytes {
@@ -351,6 +365,7 @@ func (r *Reader) readLine() (physLine, bool, error) {
 		}
 		if !r.bom {
 			r.bom = true
+			r.hasBOM = bytes.HasPrefix(l.text, []byte("\ufeff"))
 			l.text = bytes.TrimPrefix(l.text, []byte("\ufeff"))
 		}
 		return l, true, err

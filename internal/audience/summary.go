@@ -208,16 +208,16 @@ func (s *Summary) Write(w io.Writer, out string) {
 	fmt.Fprintf(w, "\navoided sends: %d of %d rows\n", avoided, s.Rows)
 	doomed := "Meta would refuse them: no charge, but each lowers your quality rating"
 	if len(s.codes) > 0 || s.invalid > 0 {
-		codes := make([]int32, 0, len(s.codes))
+		metaCodes := make([]int32, 0, len(s.codes))
 		for c := range s.codes {
-			codes = append(codes, c)
+			metaCodes = append(metaCodes, c)
 		}
-		slices.Sort(codes)
+		slices.Sort(metaCodes)
 		var parts []string
 		if s.invalid > 0 {
 			parts = append(parts, fmt.Sprintf("not a number x%d", s.invalid))
 		}
-		for _, c := range codes {
+		for _, c := range metaCodes {
 			parts = append(parts, fmt.Sprintf("%d x%d", c, s.codes[c]))
 		}
 		doomed = "Meta would refuse them (" + strings.Join(parts, ", ") + "): no charge, but each lowers your quality rating"

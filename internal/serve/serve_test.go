@@ -194,7 +194,8 @@ func TestHashSecretSharedByReplicas(t *testing.T) {
 		!strings.Contains(err.Error(), `"value:{hash-fingerprint}"`) {
 		t.Fatalf("a replica without hash_secret among replicas with one: %v", err)
 	}
-	if fp := set.kept["value:hash-fingerprint"]; len(fp) != 16 || bytes.Contains([]byte("the deployment's secret, 32 byte"), fp) {
+	secret := []byte("the deployment's secret, 32 byte")
+	if fp := set.kept["value:hash-fingerprint"]; len(fp) != 16 || bytes.Contains(secret, fp) {
 		t.Fatalf("fingerprint kept: %x", fp)
 	}
 }
