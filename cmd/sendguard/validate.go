@@ -74,8 +74,9 @@ or named with --user-id-column. With --no-header the file has no header row and
 --phone-column is a column number (default 1).
 
 --region (e.g. BR) reads national spellings such as "(31) 99551-1909" as numbers of
-that region. Without it, validate warns before it starts when most of the first 100
-phones have no + or 00.
+that region. Without it the server reads them by the business policy's
+default_region (else the deployment's); when neither is set, validate warns before
+it starts if most of the first 100 phones have no + or 00.
 
 A line that is not CSV never ends or shortens the run: it becomes an ERROR row whose
 message holds its line number and the line as read, and reading resumes at the next
@@ -268,12 +269,6 @@ func runValidate(cmd *cobra.Command, cf *clientFlags, v *validateFlags, env vali
 	if err != nil {
 		return err
 	}
-	if o.Region == "" {
-		if warning := input.RegionWarning(inPath); warning != "" {
-			fmt.Fprintln(stderr, warning)
-		}
-	}
-
 	c, err := cf.dial(cmd)
 	if err != nil {
 		return err
@@ -281,6 +276,11 @@ func runValidate(cmd *cobra.Command, cf *clientFlags, v *validateFlags, env vali
 	defer c.Close()
 	if err := probe(cmd.Context(), c, cf); err != nil {
 		return err
+	}
+	if o.Region == "" {
+		if warning := input.RegionWarning(inPath); warning != "" && defaultRegion(cmd.Context(), c, o.Business) == "" {
+			fmt.Fprintln(stderr, warning)
+		}
 	}
 
 	var (
@@ -398,6 +398,17 @@ func exitStatus(interrupted, failed bool, notCSV, unjudged int) int {
 		return exitUnjudged
 	}
 	return 0
+}
+
+// defaultRegion is the region the server reads a national spelling by for the
+// business (its policy's default_region, else the deployment's), or "" when it
+// has none or cannot say (a key without access to the policy).
+func defaultRegion(ctx context.Context, c *client.Client, business string) string {
+	resp, err := c.Policy(ctx, business)
+	if err != nil {
+		return ""
+	}
+	return resp.GetEffective().GetDefaultRegion()
 }
 
 // probe asks the server's health service whether it serves sendguard before a run

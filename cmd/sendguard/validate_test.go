@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"fmt"
 	"net"
@@ -12,6 +13,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	sgv1 "github.com/sendguard/sendguard/proto/sendguard/v1"
 )
 
 // TestExitStatus: interrupted before failed before lines that are not CSV
@@ -63,6 +69,18 @@ func TestValidateRegion(t *testing.T) {
 	}
 	if _, err := run("--region", "Brazil"); err == nil || !strings.Contains(err.Error(), "ISO 3166") {
 		t.Fatalf("--region Brazil: %v", err)
+	}
+	// A business whose policy reads national spellings by a region: no warning
+	// (the server reads them as its numbers), and they are its numbers.
+	if _, err := s.c.SetPolicy(context.Background(), &sgv1.SetPolicyRequest{BusinessId: "acme", Policy: &sgv1.Policy{DefaultRegion: proto.String("BR")},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"default_region"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if stderr, err := run(); err != nil || stderr != "" {
+		t.Fatalf("no --region, the business's default_region BR: %v\n%s", err, stderr)
+	}
+	if b, err := os.ReadFile(out); err != nil || !strings.Contains(string(b), "+5531995511909") {
+		t.Fatalf("no --region, the business's default_region BR: %v\n%s", err, b)
 	}
 }
 
