@@ -334,11 +334,11 @@ func runValidate(cmd *cobra.Command, cf *clientFlags, v *validateFlags, env vali
 	if outFile != nil {
 		flushErr = errors.Join(flushErr, outFile.Close())
 	}
+	where := outPath // where the verdicts went, for the messages
+	if outPath == "-" {
+		where = "standard output"
+	}
 	if sum.Rows > 0 || runErr == nil || sum.Interrupted {
-		where := outPath
-		if outPath == "-" {
-			where = "standard output"
-		}
 		sum.Write(sumOut, where)
 	}
 	failed := runErr
@@ -353,18 +353,18 @@ func runValidate(cmd *cobra.Command, cf *clientFlags, v *validateFlags, env vali
 		if failed != nil {
 			fmt.Fprintln(stderr, "sendguard:", failed)
 		}
-		fmt.Fprintf(stderr, "sendguard: interrupted: %s holds the first %d rows, in order\n", outPath, sum.Rows)
+		fmt.Fprintf(stderr, "sendguard: interrupted: %s holds the first %d rows, in order\n", where, sum.Rows)
 		env.exit(code)
 		return errInterrupted
 	case exitFailed:
 		return failed
 	case exitNotCSV:
 		fmt.Fprintf(stderr, "sendguard: %s: %s; each is an ERROR row of %s with its line number and the line as read\n",
-			inPath, plurals(sum.NotCSV, "line is not CSV", "lines are not CSV"), outPath)
+			inPath, plurals(sum.NotCSV, "line is not CSV", "lines are not CSV"), where)
 		env.exit(code)
 	case exitUnjudged:
 		fmt.Fprintf(stderr, "sendguard: the server could not judge %s for now; each is an ERROR row of %s saying why: validate them again later\n",
-			plurals(sum.Unjudged, "row", "rows"), outPath)
+			plurals(sum.Unjudged, "row", "rows"), where)
 		env.exit(code)
 	}
 	return nil

@@ -592,9 +592,18 @@ func TestValidateDiskNearlyFull(t *testing.T) {
 		t.Fatalf("validate (reads only) on a nearly full disk: exit %d, rows %q\n%s%s", code, rows, stdout, stderr)
 	}
 
+	// With the verdicts on standard output, the messages say so.
+	cmd := exec.Command(bin, "validate", "--addr", p.grpc, "--business", "acme", "--template", "promo", "--reserve", "--in", in, "--out", "-")
+	cmd.Env = append(os.Environ(), "SENDGUARD_API_KEY=")
+	var se bytes.Buffer
+	cmd.Stderr = &se
+	if err := cmd.Run(); !strings.Contains(se.String(), "each is an ERROR row of standard output saying why") {
+		t.Errorf("validate --out - on a nearly full disk: %v\n%s", err, se.String())
+	}
+
 	// A single reservation says that the server answered, not that it may
 	// not be running.
-	cmd := exec.Command(bin, "check", "--addr", p.grpc, "--business", "acme", "--reserve", "--message-ref", "m-1", "+5511987650001")
+	cmd = exec.Command(bin, "check", "--addr", p.grpc, "--business", "acme", "--reserve", "--message-ref", "m-1", "+5511987650001")
 	cmd.Env = append(os.Environ(), "SENDGUARD_API_KEY=")
 	b, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(b), "UNAVAILABLE from the server at "+p.grpc+": storage unavailable: the disk is nearly full") ||
