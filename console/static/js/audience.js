@@ -67,7 +67,7 @@ function read(text, opts) {
     }
     rows.push(r);
   }
-  return { rows, cols, emptyLines: rd.empty };
+  return { rows, cols, emptyLines: rd.empty, dialect: { comma: rd.comma, bom: rd.bom, crlf: rd.crlf } };
 }
 
 async function run() {
@@ -84,7 +84,9 @@ async function run() {
   };
   let parsed;
   try {
-    parsed = read(await file.text(), opts);
+    // Decoded keeping a byte order mark (File.text() drops it), so that the
+    // verdicts are written with one when the file has one.
+    parsed = read(new TextDecoder('utf-8', { ignoreBOM: true }).decode(await file.arrayBuffer()), opts);
   } catch (e) {
     return showError(new Error(`${file.name}: ${e.message}`));
   }
@@ -112,11 +114,14 @@ async function run() {
   }
   const summary = new Summary();
   summary.emptyLines = parsed.emptyLines;
-  let out = csvLine(cols.out);
+  // Written as the file is (as validate writes it): its delimiter, line ends
+  // and byte order mark, so that a spreadsheet's export opens in it again.
+  const { comma, bom, crlf } = parsed.dialect;
+  let out = (bom ? '\ufeff' : '') + csvLine(cols.out, comma, crlf);
   for (const r of rows) {
     r.out = outcome(r.errMsg, r.resp || {});
     summary.add(r.errMsg, r.resp || {}, r.bad);
-    out += csvLine([...r.fields, ...r.out]);
+    out += csvLine([...r.fields, ...r.out], comma, crlf);
   }
   if (result?.url) URL.revokeObjectURL(result.url);
   const url = URL.createObjectURL(new Blob([out], { type: 'text/csv' }));

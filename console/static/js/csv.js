@@ -49,7 +49,12 @@ export function detectDelimiter(header) {
 // AudienceReader reads the records of an audience file's text.
 export class AudienceReader {
   constructor(text) {
-    if (text.startsWith('\ufeff')) text = text.slice(1);
+    // The file's dialect, which the output keeps (as validate's does): a byte
+    // order mark, and CRLF when its first line ends with one.
+    this.bom = text.startsWith('\ufeff');
+    if (this.bom) text = text.slice(1);
+    const nl = text.indexOf('\n');
+    this.crlf = nl > 0 && text[nl - 1] === '\r' && !isLong(text.slice(0, nl - 1));
     this.lines = text.split('\n');
     if (this.lines[this.lines.length - 1] === '') this.lines.pop();
     for (let i = 0; i < this.lines.length; i++) if (this.lines[i].endsWith('\r')) this.lines[i] = this.lines[i].slice(0, -1);
@@ -200,12 +205,16 @@ export function detectColumns(header) {
   return { width: names.length, phone, userID, out };
 }
 
-// csvLine writes one output row as Go's encoding/csv writes it (",", "\n"): a
-// field is quoted when it holds a comma, a quote, a line end or starts with a
-// space, or is \. exactly.
-export function csvLine(fields) {
+// csvLine writes one output row as Go's encoding/csv writes it with Comma comma
+// and UseCRLF crlf: a field is quoted when it holds the delimiter, a quote, a
+// line end or starts with a space, or is \. exactly; with crlf a quoted
+// field's "\r" is dropped and its "\n" written "\r\n", and the row ends "\r\n".
+export function csvLine(fields, comma = ',', crlf = false) {
   return fields.map((f) => {
-    const quote = f === '\\.' || /[",\r\n]/.test(f) || (f !== '' && /^\s/u.test(f));
-    return quote ? '"' + f.replace(/"/g, '""') + '"' : f;
-  }).join(',') + '\n';
+    const quote = f === '\\.' || f.includes(comma) || /["\r\n]/.test(f) || (f !== '' && /^\s/u.test(f));
+    if (!quote) return f;
+    let q = f.replace(/"/g, '""');
+    if (crlf) q = q.replace(/\r/g, '').replace(/\n/g, '\r\n');
+    return '"' + q + '"';
+  }).join(comma) + (crlf ? '\r\n' : '\n');
 }
