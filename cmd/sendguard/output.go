@@ -103,6 +103,11 @@ func humanDuration(d time.Duration) string {
 func (p *printer) verdictLine(resp *sgv1.CheckSendResponse) string {
 	switch resp.GetVerdict() {
 	case sgv1.Verdict_VERDICT_ALLOW:
+		if resp.GetDuplicate() {
+			// The send was reserved before, by this message_ref: the headline
+			// must not say to send it again (a script may read only this line).
+			return "ALLOW, already reserved: do not send it twice"
+		}
 		return "ALLOW: send it"
 	case sgv1.Verdict_VERDICT_DEFER:
 		return "DEFER: do not send now; retry at " + p.when(resp.GetRetryAt())
@@ -194,7 +199,7 @@ func writeDecision(p *printer, v checkView, resp *sgv1.CheckSendResponse) {
 		case resp.GetVerdict() == sgv1.Verdict_VERDICT_ALLOW:
 			p.f("  reserved: yes, as message_ref %q (it counts toward the caps from now on)\n", v.messageRef)
 		default:
-			p.f("  reserved: no (the message_ref %q may be used again)\n", v.messageRef)
+			p.f("  reserved: no (nothing was counted; the message_ref %q is still free)\n", v.messageRef)
 		}
 	}
 	if w := resp.GetServiceWindowUntil(); w != nil {
