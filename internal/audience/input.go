@@ -122,6 +122,6 @@ func regionWarning(rows []Record, cols Columns, name string) string {
 	}
 	return fmt.Sprintf("sendguard: warning: %d of the first %d phone numbers in %s have no + or 00 (e.g. %q). "+
 		"If they are national numbers, set --region (e.g. --region BR) to read them as such: without a region "+
-		"(here or in the business policy's default_region), digits-only numbers are read as international, "+
+		"(here, in the business policy's default_region or in the deployment's), digits-only numbers are read as international, "+
 		"country code first, and other national spellings are INVALID_NUMBER.", national, phones, name, example)
 }
