@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,6 +40,33 @@ type webhookState struct {
 	skipped   *prometheus.CounterVec
 	restamped prometheus.Counter
 	bodies    *bodyBudget
+	unsigned  unsignedLog
+}
+
+// unsignedLog says in the log that webhook POSTs are refused for their
+// signature, at most once per unsignedLogEvery with the count since: a wrong
+// whatsapp_app_secret refuses every POST Meta sends, which the metrics alone
+// do not tell whoever reads the log, and a stranger's flood must not flood it.
+type unsignedLog struct {
+	mu      sync.Mutex
+	last    time.Time // when the last line was written (zero: never)
+	refused int       // POSTs refused since then
+}
+
+// unsignedLogEvery is the least time between two lines of unsignedLog.
+const unsignedLogEvery = time.Minute
+
+// refuse counts a refused POST and returns how many to report now (0: not yet).
+func (u *unsignedLog) refuse(now time.Time) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.refused++
+	if !u.last.IsZero() && now.Sub(u.last) < unsignedLogEvery {
+		return 0
+	}
+	n := u.refused
+	u.last, u.refused = now, 0
+	return n
 }
 
 func newWebhookState(cfg Config, reg *prometheus.Registry) *webhookState {
@@ -115,6 +143,12 @@ func (s *Server) serveWebhook(w http.ResponseWriter, r *http.Request) int {
 	}
 	defer b.release() // Parse copies what it keeps
 	if !b.verify(r.Header.Get("X-Hub-Signature-256"), s.cfg.WebhookSecret) {
+		if n := s.webhook.unsigned.refuse(s.cfg.Now()); n > 0 {
+			// refused: since the last such line (at most one a minute).
+			s.log.Warn("webhook POSTs refused for their signature: no X-Hub-Signature-256, or not made with "+
+				"whatsapp_app_secret (if Meta's own are refused, the app secret configured is not the Meta app's)",
+				"refused", n, "remote", r.RemoteAddr)
+		}
 		return http.StatusUnauthorized
 	}
 	events, stats, err := webhook.Parse(b.bytes())

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -154,6 +155,39 @@ func TestWebhookSignatureFailuresRecordNothing(t *testing.T) {
 	}
 	if resp := h.check(t, &sgv1.CheckSendRequest{BusinessId: pnid, Phone: "+5511987654321", Category: sgv1.Category_CATEGORY_MARKETING}); resp.GetVerdict() != deny {
 		t.Fatalf("after signed 131050: %v", resp.GetVerdict())
+	}
+}
+
+// TestWebhookSignatureFailuresLogged: POSTs refused for their signature are
+// said in the log (a wrong app secret refuses all of Meta's), in one line at
+// most per minute of the clock with the count since the last, so that a
+// stranger's flood does not flood the log.
+func TestWebhookSignatureFailuresLogged(t *testing.T) {
+	var logs syncBuffer
+	h, hd := webhookHarness(t, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	b := body(t, pnid, statuses(newStatus("wamid.1", "delivered", t0, "5511987654321", 0)))
+	lines := func() []string {
+		var out []string
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "webhook POSTs refused for their signature") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	for range 5 {
+		post(t, hd, b, webhook.Sign(b, []byte("not the app secret")))
+	}
+	if got := lines(); len(got) != 1 || !strings.Contains(got[0], "refused=1") || !strings.Contains(got[0], "level=WARN") {
+		t.Fatalf("after 5 refused POSTs within a minute: %q, want one WARN line for the first", got)
+	}
+	if code := postSigned(t, hd, b); code != http.StatusOK {
+		t.Fatalf("signed: %d", code)
+	}
+	h.clock.Advance(unsignedLogEvery)
+	post(t, hd, b, "")
+	if got := lines(); len(got) != 2 || !strings.Contains(got[1], "refused=5") {
+		t.Fatalf("a minute later: %q, want a second line counting the 4 unreported and this one", got)
 	}
 }
 
