@@ -316,3 +316,27 @@ func TestReplicasRefuseAnotherHashSecret(t *testing.T) {
 		t.Fatalf("a replica with the same secret, after the first's opt-out: %v %v, want DENY", resp, err)
 	}
 }
+
+// TestServeRefusesAnotherHashSecret: a data directory served once (with the
+// key it keeps itself) refuses a later start with another hash_secret, saying
+// which file to delete to start over on purpose; after that it starts.
+func TestServeRefusesAnotherHashSecret(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	stop(t, startServer(t, bin, dir))
+
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "serve", "--data", dir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "SENDGUARD_HASH_SECRET=a secret set after the store was used")
+	out, err := cmd.CombinedOutput()
+	fingerprint := dir + "/hash-secret.fingerprint"
+	if err == nil || ctx.Err() != nil || !strings.Contains(string(out), "differs from the one the store in "+dir+" was written with") ||
+		!strings.Contains(string(out), "delete "+fingerprint) {
+		t.Fatalf("serve with another hash_secret: %v, want it to exit at once saying why\n%s", err, out)
+	}
+	if err := os.Remove(fingerprint); err != nil {
+		t.Fatal(err)
+	}
+	stop(t, startServer(t, bin, dir, "SENDGUARD_HASH_SECRET=a secret set after the store was used"))
+}

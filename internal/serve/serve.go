@@ -11,6 +11,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -137,10 +138,11 @@ func openStore(cfg server.Config) (storage.Store, error) {
 
 // LoadHashSecret returns the configured secret; or, on a store shared by
 // replicas, the one kept in the store (the first replica creates it); or the one
-// kept in the data directory (created on first start). On a shared store every
-// replica must hash with the same secret, so the secret's fingerprint is kept in
-// the store too (the first replica's) and a replica with another secret does not
-// start (checkSharedSecret).
+// kept in the data directory (created on first start). A store must be read with
+// the secret it was written with, so the secret's fingerprint is kept beside it
+// on first use: in the shared store (the first replica's: checkSharedSecret), or
+// in the data directory (checkLocalSecret); a server whose secret differs does
+// not start.
 func LoadHashSecret(cfg server.Config, st storage.Store) ([]byte, error) {
 	if keeper, ok := storage.UnwrapAs[storage.SecretKeeper](st); ok {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -157,6 +159,21 @@ func LoadHashSecret(cfg server.Config, st storage.Store) ([]byte, error) {
 		}
 		return b, nil
 	}
+	b, err := localHashSecret(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.DataDir != "" {
+		if err := checkLocalSecret(cfg, b); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// localHashSecret is the configured secret, or the one kept in the data
+// directory (created on first start).
+func localHashSecret(cfg server.Config) ([]byte, error) {
 	if len(cfg.HashSecret) > 0 {
 		return cfg.HashSecret, nil
 	}
@@ -193,9 +210,7 @@ const hashFingerprintName = "hash-fingerprint"
 // hash_numbers) that the others never find: an event counted twice, or an
 // opt-out that one replica does not see.
 func checkSharedSecret(ctx context.Context, keeper storage.SecretKeeper, secret []byte, configured bool) error {
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte("sendguard hash secret fingerprint v1"))
-	mine := mac.Sum(nil)[:16]
+	mine := hashFingerprint(secret)
 	stored, err := keeper.SharedValue(ctx, hashFingerprintName, mine)
 	if err != nil {
 		return fmt.Errorf("shared hash secret's fingerprint: %w", err)
@@ -213,4 +228,51 @@ func checkSharedSecret(ctx context.Context, keeper storage.SecretKeeper, secret 
 		"Give every replica the same hash_secret, or none of them one. "+
 		"To start this store over with another secret on purpose, delete the store's key ending in \"value:{%s}\" "+
 		"(what was hashed with the old secret will no longer be found)", source, hashFingerprintName)
+}
+
+// hashFingerprint identifies a hash secret without revealing it: an HMAC of a
+// fixed text, 16 bytes.
+func hashFingerprint(secret []byte) []byte {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte("sendguard hash secret fingerprint v1"))
+	return mac.Sum(nil)[:16]
+}
+
+// fingerprintFile is where a data directory keeps the fingerprint of the hash
+// secret its store was first served with.
+const fingerprintFile = "hash-secret.fingerprint"
+
+// checkLocalSecret makes sure that a server hashes with the secret its data
+// directory's store was written with: the first start keeps the secret's
+// fingerprint in the directory, and every later start compares its own. A
+// changed hash_secret (or one set, or removed, after the store was used) would
+// leave every keyed hash stored before unfound: dedup keys, suppressions of
+// forgotten opt-outs, and with hash_numbers every number's record. A fingerprint
+// that cannot be written (a full disk) is warned about, not fatal.
+func checkLocalSecret(cfg server.Config, secret []byte) error {
+	path := filepath.Join(cfg.DataDir, fingerprintFile)
+	mine := hex.EncodeToString(hashFingerprint(secret))
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if strings.TrimSpace(string(b)) == mine {
+			return nil
+		}
+		source := "kept in the data directory's suppression.key, as no hash_secret is configured"
+		if len(cfg.HashSecret) > 0 {
+			source = "hash_secret or SENDGUARD_HASH_SECRET"
+		}
+		return fmt.Errorf("hash secret: this server's (%s) differs from the one the store in %s was written with: "+
+			"what it stored with that one (dedup keys, suppressions of forgotten opt-outs, numbers with hash_numbers) "+
+			"would not be found, so an event could count twice and an opt-out could be missed. "+
+			"Start it with that secret (the hash_secret it had, or the data directory's suppression.key). "+
+			"To start this store over with this secret on purpose, delete %s "+
+			"(what was hashed with the old secret will no longer be found)", source, cfg.DataDir, path)
+	case !os.IsNotExist(err):
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if err := os.WriteFile(path, []byte(mine+"\n"), 0o600); err != nil && cfg.Logger != nil {
+		cfg.Logger.Warn("the hash secret's fingerprint is not kept: a later start with another secret will not be noticed", "path", path, "err", err)
+	}
+	return nil
 }

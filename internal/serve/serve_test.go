@@ -94,7 +94,9 @@ func TestRunDrainsStreams(t *testing.T) {
 
 // TestHashSecretKeptInDataDir: without a configured secret, the runner creates
 // one in the data directory on first start and reads the same one after; a
-// configured one wins; without either there is none.
+// configured one wins on a new directory, and on a directory whose store was
+// written with another secret it is refused, saying why and how to start over;
+// without either there is none.
 func TestHashSecretKeptInDataDir(t *testing.T) {
 	st, err := badger.Open(badger.Options{InMemory: true})
 	if err != nil {
@@ -115,8 +117,33 @@ func TestHashSecretKeptInDataDir(t *testing.T) {
 		t.Fatalf("suppression.key: %x, %v", b, err)
 	}
 	cfg.HashSecret = []byte("configured-secret")
+	_, err = LoadHashSecret(cfg, st)
+	fingerprint := filepath.Join(cfg.DataDir, "hash-secret.fingerprint")
+	if err == nil || !strings.Contains(err.Error(), "differs from the one the store in "+cfg.DataDir+" was written with") ||
+		!strings.Contains(err.Error(), "delete "+fingerprint) {
+		t.Fatalf("configured, on a directory written with its own key: %v", err)
+	}
+	if b, err := os.ReadFile(fingerprint); err != nil || bytes.Contains(b, first) || len(strings.TrimSpace(string(b))) != 32 {
+		t.Fatalf("fingerprint file: %q, %v", b, err)
+	}
+	if err := os.Remove(fingerprint); err != nil { // starting over, on purpose
+		t.Fatal(err)
+	}
 	if got, err := LoadHashSecret(cfg, st); err != nil || string(got) != "configured-secret" {
-		t.Fatalf("configured: %q, %v", got, err)
+		t.Fatalf("configured, once the fingerprint was removed: %q, %v", got, err)
+	}
+	if got, err := LoadHashSecret(cfg, st); err != nil || string(got) != "configured-secret" {
+		t.Fatalf("configured, again: %q, %v", got, err)
+	}
+	cfg.HashSecret = nil
+	if _, err := LoadHashSecret(cfg, st); err == nil || !strings.Contains(err.Error(), "suppression.key, as no hash_secret is configured") {
+		t.Fatalf("the configured secret removed again: %v", err)
+	}
+	cfg.HashSecret = []byte("configured-secret")
+	other := cfg
+	other.DataDir = t.TempDir()
+	if got, err := LoadHashSecret(other, st); err != nil || string(got) != "configured-secret" {
+		t.Fatalf("configured, on a new directory: %q, %v", got, err)
 	}
 	cfg.HashSecret, cfg.DataDir = nil, ""
 	if got, err := LoadHashSecret(cfg, st); err == nil {
