@@ -804,6 +804,9 @@ const hostileAudience = "\ufeffNome,Celular,BSUID,nota\r\n" +
 	" Ivo,+55 31 99551-1917,, lead\n" +
 	"\r\n" +
 	"Júlia,+55 31 99551-1918,,ção\n" +
+	"Kai,+55 31 99551-1935,,\ufeffjoined export\n" + // U+FEFF is no space to Go's csv.Writer: not quoted
+	"Lia,+55 31 99551-1936,,\u0085next line\n" + // U+0085 is: quoted
+	"Mel,+55 31 99551-1937,,\u00a0no-break\n" +
 	"US,+1 212 736 0001,,\n" +
 	"Typo,12345,,\n" +
 	"Last,+55 31 99551-1934,,end"

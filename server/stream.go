@@ -489,11 +489,15 @@ func (s *Server) writeBatch(ctx context.Context, batch *laneBatch) {
 			// A nearly full disk refuses a transaction that writes anything,
 			// so the batch went whole. Each goes again alone: a row whose
 			// update writes nothing (DEFER, DENY, a duplicate) gets the answer
-			// it gets alone, and only those that write are refused.
+			// it gets alone, and only those that write are refused. (A lane's
+			// batch is one transaction on Badger, so nothing of it was
+			// applied; a store that applied a part would answer those rows
+			// DUPLICATE, the safe side.)
 			results, err = make([]error, len(batch.held)), nil
 			for i, h := range batch.held {
-				results[i] = s.store.UpdateContact(ctx, h.v.r.key, h.v.dedup, h.v.fn)
-				s.metrics.reservationBatch.Observe(1)
+				if results[i] = s.store.UpdateContact(ctx, h.v.r.key, h.v.dedup, h.v.fn); results[i] == nil {
+					s.metrics.reservationBatch.Observe(1)
+				}
 			}
 		} else if err == nil {
 			s.metrics.reservationBatch.Observe(float64(len(batch.held)))

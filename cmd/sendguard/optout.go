@@ -57,7 +57,7 @@ finished; importing again is safe).
 			if workers < 1 || workers > 64 {
 				return errors.New("--workers must be between 1 and 64")
 			}
-			comma, err := parseDelimiter(delim)
+			comma, err := parseDelimiter("--delimiter", delim)
 			if err != nil {
 				return err
 			}

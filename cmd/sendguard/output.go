@@ -105,8 +105,9 @@ func (p *printer) verdictLine(resp *sgv1.CheckSendResponse) string {
 	case sgv1.Verdict_VERDICT_ALLOW:
 		if resp.GetDuplicate() {
 			// The send was reserved before, by this message_ref: the headline
-			// must not say to send it again (a script may read only this line).
-			return "ALLOW, already reserved: do not send it twice"
+			// must not say to send it again, nor start as an ALLOW does (a
+			// script may read only this line); validate's word for it.
+			return "DUPLICATE: already reserved; do not send it twice"
 		}
 		return "ALLOW: send it"
 	case sgv1.Verdict_VERDICT_DEFER:

@@ -156,10 +156,10 @@ then 3, then 4. Memory is bounded by --window whatever the file's size. A progre
 		default:
 			return fmt.Errorf("--ref-key %q: want recipient or row", refFlag)
 		}
-		if v.outComma, err = parseDelimiter(outDelimiter); err != nil {
-			return errors.New(strings.Replace(err.Error(), "--delimiter", "--out-delimiter", 1))
+		if v.outComma, err = parseDelimiter("--out-delimiter", outDelimiter); err != nil {
+			return err
 		}
-		if o.Delimiter, err = parseDelimiter(delimiter); err != nil {
+		if o.Delimiter, err = parseDelimiter("--delimiter", delimiter); err != nil {
 			return err
 		}
 		if o.Region, err = parseRegion(o.Region); err != nil {
@@ -213,9 +213,10 @@ type validateFlags struct {
 	outComma byte // --out-delimiter; 0: the input's
 }
 
-// parseDelimiter reads --delimiter: one character, "tab" or "\t" for a tab; ""
-// for detection. A quote or a line end cannot delimit fields.
-func parseDelimiter(v string) (byte, error) {
+// parseDelimiter reads a delimiter flag (--delimiter, --out-delimiter): one
+// character, "tab" or "\t" for a tab; "" for the default. A quote or a line end
+// cannot delimit fields.
+func parseDelimiter(flag, v string) (byte, error) {
 	switch v {
 	case "":
 		return 0, nil
@@ -223,7 +224,7 @@ func parseDelimiter(v string) (byte, error) {
 		return '\t', nil
 	}
 	if len(v) != 1 || v[0] == '"' || v[0] == '\r' || v[0] == '\n' || v[0] >= utf8.RuneSelf {
-		return 0, fmt.Errorf(`--delimiter %q: want one ASCII character such as "," ";" "|", or tab (not a quote or a line end)`, v)
+		return 0, fmt.Errorf(`%s %q: want one ASCII character such as "," ";" "|", or tab (not a quote or a line end)`, flag, v)
 	}
 	return v[0], nil
 }
@@ -361,13 +362,21 @@ func runValidate(cmd *cobra.Command, cf *clientFlags, v *validateFlags, env vali
 	case exitNotCSV:
 		fmt.Fprintf(stderr, "sendguard: %s: %s; each is an ERROR row of %s with its line number and the line as read\n",
 			inPath, plurals(sum.NotCSV, "line is not CSV", "lines are not CSV"), where)
+		if sum.Unjudged > 0 {
+			unjudgedLine(stderr, sum.Unjudged, where)
+		}
 		env.exit(code)
 	case exitUnjudged:
-		fmt.Fprintf(stderr, "sendguard: the server could not judge %s for now; each is an ERROR row of %s saying why: validate them again later\n",
-			plurals(sum.Unjudged, "row", "rows"), where)
+		unjudgedLine(stderr, sum.Unjudged, where)
 		env.exit(code)
 	}
 	return nil
+}
+
+// unjudgedLine says on stderr how many rows the server could not judge for now.
+func unjudgedLine(w io.Writer, n int, where string) {
+	fmt.Fprintf(w, "sendguard: the server could not judge %s for now; each is an ERROR row of %s saying why: validate them again later\n",
+		plurals(n, "row", "rows"), where)
 }
 
 // Exit statuses of a validate run beyond 0 (it completed and every line was read

@@ -159,43 +159,75 @@ func LoadHashSecret(cfg server.Config, st storage.Store) ([]byte, error) {
 		}
 		return b, nil
 	}
-	b, err := localHashSecret(cfg)
+	b, fresh, err := localHashSecret(cfg)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.DataDir != "" {
-		if err := checkLocalSecret(cfg, b); err != nil {
+		// Checked before a new key is kept: a refused start leaves the data
+		// directory as it found it.
+		if err := checkLocalSecret(cfg, b, fresh); err != nil {
 			return nil, err
+		}
+	}
+	if fresh {
+		path := filepath.Join(cfg.DataDir, "suppression.key")
+		if err := writeFileAtomic(path, b); err != nil {
+			return nil, fmt.Errorf("write %s: %w", path, err)
 		}
 	}
 	return b, nil
 }
 
 // localHashSecret is the configured secret, or the one kept in the data
-// directory (created on first start).
-func localHashSecret(cfg server.Config) ([]byte, error) {
+// directory; fresh when there is none yet and b is a new random one, which the
+// caller keeps once it is accepted.
+func localHashSecret(cfg server.Config) (b []byte, fresh bool, err error) {
 	if len(cfg.HashSecret) > 0 {
-		return cfg.HashSecret, nil
+		return cfg.HashSecret, false, nil
 	}
 	if cfg.DataDir == "" {
-		return nil, errors.New("no hash secret: configure hash_secret, or a data directory to keep one in")
+		return nil, false, errors.New("no hash secret: configure hash_secret, or a data directory to keep one in")
 	}
 	path := filepath.Join(cfg.DataDir, "suppression.key")
-	b, err := os.ReadFile(path)
+	b, err = os.ReadFile(path)
 	if err == nil && len(b) >= 32 {
-		return b, nil
+		return b, false, nil
 	}
 	if err != nil && !os.IsNotExist(err) {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, false, fmt.Errorf("read %s: %w", path, err)
 	}
 	b = make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		return nil, fmt.Errorf("write %s: %w", path, err)
+	return b, true, nil
+}
+
+// writeFileAtomic writes b to path through a temporary file in its directory,
+// synced and renamed over path, so that path never holds a part of b.
+func writeFileAtomic(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
 	}
-	return b, nil
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o600)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+	}
+	return err
 }
 
 // hashFingerprintName names the shared value that holds the fingerprint of the
@@ -247,32 +279,46 @@ const fingerprintFile = "hash-secret.fingerprint"
 // fingerprint in the directory, and every later start compares its own. A
 // changed hash_secret (or one set, or removed, after the store was used) would
 // leave every keyed hash stored before unfound: dedup keys, suppressions of
-// forgotten opt-outs, and with hash_numbers every number's record. A fingerprint
-// that cannot be written (a full disk) is warned about, not fatal.
-func checkLocalSecret(cfg server.Config, secret []byte) error {
+// forgotten opt-outs, and with hash_numbers every number's record. fresh says
+// the secret is a new random one (no suppression.key was kept). A fingerprint
+// that cannot be written (a full disk), or a file that holds none (one cut short
+// by an older build's crash), is warned about and written again, not fatal.
+func checkLocalSecret(cfg server.Config, secret []byte, fresh bool) error {
 	path := filepath.Join(cfg.DataDir, fingerprintFile)
 	mine := hex.EncodeToString(hashFingerprint(secret))
 	b, err := os.ReadFile(path)
+	kept := strings.TrimSpace(string(b))
 	switch {
-	case err == nil:
-		if strings.TrimSpace(string(b)) == mine {
-			return nil
-		}
-		source := "kept in the data directory's suppression.key, as no hash_secret is configured"
-		if len(cfg.HashSecret) > 0 {
+	case err == nil && kept == mine:
+		return nil
+	case err == nil && isFingerprint(kept):
+		source := "the data directory's suppression.key, as no hash_secret is configured"
+		switch {
+		case len(cfg.HashSecret) > 0:
 			source = "hash_secret or SENDGUARD_HASH_SECRET"
+		case fresh:
+			source = "a new key, as no hash_secret is configured and the data directory has no suppression.key"
 		}
 		return fmt.Errorf("hash secret: this server's (%s) differs from the one the store in %s was written with: "+
 			"what it stored with that one (dedup keys, suppressions of forgotten opt-outs, numbers with hash_numbers) "+
 			"would not be found, so an event could count twice and an opt-out could be missed. "+
-			"Start it with that secret (the hash_secret it had, or the data directory's suppression.key). "+
+			"Start it with that secret (the hash_secret it had, or the suppression.key its data directory had). "+
 			"To start this store over with this secret on purpose, delete %s "+
 			"(what was hashed with the old secret will no longer be found)", source, cfg.DataDir, path)
-	case !os.IsNotExist(err):
+	case err != nil && !os.IsNotExist(err):
 		return fmt.Errorf("read %s: %w", path, err)
+	case err == nil && cfg.Logger != nil:
+		cfg.Logger.Warn("the hash secret's fingerprint file holds no fingerprint: written again", "path", path)
 	}
-	if err := os.WriteFile(path, []byte(mine+"\n"), 0o600); err != nil && cfg.Logger != nil {
+	if err := writeFileAtomic(path, []byte(mine+"\n")); err != nil && cfg.Logger != nil {
 		cfg.Logger.Warn("the hash secret's fingerprint is not kept: a later start with another secret will not be noticed", "path", path, "err", err)
 	}
 	return nil
+}
+
+// isFingerprint tells whether s is a fingerprint as checkLocalSecret writes it:
+// 32 hexadecimal digits.
+func isFingerprint(s string) bool {
+	b, err := hex.DecodeString(s)
+	return err == nil && len(b) == 16
 }

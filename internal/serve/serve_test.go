@@ -151,6 +151,43 @@ func TestHashSecretKeptInDataDir(t *testing.T) {
 	}
 }
 
+// TestHashSecretFingerprintFile: a fingerprint file that holds no fingerprint
+// (cut short) is written again and the server starts; a start refused because
+// the secret differs leaves the data directory as it was (no new key kept).
+func TestHashSecretFingerprintFile(t *testing.T) {
+	st, err := badger.Open(badger.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg := server.DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	fingerprint := filepath.Join(cfg.DataDir, "hash-secret.fingerprint")
+	if err := os.WriteFile(fingerprint, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadHashSecret(cfg, st); err != nil {
+		t.Fatalf("an empty fingerprint file: %v", err)
+	}
+	if b, err := os.ReadFile(fingerprint); err != nil || len(strings.TrimSpace(string(b))) != 32 {
+		t.Fatalf("fingerprint written again: %q, %v", b, err)
+	}
+
+	cfg.DataDir = t.TempDir()
+	cfg.HashSecret = []byte("configured from the first start")
+	if _, err := LoadHashSecret(cfg, st); err != nil {
+		t.Fatal(err)
+	}
+	cfg.HashSecret = nil
+	_, err = LoadHashSecret(cfg, st)
+	if err == nil || !strings.Contains(err.Error(), "(a new key, as no hash_secret is configured and the data directory has no suppression.key)") {
+		t.Fatalf("hash_secret removed: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "suppression.key")); !os.IsNotExist(err) {
+		t.Fatalf("a refused start kept a new suppression.key: %v", err)
+	}
+}
+
 // keeping is a store shared by replicas that keeps their secrets and values in
 // memory, first writer wins, as Redis does (SET NX).
 type keeping struct {

@@ -405,7 +405,7 @@ func (s *Store) SharedSecret(ctx context.Context, name string) ([]byte, error) {
 	if _, err := crand.Read(fresh); err != nil {
 		return nil, err
 	}
-	v, err := s.setOnce(ctx, s.pre+"secret:{"+name+"}", fresh)
+	v, err := s.setOnce(ctx, s.pre+"secret:{"+name+"}", fresh, true)
 	if err != nil {
 		return nil, err
 	}
@@ -416,16 +416,18 @@ func (s *Store) SharedSecret(ctx context.Context, name string) ([]byte, error) {
 }
 
 // SharedValue implements storage.SecretKeeper: the first replica to offer a
-// value under name stores it (SET NX, replicated as a secret is); every replica
+// value under name stores it (SET NX, WAITed for by that replica); every replica
 // gets the stored one back.
 func (s *Store) SharedValue(ctx context.Context, name string, value []byte) ([]byte, error) {
-	return s.setOnce(ctx, s.pre+"value:{"+name+"}", value)
+	return s.setOnce(ctx, s.pre+"value:{"+name+"}", value, false)
 }
 
 // setOnce stores v at k unless k holds a value (SET NX) and returns what k holds.
 // When the master has replicas, the value is written again and WAITed for until
-// one of them has it (a value lost in a failover could be set again differently).
-func (s *Store) setOnce(ctx context.Context, k string, v []byte) ([]byte, error) {
+// one of them has it (a value lost in a failover could be set again
+// differently): by every caller when always, else only by the one that stored
+// it.
+func (s *Store) setOnce(ctx context.Context, k string, v []byte, always bool) ([]byte, error) {
 	if err := s.enter(ctx); err != nil {
 		return nil, err
 	}
@@ -433,12 +435,16 @@ func (s *Store) setOnce(ctx context.Context, k string, v []byte) ([]byte, error)
 	if err != nil {
 		return nil, s.fail(ctx, "find "+k+"'s master", err)
 	}
-	if err := node.SetNX(ctx, k, v, 0).Err(); err != nil {
+	stored, err := node.SetNX(ctx, k, v, 0).Result()
+	if err != nil {
 		return nil, s.fail(ctx, "set "+k, err)
 	}
 	got, err := node.Get(ctx, k).Bytes()
 	if err != nil {
 		return nil, s.fail(ctx, "get "+k, err)
+	}
+	if !always && !stored {
+		return got, nil
 	}
 	info, err := node.Info(ctx, "replication").Result()
 	if err != nil {

@@ -205,13 +205,18 @@ export function detectColumns(header) {
   return { width: names.length, phone, userID, out };
 }
 
+// goSpace matches a field that starts with what Go's unicode.IsSpace calls
+// space (which a field starting with it makes encoding/csv quote): not JS's \s,
+// which counts U+FEFF and not U+0085.
+const goSpace = /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/u;
+
 // csvLine writes one output row as Go's encoding/csv writes it with Comma comma
 // and UseCRLF crlf: a field is quoted when it holds the delimiter, a quote, a
 // line end or starts with a space, or is \. exactly; with crlf a quoted
 // field's "\r" is dropped and its "\n" written "\r\n", and the row ends "\r\n".
 export function csvLine(fields, comma = ',', crlf = false) {
   return fields.map((f) => {
-    const quote = f === '\\.' || f.includes(comma) || /["\r\n]/.test(f) || (f !== '' && /^\s/u.test(f));
+    const quote = f === '\\.' || f.includes(comma) || /["\r\n]/.test(f) || goSpace.test(f);
     if (!quote) return f;
     let q = f.replace(/"/g, '""');
     if (crlf) q = q.replace(/\r/g, '').replace(/\n/g, '\r\n');
