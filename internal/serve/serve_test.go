@@ -92,17 +92,24 @@ func TestRunDrainsStreams(t *testing.T) {
 	st.Close()
 }
 
+// memStore is an in-memory Badger store, closed when the test ends.
+func memStore(t *testing.T) storage.Store {
+	t.Helper()
+	st, err := badger.Open(badger.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
 // TestHashSecretKeptInDataDir: without a configured secret, the runner creates
 // one in the data directory on first start and reads the same one after; a
 // configured one wins on a new directory, and on a directory whose store was
 // written with another secret it is refused, saying why and how to start over;
 // without either there is none.
 func TestHashSecretKeptInDataDir(t *testing.T) {
-	st, err := badger.Open(badger.Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := memStore(t)
 	cfg := server.DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	first, err := LoadHashSecret(cfg, st)
@@ -155,11 +162,7 @@ func TestHashSecretKeptInDataDir(t *testing.T) {
 // (cut short) is written again and the server starts; a start refused because
 // the secret differs leaves the data directory as it was (no new key kept).
 func TestHashSecretFingerprintFile(t *testing.T) {
-	st, err := badger.Open(badger.Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := memStore(t)
 	cfg := server.DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	fingerprint := filepath.Join(cfg.DataDir, "hash-secret.fingerprint")
@@ -179,7 +182,7 @@ func TestHashSecretFingerprintFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.HashSecret = nil
-	_, err = LoadHashSecret(cfg, st)
+	_, err := LoadHashSecret(cfg, st)
 	if err == nil || !strings.Contains(err.Error(), "(a new key, as no hash_secret is configured and the data directory has no suppression.key)") {
 		t.Fatalf("hash_secret removed: %v", err)
 	}
@@ -215,11 +218,7 @@ func (k *keeping) SharedValue(_ context.Context, name string, v []byte) ([]byte,
 // where the first had one) does not, with an error that says why and how to
 // start over.
 func TestHashSecretSharedByReplicas(t *testing.T) {
-	st, err := badger.Open(badger.Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := memStore(t)
 	replica := func(k *keeping, secret string) ([]byte, error) {
 		cfg := server.DefaultConfig()
 		cfg.DataDir = t.TempDir() // not used on a shared store
