@@ -16,14 +16,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sendguard/sendguard/internal/serve"
 	"github.com/sendguard/sendguard/server"
 	"github.com/sendguard/sendguard/storage/badger"
 )
-
-// suppressionKeyFile is the file in a data directory that keeps the hash secret
-// (suppression entries, dedup keys) when the config sets no hash_secret (see
-// server.Config.HashSecret).
-const suppressionKeyFile = "suppression.key"
 
 func backupCmd() *cobra.Command {
 	var (
@@ -194,9 +190,9 @@ users, and applies a retried webhook event a second time.`,
 				return err
 			}
 			if key != nil {
-				if err := os.WriteFile(filepath.Join(dataDir, suppressionKeyFile), key, 0o600); err != nil {
+				if err := os.WriteFile(filepath.Join(dataDir, serve.SuppressionKeyFile), key, 0o600); err != nil {
 					return fmt.Errorf("restored, but copying the suppression key failed (copy %s to %s yourself before serving): %w",
-						keyFile, filepath.Join(dataDir, suppressionKeyFile), err)
+						keyFile, filepath.Join(dataDir, serve.SuppressionKeyFile), err)
 				}
 			}
 			w := cmd.OutOrStdout()
@@ -204,7 +200,7 @@ users, and applies a retried webhook event a second time.`,
 			if key == nil {
 				fmt.Fprintf(w, "WARNING: no --suppression-key. Unless the config sets hash_secret, copy the old data directory's %s into %s\n"+
 					"before serving: without it forgotten opted-out users are not recognised and retried events are applied again\n",
-					suppressionKeyFile, dataDir)
+					serve.SuppressionKeyFile, dataDir)
 			}
 			fmt.Fprintf(w, "start the server on it with: sendguard serve --data %s\n", dataDir)
 			return nil

@@ -106,6 +106,21 @@ func startServerArgs(t *testing.T, bin, dataDir string, env []string, args ...st
 	return startServerCmd(t, bin, env, append([]string{"serve", "--data", dataDir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0"}, args...)...)
 }
 
+// serveRefused runs `bin serve --data dataDir ARGS` on loopback ports with env
+// added, for a start that must be refused: it waits up to 30 s for the process
+// to exit on its own and returns what it printed, whether it had to be killed
+// instead, and how it exited.
+func serveRefused(t *testing.T, bin, dataDir string, env []string, args ...string) (out string, timedOut bool, err error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"serve", "--data", dataDir,
+		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	b, err := cmd.CombinedOutput()
+	return string(b), ctx.Err() != nil, err
+}
+
 // startServerCmd runs bin with args (a serve command line) and waits for it to
 // say where it listens.
 func startServerCmd(t *testing.T, bin string, env []string, args ...string) *proc {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -298,14 +297,8 @@ func TestReplicasRefuseAnotherHashSecret(t *testing.T) {
 		"no hash_secret":      {"SENDGUARD_HASH_SECRET="},
 		"another hash_secret": {"SENDGUARD_HASH_SECRET=another secret of 32 bytes, too"},
 	} {
-		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-		cmd := exec.CommandContext(ctx, bin, "serve", "--data", t.TempDir(), "--store", url,
-			"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0")
-		cmd.Env = append(os.Environ(), env...)
-		out, err := cmd.CombinedOutput()
-		timedOut := ctx.Err() != nil
-		cancel()
-		if err == nil || timedOut || !strings.Contains(string(out), "differs from the one the replicas sharing this store hash with") {
+		out, timedOut, err := serveRefused(t, bin, t.TempDir(), env, "--store", url)
+		if err == nil || timedOut || !strings.Contains(out, "differs from the one the replicas sharing this store hash with") {
 			t.Errorf("%s: a replica that hashes differently: %v, want it to exit at once saying why\n%s", name, err, out)
 		}
 	}
@@ -325,14 +318,10 @@ func TestServeRefusesAnotherHashSecret(t *testing.T) {
 	dir := t.TempDir()
 	stop(t, startServer(t, bin, dir))
 
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "serve", "--data", dir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "SENDGUARD_HASH_SECRET=a secret set after the store was used")
-	out, err := cmd.CombinedOutput()
+	out, timedOut, err := serveRefused(t, bin, dir, []string{"SENDGUARD_HASH_SECRET=a secret set after the store was used"})
 	fingerprint := dir + "/hash-secret.fingerprint"
-	if err == nil || ctx.Err() != nil || !strings.Contains(string(out), "differs from the one the store in "+dir+" was written with") ||
-		!strings.Contains(string(out), "delete "+fingerprint) {
+	if err == nil || timedOut || !strings.Contains(out, "differs from the one the store in "+dir+" was written with") ||
+		!strings.Contains(out, "delete "+fingerprint) {
 		t.Fatalf("serve with another hash_secret: %v, want it to exit at once saying why\n%s", err, out)
 	}
 	if err := os.Remove(fingerprint); err != nil {

@@ -349,7 +349,7 @@ func runValidate(cmd *cobra.Command, cf *clientFlags, v *validateFlags, env vali
 	if flushErr != nil {
 		failed = errors.Join(fmt.Errorf("write %s: %w", outPath, flushErr), failed)
 	}
-	switch code := exitStatus(sum.Interrupted, failed != nil, sum.NotCSV, sum.Unjudged); code {
+	switch code := exitStatus(sum.Interrupted, failed != nil, sum.NotCSV, sum.Unjudged()); code {
 	case exitInterrupted:
 		if failed != nil {
 			fmt.Fprintln(stderr, "sendguard:", failed)
@@ -362,12 +362,12 @@ func runValidate(cmd *cobra.Command, cf *clientFlags, v *validateFlags, env vali
 	case exitNotCSV:
 		fmt.Fprintf(stderr, "sendguard: %s: %s; each is an ERROR row of %s with its line number and the line as read\n",
 			inPath, plurals(sum.NotCSV, "line is not CSV", "lines are not CSV"), where)
-		if sum.Unjudged > 0 {
-			unjudgedLine(stderr, sum.Unjudged, where)
+		if sum.Unjudged() > 0 {
+			unjudgedLine(stderr, sum.Unjudged(), where)
 		}
 		env.exit(code)
 	case exitUnjudged:
-		unjudgedLine(stderr, sum.Unjudged, where)
+		unjudgedLine(stderr, sum.Unjudged(), where)
 		env.exit(code)
 	}
 	return nil

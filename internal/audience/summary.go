@@ -3,6 +3,7 @@ package audience
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,16 +18,15 @@ import (
 type Summary struct {
 	Rows        int  // rows written
 	NotCSV      int  // ERROR rows for lines that are not CSV
-	Unjudged    int  // ERROR rows the server could not judge for now (Retryable): validated again later, they get verdicts
 	Complete    bool // every line was read and every row written
 	Interrupted bool // a stop or a kill ended the run before it completed
 
 	opts             *Options
 	verdicts         map[string]int
 	rules            map[sgv1.Rule]*ruleCount
-	codes            map[int32]int // Meta errors predicted, per doomed row's reasons
-	unjudgedCodes    map[codes.Code]int
-	invalid          int // doomed rows whose phone is not a number
+	codes            map[int32]int      // Meta errors predicted, per doomed row's reasons
+	unjudged         map[codes.Code]int // ERROR rows the server could not judge for now (Retryable), per code
+	invalid          int                // doomed rows whose phone is not a number
 	doomed, unwanted int
 	shadowed         int // ALLOW rows that a shadowed rule would have blocked
 	reserved         int // new reservations (ALLOW with Reserve)
@@ -41,7 +41,7 @@ type ruleCount struct{ doomed, unwanted, shadow int }
 
 func newSummary(o *Options) *Summary {
 	return &Summary{opts: o, verdicts: map[string]int{}, rules: map[sgv1.Rule]*ruleCount{}, codes: map[int32]int{},
-		unjudgedCodes: map[codes.Code]int{}}
+		unjudged: map[codes.Code]int{}}
 }
 
 func (s *Summary) add(r *row) {
@@ -57,8 +57,7 @@ func (s *Summary) add(r *row) {
 	case r.errMsg != "" || resp.GetError() != nil:
 		s.verdicts[verdictError]++
 		if e := resp.GetError(); e != nil && Retryable(codes.Code(e.GetCode())) {
-			s.Unjudged++
-			s.unjudgedCodes[codes.Code(e.GetCode())]++
+			s.unjudged[codes.Code(e.GetCode())]++
 		}
 		return
 	case resp.GetDuplicate():
@@ -121,23 +120,25 @@ func Retryable(c codes.Code) bool {
 // malformed is how many lines were not rows of the file.
 func (s *Summary) malformed() int { return s.NotCSV + s.wrongWidth }
 
+// Unjudged is how many ERROR rows the server could not judge for now
+// (Retryable): validated again later, they get verdicts.
+func (s *Summary) Unjudged() int {
+	n := 0
+	for _, c := range s.unjudged {
+		n += c
+	}
+	return n
+}
+
 // unjudgedText says how many rows the server could not judge for now, and with
 // which codes: "3 rows could not be judged for now (UNAVAILABLE 3)".
 func (s *Summary) unjudgedText() string {
-	cs := make([]codes.Code, 0, len(s.unjudgedCodes))
-	for c := range s.unjudgedCodes {
-		cs = append(cs, c)
-	}
-	slices.Sort(cs)
+	cs := slices.Sorted(maps.Keys(s.unjudged))
 	parts := make([]string, 0, len(cs))
 	for _, c := range cs {
-		parts = append(parts, fmt.Sprintf("%s %d", CodeName(c), s.unjudgedCodes[c]))
+		parts = append(parts, fmt.Sprintf("%s %d", CodeName(c), s.unjudged[c]))
 	}
-	verb := "rows could not be judged"
-	if s.Unjudged == 1 {
-		verb = "row could not be judged"
-	}
-	return fmt.Sprintf("%d %s for now (%s)", s.Unjudged, verb, strings.Join(parts, ", "))
+	return plurals(s.Unjudged(), "row", "rows") + " could not be judged for now (" + strings.Join(parts, ", ") + ")"
 }
 
 // summaryVerdicts are the rows of the verdict table, in order.
@@ -154,7 +155,7 @@ func (s *Summary) Write(w io.Writer, out string) {
 	if s.malformed() > 0 {
 		fmt.Fprintf(w, "%s: ERROR rows whose message holds the line number and the line as read; fix those lines and validate them again\n", s.malformedText())
 	}
-	if s.Unjudged > 0 {
+	if s.Unjudged() > 0 {
 		fmt.Fprintf(w, "%s: ERROR rows whose message says why; validate them again later", s.unjudgedText())
 		if s.opts.Reserve {
 			fmt.Fprint(w, " (the whole file may be run again with the same flags: a row reserved now answers DUPLICATE)")

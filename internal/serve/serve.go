@@ -171,13 +171,18 @@ func LoadHashSecret(cfg server.Config, st storage.Store) ([]byte, error) {
 		}
 	}
 	if fresh {
-		path := filepath.Join(cfg.DataDir, "suppression.key")
+		path := filepath.Join(cfg.DataDir, SuppressionKeyFile)
 		if err := writeFileAtomic(path, b); err != nil {
 			return nil, fmt.Errorf("write %s: %w", path, err)
 		}
 	}
 	return b, nil
 }
+
+// SuppressionKeyFile is the file in a data directory that keeps the hash secret
+// when the config sets none (named for the suppressions of forgotten opt-outs it
+// first keyed).
+const SuppressionKeyFile = "suppression.key"
 
 // localHashSecret is the configured secret, or the one kept in the data
 // directory; fresh when there is none yet and b is a new random one, which the
@@ -189,7 +194,7 @@ func localHashSecret(cfg server.Config) (b []byte, fresh bool, err error) {
 	if cfg.DataDir == "" {
 		return nil, false, errors.New("no hash secret: configure hash_secret, or a data directory to keep one in")
 	}
-	path := filepath.Join(cfg.DataDir, "suppression.key")
+	path := filepath.Join(cfg.DataDir, SuppressionKeyFile)
 	b, err = os.ReadFile(path)
 	if err == nil && len(b) >= 32 {
 		return b, false, nil
@@ -252,14 +257,26 @@ func checkSharedSecret(ctx context.Context, keeper storage.SecretKeeper, secret 
 	}
 	source := "the store's own, as no hash_secret is configured"
 	if configured {
-		source = "hash_secret or SENDGUARD_HASH_SECRET"
+		source = configuredSource
 	}
-	return fmt.Errorf("hash secret: this replica's (%s) differs from the one the replicas sharing this store hash with: "+
-		"what it stored (dedup keys, suppressions, numbers with hash_numbers) would not match what they stored, "+
-		"so an event could count twice and an opt-out recorded by one could be missed by the other. "+
-		"Give every replica the same hash_secret, or none of them one. "+
-		"To start this store over with another secret on purpose, delete the store's key ending in \"value:{%s}\" "+
-		"(what was hashed with the old secret will no longer be found)", source, hashFingerprintName)
+	return secretMismatch("replica", source, "the replicas sharing this store hash with",
+		"Give every replica the same hash_secret, or none of them one.",
+		fmt.Sprintf("delete the store's key ending in \"value:{%s}\"", hashFingerprintName))
+}
+
+// configuredSource names a configured hash secret in secretMismatch.
+const configuredSource = "hash_secret or SENDGUARD_HASH_SECRET"
+
+// secretMismatch is the error of a server (whose: "server" or "replica")
+// whose hash secret, from source, is not the one its store was written with
+// (theirs: whose secret that is): what it would cost, what to do (advice), and
+// how to start the store over on purpose (reset).
+func secretMismatch(whose, source, theirs, advice, reset string) error {
+	return fmt.Errorf("hash secret: this %s's (%s) differs from the one %s: "+
+		"what was stored with that one (dedup keys, suppressions of forgotten opt-outs, numbers with hash_numbers) "+
+		"would not be found, so an event could count twice and an opt-out could be missed. %s "+
+		"To start this store over with this secret on purpose, %s "+
+		"(what was hashed with the old secret will no longer be found)", whose, source, theirs, advice, reset)
 }
 
 // hashFingerprint identifies a hash secret without revealing it: an HMAC of a
@@ -292,19 +309,16 @@ func checkLocalSecret(cfg server.Config, secret []byte, fresh bool) error {
 	case err == nil && kept == mine:
 		return nil
 	case err == nil && isFingerprint(kept):
-		source := "the data directory's suppression.key, as no hash_secret is configured"
+		source := "the data directory's " + SuppressionKeyFile + ", as no hash_secret is configured"
 		switch {
 		case len(cfg.HashSecret) > 0:
-			source = "hash_secret or SENDGUARD_HASH_SECRET"
+			source = configuredSource
 		case fresh:
-			source = "a new key, as no hash_secret is configured and the data directory has no suppression.key"
+			source = "a new key, as no hash_secret is configured and the data directory has no " + SuppressionKeyFile
 		}
-		return fmt.Errorf("hash secret: this server's (%s) differs from the one the store in %s was written with: "+
-			"what it stored with that one (dedup keys, suppressions of forgotten opt-outs, numbers with hash_numbers) "+
-			"would not be found, so an event could count twice and an opt-out could be missed. "+
-			"Start it with that secret (the hash_secret it had, or the suppression.key its data directory had). "+
-			"To start this store over with this secret on purpose, delete %s "+
-			"(what was hashed with the old secret will no longer be found)", source, cfg.DataDir, path)
+		return secretMismatch("server", source, "the store in "+cfg.DataDir+" was written with",
+			"Start it with that secret (the hash_secret it had, or the "+SuppressionKeyFile+" its data directory had).",
+			"delete "+path)
 	case err != nil && !os.IsNotExist(err):
 		return fmt.Errorf("read %s: %w", path, err)
 	case err == nil && cfg.Logger != nil:
